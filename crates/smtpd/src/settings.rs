@@ -154,4 +154,7 @@ pub struct ServerSettings {
     pub max_connections_per_ip: usize,
     /// Transcript log.
     pub transcript: TranscriptSettings,
+    /// Offer AUTH on listeners without TLS (`[danger] allow_insecure_auth`). Default
+    /// false: AUTH is only ever offered after STARTTLS or on implicit TLS.
+    pub allow_insecure_auth: bool,
 }
