@@ -1,0 +1,138 @@
+//! The envelope record stored after each message body: who sent it, to whom, with
+//! which MAIL parameters, and how we received it.
+//!
+//! # Security
+//! Fields come from the SMTP dialogue (untrusted) but are only stored and shown;
+//! the spool interprets none of them. On read the JSON is parsed only after its
+//! CRC matched, and its length is bounded (`format::MAX_ENVELOPE_LEN`).
+//!
+//! # Standards
+//! RFC 5321 (paths), RFC 3461 (DSN: `NOTIFY`, `ORCPT`, `RET`, `ENVID`),
+//! RFC 6152 / RFC 3030 (`BODY`), RFC 6531 (`SMTPUTF8`), RFC 1870 (`SIZE`),
+//! RFC 3339 (`received_at`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::QueueId;
+
+/// Everything about an accepted message except its bytes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Envelope {
+    /// Set by `Incoming::commit` to the id of the message it commits.
+    pub queue_id: QueueId,
+    /// RFC 3339 UTC time of acceptance. `Incoming::commit` fills it in when empty.
+    pub received_at: String,
+    /// The MAIL FROM path without angle brackets; `""` is the null path `<>`.
+    pub reverse_path: String,
+    /// The accepted recipients, in RCPT order.
+    pub recipients: Vec<EnvelopeRecipient>,
+    /// MAIL FROM parameters.
+    #[serde(default)]
+    pub params: MailParams,
+    /// How the message reached us.
+    pub receipt: Receipt,
+    /// Body length in bytes as stored; set by `Incoming::commit`.
+    #[serde(default)]
+    pub message_size: u64,
+}
+
+/// One accepted recipient (RCPT TO).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EnvelopeRecipient {
+    /// The forward path without angle brackets.
+    pub address: String,
+    /// RFC 3461 `NOTIFY=` value, as given.
+    #[serde(default)]
+    pub notify: Option<String>,
+    /// RFC 3461 `ORCPT=` value, as given (`addr-type;xtext`).
+    #[serde(default)]
+    pub orcpt: Option<String>,
+}
+
+/// MAIL FROM parameters we keep.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MailParams {
+    /// RFC 1870 `SIZE=` declared by the client.
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// `BODY=` (`7BIT`, `8BITMIME`, `BINARYMIME`).
+    #[serde(default)]
+    pub body: Option<String>,
+    /// RFC 6531 `SMTPUTF8`.
+    #[serde(default)]
+    pub smtputf8: bool,
+    /// RFC 3461 `RET=` (`FULL`, `HDRS`).
+    #[serde(default)]
+    pub ret: Option<String>,
+    /// RFC 3461 `ENVID=`, as given (xtext).
+    #[serde(default)]
+    pub envid: Option<String>,
+}
+
+/// Where and how the message was received.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Receipt {
+    /// Name of the listener that accepted the connection.
+    pub listener: String,
+    /// Peer address, `ip:port`.
+    pub peer: String,
+    /// The HELO/EHLO argument.
+    pub helo: String,
+    /// The authenticated user, if the session authenticated.
+    #[serde(default)]
+    pub auth_user: Option<String>,
+    /// TLS parameters, if the session was encrypted.
+    #[serde(default)]
+    pub tls: Option<ReceiptTls>,
+}
+
+/// The TLS parameters of the receiving session.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReceiptTls {
+    /// Protocol version, e.g. `TLSv1.3`.
+    pub version: String,
+    /// Cipher suite (IANA name).
+    pub cipher: String,
+    /// Key exchange group, e.g. `X25519MLKEM768`.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Server name the client asked for.
+    #[serde(default)]
+    pub sni: Option<String>,
+}
+
+/// The current time as RFC 3339 UTC (for `Envelope::received_at`).
+pub fn rfc3339_now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn optional_fields_default_when_missing() {
+        let id = QueueId::generate();
+        let json = format!(
+            r#"{{"queue_id":"{id}","received_at":"2026-01-01T00:00:00Z","reverse_path":"",
+               "recipients":[{{"address":"a@b"}}],
+               "receipt":{{"listener":"mx","peer":"192.0.2.1:25","helo":"h"}},
+               "some_future_field":1}}"#
+        );
+        let env: Envelope = serde_json::from_str(&json).expect("parse");
+        assert_eq!(env.queue_id, id);
+        assert_eq!(env.recipients[0].notify, None);
+        assert_eq!(env.params, MailParams::default());
+        assert_eq!(env.message_size, 0);
+    }
+
+    #[test]
+    fn now_is_rfc3339_utc() {
+        let s = rfc3339_now();
+        assert!(s.ends_with('Z'), "{s}");
+        assert_eq!(&s[4..5], "-", "{s}");
+        assert_eq!(&s[10..11], "T", "{s}");
+    }
+}

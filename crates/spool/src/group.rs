@@ -1,0 +1,171 @@
+//! Group commit: one thread makes `msg/` durable for every commit that renamed
+//! into it before the fsync started (`docs/spool-format.md` §3).
+//!
+//! A committing thread takes a ticket *after* its rename returned and sleeps until
+//! `synced >= ticket`. The committer reads `target = requested` *before* it starts
+//! `fsync(msg/)`, so every ticket up to `target` belongs to a rename that happened
+//! before the fsync began. Failures are sticky: the first fsync error poisons the
+//! spool (fsyncgate), the tickets of the failed batch get that error, and every
+//! later ticket gets `Poisoned`.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use crate::error::{SpoolError, SpoolOp, StoredIoError};
+use crate::fs::SpoolFs;
+
+#[derive(Debug)]
+struct BatchFailure {
+    /// Last ticket of the batch whose fsync failed.
+    end: u64,
+    path: PathBuf,
+    error: StoredIoError,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Tickets handed out so far (the last ticket number).
+    requested: u64,
+    /// Every ticket up to this one is durable.
+    synced: u64,
+    /// The directory fsync that failed, if one did.
+    failure: Option<BatchFailure>,
+    poisoned: bool,
+    shutdown: bool,
+    /// Directory fsyncs performed by the committer.
+    dir_syncs: u64,
+}
+
+/// Shared between the spool, the committing threads and the committer thread.
+#[derive(Debug, Default)]
+pub(crate) struct Group {
+    state: Mutex<State>,
+    /// Signals the committer: work arrived, or shutdown.
+    work: Condvar,
+    /// Signals waiters: `synced` moved, or the spool was poisoned.
+    done: Condvar,
+    poisoned: AtomicBool,
+}
+
+impl Group {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent even if a holder panicked: every update is a
+        // single assignment.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Fast check, no lock.
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::SeqCst)
+    }
+
+    /// Poison the spool after a failed fsync. Logged once, at error level.
+    pub(crate) fn poison(&self, op: SpoolOp, path: &std::path::Path, err: &std::io::Error) {
+        let mut st = self.lock();
+        self.mark_poisoned(&mut st, op, path, err);
+        drop(st);
+        self.done.notify_all();
+        self.work.notify_all();
+    }
+
+    fn mark_poisoned(
+        &self,
+        st: &mut State,
+        op: SpoolOp,
+        path: &std::path::Path,
+        err: &std::io::Error,
+    ) {
+        if !st.poisoned {
+            st.poisoned = true;
+            self.poisoned.store(true, Ordering::SeqCst);
+            tracing::error!(
+                %op,
+                path = %path.display(),
+                error = %err,
+                "spool poisoned: fsync failed, the state of the disk is unknown; \
+                 refusing new messages until restart"
+            );
+        }
+    }
+
+    /// Wait until `msg/` has been fsynced after the caller's rename (or unlink).
+    pub(crate) fn wait_durable(&self) -> Result<(), SpoolError> {
+        let mut st = self.lock();
+        if st.poisoned {
+            return Err(SpoolError::Poisoned);
+        }
+        st.requested += 1;
+        let ticket = st.requested;
+        self.work.notify_one();
+        loop {
+            if ticket <= st.synced {
+                return Ok(());
+            }
+            if let Some(f) = st.failure.as_ref().filter(|f| ticket <= f.end) {
+                return Err(SpoolError::io(
+                    SpoolOp::SyncDir,
+                    f.path.clone(),
+                    f.error.to_io_error(),
+                ));
+            }
+            if st.poisoned {
+                return Err(SpoolError::Poisoned);
+            }
+            st = self.done.wait(st).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Directory fsyncs done by the committer so far.
+    pub(crate) fn dir_syncs(&self) -> u64 {
+        self.lock().dir_syncs
+    }
+
+    pub(crate) fn shutdown(&self) {
+        self.lock().shutdown = true;
+        self.work.notify_all();
+    }
+
+    /// The committer thread's loop.
+    pub(crate) fn run_committer(
+        &self,
+        fs: &Arc<dyn SpoolFs>,
+        dir: &std::path::Path,
+        window: Duration,
+    ) {
+        let mut st = self.lock();
+        loop {
+            let pending = st.requested > st.synced && !st.poisoned;
+            if !pending {
+                if st.shutdown {
+                    return;
+                }
+                st = self.work.wait(st).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            if !window.is_zero() {
+                drop(st);
+                std::thread::sleep(window);
+                st = self.lock();
+            }
+            let target = st.requested;
+            drop(st);
+            let result = fs.sync_dir(dir);
+            st = self.lock();
+            st.dir_syncs += 1;
+            match result {
+                Ok(()) => st.synced = st.synced.max(target),
+                Err(err) => {
+                    st.failure = Some(BatchFailure {
+                        end: target,
+                        path: dir.to_path_buf(),
+                        error: StoredIoError::new(&err),
+                    });
+                    self.mark_poisoned(&mut st, SpoolOp::SyncDir, dir, &err);
+                }
+            }
+            self.done.notify_all();
+        }
+    }
+}

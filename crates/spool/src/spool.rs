@@ -1,0 +1,544 @@
+//! The writable spool: recovery at open, the commit protocol, removal.
+//! `docs/spool-format.md` §3 (commit), §4 (errors), §6 (recovery).
+//!
+//! # Security
+//! Writes only below `SpoolSettings::dir`, to paths built from a `QueueId`.
+//! Files are created `0600` in directories created `0700`: bodies are private.
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use crate::envelope::{Envelope, rfc3339_now};
+use crate::error::{SpoolError, SpoolOp};
+use crate::format::{self, MAX_ENVELOPE_LEN, MessageReader, Trailer};
+use crate::fs::{SpoolFs, StdFs, WriteFile};
+use crate::group::Group;
+use crate::id::QueueId;
+use crate::reader::{Listing, MSG_DIR, SpoolReader, Store, map_read_error, parse_name};
+use crate::settings::SpoolSettings;
+
+const TMP_DIR: &str = "tmp";
+const STATE_DIR: &str = "state";
+const CORRUPT_DIR: &str = "corrupt";
+const LOCK_FILE: &str = "lock";
+/// Write buffer per incoming message.
+const WRITE_BUFFER: usize = 64 * 1024;
+/// Attempts to find a fresh id if `tmp/<id>` exists (another process, or a clock
+/// gone backwards across a restart).
+const CREATE_ATTEMPTS: usize = 8;
+
+/// What recovery found at `Spool::open`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Valid committed messages in `msg/`.
+    pub recovered: usize,
+    /// Files deleted from `tmp/` (never acknowledged).
+    pub removed_tmp: usize,
+    /// Files moved to `corrupt/`: (file name in `msg/`, reason).
+    pub corrupt: Vec<(String, String)>,
+}
+
+struct Inner {
+    fs: Arc<dyn SpoolFs>,
+    dir: PathBuf,
+    tmp_dir: PathBuf,
+    state_dir: PathBuf,
+    store: Store,
+    group: Arc<Group>,
+    committer: Mutex<Option<JoinHandle<()>>>,
+    _lock: Box<dyn Send + Sync>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.group.shutdown();
+        let handle = self
+            .committer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle
+            && handle.join().is_err()
+        {
+            tracing::error!("spool committer thread panicked");
+        }
+    }
+}
+
+/// The message spool. Cheap to clone; all clones share one committer thread.
+#[derive(Clone)]
+pub struct Spool {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Spool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spool")
+            .field("dir", &self.inner.dir)
+            .field("poisoned", &self.is_poisoned())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Spool {
+    /// Open (creating if needed) the spool, run recovery, start the committer.
+    pub fn open(settings: &SpoolSettings) -> Result<(Spool, RecoveryReport), SpoolError> {
+        Self::open_with_fs(settings, Arc::new(StdFs))
+    }
+
+    /// `open` through a chosen file system (tests: fault injection, crash model).
+    pub fn open_with_fs(
+        settings: &SpoolSettings,
+        fs: Arc<dyn SpoolFs>,
+    ) -> Result<(Spool, RecoveryReport), SpoolError> {
+        let dir = settings.dir.clone();
+        let tmp_dir = dir.join(TMP_DIR);
+        let msg_dir = dir.join(MSG_DIR);
+        let state_dir = dir.join(STATE_DIR);
+        let corrupt_dir = dir.join(CORRUPT_DIR);
+        for d in [&dir, &tmp_dir, &msg_dir, &state_dir, &corrupt_dir] {
+            fs.create_dir_all(d)
+                .map_err(|e| SpoolError::io(SpoolOp::CreateDir, d.clone(), e))?;
+        }
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = fs
+            .lock(&lock_path)
+            .map_err(|e| SpoolError::io(SpoolOp::Lock, lock_path, e))?;
+        // The spool directory and its subdirectories must exist after a crash, or
+        // committed messages would go with them.
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        sync_dir(fs.as_ref(), &parent)?;
+        sync_dir(fs.as_ref(), &dir)?;
+
+        let report = recover(fs.as_ref(), &tmp_dir, &msg_dir, &corrupt_dir)?;
+
+        let group = Arc::new(Group::default());
+        let committer = {
+            let group = Arc::clone(&group);
+            let fs = Arc::clone(&fs);
+            let msg_dir = msg_dir.clone();
+            let window = settings.group_commit_window;
+            std::thread::Builder::new()
+                .name("spool-committer".into())
+                .spawn(move || group.run_committer(&fs, &msg_dir, window))
+                .map_err(|e| SpoolError::io(SpoolOp::StartThread, dir.clone(), e))?
+        };
+        let inner = Inner {
+            store: Store {
+                fs: Arc::clone(&fs),
+                msg_dir,
+            },
+            fs,
+            dir,
+            tmp_dir,
+            state_dir,
+            group,
+            committer: Mutex::new(Some(committer)),
+            _lock: lock,
+        };
+        Ok((
+            Spool {
+                inner: Arc::new(inner),
+            },
+            report,
+        ))
+    }
+
+    /// Read-only access to the spool at `dir` while a server may be running: no
+    /// lock, no recovery, no writes.
+    pub fn open_read_only(dir: &Path) -> Result<SpoolReader, SpoolError> {
+        SpoolReader::open(dir)
+    }
+
+    /// The spool directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// True once an fsync failed: nothing is accepted until a restart.
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.group.is_poisoned()
+    }
+
+    /// Directory fsyncs done by the group committer since open (for metrics).
+    pub fn dir_syncs(&self) -> u64 {
+        self.inner.group.dir_syncs()
+    }
+
+    /// Start receiving a message: creates `tmp/<new id>`. Blocking.
+    pub fn begin(&self) -> Result<Incoming, SpoolError> {
+        if self.is_poisoned() {
+            return Err(SpoolError::Poisoned);
+        }
+        let fs = &self.inner.fs;
+        let mut attempt = 0;
+        let (id, path, file) = loop {
+            let id = QueueId::generate();
+            let path = self.inner.tmp_dir.join(id.as_str());
+            match fs.create_new(&path) {
+                Ok(file) => break (id, path, file),
+                Err(e)
+                    if e.kind() == io::ErrorKind::AlreadyExists
+                        && attempt + 1 < CREATE_ATTEMPTS =>
+                {
+                    attempt += 1;
+                }
+                Err(e) => return Err(SpoolError::io(SpoolOp::Create, path, e)),
+            }
+        };
+        let mut incoming = Incoming {
+            id,
+            tmp_path: path,
+            writer: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
+            hasher: crc32fast::Hasher::new(),
+            body_len: 0,
+            spool: Arc::clone(&self.inner),
+            finished: false,
+        };
+        incoming.write_raw(&format::header())?;
+        Ok(incoming)
+    }
+
+    /// Envelopes of all valid committed messages, sorted by queue id. Files that
+    /// fail validation are skipped and logged; see [`Spool::scan`].
+    pub fn list(&self) -> Result<Vec<Envelope>, SpoolError> {
+        self.inner.store.list()
+    }
+
+    /// Like `list`, but also reports the files it skipped and why.
+    pub fn scan(&self) -> Result<Listing, SpoolError> {
+        self.inner.store.scan()
+    }
+
+    /// The envelope of one committed message.
+    pub fn envelope(&self, id: &QueueId) -> Result<Envelope, SpoolError> {
+        self.inner.store.envelope(id)
+    }
+
+    /// The body of one committed message: bounded to its length; the last read
+    /// fails with `InvalidData` if the body CRC does not match.
+    pub fn open_message(&self, id: &QueueId) -> Result<MessageReader, SpoolError> {
+        self.inner.store.open_message(id)
+    }
+
+    /// Remove a message whose delivery is final: unlink `msg/<id>`, then
+    /// `state/<id>` if present, then wait for the directory fsync. An error after
+    /// the unlink means the removal may not survive a crash (a duplicate, never a
+    /// loss); the message is no longer listed either way.
+    pub fn remove(&self, id: &QueueId) -> Result<(), SpoolError> {
+        let path = self.inner.store.path(id);
+        match self.inner.fs.remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(SpoolError::NotFound(*id)),
+            Err(e) => return Err(SpoolError::io(SpoolOp::Remove, path, e)),
+        }
+        let state = self.inner.state_dir.join(id.as_str());
+        match self.inner.fs.remove_file(&state) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %state.display(), error = %e, "spool: could not remove delivery state");
+            }
+        }
+        self.inner.group.wait_durable()
+    }
+}
+
+/// A message being received into `tmp/`. Dropping it (or `abort`) removes the
+/// temporary file; only `commit` makes it a queued message.
+pub struct Incoming {
+    id: QueueId,
+    tmp_path: PathBuf,
+    /// `None` after a write error: the file's content is unknown, only cleanup is left.
+    writer: Option<BufWriter<Box<dyn WriteFile>>>,
+    hasher: crc32fast::Hasher,
+    body_len: u64,
+    spool: Arc<Inner>,
+    /// The tmp file no longer exists under `tmp_path` (renamed or removed).
+    finished: bool,
+}
+
+impl std::fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming")
+            .field("queue_id", &self.id)
+            .field("bytes_written", &self.body_len)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Drop a buffered writer without flushing what it holds (after an error, or on
+/// abort, the bytes are unwanted and the flush could block or fail again).
+fn discard(writer: BufWriter<Box<dyn WriteFile>>) {
+    let (_file, _unflushed) = writer.into_parts();
+}
+
+impl Incoming {
+    /// The queue id this message will have.
+    pub fn queue_id(&self) -> &QueueId {
+        &self.id
+    }
+
+    /// Body bytes written so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.body_len
+    }
+
+    fn write_raw(&mut self, data: &[u8]) -> Result<(), SpoolError> {
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(self.earlier_failure());
+        };
+        if let Err(e) = writer.write_all(data) {
+            if let Some(w) = self.writer.take() {
+                discard(w);
+            }
+            return Err(SpoolError::io(SpoolOp::Write, self.tmp_path.clone(), e));
+        }
+        Ok(())
+    }
+
+    fn earlier_failure(&self) -> SpoolError {
+        SpoolError::Io {
+            op: SpoolOp::Write,
+            path: self.tmp_path.clone(),
+            source: io::Error::other("an earlier write to this message failed"),
+        }
+    }
+
+    /// Append body bytes (blocking, buffered). After an error the message can only
+    /// be dropped.
+    pub fn write_all(&mut self, data: &[u8]) -> Result<(), SpoolError> {
+        self.write_raw(data)?;
+        self.hasher.update(data);
+        self.body_len += data.len() as u64;
+        Ok(())
+    }
+
+    /// Make the message durable and queued. Blocking: returns only after the file
+    /// fsync, the rename and the (group) directory fsync, i.e. when it is safe to
+    /// answer `250`. Sets `queue_id` and `message_size`, and `received_at` if
+    /// empty; returns the envelope as stored.
+    pub fn commit(mut self, mut envelope: Envelope) -> Result<Envelope, SpoolError> {
+        let group = Arc::clone(&self.spool.group);
+        if group.is_poisoned() {
+            return Err(SpoolError::Poisoned);
+        }
+        envelope.queue_id = self.id;
+        envelope.message_size = self.body_len;
+        if envelope.received_at.is_empty() {
+            envelope.received_at = rfc3339_now();
+        }
+        let json = serde_json::to_vec(&envelope).map_err(|e| SpoolError::Io {
+            op: SpoolOp::Write,
+            path: self.tmp_path.clone(),
+            source: io::Error::other(e),
+        })?;
+        if json.len() as u64 > MAX_ENVELOPE_LEN {
+            return Err(SpoolError::Io {
+                op: SpoolOp::Write,
+                path: self.tmp_path.clone(),
+                source: io::Error::new(io::ErrorKind::InvalidInput, "envelope too large"),
+            });
+        }
+        let trailer = Trailer::new(self.body_len, self.hasher.clone().finalize(), &json);
+        self.write_raw(&json)?;
+        self.write_raw(&trailer.encode())?;
+
+        let Some(writer) = self.writer.take() else {
+            return Err(self.earlier_failure());
+        };
+        let mut file = match writer.into_inner() {
+            Ok(file) => file,
+            Err(e) => {
+                let source = io::Error::new(e.error().kind(), e.error().to_string());
+                let source = e
+                    .error()
+                    .raw_os_error()
+                    .map_or(source, io::Error::from_raw_os_error);
+                discard(e.into_inner());
+                return Err(SpoolError::io(
+                    SpoolOp::Write,
+                    self.tmp_path.clone(),
+                    source,
+                ));
+            }
+        };
+
+        // 1. The file's bytes are durable.
+        if let Err(e) = file.sync() {
+            group.poison(SpoolOp::SyncFile, &self.tmp_path, &e);
+            return Err(SpoolError::io(SpoolOp::SyncFile, self.tmp_path.clone(), e));
+        }
+        drop(file);
+
+        // 2. It gets its name in msg/ (atomically; only complete files get one).
+        let msg_path = self.spool.store.path(&self.id);
+        self.spool
+            .fs
+            .rename(&self.tmp_path, &msg_path)
+            .map_err(|e| SpoolError::io(SpoolOp::Rename, msg_path.clone(), e))?;
+        self.finished = true;
+
+        // 3. The name is durable: shared directory fsync.
+        match group.wait_durable() {
+            Ok(()) => Ok(envelope),
+            Err(err) => {
+                // Not acknowledged. Take it back so this process does not list it;
+                // a crash may still resurrect it (a duplicate, never a loss).
+                if let Err(e) = self.spool.fs.remove_file(&msg_path) {
+                    tracing::warn!(path = %msg_path.display(), error = %e,
+                        "spool: could not remove unacknowledged message after a failed commit");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Give up on this message; removes the temporary file.
+    pub fn abort(self) {}
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        if let Some(w) = self.writer.take() {
+            discard(w);
+        }
+        if self.finished {
+            return;
+        }
+        match self.spool.fs.remove_file(&self.tmp_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(path = %self.tmp_path.display(), error = %e,
+                "spool: could not remove temporary file (recovery will)"),
+        }
+    }
+}
+
+fn sync_dir(fs: &dyn SpoolFs, dir: &Path) -> Result<(), SpoolError> {
+    fs.sync_dir(dir)
+        .map_err(|e| SpoolError::io(SpoolOp::SyncDir, dir.to_path_buf(), e))
+}
+
+/// Recovery (`docs/spool-format.md` §6): empty `tmp/`, validate `msg/`, move
+/// damaged files to `corrupt/`.
+fn recover(
+    fs: &dyn SpoolFs,
+    tmp_dir: &Path,
+    msg_dir: &Path,
+    corrupt_dir: &Path,
+) -> Result<RecoveryReport, SpoolError> {
+    let mut report = RecoveryReport::default();
+    let read_dir = |d: &Path| {
+        fs.read_dir(d)
+            .map_err(|e| SpoolError::io(SpoolOp::ReadDir, d.to_path_buf(), e))
+    };
+
+    for name in read_dir(tmp_dir)? {
+        let path = tmp_dir.join(&name);
+        fs.remove_file(&path)
+            .map_err(|e| SpoolError::io(SpoolOp::Remove, path, e))?;
+        report.removed_tmp += 1;
+    }
+    sync_dir(fs, tmp_dir)?;
+
+    let mut taken: HashSet<OsString> = read_dir(corrupt_dir)?.into_iter().collect();
+    let mut names = read_dir(msg_dir)?;
+    names.sort();
+    for name in names {
+        let path = msg_dir.join(&name);
+        let verdict = match parse_name(&name) {
+            None => Err("file name is not a queue id".to_string()),
+            Some(id) => check_file(fs, &path, &id)?,
+        };
+        match verdict {
+            Ok(()) => report.recovered += 1,
+            Err(reason) => {
+                tracing::error!(file = %path.display(), %reason,
+                    "spool recovery: damaged message file moved to corrupt/");
+                move_aside(fs, &path, &name, &reason, corrupt_dir, &mut taken)?;
+                report
+                    .corrupt
+                    .push((name.to_string_lossy().into_owned(), reason));
+            }
+        }
+    }
+    if !report.corrupt.is_empty() {
+        sync_dir(fs, corrupt_dir)?;
+    }
+    sync_dir(fs, msg_dir)?;
+    tracing::info!(
+        recovered = report.recovered,
+        removed_tmp = report.removed_tmp,
+        corrupt = report.corrupt.len(),
+        "spool recovered"
+    );
+    Ok(report)
+}
+
+/// `Ok(Ok(()))` valid, `Ok(Err(reason))` damaged, `Err` an I/O error (not evidence
+/// of damage: recovery stops rather than move a possibly good file).
+fn check_file(
+    fs: &dyn SpoolFs,
+    path: &Path,
+    id: &QueueId,
+) -> Result<Result<(), String>, SpoolError> {
+    let mut file = fs
+        .open(path)
+        .map_err(|e| SpoolError::io(SpoolOp::Open, path.to_path_buf(), e))?;
+    let result = format::read_meta(file.as_mut(), id)
+        .and_then(|(trailer, _)| format::verify_body(file.as_mut(), &trailer));
+    match result {
+        Ok(()) => Ok(Ok(())),
+        Err(e) => match map_read_error(path, e) {
+            SpoolError::Corrupt { reason, .. } => Ok(Err(reason)),
+            other => Err(other),
+        },
+    }
+}
+
+/// Write `corrupt/<target>.reason` (fsynced), then rename the file to
+/// `corrupt/<target>`; `<target>` is `name`, or `name.N` if taken.
+fn move_aside(
+    fs: &dyn SpoolFs,
+    path: &Path,
+    name: &OsStr,
+    reason: &str,
+    corrupt_dir: &Path,
+    taken: &mut HashSet<OsString>,
+) -> Result<(), SpoolError> {
+    let with_suffix = |base: &OsStr, suffix: &str| {
+        let mut s = base.to_os_string();
+        s.push(suffix);
+        s
+    };
+    let mut target = name.to_os_string();
+    let mut n = 0u32;
+    while taken.contains(&target) || taken.contains(&with_suffix(&target, ".reason")) {
+        n += 1;
+        target = with_suffix(name, &format!(".{n}"));
+    }
+    let reason_name = with_suffix(&target, ".reason");
+    let reason_path = corrupt_dir.join(&reason_name);
+    let mut file = fs
+        .create_new(&reason_path)
+        .map_err(|e| SpoolError::io(SpoolOp::Create, reason_path.clone(), e))?;
+    file.write_all(format!("{reason}\n").as_bytes())
+        .map_err(|e| SpoolError::io(SpoolOp::Write, reason_path.clone(), e))?;
+    file.sync()
+        .map_err(|e| SpoolError::io(SpoolOp::SyncFile, reason_path.clone(), e))?;
+    drop(file);
+    let target_path = corrupt_dir.join(&target);
+    fs.rename(path, &target_path)
+        .map_err(|e| SpoolError::io(SpoolOp::Rename, target_path, e))?;
+    taken.insert(reason_name);
+    taken.insert(target);
+    Ok(())
+}
