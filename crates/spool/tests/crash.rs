@@ -64,8 +64,12 @@ fn run_commits(spool: &Spool, threads: usize, per_thread: usize) -> BTreeMap<Que
                         continue;
                     }
                     if let Ok(env) = incoming.commit(common::envelope(rcpts)) {
-                        written.lock().expect("lock").get_mut(&id).expect("inserted").acked =
-                            Some(env);
+                        written
+                            .lock()
+                            .expect("lock")
+                            .get_mut(&id)
+                            .expect("inserted")
+                            .acked = Some(env);
                     }
                 }
             });
@@ -102,16 +106,20 @@ fn check_after_crash(fs: &MemFs, written: &BTreeMap<QueueId, Written>, variants:
             }
         }
         for env in &listed {
-            let w = written.get(&env.queue_id).unwrap_or_else(|| {
-                panic!("{label} seed {seed}: unknown message {}", env.queue_id)
-            });
+            let w = written
+                .get(&env.queue_id)
+                .unwrap_or_else(|| panic!("{label} seed {seed}: unknown message {}", env.queue_id));
             let mut body = Vec::new();
             spool
                 .open_message(&env.queue_id)
                 .expect("open")
                 .read_to_end(&mut body)
                 .expect("read body");
-            assert!(body == w.body, "{label} seed {seed}: body of {} differs", env.queue_id);
+            assert!(
+                body == w.body,
+                "{label} seed {seed}: body of {} differs",
+                env.queue_id
+            );
             assert_eq!(env.message_size, w.body.len() as u64);
             assert_eq!(env.recipients.len(), w.rcpts);
             if let Some(acked) = &w.acked {
@@ -139,7 +147,10 @@ fn crash_at_every_index(threads: usize, per_thread: usize, variants: u64) {
     let written = run_commits(&spool, threads, per_thread);
     drop(spool);
     let total = probe.ops() - before;
-    assert!(written.values().all(|w| w.acked.is_some()), "dry run commits all");
+    assert!(
+        written.values().all(|w| w.acked.is_some()),
+        "dry run commits all"
+    );
     probe.crash_now();
     check_after_crash(&probe, &written, 2, "no crash");
 
@@ -161,7 +172,10 @@ fn crash_at_every_index(threads: usize, per_thread: usize, variants: u64) {
         check_after_crash(&fs, &written, variants, &format!("crash at op {k}/{total}"));
     }
     // The test must exercise crashes between acknowledged and unacknowledged work.
-    assert!(acked_total > 0 && partial_runs > 0, "crash points never split a run");
+    assert!(
+        acked_total > 0 && partial_runs > 0,
+        "crash points never split a run"
+    );
 }
 
 #[test]
@@ -202,7 +216,12 @@ fn crash_during_recovery_of_a_damaged_spool() {
             let (spool, report) =
                 Spool::open_with_fs(&SpoolSettings::new(ROOT), Arc::new(again.clone()))
                     .expect("second recovery");
-            let listed: Vec<QueueId> = spool.list().expect("list").iter().map(|e| e.queue_id).collect();
+            let listed: Vec<QueueId> = spool
+                .list()
+                .expect("list")
+                .iter()
+                .map(|e| e.queue_id)
+                .collect();
             assert_eq!(listed, vec![ids[0]], "k={k} seed={seed}");
             let in_corrupt = again.names(&Path::new(ROOT).join("corrupt"));
             let moved: Vec<&String> = in_corrupt

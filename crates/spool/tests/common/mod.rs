@@ -249,7 +249,10 @@ impl MemFs {
     pub fn names(&self, dir: &Path) -> Vec<String> {
         let sh = self.lock();
         sh.state.dirs.get(dir).map_or_else(Vec::new, |d| {
-            d.live.keys().map(|n| n.to_string_lossy().into_owned()).collect()
+            d.live
+                .keys()
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect()
         })
     }
 }
