@@ -12,6 +12,19 @@
 //! # Standards
 //! RFC 8446 (TLS 1.3), RFC 5246 (TLS 1.2), RFC 6066 §3 (SNI), RFC 5280 (X.509).
 
+pub mod cause;
+pub mod certs;
+mod error;
+pub mod facts;
+pub mod groups;
+pub mod selfsigned;
+pub mod server;
 mod settings;
+pub mod suites;
 
+pub use certs::{CertError, CertStore, CertSummary, CertWarning, LoadedCerts};
+pub use error::TlsError;
+pub use facts::{ClientHelloSummary, TlsFacts};
+pub use groups::GroupError;
 pub use settings::{CertSettings, TlsSettings, TlsVersion};
+pub use suites::{SuiteError, SuiteInfo};

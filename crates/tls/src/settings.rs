@@ -2,13 +2,54 @@
 
 use std::path::PathBuf;
 
-/// A TLS protocol version we can negotiate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A TLS protocol version we can negotiate. Serialized as `"1.2"` / `"1.3"`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum TlsVersion {
     /// TLS 1.2 (RFC 5246).
+    #[serde(rename = "1.2")]
     Tls12,
     /// TLS 1.3 (RFC 8446).
+    #[serde(rename = "1.3")]
     Tls13,
+}
+
+impl TlsVersion {
+    /// Both versions, oldest first.
+    pub const ALL: [TlsVersion; 2] = [TlsVersion::Tls12, TlsVersion::Tls13];
+
+    /// The config spelling: `"1.2"` or `"1.3"`.
+    pub fn as_config_str(self) -> &'static str {
+        match self {
+            TlsVersion::Tls12 => "1.2",
+            TlsVersion::Tls13 => "1.3",
+        }
+    }
+
+    /// The rustls protocol version.
+    pub fn to_rustls(self) -> &'static rustls::SupportedProtocolVersion {
+        match self {
+            TlsVersion::Tls12 => &rustls::version::TLS12,
+            TlsVersion::Tls13 => &rustls::version::TLS13,
+        }
+    }
+
+    /// From a negotiated rustls version; `None` for anything but 1.2 and 1.3.
+    pub fn from_rustls(v: rustls::ProtocolVersion) -> Option<TlsVersion> {
+        match v {
+            rustls::ProtocolVersion::TLSv1_2 => Some(TlsVersion::Tls12),
+            rustls::ProtocolVersion::TLSv1_3 => Some(TlsVersion::Tls13),
+            _ => None,
+        }
+    }
+}
+
+/// `TLS 1.2` / `TLS 1.3`.
+impl std::fmt::Display for TlsVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TLS {}", self.as_config_str())
+    }
 }
 
 /// One certificate chain and its private key.
