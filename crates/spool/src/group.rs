@@ -134,6 +134,19 @@ impl Group {
         dir: &std::path::Path,
         window: Duration,
     ) {
+        /// If the committer dies, nobody would ever wake the waiters: poison the
+        /// spool instead, so commits fail (`451`) rather than hang.
+        struct OnPanic<'a>(&'a Group, &'a std::path::Path);
+        impl Drop for OnPanic<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    let err = std::io::Error::other("spool committer thread panicked");
+                    self.0.poison(SpoolOp::SyncDir, self.1, &err);
+                }
+            }
+        }
+        let _guard = OnPanic(self, dir);
+
         let mut st = self.lock();
         loop {
             let pending = st.requested > st.synced && !st.poisoned;

@@ -357,12 +357,8 @@ impl Incoming {
         let mut file = match writer.into_inner() {
             Ok(file) => file,
             Err(e) => {
-                let source = io::Error::new(e.error().kind(), e.error().to_string());
-                let source = e
-                    .error()
-                    .raw_os_error()
-                    .map_or(source, io::Error::from_raw_os_error);
-                discard(e.into_inner());
+                let (source, writer) = e.into_parts();
+                discard(writer);
                 return Err(SpoolError::io(
                     SpoolOp::Write,
                     self.tmp_path.clone(),

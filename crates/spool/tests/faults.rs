@@ -329,3 +329,58 @@ fn io_error_during_recovery_stops_open() {
     assert!(report.corrupt.is_empty());
     drop(spool);
 }
+
+/// A file system whose directory fsync panics once armed.
+struct PanickingDirSync {
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl postern_spool::SpoolFs for PanickingDirSync {
+    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        StdFs.create_dir_all(path)
+    }
+    fn create_new(&self, path: &Path) -> std::io::Result<Box<dyn postern_spool::WriteFile>> {
+        StdFs.create_new(path)
+    }
+    fn open(&self, path: &Path) -> std::io::Result<Box<dyn postern_spool::ReadFile>> {
+        StdFs.open(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        StdFs.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        StdFs.remove_file(path)
+    }
+    fn read_dir(&self, path: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+        StdFs.read_dir(path)
+    }
+    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
+        assert!(
+            !self.armed.load(std::sync::atomic::Ordering::SeqCst),
+            "injected panic in sync_dir"
+        );
+        StdFs.sync_dir(path)
+    }
+}
+
+#[test]
+fn a_panicking_committer_poisons_instead_of_hanging() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fs = Arc::new(PanickingDirSync {
+        armed: std::sync::atomic::AtomicBool::new(false),
+    });
+    let (spool, _) =
+        Spool::open_with_fs(&SpoolSettings::new(dir.path()), fs.clone()).expect("open");
+    fs.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let s2 = spool.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(try_commit(&s2, 100));
+    });
+    let result = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("commit returns instead of hanging");
+    assert!(result.is_err(), "not acknowledged");
+    assert!(spool.is_poisoned());
+    assert!(spool.list().expect("list").is_empty());
+}
