@@ -182,18 +182,9 @@ fn from_rustls(
     use rustls::Error as E;
     match err {
         E::PeerIncompatible(p) => match p {
-            PeerIncompatible::Tls12NotOffered => cause(
-                NO_SHARED_VERSION,
-                format!(
-                    "client offered only TLS 1.1 or older; this listener accepts {}",
-                    describe_versions(&ours(settings))
-                ),
-                "none on our side: TLS 1.0/1.1 are deprecated (RFC 8996) and not implemented; \
-                 the client must be upgraded (most MTAs then retry without STARTTLS)"
-                    .to_owned(),
-                detail,
-            ),
-            PeerIncompatible::Tls12NotOfferedOrEnabled
+            PeerIncompatible::Tls12NotOffered
+            | PeerIncompatible::SignatureAlgorithmsExtensionRequired
+            | PeerIncompatible::Tls12NotOfferedOrEnabled
             | PeerIncompatible::SupportedVersionsExtensionRequired
             | PeerIncompatible::ServerDoesNotSupportTls12Or13 => {
                 no_shared_version(p, offered, settings, detail)
@@ -219,8 +210,7 @@ fn from_rustls(
                     detail,
                 )
             }
-            PeerIncompatible::NoSignatureSchemesInCommon
-            | PeerIncompatible::SignatureAlgorithmsExtensionRequired => cause(
+            PeerIncompatible::NoSignatureSchemesInCommon => cause(
                 NO_SHARED_SIGNATURE_SCHEME,
                 "the client cannot verify a signature made with our certificate's key type"
                     .to_owned(),
@@ -270,6 +260,16 @@ fn from_rustls(
     }
 }
 
+/// What we know of the versions a client offered.
+enum Offered {
+    /// These versions (1.2 and/or 1.3).
+    Known(Vec<TlsVersion>),
+    /// Only versions older than TLS 1.2.
+    OlderOnly,
+    /// Not known.
+    Unknown,
+}
+
 fn no_shared_version(
     p: &PeerIncompatible,
     offered: Option<&ClientHelloSummary>,
@@ -277,35 +277,63 @@ fn no_shared_version(
     detail: String,
 ) -> Cause {
     let ours = ours(settings);
-    // SupportedVersionsExtensionRequired: the client sent no supported_versions
-    // extension, i.e. it speaks TLS 1.2 at most.
-    let theirs: Vec<TlsVersion> = match (p, offered) {
-        (PeerIncompatible::SupportedVersionsExtensionRequired, _) => vec![TlsVersion::Tls12],
-        (_, Some(o)) => o.versions.clone(),
-        (_, None) => Vec::new(),
+    // rustls does not expose the supported_versions extension, but which check
+    // failed (rustls server/hs.rs) together with our own range tells exactly what
+    // the client offered; the suite-based hint is the fallback.
+    let theirs = match p {
+        // No supported_versions extension and legacy_version 1.2: TLS 1.2 at most.
+        PeerIncompatible::SupportedVersionsExtensionRequired => {
+            Offered::Known(vec![TlsVersion::Tls12])
+        }
+        // legacy_version below 1.2 and no supported_versions; or no
+        // signature_algorithms extension, which every TLS 1.2+ client sends
+        // (RFC 5246 §7.4.1.4.1; rustls requires it, so the Acceptor refuses such
+        // a ClientHello before we see it).
+        PeerIncompatible::Tls12NotOffered
+        | PeerIncompatible::SignatureAlgorithmsExtensionRequired => Offered::OlderOnly,
+        // supported_versions sent, but neither an offered 1.3 we enable nor an
+        // offered 1.2 we enable.
+        PeerIncompatible::Tls12NotOfferedOrEnabled => match ours.as_slice() {
+            [TlsVersion::Tls12] => Offered::Known(vec![TlsVersion::Tls13]),
+            [TlsVersion::Tls13] => Offered::Known(vec![TlsVersion::Tls12]),
+            _ => Offered::OlderOnly,
+        },
+        _ => match offered {
+            Some(o) if !o.suite_versions.is_empty() => Offered::Known(o.suite_versions.clone()),
+            _ => Offered::Unknown,
+        },
     };
-    let summary = if theirs.is_empty() {
-        format!(
-            "no protocol version in common; this listener accepts {}",
-            describe_versions(&ours)
-        )
-    } else {
-        format!(
-            "client offered {}; this listener accepts {}",
-            match theirs.as_slice() {
-                [one] => format!("only {one}"),
-                many => describe_versions(many),
-            },
-            describe_versions(&ours)
-        )
-    };
-    let fix = if theirs.contains(&TlsVersion::Tls12) && settings.min_version > TlsVersion::Tls12 {
-        "set tls.min_version = \"1.2\" if you must accept it".to_owned()
-    } else if theirs.contains(&TlsVersion::Tls13) && settings.max_version < TlsVersion::Tls13 {
-        "set tls.max_version = \"1.3\"; TLS 1.3 is the better protocol".to_owned()
-    } else {
-        "none on our side: rustls speaks only TLS 1.2 and 1.3; the client must be upgraded"
-            .to_owned()
+    let accepts = describe_versions(&ours);
+    let (summary, fix) = match theirs {
+        Offered::Known(v) => {
+            let summary = format!(
+                "client offered {}; this listener accepts {accepts}",
+                match v.as_slice() {
+                    [one] => format!("only {one}"),
+                    many => describe_versions(many),
+                }
+            );
+            let fix = if v.contains(&TlsVersion::Tls12) && settings.min_version > TlsVersion::Tls12
+            {
+                "set tls.min_version = \"1.2\" if you must accept it".to_owned()
+            } else if v.contains(&TlsVersion::Tls13) && settings.max_version < TlsVersion::Tls13 {
+                "set tls.max_version = \"1.3\"; TLS 1.3 is the better protocol".to_owned()
+            } else {
+                "none on our side: rustls speaks only TLS 1.2 and 1.3; the client must be upgraded"
+                    .to_owned()
+            };
+            (summary, fix)
+        }
+        Offered::OlderOnly => (
+            format!("client offered only TLS 1.1 or older; this listener accepts {accepts}"),
+            "none on our side: TLS 1.0/1.1 are deprecated (RFC 8996) and not implemented; the \
+             client must be upgraded (most MTAs then retry without STARTTLS)"
+                .to_owned(),
+        ),
+        Offered::Unknown => (
+            format!("no protocol version in common; this listener accepts {accepts}"),
+            "compare the client's TLS versions with tls.min_version / tls.max_version".to_owned(),
+        ),
     };
     cause(NO_SHARED_VERSION, summary, fix, detail)
 }
@@ -616,7 +644,7 @@ mod tests {
     fn legacy_client_no_cipher() {
         let offered = ClientHelloSummary {
             cipher_suites: vec![0x002f, 0x0035, 0x000a],
-            versions: vec![TlsVersion::Tls12],
+            suite_versions: vec![TlsVersion::Tls12],
             ..ClientHelloSummary::default()
         };
         let err = rustls::Error::PeerIncompatible(PeerIncompatible::NoCipherSuitesInCommon);

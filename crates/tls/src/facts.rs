@@ -74,10 +74,12 @@ pub struct ClientHelloSummary {
     pub sni: Option<String>,
     /// Offered cipher suite ids, in the client's order (GREASE included).
     pub cipher_suites: Vec<u16>,
-    /// Protocol versions offered, *inferred from the suites*: rustls does not
-    /// expose the supported_versions extension, but a TLS 1.3 client must offer
-    /// a TLS 1.3 suite (RFC 8446 §4.1.2) and only TLS ≤ 1.2 uses the others.
-    pub versions: Vec<TlsVersion>,
+    /// Versions whose cipher suites the client offered: a *hint* only. rustls
+    /// does not expose the supported_versions extension; a TLS 1.3 client must
+    /// offer a TLS 1.3 suite (RFC 8446 §4.1.2), but some clients (rustls among
+    /// them) offer TLS 1.3 suites even with TLS 1.3 disabled. Failure
+    /// classification relies on the rustls error instead when it can.
+    pub suite_versions: Vec<TlsVersion>,
     /// Offered key-exchange groups (supported_groups), empty when absent.
     pub groups: Vec<u16>,
     /// Offered signature schemes (signature_algorithms).
@@ -92,7 +94,7 @@ impl ClientHelloSummary {
         let cipher_suites: Vec<u16> = ch.cipher_suites().iter().map(|s| u16::from(*s)).collect();
         Self {
             sni: ch.server_name().map(str::to_owned),
-            versions: infer_versions(&cipher_suites),
+            suite_versions: infer_versions(&cipher_suites),
             cipher_suites,
             groups: ch
                 .named_groups()
@@ -113,9 +115,9 @@ impl ClientHelloSummary {
         }
     }
 
-    /// Whether the client offered TLS 1.3.
-    pub fn offers_tls13(&self) -> bool {
-        self.versions.contains(&TlsVersion::Tls13)
+    /// Whether the client offered a TLS 1.3 cipher suite (a TLS 1.3 client must).
+    pub fn has_tls13_suites(&self) -> bool {
+        self.suite_versions.contains(&TlsVersion::Tls13)
     }
 
     /// Offered suites by IANA name, GREASE and signalling values left out.
