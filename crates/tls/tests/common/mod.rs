@@ -48,6 +48,19 @@ pub fn root(cn: &str) -> CertifiedIssuer<'static, KeyPair> {
     CertifiedIssuer::self_signed(ca_params(cn), KeyPair::generate().unwrap()).unwrap()
 }
 
+/// An intermediate CA signed by `parent` with the validity given.
+pub fn intermediate_with(
+    cn: &str,
+    parent: &Issuer<'_, KeyPair>,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> CertifiedIssuer<'static, KeyPair> {
+    let mut p = ca_params(cn);
+    p.not_before = not_before;
+    p.not_after = not_after;
+    CertifiedIssuer::signed_by(p, KeyPair::generate().unwrap(), parent).unwrap()
+}
+
 /// An intermediate CA signed by `parent`.
 pub fn intermediate(cn: &str, parent: &Issuer<'_, KeyPair>) -> CertifiedIssuer<'static, KeyPair> {
     CertifiedIssuer::signed_by(ca_params(cn), KeyPair::generate().unwrap(), parent).unwrap()
@@ -336,22 +349,18 @@ pub fn handshake(
     let (mut server_err, mut client_err) = (None, None);
     loop {
         let to_client = drain(&mut server);
-        if !to_client.is_empty() {
-            if let Err(e) = feed(&mut client, &to_client) {
-                client_err = Some(e);
-                let alert = drain(&mut client);
-                server_err = feed(&mut server, &alert).err();
-                break;
-            }
+        if let Err(e) = feed(&mut client, &to_client) {
+            client_err = Some(e);
+            let alert = drain(&mut client);
+            server_err = feed(&mut server, &alert).err();
+            break;
         }
         let to_server = drain(&mut client);
-        if !to_server.is_empty() {
-            if let Err(e) = feed(&mut server, &to_server) {
-                server_err = Some(e);
-                let alert = drain(&mut server);
-                client_err = feed(&mut client, &alert).err();
-                break;
-            }
+        if let Err(e) = feed(&mut server, &to_server) {
+            server_err = Some(e);
+            let alert = drain(&mut server);
+            client_err = feed(&mut client, &alert).err();
+            break;
         }
         if to_client.is_empty() && to_server.is_empty() {
             break;
