@@ -39,8 +39,7 @@ impl Domains {
     /// True when `domain` is in the set.
     pub fn contains(&self, domain: &str) -> bool {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-        self.exact.iter().any(|e| *e == domain)
-            || self.suffixes.iter().any(|s| domain.ends_with(s.as_str()))
+        self.exact.contains(&domain) || self.suffixes.iter().any(|s| domain.ends_with(s.as_str()))
     }
 }
 
@@ -82,7 +81,12 @@ impl RelayPolicy {
     }
 
     /// Decides for one recipient domain.
-    pub fn decide(&self, rcpt_domain: &str, client_ip: IpAddr, authenticated: bool) -> RcptDecision {
+    pub fn decide(
+        &self,
+        rcpt_domain: &str,
+        client_ip: IpAddr,
+        authenticated: bool,
+    ) -> RcptDecision {
         if self.domains.contains(rcpt_domain) {
             RcptDecision::AcceptLocal
         } else if authenticated || self.is_relay_client(client_ip) {
@@ -108,17 +112,32 @@ mod tests {
     fn default_relays_for_nobody() {
         let p = RelayPolicy::default();
         let ip = "127.0.0.1".parse().unwrap();
-        assert_eq!(p.decide("example.org", ip, false), RcptDecision::RejectRelay);
+        assert_eq!(
+            p.decide("example.org", ip, false),
+            RcptDecision::RejectRelay
+        );
     }
 
     #[test]
     fn local_domains_case_insensitive_and_suffix() {
         let p = policy(&["Example.COM", ".corp.example"], &[]);
         let ip = "192.0.2.1".parse().unwrap();
-        assert_eq!(p.decide("example.com.", ip, false), RcptDecision::AcceptLocal);
-        assert_eq!(p.decide("mx.corp.example", ip, false), RcptDecision::AcceptLocal);
-        assert_eq!(p.decide("corp.example", ip, false), RcptDecision::RejectRelay);
-        assert_eq!(p.decide("notexample.com", ip, false), RcptDecision::RejectRelay);
+        assert_eq!(
+            p.decide("example.com.", ip, false),
+            RcptDecision::AcceptLocal
+        );
+        assert_eq!(
+            p.decide("mx.corp.example", ip, false),
+            RcptDecision::AcceptLocal
+        );
+        assert_eq!(
+            p.decide("corp.example", ip, false),
+            RcptDecision::RejectRelay
+        );
+        assert_eq!(
+            p.decide("notexample.com", ip, false),
+            RcptDecision::RejectRelay
+        );
     }
 
     #[test]

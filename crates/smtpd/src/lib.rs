@@ -1,5 +1,10 @@
 //! Inbound SMTP: turns TCP connections into durably queued messages.
 //!
+//! Layout: `server` (listeners, admission, reload, shutdown) → `session` (one
+//! task per connection: `commands`, `auth`, `starttls`, `data`) → `postern-spool`.
+//! `replies` is the table of every reply the session composes; `received` builds
+//! the trace header; `transcript` writes the `<<<`/`>>>` log.
+//!
 //! # Security
 //! Talks to untrusted peers on every listener. Touches disk only through
 //! `postern-spool` and the transcript log.
@@ -8,9 +13,20 @@
 //! RFC 5321, RFC 3207 (STARTTLS), RFC 8314 (implicit TLS for submission),
 //! RFC 4954 (AUTH), RFC 1870 (SIZE), RFC 2920 (PIPELINING), RFC 3030 (CHUNKING).
 
+mod admission;
+mod auth;
+mod conn;
+mod received;
+mod replies;
+mod server;
+mod session;
 mod settings;
+mod transcript;
 
+pub use auth::hash_password;
+pub use server::{Server, SmtpdError};
 pub use settings::{
     AuthMode, ListenerKind, ListenerSettings, ServerSettings, SessionLimits, TlsMode,
     TranscriptFormat, TranscriptSettings, User, VrfyMode,
 };
+pub use transcript::{Direction, Transcript};

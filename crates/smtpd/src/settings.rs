@@ -80,8 +80,8 @@ impl Default for SessionLimits {
             max_message_size: 25 * 1024 * 1024,
             max_recipients: 100,
             max_errors: 10,
-            command_timeout: Duration::from_secs(300),
-            data_block_timeout: Duration::from_secs(180),
+            command_timeout: Duration::from_mins(5),
+            data_block_timeout: Duration::from_mins(3),
             tls_handshake_timeout: Duration::from_secs(30),
         }
     }

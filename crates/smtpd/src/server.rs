@@ -1,0 +1,295 @@
+//! The inbound server: binds the listeners, admits connections, runs one task
+//! per session, reloads settings atomically and shuts down gracefully.
+//!
+//! # Security
+//! Connection admission (global and per-IP limits) happens before a session
+//! allocates anything beyond the socket. A panic inside one session task ends
+//! that session only (tokio isolates task panics); it is logged as a bug.
+//!
+//! # Standards
+//! RFC 5321 §3.8 / §4.2.4 (`421` when refusing service).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use postern_policy::RelayPolicy;
+use postern_spool::Spool;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admission::{Admission, Refusal};
+use crate::auth::UserDb;
+use crate::replies;
+use crate::session::{Context, Session};
+use crate::settings::{ListenerKind, ListenerSettings, ServerSettings, TlsMode};
+use crate::transcript::Transcript;
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum SmtpdError {
+    /// A listener could not bind.
+    #[error("listener {name}: cannot bind {addr}: {source}")]
+    Bind {
+        /// Listener name.
+        name: String,
+        /// Address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A listener needs TLS but no TLS configuration was given.
+    #[error("listener {name}: TLS is {mode} but no TLS configuration (certificate) is loaded")]
+    NoTls {
+        /// Listener name.
+        name: String,
+        /// What the listener asks for.
+        mode: &'static str,
+    },
+}
+
+/// What sessions read from the server; swapped as a whole on reload, so a
+/// session sees one consistent configuration from accept to close.
+pub struct Shared {
+    pub(crate) settings: ServerSettings,
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    pub(crate) relay: RelayPolicy,
+    pub(crate) users: Arc<UserDb>,
+}
+
+impl Shared {
+    fn new(
+        settings: ServerSettings,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Result<Self, SmtpdError> {
+        for l in &settings.listeners {
+            let needs = l.kind == ListenerKind::Submissions || l.tls != TlsMode::Off;
+            if needs && tls.is_none() {
+                return Err(SmtpdError::NoTls {
+                    name: l.name.clone(),
+                    mode: if l.kind == ListenerKind::Submissions {
+                        "implicit"
+                    } else {
+                        "enabled"
+                    },
+                });
+            }
+        }
+        Ok(Self {
+            relay: RelayPolicy::new(&settings.relay),
+            users: Arc::new(UserDb::new(&settings.users)),
+            settings,
+            tls,
+        })
+    }
+}
+
+/// A running server.
+pub struct Server {
+    shared: Arc<ArcSwap<Shared>>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    addrs: Vec<(String, SocketAddr)>,
+}
+
+impl Server {
+    /// Binds every listener and starts accepting. Port 0 binds an ephemeral port
+    /// (see [`Server::local_addrs`]).
+    pub async fn start(
+        settings: ServerSettings,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        spool: Spool,
+        transcript: Option<Transcript>,
+    ) -> Result<Self, SmtpdError> {
+        let mut bound = Vec::new();
+        for l in &settings.listeners {
+            let sock = TcpListener::bind(l.addr)
+                .await
+                .map_err(|source| SmtpdError::Bind {
+                    name: l.name.clone(),
+                    addr: l.addr,
+                    source,
+                })?;
+            let addr = sock.local_addr().map_err(|source| SmtpdError::Bind {
+                name: l.name.clone(),
+                addr: l.addr,
+                source,
+            })?;
+            bound.push((l.name.clone(), addr, sock));
+        }
+        let admission = Admission::new(settings.max_connections, settings.max_connections_per_ip);
+        let shared = Arc::new(ArcSwap::from_pointee(Shared::new(settings, tls)?));
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let mut addrs = Vec::new();
+        for (name, addr, sock) in bound {
+            tracing::info!(listener = %name, %addr, "listening");
+            addrs.push((name.clone(), addr));
+            let acceptor = Acceptor {
+                name,
+                shared: Arc::clone(&shared),
+                admission: Arc::clone(&admission),
+                spool: spool.clone(),
+                transcript: transcript.clone(),
+                shutdown: shutdown.clone(),
+                tracker: tracker.clone(),
+            };
+            tracker.spawn(acceptor.run(sock));
+        }
+        Ok(Self {
+            shared,
+            shutdown,
+            tracker,
+            addrs,
+        })
+    }
+
+    /// The bound address of each listener, by name.
+    pub fn local_addrs(&self) -> &[(String, SocketAddr)] {
+        &self.addrs
+    }
+
+    /// The bound address of the listener called `name`.
+    pub fn addr(&self, name: &str) -> Option<SocketAddr> {
+        self.addrs.iter().find(|(n, _)| n == name).map(|(_, a)| *a)
+    }
+
+    /// Applies new settings and TLS configuration to new sessions; live sessions
+    /// keep the configuration they started with. Listener addresses are fixed at
+    /// start (a change is logged and needs a restart).
+    pub fn reload(
+        &self,
+        settings: ServerSettings,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Result<(), SmtpdError> {
+        let old = self.shared.load();
+        for l in &settings.listeners {
+            match old.settings.listeners.iter().find(|o| o.name == l.name) {
+                Some(o) if o.addr != l.addr => {
+                    tracing::warn!(listener = %l.name, old = %o.addr, new = %l.addr,
+                    "listener address changed; restart to apply");
+                }
+                None => tracing::warn!(listener = %l.name, "new listener; restart to apply"),
+                _ => {}
+            }
+        }
+        let new = Shared::new(settings, tls)?;
+        self.shared.store(Arc::new(new));
+        Ok(())
+    }
+
+    /// Stops accepting, tells idle sessions `421`, lets sessions in DATA finish
+    /// (up to `grace`), then returns.
+    pub async fn shutdown(self, grace: Duration) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown grace period over with sessions still running");
+        }
+    }
+}
+
+/// One listener's accept loop.
+struct Acceptor {
+    name: String,
+    shared: Arc<ArcSwap<Shared>>,
+    admission: Arc<Admission>,
+    spool: Spool,
+    transcript: Option<Transcript>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Acceptor {
+    async fn run(self, sock: TcpListener) {
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            let accepted = tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                r = sock.accept() => r,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(x) => {
+                    backoff = Duration::from_millis(5);
+                    x
+                }
+                Err(e) => {
+                    // EMFILE/ENFILE and friends: back off instead of spinning.
+                    tracing::warn!(listener = %self.name, error = %e, "accept failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let shared = self.shared.load_full();
+            let Some(listener) = shared
+                .settings
+                .listeners
+                .iter()
+                .find(|l| l.name == self.name)
+                .cloned()
+            else {
+                continue;
+            };
+            match self.admission.admit(peer.ip()) {
+                Ok(ticket) => {
+                    let ctx = Context {
+                        shared,
+                        listener,
+                        spool: self.spool.clone(),
+                        transcript: self.transcript.clone(),
+                        shutdown: self.shutdown.clone(),
+                    };
+                    let id = session_id();
+                    self.tracker.spawn(async move {
+                        let _ticket = ticket;
+                        Session::new(id, ctx, tcp, peer).run().await;
+                    });
+                }
+                Err(refusal) => {
+                    tracing::info!(listener = %self.name, %peer, ?refusal, "connection refused: limit reached");
+                    self.tracker.spawn(refuse(tcp, &listener, refusal));
+                }
+            }
+        }
+    }
+}
+
+/// Answers `421` and closes (RFC 5321 §3.8).
+fn refuse(
+    mut tcp: TcpStream,
+    listener: &ListenerSettings,
+    refusal: Refusal,
+) -> impl Future<Output = ()> + use<> {
+    let implicit_tls = listener.kind == ListenerKind::Submissions;
+    async move {
+        if !implicit_tls {
+            let reply = match refusal {
+                Refusal::Global => replies::too_many_connections(),
+                Refusal::PerIp => replies::too_many_connections_from_ip(),
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(5), tcp.write_all(&reply.to_bytes()))
+                .await;
+        }
+        let _ = tcp.shutdown().await;
+    }
+}
+
+/// A short random session id for logs and transcripts (12 base32 characters).
+fn session_id() -> Arc<str> {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let mut n: u64 = rand::random();
+    let mut s = String::with_capacity(12);
+    for _ in 0..12 {
+        s.push(char::from(ALPHABET[(n & 31) as usize]));
+        n >>= 5;
+    }
+    Arc::from(s)
+}

@@ -1,0 +1,113 @@
+//! STARTTLS and the implicit-TLS handshake.
+//!
+//! # Security
+//! CVE-2011-0411 (STARTTLS command injection): any plaintext the client
+//! pipelined after `STARTTLS` is discarded before the handshake, so nothing
+//! sent in clear can be executed as if it had arrived over TLS. RFC 3207 §4.2:
+//! after the handshake the session forgets everything learned in clear (HELO,
+//! AUTH, the transaction). The handshake has its own timeout. A failed
+//! handshake is logged with a cause from the catalogue and closes the session.
+//!
+//! # Standards
+//! RFC 3207 (STARTTLS), RFC 8314 §3.3 (implicit TLS), RFC 6066 §3 (SNI).
+
+use std::sync::Arc;
+
+use postern_tls::cause::classify_inbound;
+use postern_tls::facts::{ClientHelloSummary, TlsFacts};
+use tokio_rustls::LazyConfigAcceptor;
+
+use super::{Flow, Session};
+use crate::conn::Conn;
+use crate::replies;
+
+impl Session {
+    pub(super) async fn starttls(&mut self) -> Flow {
+        if self.conn.is_tls() {
+            return self.error_reply(&replies::already_tls());
+        }
+        if !self.can_starttls() {
+            return self.error_reply(&replies::starttls_unavailable());
+        }
+        self.reply(&replies::starttls_ready());
+        if self.flush().await.is_err() {
+            return Flow::Close;
+        }
+        if !self.inbuf.is_empty() {
+            // CVE-2011-0411: never execute plaintext pipelined behind STARTTLS.
+            let n = self.inbuf.len();
+            tracing::warn!(session = %self.id, peer = %self.peer, octets = n,
+                "discarded plaintext pipelined after STARTTLS (CVE-2011-0411)");
+            self.event(&format!(
+                "discarded {n} octets of plaintext pipelined after STARTTLS (CVE-2011-0411)"
+            ));
+        }
+        self.inbuf.clear();
+        self.lines =
+            postern_proto::LineReader::new(self.ctx.listener.limits.proto.max_command_line);
+        if self.handshake().await.is_err() {
+            return Flow::Close;
+        }
+        // RFC 3207 §4.2: discard all knowledge obtained from the client before TLS.
+        self.helo = None;
+        self.esmtp = false;
+        self.auth_user = None;
+        self.reset_transaction();
+        Flow::Continue
+    }
+
+    /// Runs the server side of a TLS handshake on the plaintext connection.
+    pub(super) async fn handshake(&mut self) -> Result<(), ()> {
+        let Some(config) = self.ctx.shared.tls.clone() else {
+            tracing::error!(session = %self.id, "TLS requested but no TLS configuration is loaded");
+            return Err(());
+        };
+        let Conn::Plain(tcp) = std::mem::replace(&mut self.conn, Conn::Upgrading) else {
+            return Err(());
+        };
+        let timeout = self.ctx.listener.limits.tls_handshake_timeout;
+        let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
+        let result = tokio::time::timeout(timeout, async {
+            let start = acceptor.await.map_err(|e| (e, None))?;
+            let offered = ClientHelloSummary::from_client_hello(&start.client_hello());
+            match start.into_stream(Arc::clone(&config)).await {
+                Ok(stream) => Ok((stream, offered)),
+                Err(e) => Err((e, Some(offered))),
+            }
+        })
+        .await;
+        match result {
+            Ok(Ok((stream, _offered))) => {
+                let facts = TlsFacts::from_connection(stream.get_ref().1);
+                if let Some(f) = &facts {
+                    self.event(&format!(
+                        "TLS handshake: {} {} group={} sni={} resumed={}",
+                        f.version,
+                        f.cipher,
+                        f.group.as_deref().unwrap_or("-"),
+                        f.sni.as_deref().unwrap_or("-"),
+                        f.resumed
+                    ));
+                }
+                self.tls = facts;
+                self.conn = Conn::Tls(Box::new(stream));
+                Ok(())
+            }
+            Ok(Err((err, offered))) => {
+                let cause = classify_inbound(&err, offered.as_ref(), &self.ctx.shared.settings.tls);
+                tracing::warn!(session = %self.id, peer = %self.peer, cause = cause.id,
+                    summary = %cause.summary, fix = %cause.fix, "TLS handshake failed");
+                self.event(&format!(
+                    "TLS handshake failed: [{}] {} | fix: {}",
+                    cause.id, cause.summary, cause.fix
+                ));
+                Err(())
+            }
+            Err(_elapsed) => {
+                tracing::warn!(session = %self.id, peer = %self.peer, "TLS handshake timed out");
+                self.event("TLS handshake failed: timeout");
+                Err(())
+            }
+        }
+    }
+}
