@@ -22,7 +22,7 @@ use std::sync::Arc;
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::crypto::aws_lc_rs;
-use rustls::server::{NoServerSessionStorage, ServerSessionMemoryCache};
+use rustls::server::ServerSessionMemoryCache;
 
 use crate::certs::CertStore;
 use crate::error::TlsError;
@@ -155,15 +155,6 @@ pub fn server_config(
         config.send_tls13_tickets = 0;
     }
     Ok(Arc::new(config))
-}
-
-/// A config with resumption completely off (no cache, no tickets); for tests
-/// and for operators who must not resume at all.
-pub fn without_resumption(config: &ServerConfig) -> Arc<ServerConfig> {
-    let mut config = config.clone();
-    config.session_storage = Arc::new(NoServerSessionStorage {});
-    config.send_tls13_tickets = 0;
-    Arc::new(config)
 }
 
 fn check_tls12_suites_fit_keys(
