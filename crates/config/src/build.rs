@@ -1,0 +1,964 @@
+//! From the file as written ([`crate::raw`]) to the settings each crate takes,
+//! checking everything that needs more than one value or knowledge of the
+//! other crates, and collecting security warnings.
+//!
+//! # Security
+//! This is where "never relay by accident" and "never send passwords in clear"
+//! are enforced for the configuration: an open relay network or AUTH without
+//! TLS is refused unless the operator spells it out in `[danger]`, and every
+//! `[danger]` key that is set becomes a warning logged at each start.
+//! Password hashes are checked but never echoed in messages (a plaintext
+//! password pasted there by mistake must not reach a log).
+//!
+//! # Standards
+//! RFC 5321 §4.5.3.1 (size limits, which may only be raised), §4.5.3.2.7
+//! (5-minute server timeout); RFC 8314 (implicit TLS for submission);
+//! RFC 8996 (no TLS 1.0/1.1); RFC 4954 §4 (AUTH over an encrypted channel).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use toml::Spanned;
+
+use postern_policy::RelaySettings;
+use postern_smtpd::{
+    AuthMode, ListenerKind, ListenerSettings, ServerSettings, SessionLimits, TlsMode,
+    TranscriptFormat, TranscriptSettings, User, VrfyMode,
+};
+use postern_spool::SpoolSettings;
+use postern_tls::{CertSettings, TlsSettings, TlsVersion};
+
+use crate::error::{ConfigError, ErrorKind, Location, Warning};
+use crate::raw::{
+    Choice, LogLevel, RawCert, RawConfig, RawDanger, RawLimits, RawListener, RawRelay, RawTls,
+    RawUser, Transcript,
+};
+use crate::units::format_duration;
+use crate::{Config, DangerSettings, LogSettings};
+
+/// RFC 5321 §4.5.3.2.7: the server should wait at least 5 minutes for a command.
+const RFC_COMMAND_TIMEOUT: Duration = Duration::from_mins(5);
+
+/// `[limits] max_connections` and `max_connections_per_ip` defaults (the
+/// documented defaults of `ServerSettings`).
+const DEFAULT_MAX_CONNECTIONS: usize = 1000;
+const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 20;
+
+/// Relay networks wider than these get a warning.
+const WIDE_V4_PREFIX: u8 = 16;
+const WIDE_V6_PREFIX: u8 = 48;
+
+/// State shared by the checks: the source (for locations) and the warnings.
+pub(crate) struct Ctx<'a> {
+    pub src: &'a str,
+    pub origin: &'a str,
+    pub base_dir: &'a Path,
+    pub warnings: Vec<Warning>,
+}
+
+impl Ctx<'_> {
+    pub(crate) fn error(
+        &self,
+        span: Range<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::new(
+            ErrorKind::Invalid,
+            self.origin,
+            Some(Location::of(self.src, span)),
+            key,
+            message,
+        )
+    }
+
+    pub(crate) fn warn(
+        &mut self,
+        span: Option<Range<usize>>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        let location = span.map(|s| Location::of(self.src, s));
+        self.warnings
+            .push(Warning::new(self.origin, location, key, message));
+    }
+
+    /// A path from the file, relative to the config file's directory.
+    fn path(&self, value: &Spanned<String>, key: &str) -> Result<PathBuf, ConfigError> {
+        let s = value.get_ref();
+        if s.trim().is_empty() {
+            return Err(self.error(value.span(), key, "must not be empty"));
+        }
+        Ok(self.base_dir.join(s))
+    }
+}
+
+/// `a.b` or `b` when the prefix is empty.
+fn key(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Result<Config, ConfigError> {
+    let danger = danger(&raw.danger.unwrap_or_default(), cx);
+
+    let data_dir = cx.path(&raw.data_dir, "data_dir")?;
+
+    if let Some(h) = &raw.hostname {
+        check_hostname(h.get_ref(), false).map_err(|m| cx.error(h.span(), "hostname", m))?;
+    }
+
+    // [limits]: defaults for every listener, plus the two server-wide limits.
+    let global = raw.limits.map(Spanned::into_inner).unwrap_or_default();
+    let base_limits = session_limits(&SessionLimits::default(), &global, "limits", cx)?;
+    let max_connections = positive(
+        global.max_connections.as_ref(),
+        DEFAULT_MAX_CONNECTIONS,
+        "limits.max_connections",
+        cx,
+    )?;
+    let max_connections_per_ip = positive(
+        global.max_connections_per_ip.as_ref(),
+        DEFAULT_MAX_CONNECTIONS_PER_IP,
+        "limits.max_connections_per_ip",
+        cx,
+    )?;
+
+    let users = users(raw.user.unwrap_or_default(), cx)?;
+    let listeners = listeners(
+        raw.listener,
+        raw.hostname.as_ref().map(Spanned::get_ref),
+        &base_limits,
+        danger,
+        !users.is_empty(),
+        cx,
+    )?;
+
+    let tls = tls(raw.tls, cx)?;
+    let relay = relay(raw.relay.as_ref(), danger, cx)?;
+
+    let vrfy = raw
+        .smtp
+        .unwrap_or_default()
+        .vrfy
+        .map_or(VrfyMode::Ambiguous, |p| p.0);
+
+    let log = raw.log.unwrap_or_default();
+    let level = log.level.map_or(LogLevel::Info, |p| p.0);
+    let transcript_path = match &log.transcript {
+        None => None,
+        Some(t) => match t.get_ref() {
+            Transcript::Enabled(false) => None,
+            Transcript::Enabled(true) => Some(data_dir.join("log").join("transcript.log")),
+            Transcript::Path(p) => {
+                let p = Spanned::new(t.span(), p.clone());
+                Some(cx.path(&p, "log.transcript")?)
+            }
+        },
+    };
+    let transcript = TranscriptSettings {
+        path: transcript_path,
+        format: log
+            .transcript_format
+            .map_or(TranscriptFormat::Text, |p| p.0),
+    };
+
+    // Whole-server warnings.
+    if relay.accepted_domains.is_empty() && relay.relay_networks.is_empty() {
+        let message = if users.is_empty() {
+            "no accepted_domains and no relay_networks (and no users): \
+             the server can accept no mail; list the domains you receive mail for"
+        } else {
+            "no accepted_domains and no relay_networks: only authenticated users can send \
+             mail, and only to other servers; list the domains you receive mail for"
+        };
+        cx.warn(raw.relay.as_ref().map(Spanned::span), "relay", message);
+    }
+
+    let server = ServerSettings {
+        listeners,
+        tls,
+        spool: SpoolSettings::new(data_dir.join("spool")),
+        relay,
+        users,
+        vrfy,
+        max_connections,
+        max_connections_per_ip,
+        transcript,
+        allow_insecure_auth: danger.allow_insecure_auth,
+    };
+
+    Ok(Config {
+        server,
+        data_dir,
+        log: LogSettings {
+            level: level.name().to_owned(),
+        },
+        danger,
+        source: cx.origin.to_owned(),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// [danger]
+
+fn danger(raw: &RawDanger, cx: &mut Ctx<'_>) -> DangerSettings {
+    let mut d = DangerSettings::default();
+    if let Some(v) = &raw.allow_insecure_auth {
+        d.allow_insecure_auth = *v.get_ref();
+        if d.allow_insecure_auth {
+            cx.warn(
+                Some(v.span()),
+                "danger.allow_insecure_auth",
+                "insecure option enabled: AUTH may be offered on listeners without TLS, \
+                 so passwords can cross the network in clear",
+            );
+        }
+    }
+    if let Some(v) = &raw.allow_open_relay {
+        d.allow_open_relay = *v.get_ref();
+        if d.allow_open_relay {
+            cx.warn(
+                Some(v.span()),
+                "danger.allow_open_relay",
+                "insecure option enabled: relay_networks may contain 0.0.0.0/0 or ::/0, \
+                 which lets anyone relay mail through this server (open relay)",
+            );
+        }
+    }
+    d
+}
+
+// ---------------------------------------------------------------------------
+// [limits]
+
+/// An RFC minimum for a limit that may only be raised.
+struct Minimum {
+    value: u64,
+    unit: &'static str,
+    rfc: &'static str,
+}
+
+const fn min(value: u64, unit: &'static str, rfc: &'static str) -> Minimum {
+    Minimum { value, unit, rfc }
+}
+
+fn count_at_least(
+    v: Option<&Spanned<crate::raw::Count>>,
+    default: usize,
+    minimum: &Minimum,
+    key: &str,
+    cx: &Ctx<'_>,
+) -> Result<usize, ConfigError> {
+    let Some(v) = v else { return Ok(default) };
+    let n = v.get_ref().0;
+    if n < minimum.value {
+        return Err(cx.error(
+            v.span(),
+            key,
+            format!(
+                "{n} is below the minimum of {} {} ({}); this limit may only be raised",
+                minimum.value, minimum.unit, minimum.rfc
+            ),
+        ));
+    }
+    usize::try_from(n).map_err(|_| cx.error(v.span(), key, format!("{n} is too large")))
+}
+
+fn positive(
+    v: Option<&Spanned<crate::raw::Count>>,
+    default: usize,
+    key: &str,
+    cx: &Ctx<'_>,
+) -> Result<usize, ConfigError> {
+    let Some(v) = v else { return Ok(default) };
+    let n = v.get_ref().0;
+    if n == 0 {
+        return Err(cx.error(v.span(), key, "must be at least 1"));
+    }
+    usize::try_from(n).map_err(|_| cx.error(v.span(), key, format!("{n} is too large")))
+}
+
+fn duration(
+    v: Option<&Spanned<crate::raw::Dur>>,
+    default: Duration,
+    key: &str,
+    cx: &Ctx<'_>,
+) -> Result<Duration, ConfigError> {
+    let Some(v) = v else { return Ok(default) };
+    let d = v.get_ref().0;
+    if d.is_zero() {
+        return Err(cx.error(v.span(), key, "must be greater than zero"));
+    }
+    Ok(d)
+}
+
+/// `base` with the keys set in `raw` overridden; `prefix` is `limits` or
+/// `listener[i].limits`.
+fn session_limits(
+    base: &SessionLimits,
+    raw: &RawLimits,
+    prefix: &str,
+    cx: &mut Ctx<'_>,
+) -> Result<SessionLimits, ConfigError> {
+    let k = |name: &str| key(prefix, name);
+    let proto = postern_proto::Limits {
+        max_command_line: count_at_least(
+            raw.max_command_line.as_ref(),
+            base.proto.max_command_line,
+            &min(512, "octets", "RFC 5321 §4.5.3.1.4"),
+            &k("max_command_line"),
+            cx,
+        )?,
+        max_local_part: count_at_least(
+            raw.max_local_part.as_ref(),
+            base.proto.max_local_part,
+            &min(64, "octets", "RFC 5321 §4.5.3.1.1"),
+            &k("max_local_part"),
+            cx,
+        )?,
+        max_domain: count_at_least(
+            raw.max_domain.as_ref(),
+            base.proto.max_domain,
+            &min(255, "octets", "RFC 5321 §4.5.3.1.2"),
+            &k("max_domain"),
+            cx,
+        )?,
+        max_text_line: count_at_least(
+            raw.max_text_line.as_ref(),
+            base.proto.max_text_line,
+            &min(1000, "octets", "RFC 5321 §4.5.3.1.6"),
+            &k("max_text_line"),
+            cx,
+        )?,
+    };
+    let max_message_size = match &raw.max_message_size {
+        None => base.max_message_size,
+        Some(v) => {
+            // RFC 5321 §4.5.3.1.7: message content of at least 64K octets.
+            let n = v.get_ref().0;
+            if n < 65_536 {
+                return Err(cx.error(
+                    v.span(),
+                    k("max_message_size"),
+                    format!(
+                        "{n} octets is below the minimum of 64KiB (65536 octets, \
+                         RFC 5321 §4.5.3.1.7); this limit may only be raised"
+                    ),
+                ));
+            }
+            n
+        }
+    };
+    let max_recipients = count_at_least(
+        raw.max_recipients.as_ref(),
+        base.max_recipients,
+        &min(100, "recipients", "RFC 5321 §4.5.3.1.8"),
+        &k("max_recipients"),
+        cx,
+    )?;
+    let max_errors = positive(
+        raw.max_errors.as_ref(),
+        base.max_errors,
+        &k("max_errors"),
+        cx,
+    )?;
+    let command_timeout = duration(
+        raw.command_timeout.as_ref(),
+        base.command_timeout,
+        &k("command_timeout"),
+        cx,
+    )?;
+    if let Some(v) = &raw.command_timeout
+        && command_timeout < RFC_COMMAND_TIMEOUT
+    {
+        cx.warn(
+            Some(v.span()),
+            k("command_timeout"),
+            format!(
+                "{} is shorter than the 5m RFC 5321 §4.5.3.2.7 asks servers to wait for a \
+                 command; slow but legitimate clients may be cut off",
+                format_duration(command_timeout)
+            ),
+        );
+    }
+    Ok(SessionLimits {
+        proto,
+        max_message_size,
+        max_recipients,
+        max_errors,
+        command_timeout,
+        data_block_timeout: duration(
+            raw.data_timeout.as_ref(),
+            base.data_block_timeout,
+            &k("data_timeout"),
+            cx,
+        )?,
+        tls_handshake_timeout: duration(
+            raw.tls_handshake_timeout.as_ref(),
+            base.tls_handshake_timeout,
+            &k("tls_handshake_timeout"),
+            cx,
+        )?,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// [[listener]]
+
+fn listeners(
+    raw: Option<Spanned<Vec<Spanned<RawListener>>>>,
+    default_hostname: Option<&String>,
+    base_limits: &SessionLimits,
+    danger: DangerSettings,
+    has_users: bool,
+    cx: &mut Ctx<'_>,
+) -> Result<Vec<ListenerSettings>, ConfigError> {
+    let (span, list) = match raw {
+        Some(l) => (l.span(), l.into_inner()),
+        None => (0..0, Vec::new()),
+    };
+    if list.is_empty() {
+        return Err(cx.error(span, "listener", "at least one [[listener]] is required"));
+    }
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut addrs: Vec<(SocketAddr, Range<usize>)> = Vec::new();
+    let mut out = Vec::with_capacity(list.len());
+    for (i, l) in list.into_iter().enumerate() {
+        let header = l.span();
+        let l = l.into_inner();
+        let p = format!("listener[{i}]");
+
+        let name = l.name.get_ref();
+        check_listener_name(name).map_err(|m| cx.error(l.name.span(), key(&p, "name"), m))?;
+        if let Some(first) = names.get(name) {
+            return Err(cx.error(
+                l.name.span(),
+                key(&p, "name"),
+                format!("duplicate listener name {name:?} (also listener[{first}]); names must be unique"),
+            ));
+        }
+        names.insert(name.clone(), i);
+
+        let addr: SocketAddr = l.address.get_ref().parse().map_err(|_| {
+            cx.error(
+                l.address.span(),
+                key(&p, "address"),
+                format!(
+                    "invalid socket address {:?}; expected IP:port such as \"127.0.0.1:2525\", \
+                     \"0.0.0.0:25\" or \"[::1]:587\" (host names are not resolved)",
+                    l.address.get_ref()
+                ),
+            )
+        })?;
+        if let Some(j) = addrs.iter().position(|(other, _)| conflicts(*other, addr)) {
+            return Err(cx.error(
+                l.address.span(),
+                key(&p, "address"),
+                format!(
+                    "address {addr} is already used by listener[{j}] ({}); each listener needs its own socket",
+                    addrs[j].0
+                ),
+            ));
+        }
+        addrs.push((addr, l.address.span()));
+
+        let hostname = match (&l.hostname, default_hostname) {
+            (Some(h), _) => {
+                check_hostname(h.get_ref(), false)
+                    .map_err(|m| cx.error(h.span(), key(&p, "hostname"), m))?;
+                h.get_ref().clone()
+            }
+            (None, Some(h)) => h.clone(),
+            (None, None) => {
+                return Err(cx.error(
+                    header,
+                    key(&p, "hostname"),
+                    "no hostname: set hostname at the top of the file or in this listener",
+                ));
+            }
+        };
+
+        let kind = l.kind.get_ref().0;
+        let tls = l.tls.as_ref().map_or(
+            match kind {
+                ListenerKind::Smtp => TlsMode::Optional,
+                ListenerKind::Submission | ListenerKind::Submissions => TlsMode::Required,
+            },
+            |t| t.get_ref().0,
+        );
+        if kind == ListenerKind::Submissions
+            && tls != TlsMode::Required
+            && let Some(t) = &l.tls
+        {
+            return Err(cx.error(
+                t.span(),
+                key(&p, "tls"),
+                format!(
+                    "a submissions listener always uses implicit TLS (RFC 8314), so tls = \"{}\" \
+                     is not possible; allowed: \"required\" (the default)",
+                    tls.name()
+                ),
+            ));
+        }
+        let auth = l.auth.as_ref().map_or(
+            match kind {
+                ListenerKind::Smtp => AuthMode::Off,
+                ListenerKind::Submission | ListenerKind::Submissions => AuthMode::Required,
+            },
+            |a| a.get_ref().0,
+        );
+        if auth != AuthMode::Off && tls == TlsMode::Off && !danger.allow_insecure_auth {
+            let (span, k) = match (&l.auth, &l.tls) {
+                (Some(a), _) => (a.span(), key(&p, "auth")),
+                (None, Some(t)) => (t.span(), key(&p, "tls")),
+                (None, None) => (header.clone(), key(&p, "auth")),
+            };
+            return Err(cx.error(
+                span,
+                k,
+                "AUTH without TLS would send passwords in clear; set tls = \"optional\"/\"required\" \
+                 or [danger] allow_insecure_auth = true",
+            ));
+        }
+        if tls == TlsMode::Off && !addr.ip().is_loopback() {
+            cx.warn(
+                Some(l.tls.as_ref().map_or(header.clone(), Spanned::span)),
+                key(&p, "tls"),
+                format!(
+                    "listener \"{name}\" on non-loopback address {addr} has tls = \"off\": \
+                     mail and envelopes cross the network in clear; set tls = \"optional\""
+                ),
+            );
+        }
+        if kind != ListenerKind::Smtp && auth == AuthMode::Off {
+            cx.warn(
+                Some(l.auth.as_ref().map_or(header.clone(), Spanned::span)),
+                key(&p, "auth"),
+                format!(
+                    "{} listener \"{name}\" has auth = \"off\": clients cannot authenticate, \
+                     so it accepts only what an smtp listener would (mail for accepted_domains, \
+                     relay from relay_networks)",
+                    kind.name()
+                ),
+            );
+        }
+
+        if auth != AuthMode::Off && !has_users {
+            cx.warn(
+                Some(l.auth.as_ref().map_or(header.clone(), Spanned::span)),
+                key(&p, "auth"),
+                format!(
+                    "listener \"{name}\" offers AUTH but no [[user]] is defined, so every AUTH \
+                     attempt fails; add users with a hash from `postern user hash`"
+                ),
+            );
+        }
+
+        let limits = match &l.limits {
+            None => base_limits.clone(),
+            Some(lim) => {
+                let lp = key(&p, "limits");
+                let lim = lim.get_ref();
+                for (v, name) in [
+                    (&lim.max_connections, "max_connections"),
+                    (&lim.max_connections_per_ip, "max_connections_per_ip"),
+                ] {
+                    if let Some(v) = v {
+                        return Err(cx.error(
+                            v.span(),
+                            key(&lp, name),
+                            format!("{name} is a server-wide limit; set it in [limits]"),
+                        ));
+                    }
+                }
+                session_limits(base_limits, lim, &lp, cx)?
+            }
+        };
+
+        out.push(ListenerSettings {
+            name: name.clone(),
+            addr,
+            kind,
+            hostname,
+            tls,
+            auth,
+            limits,
+        });
+    }
+    Ok(out)
+}
+
+/// True when two listeners cannot both bind: the same address and port, or
+/// the same port where one is the unspecified address of the same family.
+/// Port 0 (a free port chosen by the kernel) never conflicts.
+fn conflicts(a: SocketAddr, b: SocketAddr) -> bool {
+    if a.port() == 0 || a.port() != b.port() || a.is_ipv4() != b.is_ipv4() {
+        return false;
+    }
+    a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified()
+}
+
+fn check_listener_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid listener name {name:?}; allowed: 1 to 64 letters, digits, '-', '_' or '.'"
+        ))
+    }
+}
+
+/// Checks a host name as used in the banner, EHLO and `Received:` (or a
+/// certificate name when `wildcard` is true: `*.example.com`).
+pub(crate) fn check_hostname(name: &str, wildcard: bool) -> Result<(), String> {
+    let what = |why: &str| {
+        format!(
+            "invalid hostname {name:?}: {why}; expected a domain name such as \"mail.example.com\""
+        )
+    };
+    let body = if wildcard {
+        name.strip_prefix("*.").unwrap_or(name)
+    } else {
+        name
+    };
+    if body.is_empty() {
+        return Err(what("empty"));
+    }
+    if !body.is_ascii() {
+        return Err(what(
+            "not ASCII (write an internationalized name in its xn-- A-label form)",
+        ));
+    }
+    if body.len() > 253 {
+        return Err(what("longer than 253 characters"));
+    }
+    for label in body.split('.') {
+        if label.is_empty() {
+            return Err(what("empty label"));
+        }
+        if label.len() > 63 {
+            return Err(what("a label is longer than 63 characters"));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(what("only letters, digits, '-' and '.' are allowed"));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(what("a label starts or ends with '-'"));
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// [tls]
+
+fn tls(raw: Option<Spanned<RawTls>>, cx: &mut Ctx<'_>) -> Result<TlsSettings, ConfigError> {
+    let raw = raw.map(Spanned::into_inner).unwrap_or_default();
+    let defaults = TlsSettings::default();
+    let min_version = raw
+        .min_version
+        .as_ref()
+        .map_or(defaults.min_version, |v| v.get_ref().0);
+    let max_version = raw
+        .max_version
+        .as_ref()
+        .map_or(defaults.max_version, |v| v.get_ref().0);
+    if min_version > max_version {
+        let (span, k) = match (&raw.min_version, &raw.max_version) {
+            (Some(v), _) => (v.span(), "tls.min_version"),
+            (None, Some(v)) => (v.span(), "tls.max_version"),
+            (None, None) => (0..0, "tls"),
+        };
+        return Err(cx.error(
+            span,
+            k,
+            format!(
+                "min_version \"{}\" is above max_version \"{}\"",
+                version_name(min_version),
+                version_name(max_version)
+            ),
+        ));
+    }
+
+    let cipher_suites = crate::tls_names::cipher_suites(
+        raw.cipher_suites.as_ref(),
+        (min_version, max_version),
+        cx,
+    )?;
+    let kx_groups = crate::tls_names::groups(raw.groups.as_ref(), (min_version, max_version), cx)?;
+
+    let mut certificates = Vec::new();
+    for (i, c) in raw.certificate.unwrap_or_default().into_iter().enumerate() {
+        certificates.push(certificate(
+            c.into_inner(),
+            &format!("tls.certificate[{i}]"),
+            cx,
+        )?);
+    }
+
+    Ok(TlsSettings {
+        min_version,
+        max_version,
+        cipher_suites,
+        kx_groups,
+        certificates,
+        session_tickets: raw.session_tickets.unwrap_or(defaults.session_tickets),
+    })
+}
+
+pub(crate) fn version_name(v: TlsVersion) -> &'static str {
+    match v {
+        TlsVersion::Tls12 => "1.2",
+        TlsVersion::Tls13 => "1.3",
+    }
+}
+
+fn certificate(raw: RawCert, p: &str, cx: &Ctx<'_>) -> Result<CertSettings, ConfigError> {
+    let mut hostnames = Vec::new();
+    for (i, h) in raw.hostnames.unwrap_or_default().into_iter().enumerate() {
+        check_hostname(h.get_ref(), true)
+            .map_err(|m| cx.error(h.span(), format!("{p}.hostnames[{i}]"), m))?;
+        hostnames.push(h.into_inner());
+    }
+    Ok(CertSettings {
+        cert_path: cx.path(&raw.cert, &key(p, "cert"))?,
+        key_path: cx.path(&raw.key, &key(p, "key"))?,
+        hostnames,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// [relay]
+
+fn relay(
+    raw: Option<&Spanned<RawRelay>>,
+    danger: DangerSettings,
+    cx: &mut Ctx<'_>,
+) -> Result<RelaySettings, ConfigError> {
+    let empty = RawRelay::default();
+    let raw = raw.map_or(&empty, Spanned::get_ref);
+    let mut accepted_domains = Vec::new();
+    for (i, d) in raw.accepted_domains.iter().flatten().enumerate() {
+        let k = format!("relay.accepted_domains[{i}]");
+        let s = d.get_ref();
+        let bare = s.strip_prefix('.').unwrap_or(s);
+        let bare = bare.strip_suffix('.').unwrap_or(bare);
+        check_hostname(bare, false).map_err(|_| {
+            cx.error(
+                d.span(),
+                &k,
+                format!(
+                    "invalid domain {s:?}; expected a domain such as \"example.com\", \
+                     or \".example.com\" for all its subdomains"
+                ),
+            )
+        })?;
+        accepted_domains.push(s.clone());
+    }
+
+    let mut relay_networks = Vec::new();
+    for (i, n) in raw.relay_networks.iter().flatten().enumerate() {
+        let k = format!("relay.relay_networks[{i}]");
+        let net = parse_network(n.get_ref()).map_err(|m| cx.error(n.span(), &k, m))?;
+        if net.prefix_len() == 0 && !danger.allow_open_relay {
+            return Err(cx.error(
+                n.span(),
+                &k,
+                format!(
+                    "{net} lets every host on the Internet relay mail through this server \
+                     (open relay); list only your own client networks, or set \
+                     [danger] allow_open_relay = true"
+                ),
+            ));
+        }
+        let (wide, limit) = match net {
+            IpNet::V4(_) => (net.prefix_len() < WIDE_V4_PREFIX, WIDE_V4_PREFIX),
+            IpNet::V6(_) => (net.prefix_len() < WIDE_V6_PREFIX, WIDE_V6_PREFIX),
+        };
+        if wide {
+            cx.warn(
+                Some(n.span()),
+                &k,
+                format!(
+                    "relay network {net} is wider than /{limit}: every host in it may relay \
+                     mail to any domain; list smaller networks if you can"
+                ),
+            );
+        }
+        relay_networks.push(net);
+    }
+    Ok(RelaySettings {
+        accepted_domains,
+        relay_networks,
+    })
+}
+
+/// `"10.0.0.0/8"`, `"2001:db8::/32"`, or a single address (`"192.0.2.7"`).
+/// Host bits after the prefix are refused: `10.1.2.3/8` is ambiguous.
+fn parse_network(s: &str) -> Result<IpNet, String> {
+    let net: IpNet = if s.contains('/') {
+        s.parse().map_err(|_| {
+            format!("invalid network {s:?}; expected CIDR notation such as \"192.0.2.0/24\" or \"2001:db8::/32\"")
+        })?
+    } else {
+        let ip: std::net::IpAddr = s.parse().map_err(|_| {
+            format!("invalid network {s:?}; expected CIDR notation such as \"192.0.2.0/24\" or \"2001:db8::/32\"")
+        })?;
+        IpNet::from(ip)
+    };
+    if net.trunc() != net {
+        return Err(format!(
+            "{s:?} has bits set after the /{} prefix; write \"{}\"",
+            net.prefix_len(),
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}
+
+// ---------------------------------------------------------------------------
+// [[user]]
+
+fn users(raw: Vec<Spanned<RawUser>>, cx: &Ctx<'_>) -> Result<Vec<User>, ConfigError> {
+    let mut out: Vec<User> = Vec::with_capacity(raw.len());
+    for (i, u) in raw.into_iter().enumerate() {
+        let u = u.into_inner();
+        let p = format!("user[{i}]");
+        let name = u.name.get_ref();
+        if name.is_empty() || name.chars().any(char::is_control) {
+            return Err(cx.error(
+                u.name.span(),
+                key(&p, "name"),
+                "a user name must be non-empty and contain no control characters",
+            ));
+        }
+        if let Some(j) = out.iter().position(|o| o.name == *name) {
+            return Err(cx.error(
+                u.name.span(),
+                key(&p, "name"),
+                format!("duplicate user {name:?} (also user[{j}])"),
+            ));
+        }
+        check_password_hash(u.password_hash.get_ref())
+            .map_err(|m| cx.error(u.password_hash.span(), key(&p, "password_hash"), m))?;
+        out.push(User {
+            name: name.clone(),
+            password_hash: u.password_hash.into_inner(),
+        });
+    }
+    Ok(out)
+}
+
+/// Checks an Argon2 PHC string as verification will read it. The value is
+/// never quoted back: it might be a plaintext password pasted by mistake.
+pub(crate) fn check_password_hash(s: &str) -> Result<(), String> {
+    const HELP: &str = "expected an Argon2 PHC string (\"$argon2id$v=19$m=...,t=...,p=...$salt$hash\") \
+                        as printed by `postern user hash`";
+    if !s.starts_with("$argon2") {
+        return Err(format!("not an Argon2 hash; {HELP}"));
+    }
+    let hash = argon2::PasswordHash::new(s)
+        .map_err(|e| format!("not a valid PHC string ({e}); {HELP}"))?;
+    argon2::Algorithm::try_from(hash.algorithm.as_str())
+        .map_err(|_| format!("unknown Argon2 variant; {HELP}"))?;
+    argon2::Params::try_from(&hash)
+        .map_err(|e| format!("invalid Argon2 parameters ({e}); {HELP}"))?;
+    if hash.salt.is_none() || hash.hash.is_none() {
+        return Err(format!("the salt or the hash is missing; {HELP}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostnames() {
+        for ok in [
+            "localhost",
+            "mail.example.com",
+            "a-b.example",
+            "xn--bcher-kva.example",
+        ] {
+            assert_eq!(check_hostname(ok, false), Ok(()), "{ok}");
+        }
+        assert_eq!(check_hostname("*.example.com", true), Ok(()));
+        for bad in [
+            "",
+            "mail example.com",
+            "mail.example.com\r\n250 x",
+            "a..b",
+            "-a.example",
+            "bücher.example",
+            "*.example.com",
+            "mail.example.com.",
+        ] {
+            assert!(check_hostname(bad, false).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn networks() {
+        assert_eq!(
+            parse_network("10.0.0.0/8"),
+            Ok("10.0.0.0/8".parse().unwrap())
+        );
+        assert_eq!(
+            parse_network("192.0.2.7"),
+            Ok("192.0.2.7/32".parse().unwrap())
+        );
+        assert_eq!(
+            parse_network("2001:db8::1"),
+            Ok("2001:db8::1/128".parse().unwrap())
+        );
+        assert_eq!(
+            parse_network("10.1.2.3/8"),
+            Err("\"10.1.2.3/8\" has bits set after the /8 prefix; write \"10.0.0.0/8\"".to_owned())
+        );
+        assert!(parse_network("10.0.0.0/33").is_err());
+        assert!(parse_network("example.com").is_err());
+    }
+
+    #[test]
+    fn listener_address_conflicts() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert!(conflicts(a("127.0.0.1:25"), a("127.0.0.1:25")));
+        assert!(conflicts(a("0.0.0.0:25"), a("127.0.0.1:25")));
+        assert!(conflicts(a("[::1]:25"), a("[::]:25")));
+        assert!(!conflicts(a("127.0.0.1:25"), a("127.0.0.2:25")));
+        assert!(!conflicts(a("127.0.0.1:25"), a("127.0.0.1:587")));
+        assert!(!conflicts(a("127.0.0.1:0"), a("127.0.0.1:0")));
+        assert!(!conflicts(a("0.0.0.0:25"), a("[::1]:25")));
+    }
+
+    #[test]
+    fn password_hashes() {
+        let good = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$\
+                    BTwHbFXR2qMv9Ac3sAzfCrM6nyYK1A6B/aq5JG5CHwQ";
+        assert_eq!(check_password_hash(good), Ok(()));
+        let e = check_password_hash("hunter2").unwrap_err();
+        assert!(e.starts_with("not an Argon2 hash;"), "{e}");
+        assert!(!e.contains("hunter2"));
+        assert!(check_password_hash("$argon2id$v=19$m=19456,t=2,p=1").is_err());
+        assert!(check_password_hash("$argon2xx$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$aGFzaA").is_err());
+        assert!(check_password_hash("$argon2id$v=19$m=1,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$BTwHbFXR2qMv9Ac3sAzfCrM6nyYK1A6B/aq5JG5CHwQ").is_err());
+        assert!(check_password_hash("$2b$12$abcdefghijklmnopqrstuv").is_err());
+    }
+}
