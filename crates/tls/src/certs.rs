@@ -726,9 +726,10 @@ impl CertStore {
 
     /// The SNI resolver for a rustls `ServerConfig`: an exact SNI match, then a
     /// wildcard match, then the default (first) certificate; clients without SNI
-    /// get the default. When several certificates qualify, the first whose key the
-    /// client can verify (RSA vs ECDSA vs Ed25519, from its signature_algorithms)
-    /// wins.
+    /// get the default. Among these, the first whose key the client can verify
+    /// (RSA vs ECDSA vs Ed25519, from its signature_algorithms) wins — so with an
+    /// RSA and an ECDSA certificate for one name, each client gets the one it can
+    /// use.
     pub fn resolver(&self) -> Arc<dyn ResolvesServerCert> {
         Arc::new(SniResolver {
             store: self.clone(),
@@ -745,34 +746,29 @@ impl CertStore {
         self.entries.iter().map(|e| e.key.key.algorithm()).collect()
     }
 
+    /// Candidates in order of name fit (exact SNI, wildcard SNI, then every
+    /// certificate in load order — the first being the default); the first one
+    /// whose key the client can verify wins, else the best name fit. A client
+    /// that cannot verify the named certificate's key type would fail anyway; the
+    /// default of a type it can verify still serves opportunistic peers that do
+    /// not check names.
     fn choose(&self, sni: Option<&str>, schemes: &[SignatureScheme]) -> Option<&Entry> {
-        let usable = |e: &&Entry| e.key.key.choose_scheme(schemes).is_some();
+        let mut candidates: Vec<&Entry> = Vec::with_capacity(self.entries.len() * 2);
         if let Some(sni) = sni {
             let host = normalize(sni);
-            let exact: Vec<&Entry> = self
-                .entries
-                .iter()
-                .filter(|e| e.sni_names.contains(&host))
-                .collect();
-            let wildcard: Vec<&Entry> = self
-                .entries
-                .iter()
-                .filter(|e| {
-                    e.sni_names
-                        .iter()
-                        .any(|n| n.starts_with("*.") && name_matches(n, &host))
-                })
-                .collect();
-            for group in [exact, wildcard] {
-                if let Some(first) = group.first() {
-                    return Some(group.iter().copied().find(usable).unwrap_or(first));
-                }
-            }
+            candidates.extend(self.entries.iter().filter(|e| e.sni_names.contains(&host)));
+            candidates.extend(self.entries.iter().filter(|e| {
+                e.sni_names
+                    .iter()
+                    .any(|n| n.starts_with("*.") && name_matches(n, &host))
+            }));
         }
-        self.entries
+        candidates.extend(self.entries.iter());
+        candidates
             .iter()
-            .find(usable)
-            .or_else(|| self.entries.first())
+            .copied()
+            .find(|e| e.key.key.choose_scheme(schemes).is_some())
+            .or_else(|| candidates.first().copied())
     }
 }
 

@@ -395,6 +395,44 @@ fn key_type_follows_client_signature_schemes() {
     assert_eq!(out.presented_leaf(), ec.der);
 }
 
+/// The named certificate has a key the client cannot verify: a certificate it
+/// can verify (here the default) beats a certain failure.
+#[test]
+fn verifiable_key_beats_name_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = common::root("Root");
+    let ec_default = common::leaf(&["default.example.com"], &ca);
+    let rsa_named = common::rsa_leaf(&["mx.example.com"], &ca);
+    let certs = vec![
+        common::write_pair(
+            dir.path(),
+            "ec",
+            &[&ec_default.cert_pem],
+            &ec_default.key_pem,
+        ),
+        common::write_pair(
+            dir.path(),
+            "rsa",
+            &[&rsa_named.cert_pem],
+            &rsa_named.key_pem,
+        ),
+    ];
+    let server = build(&TlsSettings::default(), &certs);
+    let any = handshake(
+        client_config(ClientOpts::default()),
+        "mx.example.com",
+        Arc::clone(&server),
+    );
+    assert_eq!(any.presented_leaf(), rsa_named.der);
+    let ecdsa_only = client_config(ClientOpts {
+        schemes: Some(vec![SignatureScheme::ECDSA_NISTP256_SHA256]),
+        ..ClientOpts::default()
+    });
+    let out = handshake(ecdsa_only, "mx.example.com", server);
+    assert!(out.ok(), "{:?} {:?}", out.server_err, out.client_err);
+    assert_eq!(out.presented_leaf(), ec_default.der);
+}
+
 /// With tickets on, a second connection resumes; with them off, it does not.
 #[test]
 fn session_tickets_enable_resumption() {
