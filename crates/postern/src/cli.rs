@@ -1,0 +1,94 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Postern: a secure SMTP server and mail gateway.
+#[derive(Parser, Debug)]
+#[command(name = "postern", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Run the server (without --config: the embedded default, loopback only).
+    Serve(ServeArgs),
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// AUTH user tools.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Inspect the queue (works while the server runs).
+    Queue {
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ServeArgs {
+    /// Configuration file (postern.toml). Without it the embedded default is used.
+    #[arg(short, long, env = "POSTERN_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum ConfigCommand {
+    /// Validate a configuration file, load its certificates, print security warnings.
+    Check(CheckArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct CheckArgs {
+    /// The file to check.
+    pub(crate) file: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum UserCommand {
+    /// Read a password on stdin and print its argon2id hash for `[[user]] password_hash`.
+    Hash(UserHashArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct UserHashArgs {}
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct SpoolLocation {
+    /// Configuration file whose data directory holds the spool.
+    #[arg(short, long, env = "POSTERN_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Spool directory (overrides --config).
+    #[arg(long)]
+    pub(crate) spool: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum QueueCommand {
+    /// List queued messages.
+    List {
+        #[command(flatten)]
+        location: SpoolLocation,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one message's envelope and receipt facts.
+    Show {
+        /// Queue id.
+        id: String,
+        #[command(flatten)]
+        location: SpoolLocation,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}

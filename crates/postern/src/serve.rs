@@ -1,0 +1,195 @@
+//! `postern serve` and `postern config check`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use postern_config::{Config, Loaded};
+use postern_smtpd::{Server, Transcript};
+use postern_spool::Spool;
+
+use crate::cli::{CheckArgs, ServeArgs};
+use crate::tls_setup;
+
+/// How long in-flight sessions get to finish at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+fn load(path: Option<&Path>) -> Result<Loaded, postern_config::ConfigError> {
+    if let Some(p) = path {
+        postern_config::load_file(p)
+    } else {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+        postern_config::load_default(&cwd)
+    }
+}
+
+fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},rustls=warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Logs the danger settings and lint warnings (ARCHITECTURE.md: insecure
+/// options are always logged at startup).
+fn log_warnings(loaded: &Loaded) {
+    for w in &loaded.warnings {
+        tracing::warn!("config: {w}");
+    }
+}
+
+pub(crate) fn run(args: &ServeArgs) -> ExitCode {
+    let loaded = match load(args.config.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&loaded.config.log.level);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(serve(loaded, args.config.as_deref())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
+    log_warnings(&loaded);
+    let cfg = &mut loaded.config;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
+    let tls = tls_setup::build(cfg, true)?;
+    for w in &tls.warnings {
+        tracing::warn!("tls: {w}");
+    }
+    for s in &tls.summaries {
+        tracing::info!("certificate: {s}");
+    }
+    if tls.self_signed {
+        tracing::warn!("using a self-signed certificate (no [[tls.certificate]] configured)");
+    }
+    let (spool, report) = Spool::open(&cfg.server.spool)
+        .with_context(|| format!("opening the spool at {}", cfg.server.spool.dir.display()))?;
+    tracing::info!(dir = %cfg.server.spool.dir.display(), recovered = report.recovered,
+        removed_tmp = report.removed_tmp, corrupt = report.corrupt.len(), "spool opened");
+    for (file, reason) in &report.corrupt {
+        tracing::error!(file = %file, reason = %reason, "damaged spool file moved to corrupt/");
+    }
+    let transcript = match &cfg.server.transcript.path {
+        Some(p) => Some(
+            Transcript::open(p, cfg.server.transcript.format)
+                .with_context(|| format!("opening the transcript log {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let server = Server::start(cfg.server.clone(), tls.config, spool, transcript).await?;
+    for (name, addr) in server.local_addrs() {
+        println!("postern: listener {name} on {addr}");
+    }
+    tracing::info!(source = %cfg.source, "postern started");
+    wait_for_signals(&server, path).await;
+    tracing::info!("shutting down");
+    server.shutdown(SHUTDOWN_GRACE).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Waits for SIGTERM/SIGINT; reloads on SIGHUP.
+async fn wait_for_signals(server: &Server, path: Option<&Path>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        std::future::pending::<()>().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => reload(server, path),
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+        }
+    }
+}
+
+/// SIGHUP: re-read the configuration and certificates; on any error keep the
+/// running configuration and say why.
+fn reload(server: &Server, path: Option<&Path>) {
+    tracing::info!("SIGHUP: reloading configuration");
+    let result = (|| -> anyhow::Result<()> {
+        let mut loaded = load(path)?;
+        log_warnings(&loaded);
+        let tls = tls_setup::build(&mut loaded.config, true)?;
+        for w in &tls.warnings {
+            tracing::warn!("tls: {w}");
+        }
+        server.reload(loaded.config.server, tls.config)?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => tracing::info!("configuration reloaded"),
+        Err(e) => tracing::error!("reload failed, keeping the running configuration: {e:#}"),
+    }
+}
+
+/// `postern config check FILE`.
+pub(crate) fn config_check(args: &CheckArgs) -> ExitCode {
+    let mut loaded = match postern_config::load_file(&args.file) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for w in &loaded.warnings {
+        println!("warning: {w}");
+    }
+    match tls_setup::build(&mut loaded.config, false) {
+        Ok(tls) => {
+            for w in &tls.warnings {
+                println!("warning: {w}");
+            }
+            for s in &tls.summaries {
+                println!("certificate: {s}");
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e:#}", args.file.display());
+            return ExitCode::from(2);
+        }
+    }
+    print_summary(&loaded.config);
+    ExitCode::SUCCESS
+}
+
+fn print_summary(cfg: &Config) {
+    println!(
+        "ok: {} is valid: {} listener(s), {} accepted domain(s), {} relay network(s), {} user(s)",
+        cfg.source,
+        cfg.server.listeners.len(),
+        cfg.server.relay.accepted_domains.len(),
+        cfg.server.relay.relay_networks.len(),
+        cfg.server.users.len()
+    );
+}
