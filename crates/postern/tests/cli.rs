@@ -309,3 +309,32 @@ fn sighup_reloads_and_keeps_old_config_on_error() {
         server.stderr()
     );
 }
+
+/// A certificate that does not cover a TLS listener's hostname is an error that
+/// names the hostname (cf. MailSite: "No certificates were found matching the
+/// Subject 'smtp.yourcorp.com'").
+#[test]
+fn config_check_names_uncovered_hostname() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = postern_testkit::TestCa::new();
+    let (cert, key) = ca.issue(&["other.test.example"]).write(dir.path(), "other");
+    let p = write_config(dir.path(), &["example.com"]);
+    let mut cfg = std::fs::read_to_string(&p).unwrap();
+    cfg.push_str(&format!(
+        "\n[[tls.certificate]]\ncert = \"{}\"\nkey = \"{}\"\n",
+        cert.display(),
+        key.display()
+    ));
+    std::fs::write(&p, cfg).unwrap();
+    let out = Command::new(BIN)
+        .args(["config", "check"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("No certificates were found matching the Subject 'mx.test.example'"),
+        "{err}"
+    );
+}

@@ -397,3 +397,68 @@ async fn transcript_records_dialogue() {
     assert!(log.contains(" >>> 250-mx.test.example"), "{log}");
     assert!(log.contains(" >>> 221 2.0.0 Bye"), "{log}");
 }
+
+/// RFC 3461: DSN parameters (RET, ENVID, NOTIFY, ORCPT) are accepted and stored in the envelope.
+#[tokio::test]
+async fn dsn_parameters_are_stored() {
+    let t = start().await;
+    let mut d = t.connect("smtp").await;
+    d.cmd("EHLO c", 250).await;
+    d.cmd(
+        "MAIL FROM:<a@o.org> RET=HDRS ENVID=QQ314159 BODY=8BITMIME SIZE=100",
+        250,
+    )
+    .await;
+    d.cmd(
+        "RCPT TO:<bob@example.com> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@example.com",
+        250,
+    )
+    .await;
+    d.cmd("DATA", 354).await;
+    d.send_raw(b"Subject: dsn\r\n\r\nx\r\n.\r\n").await;
+    d.expect(250).await;
+    let (env, _) = &t.messages()[0];
+    assert_eq!(env.params.ret.as_deref(), Some("HDRS"));
+    assert_eq!(env.params.envid.as_deref(), Some("QQ314159"));
+    assert_eq!(env.params.body.as_deref(), Some("8BITMIME"));
+    assert_eq!(env.params.size, Some(100));
+    assert_eq!(env.recipients[0].notify.as_deref(), Some("SUCCESS,FAILURE"));
+    assert_eq!(
+        env.recipients[0].orcpt.as_deref(),
+        Some("rfc822;bob@example.com")
+    );
+    // Unknown parameters are refused (RFC 5321 §4.1.1.11: 555).
+    let r = d.cmd("MAIL FROM:<a@o.org> FOO=BAR", 555).await;
+    assert!(r.lines[0].starts_with("5.5.4"), "{r:?}");
+}
+
+/// RFC 6531: UTF-8 addresses need the SMTPUTF8 parameter (553 5.6.7 without it).
+#[tokio::test]
+async fn smtputf8_addresses() {
+    let t = start_with(|s| s.relay.accepted_domains.push("例子.example".into())).await;
+    let mut d = t.connect("smtp").await;
+    d.cmd("EHLO c", 250).await;
+    let r = d.cmd("MAIL FROM:<用户@例子.example>", 553).await;
+    assert!(r.lines[0].starts_with("5.6.7"), "{r:?}");
+    d.cmd("MAIL FROM:<用户@例子.example> SMTPUTF8", 250).await;
+    d.cmd("RCPT TO:<收件人@例子.example>", 250).await;
+    d.cmd("DATA", 354).await;
+    d.send_raw("Subject: ünïcödé\r\n\r\nx\r\n.\r\n".as_bytes())
+        .await;
+    d.expect(250).await;
+    let (env, body) = &t.messages()[0];
+    assert!(env.params.smtputf8);
+    assert_eq!(env.recipients[0].address, "收件人@例子.example");
+    assert!(String::from_utf8_lossy(body).contains("with UTF8SMTP\r\n"));
+}
+
+/// Global concurrent-session limit: the session over it gets 421 4.7.0.
+#[tokio::test]
+async fn global_connection_limit() {
+    let t = start_with(|s| s.max_connections = 2).await;
+    let _a = t.connect("smtp").await;
+    let _b = t.connect("submission").await;
+    let mut c = postern_testkit::Dialogue::connect(t.addr("smtp")).await;
+    let r = c.expect(421).await;
+    assert_eq!(r.lines[0], "4.7.0 Too many connections, try again later");
+}

@@ -118,7 +118,7 @@ impl Session {
         };
         if let Some(err) = decoder.error() {
             tracing::warn!(session = %self.id, peer = %self.peer, error = ?err,
-                "message rejected: malformed DATA (SMTP smuggling defence)");
+                "message rejected: malformed message data");
             return self.error_reply(&err.to_reply());
         }
         self.finish(sink, tx).await
