@@ -320,11 +320,12 @@ fn config_check_names_uncovered_hostname() {
     let (cert, key) = ca.issue(&["other.test.example"]).write(dir.path(), "other");
     let p = write_config(dir.path(), &["example.com"]);
     let mut cfg = std::fs::read_to_string(&p).unwrap();
-    cfg.push_str(&format!(
+    let extra = format!(
         "\n[[tls.certificate]]\ncert = \"{}\"\nkey = \"{}\"\n",
         cert.display(),
         key.display()
-    ));
+    );
+    cfg.push_str(&extra);
     std::fs::write(&p, cfg).unwrap();
     let out = Command::new(BIN)
         .args(["config", "check"])
