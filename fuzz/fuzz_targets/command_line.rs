@@ -8,7 +8,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use postern_proto::{Command, ForwardPath, Limits, Line, LineReader, Reply, ReversePath, parse_command};
+use postern_proto::{
+    Command, ForwardPath, Limits, Line, LineReader, Reply, ReversePath, parse_command,
+};
 
 fn check_reply(reply: &Reply) {
     let wire = reply.to_bytes();
@@ -22,9 +24,14 @@ fn check_line(line: &[u8], limits: &Limits) {
         Ok(Command::Mail(mail)) => {
             if let ReversePath::Mailbox(mailbox) = &mail.reverse_path {
                 let again = format!("MAIL FROM:<{mailbox}> SMTPUTF8");
-                let roomy = Limits { max_command_line: 4096, ..limits.clone() };
+                let roomy = Limits {
+                    max_command_line: 4096,
+                    ..limits.clone()
+                };
                 match parse_command(again.as_bytes(), &roomy) {
-                    Ok(Command::Mail(m)) => assert_eq!(m.reverse_path, mail.reverse_path, "{again}"),
+                    Ok(Command::Mail(m)) => {
+                        assert_eq!(m.reverse_path, mail.reverse_path, "{again}")
+                    }
                     other => panic!("canonical form {again:?} did not reparse: {other:?}"),
                 }
             }
@@ -32,9 +39,14 @@ fn check_line(line: &[u8], limits: &Limits) {
         Ok(Command::Rcpt(rcpt)) => {
             if let ForwardPath::Mailbox(mailbox) = &rcpt.forward_path {
                 let again = format!("RCPT TO:<{mailbox}>");
-                let roomy = Limits { max_command_line: 4096, ..limits.clone() };
+                let roomy = Limits {
+                    max_command_line: 4096,
+                    ..limits.clone()
+                };
                 match parse_command(again.as_bytes(), &roomy) {
-                    Ok(Command::Rcpt(r)) => assert_eq!(r.forward_path, rcpt.forward_path, "{again}"),
+                    Ok(Command::Rcpt(r)) => {
+                        assert_eq!(r.forward_path, rcpt.forward_path, "{again}")
+                    }
                     other => panic!("canonical form {again:?} did not reparse: {other:?}"),
                 }
             }
@@ -77,6 +89,10 @@ fuzz_target!(|data: &[u8]| {
                 break;
             }
         }
-        assert!(buf.len() < limits.max_command_line, "reader let the buffer grow to {}", buf.len());
+        assert!(
+            buf.len() < limits.max_command_line,
+            "reader let the buffer grow to {}",
+            buf.len()
+        );
     }
 });

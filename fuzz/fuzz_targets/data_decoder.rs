@@ -47,7 +47,11 @@ fn reference(max_text_line: usize, input: &[u8]) -> Outcome {
     stream.extend_from_slice(input);
     let (body, consumed, status) = match stream.windows(5).position(|w| w == b"\r\n.\r\n") {
         Some(p) => (&input[..p], p + 3, DataStatus::Done),
-        None => (input.strip_suffix(b"\r").unwrap_or(input), input.len(), DataStatus::NeedMore),
+        None => (
+            input.strip_suffix(b"\r").unwrap_or(input),
+            input.len(),
+            DataStatus::NeedMore,
+        ),
     };
     let max_content = max_text_line.saturating_sub(2);
     let mut out = Vec::new();
@@ -67,7 +71,9 @@ fn reference(max_text_line: usize, input: &[u8]) -> Outcome {
                 _ => out.push(b),
             }
             if n + 1 > max_content {
-                errors.push(DataError::LineTooLong);
+                errors.push(DataError::LineTooLong {
+                    limit: max_text_line,
+                });
             }
         }
         if !crlf {
@@ -98,7 +104,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // Small line limits make the length check reachable.
-    let limits = Limits { max_text_line: usize::from(limit % 64) + 3, ..Limits::default() };
+    let limits = Limits {
+        max_text_line: usize::from(limit % 64) + 3,
+        ..Limits::default()
+    };
     let whole = decode(&limits, input, 0);
     let (consumed, status, out, _) = &whole;
     assert!(*consumed <= input.len());
@@ -114,9 +123,16 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(out.get(i + 1), Some(&b'\n'), "bare CR in output at {i}");
         }
     }
-    assert_eq!(whole, reference(limits.max_text_line, input), "decoder differs from the reference model");
+    assert_eq!(
+        whole,
+        reference(limits.max_text_line, input),
+        "decoder differs from the reference model"
+    );
     let chunked = decode(&limits, input, u32::from(seed) + 1);
     assert_eq!(whole, chunked, "decoding depends on chunking");
 
-    assert_eq!(bdat(&limits, input, 1), bdat(&limits, input, u32::from(seed) + 2));
+    assert_eq!(
+        bdat(&limits, input, 1),
+        bdat(&limits, input, u32::from(seed) + 2)
+    );
 });

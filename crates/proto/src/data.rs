@@ -47,25 +47,23 @@ pub enum DataError {
     #[error("NUL octet in message data")]
     Nul,
     /// A text line longer than `Limits::max_text_line` (with its CRLF).
-    #[error("text line over the length limit")]
-    LineTooLong,
+    #[error("text line longer than {limit} octets")]
+    LineTooLong {
+        /// The limit in force (`Limits::max_text_line`), named in the reply.
+        limit: usize,
+    },
 }
 
 /// RFC 3463 §3.7: X.6.0, other or undefined media error.
 const MEDIA_ERROR: EnhancedCode = EnhancedCode::new(5, 6, 0);
 
 impl DataError {
-    /// The reply to the end of data (or to the last BDAT chunk): `554 5.6.0`
-    /// (RFC 5321 §4.3.2 lists 554 for DATA). The text names the rule. For
-    /// [`DataError::LineTooLong`] prefer [`DataDecoder::error_reply`] /
-    /// [`BdatChecker::error_reply`], which also name the configured limit.
+    /// The reply to the end of data (or to a BDAT chunk): `554 5.6.0`
+    /// (RFC 5321 §4.3.2 lists 554 for DATA; RFC 3463 X.6.0 "other or undefined
+    /// media error"). The text names the rule. This is the one table of
+    /// DATA/BDAT errors to replies. Reply text is ASCII only (RFC 5321 §4.2
+    /// `textstring`), hence "section" rather than the sign.
     pub fn to_reply(&self) -> Reply {
-        self.reply_for(None)
-    }
-
-    /// The one table of DATA/BDAT errors to replies. Reply text is ASCII only
-    /// (RFC 5321 §4.2 `textstring`), hence "section" rather than the sign.
-    fn reply_for(self, max_text_line: Option<usize>) -> Reply {
         let text = match self {
             DataError::BareLf => "Message rejected: bare LF received, lines must end with CRLF \
                                   (RFC 5321 section 2.3.8)"
@@ -76,13 +74,9 @@ impl DataError {
             DataError::Nul => {
                 "Message rejected: NUL octet in message (RFC 2045 section 2.8)".to_owned()
             }
-            DataError::LineTooLong => match max_text_line {
-                Some(limit) => format!(
-                    "Message rejected: line longer than {limit} octets \
-                     (RFC 5321 section 4.5.3.1.6)"
-                ),
-                None => "Message rejected: line too long (RFC 5321 section 4.5.3.1.6)".to_owned(),
-            },
+            DataError::LineTooLong { limit } => format!(
+                "Message rejected: line longer than {limit} octets (RFC 5321 section 4.5.3.1.6)"
+            ),
         };
         Reply::new(554, Some(MEDIA_ERROR), text)
     }
@@ -106,6 +100,8 @@ struct LineCheck {
     line_len: usize,
     /// Longest allowed line content: `max_text_line - 2` (the CRLF).
     max_content: usize,
+    /// `Limits::max_text_line`, for the error.
+    max_text_line: usize,
     /// Whether the current line has already been flagged as too long.
     error: Option<DataError>,
 }
@@ -115,6 +111,7 @@ impl LineCheck {
         Self {
             line_len: 0,
             max_content: limits.max_text_line.saturating_sub(2),
+            max_text_line: limits.max_text_line,
             error: None,
         }
     }
@@ -129,7 +126,9 @@ impl LineCheck {
     fn count(&mut self, n: usize) {
         self.line_len = self.line_len.saturating_add(n);
         if self.line_len > self.max_content {
-            self.flag(DataError::LineTooLong);
+            self.flag(DataError::LineTooLong {
+                limit: self.max_text_line,
+            });
         }
     }
 
@@ -159,7 +158,6 @@ enum State {
 pub struct DataDecoder {
     state: State,
     check: LineCheck,
-    max_text_line: usize,
     message_len: u64,
 }
 
@@ -170,7 +168,6 @@ impl DataDecoder {
         Self {
             state: State::LineStart,
             check: LineCheck::new(limits),
-            max_text_line: limits.max_text_line,
             message_len: 0,
         }
     }
@@ -287,13 +284,6 @@ impl DataDecoder {
         self.check.error
     }
 
-    /// The reply for [`DataDecoder::error`], naming the configured line limit.
-    pub fn error_reply(&self) -> Option<Reply> {
-        self.check
-            .error
-            .map(|e| e.reply_for(Some(self.max_text_line)))
-    }
-
     /// True once the terminator has been consumed.
     pub fn is_done(&self) -> bool {
         self.state == State::Done
@@ -312,7 +302,6 @@ impl DataDecoder {
 #[derive(Debug, Clone)]
 pub struct BdatChecker {
     check: LineCheck,
-    max_text_line: usize,
     pending_cr: bool,
 }
 
@@ -321,7 +310,6 @@ impl BdatChecker {
     pub fn new(limits: &Limits) -> Self {
         Self {
             check: LineCheck::new(limits),
-            max_text_line: limits.max_text_line,
             pending_cr: false,
         }
     }
@@ -364,13 +352,6 @@ impl BdatChecker {
     /// The first error seen, if any.
     pub fn error(&self) -> Option<DataError> {
         self.check.error
-    }
-
-    /// The reply for [`BdatChecker::error`], naming the configured line limit.
-    pub fn error_reply(&self) -> Option<Reply> {
-        self.check
-            .error
-            .map(|e| e.reply_for(Some(self.max_text_line)))
     }
 }
 
@@ -581,13 +562,19 @@ mod tests {
         // not counted (RFC 5321 §4.5.3.1.6).
         let cases: Vec<(&[u8], Option<DataError>)> = vec![
             (b"12345678\r\n.\r\n", None),
-            (b"123456789\r\n.\r\n", Some(DataError::LineTooLong)),
+            (
+                b"123456789\r\n.\r\n",
+                Some(DataError::LineTooLong { limit: 10 }),
+            ),
             (b"..2345678\r\n.\r\n", None),
-            (b"..23456789\r\n.\r\n", Some(DataError::LineTooLong)),
+            (
+                b"..23456789\r\n.\r\n",
+                Some(DataError::LineTooLong { limit: 10 }),
+            ),
             (b"a\r\n12345678\r\n12345678\r\n.\r\n", None),
             (
                 b"a\r\n12345678\r\n123456789\r\n.\r\n",
-                Some(DataError::LineTooLong),
+                Some(DataError::LineTooLong { limit: 10 }),
             ),
         ];
         for (input, error) in cases {
@@ -601,7 +588,10 @@ mod tests {
         assert_eq!(decode_all(&ok).3, None);
         let mut long = vec![b'x'; 999];
         long.extend_from_slice(b"\r\n.\r\n");
-        assert_eq!(decode_all(&long).3, Some(DataError::LineTooLong));
+        assert_eq!(
+            decode_all(&long).3,
+            Some(DataError::LineTooLong { limit: 1000 })
+        );
     }
 
     #[test]
@@ -611,7 +601,10 @@ mod tests {
             (DataError::BareLf, "bare LF"),
             (DataError::BareCr, "bare CR"),
             (DataError::Nul, "NUL"),
-            (DataError::LineTooLong, "line too long"),
+            (
+                DataError::LineTooLong { limit: 1000 },
+                "line longer than 1000 octets",
+            ),
         ] {
             let reply = err.to_reply();
             assert_eq!((reply.code, reply.enhanced), (554, e560), "{err:?}");
@@ -624,7 +617,7 @@ mod tests {
         let mut d = DataDecoder::new(&limits(100));
         let mut out = Vec::new();
         d.decode(&[b'x'; 200], &mut out);
-        let reply = d.error_reply();
+        let reply = d.error().map(|e| e.to_reply());
         assert_eq!(
             reply.map(|r| String::from_utf8_lossy(&r.to_bytes()).into_owned()),
             Some(
@@ -648,7 +641,10 @@ mod tests {
             (&[b"a\x00"], Some(DataError::Nul)),
             (&[b"12345678\r\n"], None),
             (&[b"12345", b"678\r\n"], None),
-            (&[b"12345", b"6789\r\n"], Some(DataError::LineTooLong)),
+            (
+                &[b"12345", b"6789\r\n"],
+                Some(DataError::LineTooLong { limit: 10 }),
+            ),
         ];
         for (chunks, want) in cases {
             let mut c = BdatChecker::new(&limits(10));
@@ -657,7 +653,6 @@ mod tests {
             }
             c.finish();
             assert_eq!(c.error(), want, "{chunks:?}");
-            assert_eq!(c.error_reply().is_some(), want.is_some());
         }
     }
 
@@ -707,7 +702,9 @@ mod tests {
                     _ => out.push(b),
                 }
                 if n + 1 > max_content {
-                    errors.push(DataError::LineTooLong);
+                    errors.push(DataError::LineTooLong {
+                        limit: max_text_line,
+                    });
                 }
             }
             if crlf {
