@@ -310,6 +310,18 @@ async fn bdat_chunking() {
     let msgs = t.messages();
     assert!(String::from_utf8_lossy(&msgs[0].1).ends_with("Subject: b\r\n\r\nhello\r\n"));
     d.cmd("DATA", 503).await;
+    // A BDAT body with a bare LF, or ending in a bare CR, is rejected (smuggling defence).
+    for bad in [
+        &b"BDAT 8 LAST\r\nab\ncd\r\nx"[..],
+        &b"BDAT 4 LAST\r\nab\r\r"[..],
+    ] {
+        d.cmd("MAIL FROM:<a@o.org>", 250).await;
+        d.cmd("RCPT TO:<bob@example.com>", 250).await;
+        d.send_raw(bad).await;
+        let r = d.expect(554).await;
+        assert!(r.lines[0].starts_with("5.6.0"), "{r:?}");
+    }
+    assert_eq!(t.messages().len(), 1);
 }
 
 /// ALPACA-style cross-protocol: an HTTP request gets one error and the connection closes.
@@ -440,6 +452,10 @@ async fn smtputf8_addresses() {
     d.cmd("EHLO c", 250).await;
     let r = d.cmd("MAIL FROM:<用户@例子.example>", 553).await;
     assert!(r.lines[0].starts_with("5.6.7"), "{r:?}");
+    d.cmd("MAIL FROM:<ascii@example.com>", 250).await;
+    let r = d.cmd("RCPT TO:<收件人@例子.example>", 553).await;
+    assert!(r.lines[0].starts_with("5.6.7"), "{r:?}");
+    d.cmd("RSET", 250).await;
     d.cmd("MAIL FROM:<用户@例子.example> SMTPUTF8", 250).await;
     d.cmd("RCPT TO:<收件人@例子.example>", 250).await;
     d.cmd("DATA", 354).await;

@@ -10,7 +10,9 @@
 //! §4 (530 before STARTTLS), RFC 1870 (SIZE), RFC 6531 (SMTPUTF8), RFC 3461 (DSN).
 
 use postern_policy::RcptDecision;
-use postern_proto::{Body, Capabilities, Command, ForwardPath, MailFrom, RcptTo, parse_command};
+use postern_proto::{
+    Body, Capabilities, Command, CommandError, ForwardPath, MailFrom, RcptTo, parse_command,
+};
 use postern_spool::EnvelopeRecipient;
 
 use super::{Flow, Session, Transaction};
@@ -165,6 +167,10 @@ impl Session {
         };
         if tx.recipients.len() >= max {
             return self.error_reply(&replies::too_many_recipients());
+        }
+        // RFC 6531 §3.4: a UTF-8 recipient needs SMTPUTF8 on the MAIL command.
+        if !tx.mail.smtputf8 && !rcpt.forward_path.is_ascii() {
+            return self.error_reply(&CommandError::Utf8WithoutSmtputf8.to_reply());
         }
         let authenticated = self.auth_user.is_some();
         let address = match &rcpt.forward_path {
