@@ -70,16 +70,19 @@ pub(crate) fn build(cfg: &mut Config, generate: bool) -> anyhow::Result<TlsBuilt
     let loaded = postern_tls::certs::load(
         &cfg.server.tls.certificates,
         time::OffsetDateTime::now_utc(),
-    )?;
+    )
+    .map_err(flat)?;
     for l in &cfg.server.listeners {
         if l.kind == ListenerKind::Submissions || l.tls != TlsMode::Off {
             loaded
                 .store
                 .check_hostname(&l.hostname)
+                .map_err(flat)
                 .with_context(|| format!("listener {} (hostname {})", l.name, l.hostname))?;
         }
     }
-    let config = postern_tls::server::server_config(&cfg.server.tls, &loaded.store)?;
+    let config =
+        postern_tls::server::server_config(&cfg.server.tls, &loaded.store).map_err(flat)?;
     Ok(TlsBuilt {
         config: Some(config),
         warnings: loaded.warnings.iter().map(ToString::to_string).collect(),
@@ -91,4 +94,10 @@ pub(crate) fn build(cfg: &mut Config, generate: bool) -> anyhow::Result<TlsBuilt
             .collect(),
         self_signed,
     })
+}
+
+/// The tls crate's errors already say everything (path, cause, fix); flatten
+/// them so anyhow's chain does not print the cause a second time.
+fn flat(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
 }
