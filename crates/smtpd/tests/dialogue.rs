@@ -478,3 +478,42 @@ async fn global_connection_limit() {
     let r = c.expect(421).await;
     assert_eq!(r.lines[0], "4.7.0 Too many connections, try again later");
 }
+
+/// RFC 5321 §4.5.3.2.6 (DATA block timeout): a client that stops mid-body is
+/// dropped with 421 4.4.2 and nothing is queued.
+#[tokio::test]
+async fn data_block_timeout() {
+    let t = start_with(|s| {
+        for l in &mut s.listeners {
+            l.limits.data_block_timeout = Duration::from_millis(300);
+        }
+    })
+    .await;
+    let mut d = t.connect("smtp").await;
+    d.cmd("EHLO c", 250).await;
+    d.cmd("MAIL FROM:<a@o.org>", 250).await;
+    d.cmd("RCPT TO:<bob@example.com>", 250).await;
+    d.cmd("DATA", 354).await;
+    d.send_raw(b"Subject: stalled\r\n\r\npartial").await;
+    let r = d.expect(421).await;
+    assert!(r.lines[0].starts_with("4.4.2"), "{r:?}");
+    assert!(d.is_closed().await);
+    assert!(t.messages().is_empty());
+}
+
+/// The transcript can be JSON lines (one object per line, parseable).
+#[tokio::test]
+async fn transcript_json_format() {
+    let t = start_with(|s| s.transcript.format = postern_smtpd::TranscriptFormat::Json).await;
+    let mut d = t.connect("smtp").await;
+    d.cmd("EHLO json.test", 250).await;
+    d.cmd("QUIT", 221).await;
+    let log = t.transcript().await;
+    let mut seen_ehlo = false;
+    for line in log.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v["session"].is_string() && v["ts"].is_string(), "{line}");
+        seen_ehlo |= v["dir"] == "<<<" && v["line"] == "EHLO json.test";
+    }
+    assert!(seen_ehlo, "{log}");
+}
