@@ -1,0 +1,1 @@
+//! Header analysis (`postern headers analyze`).

@@ -1,0 +1,1 @@
+//! The graded TLS scanner (`postern tls scan`).

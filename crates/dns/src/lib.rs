@@ -1,0 +1,12 @@
+//! DNS for Postern: MX (with null MX, RFC 7505), A/AAAA, TXT, TLSA, PTR lookups
+//! through hickory, static overrides (the HOSTS-file equivalent), and the DNSSEC
+//! status of each answer.
+//!
+//! # Security
+//! Answers come from the network and may be forged unless DNSSEC-authenticated;
+//! every lookup result says whether it was (`authenticated`), and DANE relies
+//! only on that.
+//!
+//! # Standards
+//! RFC 1035, RFC 5321 §5.1 (MX, implicit MX), RFC 7505 (null MX), RFC 6698 /
+//! RFC 7672 (TLSA for SMTP), RFC 4033–4035 (DNSSEC), RFC 6840 §5.8 (AD bit).
