@@ -28,6 +28,7 @@ mod ehlo;
 mod limits;
 mod line;
 mod reply;
+mod reply_parser;
 mod sasl;
 mod xtext;
 
@@ -40,5 +41,8 @@ pub use ehlo::{Capabilities, ehlo_reply};
 pub use limits::Limits;
 pub use line::{Line, LineReader};
 pub use reply::{EnhancedCode, Reply};
+pub use reply_parser::{
+    EhloInfo, MAX_REPLY_LINE, MAX_REPLY_LINES, ReplyError, ReplyParser, parse_ehlo,
+};
 pub use sasl::{PlainCredentials, SaslError, decode_base64_line, decode_plain};
 pub use xtext::{XtextError, decode_xtext, is_valid_xtext};
