@@ -32,6 +32,7 @@ mod id;
 mod reader;
 mod settings;
 mod spool;
+pub mod state;
 
 pub use envelope::{Envelope, EnvelopeRecipient, MailParams, Receipt, ReceiptTls, rfc3339_now};
 pub use error::{SpoolError, SpoolOp};
@@ -41,3 +42,6 @@ pub use id::{QUEUE_ID_LEN, QueueId};
 pub use reader::{Listing, SpoolReader};
 pub use settings::SpoolSettings;
 pub use spool::{Incoming, RecoveryReport, Spool};
+pub use state::{
+    DsnKind, Durability, MessageState, RcptState, RcptStatus, StateRecord, StateStore,
+};
