@@ -1,6 +1,25 @@
 //! What happened to each message: the `MailEvent` catalogue with stable event
 //! names, written as JSON lines (the mail log the tracking database will index).
 //!
+//! [`MailEvent`] names what happened (`received`, `queued`, `attempt`,
+//! `delivered`, `deferred`, `bounced`, `dsn_sent`, `expired`, `badmail`) with the
+//! facts an operator needs; [`TrackRecord`] adds the queue id, a unique
+//! [`EventId`] and the time; [`MailLog`] writes records as JSON lines from one
+//! writer thread, never blocking the caller.
+//!
+//! Not here yet: the SQLite tracking database and metrics (they will consume the
+//! same records).
+//!
 //! # Security
 //! Records envelope addresses and TLS facts, never message bodies or AUTH
-//! secrets.
+//! secrets. Remote replies are untrusted text; JSON escaping keeps each record on
+//! one line.
+
+mod event;
+mod log;
+
+pub use event::{
+    Attempt, Badmail, CauseInfo, DsnSent, EventId, Expired, MailEvent, PeerCert, Queued,
+    RcptOutcome, Received, TlsOutcome, TrackRecord, now_rfc3339,
+};
+pub use log::{MailLog, MemoryLog};
