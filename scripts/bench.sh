@@ -12,6 +12,11 @@
 #   --no-interleave      run all Postern scenarios, then all Postfix ones (default: per scenario, Postern then Postfix)
 #   --postern-drain-timeout S  sink idle timeout for the Postern runs (default 2; Postern does not relay yet,
 #                        so the sink never gets anything and would otherwise wait --drain-timeout (120 s) per rep)
+#   --postern-wipe       let bench.py wipe Postern's workdir before each start (its default). Without it
+#                        (default) the Postern runs use --keep-workdir and a fresh data dir per start
+#                        (POSTERN_FRESH_DATA=1), and the spools are deleted only after all runs: deleting
+#                        ~10^4 files right before a rep slows ext4 inode allocation for minutes (see
+#                        docs/benchmarks.md), a harness artifact that Postfix, which is not restarted, never sees
 # Everything else goes to `bench.py run` for both SUTs, after these defaults:
 #   --scenarios plain_persist,tls_persist,idle_plain,idle_tls --reps 3 --nice -10 --quiet 0.5
 #   --port 24125 --sink-port 24126
@@ -30,6 +35,7 @@ BUILD=1
 FROM_HEAD=0
 INTERLEAVE=1
 PDRAIN=2
+PWIPE=0
 PASS=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -39,7 +45,8 @@ while [ $# -gt 0 ]; do
     --from-head) FROM_HEAD=1; shift ;;
     --no-interleave) INTERLEAVE=0; shift ;;
     --postern-drain-timeout) PDRAIN=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --postern-wipe) PWIPE=1; shift ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) PASS+=("$1"); shift ;;
   esac
 done
@@ -104,13 +111,21 @@ FNAME="postfix-$FVER"
 DEFAULTS=(--scenarios plain_persist,tls_persist,idle_plain,idle_tls --reps 3 --nice -10 --quiet 0.5
           --port 24125 --sink-port 24126)
 
+PWORK=/tmp/smtpbench-postern
+if [ "$PWIPE" = 0 ]; then
+  export POSTERN_FRESH_DATA=1
+  # leftovers of an earlier run: move aside now, delete at the end
+  [ -d "$PWORK/sut" ] && mv "$PWORK/sut" "$PWORK-old.$$"
+fi
+
 run_sut() {  # name out scenarios
   local sut=$1 out=$2 sc=$3 extra=()
   [ -n "$sc" ] && extra=(--scenarios "$sc")
   if [ "$sut" = postern ]; then
+    [ "$PWIPE" = 0 ] && extra+=(--keep-workdir)
     python3 "$BENCH" run --sut-name "$PNAME" \
       --sut-start "$HERE/postern-start.sh" --sut-stop "$HERE/postern-stop.sh" \
-      --workdir /tmp/smtpbench-postern --out "$out" \
+      --workdir "$PWORK" --out "$out" \
       "${DEFAULTS[@]}" "${PASS[@]}" "${extra[@]}" --drain-timeout "$PDRAIN"
   else
     python3 "$BENCH" run --sut-name "$FNAME" \
@@ -152,6 +167,11 @@ else
     log "== $sut"
     run_sut "$sut" "$OUT/$sut.json" ""
   done
+fi
+
+if [ "$PWIPE" = 0 ]; then
+  log "removing Postern's spools"
+  rm -rf "$PWORK/sut" "$PWORK-old.$$"
 fi
 
 FILES=()

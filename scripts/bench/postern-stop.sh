@@ -29,13 +29,14 @@ if [ -n "${POSTERN_LOG_KEEP:-}" ]; then
   mkdir -p "$d"
   cp "$W/stderr.log" "$W/stdout.log" "$d/" 2>/dev/null || true
   # the transcript can be large: keep its size and its non-2xx/3xx replies only
-  T="$W/data/log/transcript.log"
+  DATA=$(cat "$W/data.current" 2>/dev/null || echo "$W/data")
+  T="$DATA/log/transcript.log"
   if [ -f "$T" ]; then
     wc -c < "$T" > "$d/transcript.size"
     grep -E '>>> [45][0-9][0-9][ -]' "$T" | head -200 > "$d/transcript-4xx5xx.txt" || true
   fi
-  if [ -d "$W/data/spool" ]; then
-    find "$W/data/spool" -type f | wc -l > "$d/spool.files"
+  if [ -d "$DATA/spool" ]; then
+    find "$DATA/spool/msg" -type f | wc -l > "$d/spool.msg.files"
   fi
 fi
 exit 0
