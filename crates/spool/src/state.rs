@@ -130,6 +130,9 @@ pub enum StateRecord {
         /// `tls.out.peer_closed`, …).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cause: Option<String>,
+        /// The host that gave the reply (`mx1.example.net`), if one was reached.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mx: Option<String>,
         /// Unix time (ms) of the record.
         at_ms: u64,
     },
@@ -169,6 +172,8 @@ pub struct RcptState {
     pub last_reply: Option<String>,
     /// The last cause id.
     pub last_cause: Option<String>,
+    /// The host that gave the last reply.
+    pub last_mx: Option<String>,
     /// Unix time (ms) of the last record about this recipient.
     pub updated_ms: Option<u64>,
     /// A failure or success DSN for this recipient was queued or absorbed.
@@ -213,6 +218,7 @@ impl MessageState {
                 next_attempt_ms,
                 reply,
                 cause,
+                mx,
                 at_ms,
             } => {
                 let Some(r) = usize::try_from(*rcpt)
@@ -236,6 +242,9 @@ impl MessageState {
                 }
                 if cause.is_some() {
                     r.last_cause.clone_from(cause);
+                }
+                if mx.is_some() {
+                    r.last_mx.clone_from(mx);
                 }
                 r.updated_ms = Some(*at_ms);
                 true
@@ -511,6 +520,7 @@ mod tests {
                 }
             )),
             cause: None,
+            mx: None,
             at_ms: 1000,
         }
     }
