@@ -14,6 +14,7 @@
 
 pub mod cause;
 pub mod certs;
+pub mod client;
 mod error;
 pub mod facts;
 pub mod groups;
