@@ -7,9 +7,11 @@
 
 mod ca;
 mod dialogue;
+mod dns;
 
 pub use ca::{Issued, KeyKind, TestCa};
 pub use dialogue::{Dialogue, SmtpReply};
+pub use dns::{DnsFailure, FakeDns};
 
 use std::sync::Arc;
 
