@@ -191,3 +191,16 @@ fn exchange_onprem_and_gmail_transport_security() {
     assert_eq!(a.auth_results[0].authserv_id, "edge01.example.net");
     assert!(a.anomalies.is_empty(), "{:?}", a.anomalies);
 }
+
+/// Every prefix of every sample (cut mid-header, mid-fold, mid-comment)
+/// still analyzes and renders.
+#[test]
+fn truncated_messages_never_panic() {
+    for eml in samples() {
+        let bytes = std::fs::read(&eml).unwrap();
+        for end in (0..bytes.len()).step_by(3) {
+            let a = analyze(&bytes[..end]);
+            let _ = render_text(&a);
+        }
+    }
+}

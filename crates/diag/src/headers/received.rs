@@ -39,20 +39,19 @@ use super::{Hop, HopTls};
 /// Returns the hop and whether the header had a recognisable structure
 /// (a `from` or `by` part, or at least a date).
 pub(crate) fn hop(index: usize, raw: String, value: &HeaderValue<'_>) -> (Hop, bool) {
-    let scan = scan_raw(&raw);
-    let Some(r) = value.as_received() else {
-        let hop = Hop {
-            index,
-            raw,
-            ..Hop::default()
-        };
-        return (hop, false);
+    if let Some(r) = value.as_received() {
+        return from_received(index, raw, r);
+    }
+    let hop = Hop {
+        index,
+        raw,
+        ..Hop::default()
     };
-    let (hop, parsed) = from_received(index, &raw, r, &scan);
-    (Hop { raw, ..hop }, parsed)
+    (hop, false)
 }
 
-fn from_received(index: usize, raw: &str, r: &Received<'_>, scan: &RawScan) -> (Hop, bool) {
+fn from_received(index: usize, raw: String, r: &Received<'_>) -> (Hop, bool) {
+    let scan = scan_raw(&raw);
     let from_host_ip = match &r.from {
         Some(Host::IpAddr(ip)) => Some(*ip),
         _ => None,
@@ -81,7 +80,7 @@ fn from_received(index: usize, raw: &str, r: &Received<'_>, scan: &RawScan) -> (
         for_: r.for_.as_deref().map(clean),
         time_utc: r.date.as_ref().and_then(to_utc),
         delay: None,
-        raw: raw.to_owned(),
+        raw,
     };
     // A stamp without from/by but with a date (qmail's `(qmail 123 invoked by
     // uid 1000); date`) is a local injection, not garbage.
