@@ -1,0 +1,144 @@
+//! Starting the scheduler and talking to it: [`start`] and [`DeliveryHandle`].
+//!
+//! The smtpd (or the pickup folder, or the admin API) tells delivery about a
+//! newly committed message with [`DeliveryHandle::notify`] — or a cloned
+//! [`Notifier`] — which never blocks. At start the scheduler loads every message
+//! already in the spool once (recovery), then runs until
+//! [`DeliveryHandle::shutdown`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use postern_spool::{QueueId, Spool};
+use postern_track::MailLog;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::Clock;
+use crate::scheduler::{Event, Origin, QueueSnapshot, Scheduler};
+use crate::settings::DeliverySettings;
+use crate::transport::Transport;
+
+/// Tells the scheduler about new messages; cheap to clone, never blocks.
+#[derive(Clone)]
+pub struct Notifier {
+    tx: mpsc::UnboundedSender<Event>,
+}
+
+impl std::fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notifier").finish_non_exhaustive()
+    }
+}
+
+impl Notifier {
+    /// A message was committed to the spool by the smtpd: queue it now.
+    pub fn notify(&self, queue_id: QueueId) {
+        let _ = self.tx.send(Event::Notify(queue_id, Origin::Smtp));
+    }
+
+    /// Like `notify`, for a message from the pickup folder.
+    pub fn notify_pickup(&self, queue_id: QueueId) {
+        let _ = self.tx.send(Event::Notify(queue_id, Origin::Pickup));
+    }
+}
+
+/// The running delivery scheduler.
+pub struct DeliveryHandle {
+    notifier: Notifier,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for DeliveryHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryHandle").finish_non_exhaustive()
+    }
+}
+
+/// Starts the scheduler on the current tokio runtime: scans the spool (every
+/// message and its `state/` once; orphaned state files removed), then delivers
+/// through `transport`. Returns at once; the scan runs in the background.
+pub fn start<T: Transport>(
+    settings: DeliverySettings,
+    spool: Spool,
+    transport: Arc<T>,
+    log: MailLog,
+    clock: Arc<dyn Clock>,
+) -> DeliveryHandle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let settings = Arc::new(settings);
+    let scheduler = Scheduler::new(
+        settings,
+        spool.clone(),
+        log,
+        clock,
+        transport,
+        tx.clone(),
+        tracker,
+    );
+    let token = cancel.clone();
+    let task = tokio::spawn(async move {
+        let recovered = match tokio::task::spawn_blocking(move || {
+            Scheduler::<T>::recovery_scan(&spool)
+        })
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "delivery: recovery scan failed");
+                Vec::new()
+            }
+        };
+        tracing::info!(messages = recovered.len(), "delivery: queue loaded");
+        scheduler.run(rx, recovered, token).await;
+    });
+    DeliveryHandle {
+        notifier: Notifier { tx },
+        cancel,
+        task,
+    }
+}
+
+impl DeliveryHandle {
+    /// A message was committed to the spool: queue it now. Never blocks.
+    pub fn notify(&self, queue_id: QueueId) {
+        self.notifier.notify(queue_id);
+    }
+
+    /// A clonable notifier to hand to the smtpd / pickup folder.
+    pub fn notifier(&self) -> Notifier {
+        self.notifier.clone()
+    }
+
+    /// Retry `queue_id` (or, with `None`, every deferred message) now instead
+    /// of at its scheduled time (`postern queue retry`).
+    pub fn retry_now(&self, queue_id: Option<QueueId>) {
+        let _ = self.notifier.tx.send(Event::RetryNow(queue_id));
+    }
+
+    /// Counts of the queue; `None` once the scheduler has stopped.
+    pub async fn snapshot(&self) -> Option<QueueSnapshot> {
+        let (tx, rx) = oneshot::channel();
+        self.notifier.tx.send(Event::Snapshot(tx)).ok()?;
+        rx.await.ok()
+    }
+
+    /// Stops the scheduler: no new attempts; attempts in progress finish and
+    /// their outcomes are recorded, for at most `grace`. Attempts still running
+    /// after that are abandoned: their recipients are retried after the next
+    /// start (a possible duplicate, never a loss).
+    pub async fn shutdown(self, grace: Duration) {
+        self.cancel.cancel();
+        let mut task = self.task;
+        if tokio::time::timeout(grace, &mut task).await.is_err() {
+            tracing::warn!(
+                "delivery: attempts still running after the shutdown grace period; abandoning them"
+            );
+            task.abort();
+        }
+    }
+}
