@@ -1,0 +1,327 @@
+//! The grading rubric of `docs/scan-grading.md`, as code: per-suite findings
+//! (which give the WEAK / INSECURE flags) and protocol, order and certificate
+//! findings; the grade is the worst cap of all findings, A+ when there is none.
+//!
+//! Keep this file and the document in step: each rule here is one row there.
+//!
+//! # Security
+//! Pure: reads a finished report, touches nothing.
+//!
+//! # Standards
+//! RFC 9325 (BCP 195, TLS recommendations), RFC 8996 (TLS 1.0/1.1 deprecated),
+//! RFC 7568 (SSLv3 deprecated), RFC 7465 (RC4 prohibited), RFC 7457 (attacks),
+//! CVE-2014-3566 (POODLE), CVE-2016-2183 (Sweet32), CVE-2015-4000 (Logjam),
+//! CVE-2015-0204 (FREAK).
+
+use std::fmt;
+
+use postern_tls::SuiteInfo;
+use serde::{Serialize, Serializer};
+
+use super::{Chain, ProtocolResult, ProtocolVersion};
+
+/// The overall grade, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Grade {
+    /// No finding at all.
+    APlus,
+    /// Sound, with a minor gap (CBC besides AEAD, no TLS 1.3, CCM-8).
+    A,
+    /// Sound suites, but the server lets the client pick among them.
+    AMinus,
+    /// Legacy but not broken (TLS 1.0/1.1, no forward secrecy for some
+    /// suites, DH below 2048 bits, small RSA key, SHA-1 signature).
+    B,
+    /// Weak (no TLS 1.2, 64-bit block ciphers, no forward secrecy at all).
+    C,
+    /// Broken (SSLv3, RC4, NULL, anonymous, EXPORT, DH below 1024 bits, …).
+    F,
+}
+
+impl Grade {
+    /// `A+`, `A`, `A-`, `B`, `C`, `F`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grade::APlus => "A+",
+            Grade::A => "A",
+            Grade::AMinus => "A-",
+            Grade::B => "B",
+            Grade::C => "C",
+            Grade::F => "F",
+        }
+    }
+
+    /// Parses `A+`, `a`, `A-`, `B`, `C`, `F`.
+    pub fn parse(s: &str) -> Option<Grade> {
+        Some(match s.trim().to_ascii_uppercase().as_str() {
+            "A+" => Grade::APlus,
+            "A" => Grade::A,
+            "A-" => Grade::AMinus,
+            "B" => Grade::B,
+            "C" => Grade::C,
+            "F" => Grade::F,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Grade {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Grade {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// One rule that fired: the grade it caps at and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GradeReason {
+    /// The best grade possible with this finding.
+    pub cap: Grade,
+    /// What was found, with the suites or versions concerned.
+    pub text: String,
+}
+
+/// Flags of one accepted suite.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SuiteFlags {
+    /// Ephemeral key exchange (ECDHE, DHE, or any TLS 1.3 suite).
+    pub forward_secrecy: bool,
+    /// An AEAD cipher (GCM, ChaCha20-Poly1305, CCM).
+    pub aead: bool,
+    /// At least one finding capping the grade at B, C or A/A- (see `issues`).
+    pub weak: bool,
+    /// At least one finding capping the grade at F.
+    pub insecure: bool,
+    /// The findings, in words.
+    pub issues: Vec<String>,
+}
+
+/// One per-suite rule that fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SuiteFinding {
+    /// Grade cap.
+    pub cap: Grade,
+    /// The rule, in words.
+    pub text: &'static str,
+}
+
+const NULL_CIPHER: &str = "NULL cipher: no encryption";
+const ANON: &str = "anonymous key exchange: the server is not authenticated";
+const EXPORT: &str = "EXPORT-grade cryptography (FREAK, CVE-2015-0204)";
+const RC4: &str = "RC4 (prohibited by RFC 7465)";
+const SHORT_KEY: &str = "cipher key shorter than 112 bits";
+const DH_1024: &str = "DH parameters below 1024 bits (Logjam, CVE-2015-4000)";
+const BLOCK64: &str = "64-bit block cipher (Sweet32, CVE-2016-2183)";
+const NO_FS: &str = "no forward secrecy (static RSA or ECDH key exchange)";
+const DH_2048: &str = "DH parameters below 2048 bits";
+const EC_224: &str = "elliptic curve below 224 bits";
+const CBC: &str = "CBC mode (MAC-then-encrypt; padding-oracle attacks such as Lucky13)";
+const CCM8: &str = "AES-CCM-8 (64-bit authentication tag)";
+
+/// The per-suite rules for an accepted suite, given the key exchange the
+/// server actually used (`dh_bits` for DHE, `ec_bits` for an ECDHE curve).
+pub fn suite_findings(
+    info: &SuiteInfo,
+    dh_bits: Option<u32>,
+    ec_bits: Option<u32>,
+) -> Vec<SuiteFinding> {
+    let mut out = Vec::new();
+    let mut add = |cap, text| out.push(SuiteFinding { cap, text });
+    if info.kx == "none" || info.cipher == "NULL" {
+        add(Grade::F, NULL_CIPHER);
+    }
+    if info.auth == "anon" {
+        add(Grade::F, ANON);
+    }
+    if info.iana.contains("EXPORT") {
+        add(Grade::F, EXPORT);
+    }
+    if info.cipher.starts_with("RC4") {
+        add(Grade::F, RC4);
+    }
+    if info.cipher != "NULL" && info.bits < 112 && !info.cipher.starts_with("RC4") {
+        add(Grade::F, SHORT_KEY);
+    }
+    if dh_bits.is_some_and(|b| b < 1024) {
+        add(Grade::F, DH_1024);
+    }
+    if info.cipher.starts_with("3DES") || info.cipher.starts_with("IDEA") {
+        add(Grade::C, BLOCK64);
+    }
+    if !info.is_forward_secret() && info.kx != "none" && info.auth != "anon" {
+        add(Grade::B, NO_FS);
+    }
+    if dh_bits.is_some_and(|b| (1024..2048).contains(&b)) {
+        add(Grade::B, DH_2048);
+    }
+    if ec_bits.is_some_and(|b| b < 224) {
+        add(Grade::B, EC_224);
+    }
+    if info.cipher.ends_with("-CBC") && !info.cipher.starts_with("3DES") {
+        add(Grade::A, CBC);
+    }
+    if info.cipher.ends_with("CCM8") {
+        add(Grade::A, CCM8);
+    }
+    out
+}
+
+/// Flags for the report from the findings.
+pub fn suite_flags(info: &SuiteInfo, findings: &[SuiteFinding]) -> SuiteFlags {
+    SuiteFlags {
+        forward_secrecy: info.is_forward_secret(),
+        aead: info.aead,
+        weak: findings.iter().any(|f| f.cap != Grade::F),
+        insecure: findings.iter().any(|f| f.cap == Grade::F),
+        issues: findings.iter().map(|f| f.text.to_owned()).collect(),
+    }
+}
+
+/// The grade and every rule that fired (worst first).
+pub fn grade(protocols: &[ProtocolResult], chains: &[Chain]) -> (Grade, Vec<GradeReason>) {
+    let mut reasons: Vec<GradeReason> = Vec::new();
+    let mut add = |cap: Grade, text: String| reasons.push(GradeReason { cap, text });
+    let accepted: Vec<&ProtocolResult> = protocols.iter().filter(|p| p.accepted).collect();
+    let has = |v: ProtocolVersion| accepted.iter().any(|p| p.version == v);
+
+    if accepted.is_empty() {
+        add(Grade::F, "no SSL/TLS protocol version was accepted".into());
+    }
+    if has(ProtocolVersion::Ssl3) {
+        add(
+            Grade::F,
+            "SSLv3 accepted (POODLE, CVE-2014-3566; prohibited by RFC 7568)".into(),
+        );
+    }
+    if !accepted.is_empty() && !has(ProtocolVersion::Tls12) && !has(ProtocolVersion::Tls13) {
+        let best = accepted.iter().map(|p| p.version).max();
+        add(
+            Grade::C,
+            format!(
+                "neither TLS 1.2 nor TLS 1.3 accepted (best: {})",
+                best.map_or("none", ProtocolVersion::name)
+            ),
+        );
+    }
+    for v in [ProtocolVersion::Tls10, ProtocolVersion::Tls11] {
+        if has(v) {
+            add(
+                Grade::B,
+                format!("{} accepted (deprecated by RFC 8996)", v.name()),
+            );
+        }
+    }
+    if !accepted.is_empty() && !has(ProtocolVersion::Tls13) {
+        add(Grade::A, "TLS 1.3 not accepted".into());
+    }
+
+    // Per-suite findings, grouped by rule, naming the suites.
+    let all_suites: Vec<(ProtocolVersion, &super::AcceptedSuite)> = accepted
+        .iter()
+        .flat_map(|p| p.suites.iter().map(move |s| (p.version, s)))
+        .collect();
+    let mut rules: Vec<(Grade, String, Vec<String>)> = Vec::new();
+    for (v, s) in &all_suites {
+        let Some(info) = s.info() else { continue };
+        for f in suite_findings(info, s.dh_bits(), s.ec_bits()) {
+            let who = format!("{} {}", v.name(), s.display_name());
+            match rules.iter_mut().find(|(_, t, _)| t == f.text) {
+                Some((_, _, list)) => {
+                    if !list.contains(&who) {
+                        list.push(who);
+                    }
+                }
+                None => rules.push((f.cap, f.text.to_owned(), vec![who])),
+            }
+        }
+    }
+    for (cap, text, who) in rules {
+        add(cap, format!("{text}: {}", list_some(&who)));
+    }
+    if !all_suites.is_empty() {
+        if all_suites.iter().all(|(_, s)| !s.flags.forward_secrecy) {
+            add(
+                Grade::C,
+                "no suite with forward secrecy: a stolen server key decrypts every recorded session"
+                    .into(),
+            );
+        }
+        if all_suites.iter().all(|(_, s)| !s.flags.aead) {
+            add(Grade::B, "no AEAD suite (GCM or ChaCha20-Poly1305) at all".into());
+        }
+    }
+    for p in &accepted {
+        if p.version != ProtocolVersion::Tls13 && p.server_order_enforced == Some(false) {
+            add(
+                Grade::AMinus,
+                format!(
+                    "{}: the server follows the client's suite order, so a client that \
+                     offers a weaker suite first gets it",
+                    p.version.name()
+                ),
+            );
+        }
+    }
+
+    for chain in chains {
+        let Some(leaf) = chain.certs.first() else {
+            continue;
+        };
+        if leaf.unparsed {
+            continue;
+        }
+        let who = format!("certificate {} ({})", leaf.subject, chain.seen_with);
+        match leaf.key_type.as_str() {
+            "RSA" if leaf.key_bits < 1024 => add(
+                Grade::F,
+                format!("{who}: RSA key of {} bits (below 1024)", leaf.key_bits),
+            ),
+            "RSA" if leaf.key_bits < 2048 => add(
+                Grade::B,
+                format!("{who}: RSA key of {} bits (below 2048)", leaf.key_bits),
+            ),
+            "DSA" => add(Grade::B, format!("{who}: DSA key")),
+            t if t.starts_with("ECDSA") && leaf.key_bits != 0 && leaf.key_bits < 224 => add(
+                Grade::B,
+                format!("{who}: EC key of {} bits (below 224)", leaf.key_bits),
+            ),
+            _ => {}
+        }
+        let sig = leaf.signature.to_ascii_lowercase();
+        if sig.contains("md5") || sig.contains("md2") {
+            add(Grade::F, format!("{who}: signed with {}", leaf.signature));
+        } else if sig.contains("sha1") || sig.ends_with("with-sha1") {
+            add(Grade::B, format!("{who}: signed with SHA-1 ({})", leaf.signature));
+        }
+    }
+
+    reasons.sort_by(|a, b| b.cap.cmp(&a.cap));
+    let grade = reasons.iter().map(|r| r.cap).max().unwrap_or(Grade::APlus);
+    if grade == Grade::APlus {
+        reasons.push(GradeReason {
+            cap: Grade::APlus,
+            text: "TLS 1.2 or newer only, TLS 1.3 accepted, every suite forward-secret AEAD, \
+                   server order enforced"
+                .into(),
+        });
+    }
+    (grade, reasons)
+}
+
+fn list_some(items: &[String]) -> String {
+    const SHOWN: usize = 6;
+    if items.len() <= SHOWN {
+        items.join(", ")
+    } else {
+        format!(
+            "{} and {} more",
+            items[..SHOWN].join(", "),
+            items.len() - SHOWN
+        )
+    }
+}
