@@ -29,7 +29,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 
-use hickory_proto::dnssec::DnssecSummary;
+use hickory_proto::dnssec::{DnssecSummary, TrustAnchors};
 use hickory_proto::op::DnsRequest;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_resolver::config::{
@@ -83,6 +83,37 @@ impl Resolver {
     /// Build a resolver. Reads `/etc/resolv.conf` when `settings.nameservers`
     /// is empty. Needs no runtime; lookups need a tokio runtime.
     pub fn new(settings: &DnsSettings) -> Result<Resolver, DnsError> {
+        Self::build(settings, None)
+    }
+
+    /// Like [`Resolver::new`], but `Validate` mode trusts the DNSKEYs in
+    /// `path` (zone-file lines such as `. 172800 IN DNSKEY 257 3 8 AwEAA…`, the
+    /// format of Debian's `/usr/share/dns/root.key`) instead of the root keys
+    /// built into hickory. For a private DNS root, and for tests with signed
+    /// fake zones. Other modes ignore it.
+    pub fn with_trust_anchor_file(
+        settings: &DnsSettings,
+        path: &std::path::Path,
+    ) -> Result<Resolver, DnsError> {
+        let anchors = TrustAnchors::from_file(path).map_err(|e| {
+            DnsError::Config(format!(
+                "cannot read DNSSEC trust anchors from {}: {e}",
+                path.display()
+            ))
+        })?;
+        if anchors.is_empty() {
+            return Err(DnsError::Config(format!(
+                "{}: no DNSKEY records for the root zone",
+                path.display()
+            )));
+        }
+        Self::build(settings, Some(Arc::new(anchors)))
+    }
+
+    fn build(
+        settings: &DnsSettings,
+        trust_anchor: Option<Arc<TrustAnchors>>,
+    ) -> Result<Resolver, DnsError> {
         let (servers, explicit) = if settings.nameservers.is_empty() {
             let (config, _) = hickory_resolver::system_conf::read_system_conf()
                 .map_err(|e| DnsError::Config(format!("cannot read /etc/resolv.conf: {e}")))?;
@@ -133,8 +164,12 @@ impl Resolver {
             runtime: TokioRuntimeProvider::default(),
             request_ad: trust_ad,
         };
-        let hickory = hickory_resolver::Resolver::builder_with_config(config, connector)
-            .with_options(opts)
+        let mut builder =
+            hickory_resolver::Resolver::builder_with_config(config, connector).with_options(opts);
+        if let (Some(anchors), DnssecMode::Validate) = (trust_anchor, settings.dnssec) {
+            builder = builder.with_trust_anchor(anchors);
+        }
+        let hickory = builder
             .build()
             .map_err(|e| DnsError::Config(e.to_string()))?;
         Ok(Resolver {

@@ -2,11 +2,14 @@
 //! recursive resolver that knows exactly the records a test gave it, and
 //! **NXDOMAIN for every other name**. UDP and TCP on the same `127.0.0.1` port.
 //!
-//! It is not a real authoritative server: there are no zones, no SOA and no
-//! DNSSEC signatures. Instead the test scripts what a validating resolver would
-//! say: [`FakeDns::set_authentic`] sets the AD bit on answers under a suffix (so
+//! It is not a real authoritative server: there are no zones and no SOA.
+//! Instead the test scripts what a validating resolver would say:
+//! [`FakeDns::set_authentic`] sets the AD bit on answers under a suffix (so
 //! "trust the AD bit of a local validating resolver" can be tested without
 //! signing zones), and [`FakeDns::fail`] scripts SERVFAIL, REFUSED or silence.
+//! For in-process validation, [`FakeDns::set_signer`] installs a function
+//! that signs every answer RRset on the fly when the query has the DO bit
+//! (the test owns the keys; see postern-dns's `tests/dnssec.rs`).
 //!
 //! Point a resolver at it with `DnsSettings { nameservers: fake.nameservers(),
 //! ..Default::default() }` (postern-dns).
@@ -60,6 +63,10 @@ pub struct FakeDns {
     _server: Server<Handler>,
 }
 
+/// Signs one RRset (all records share owner and type): returns its RRSIG
+/// records. Installed with [`FakeDns::set_signer`].
+pub type RrsetSigner = dyn Fn(&[Record]) -> Vec<Record> + Send + Sync;
+
 #[derive(Default)]
 struct State {
     /// Lower-case name without the trailing dot → record data at that name.
@@ -70,6 +77,8 @@ struct State {
     failures: Vec<(String, Option<RecordType>, DnsFailure)>,
     /// Every question received, as `name TYPE`.
     log: Vec<String>,
+    /// Signs answer RRsets for queries with DO set.
+    signer: Option<Arc<RrsetSigner>>,
 }
 
 impl FakeDns {
@@ -208,6 +217,24 @@ impl FakeDns {
         self.add(alias, RData::CNAME(CNAME(name(target))))
     }
 
+    /// Add any record (e.g. a DNSKEY for a signed test zone). Its owner name
+    /// is taken as given.
+    pub fn add_record(&self, record: Record) -> &Self {
+        let owner = record.name.to_ascii();
+        self.add(&owner, record.data)
+    }
+
+    /// Sign answers: for a query with the DO bit (RFC 3225), each answer
+    /// RRset is passed to `signer` and the RRSIGs it returns are added to the
+    /// answer. Negative answers stay unsigned (no NSEC).
+    pub fn set_signer(
+        &self,
+        signer: impl Fn(&[Record]) -> Vec<Record> + Send + Sync + 'static,
+    ) -> &Self {
+        self.state().signer = Some(Arc::new(signer));
+        self
+    }
+
     /// Remove every record at `name` (the name becomes NXDOMAIN again unless
     /// names below it exist).
     pub fn remove(&self, name: &str) -> &Self {
@@ -294,7 +321,7 @@ enum Answer {
 }
 
 impl State {
-    fn answer(&mut self, qname: &str, qtype: RecordType) -> Answer {
+    fn answer(&mut self, qname: &str, qtype: RecordType, dnssec_ok: bool) -> Answer {
         self.log.push(format!("{qname} {qtype}"));
         if let Some((_, _, failure)) = self
             .failures
@@ -334,6 +361,9 @@ impl State {
             break;
         }
         if !answers.is_empty() {
+            if let (true, Some(signer)) = (dnssec_ok, &self.signer) {
+                answers = sign_rrsets(&answers, signer.as_ref());
+            }
             return Answer::Records { answers, authentic };
         }
         // RFC 8020: a name exists if it has records or names below it.
@@ -362,6 +392,23 @@ impl State {
     }
 }
 
+/// Append the signer's RRSIGs after each RRset (records of one owner and type).
+fn sign_rrsets(answers: &[Record], signer: &RrsetSigner) -> Vec<Record> {
+    let mut out = Vec::with_capacity(answers.len() * 2);
+    let mut rest = answers;
+    while let Some(first) = rest.first() {
+        let same = rest
+            .iter()
+            .take_while(|r| r.name == first.name && r.record_type() == first.record_type())
+            .count();
+        let (rrset, tail) = rest.split_at(same);
+        out.extend_from_slice(rrset);
+        out.extend(signer(rrset));
+        rest = tail;
+    }
+    out
+}
+
 struct Handler {
     state: Arc<Mutex<State>>,
 }
@@ -379,14 +426,14 @@ impl Handler {
             return send(request, &mut response_handle, metadata, &[]).await;
         };
         let qname = key(&query.name().to_string());
+        let dnssec_ok = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
         let answer = self
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .answer(&qname, query.query_type());
+            .answer(&qname, query.query_type(), dnssec_ok);
         // RFC 6840 §5.7: a validating resolver sets AD only when asked to.
-        let wants_ad = request.metadata.authentic_data
-            || request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+        let wants_ad = request.metadata.authentic_data || dnssec_ok;
         let records = match answer {
             Answer::Fail(DnsFailure::Timeout) => {
                 return ResponseInfo::from(Header {

@@ -11,7 +11,7 @@ mod dns;
 
 pub use ca::{Issued, KeyKind, TestCa};
 pub use dialogue::{Dialogue, SmtpReply};
-pub use dns::{DnsFailure, FakeDns};
+pub use dns::{DnsFailure, FakeDns, RrsetSigner};
 
 use std::sync::Arc;
 
