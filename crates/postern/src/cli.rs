@@ -31,6 +31,39 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: QueueCommand,
     },
+    /// TLS diagnostics for any SMTP server.
+    Tls {
+        #[command(subcommand)]
+        command: TlsCommand,
+    },
+    /// DNS lookups as the mail system sees them.
+    Dns {
+        #[command(subcommand)]
+        command: DnsCommand,
+    },
+    /// Message header analysis.
+    Headers {
+        #[command(subcommand)]
+        command: HeadersCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum TlsCommand {
+    /// Graded report of protocols and cipher suites (in the server's order), groups and chain.
+    Scan(crate::scan_cmd::TlsScanArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum DnsCommand {
+    /// MX records with preferences, addresses, null MX and DNSSEC status.
+    Mx(crate::dns_cmd::DnsMxArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum HeadersCommand {
+    /// Received chain as a hop table, authentication results, spam verdicts, anomalies.
+    Analyze(crate::headers_cmd::HeadersAnalyzeArgs),
 }
 
 #[derive(Args, Debug)]

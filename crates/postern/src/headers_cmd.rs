@@ -74,7 +74,10 @@ fn is_stdin(path: &Path) -> bool {
 fn read_input(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::new();
     if is_stdin(path) {
-        std::io::stdin().lock().take(MAX_INPUT).read_to_end(&mut buf)?;
+        std::io::stdin()
+            .lock()
+            .take(MAX_INPUT)
+            .read_to_end(&mut buf)?;
     } else {
         std::fs::File::open(path)?
             .take(MAX_INPUT)

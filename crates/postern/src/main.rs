@@ -7,7 +7,10 @@
 //! directory. Insecure `[danger]` settings are logged at every start.
 
 mod cli;
+mod dns_cmd;
+mod headers_cmd;
 mod queue_cmd;
+mod scan_cmd;
 mod serve;
 mod tls_setup;
 
@@ -26,6 +29,15 @@ fn main() -> ExitCode {
             command: cli::UserCommand::Hash(args),
         } => user_hash(&args),
         cli::Command::Queue { command } => queue_cmd::run(&command),
+        cli::Command::Tls {
+            command: cli::TlsCommand::Scan(args),
+        } => scan_cmd::run(&args),
+        cli::Command::Dns {
+            command: cli::DnsCommand::Mx(args),
+        } => dns_cmd::run(&args),
+        cli::Command::Headers {
+            command: cli::HeadersCommand::Analyze(args),
+        } => headers_cmd::run(&args),
     }
 }
 
