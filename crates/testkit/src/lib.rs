@@ -8,10 +8,12 @@
 mod ca;
 mod dialogue;
 mod dns;
+mod fakemx;
 
 pub use ca::{Issued, KeyKind, TestCa};
 pub use dialogue::{Dialogue, SmtpReply};
 pub use dns::{DnsFailure, FakeDns, RrsetSigner};
+pub use fakemx::{FakeMx, MxTls, ReceivedMail, mx_tls_config};
 
 use std::sync::Arc;
 
