@@ -243,7 +243,12 @@ impl Resolver {
     /// the other answers. An IP address literal is returned as is. Static
     /// overrides win.
     pub async fn addresses(&self, host: &str) -> Result<AddrLookup, DnsError> {
+        // RFC 5321 §4.1.3 address literals: [192.0.2.1], [IPv6:2001:db8::1].
         let literal = host.trim().trim_start_matches('[').trim_end_matches(']');
+        let literal = literal
+            .strip_prefix("IPv6:")
+            .or_else(|| literal.strip_prefix("ipv6:"))
+            .unwrap_or(literal);
         if let Ok(ip) = literal.parse::<IpAddr>() {
             return Ok(AddrLookup {
                 host: ip.to_string(),

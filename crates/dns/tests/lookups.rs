@@ -220,7 +220,26 @@ async fn address_literals_and_cnames() {
         r.addresses("[192.0.2.77]").await.unwrap().addrs,
         [ip("192.0.2.77")]
     );
-    assert!(fake.queries().iter().all(|q| !q.contains("192.0.2.77")));
+    assert_eq!(
+        r.addresses("[IPv6:2001:db8::77]").await.unwrap().addrs,
+        [ip("2001:db8::77")]
+    );
+    assert!(fake.queries().iter().all(|q| !q.contains("77")));
+}
+
+#[test]
+fn resolver_is_built_outside_a_runtime() {
+    // Delivery builds it at startup; lookups later run on the runtime.
+    let s = DnsSettings {
+        nameservers: vec!["127.0.0.1:53".parse().unwrap()],
+        ..DnsSettings::default()
+    };
+    let r = Resolver::new(&s).unwrap();
+    assert_eq!(r.nameservers(), ["127.0.0.1:53".parse().unwrap()]);
+    assert!(
+        r.can_authenticate(),
+        "configured servers are trusted for AD"
+    );
 }
 
 #[tokio::test]
