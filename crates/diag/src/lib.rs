@@ -12,5 +12,6 @@
 //! RFC 5321 §4.4 (trace headers), RFC 8601 (Authentication-Results),
 //! RFC 8446 / RFC 5246 (TLS), RFC 3207 (STARTTLS).
 
+pub mod certcheck;
 pub mod headers;
 pub mod scan;
