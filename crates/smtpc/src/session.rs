@@ -330,7 +330,10 @@ impl Session {
 
     fn tls_failure(&mut self, err: &io::Error, tls: &ClientTls, host: &str) -> ClientError {
         let cause = outbound_cause(err, tls.offered_versions(), Some(host));
-        self.event(&format!("TLS handshake failed: {cause}"));
+        self.event(&format!(
+            "TLS handshake failed: {}: {}",
+            cause.id, cause.summary
+        ));
         ClientError::Tls {
             stage: Stage::TlsHandshake,
             cause,

@@ -508,7 +508,7 @@ impl ClientTls {
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(RecordingVerifier { algorithms })),
             Verify::Pkix => {
-                let verifier =
+                let inner =
                     WebPkiServerVerifier::builder_with_provider(Arc::clone(&roots), provider)
                         .build()
                         .map_err(|e| TlsError::Rustls {
@@ -516,7 +516,13 @@ impl ClientTls {
                                       install ca-certificates or set a CA file)",
                             source: rustls::Error::General(e.to_string()),
                         })?;
-                builder.with_webpki_verifier(verifier)
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(PkixVerifier {
+                        inner,
+                        roots: Arc::clone(&roots),
+                        algorithms,
+                    }))
             }
         };
         let mut config = match &settings.client_cert {
@@ -653,19 +659,22 @@ fn classify_pkix(err: &rustls::Error, chain: &[CertificateDer<'_>]) -> PkixProbl
         return PkixProblem::Other;
     };
     match ce {
-        C::Expired | C::ExpiredContext { .. } => PkixProblem::Expired,
-        C::NotValidYet | C::NotValidYetContext { .. } => PkixProblem::NotYetValid,
-        C::UnknownIssuer => {
-            let last_self_signed = chain
-                .last()
-                .and_then(|c| describe_cert(c))
-                .is_some_and(|d| d.self_signed);
-            match (chain.len(), last_self_signed) {
-                (1, true) => PkixProblem::SelfSigned,
-                (_, true) => PkixProblem::UntrustedRoot,
-                _ => PkixProblem::Incomplete,
-            }
-        }
+        C::Expired | C::ExpiredContext { .. } => return PkixProblem::Expired,
+        C::NotValidYet | C::NotValidYetContext { .. } => return PkixProblem::NotYetValid,
+        _ => {}
+    }
+    // A chain ending in a self-signed certificate that is not one of our
+    // roots is "self-signed" / "untrusted root", whatever webpki met while
+    // trying other candidates (a same-named local certificate such as a
+    // snakeoil one can turn UnknownIssuer into a signature error).
+    let last_self_signed = chain
+        .last()
+        .and_then(|c| describe_cert(c))
+        .is_some_and(|d| d.self_signed);
+    match (chain.len(), last_self_signed, ce) {
+        (1, true, _) => PkixProblem::SelfSigned,
+        (_, true, _) => PkixProblem::UntrustedRoot,
+        (_, false, C::UnknownIssuer) => PkixProblem::Incomplete,
         _ => PkixProblem::Other,
     }
 }
@@ -686,6 +695,15 @@ fn describe_pkix_error(err: &rustls::Error) -> String {
             C::Revoked => "a certificate is revoked".into(),
             C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
                 "the certificate is not for TLS servers (extended key usage)".into()
+            }
+            C::UnsupportedSignatureAlgorithmContext { .. }
+            | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+                "a signature in the chain uses an unsupported algorithm or does not fit the \
+                 issuer's key"
+                    .into()
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "the certificate does not cover the name".into()
             }
             other => format!("{other:?}"),
         },
@@ -733,6 +751,95 @@ impl ServerCertVerifier for RecordingVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
+    }
+}
+
+/// Why a [`Verify::Pkix`] handshake refused the certificate: rustls' own
+/// error plus our verdict on the chain, carried inside the handshake error
+/// (`CertificateError::Other`) so [`outbound_cause`] can name the problem
+/// (self-signed, missing intermediate, which names the certificate covers)
+/// without any per-connection state in the shared verifier. The peer gets
+/// a `bad_certificate` alert.
+#[derive(Debug)]
+pub struct PkixRefusal {
+    /// The verdict on the presented chain.
+    pub verdict: PeerVerdict,
+    /// What webpki said.
+    pub error: CertificateError,
+}
+
+impl fmt::Display for PkixRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = describe_pkix_error(&rustls::Error::InvalidCertificate(self.error.clone()));
+        write!(f, "{text} (verified: {})", self.verdict.summary())
+    }
+}
+
+impl StdError for PkixRefusal {}
+
+/// rustls' webpki verifier, refusing with a [`PkixRefusal`].
+#[derive(Debug)]
+struct PkixVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+    roots: Arc<RootCertStore>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for PkixVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Err(rustls::Error::InvalidCertificate(error)) => {
+                let mut chain = Vec::with_capacity(1 + intermediates.len());
+                chain.push(end_entity.clone());
+                chain.extend(intermediates.iter().cloned());
+                let verdict = verdict_with(
+                    &self.roots,
+                    self.algorithms,
+                    &chain,
+                    &server_name.to_str(),
+                    now,
+                );
+                Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                    rustls::OtherError(Arc::new(PkixRefusal { verdict, error })),
+                )))
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }
 
@@ -1191,6 +1298,14 @@ fn from_rustls(
 
 fn certificate_cause(ce: &CertificateError, dest: &str, detail: String) -> Cause {
     use CertificateError as C;
+    if let C::Other(other) = ce
+        && let Some(refusal) =
+            (&*other.0 as &(dyn StdError + 'static)).downcast_ref::<PkixRefusal>()
+        && let Some(mut cause) = refusal.verdict.cause()
+    {
+        cause.detail = detail;
+        return cause;
+    }
     let check = "run `postern cert check --remote HOST` to see the chain";
     match ce {
         C::NotValidForName | C::NotValidForNameContext { .. } => {
