@@ -1,0 +1,220 @@
+//! `postern cert check`: the certificate checks of `postern-diag`
+//! (`certcheck`) as a command, on files (`--cert [--key] [--hostname]…`) or
+//! on what a live server presents (`--remote HOST[:PORT] [--starttls
+//! smtp|none]`). One PASS/WARN/FAIL line per check, or JSON with `--json`.
+//!
+//! Exit codes: 0 no FAIL, 1 at least one FAIL, 2 usage.
+//!
+//! # Security
+//! Reads the named certificate and key files (the key only to compare public
+//! keys; it is never printed). `--remote` sends EHLO and STARTTLS to the named
+//! host and nothing else.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use postern_diag::certcheck::{self, RemoteTarget, Report};
+use postern_diag::scan::{ScanTarget, StartTls};
+use postern_smtpc::{Direction, Transcript};
+use postern_tls::client::{Roots, load_roots};
+
+/// Plaintext preamble before TLS for `--remote`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CertStartTls {
+    /// SMTP: banner, EHLO, STARTTLS (ports 25 and 587).
+    Smtp,
+    /// Implicit TLS from the first byte (port 465).
+    None,
+}
+
+/// `postern cert check` arguments.
+#[derive(clap::Args, Debug)]
+pub(crate) struct CertCheckArgs {
+    /// Certificate file (PEM): the leaf first, then the intermediates.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "remote",
+        conflicts_with = "remote"
+    )]
+    pub(crate) cert: Option<PathBuf>,
+    /// Private key file (PEM) that belongs to --cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "cert",
+        conflicts_with = "remote"
+    )]
+    pub(crate) key: Option<PathBuf>,
+    /// A hostname the certificate must cover (e.g. the MX name); repeatable.
+    #[arg(long = "hostname", value_name = "NAME")]
+    pub(crate) hostnames: Vec<String>,
+    /// Check what a live server presents: HOST, HOST:PORT, [IPv6]:PORT (port 25 by default).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub(crate) remote: Option<String>,
+    /// Preamble for --remote. Default: none for port 465, smtp otherwise.
+    // `conflicts_with` as well: clap lets `requires` pass when the required
+    // argument conflicts with one that is present (clap issue #4520).
+    #[arg(long, value_enum, requires = "remote", conflicts_with = "cert")]
+    pub(crate) starttls: Option<CertStartTls>,
+    /// Name to send as SNI and to check the certificate against for
+    /// --remote. Default: the host.
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "remote",
+        conflicts_with = "cert"
+    )]
+    pub(crate) name: Option<String>,
+    /// Extra trusted CA certificates (PEM), e.g. a private CA; the system
+    /// roots are always used.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ca: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Show the SMTP dialogue of --remote on stderr.
+    #[arg(long, short)]
+    pub(crate) verbose: bool,
+    /// Seconds to wait for connect, each reply and the handshake (--remote).
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub(crate) timeout: u64,
+    /// Name sent in EHLO (--remote).
+    #[arg(long, default_value = "postern-cert-check")]
+    pub(crate) ehlo: String,
+}
+
+pub(crate) fn run(args: &CertCheckArgs) -> ExitCode {
+    let roots = match load_roots(&Roots {
+        system: true,
+        ca_file: args.ca.clone(),
+    }) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let report = match (&args.cert, &args.remote) {
+        (Some(cert), _) => {
+            certcheck::check_local(cert, args.key.as_deref(), &args.hostnames, &roots, now)
+        }
+        (None, Some(remote)) => match remote_report(args, remote, roots, now) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        (None, None) => {
+            eprintln!("error: give --cert FILE or --remote HOST[:PORT]");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = print_report(&report, args.json) {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
+    }
+    if report.has_failures() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn remote_report(
+    args: &CertCheckArgs,
+    remote: &str,
+    roots: rustls::RootCertStore,
+    now: time::OffsetDateTime,
+) -> Result<Report, String> {
+    let starttls = args.starttls.map(|s| match s {
+        CertStartTls::Smtp => StartTls::Smtp,
+        CertStartTls::None => StartTls::None,
+    });
+    let spec = ScanTarget::parse(remote, starttls).map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let host = args.name.clone().unwrap_or_else(|| spec.host.clone());
+    let addr = runtime
+        .block_on(resolve(&spec.host, spec.port))
+        .map_err(|e| format!("cannot resolve {}: {e}", spec.host))?;
+    let target = RemoteTarget {
+        addr,
+        host,
+        starttls: spec.starttls == StartTls::Smtp,
+        hostnames: args.hostnames.clone(),
+        helo_name: args.ehlo.clone(),
+        timeout: Duration::from_secs(args.timeout),
+    };
+    let transcript: Option<Transcript> = args.verbose.then(|| {
+        Box::new(|d: Direction, line: &str| eprintln!("{} {line}", d.marker())) as Transcript
+    });
+    Ok(runtime.block_on(certcheck::check_remote(
+        &target,
+        Arc::new(roots),
+        transcript,
+        now,
+    )))
+}
+
+async fn resolve(host: &str, port: u16) -> std::io::Result<std::net::SocketAddr> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(std::net::SocketAddr::new(ip, port));
+    }
+    tokio::net::lookup_host((host, port))
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))
+}
+
+fn print_report(report: &Report, json: bool) -> Result<(), String> {
+    if json {
+        let text =
+            serde_json::to_string_pretty(report).map_err(|e| format!("cannot write JSON: {e}"))?;
+        println!("{text}");
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(argv: &[&str]) -> Result<CertCheckArgs, clap::Error> {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            check: CertCheckArgs,
+        }
+        let mut all = vec!["check"];
+        all.extend_from_slice(argv);
+        Wrap::try_parse_from(all).map(|w| w.check)
+    }
+
+    #[test]
+    fn argument_rules() {
+        assert!(parse(&["--cert", "a.pem", "--key", "a.key", "--hostname", "mx"]).is_ok());
+        assert!(parse(&["--remote", "mx.example.com:465", "--starttls", "none"]).is_ok());
+        assert!(parse(&[]).is_err(), "one of --cert or --remote");
+        assert!(parse(&["--cert", "a", "--remote", "b"]).is_err());
+        assert!(
+            parse(&["--key", "a.key", "--remote", "b"]).is_err(),
+            "--key needs --cert"
+        );
+        assert!(parse(&["--cert", "a", "--starttls", "smtp"]).is_err());
+        assert!(parse(&["--cert", "a", "--name", "mx"]).is_err());
+        assert!(
+            parse(&["--starttls", "smtp"]).is_err(),
+            "--starttls needs --remote"
+        );
+    }
+}
