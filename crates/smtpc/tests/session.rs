@@ -664,3 +664,84 @@ async fn connection_refused_is_a_connect_error() {
     assert_eq!(err.stage(), Stage::Connect);
     assert!(err.is_transient());
 }
+
+#[tokio::test]
+async fn pkix_mode_names_both_sides_of_a_name_mismatch() {
+    let srv = common::start().await;
+    let tls = common::client_tls(Verify::Pkix);
+    let (mut s, _) = Session::connect(srv.addr("smtp"), &common::settings(), None)
+        .await
+        .unwrap();
+    s.ehlo().await.unwrap();
+    let err = s.starttls("mx1.fabrikam.example", &tls).await.unwrap_err();
+    let cause = err.tls_cause().unwrap();
+    assert_eq!(cause.id, tls_client::CERT_NAME_MISMATCH, "{cause}");
+    assert_eq!(
+        cause.summary,
+        "certificate name mismatch: cert is for mx.test.example, MX is mx1.fabrikam.example"
+    );
+}
+
+/// RFC 3207 §4.2: replies a man in the middle appends to the 220 before the
+/// handshake must never be read as replies inside TLS.
+#[tokio::test]
+async fn bytes_after_starttls_220_are_discarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = common::ca().issue(&[HOST]).write(dir.path(), "mx");
+    let settings = postern_tls::TlsSettings {
+        certificates: vec![postern_tls::CertSettings {
+            cert_path,
+            key_path,
+            hostnames: Vec::new(),
+        }],
+        ..postern_tls::TlsSettings::default()
+    };
+    let loaded =
+        postern_tls::certs::load(&settings.certificates, time::OffsetDateTime::now_utc()).unwrap();
+    let config = postern_tls::server::server_config(&settings, &loaded.store).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        sock.write_all(b"220 fake.example ESMTP\r\n").await.unwrap();
+        let mut buf = [0u8; 512];
+        let _ = sock.read(&mut buf).await.unwrap(); // EHLO
+        sock.write_all(b"250-fake.example\r\n250 STARTTLS\r\n")
+            .await
+            .unwrap();
+        let _ = sock.read(&mut buf).await.unwrap(); // STARTTLS
+        // The 220 and an injected EHLO reply in one segment.
+        sock.write_all(b"220 go ahead\r\n250-injected.example\r\n250 AUTH PLAIN\r\n")
+            .await
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let mut tls = acceptor.accept(sock).await.unwrap();
+        let n = tls.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"EHLO "));
+        tls.write_all(b"250-real.example\r\n250 PIPELINING\r\n")
+            .await
+            .unwrap();
+        let _ = tls.read(&mut buf).await; // QUIT
+        let _ = tls.write_all(b"221 bye\r\n").await;
+        let _ = tls.shutdown().await;
+    });
+    let tls = common::client_tls(Verify::Record);
+    let (transcript, lines) = common::recorder();
+    let (mut s, _) = Session::connect(addr, &common::settings(), Some(transcript))
+        .await
+        .unwrap();
+    s.ehlo().await.unwrap();
+    s.starttls(HOST, &tls).await.unwrap();
+    let info = s.ehlo().await.unwrap();
+    assert_eq!(info.hostname, "real.example");
+    assert!(info.auth.is_empty() && info.pipelining);
+    s.quit().await.unwrap();
+    task.await.unwrap();
+    let lines = lines.lock().unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|(d, l)| *d == Direction::Event && l.starts_with("discarded ")),
+        "{lines:?}"
+    );
+}
