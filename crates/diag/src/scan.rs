@@ -296,12 +296,18 @@ impl AcceptedSuite {
 
     /// DH prime bits (DHE, or a TLS 1.3 ffdhe group).
     pub fn dh_bits(&self) -> Option<u32> {
-        self.kx_detail.starts_with("DH ").then_some(self.kx_bits).flatten()
+        self.kx_detail
+            .starts_with("DH ")
+            .then_some(self.kx_bits)
+            .flatten()
     }
 
     /// Curve bits (ECDHE, or a TLS 1.3 EC group).
     pub fn ec_bits(&self) -> Option<u32> {
-        self.kx_detail.starts_with("ECDH ").then_some(self.kx_bits).flatten()
+        self.kx_detail
+            .starts_with("ECDH ")
+            .then_some(self.kx_bits)
+            .flatten()
     }
 }
 
@@ -465,5 +471,6 @@ pub async fn scan(
     opts: &ScanOptions,
     progress: &(dyn Fn(ScanProgress) + Sync),
 ) -> Result<ScanReport, ScanError> {
-    probe::run(target, opts, progress).await
+    // Boxed: the joined probes make a large future.
+    Box::pin(probe::run(target, opts, progress)).await
 }

@@ -207,7 +207,7 @@ async fn scan(addr: SocketAddr, starttls: StartTls) -> scan::ScanReport {
 }
 
 #[tokio::test]
-async fn sslv3_rc4_export_3des_and_512_bit_dh_over_starttls() {
+async fn scan_sslv3_rc4_export_3des_and_512_bit_dh_over_starttls() {
     let order = vec![0x0005, 0x000a, 0x0003, 0x0033];
     let addr = spawn(Behaviour::Negotiate {
         versions: vec![0x0300, 0x0301],
@@ -225,7 +225,10 @@ async fn sslv3_rc4_export_3des_and_512_bit_dh_over_starttls() {
         .filter(|p| p.accepted)
         .map(|p| p.version)
         .collect();
-    assert_eq!(accepted, vec![ProtocolVersion::Ssl3, ProtocolVersion::Tls10]);
+    assert_eq!(
+        accepted,
+        vec![ProtocolVersion::Ssl3, ProtocolVersion::Tls10]
+    );
     for v in [ProtocolVersion::Ssl3, ProtocolVersion::Tls10] {
         assert_eq!(r.suite_ids(v), order, "{v}");
         let p = r.protocol(v).unwrap();
@@ -268,7 +271,7 @@ async fn sslv3_rc4_export_3des_and_512_bit_dh_over_starttls() {
 }
 
 #[tokio::test]
-async fn canned_answer_with_a_suite_not_offered_stops_enumeration() {
+async fn scan_canned_answer_with_a_suite_not_offered_stops_enumeration() {
     // Always TLS 1.2 with DES-CBC3-SHA, whatever was offered.
     let mut flight = server_hello(0x0303, 0x000a);
     flight.extend(certificate(&rsa_cert()));
@@ -284,18 +287,33 @@ async fn canned_answer_with_a_suite_not_offered_stops_enumeration() {
             .contains("which was not offered; enumeration stopped"),
         "{t12:?}"
     );
-    for v in [ProtocolVersion::Ssl3, ProtocolVersion::Tls10, ProtocolVersion::Tls13] {
+    for v in [
+        ProtocolVersion::Ssl3,
+        ProtocolVersion::Tls10,
+        ProtocolVersion::Tls13,
+    ] {
         assert!(!r.protocol(v).unwrap().accepted, "{v}");
     }
     assert_eq!(r.grade, Grade::C, "{:#?}", r.reasons);
 }
 
 #[tokio::test]
-async fn not_tls_at_all() {
-    let addr = spawn(Behaviour::Canned(b"HTTP/1.0 400 Bad Request\r\n\r\n".to_vec())).await;
+async fn scan_not_tls_at_all() {
+    let addr = spawn(Behaviour::Canned(
+        b"HTTP/1.0 400 Bad Request\r\n\r\n".to_vec(),
+    ))
+    .await;
     let r = scan(addr, StartTls::None).await;
     assert!(r.protocols.iter().all(|p| !p.accepted));
     assert_eq!(r.grade, Grade::F);
-    let note = r.protocol(ProtocolVersion::Tls12).unwrap().note.clone().unwrap();
-    assert!(note.contains("not TLS") && note.contains("HTTP/1.0 400"), "{note}");
+    let note = r
+        .protocol(ProtocolVersion::Tls12)
+        .unwrap()
+        .note
+        .clone()
+        .unwrap();
+    assert!(
+        note.contains("not TLS") && note.contains("HTTP/1.0 400"),
+        "{note}"
+    );
 }

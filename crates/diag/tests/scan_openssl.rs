@@ -40,18 +40,19 @@ impl Drop for SServer {
     }
 }
 
+/// The 1024-bit MODP group of RFC 2409 §6.2 ("Oakley group 2").
+const P: &str = "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22\
+                 514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6\
+                 F44C42E9A637ED6B0BFF5CB6F406B7EDEE386BFB5A899FA5AE9F24117C4B1FE649286651ECE65381\
+                 FFFFFFFFFFFFFFFF";
+
 fn files(dir: &Path) -> (String, String, String) {
     let ca = TestCa::new();
     let (c, k) = ca
         .issue_with(&["legacy.test"], KeyKind::Rsa2048, None)
         .write(dir, "legacy");
-    // The 1024-bit MODP group of RFC 2409 §6.2 ("Oakley group 2"): fixed, so
-    // nothing is generated; DER SEQUENCE { INTEGER p, INTEGER 2 }, turned into
-    // PEM by openssl itself.
-    const P: &str = "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22\
-                     514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6\
-                     F44C42E9A637ED6B0BFF5CB6F406B7EDEE386BFB5A899FA5AE9F24117C4B1FE649286651ECE65381\
-                     FFFFFFFFFFFFFFFF";
+    // DH parameters from the fixed group `P` (nothing is generated): DER
+    // SEQUENCE { INTEGER p, INTEGER 2 }, turned into PEM by openssl itself.
     let p: Vec<u8> = (0..P.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&P[i..i + 2], 16).unwrap())
@@ -122,7 +123,7 @@ async fn scan(addr: SocketAddr) -> scan::ScanReport {
 }
 
 #[tokio::test]
-async fn legacy_tls10_11_cbc_dhe_server_order() {
+async fn scan_legacy_tls10_11_cbc_dhe_server_order() {
     if !have_openssl() {
         return;
     }
@@ -147,7 +148,10 @@ async fn legacy_tls10_11_cbc_dhe_server_order() {
         .filter(|p| p.accepted)
         .map(|p| p.version)
         .collect();
-    assert_eq!(accepted, vec![ProtocolVersion::Tls10, ProtocolVersion::Tls11]);
+    assert_eq!(
+        accepted,
+        vec![ProtocolVersion::Tls10, ProtocolVersion::Tls11]
+    );
     for v in [ProtocolVersion::Tls10, ProtocolVersion::Tls11] {
         assert_eq!(r.suite_ids(v), vec![0x0035, 0x0033], "{v}");
         let p = r.protocol(v).unwrap();
@@ -183,7 +187,7 @@ async fn legacy_tls10_11_cbc_dhe_server_order() {
 }
 
 #[tokio::test]
-async fn client_order_server_is_detected() {
+async fn scan_client_order_server_is_detected() {
     if !have_openssl() {
         return;
     }
@@ -204,7 +208,10 @@ async fn client_order_server_is_detected() {
     let p = r.protocol(ProtocolVersion::Tls12).unwrap();
     assert!(p.accepted);
     // In the order offered (strongest first), and the reversal test shows it.
-    assert_eq!(r.suite_ids(ProtocolVersion::Tls12), vec![0xc02f, 0x0033, 0x0035]);
+    assert_eq!(
+        r.suite_ids(ProtocolVersion::Tls12),
+        vec![0xc02f, 0x0033, 0x0035]
+    );
     assert_eq!(p.server_order_enforced, Some(false));
     assert!(
         r.reasons

@@ -75,8 +75,8 @@ async fn start(key: KeyKind, customize: impl FnOnce(&mut TlsSettings)) -> Runnin
         },
         allow_insecure_auth: false,
     };
-    let loaded = postern_tls::certs::load(&tls.certificates, time::OffsetDateTime::now_utc())
-        .unwrap();
+    let loaded =
+        postern_tls::certs::load(&tls.certificates, time::OffsetDateTime::now_utc()).unwrap();
     let config = postern_tls::server::server_config(&tls, &loaded.store).unwrap();
     let (spool, _) = Spool::open(&settings.spool).unwrap();
     let server = Server::start(settings, Some(config), spool, None)
@@ -104,7 +104,7 @@ fn accepted(r: &ScanReport) -> Vec<ProtocolVersion> {
 }
 
 #[tokio::test]
-async fn tls13_only() {
+async fn scan_tls13_only() {
     let s = start(KeyKind::EcdsaP256, |t| {
         t.min_version = TlsVersion::Tls13;
         t.max_version = TlsVersion::Tls13;
@@ -120,12 +120,18 @@ async fn tls13_only() {
     let p = r.protocol(ProtocolVersion::Tls13).unwrap();
     assert_eq!(p.server_order_enforced, Some(true));
     for s in &p.suites {
-        assert!(s.flags.forward_secrecy && s.flags.aead && !s.flags.weak, "{s:?}");
+        assert!(
+            s.flags.forward_secrecy && s.flags.aead && !s.flags.weak,
+            "{s:?}"
+        );
         assert_eq!(s.kx_detail, "ECDH x25519");
     }
     // Refusals are explained.
     let t12 = r.protocol(ProtocolVersion::Tls12).unwrap();
-    assert!(t12.note.as_deref().unwrap().starts_with("refused"), "{t12:?}");
+    assert!(
+        t12.note.as_deref().unwrap().starts_with("refused"),
+        "{t12:?}"
+    );
 
     // Groups: what rustls implements in the built-in list, found through
     // HelloRetryRequests. rustls picks groups in the client's order.
@@ -141,19 +147,25 @@ async fn tls13_only() {
     let leaf = &r.chains[0].certs[0];
     assert_eq!(leaf.subject, format!("CN={HOST}"));
     assert_eq!(leaf.key_type, "ECDSA P-256");
-    assert!(r.chains[0].seen_with.starts_with("TLS 1.3"), "{:?}", r.chains[0]);
+    assert!(
+        r.chains[0].seen_with.starts_with("TLS 1.3"),
+        "{:?}",
+        r.chains[0]
+    );
 
     assert_eq!(r.grade, Grade::APlus, "{:?}", r.reasons);
     assert!(r.banner.as_deref().unwrap().contains(HOST));
     let text = scan::render_text(&r);
-    assert!(text.contains("TLS 1.3 cipher suites in server-preferred order (3), server order enforced: yes"));
+    assert!(text.contains(
+        "TLS 1.3 cipher suites in server-preferred order (3), server order enforced: yes"
+    ));
     assert!(text.contains("TLS_AES_256_GCM_SHA384"));
     assert!(text.contains("0x1302   4866"), "{text}");
     assert!(text.contains("Grade: A+"));
 }
 
 #[tokio::test]
-async fn tls12_only_with_a_chosen_order_ecdsa() {
+async fn scan_tls12_only_with_a_chosen_order_ecdsa() {
     // A non-default order, with an RSA suite the ECDSA certificate can never
     // use: the scan must show the order the server really applies.
     let s = start(KeyKind::EcdsaP256, |t| {
@@ -172,7 +184,10 @@ async fn tls12_only_with_a_chosen_order_ecdsa() {
     assert_eq!(p.server_order_enforced, Some(true));
     let first = &p.suites[0];
     assert_eq!(first.iana, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256");
-    assert_eq!(first.openssl.as_deref(), Some("ECDHE-ECDSA-AES128-GCM-SHA256"));
+    assert_eq!(
+        first.openssl.as_deref(),
+        Some("ECDHE-ECDSA-AES128-GCM-SHA256")
+    );
     assert_eq!(first.hex, "0xc02b");
     assert_eq!(first.id, 49195);
     assert_eq!(first.kx_detail, "ECDH x25519");
@@ -191,7 +206,7 @@ async fn tls12_only_with_a_chosen_order_ecdsa() {
 }
 
 #[tokio::test]
-async fn tls12_and_13_rsa_on_implicit_tls() {
+async fn scan_tls12_and_13_rsa_on_implicit_tls() {
     let s = start(KeyKind::Rsa2048, |t| {
         t.cipher_suites = vec![0x1301, 0x1302, 0xc030, 0xc02f, 0xcca8];
     })
@@ -223,7 +238,7 @@ async fn tls12_and_13_rsa_on_implicit_tls() {
 }
 
 #[tokio::test]
-async fn no_starttls_and_unreachable_are_errors() {
+async fn scan_no_starttls_and_unreachable_are_errors() {
     let s = start(KeyKind::EcdsaP256, |_| {}).await;
     let target = ScanTarget::parse(&s.addr("plain").to_string(), None).unwrap();
     let e = scan::scan(&target, &ScanOptions::default(), &|_| {})

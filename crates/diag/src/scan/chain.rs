@@ -80,15 +80,12 @@ pub fn summarize(der: &[u8], now: OffsetDateTime) -> ChainCert {
             };
         }
     };
-    let ts = |t: &x509_parser::time::ASN1Time| {
-        OffsetDateTime::from_unix_timestamp(t.timestamp()).ok()
-    };
+    let ts =
+        |t: &x509_parser::time::ASN1Time| OffsetDateTime::from_unix_timestamp(t.timestamp()).ok();
     let not_before = ts(&cert.validity().not_before);
     let not_after = ts(&cert.validity().not_after);
-    let fmt = |t: Option<OffsetDateTime>| {
-        t.and_then(|t| t.format(&Rfc3339).ok())
-            .unwrap_or_default()
-    };
+    let fmt =
+        |t: Option<OffsetDateTime>| t.and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default();
     let days_left = not_after.map_or(0, |na| (na - now).whole_days());
     let (key_type, key_bits) = key_description(&cert);
     let sig_oid = &cert.signature_algorithm.algorithm;
@@ -187,11 +184,7 @@ mod tests {
         assert!(!s.self_signed && !s.is_ca);
         assert!(s.signature.contains("ecdsa"), "{}", s.signature);
 
-        let rsa = ca.issue_with(
-            &["a.example"],
-            postern_testkit::KeyKind::Rsa2048,
-            None,
-        );
+        let rsa = ca.issue_with(&["a.example"], postern_testkit::KeyKind::Rsa2048, None);
         let s = summarize(&rsa.cert_der, now);
         assert_eq!((s.key_type.as_str(), s.key_bits), ("RSA", 2048));
 

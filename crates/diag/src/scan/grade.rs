@@ -87,6 +87,7 @@ pub struct GradeReason {
 }
 
 /// Flags of one accepted suite.
+#[allow(clippy::struct_excessive_bools)] // independent report flags, not a state machine
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SuiteFlags {
     /// Ephemeral key exchange (ECDHE, DHE, or any TLS 1.3 suite).
@@ -252,7 +253,10 @@ pub fn grade(protocols: &[ProtocolResult], chains: &[Chain]) -> (Grade, Vec<Grad
             );
         }
         if all_suites.iter().all(|(_, s)| !s.flags.aead) {
-            add(Grade::B, "no AEAD suite (GCM or ChaCha20-Poly1305) at all".into());
+            add(
+                Grade::B,
+                "no AEAD suite (GCM or ChaCha20-Poly1305) at all".into(),
+            );
         }
     }
     for p in &accepted {
@@ -296,11 +300,14 @@ pub fn grade(protocols: &[ProtocolResult], chains: &[Chain]) -> (Grade, Vec<Grad
         if sig.contains("md5") || sig.contains("md2") {
             add(Grade::F, format!("{who}: signed with {}", leaf.signature));
         } else if sig.contains("sha1") || sig.ends_with("with-sha1") {
-            add(Grade::B, format!("{who}: signed with SHA-1 ({})", leaf.signature));
+            add(
+                Grade::B,
+                format!("{who}: signed with SHA-1 ({})", leaf.signature),
+            );
         }
     }
 
-    reasons.sort_by(|a, b| b.cap.cmp(&a.cap));
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.cap));
     let grade = reasons.iter().map(|r| r.cap).max().unwrap_or(Grade::APlus);
     if grade == Grade::APlus {
         reasons.push(GradeReason {

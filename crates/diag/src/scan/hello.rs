@@ -327,7 +327,10 @@ mod tests {
 
     #[test]
     fn tls10_and_11_versions() {
-        for (ver, wire) in [(ProtocolVersion::Tls10, 0x0301), (ProtocolVersion::Tls11, 0x0302)] {
+        for (ver, wire) in [
+            (ProtocolVersion::Tls10, 0x0301),
+            (ProtocolVersion::Tls11, 0x0302),
+        ] {
             let (_, v, _, _) = parse(&build(&spec(ver), &[0; 32], &[0; 32]));
             assert_eq!(v, wire);
         }

@@ -54,8 +54,8 @@ const TLS13_OFFER: &[u16] = &[
 /// TLS 1.3 groups: hybrid post-quantum, then classic EC, then pure ML-KEM,
 /// then finite-field.
 const TLS13_GROUP_CANDIDATES: &[u16] = &[
-    0x11ec, 0x11eb, 0x11ed, 0x001d, 0x0017, 0x0018, 0x0019, 0x001e, 0x0202, 0x0201, 0x0200,
-    0x0100, 0x0101, 0x0102, 0x0103, 0x0104,
+    0x11ec, 0x11eb, 0x11ed, 0x001d, 0x0017, 0x0018, 0x0019, 0x001e, 0x0202, 0x0201, 0x0200, 0x0100,
+    0x0101, 0x0102, 0x0103, 0x0104,
 ];
 
 /// Suites a scanner can be answered with: every catalogue suite but the
@@ -202,13 +202,14 @@ pub(super) async fn run(
     let (grade, reasons) = grade::grade(&protocols, &chains);
     let mut notes = p.notes.lock().map(|n| n.clone()).unwrap_or_default();
     for c in &chains {
-        if let Some(leaf) = c.certs.first() {
-            if !leaf.unparsed && leaf.days_left < 0 {
-                notes.push(format!(
-                    "certificate {} expired {} days ago (not graded here; see `postern tls verify`)",
-                    leaf.subject, -leaf.days_left
-                ));
-            }
+        if let Some(leaf) = c.certs.first()
+            && !leaf.unparsed
+            && leaf.days_left < 0
+        {
+            notes.push(format!(
+                "certificate {} expired {} days ago (not graded here; see `postern tls verify`)",
+                leaf.subject, -leaf.days_left
+            ));
         }
     }
     Ok(ScanReport {
@@ -280,10 +281,10 @@ impl Prober<'_> {
     }
 
     fn note(&self, note: String) {
-        if let Ok(mut n) = self.notes.lock() {
-            if !n.contains(&note) {
-                n.push(note);
-            }
+        if let Ok(mut n) = self.notes.lock()
+            && !n.contains(&note)
+        {
+            n.push(note);
         }
     }
 
@@ -291,7 +292,9 @@ impl Prober<'_> {
         let mut r = [0u8; 32];
         if self.provider.secure_random.fill(&mut r).is_err() {
             // Not secret: only uniqueness towards the server matters.
-            let t = OffsetDateTime::now_utc().unix_timestamp_nanos().to_be_bytes();
+            let t = OffsetDateTime::now_utc()
+                .unix_timestamp_nanos()
+                .to_be_bytes();
             r[..16].copy_from_slice(&t);
         }
         r
@@ -361,11 +364,8 @@ impl Prober<'_> {
         };
         // Close without finishing: a TCP FIN, nothing more. (With TLS ≤ 1.2
         // the server now waits for our ClientKeyExchange.)
-        let _ = tokio::time::timeout(
-            std::time::Duration::from_millis(500),
-            stream.shutdown(),
-        )
-        .await;
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_millis(500), stream.shutdown()).await;
         self.report(&format!(
             "{}: {} suite(s) offered",
             spec.version,
@@ -421,7 +421,10 @@ impl Prober<'_> {
                 Ok(Reply::Hello(f)) => {
                     if f.version != v.wire() {
                         note = Some(if accepted.is_empty() {
-                            format!("refused: the server answered with {}", version_name(f.version))
+                            format!(
+                                "refused: the server answered with {}",
+                                version_name(f.version)
+                            )
                         } else {
                             format!(
                                 "the server switched to {} when offered the remaining suites",
@@ -473,9 +476,7 @@ impl Prober<'_> {
             }
         }
         let ids: Vec<u16> = accepted.iter().map(|s| s.id).collect();
-        let server_order_enforced = self
-            .order_enforced(v, &ids, |reversed| spec(reversed), |f| Some(f.suite))
-            .await;
+        let server_order_enforced = self.order_enforced(v, &ids, spec, |f| Some(f.suite)).await;
         VersionScan {
             result: ProtocolResult {
                 version: v,
@@ -648,59 +649,60 @@ async fn read_flight(
 }
 
 /// The suite as reported, with the key exchange the server really used.
-fn accepted_suite(f: &ServerFlight, v: ProtocolVersion) -> AcceptedSuite {
-    let info = suites::by_id(f.suite);
-    let kx = info.map_or("unknown", |i| i.kx);
-    let leaf_bits = f
+fn accepted_suite(flight: &ServerFlight, version: ProtocolVersion) -> AcceptedSuite {
+    let info = suites::by_id(flight.suite);
+    let kx = info.map_or("unknown", |entry| entry.kx);
+    let leaf_bits = flight
         .certs
         .first()
-        .map(|c| chain::summarize(c, OffsetDateTime::now_utc()).key_bits)
-        .filter(|b| *b > 0);
-    let (kx_detail, kx_bits, group) = if v == ProtocolVersion::Tls13 || kx.starts_with("ECDHE") {
-        if f.explicit_curve {
-            ("ECDH explicit curve".to_owned(), None, None)
-        } else {
-            match f.group {
-                Some(g) => {
-                    let (d, b) = group_detail(g);
-                    (d, b, Some(g))
+        .map(|der| chain::summarize(der, OffsetDateTime::now_utc()).key_bits)
+        .filter(|bits| *bits > 0);
+    let (kx_detail, kx_bits, group) =
+        if version == ProtocolVersion::Tls13 || kx.starts_with("ECDHE") {
+            if flight.explicit_curve {
+                ("ECDH explicit curve".to_owned(), None, None)
+            } else {
+                match flight.group {
+                    Some(group) => {
+                        let (detail, bits) = group_detail(group);
+                        (detail, bits, Some(group))
+                    }
+                    None => ("ECDH".to_owned(), None, None),
                 }
-                None => ("ECDH".to_owned(), None, None),
             }
-        }
-    } else if kx.starts_with("DHE") {
-        match f.dh_bits {
-            Some(b) => (format!("DH {b}"), Some(b), None),
-            None => ("DH".to_owned(), None, None),
-        }
-    } else if kx == "RSA" {
-        match leaf_bits {
-            Some(b) => (format!("RSA {b}"), Some(b), None),
-            None => ("RSA".to_owned(), None, None),
-        }
-    } else if kx == "ECDH" {
-        ("ECDH static (certificate key)".to_owned(), None, None)
-    } else {
-        (kx.to_owned(), None, None)
-    };
+        } else if kx.starts_with("DHE") {
+            match flight.dh_bits {
+                Some(bits) => (format!("DH {bits}"), Some(bits), None),
+                None => ("DH".to_owned(), None, None),
+            }
+        } else if kx == "RSA" {
+            match leaf_bits {
+                Some(bits) => (format!("RSA {bits}"), Some(bits), None),
+                None => ("RSA".to_owned(), None, None),
+            }
+        } else if kx == "ECDH" {
+            ("ECDH static (certificate key)".to_owned(), None, None)
+        } else {
+            (kx.to_owned(), None, None)
+        };
     let (flags, iana, openssl, auth, cipher, bits, mac) = match info {
-        Some(i) => {
+        Some(entry) => {
             let dh = kx_detail.starts_with("DH ").then_some(kx_bits).flatten();
             let ec = kx_detail.starts_with("ECDH ").then_some(kx_bits).flatten();
-            let findings = suite_findings(i, dh, ec);
+            let findings = suite_findings(entry, dh, ec);
             (
-                suite_flags(i, &findings),
-                i.iana.to_owned(),
-                i.openssl.map(str::to_owned),
-                i.auth.to_owned(),
-                i.cipher.to_owned(),
-                i.bits,
-                i.mac.to_owned(),
+                suite_flags(entry, &findings),
+                entry.iana.to_owned(),
+                entry.openssl.map(str::to_owned),
+                entry.auth.to_owned(),
+                entry.cipher.to_owned(),
+                entry.bits,
+                entry.mac.to_owned(),
             )
         }
         None => (
             grade::SuiteFlags::default(),
-            suites::display_name(f.suite),
+            suites::display_name(flight.suite),
             None,
             "unknown".into(),
             "unknown".into(),
@@ -709,8 +711,8 @@ fn accepted_suite(f: &ServerFlight, v: ProtocolVersion) -> AcceptedSuite {
         ),
     };
     AcceptedSuite {
-        id: f.suite,
-        hex: format!("0x{:04x}", f.suite),
+        id: flight.suite,
+        hex: format!("0x{:04x}", flight.suite),
         iana,
         openssl,
         kx: kx.to_owned(),
@@ -832,7 +834,10 @@ mod tests {
         let t12 = candidates(ProtocolVersion::Tls12);
         assert!(t12.contains(&0xc02f) && t12.contains(&0x0035));
         assert!(!t12.contains(&0x1301) && !t12.contains(&0x00ff));
-        assert!(!t12.iter().any(|id| suites::by_id(*id).unwrap().kx.contains("PSK")));
+        assert!(
+            !t12.iter()
+                .any(|id| suites::by_id(*id).unwrap().kx.contains("PSK"))
+        );
         // Strong first, broken last.
         let first = suites::by_id(t12[0]).unwrap();
         assert!(first.aead && first.is_forward_secret(), "{first}");
@@ -850,7 +855,10 @@ mod tests {
     fn group_details() {
         assert_eq!(group_detail(0x001d), ("ECDH x25519".into(), Some(253)));
         assert_eq!(group_detail(0x0017), ("ECDH secp256r1".into(), Some(256)));
-        assert_eq!(group_detail(0x0100), ("DH 2048 (ffdhe2048)".into(), Some(2048)));
+        assert_eq!(
+            group_detail(0x0100),
+            ("DH 2048 (ffdhe2048)".into(), Some(2048))
+        );
         assert_eq!(group_detail(0x11ec), ("X25519MLKEM768".into(), None));
     }
 }

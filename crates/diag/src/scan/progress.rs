@@ -26,8 +26,10 @@ impl TerminalProgress {
         let style = ProgressStyle::with_template(
             "{spinner} [{bar:24}] {pos}/{len} steps, {prefix} connections  {wide_msg}",
         )
-        .map(|s| s.progress_chars("=> "))
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        .map_or_else(
+            |_| ProgressStyle::default_bar(),
+            |s| s.progress_chars("=> "),
+        );
         bar.set_style(style);
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
         Self { bar: Some(bar) }

@@ -21,7 +21,11 @@ pub fn render_text(r: &ScanReport) -> String {
     if let Some(b) = &r.banner {
         let _ = writeln!(o, "Banner: 220 {b}");
     }
-    let _ = writeln!(o, "Scanned {} with {} connections", r.scanned_at, r.connections);
+    let _ = writeln!(
+        o,
+        "Scanned {} with {} connections",
+        r.scanned_at, r.connections
+    );
 
     o.push_str("\nProtocols\n");
     for p in &r.protocols {
@@ -78,7 +82,11 @@ pub fn render_text(r: &ScanReport) -> String {
                 o,
                 "     issuer {}{}",
                 cert.issuer,
-                if cert.self_signed { " (self-signed)" } else { "" }
+                if cert.self_signed {
+                    " (self-signed)"
+                } else {
+                    ""
+                }
             );
             let _ = writeln!(
                 o,
@@ -116,7 +124,12 @@ pub fn render_text(r: &ScanReport) -> String {
 }
 
 fn suite_table(o: &mut String, suites: &[AcceptedSuite]) {
-    let iana_w = suites.iter().map(|s| s.iana.len()).max().unwrap_or(0).max(9);
+    let iana_w = suites
+        .iter()
+        .map(|s| s.iana.len())
+        .max()
+        .unwrap_or(0)
+        .max(9);
     let ossl_w = suites
         .iter()
         .map(|s| s.openssl.as_deref().map_or(1, str::len))

@@ -89,8 +89,8 @@ impl LineReader {
                 .map(|c| if c.is_control() { '?' } else { c })
                 .collect();
             pos += nl + 1;
-            let (this_code, sep, text) = split_line(&line)
-                .ok_or_else(|| format!("not an SMTP reply line: {line:?}"))?;
+            let (this_code, sep, text) =
+                split_line(&line).ok_or_else(|| format!("not an SMTP reply line: {line:?}"))?;
             if *code.get_or_insert(this_code) != this_code {
                 return Err(format!("reply code changed within a reply: {line:?}"));
             }
@@ -122,10 +122,7 @@ impl LineReader {
                     Ok(Parsed::Reply(r)) => return Ok(r),
                     Ok(Parsed::Incomplete) => {}
                     Err(e) => {
-                        return Err(ScanError::Smtp {
-                            stage,
-                            detail: e,
-                        });
+                        return Err(ScanError::Smtp { stage, detail: e });
                     }
                 }
                 let n = io.read(&mut chunk).await.map_err(|e| ScanError::Io {
@@ -243,7 +240,10 @@ mod tests {
             panic!()
         };
         assert_eq!(rep.code, 250);
-        assert_eq!(rep.lines, vec!["mx.example.com hello", "PIPELINING", "STARTTLS"]);
+        assert_eq!(
+            rep.lines,
+            vec!["mx.example.com hello", "PIPELINING", "STARTTLS"]
+        );
         assert_eq!(r.rest(), b"XYZ");
     }
 
@@ -300,7 +300,10 @@ mod tests {
             server.write_all(b"220 mx\r\n").await.unwrap();
             let mut buf = vec![0u8; 256];
             let _ = server.read(&mut buf).await.unwrap();
-            server.write_all(b"250-mx\r\n250 8BITMIME\r\n").await.unwrap();
+            server
+                .write_all(b"250-mx\r\n250 8BITMIME\r\n")
+                .await
+                .unwrap();
             let _ = server.read(&mut buf).await;
         });
         let e = starttls(&mut client, "postern-scan", Duration::from_secs(5))

@@ -364,7 +364,8 @@ mod tests {
 
     #[test]
     fn certificate_split_over_records() {
-        let cert = certificate(&[&[0x30; 40000]]);
+        let big = vec![0x30u8; 40000];
+        let cert = certificate(&[&big]);
         let mut bytes = record(22, &server_hello(0x0303, 0xc02f, &[]));
         for chunk in cert.chunks(16384) {
             bytes.extend(record(22, chunk));
@@ -392,7 +393,10 @@ mod tests {
         let Some(Reply::Hello(f)) = p.push(&bytes).unwrap() else {
             panic!()
         };
-        assert_eq!((f.version, f.suite, f.group, f.hrr), (0x0304, 0x1302, Some(0x1d), false));
+        assert_eq!(
+            (f.version, f.suite, f.group, f.hrr),
+            (0x0304, 0x1302, Some(0x1d), false)
+        );
 
         let exts = [ext(43, &[3, 4]), ext(51, &[0x11, 0xec])].concat();
         let mut sh = server_hello(0x0303, 0x1301, &exts);
@@ -402,7 +406,10 @@ mod tests {
             panic!()
         };
         assert!(f.hrr);
-        assert_eq!((f.version, f.suite, f.group), (0x0304, 0x1301, Some(0x11ec)));
+        assert_eq!(
+            (f.version, f.suite, f.group),
+            (0x0304, 0x1301, Some(0x11ec))
+        );
     }
 
     #[test]
@@ -414,10 +421,7 @@ mod tests {
         assert_eq!(p.eof(), Reply::Closed);
         let mut p = FlightParser::new(false);
         let e = p.push(b"454 4.7.0 TLS not available\r\n").unwrap_err();
-        assert_eq!(
-            e,
-            WireError::NotTls("454 4.7.0 TLS not available".into())
-        );
+        assert_eq!(e, WireError::NotTls("454 4.7.0 TLS not available".into()));
         let mut p = FlightParser::new(false);
         assert!(matches!(
             p.push(&record(22, &server_hello_done())),
