@@ -14,7 +14,10 @@
 //!   the presented key, so the peer proves it holds the key of the chain we
 //!   record.
 //! - [`Verify::Pkix`] refuses the handshake unless the chain leads to a trusted
-//!   root and the leaf covers the hostname (rustls' webpki verifier).
+//!   root and the leaf covers the hostname (rustls' webpki verifier). The
+//!   refusal carries our verdict on the chain ([`PkixRefusal`]), so
+//!   [`outbound_cause`] can say "self-signed", "missing intermediate" or
+//!   which names the certificate covers.
 //!
 //! The verdict is computed from the chain rustls keeps on the connection
 //! (`peer_certificates`, also set on resumed sessions), not stored by the
