@@ -474,3 +474,53 @@ pub async fn scan(
     // Boxed: the joined probes make a large future.
     Box::pin(probe::run(target, opts, progress)).await
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let t = ScanTarget::parse("MX.Example.com", None).unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.starttls),
+            ("MX.Example.com", 25, StartTls::Smtp)
+        );
+        assert_eq!(t.sni.as_deref(), Some("mx.example.com"));
+        let t = ScanTarget::parse("mx.example.com:465", None).unwrap();
+        assert_eq!((t.port, t.starttls), (465, StartTls::None));
+        let t = ScanTarget::parse("192.0.2.1:587", Some(StartTls::Smtp)).unwrap();
+        assert_eq!((t.port, t.sni), (587, None));
+        let t = ScanTarget::parse("[2001:db8::1]:2525", None).unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("2001:db8::1", 2525));
+        let t = ScanTarget::parse("::1", None).unwrap();
+        assert_eq!((t.host.as_str(), t.port, t.sni), ("::1", 25, None));
+        for bad in [
+            "", ":25", "mx:0", "mx:99999", "mx:x", "m x", "[::1", "[::1]x", "a/b",
+        ] {
+            assert!(
+                matches!(ScanTarget::parse(bad, None), Err(ScanError::Target { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn versions_and_suites() {
+        let by = |id| postern_tls::suites::by_id(id).unwrap();
+        assert!(ProtocolVersion::Ssl3.allows(by(0x0005)));
+        assert!(!ProtocolVersion::Tls11.allows(by(0xc02f)));
+        assert!(ProtocolVersion::Tls12.allows(by(0xc02f)));
+        assert!(!ProtocolVersion::Tls12.allows(by(0x1301)));
+        assert!(ProtocolVersion::Tls13.allows(by(0x1301)));
+        assert!(!ProtocolVersion::Tls13.allows(by(0xc02f)));
+        for v in ProtocolVersion::ALL {
+            assert_eq!(ProtocolVersion::from_wire(v.wire()), Some(v));
+        }
+        assert_eq!(
+            serde_json::to_string(&ProtocolVersion::Tls10).unwrap(),
+            "\"TLS 1.0\""
+        );
+    }
+}

@@ -332,3 +332,262 @@ fn list_some(items: &[String]) -> String {
         )
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::scan::{AcceptedSuite, ChainCert};
+
+    fn suite(id: u16, kx_detail: &str, kx_bits: Option<u32>) -> AcceptedSuite {
+        let info = postern_tls::suites::by_id(id).unwrap();
+        let dh = kx_detail.starts_with("DH ").then_some(kx_bits).flatten();
+        let ec = kx_detail.starts_with("ECDH ").then_some(kx_bits).flatten();
+        let findings = suite_findings(info, dh, ec);
+        AcceptedSuite {
+            id,
+            hex: format!("0x{id:04x}"),
+            iana: info.iana.into(),
+            openssl: info.openssl.map(Into::into),
+            kx: info.kx.into(),
+            auth: info.auth.into(),
+            cipher: info.cipher.into(),
+            bits: info.bits,
+            mac: info.mac.into(),
+            kx_detail: kx_detail.into(),
+            kx_bits,
+            group: None,
+            flags: suite_flags(info, &findings),
+        }
+    }
+
+    fn proto(
+        v: ProtocolVersion,
+        suites: Vec<AcceptedSuite>,
+        order: Option<bool>,
+    ) -> ProtocolResult {
+        ProtocolResult {
+            version: v,
+            accepted: !suites.is_empty(),
+            suites,
+            server_order_enforced: order,
+            note: None,
+        }
+    }
+
+    fn modern() -> Vec<ProtocolResult> {
+        vec![
+            proto(
+                ProtocolVersion::Tls12,
+                vec![
+                    suite(0xc02c, "ECDH x25519", Some(253)),
+                    suite(0xc02b, "ECDH x25519", Some(253)),
+                ],
+                Some(true),
+            ),
+            proto(
+                ProtocolVersion::Tls13,
+                vec![suite(0x1302, "ECDH x25519", Some(253))],
+                None,
+            ),
+        ]
+    }
+
+    fn caps(reasons: &[GradeReason]) -> Vec<(Grade, &str)> {
+        reasons.iter().map(|r| (r.cap, r.text.as_str())).collect()
+    }
+
+    #[test]
+    fn suite_rules_table() {
+        // (id, kx detail, bits, worst cap, weak, insecure)
+        type Case = (u16, &'static str, Option<u32>, Option<Grade>, bool, bool);
+        let cases: &[Case] = &[
+            // id, kx detail, bits, worst cap, weak, insecure
+            (0x1301, "ECDH x25519", Some(253), None, false, false),
+            (0xc02f, "ECDH secp256r1", Some(256), None, false, false),
+            (
+                0xc013,
+                "ECDH x25519",
+                Some(253),
+                Some(Grade::A),
+                true,
+                false,
+            ), // CBC
+            (0x009f, "DH 2048", Some(2048), None, false, false),
+            (0x009f, "DH 1024", Some(1024), Some(Grade::B), true, false),
+            (0x0033, "DH 512", Some(512), Some(Grade::F), true, true),
+            (0x009d, "RSA 2048", Some(2048), Some(Grade::B), true, false), // no FS
+            (0x000a, "RSA 2048", Some(2048), Some(Grade::C), true, false), // 3DES
+            (0x0005, "RSA 2048", Some(2048), Some(Grade::F), true, true),  // RC4
+            (0x0003, "RSA 2048", Some(2048), Some(Grade::F), true, true),  // EXPORT
+            (0x0009, "RSA 2048", Some(2048), Some(Grade::F), true, true),  // DES
+            (0x0002, "RSA 2048", Some(2048), Some(Grade::F), true, true),  // NULL
+            (0x0034, "DH 2048", Some(2048), Some(Grade::F), true, true),   // anon
+            (
+                0x1305,
+                "ECDH x25519",
+                Some(253),
+                Some(Grade::A),
+                true,
+                false,
+            ), // CCM-8
+        ];
+        for (id, detail, bits, cap, weak, insecure) in cases {
+            let s = suite(*id, detail, *bits);
+            let info = s.info().unwrap();
+            let dh = s.dh_bits();
+            let ec = s.ec_bits();
+            let worst = suite_findings(info, dh, ec).iter().map(|f| f.cap).max();
+            assert_eq!(worst, *cap, "{info}");
+            assert_eq!(
+                (s.flags.weak, s.flags.insecure),
+                (*weak, *insecure),
+                "{info}"
+            );
+            // Weak or insecure always says why.
+            assert_eq!(s.flags.issues.is_empty(), !weak, "{info}");
+        }
+    }
+
+    #[test]
+    fn modern_server_is_a_plus() {
+        let (g, reasons) = grade(&modern(), &[]);
+        assert_eq!(g, Grade::APlus);
+        assert_eq!(reasons.len(), 1);
+        assert_eq!(reasons[0].cap, Grade::APlus);
+    }
+
+    #[test]
+    fn protocol_rules() {
+        let (g, r) = grade(&[], &[]);
+        assert_eq!(g, Grade::F);
+        assert_eq!(
+            caps(&r),
+            vec![(Grade::F, "no SSL/TLS protocol version was accepted")]
+        );
+
+        let mut p = modern();
+        p.push(proto(
+            ProtocolVersion::Tls10,
+            vec![suite(0xc013, "ECDH x25519", Some(253))],
+            None,
+        ));
+        let (g, r) = grade(&p, &[]);
+        assert_eq!(g, Grade::B);
+        assert_eq!(r[0].text, "TLS 1.0 accepted (deprecated by RFC 8996)");
+
+        let mut p = modern();
+        p.push(proto(
+            ProtocolVersion::Ssl3,
+            vec![suite(0x002f, "RSA 2048", Some(2048))],
+            None,
+        ));
+        assert_eq!(grade(&p, &[]).0, Grade::F);
+
+        // TLS 1.2 only: A.
+        let (g, r) = grade(&modern()[..1], &[]);
+        assert_eq!(g, Grade::A);
+        assert_eq!(caps(&r), vec![(Grade::A, "TLS 1.3 not accepted")]);
+
+        // Client order on TLS 1.2: A-; on TLS 1.3: not graded.
+        let mut p = modern();
+        p[0].server_order_enforced = Some(false);
+        assert_eq!(grade(&p, &[]).0, Grade::AMinus);
+        let mut p = modern();
+        p[1].suites.push(suite(0x1301, "ECDH x25519", Some(253)));
+        p[1].server_order_enforced = Some(false);
+        assert_eq!(grade(&p, &[]).0, Grade::APlus);
+
+        // Only TLS 1.1 with static RSA CBC: C, no FS at all, no AEAD.
+        let p = vec![proto(
+            ProtocolVersion::Tls11,
+            vec![suite(0x002f, "RSA 2048", Some(2048))],
+            None,
+        )];
+        let (g, r) = grade(&p, &[]);
+        assert_eq!(g, Grade::C);
+        let texts: Vec<&str> = r.iter().map(|x| x.text.as_str()).collect();
+        assert!(
+            texts
+                .iter()
+                .any(|t| t.starts_with("no suite with forward secrecy"))
+        );
+        assert!(texts.iter().any(|t| t.starts_with("no AEAD suite")));
+        assert!(
+            texts
+                .iter()
+                .any(|t| t.starts_with("neither TLS 1.2 nor TLS 1.3 accepted (best: TLS 1.1)"))
+        );
+        // Worst first.
+        assert!(r.windows(2).all(|w| w[0].cap >= w[1].cap));
+    }
+
+    #[test]
+    fn suite_rules_name_the_suites() {
+        let mut p = modern();
+        p[0].suites.push(suite(0x000a, "RSA 2048", Some(2048)));
+        let (g, r) = grade(&p, &[]);
+        assert_eq!(g, Grade::C);
+        assert_eq!(
+            r[0].text,
+            "64-bit block cipher (Sweet32, CVE-2016-2183): TLS 1.2 DES-CBC3-SHA"
+        );
+    }
+
+    fn cert(key_type: &str, key_bits: u32, signature: &str) -> Chain {
+        Chain {
+            seen_with: "TLS 1.3 TLS_AES_256_GCM_SHA384".into(),
+            certs: vec![ChainCert {
+                subject: "CN=mx.example".into(),
+                issuer: "CN=CA".into(),
+                sans: vec![],
+                serial: "01".into(),
+                not_before: String::new(),
+                not_after: String::new(),
+                days_left: -3,
+                key_type: key_type.into(),
+                key_bits,
+                signature: signature.into(),
+                self_signed: false,
+                is_ca: false,
+                unparsed: false,
+            }],
+        }
+    }
+
+    #[test]
+    fn certificate_rules() {
+        let p = modern();
+        for (chain, want) in [
+            (cert("RSA", 2048, "sha256WithRSAEncryption"), Grade::APlus),
+            (cert("ECDSA P-256", 256, "ecdsa-with-SHA256"), Grade::APlus),
+            (cert("RSA", 1024, "sha256WithRSAEncryption"), Grade::B),
+            (cert("RSA", 512, "sha256WithRSAEncryption"), Grade::F),
+            (cert("RSA", 2048, "sha1WithRSAEncryption"), Grade::B),
+            (cert("ECDSA P-256", 256, "ecdsa-with-SHA1"), Grade::B),
+            (cert("RSA", 2048, "md5WithRSAEncryption"), Grade::F),
+            (cert("DSA", 2048, "dsa-with-sha256"), Grade::B),
+        ] {
+            let (g, r) = grade(&p, std::slice::from_ref(&chain));
+            assert_eq!(g, want, "{:?}: {r:?}", chain.certs[0]);
+        }
+        // Expiry is not graded here (days_left = -3 above).
+    }
+
+    #[test]
+    fn grade_names_round_trip() {
+        for g in [
+            Grade::APlus,
+            Grade::A,
+            Grade::AMinus,
+            Grade::B,
+            Grade::C,
+            Grade::F,
+        ] {
+            assert_eq!(Grade::parse(g.as_str()), Some(g));
+        }
+        assert_eq!(Grade::parse("a-"), Some(Grade::AMinus));
+        assert_eq!(Grade::parse("D"), None);
+        assert!(Grade::APlus < Grade::F);
+    }
+}
