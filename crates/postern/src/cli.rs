@@ -46,6 +46,19 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: HeadersCommand,
     },
+    /// Certificate checks, local files or a remote server's chain.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
+    /// Send a test message and print the whole dialogue (swaks-like).
+    Send(crate::send_cmd::SendArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum CertCommand {
+    /// Key ↔ certificate match, chain order and completeness, expiry, names, weak keys.
+    Check(crate::cert_cmd::CertCheckArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -6,11 +6,13 @@
 //! Runs as whatever user starts it; writes only below the configured data
 //! directory. Insecure `[danger]` settings are logged at every start.
 
+mod cert_cmd;
 mod cli;
 mod dns_cmd;
 mod headers_cmd;
 mod queue_cmd;
 mod scan_cmd;
+mod send_cmd;
 mod serve;
 mod tls_setup;
 
@@ -38,6 +40,10 @@ fn main() -> ExitCode {
         cli::Command::Headers {
             command: cli::HeadersCommand::Analyze(args),
         } => headers_cmd::run(&args),
+        cli::Command::Cert {
+            command: cli::CertCommand::Check(args),
+        } => cert_cmd::run(&args),
+        cli::Command::Send(args) => send_cmd::run(&args),
     }
 }
 
