@@ -15,3 +15,4 @@
 pub mod certcheck;
 pub mod headers;
 pub mod scan;
+pub mod verify;

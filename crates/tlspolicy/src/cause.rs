@@ -84,16 +84,14 @@ pub fn starttls_not_offered(at: &str, domain: &str, level: Level) -> Cause {
 /// `why` says what was compared; `suggested` is a record that would match
 /// the current leaf (e.g. `3 1 1 ab…`), when known.
 pub fn dane_no_match(host: &str, tlsa_name: &str, why: &str, suggested: Option<&str>) -> Cause {
-    let publish = suggested.map_or_else(String::new, |s| {
-        format!(" (for the certificate now in use: `{tlsa_name}. IN TLSA {s}`)")
-    });
+    let publish = suggested.map_or_else(String::new, |s| format!(" (`{tlsa_name}. IN TLSA {s}`)"));
     mk(
         DANE_NO_MATCH,
         format!(
             "the DANE TLSA records at {tlsa_name} do not match the certificate {host} presented"
         ),
         format!(
-            "the domain's operator must publish TLSA records for the certificate in use{publish} \
+            "the domain's operator must publish TLSA records matching the certificate in use{publish} \
              or put the matching certificate back; mail is deferred meanwhile, never sent \
              unauthenticated (RFC 7672 §2.2)"
         ),
