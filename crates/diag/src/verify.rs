@@ -705,6 +705,10 @@ async fn lookup_tlsa(
     out: &mut Out<'_>,
 ) -> Option<TlsaSummary> {
     let port = ctx.opts.port;
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        // TLSA records hang off host names (RFC 7672 §3.2.2): nothing to look up.
+        return None;
+    }
     match resolver.tlsa(port, host).await {
         Ok(l) => {
             let why_not = if !l.authenticated {
