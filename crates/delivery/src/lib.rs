@@ -36,6 +36,7 @@ mod handle;
 pub mod route;
 pub mod scheduler;
 pub mod settings;
+pub mod smtp;
 pub mod transport;
 
 pub use clock::{Clock, SystemClock, TokioClock};
@@ -45,4 +46,5 @@ pub use scheduler::{Origin, QueueSnapshot};
 pub use settings::{
     Credentials, DeliverySettings, DomainPattern, RouteSettings, RouteTarget, SmartHost, TlsLevel,
 };
+pub use smtp::{SmtpTransport, TransportError};
 pub use transport::{Job, JobFeed, JobOutcome, RcptResult, Transport, Verdict};

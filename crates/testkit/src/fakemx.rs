@@ -283,13 +283,13 @@ async fn connection(tcp: TcpStream, state: Arc<Mutex<State>>) {
             Ok(stream) => {
                 let info = tls_info(stream.get_ref().1);
                 lock(&state).handshakes += 1;
-                let _ = session(BufReader::new(stream), conn, Some(info), &state).await;
+                let _ = session(BufReader::new(stream), conn, Some(info), true, &state).await;
             }
             Err(_) => lock(&state).handshake_failures += 1,
         }
         return;
     }
-    let Some(tcp) = session(BufReader::new(tcp), conn, None, &state).await else {
+    let Some(tcp) = session(BufReader::new(tcp), conn, None, true, &state).await else {
         return;
     };
     match tls {
@@ -297,7 +297,7 @@ async fn connection(tcp: TcpStream, state: Arc<Mutex<State>>) {
             Ok(stream) => {
                 let info = tls_info(stream.get_ref().1);
                 lock(&state).handshakes += 1;
-                let _ = session(BufReader::new(stream), conn, Some(info), &state).await;
+                let _ = session(BufReader::new(stream), conn, Some(info), false, &state).await;
             }
             Err(_) => lock(&state).handshake_failures += 1,
         },
@@ -362,9 +362,10 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     mut io: BufReader<S>,
     conn: usize,
     tls: Option<(String, Option<String>)>,
+    greet: bool,
     state: &Arc<Mutex<State>>,
 ) -> Option<S> {
-    if tls.is_none() {
+    if greet {
         let banner = lock(state).banner.clone();
         if !reply(&mut io, &banner).await || !banner.starts_with("220") {
             return None;
