@@ -549,6 +549,13 @@ async fn discover_mta_sts(
                 p.policy.max_age
             ),
         );
+        if p.policy.mode == StsMode::Testing {
+            out.info(
+                0,
+                "MTA-STS: mode testing: senders report failures but still deliver; checked \
+                 here as if enforced.",
+            );
+        }
         for w in &p.policy.warnings {
             out.emit(EventKind::Warn, 0, format!("MTA-STS policy: {w}"));
         }

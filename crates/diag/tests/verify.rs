@@ -256,6 +256,11 @@ async fn verify_without_starttls() {
     let (r, events) = run(&w, &opts).await;
     assert!(r.passed);
     assert!(lines(&events).contains("WARN STARTTLS command not supported at 127.0.0.1"));
+    // `none` never asks for TLS.
+    opts.policy = Some(Level::None);
+    let (r, _) = run(&w, &opts).await;
+    assert!(r.passed);
+    assert!(r.hosts[0].addresses[0].warnings.is_empty());
 }
 
 #[tokio::test]
@@ -471,4 +476,47 @@ async fn verify_named_host_and_null_mx() {
     let (r, _) = run(&w, &opts).await;
     assert!(!r.passed);
     assert_eq!(failure_ids(&r), ["conn.refused"]);
+}
+
+#[tokio::test]
+async fn verify_dane_ta_still_checks_the_name() {
+    let w = world().await;
+    let ca_der = CertificateDer::from_pem_slice(w.ca.cert_pem().as_bytes()).unwrap();
+    let data = postern_tlspolicy::dane::association(&ca_der, 0, 1).unwrap();
+    // The server sends its CA after the leaf, as DANE-TA needs.
+    let chain_config = |names: &[&str]| {
+        let issued = w.ca.issue(names);
+        let mut chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(issued.cert_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .unwrap();
+        chain.push(ca_der.clone());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            chain,
+            PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        MxTls::StartTls(Arc::new(config))
+    };
+    let mx = FakeMx::start(chain_config(&["mail.other.test"])).await;
+    w.dns.add_tlsa(mx.port(), MX1, 2, 0, 1, &data);
+    w.dns.set_authentic(DOMAIN, true);
+    // Trust nothing: DANE-TA is the only anchor.
+    let mut opts = options(&w, mx.port());
+    opts.roots = Arc::new(rustls::RootCertStore::empty());
+    let (r, events) = run(&w, &opts).await;
+    assert_eq!(r.hosts[0].policy, Level::Dane);
+    assert!(lines(&events).contains("TLSA DANE-TA(2) Cert(0) SHA-256(1) matched certificate #1"));
+    assert_eq!(failure_ids(&r), ["tls.out.cert_name_mismatch"]);
+    // The right name passes, with no trusted root at all.
+    mx.set_tls(chain_config(&[MX1]));
+    let (r, events) = run(&w, &opts).await;
+    assert!(r.passed, "{}", lines(&events));
+    assert!(lines(&events).contains("TLS certificate verified for mx1.example.test (DANE)."));
 }
