@@ -37,11 +37,12 @@ pub const CONN_CLOSED: &str = "conn.closed";
 pub const CONN_UNREACHABLE: &str = "conn.unreachable";
 /// Another socket error.
 pub const CONN_IO: &str = "conn.io_error";
-/// The policy requires TLS but the server does not offer STARTTLS.
-pub const STARTTLS_NOT_OFFERED: &str = "policy.starttls_not_offered";
+/// The policy requires TLS but the server does not offer STARTTLS (shared with
+/// `tls verify`, ADR 0005).
+pub const STARTTLS_NOT_OFFERED: &str = postern_tlspolicy::cause::STARTTLS_NOT_OFFERED;
 /// The policy requires a verified certificate and the check failed (the
 /// `tls.out.*` cause says why; this id is used when no finer one exists).
-pub const VERIFY_FAILED: &str = "policy.verification_failed";
+pub const VERIFY_FAILED: &str = postern_tlspolicy::cause::VERIFY_FAILED;
 /// AUTH to a smart host failed.
 pub const AUTH_FAILED: &str = "smtp.auth_failed";
 /// The route needs AUTH but the server offers no usable mechanism or no TLS.
@@ -210,19 +211,6 @@ pub fn connection(host: &str, addr: &str, kind: std::io::ErrorKind, detail: &str
         ),
     };
     cause(id, format!("{host} ({addr}) {what}"), fix, detail)
-}
-
-/// STARTTLS required but not offered.
-pub fn starttls_not_offered(host: &str, level: &str, why: &str) -> CauseInfo {
-    cause(
-        STARTTLS_NOT_OFFERED,
-        format!(
-            "{host} does not offer STARTTLS, and the TLS policy `{level}` ({why}) forbids plaintext"
-        ),
-        "ask the destination to enable STARTTLS, or, if plaintext to this destination is \
-         acceptable, add a [[route]] for its domain with tls = \"opportunistic\"",
-        "",
-    )
 }
 
 /// Queue lifetime reached.

@@ -248,7 +248,7 @@ impl SmtpTransport {
         }
 
         let level = job.route.tls;
-        if !level.is_implemented() {
+        if !crate::settings::is_implemented(level) {
             let f = Failure {
                 cause: cause::policy_unsupported(level.as_str()),
                 reply: None,
@@ -415,11 +415,11 @@ impl SmtpTransport {
                     if !info.starttls {
                         let _ = session.quit().await;
                         return HostResult::Next(Failure {
-                            cause: cause::starttls_not_offered(
-                                &cand.name,
-                                level.as_str(),
-                                &job.route.why,
-                            ),
+                            cause: tls_cause(&postern_tlspolicy::cause::starttls_not_offered(
+                                &format!("{} ({addr})", cand.name),
+                                &job.route.destination,
+                                level,
+                            )),
                             reply: None,
                             permanent: false,
                         });
