@@ -48,10 +48,9 @@ use std::time::{Duration, SystemTime};
 use postern_dns::{DnsError, MxKind, Resolver, Tlsa};
 use postern_smtpc::{ClientError, ClientSettings, Direction, Session, TlsInfo, Transcript};
 use postern_tls::cause::Cause;
-use postern_tls::client::{
-    CertDescription, ClientTls, ClientTlsSettings, PeerVerdict, PkixProblem, Verify,
-};
+use postern_tls::client::{CertDescription, ClientTls, ClientTlsSettings, PkixProblem, Verify};
 use postern_tls::facts::TlsFacts;
+use postern_tlspolicy::judge::{self, DaneEvidence, Judgement};
 use postern_tlspolicy::mta_sts::{Discovery, MtaSts, PolicyFetcher, TxtOutcome};
 use postern_tlspolicy::{cause as policy_cause, dane};
 use rustls::RootCertStore;
@@ -789,13 +788,13 @@ fn mta_sts_host(
                 1,
                 format!("MTA-STS: {host} matches the policy's mx pattern {pat}."),
             );
-        } else {
-            let c = policy_cause::mta_sts_mx_mismatch(ctx.domain, host, &p.policy.mx);
-            if level == Level::MtaSts {
+        }
+        match judge::mta_sts_host(level, ctx.domain, host, &p.policy.mx, pattern.as_deref()) {
+            Judgement::Pass => {}
+            Judgement::Warn(c) => out.cause(EventKind::Warn, 1, &c),
+            Judgement::Fail(c) => {
                 out.cause(EventKind::Fail, 1, &c);
                 report.failures.push(c);
-            } else {
-                out.cause(EventKind::Warn, 1, &c);
             }
         }
         report.mta_sts_pattern = pattern;
@@ -876,14 +875,18 @@ async fn verify_address(
     a
 }
 
-/// Fails the address with `cause` (or warns, when `fatal` is false).
-fn record(a: &mut AddressReport, out: &mut Out<'_>, cause: Cause, fatal: bool) {
-    if fatal {
-        out.cause(EventKind::Fail, 2, &cause);
-        a.failures.push(cause);
-    } else {
-        out.cause(EventKind::Warn, 2, &cause);
-        a.warnings.push(cause);
+/// Records a judgement on the address: a failure, a warning or nothing.
+fn judged(a: &mut AddressReport, out: &mut Out<'_>, j: Judgement) {
+    match j {
+        Judgement::Pass => {}
+        Judgement::Warn(c) => {
+            out.cause(EventKind::Warn, 2, &c);
+            a.warnings.push(c);
+        }
+        Judgement::Fail(c) => {
+            out.cause(EventKind::Fail, 2, &c);
+            a.failures.push(c);
+        }
     }
 }
 
@@ -902,7 +905,7 @@ async fn probe(
     {
         Ok(pair) => pair,
         Err(e) => {
-            record(a, out, causes::client(&e, &ip), true);
+            judged(a, out, Judgement::Fail(causes::client(&e, &ip)));
             return None;
         }
     };
@@ -913,7 +916,7 @@ async fn probe(
     let ehlo = match session.ehlo().await {
         Ok(e) => e,
         Err(e) => {
-            record(a, out, causes::client(&e, &ip), true);
+            judged(a, out, Judgement::Fail(causes::client(&e, &ip)));
             return Some(session);
         }
     };
@@ -933,20 +936,7 @@ async fn probe(
         return Some(session);
     }
     if !ehlo.starttls {
-        let c = policy_cause::starttls_not_offered(&ip, ctx.domain, level);
-        if level.requires_tls() {
-            record(a, out, c, true);
-        } else {
-            out.emit(
-                EventKind::Warn,
-                2,
-                format!(
-                    "STARTTLS command not supported at {ip}: mail to it travels in plaintext \
-                     ({level} allows it)."
-                ),
-            );
-            a.warnings.push(c);
-        }
+        judged(a, out, judge::starttls_missing(level, &ip, ctx.domain));
         return Some(session);
     }
     out.info(2, "STARTTLS offered.");
@@ -967,9 +957,8 @@ async fn probe(
     let info = match session.starttls(host, tls).await {
         Ok(info) => info,
         Err(e) => {
-            let c = causes::client(&e, &ip);
-            let fatal = !level.allows_plaintext_retry();
-            if !fatal {
+            let j = judge::handshake_failed(level, causes::client(&e, &ip));
+            if j.is_pass() {
                 out.emit(
                     EventKind::Warn,
                     2,
@@ -979,7 +968,7 @@ async fn probe(
                     ),
                 );
             }
-            record(a, out, c, fatal);
+            judged(a, out, j);
             return matches!(e, ClientError::UnexpectedReply { .. }).then_some(session);
         }
     };
@@ -1098,83 +1087,28 @@ fn tls_checks(
         a.dane = Some(r);
     }
 
-    match level {
-        Level::None | Level::Opportunistic | Level::OpportunisticStrict | Level::Required => {
-            if let Some(c) = verdict.cause() {
-                record(a, out, c, false);
-            }
-        }
-        Level::Verify | Level::MtaSts => {
-            if let Some(c) = verdict.cause() {
-                record(a, out, c, true);
-            } else {
-                out.emit(
-                    EventKind::Pass,
-                    2,
-                    format!("TLS certificate verified for {host}."),
-                );
-            }
-        }
-        Level::Dane => dane_verdict(host, &t_name(tlsa), verdict, a, out),
+    // The decision is the shared table's (postern_tlspolicy::judge). Under
+    // `dane` without applicable records the host already failed, saying why.
+    let evidence = tlsa
+        .filter(|t| t.dane_applies)
+        .zip(a.dane.as_ref())
+        .map(|(t, result)| DaneEvidence {
+            tlsa_name: &t.name,
+            result,
+        });
+    if level == Level::Dane && evidence.is_none() {
+        return;
     }
-}
-
-fn t_name(tlsa: Option<&TlsaSummary>) -> String {
-    tlsa.map(|t| t.name.clone()).unwrap_or_default()
-}
-
-fn dane_verdict(
-    host: &str,
-    tlsa_name: &str,
-    verdict: &PeerVerdict,
-    a: &mut AddressReport,
-    out: &mut Out<'_>,
-) {
-    match a.dane.clone() {
-        // DANE unavailable for this host: already a host-level failure.
-        None => {}
-        Some(DaneResult::Matched {
-            name_check_required,
-            ..
-        }) => {
-            if name_check_required && !verdict.name_matches {
-                // The name-mismatch cause, whatever PKIX says: DANE-TA
-                // replaces the roots, not the name check (RFC 7672 §3.2.2).
-                let name_only = PeerVerdict {
-                    pkix: Ok(()),
-                    pkix_problem: None,
-                    ..verdict.clone()
-                };
-                if let Some(c) = name_only.cause() {
-                    record(a, out, c, true);
-                }
-            } else {
-                out.emit(
-                    EventKind::Pass,
-                    2,
-                    format!("TLS certificate verified for {host} (DANE)."),
-                );
-            }
-        }
-        Some(DaneResult::NoMatch { why }) => {
-            let suggested = verdict
-                .chain
-                .first()
-                .and_then(|l| dane::suggested_record(l))
-                .map(|t| dane::presentation(&t));
-            let c = policy_cause::dane_no_match(host, tlsa_name, &why, suggested.as_deref());
-            record(a, out, c, true);
-        }
-        Some(DaneResult::Unusable { why }) => {
-            // RFC 7672 §2.2: TLS is mandatory, unauthenticated; it was done.
-            record(
-                a,
-                out,
-                policy_cause::dane_unusable(host, tlsa_name, &why),
-                false,
-            );
-        }
+    let j = judge::certificate(level, host, verdict, evidence);
+    if j == Judgement::Pass && level >= Level::Verify {
+        let how = if level == Level::Dane { " (DANE)" } else { "" };
+        out.emit(
+            EventKind::Pass,
+            2,
+            format!("TLS certificate verified for {host}{how}."),
+        );
     }
+    judged(a, out, j);
 }
 
 #[cfg(test)]

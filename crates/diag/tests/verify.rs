@@ -255,7 +255,9 @@ async fn verify_without_starttls() {
     opts.policy = Some(Level::Opportunistic);
     let (r, events) = run(&w, &opts).await;
     assert!(r.passed);
-    assert!(lines(&events).contains("WARN STARTTLS command not supported at 127.0.0.1"));
+    assert!(lines(&events).contains(
+        "WARN [policy.starttls_not_offered] STARTTLS command not supported at 127.0.0.1: mail to it travels in plaintext (policy opportunistic allows it)"
+    ));
     // `none` never asks for TLS.
     opts.policy = Some(Level::None);
     let (r, _) = run(&w, &opts).await;

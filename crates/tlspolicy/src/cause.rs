@@ -62,19 +62,27 @@ fn mk(id: &'static str, summary: String, fix: String, detail: String) -> Cause {
     }
 }
 
-/// STARTTLS is not in the EHLO reply of `at` (an address or host), and
-/// `level` requires TLS. The wording follows IronPort's `tlsverify`.
+/// STARTTLS is not in the EHLO reply of `at` (an address or host). When
+/// `level` requires TLS the wording follows IronPort's `tlsverify`.
 pub fn starttls_not_offered(at: &str, domain: &str, level: Level) -> Cause {
-    mk(
-        STARTTLS_NOT_OFFERED,
+    let summary = if level.requires_tls() {
         format!(
             "STARTTLS command not supported at {at}. TLS was required but could not be \
              successfully negotiated"
-        ),
+        )
+    } else {
+        format!(
+            "STARTTLS command not supported at {at}: mail to it travels in plaintext (policy \
+             {level} allows it)"
+        )
+    };
+    mk(
+        STARTTLS_NOT_OFFERED,
+        summary,
         format!(
             "the peer must enable STARTTLS (RFC 3207) on every MX of {domain}; until then only \
              plaintext delivery works: route {domain} with tls = \"opportunistic\" if that is \
-             acceptable (policy {level} never falls back to plaintext)"
+             acceptable (levels that require TLS never fall back to plaintext)"
         ),
         String::new(),
     )

@@ -12,6 +12,8 @@
 //!   domain's policy say, and does this MX host satisfy it?
 //! - [`mta_sts::PolicyFetcher`]: fetch the policy over PKIX-verified HTTPS
 //!   with bounded time and size; [`mta_sts::PolicyCache`]: remember it.
+//! - [`judge`]: the decision table (level × what the connection showed →
+//!   pass / warn / fail with the cause), so delivery and `tls verify` agree.
 //!
 //! # Security
 //! Everything parsed here is untrusted: TLSA records, TXT records, HTTP
@@ -30,8 +32,10 @@
 
 pub mod cause;
 pub mod dane;
+pub mod judge;
 mod level;
 pub mod mta_sts;
 
 pub use dane::{DaneResult, match_tlsa};
+pub use judge::Judgement;
 pub use level::{Level, ParseLevelError};
