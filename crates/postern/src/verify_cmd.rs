@@ -200,7 +200,10 @@ pub(crate) fn run(args: &TlsVerifyArgs) -> ExitCode {
     let report = runtime.block_on(verify::verify(&resolver, &opts, &mut print));
     if json {
         match serde_json::to_string_pretty(&report) {
-            Ok(j) => println!("{j}"),
+            // A closed pipe (`| head`) is not worth a panic.
+            Ok(j) => {
+                let _ = writeln!(std::io::stdout().lock(), "{j}");
+            }
             Err(e) => {
                 eprintln!("error: cannot write JSON: {e}");
                 return ExitCode::from(1);
