@@ -65,6 +65,8 @@ pub(crate) enum CertCommand {
 pub(crate) enum TlsCommand {
     /// Graded report of protocols and cipher suites (in the server's order), groups and chain.
     Scan(crate::scan_cmd::TlsScanArgs),
+    /// Per MX and address: STARTTLS, handshake, chain, PKIX, name, DANE, MTA-STS (IronPort's tlsverify).
+    Verify(crate::verify_cmd::TlsVerifyArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -15,6 +15,7 @@ mod scan_cmd;
 mod send_cmd;
 mod serve;
 mod tls_setup;
+mod verify_cmd;
 
 use std::process::ExitCode;
 
@@ -34,6 +35,9 @@ fn main() -> ExitCode {
         cli::Command::Tls {
             command: cli::TlsCommand::Scan(args),
         } => scan_cmd::run(&args),
+        cli::Command::Tls {
+            command: cli::TlsCommand::Verify(args),
+        } => verify_cmd::run(&args),
         cli::Command::Dns {
             command: cli::DnsCommand::Mx(args),
         } => dns_cmd::run(&args),
