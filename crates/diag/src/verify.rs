@@ -1100,12 +1100,11 @@ fn tls_checks(
         return;
     }
     let j = judge::certificate(level, host, verdict, evidence);
-    if j == Judgement::Pass && level >= Level::Verify {
-        let how = if level == Level::Dane { " (DANE)" } else { "" };
+    if j == Judgement::Pass && level == Level::Dane {
         out.emit(
             EventKind::Pass,
             2,
-            format!("TLS certificate verified for {host}{how}."),
+            format!("TLS certificate verified for {host} (DANE)."),
         );
     }
     judged(a, out, j);
