@@ -131,6 +131,15 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Result<Config, ConfigEr
         cx,
     )?;
 
+    let (delivery, dns) = crate::delivery::build(
+        raw.delivery,
+        raw.route,
+        raw.dns,
+        &data_dir,
+        raw.hostname.as_ref().map(Spanned::get_ref),
+        cx,
+    )?;
+
     let users = users(raw.user.unwrap_or_default(), cx)?;
     let listeners = listeners(
         raw.listener,
@@ -202,6 +211,8 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Result<Config, ConfigEr
             level: level.name().to_owned(),
         },
         danger,
+        delivery,
+        dns,
         source: cx.origin.to_owned(),
     })
 }

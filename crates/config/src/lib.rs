@@ -23,6 +23,7 @@
 //! (TLS 1.0/1.1 deprecated), RFC 4954 (AUTH), TOML 1.1.
 
 mod build;
+mod delivery;
 mod error;
 mod raw;
 mod tls_names;
@@ -55,6 +56,10 @@ pub struct Config {
     pub log: LogSettings,
     /// The `[danger]` table, for the startup log.
     pub danger: DangerSettings,
+    /// `[delivery]` and `[[route]]`: the queue, routing and outbound TLS policy.
+    pub delivery: postern_delivery::DeliverySettings,
+    /// `[dns]` with `[[dns.static]]` overrides, for delivery's resolver.
+    pub dns: postern_dns::DnsSettings,
     /// The file name the configuration came from, or `<embedded default>`.
     pub source: String,
 }

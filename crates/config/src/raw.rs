@@ -37,6 +37,9 @@ pub(crate) struct RawConfig {
     pub smtp: Option<RawSmtp>,
     pub log: Option<RawLog>,
     pub danger: Option<RawDanger>,
+    pub delivery: Option<Spanned<crate::delivery::RawDelivery>>,
+    pub route: Option<Vec<Spanned<crate::delivery::RawRoute>>>,
+    pub dns: Option<Spanned<crate::delivery::RawDns>>,
 }
 
 /// `[[listener]]`.

@@ -146,7 +146,7 @@ pub struct RouteSettings {
 }
 
 /// Delivery settings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliverySettings {
     /// Our name in EHLO and in DSNs (`Reporting-MTA`). Default `localhost`.
     pub hostname: String,
