@@ -87,6 +87,11 @@ impl Shared {
     }
 }
 
+/// Called with the queue id of every message once it is durable (after the
+/// commit, before the `250` is sent); the delivery scheduler's doorbell.
+/// Must not block.
+pub type QueuedHook = Arc<dyn Fn(postern_spool::QueueId) + Send + Sync>;
+
 /// A running server.
 pub struct Server {
     shared: Arc<ArcSwap<Shared>>,
@@ -103,6 +108,17 @@ impl Server {
         tls: Option<Arc<rustls::ServerConfig>>,
         spool: Spool,
         transcript: Option<Transcript>,
+    ) -> Result<Self, SmtpdError> {
+        Self::start_with_hook(settings, tls, spool, transcript, None).await
+    }
+
+    /// [`Server::start`] with a hook told about every queued message.
+    pub async fn start_with_hook(
+        settings: ServerSettings,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        spool: Spool,
+        transcript: Option<Transcript>,
+        on_queued: Option<QueuedHook>,
     ) -> Result<Self, SmtpdError> {
         let mut bound = Vec::new();
         for l in &settings.listeners {
@@ -134,6 +150,7 @@ impl Server {
                 admission: Arc::clone(&admission),
                 spool: spool.clone(),
                 transcript: transcript.clone(),
+                on_queued: on_queued.clone(),
                 shutdown: shutdown.clone(),
                 tracker: tracker.clone(),
             };
@@ -202,6 +219,7 @@ struct Acceptor {
     admission: Arc<Admission>,
     spool: Spool,
     transcript: Option<Transcript>,
+    on_queued: Option<QueuedHook>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -245,6 +263,7 @@ impl Acceptor {
                         listener,
                         spool: self.spool.clone(),
                         transcript: self.transcript.clone(),
+                        on_queued: self.on_queued.clone(),
                         shutdown: self.shutdown.clone(),
                     };
                     let id = session_id();

@@ -517,3 +517,33 @@ async fn transcript_json_format() {
     }
     assert!(seen_ehlo, "{log}");
 }
+
+/// The queued hook fires once per durable message with its queue id (the
+/// delivery scheduler's doorbell).
+#[tokio::test]
+async fn queued_hook_reports_each_message() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::settings(dir.path());
+    let tls = common::tls_config(&s.tls);
+    let (spool, _) = postern_spool::Spool::open(&s.spool).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = Arc::clone(&seen);
+    let hook: postern_smtpd::QueuedHook = Arc::new(move |id| seen2.lock().unwrap().push(id));
+    let server = postern_smtpd::Server::start_with_hook(s, Some(tls), spool, None, Some(hook))
+        .await
+        .unwrap();
+    let mut d = postern_testkit::Dialogue::connect(server.addr("smtp").unwrap()).await;
+    d.expect(220).await;
+    d.cmd("EHLO c", 250).await;
+    let r = send_message(&mut d, "a@o.org", "bob@example.com", "Subject: h\r\n\r\nx").await;
+    let id = r.lines[0].rsplit(' ').next().unwrap().to_owned();
+    assert_eq!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        vec![id]
+    );
+}

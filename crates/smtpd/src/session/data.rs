@@ -305,6 +305,9 @@ impl Session {
                     "queued"
                 );
                 self.event(&format!("queued as {}", env.queue_id));
+                if let Some(hook) = &self.ctx.on_queued {
+                    hook(env.queue_id);
+                }
                 self.reply(&replies::queued(env.queue_id.as_str()));
                 Flow::Continue
             }

@@ -73,6 +73,7 @@ pub(crate) struct Context {
     pub(crate) listener: ListenerSettings,
     pub(crate) spool: Spool,
     pub(crate) transcript: Option<Transcript>,
+    pub(crate) on_queued: Option<crate::server::QueuedHook>,
     pub(crate) shutdown: CancellationToken,
 }
 
