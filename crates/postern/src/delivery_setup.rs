@@ -1,0 +1,75 @@
+//! Starting delivery for `postern serve`: the mail log, the DNS resolver (with
+//! `[[dns.static]]` overrides), the SMTP transport with its trust anchors, and
+//! the scheduler, which then loads every message already in the spool.
+//!
+//! Wiring (done in `serve.rs`): start this after `Spool::open`, hand
+//! `handle.notifier()` to the smtpd so each committed message is announced
+//! (`Notifier::notify(queue_id)`), and call `handle.shutdown(grace)` after the
+//! listeners have stopped.
+//!
+//! # Security
+//! Reads the trust anchors named by the configuration; logs the routing and
+//! TLS-policy summary at startup, never smart-host passwords.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use postern_delivery::{DeliveryHandle, SmtpTransport, SystemClock};
+use postern_track::MailLog;
+
+/// Builds and starts the delivery scheduler. The returned handle takes new
+/// messages ([`DeliveryHandle::notify`], [`DeliveryHandle::notifier`]) and
+/// stops delivery ([`DeliveryHandle::shutdown`]).
+pub(crate) async fn start(
+    cfg: &postern_config::Config,
+    spool: postern_spool::Spool,
+) -> anyhow::Result<DeliveryHandle> {
+    let settings = cfg.delivery.clone();
+    let log = match &settings.mail_log {
+        Some(path) => MailLog::open(path)
+            .with_context(|| format!("opening the mail log {}", path.display()))?,
+        None => MailLog::disabled(),
+    };
+    let resolver =
+        postern_dns::Resolver::new(&cfg.dns).context("setting up the DNS resolver for delivery")?;
+    let transport = {
+        let settings = settings.clone();
+        let spool = spool.clone();
+        let log = log.clone();
+        // Loading the system roots and CA files reads the disk.
+        tokio::task::spawn_blocking(move || SmtpTransport::new(&settings, spool, resolver, log))
+            .await
+            .context("loading outbound TLS trust anchors")??
+    };
+    tracing::info!(
+        hostname = %settings.hostname,
+        default_tls = %settings.default_tls,
+        routes = settings.routes.len(),
+        relayhost = settings.relayhost.as_ref().map(postern_delivery::SmartHost::key).unwrap_or_default(),
+        retry_schedule = ?settings.retry_schedule,
+        max_lifetime = ?settings.max_lifetime,
+        mail_log = %settings.mail_log.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        "delivery starting"
+    );
+    for r in &settings.routes {
+        let target = match &r.target {
+            postern_delivery::RouteTarget::Mx => "MX".to_owned(),
+            postern_delivery::RouteTarget::SmartHost(h) => h.key(),
+        };
+        let domains: Vec<String> = r.domains.iter().map(ToString::to_string).collect();
+        tracing::info!(
+            route = %r.origin,
+            domains = %domains.join(","),
+            %target,
+            tls = %r.tls.unwrap_or(settings.default_tls),
+            "delivery route"
+        );
+    }
+    Ok(postern_delivery::start(
+        settings,
+        spool,
+        Arc::new(transport),
+        log,
+        Arc::new(SystemClock),
+    ))
+}
