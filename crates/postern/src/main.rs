@@ -8,6 +8,7 @@
 
 mod cert_cmd;
 mod cli;
+mod delivery_setup;
 mod dns_cmd;
 mod headers_cmd;
 mod queue_cmd;

@@ -2,11 +2,12 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use postern_config::{Config, Loaded};
-use postern_smtpd::{Server, Transcript};
+use postern_smtpd::{QueuedHook, Server, Transcript};
 use postern_spool::Spool;
 
 use crate::cli::{CheckArgs, ServeArgs};
@@ -100,7 +101,19 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let server = Server::start(cfg.server.clone(), tls.config, spool, transcript).await?;
+    // Delivery loads everything already in the spool, then hears of each new
+    // message from the smtpd the moment it is durable.
+    let delivery = crate::delivery_setup::start(cfg, spool.clone()).await?;
+    let notifier = delivery.notifier();
+    let on_queued: QueuedHook = Arc::new(move |id| notifier.notify(id));
+    let server = Server::start_with_hook(
+        cfg.server.clone(),
+        tls.config,
+        spool,
+        transcript,
+        Some(on_queued),
+    )
+    .await?;
     for (name, addr) in server.local_addrs() {
         println!("postern: listener {name} on {addr}");
     }
@@ -108,6 +121,7 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     wait_for_signals(&server, path).await;
     tracing::info!("shutting down");
     server.shutdown(SHUTDOWN_GRACE).await;
+    delivery.shutdown(SHUTDOWN_GRACE).await;
     tracing::info!("stopped");
     Ok(())
 }
