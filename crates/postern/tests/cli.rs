@@ -34,6 +34,12 @@ accepted_domains = [{domains}]
 
 [log]
 level = "info"
+
+# Delivery runs inside `serve`: send everything to a smart host that refuses
+# connections, so messages defer and stay in the spool these tests inspect.
+[[route]]
+domains = ["*"]
+smarthost = "127.0.0.1:9"
 "#,
         data = dir.join("data").display()
     );
