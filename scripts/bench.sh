@@ -10,13 +10,17 @@
 #   --no-build           do not (re)build Postern / smtpload
 #   --from-head          build Postern from `git archive HEAD` (not the work tree, which others may be editing)
 #   --no-interleave      run all Postern scenarios, then all Postfix ones (default: per scenario, Postern then Postfix)
-#   --postern-drain-timeout S  sink idle timeout for the Postern runs (default 2; Postern does not relay yet,
-#                        so the sink never gets anything and would otherwise wait --drain-timeout (120 s) per rep)
-#   --postern-wipe       let bench.py wipe Postern's workdir before each start (its default). Without it
-#                        (default) the Postern runs use --keep-workdir and a fresh data dir per start
-#                        (POSTERN_FRESH_DATA=1), and the spools are deleted only after all runs: deleting
-#                        ~10^4 files right before a rep slows ext4 inode allocation for minutes (see
-#                        docs/benchmarks.md), a harness artifact that Postfix, which is not restarted, never sees
+#   --postern-drain-timeout S  sink idle timeout for the Postern runs when the build has no delivery
+#                        (default 2: the sink never gets anything and would otherwise wait
+#                        --drain-timeout (120 s) per rep); ignored when Postern delivers
+#   --postern-wipe / --postern-keep  whether bench.py wipes Postern's workdir before each start (its
+#                        default). Default: wipe when Postern delivers (options then identical to
+#                        Postfix's), keep when it does not: then bench.py restarts it after every rep
+#                        (e2e never completes) and the Postern runs use --keep-workdir with a fresh
+#                        data dir per start (POSTERN_FRESH_DATA=1), spools deleted after all runs,
+#                        because deleting ~10^4 files right before a rep slows ext4 (no journal)
+#                        inode allocation for minutes (docs/benchmarks.md)
+# Postern builds with delivery relay to the harness's sink (scripts/bench/postern-start.sh).
 # Everything else goes to `bench.py run` for both SUTs, after these defaults:
 #   --scenarios plain_persist,tls_persist,idle_plain,idle_tls --reps 3 --nice -10 --quiet 0.5
 #   --port 24125 --sink-port 24126
@@ -35,7 +39,7 @@ BUILD=1
 FROM_HEAD=0
 INTERLEAVE=1
 PDRAIN=2
-PWIPE=0
+PWIPE=auto
 PASS=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -46,7 +50,8 @@ while [ $# -gt 0 ]; do
     --no-interleave) INTERLEAVE=0; shift ;;
     --postern-drain-timeout) PDRAIN=$2; shift 2 ;;
     --postern-wipe) PWIPE=1; shift ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    --postern-keep) PWIPE=0; shift ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) PASS+=("$1"); shift ;;
   esac
 done
@@ -111,6 +116,15 @@ FNAME="postfix-$FVER"
 DEFAULTS=(--scenarios plain_persist,tls_persist,idle_plain,idle_tls --reps 3 --nice -10 --quiet 0.5
           --port 24125 --sink-port 24126)
 
+PDELIV=off
+[ "$ONLY" != postfix ] && PDELIV=$("$HERE/postern-start.sh" --probe-delivery)
+if [ "$PWIPE" = auto ]; then
+  if [ "$PDELIV" = on ]; then PWIPE=1; else PWIPE=0; fi
+fi
+PEXTRA=()
+[ "$PDELIV" = on ] || PEXTRA+=(--drain-timeout "$PDRAIN")
+log "postern: delivery $PDELIV; workdir $([ "$PWIPE" = 1 ] && echo 'wiped by bench.py' || echo 'kept, fresh data dir per start')"
+
 PWORK=/tmp/smtpbench-postern
 if [ "$PWIPE" = 0 ]; then
   export POSTERN_FRESH_DATA=1
@@ -126,7 +140,7 @@ run_sut() {  # name out scenarios
     python3 "$BENCH" run --sut-name "$PNAME" \
       --sut-start "$HERE/postern-start.sh" --sut-stop "$HERE/postern-stop.sh" \
       --workdir "$PWORK" --out "$out" \
-      "${DEFAULTS[@]}" "${PASS[@]}" "${extra[@]}" --drain-timeout "$PDRAIN"
+      "${DEFAULTS[@]}" "${PASS[@]}" "${extra[@]}" ${PEXTRA[@]+"${PEXTRA[@]}"}
   else
     python3 "$BENCH" run --sut-name "$FNAME" \
       --sut-start "$BENCH_DIR/suts/postfix/start.sh" --sut-stop "$BENCH_DIR/suts/postfix/stop.sh" \

@@ -1,13 +1,38 @@
 #!/bin/sh
 # Start Postern as the system under test of the shared SMTP benchmark harness
 # (shared/bench/bench.py run --sut-start). Inputs exported by bench.py:
-#   BENCH_PORT, BENCH_WORKDIR, BENCH_TLS_CERT, BENCH_TLS_KEY (BENCH_SINK_PORT is
-#   unused: Postern does not relay yet, it only accepts and spools).
+#   BENCH_PORT, BENCH_SINK_PORT, BENCH_WORKDIR, BENCH_TLS_CERT, BENCH_TLS_KEY.
 # Optional: POSTERN_BIN (default /work/tgt-bench/release/postern),
 #   POSTERN_LOG_LEVEL (default warn), POSTERN_TRANSCRIPT (default true).
+# Delivery: a build that knows [delivery] (detected with `config check`) relays
+# every message to the harness's sink on 127.0.0.1:$BENCH_SINK_PORT (relayhost
+# by IP literal, no TLS, as the Postfix adapter does), with DNS pointed at
+# 127.0.0.1 so that nothing is ever asked off this machine. An older build only
+# accepts and spools (no e2e). `postern-start.sh --probe-delivery` prints on/off.
 # Everything (config, spool, transcript, stdout/stderr, pid) lives under
 # $BENCH_WORKDIR/postern. Listens on 127.0.0.1 only.
 set -eu
+if [ "${1:-}" = --probe-delivery ]; then
+  BIN=${POSTERN_BIN:-/work/tgt-bench/release/postern}
+  T=$(mktemp -d /tmp/postern-probe.XXXXXX)
+  cat > "$T/p.toml" <<CF
+data_dir = "$T/data"
+hostname = "sut.bench.invalid"
+[[listener]]
+name = "probe"
+address = "127.0.0.1:1"
+kind = "smtp"
+tls = "off"
+[delivery]
+relayhost = "127.0.0.1:2"
+relayhost_tls = "none"
+[dns]
+nameservers = ["127.0.0.1:53"]
+CF
+  if "$BIN" config check "$T/p.toml" > /dev/null 2>&1; then echo on; else echo off; fi
+  rm -rf "$T"
+  exit 0
+fi
 : "${BENCH_PORT:?}" "${BENCH_WORKDIR:?}" "${BENCH_TLS_CERT:?}" "${BENCH_TLS_KEY:?}"
 BIN=${POSTERN_BIN:-/work/tgt-bench/release/postern}
 LEVEL=${POSTERN_LOG_LEVEL:-warn}
@@ -61,6 +86,26 @@ level = "$LEVEL"
 transcript = $TRANSCRIPT
 CF
 
+DELIVERY_TOML="
+[delivery]
+hostname = \"sut.bench.invalid\"
+relayhost = \"127.0.0.1:${BENCH_SINK_PORT:-0}\"
+relayhost_tls = \"none\"
+
+[dns]
+nameservers = [\"127.0.0.1:53\"]
+"
+MODE=off
+cp "$CONF" "$CONF.probe"
+printf '%s' "$DELIVERY_TOML" >> "$CONF.probe"
+if "$BIN" config check "$CONF.probe" > /dev/null 2>&1; then MODE=on; fi
+rm -f "$CONF.probe"
+if [ "$MODE" = on ]; then
+  : "${BENCH_SINK_PORT:?}"
+  printf '%s' "$DELIVERY_TOML" >> "$CONF"
+fi
+echo "$MODE" > "$W/delivery"
+
 "$BIN" config check "$CONF" > "$W/config-check.txt" 2>&1 || { cat "$W/config-check.txt" >&2; exit 1; }
 
 rm -f "$W/postern.pid"
@@ -73,7 +118,7 @@ echo "$DATA" > "$W/data.current"
 i=0
 while [ $i -lt 300 ]; do       # up to 30 s
   if grep -q "^postern: listener bench on 127.0.0.1:$BENCH_PORT" "$W/stdout.log" 2>/dev/null; then
-    echo "postern-start: pid $PID listening on 127.0.0.1:$BENCH_PORT"
+    echo "postern-start: pid $PID listening on 127.0.0.1:$BENCH_PORT (delivery $MODE)"
     exit 0
   fi
   if ! kill -0 "$PID" 2>/dev/null; then
