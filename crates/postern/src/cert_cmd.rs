@@ -36,7 +36,7 @@ pub(crate) struct CertCheckArgs {
     #[arg(
         long,
         value_name = "FILE",
-        required_unless_present = "remote",
+        required_unless_present_any = ["remote", "config"],
         conflicts_with = "remote"
     )]
     pub(crate) cert: Option<PathBuf>,
@@ -72,6 +72,11 @@ pub(crate) struct CertCheckArgs {
     /// roots are always used.
     #[arg(long, value_name = "FILE")]
     pub(crate) ca: Option<PathBuf>,
+    /// Check every certificate of a postern.toml, and for each TLS listener
+    /// whether its hostname and the PTR name of its listening IP are covered
+    /// (the MailSite rule: senders may check the name the IP resolves to).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["cert", "remote"])]
+    pub(crate) config: Option<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     pub(crate) json: bool,
@@ -98,6 +103,9 @@ pub(crate) fn run(args: &CertCheckArgs) -> ExitCode {
         }
     };
     let now = time::OffsetDateTime::now_utc();
+    if let Some(config) = &args.config {
+        return config_reports(config, &roots, now, args.json);
+    }
     let report = match (&args.cert, &args.remote) {
         (Some(cert), _) => {
             certcheck::check_local(cert, args.key.as_deref(), &args.hostnames, &roots, now)
@@ -171,6 +179,157 @@ async fn resolve(host: &str, port: u16) -> std::io::Result<std::net::SocketAddr>
         .await?
         .next()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))
+}
+
+/// `--config FILE`: every configured certificate through the local checks, then
+/// one report of the listeners (hostname and PTR coverage).
+fn config_reports(
+    path: &std::path::Path,
+    roots: &rustls::RootCertStore,
+    now: time::OffsetDateTime,
+    json: bool,
+) -> ExitCode {
+    let loaded = match postern_config::load_file(path) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cfg = &loaded.config;
+    let mut reports: Vec<Report> = cfg
+        .server
+        .tls
+        .certificates
+        .iter()
+        .map(|c| certcheck::check_local(&c.cert_path, Some(&c.key_path), &[], roots, now))
+        .collect();
+    let store = postern_tls::certs::load(&cfg.server.tls.certificates, now)
+        .ok()
+        .map(|l| l.store);
+    reports.push(listener_report(cfg, store.as_ref()));
+    let mut failed = false;
+    for r in &reports {
+        if let Err(e) = print_report(r, json) {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+        failed |= r.has_failures();
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Hostname and PTR coverage per TLS listener.
+fn listener_report(cfg: &postern_config::Config, store: Option<&postern_tls::CertStore>) -> Report {
+    use postern_diag::certcheck::{Check, Status};
+    let mut report = Report {
+        target: format!("listeners of {}", cfg.source),
+        tls: None,
+        chain: Vec::new(),
+        checks: Vec::new(),
+    };
+    let mut push = |id: &'static str, status: Status, message: String| {
+        report.checks.push(Check {
+            id,
+            status,
+            message,
+        });
+    };
+    let Some(store) = store else {
+        push(
+            "certificates",
+            Status::Warn,
+            "no usable certificate configured (a self-signed one is generated at start); see the reports above".into(),
+        );
+        return report;
+    };
+    let resolver = postern_dns::Resolver::new(&cfg.dns);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    for l in &cfg.server.listeners {
+        let uses_tls = l.kind == postern_smtpd::ListenerKind::Submissions
+            || l.tls != postern_smtpd::TlsMode::Off;
+        if !uses_tls {
+            continue;
+        }
+        if store.covers(&l.hostname) {
+            push(
+                "hostname",
+                Status::Pass,
+                format!("listener {}: hostname {} is covered", l.name, l.hostname),
+            );
+        } else {
+            push(
+                "hostname",
+                Status::Fail,
+                format!(
+                    "listener {}: No certificates were found matching the Subject '{}': add a certificate for it or change the listener's hostname",
+                    l.name, l.hostname
+                ),
+            );
+        }
+        let ip = l.addr.ip();
+        if ip.is_unspecified() {
+            push(
+                "ptr",
+                Status::Warn,
+                format!(
+                    "listener {}: listens on every address ({}); the PTR rule cannot be checked: run this with a listener bound to the public IP, or check `postern dns` for it",
+                    l.name, l.addr
+                ),
+            );
+            continue;
+        }
+        let names = match (&resolver, &runtime) {
+            (Ok(r), Ok(rt)) => rt.block_on(r.ptr(ip)).map_err(|e| e.to_string()),
+            (Err(e), _) => Err(e.to_string()),
+            (_, Err(e)) => Err(e.to_string()),
+        };
+        match names {
+            Ok(names) if names.is_empty() => push(
+                "ptr",
+                Status::Warn,
+                format!(
+                    "listener {}: {ip} has no PTR record; many receivers distrust such senders, and the certificate cannot be checked against it",
+                    l.name
+                ),
+            ),
+            Ok(names) => {
+                for n in names {
+                    if store.covers(&n) {
+                        push(
+                            "ptr",
+                            Status::Pass,
+                            format!(
+                                "listener {}: PTR of {ip} is {n}, covered by the certificate",
+                                l.name
+                            ),
+                        );
+                    } else {
+                        push(
+                            "ptr",
+                            Status::Warn,
+                            format!(
+                                "listener {}: PTR of {ip} is {n}, which no certificate covers; peers that check the name {ip} resolves to will refuse it: add {n} to a certificate's subjectAltName",
+                                l.name
+                            ),
+                        );
+                    }
+                }
+            }
+            Err(e) => push(
+                "ptr",
+                Status::Warn,
+                format!("listener {}: PTR lookup for {ip} failed: {e}", l.name),
+            ),
+        }
+    }
+    report
 }
 
 fn print_report(report: &Report, json: bool) -> Result<(), String> {

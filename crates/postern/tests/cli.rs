@@ -345,3 +345,44 @@ fn config_check_names_uncovered_hostname() {
         "{err}"
     );
 }
+
+/// `cert check --config`: every listener's hostname and the PTR name of its
+/// listening IP are checked against the certificates (the MailSite rule).
+#[test]
+fn cert_check_config_checks_hostname_and_ptr() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = postern_testkit::TestCa::new();
+    let (cert, key) = ca.issue(&["mx.test.example"]).write(dir.path(), "mx");
+    let p = write_config(dir.path(), &["example.com"]);
+    let mut cfg = std::fs::read_to_string(&p).unwrap();
+    let extra = format!(
+        "\n[[tls.certificate]]\ncert = \"{}\"\nkey = \"{}\"\n\n[[dns.static]]\nname = \"ptr.other.example\"\na = [\"127.0.0.1\"]\n",
+        cert.display(),
+        key.display()
+    );
+    cfg.push_str(&extra);
+    std::fs::write(&p, cfg).unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    let out = Command::new(BIN)
+        .args(["cert", "check", "--config"])
+        .arg(&p)
+        .arg("--ca")
+        .arg(&ca_file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("hostname mx.test.example is covered"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("PTR of 127.0.0.1 is ptr.other.example, which no certificate covers"),
+        "{stdout}"
+    );
+}
