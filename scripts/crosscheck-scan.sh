@@ -29,6 +29,8 @@ W=$(mktemp -d)
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  # Also the `sleep` feeding each s_server's stdin: every child of this script.
+  pkill -P $$ 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$W"
 }
