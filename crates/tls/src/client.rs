@@ -649,7 +649,18 @@ fn verdict_with(
     let pkix_problem = pkix.as_ref().err().map(|e| classify_pkix(e, chain));
     PeerVerdict {
         chain: owned,
-        pkix: pkix.map_err(|e| describe_pkix_error(&e)),
+        // When the chain's shape already explains the refusal, say that rather
+        // than the incidental error webpki met on its way (e.g. a signature
+        // error while trying a same-named candidate for a self-signed leaf).
+        pkix: pkix.map_err(|e| match pkix_problem {
+            Some(PkixProblem::SelfSigned) => {
+                "self-signed: no trusted CA issued this certificate".to_owned()
+            }
+            Some(PkixProblem::UntrustedRoot) => {
+                "the chain ends in a root that is not trusted".to_owned()
+            }
+            _ => describe_pkix_error(&e),
+        }),
         pkix_problem,
         name_matches,
         hostname: hostname.to_owned(),
