@@ -622,7 +622,7 @@ fn ip_from_bytes(bytes: &[u8]) -> Option<std::net::IpAddr> {
     }
 }
 
-fn key_description(cert: &X509Certificate<'_>) -> (String, u32) {
+pub(crate) fn key_description(cert: &X509Certificate<'_>) -> (String, u32) {
     let spki = cert.public_key();
     let alg = &spki.algorithm.algorithm;
     if *alg == oid_registry::OID_PKCS1_RSAENCRYPTION {

@@ -61,9 +61,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
-use x509_parser::oid_registry;
 use x509_parser::prelude::FromDer;
-use x509_parser::public_key::PublicKey;
 
 use crate::cause::{self, Cause};
 use crate::certs::{self, CertError};
@@ -932,7 +930,7 @@ pub fn describe_cert_at(der: &CertificateDer<'_>, now: OffsetDateTime) -> Option
     let (_, cert) = X509Certificate::from_der(der.as_ref()).ok()?;
     let not_before = cert.validity().not_before.to_datetime();
     let not_after = cert.validity().not_after.to_datetime();
-    let (key_type, key_bits) = key_description(&cert);
+    let (key_type, key_bits) = crate::certs::key_description(&cert);
     let (signature_algorithm, weak_signature) =
         signature_name(&cert.signature_algorithm.algorithm.to_id_string());
     Some(CertDescription {
@@ -997,45 +995,6 @@ fn subject_alt_names(cert: &X509Certificate<'_>) -> Vec<String> {
         }
     }
     out
-}
-
-fn key_description(cert: &X509Certificate<'_>) -> (String, u32) {
-    let spki = cert.public_key();
-    let alg = &spki.algorithm.algorithm;
-    if *alg == oid_registry::OID_PKCS1_RSAENCRYPTION {
-        let bits = match spki.parsed() {
-            Ok(PublicKey::RSA(rsa)) => significant_bits(rsa.modulus),
-            _ => 0,
-        };
-        return ("RSA".to_owned(), bits);
-    }
-    if *alg == oid_registry::OID_KEY_TYPE_EC_PUBLIC_KEY {
-        let curve = spki
-            .algorithm
-            .parameters
-            .as_ref()
-            .and_then(|p| p.as_oid().ok());
-        let (name, bits) = match curve {
-            Some(c) if c == oid_registry::OID_EC_P256 => ("ECDSA P-256", 256),
-            Some(c) if c == oid_registry::OID_NIST_EC_P384 => ("ECDSA P-384", 384),
-            Some(c) if c == oid_registry::OID_NIST_EC_P521 => ("ECDSA P-521", 521),
-            _ => ("ECDSA", 0),
-        };
-        return (name.to_owned(), bits);
-    }
-    if *alg == oid_registry::OID_SIG_ED25519 {
-        return ("Ed25519".to_owned(), 256);
-    }
-    (alg.to_id_string(), 0)
-}
-
-fn significant_bits(be: &[u8]) -> u32 {
-    let Some(pos) = be.iter().position(|b| *b != 0) else {
-        return 0;
-    };
-    let rest = &be[pos..];
-    let bytes = u32::try_from(rest.len()).unwrap_or(u32::MAX / 8);
-    bytes * 8 - rest.first().map_or(0, |b| b.leading_zeros())
 }
 
 /// (name, weak) for a signature algorithm OID (RFC 8017 / RFC 5758 / RFC
