@@ -149,6 +149,16 @@ pub enum StateRecord {
         /// Unix time (ms) of the record.
         at_ms: u64,
     },
+    /// The operator held (`held: true`, `postern queue hold`) or released
+    /// (`held: false`) the message. A held message is not attempted, not
+    /// expired and gets no delay warning until it is released; an attempt
+    /// already under way when it was held still ends and is recorded.
+    Hold {
+        /// Held (true) or released (false).
+        held: bool,
+        /// Unix time (ms) of the record.
+        at_ms: u64,
+    },
 }
 
 /// The on-disk line: the version, then the record's fields.
@@ -189,6 +199,11 @@ pub struct MessageState {
     pub dsn_sent: bool,
     /// The delay warning was sent (it is sent at most once per message).
     pub delay_notice_sent: bool,
+    /// The operator holds the message: nothing is attempted until it is
+    /// released (the last `hold` record wins).
+    pub held: bool,
+    /// Unix time (ms) of the `hold` record that holds it, when held.
+    pub held_at_ms: Option<u64>,
     /// Lines applied.
     pub records: usize,
     /// Lines skipped: unparseable, other version, unknown recipient index.
@@ -264,6 +279,11 @@ impl MessageState {
                         }
                     }
                 }
+                true
+            }
+            StateRecord::Hold { held, at_ms } => {
+                self.held = *held;
+                self.held_at_ms = held.then_some(*at_ms);
                 true
             }
         }
@@ -544,6 +564,45 @@ mod tests {
             line,
             r#"{"v":1,"rec":"dsn","kind":"delay","rcpts":[0],"at_ms":7}"#
         );
+        let hold = StateRecord::Hold {
+            held: true,
+            at_ms: 9,
+        };
+        let line = serde_json::to_string(&Line { v: 1, rec: &hold }).unwrap();
+        assert_eq!(line, r#"{"v":1,"rec":"hold","held":true,"at_ms":9}"#);
+    }
+
+    #[test]
+    fn hold_records_replay_last_one_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(STATE_DIR)).unwrap();
+        let store = StateStore::new(dir.path());
+        let id = QueueId::generate();
+        let hold = |held, at_ms| StateRecord::Hold { held, at_ms };
+        store
+            .append(
+                &id,
+                &[rcpt(0, RcptStatus::Deferred, 1, Some(5000)), hold(true, 10)],
+                Durability::Sync,
+            )
+            .unwrap();
+        let st = store.load(&id, 1).unwrap().unwrap();
+        assert!(st.held);
+        assert_eq!(st.held_at_ms, Some(10));
+        // Held does not change the recipient's own state.
+        assert_eq!(st.rcpts[0].status, RcptStatus::Deferred);
+        assert_eq!(st.next_due_ms(), Some(5000));
+        store
+            .append(&id, &[hold(false, 20)], Durability::Sync)
+            .unwrap();
+        let st = store.load(&id, 1).unwrap().unwrap();
+        assert!(!st.held);
+        assert_eq!(st.held_at_ms, None);
+        assert_eq!(st.records, 3);
+        // A held message without any attempt yet.
+        let st = MessageState::replay(b"{\"v\":1,\"rec\":\"hold\",\"held\":true,\"at_ms\":1}\n", 2);
+        assert!(st.held);
+        assert_eq!(st.rcpts[1].status, RcptStatus::Pending);
     }
 
     #[test]
