@@ -199,10 +199,9 @@ pub struct MessageState {
     pub dsn_sent: bool,
     /// The delay warning was sent (it is sent at most once per message).
     pub delay_notice_sent: bool,
-    /// The operator holds the message: nothing is attempted until it is
-    /// released (the last `hold` record wins).
-    pub held: bool,
-    /// Unix time (ms) of the `hold` record that holds it, when held.
+    /// Set while the operator holds the message (the last `hold` record
+    /// wins): Unix time (ms) of the record that held it. Nothing is attempted
+    /// until it is released; see [`MessageState::is_held`].
     pub held_at_ms: Option<u64>,
     /// Lines applied.
     pub records: usize,
@@ -282,7 +281,6 @@ impl MessageState {
                 true
             }
             StateRecord::Hold { held, at_ms } => {
-                self.held = *held;
                 self.held_at_ms = held.then_some(*at_ms);
                 true
             }
@@ -323,6 +321,11 @@ impl MessageState {
             }
         }
         state
+    }
+
+    /// The operator holds the message (`postern queue hold`).
+    pub fn is_held(&self) -> bool {
+        self.held_at_ms.is_some()
     }
 
     /// True when every recipient is delivered or bounced.
@@ -587,7 +590,7 @@ mod tests {
             )
             .unwrap();
         let st = store.load(&id, 1).unwrap().unwrap();
-        assert!(st.held);
+        assert!(st.is_held());
         assert_eq!(st.held_at_ms, Some(10));
         // Held does not change the recipient's own state.
         assert_eq!(st.rcpts[0].status, RcptStatus::Deferred);
@@ -596,12 +599,12 @@ mod tests {
             .append(&id, &[hold(false, 20)], Durability::Sync)
             .unwrap();
         let st = store.load(&id, 1).unwrap().unwrap();
-        assert!(!st.held);
+        assert!(!st.is_held());
         assert_eq!(st.held_at_ms, None);
         assert_eq!(st.records, 3);
         // A held message without any attempt yet.
         let st = MessageState::replay(b"{\"v\":1,\"rec\":\"hold\",\"held\":true,\"at_ms\":1}\n", 2);
-        assert!(st.held);
+        assert!(st.is_held());
         assert_eq!(st.rcpts[1].status, RcptStatus::Pending);
     }
 

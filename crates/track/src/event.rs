@@ -124,6 +124,14 @@ pub enum MailEvent {
     /// A message that could not be delivered nor bounced (a DSN that failed)
     /// was moved to the badmail folder.
     Badmail(Badmail),
+    /// The operator held the message (`postern queue hold`): not attempted
+    /// until released.
+    Held(QueueAction),
+    /// The operator released a held message (`postern queue release`).
+    Released(QueueAction),
+    /// The operator deleted the message (`postern queue delete`): removed
+    /// without a DSN.
+    Deleted(QueueAction),
 }
 
 impl MailEvent {
@@ -139,6 +147,9 @@ impl MailEvent {
             MailEvent::DsnSent(_) => "dsn_sent",
             MailEvent::Expired(_) => "expired",
             MailEvent::Badmail(_) => "badmail",
+            MailEvent::Held(_) => "held",
+            MailEvent::Released(_) => "released",
+            MailEvent::Deleted(_) => "deleted",
         }
     }
 
@@ -153,6 +164,9 @@ impl MailEvent {
         "dsn_sent",
         "expired",
         "badmail",
+        "held",
+        "released",
+        "deleted",
     ];
 }
 
@@ -346,6 +360,26 @@ pub struct Badmail {
     pub path: String,
 }
 
+/// `held`, `released`, `deleted`: an operator's queue command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueAction {
+    /// The recipients it concerns (those not delivered or bounced yet).
+    pub rcpts: Vec<String>,
+    /// How the command came: `admin` (the admin socket of the running
+    /// server) or `spool` (the CLI on the spool while the server was stopped).
+    pub via: String,
+    /// Attempts under way when the command came; they end and are recorded
+    /// first (a hold takes effect after them, a deletion removes the message
+    /// after them).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub in_flight: usize,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -364,6 +398,9 @@ mod tests {
             MailEvent::DsnSent(DsnSent::default()),
             MailEvent::Expired(Expired::default()),
             MailEvent::Badmail(Badmail::default()),
+            MailEvent::Held(QueueAction::default()),
+            MailEvent::Released(QueueAction::default()),
+            MailEvent::Deleted(QueueAction::default()),
         ];
         assert_eq!(events.len(), MailEvent::NAMES.len());
         for (e, name) in events.into_iter().zip(MailEvent::NAMES) {

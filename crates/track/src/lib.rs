@@ -2,10 +2,12 @@
 //! names, written as JSON lines (the mail log the tracking database will index).
 //!
 //! [`MailEvent`] names what happened (`received`, `queued`, `attempt`,
-//! `delivered`, `deferred`, `bounced`, `dsn_sent`, `expired`, `badmail`) with the
-//! facts an operator needs; [`TrackRecord`] adds the queue id, a unique
-//! [`EventId`] and the time; [`MailLog`] writes records as JSON lines from one
-//! writer thread, never blocking the caller.
+//! `delivered`, `deferred`, `bounced`, `dsn_sent`, `expired`, `badmail`, and the
+//! operator's `held`, `released`, `deleted`) with the facts an operator needs;
+//! [`TrackRecord`] adds the queue id, a unique [`EventId`] and the time;
+//! [`MailLog`] writes records as JSON lines from one writer thread, never
+//! blocking the caller; [`read_log`] reads them back for one message
+//! (`postern queue show`).
 //!
 //! Not here yet: the SQLite tracking database and metrics (they will consume the
 //! same records).
@@ -17,9 +19,11 @@
 
 mod event;
 mod log;
+mod read;
 
 pub use event::{
-    Attempt, Badmail, CauseInfo, DsnSent, EventId, Expired, MailEvent, PeerCert, Queued,
-    RcptOutcome, Received, TlsOutcome, TrackRecord, now_rfc3339,
+    Attempt, Badmail, CauseInfo, DsnSent, EventId, Expired, MailEvent, PeerCert, QueueAction,
+    Queued, RcptOutcome, Received, TlsOutcome, TrackRecord, now_rfc3339,
 };
 pub use log::{MailLog, MemoryLog};
+pub use read::{read_log, records_for};
