@@ -4,7 +4,9 @@
 //! newly committed message with [`DeliveryHandle::notify`] — or a cloned
 //! [`Notifier`] — which never blocks. At start the scheduler loads every message
 //! already in the spool once (recovery), then runs until
-//! [`DeliveryHandle::shutdown`].
+//! [`DeliveryHandle::shutdown`]. The operator's verbs (hold, release, delete,
+//! retry, flush) and the queue views go through [`DeliveryHandle::control`] and
+//! [`DeliveryHandle::messages`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
+use crate::control::{MessageView, Verb, VerbReport};
 use crate::scheduler::{Event, Origin, QueueSnapshot, Scheduler};
 use crate::settings::DeliverySettings;
 use crate::transport::Transport;
@@ -115,9 +118,50 @@ impl DeliveryHandle {
     }
 
     /// Retry `queue_id` (or, with `None`, every deferred message) now instead
-    /// of at its scheduled time (`postern queue retry`).
+    /// of at its scheduled time, without waiting for a report; see
+    /// [`DeliveryHandle::control`].
     pub fn retry_now(&self, queue_id: Option<QueueId>) {
-        let _ = self.notifier.tx.send(Event::RetryNow(queue_id));
+        let _ = self
+            .notifier
+            .tx
+            .send(Event::Control(Verb::Retry(queue_id), None));
+    }
+
+    /// Applies an operator's verb (`postern queue hold|release|delete|retry|
+    /// flush`; `crate::control` says what each does) and reports what it did;
+    /// `None` once the scheduler has stopped.
+    pub async fn control(&self, verb: Verb) -> Option<VerbReport> {
+        let (tx, rx) = oneshot::channel();
+        self.notifier.tx.send(Event::Control(verb, Some(tx))).ok()?;
+        rx.await.ok()
+    }
+
+    /// Hold `queue_id`: see [`DeliveryHandle::control`].
+    pub async fn hold(&self, queue_id: QueueId) -> Option<VerbReport> {
+        self.control(Verb::Hold(queue_id)).await
+    }
+
+    /// Release a held `queue_id`.
+    pub async fn release(&self, queue_id: QueueId) -> Option<VerbReport> {
+        self.control(Verb::Release(queue_id)).await
+    }
+
+    /// Delete `queue_id` without a DSN.
+    pub async fn delete(&self, queue_id: QueueId) -> Option<VerbReport> {
+        self.control(Verb::Delete(queue_id)).await
+    }
+
+    /// Retry every deferred recipient at `domain` now.
+    pub async fn flush(&self, domain: &str) -> Option<VerbReport> {
+        self.control(Verb::Flush(domain.to_owned())).await
+    }
+
+    /// The queued messages (with `Some`, that one, if queued) as the scheduler
+    /// holds them; `None` once it has stopped.
+    pub async fn messages(&self, queue_id: Option<QueueId>) -> Option<Vec<MessageView>> {
+        let (tx, rx) = oneshot::channel();
+        self.notifier.tx.send(Event::Inspect(queue_id, tx)).ok()?;
+        rx.await.ok()
     }
 
     /// Counts of the queue; `None` once the scheduler has stopped.

@@ -30,6 +30,7 @@
 
 pub mod cause;
 pub mod clock;
+pub mod control;
 pub mod dsn;
 pub mod due;
 mod handle;
@@ -40,6 +41,7 @@ pub mod smtp;
 pub mod transport;
 
 pub use clock::{Clock, SystemClock, TokioClock};
+pub use control::{MessageView, Verb, VerbOutcome, VerbReport};
 pub use handle::{DeliveryHandle, Notifier, start};
 pub use route::{NextHop, Route, Router};
 pub use scheduler::{Origin, QueueSnapshot};

@@ -23,6 +23,11 @@
 //! itself never waits on the disk or the network. No operation scans the queue:
 //! picking due work is a heap pop, and applying an outcome touches one message.
 //!
+//! The operator's verbs (`hold`, `release`, `delete`, `retry`, `flush`; see
+//! [`crate::control`]) arrive as events too. A held or deleting message is
+//! never in the heap (`Msg::next_due` is `None`); jobs it has waiting for a
+//! slot are withdrawn, and attempts under way end and are recorded first.
+//!
 //! # Durability rules (`docs/spool-format.md` §10)
 //! - A final outcome (delivered, bounced) is fsynced to `state/<id>` before the
 //!   scheduler acts on it (queues a DSN, removes the message). Deferrals are
@@ -53,7 +58,7 @@ use postern_spool::{
     RcptStatus, Receipt, Spool, SpoolError, StateRecord, StateStore,
 };
 use postern_track::{
-    Badmail, CauseInfo, DsnSent, Expired, MailEvent, MailLog, Queued, RcptOutcome,
+    Badmail, CauseInfo, DsnSent, Expired, MailEvent, MailLog, QueueAction, Queued, RcptOutcome,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -61,6 +66,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::cause;
 use crate::clock::{Clock, ms, parse_rfc3339_ms, rfc3339};
+use crate::control::{MessageView, Verb, VerbOutcome, VerbReport};
 use crate::dsn::{self, Action, DsnInput, DsnRecipient, Returned};
 use crate::route::{Route, Router, domain_of};
 use crate::settings::DeliverySettings;
@@ -104,10 +110,14 @@ impl Origin {
 pub struct QueueSnapshot {
     /// Messages known to the scheduler.
     pub messages: usize,
-    /// Recipients not attempted yet.
+    /// Recipients not attempted yet (held messages' excluded).
     pub pending: usize,
-    /// Recipients waiting for a retry.
+    /// Recipients waiting for a retry (held messages' excluded).
     pub deferred: usize,
+    /// Messages the operator holds.
+    pub held_messages: usize,
+    /// Recipients of held messages not final and not being attempted.
+    pub held: usize,
     /// Recipients being attempted now.
     pub in_flight: usize,
     /// Open connection slots.
@@ -125,7 +135,10 @@ pub(crate) enum Event {
     Done(Box<Completion>),
     Persisted(QueueId),
     Settled(Box<Settled>),
-    RetryNow(Option<QueueId>),
+    /// An operator's command; the report goes to the sender, if any.
+    Control(Verb, Option<oneshot::Sender<VerbReport>>),
+    /// The messages in the queue (one, with `Some`).
+    Inspect(Option<QueueId>, oneshot::Sender<Vec<MessageView>>),
     Snapshot(oneshot::Sender<QueueSnapshot>),
 }
 
@@ -144,6 +157,19 @@ pub(crate) struct Settled {
     removed: bool,
     /// Something failed; settle again later.
     retry: bool,
+    /// A delete could not remove the message: it stays queued.
+    delete_failed: bool,
+}
+
+/// Where the report of a verb goes, if anyone waits for it.
+pub(crate) struct Reply(Option<oneshot::Sender<VerbReport>>);
+
+impl Reply {
+    fn send(self, report: VerbReport) {
+        if let Some(tx) = self.0 {
+            let _ = tx.send(report);
+        }
+    }
 }
 
 /// One queued message.
@@ -159,6 +185,14 @@ struct Msg {
     jobs_out: usize,
     persisting: usize,
     settling: bool,
+    /// The operator deleted it: removed (no DSN) once no job or write is
+    /// outstanding.
+    deleting: bool,
+    /// Attempts under way when the delete came (for the `deleted` event).
+    delete_in_flight: usize,
+    /// Who waits for the removal's report (a delete that did not have to wait
+    /// for an attempt).
+    delete_reply: Option<oneshot::Sender<VerbReport>>,
     /// Serialises appends to `state/<id>` from blocking tasks.
     file_lock: Arc<Mutex<()>>,
 }
@@ -188,12 +222,19 @@ impl Msg {
             jobs_out: 0,
             persisting: 0,
             settling: false,
+            deleting: false,
+            delete_in_flight: 0,
+            delete_reply: None,
             file_lock: Arc::new(Mutex::new(())),
         }
     }
 
-    /// The earliest time a not-busy, non-final recipient is due.
+    /// The earliest time a not-busy, non-final recipient is due; `None` also
+    /// while the message is held or being deleted (never scheduled then).
     fn next_due(&self) -> Option<u64> {
+        if self.state.is_held() || self.deleting {
+            return None;
+        }
         self.state
             .rcpts
             .iter()
@@ -208,6 +249,41 @@ impl Msg {
 
     fn notify_of(&self, i: usize) -> Notify {
         Notify::parse(self.env.recipients.get(i).and_then(|r| r.notify.as_deref()))
+    }
+
+    /// Recipients not final and not being attempted.
+    fn idle_open_rcpts(&self) -> usize {
+        self.state
+            .rcpts
+            .iter()
+            .zip(&self.busy)
+            .filter(|(r, busy)| !**busy && !r.status.is_final())
+            .count()
+    }
+
+    fn busy_count(&self) -> usize {
+        self.busy.iter().filter(|b| **b).count()
+    }
+
+    /// Addresses of the recipients not delivered or bounced yet.
+    fn open_addresses(&self) -> Vec<String> {
+        self.state
+            .rcpts
+            .iter()
+            .zip(&self.env.recipients)
+            .filter(|(r, _)| !r.status.is_final())
+            .map(|(_, e)| e.address.clone())
+            .collect()
+    }
+
+    fn view(&self) -> MessageView {
+        MessageView {
+            envelope: Arc::clone(&self.env),
+            state: self.state.clone(),
+            in_flight: self.busy.clone(),
+            deleting: self.deleting,
+            expires_ms: self.expires_ms,
+        }
     }
 }
 
@@ -394,15 +470,22 @@ impl<T: Transport> Scheduler<T> {
                         if let Some(next) = c.next.take() {
                             let _ = next.send(None);
                         }
+                        let id = c.outcome.job.queue_id;
                         self.apply_outcome(c.outcome, false);
                         self.release_slot(&c.dest, false);
+                        self.finish_delete(id);
                     }
                     Some(Event::Persisted(id)) => {
                         if let Some(m) = self.msgs.get_mut(&id) {
                             m.persisting = m.persisting.saturating_sub(1);
                         }
+                        self.finish_delete(id);
                     }
                     Some(Event::Snapshot(tx)) => { let _ = tx.send(self.snapshot()); }
+                    Some(Event::Control(_, reply)) => Reply(reply).send(VerbReport {
+                        error: Some("the server is shutting down".into()),
+                        ..VerbReport::outcome(VerbOutcome::Failed)
+                    }),
                     Some(_) => {}
                     None => break,
                 },
@@ -425,24 +508,13 @@ impl<T: Transport> Scheduler<T> {
                 self.settle(id);
             }
             Event::Settled(s) => self.on_settled(&s),
-            Event::RetryNow(which) => {
-                let now = self.clock.now_ms();
-                let ids: Vec<QueueId> = match which {
-                    Some(id) => vec![id],
-                    None => self.msgs.keys().copied().collect(),
+            Event::Control(verb, reply) => self.control(verb, Reply(reply)),
+            Event::Inspect(which, tx) => {
+                let views = match which {
+                    Some(id) => self.msgs.get(&id).map(Msg::view).into_iter().collect(),
+                    None => self.msgs.values().map(Msg::view).collect(),
                 };
-                for id in ids {
-                    if let Some(m) = self.msgs.get_mut(&id) {
-                        for r in &mut m.state.rcpts {
-                            if r.status == RcptStatus::Deferred {
-                                r.next_attempt_ms = Some(now);
-                            }
-                        }
-                        if let Some(due) = m.next_due() {
-                            self.due.schedule(id, due);
-                        }
-                    }
-                }
+                let _ = tx.send(views);
             }
             Event::Snapshot(tx) => {
                 let _ = tx.send(self.snapshot());
@@ -459,19 +531,323 @@ impl<T: Transport> Scheduler<T> {
             ..QueueSnapshot::default()
         };
         for m in self.msgs.values() {
+            let held = m.state.is_held();
+            if held {
+                s.held_messages += 1;
+            }
             for (r, busy) in m.state.rcpts.iter().zip(&m.busy) {
-                if *busy {
-                    s.in_flight += 1;
-                } else {
-                    match r.status {
-                        RcptStatus::Pending => s.pending += 1,
-                        RcptStatus::Deferred => s.deferred += 1,
-                        _ => {}
-                    }
+                match (*busy, held, r.status) {
+                    (true, _, _) => s.in_flight += 1,
+                    (false, _, RcptStatus::Delivered | RcptStatus::Bounced) => {}
+                    (false, true, _) => s.held += 1,
+                    (false, false, RcptStatus::Pending) => s.pending += 1,
+                    (false, false, RcptStatus::Deferred) => s.deferred += 1,
                 }
             }
         }
         s
+    }
+
+    // -----------------------------------------------------------------------
+    // Operator verbs (`control.rs` documents what each one does).
+
+    fn control(&mut self, verb: Verb, reply: Reply) {
+        match verb {
+            Verb::Hold(id) => self.hold(id, true, reply),
+            Verb::Release(id) => self.hold(id, false, reply),
+            Verb::Delete(id) => self.delete(id, reply),
+            Verb::Retry(Some(id)) => {
+                let report = match self.refusal(&id) {
+                    Some(o) => VerbReport::outcome(o),
+                    None if self.is_held(&id) => VerbReport::outcome(VerbOutcome::Held),
+                    None => self.retry_where(Some(id), |_| true),
+                };
+                reply.send(report);
+            }
+            Verb::Retry(None) => reply.send(self.retry_where(None, |_| true)),
+            Verb::Flush(domain) => {
+                let report =
+                    self.retry_where(None, |addr| domain_of(addr).eq_ignore_ascii_case(&domain));
+                reply.send(report);
+            }
+        }
+    }
+
+    fn is_held(&self, id: &QueueId) -> bool {
+        self.msgs.get(id).is_some_and(|m| m.state.is_held())
+    }
+
+    /// Why a verb cannot act on `id` at all, if it cannot.
+    fn refusal(&self, id: &QueueId) -> Option<VerbOutcome> {
+        let Some(m) = self.msgs.get(id) else {
+            return Some(if self.loading.contains(id) {
+                VerbOutcome::Loading
+            } else {
+                VerbOutcome::NotFound
+            });
+        };
+        if m.deleting {
+            Some(VerbOutcome::Deleting)
+        } else if m.state.is_final() {
+            Some(VerbOutcome::Finishing)
+        } else {
+            None
+        }
+    }
+
+    /// Makes the deferred recipients that `matches` (by address) due now, in
+    /// `only` or in every message that is not held or being deleted.
+    fn retry_where(&mut self, only: Option<QueueId>, matches: impl Fn(&str) -> bool) -> VerbReport {
+        let now = self.clock.now_ms();
+        let ids: Vec<QueueId> = match only {
+            Some(id) => vec![id],
+            None => self.msgs.keys().copied().collect(),
+        };
+        let mut report = VerbReport::done(0, 0, 0);
+        for id in ids {
+            let Some(m) = self.msgs.get_mut(&id) else {
+                continue;
+            };
+            // A settling message is rescheduled by `on_settled` from the
+            // times set here.
+            if m.state.is_held() || m.deleting {
+                continue;
+            }
+            let mut hit = 0;
+            for (i, r) in m.state.rcpts.iter_mut().enumerate() {
+                let Some(rcpt) = m.env.recipients.get(i) else {
+                    continue;
+                };
+                if r.status.is_final() || !matches(&rcpt.address) {
+                    continue;
+                }
+                if m.busy[i] {
+                    report.in_flight += 1;
+                    continue;
+                }
+                if r.status == RcptStatus::Deferred {
+                    r.next_attempt_ms = Some(now);
+                }
+                // Pending recipients are due at once anyway.
+                hit += 1;
+            }
+            if hit > 0 {
+                report.messages += 1;
+                report.rcpts += hit;
+                if let Some(due) = m.next_due() {
+                    self.due.schedule(id, due);
+                }
+            }
+        }
+        report
+    }
+
+    /// `hold` (`held`) or `release` (`!held`): recorded in `state/<id>`
+    /// (fsynced) before the answer.
+    fn hold(&mut self, id: QueueId, held: bool, reply: Reply) {
+        if let Some(o) = self.refusal(&id) {
+            reply.send(VerbReport::outcome(o));
+            return;
+        }
+        let now = self.clock.now_ms();
+        let Some(m) = self.msgs.get_mut(&id) else {
+            return;
+        };
+        if m.state.is_held() == held {
+            reply.send(VerbReport::outcome(if held {
+                VerbOutcome::AlreadyHeld
+            } else {
+                VerbOutcome::NotHeld
+            }));
+            return;
+        }
+        let rec = StateRecord::Hold { held, at_ms: now };
+        m.state.apply(&rec);
+        let action = QueueAction {
+            rcpts: m.open_addresses(),
+            via: "admin".into(),
+            in_flight: 0,
+        };
+        if held {
+            self.due.cancel(&id);
+            self.withdraw_waiting_jobs(id);
+        }
+        let Some(m) = self.msgs.get_mut(&id) else {
+            return;
+        };
+        let in_flight = m.busy_count();
+        let report = VerbReport::done(1, m.idle_open_rcpts(), in_flight);
+        self.log.emit(
+            id,
+            if held {
+                MailEvent::Held(QueueAction {
+                    in_flight,
+                    ..action
+                })
+            } else {
+                MailEvent::Released(action)
+            },
+        );
+        if !held && let Some(due) = m.next_due() {
+            self.due.schedule(id, due);
+        }
+        m.has_file = true;
+        m.persisting += 1;
+        let states = self.states.clone();
+        let lock = Arc::clone(&m.file_lock);
+        let tx = self.tx.clone();
+        self.tracker.spawn_blocking(move || {
+            let result = {
+                let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+                states.append(&id, &[rec], Durability::Sync)
+            };
+            let mut report = report;
+            if let Err(e) = result {
+                tracing::error!(queue_id = %id, error = %e,
+                    "delivery: cannot record the hold in state/ (a restart undoes it)");
+                report.error = Some(format!("not recorded on disk (a restart undoes it): {e}"));
+            }
+            // The scheduler hears of it before the caller does, so the
+            // caller's next request sees the new state.
+            let _ = tx.send(Event::Persisted(id));
+            reply.send(report);
+        });
+    }
+
+    /// Takes back the jobs of `id` that wait for a connection slot (not
+    /// started: nothing was attempted). Returns how many.
+    fn withdraw_waiting_jobs(&mut self, id: QueueId) -> usize {
+        let mut taken = Vec::new();
+        for d in self.dests.values_mut() {
+            let mut keep = VecDeque::with_capacity(d.pending.len());
+            for job in d.pending.drain(..) {
+                if job.queue_id == id {
+                    taken.push(job);
+                } else {
+                    keep.push_back(job);
+                }
+            }
+            d.pending = keep;
+        }
+        let n = taken.len();
+        if let Some(m) = self.msgs.get_mut(&id) {
+            for job in taken {
+                for i in job.rcpts {
+                    if let Some(b) = m.busy.get_mut(i) {
+                        *b = false;
+                    }
+                }
+                m.jobs_out = m.jobs_out.saturating_sub(1);
+            }
+        }
+        let idle: Vec<Arc<str>> = self
+            .dests
+            .iter()
+            .filter(|(_, d)| d.active == 0 && d.pending.is_empty() && !d.blocked)
+            .map(|(k, _)| Arc::clone(k))
+            .collect();
+        for k in idle {
+            self.dests.remove(&k);
+        }
+        n
+    }
+
+    /// `delete`: see `control.rs`.
+    fn delete(&mut self, id: QueueId, reply: Reply) {
+        // Gone, or already being removed: nothing left to delete.
+        if let Some(o) = self.refusal(&id) {
+            reply.send(VerbReport::outcome(o));
+            return;
+        }
+        self.due.cancel(&id);
+        self.withdraw_waiting_jobs(id);
+        let Some(m) = self.msgs.get_mut(&id) else {
+            return;
+        };
+        m.deleting = true;
+        let in_flight = m.busy_count();
+        m.delete_in_flight = in_flight;
+        if m.jobs_out > 0 {
+            // The attempt ends and is recorded first (`finish_delete`).
+            reply.send(VerbReport {
+                outcome: VerbOutcome::Pending,
+                messages: 1,
+                rcpts: m.idle_open_rcpts(),
+                in_flight,
+                error: None,
+            });
+        } else {
+            // At most a short wait for a state write or a settle in progress.
+            m.delete_reply = reply.0;
+            self.settle(id);
+        }
+    }
+
+    /// During shutdown: a deleting message whose last attempt just ended is
+    /// removed now rather than after the restart.
+    fn finish_delete(&mut self, id: QueueId) {
+        if self.msgs.get(&id).is_some_and(|m| m.deleting) {
+            self.settle(id);
+        }
+    }
+
+    /// The removal of a deleted message (no job or write outstanding).
+    fn remove_deleted(&mut self, id: QueueId) {
+        let Some(m) = self.msgs.get_mut(&id) else {
+            return;
+        };
+        m.settling = true;
+        self.due.cancel(&id);
+        let action = QueueAction {
+            rcpts: m.open_addresses(),
+            via: "admin".into(),
+            in_flight: m.delete_in_flight,
+        };
+        let reply = Reply(m.delete_reply.take());
+        let spool = self.spool.clone();
+        let lock = Arc::clone(&m.file_lock);
+        let log = self.log.clone();
+        let tx = self.tx.clone();
+        self.tracker.spawn_blocking(move || {
+            let rcpts = action.rcpts.len();
+            let result = {
+                let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+                spool.remove(&id)
+            };
+            let error = match result {
+                Ok(()) | Err(SpoolError::NotFound(_)) => None,
+                // Unlinked but perhaps not durably (spool docs §3): gone from
+                // the queue all the same.
+                Err(e) if matches!(spool.envelope(&id), Err(SpoolError::NotFound(_))) => {
+                    tracing::warn!(queue_id = %id, error = %e,
+                        "delivery: removal of a deleted message may not be durable");
+                    None
+                }
+                Err(e) => Some(e.to_string()),
+            };
+            let removed = error.is_none();
+            if removed {
+                log.emit(id, MailEvent::Deleted(action));
+            } else {
+                tracing::error!(queue_id = %id, error = ?error, "delivery: cannot delete the message");
+            }
+            // The scheduler hears of it before the caller does.
+            let _ = tx.send(Event::Settled(Box::new(Settled {
+                id,
+                records: Vec::new(),
+                new_messages: Vec::new(),
+                removed,
+                retry: false,
+                delete_failed: !removed,
+            })));
+            reply.send(match error {
+                None => VerbReport::done(1, rcpts, 0),
+                Some(e) => VerbReport {
+                    error: Some(e),
+                    ..VerbReport::outcome(VerbOutcome::Failed)
+                },
+            });
+        });
     }
 
     fn load(&mut self, id: QueueId, origin: Origin) {
@@ -537,7 +913,7 @@ impl<T: Transport> Scheduler<T> {
         let Some(m) = self.msgs.get_mut(&id) else {
             return;
         };
-        if m.settling {
+        if m.settling || m.deleting || m.state.is_held() {
             return;
         }
         let mut groups: Vec<(Route, Vec<usize>, u32)> = Vec::new();
@@ -869,6 +1245,10 @@ impl<T: Transport> Scheduler<T> {
         if m.jobs_out > 0 || m.persisting > 0 || m.settling {
             return;
         }
+        if m.deleting {
+            self.remove_deleted(id);
+            return;
+        }
         let null_sender = m.env.reverse_path.is_empty();
         // Recipients whose final outcome has not been reported yet.
         let mut report: Vec<(usize, Action)> = Vec::new();
@@ -890,10 +1270,11 @@ impl<T: Transport> Scheduler<T> {
                 _ => {}
             }
         }
-        // The one delay warning.
+        // The one delay warning (not while held: the operator is holding it).
         let mut delayed: Vec<usize> = Vec::new();
         if let Some(warn) = settings.delay_warning
             && !m.state.delay_notice_sent
+            && !m.state.is_held()
             && now.saturating_sub(m.received_ms) >= ms(warn)
         {
             delayed = m
@@ -948,7 +1329,13 @@ impl<T: Transport> Scheduler<T> {
             self.load(*id, Origin::Dsn);
         }
         if s.removed {
-            self.msgs.remove(&s.id);
+            if let Some(mut m) = self.msgs.remove(&s.id)
+                && let Some(tx) = m.delete_reply.take()
+            {
+                // Finished by a settle (every recipient final) while a delete
+                // waited: it is gone either way.
+                let _ = tx.send(VerbReport::done(1, 0, 0));
+            }
             self.due.cancel(&s.id);
             return;
         }
@@ -959,6 +1346,12 @@ impl<T: Transport> Scheduler<T> {
         m.settling = false;
         for rec in &s.records {
             m.state.apply(rec);
+        }
+        if s.delete_failed {
+            m.deleting = false;
+        } else if m.deleting {
+            self.settle(s.id);
+            return;
         }
         if s.retry {
             let retry_at = now.saturating_add(ms(SETTLE_RETRY));
@@ -1179,6 +1572,7 @@ impl SettleJob {
             new_messages,
             removed,
             retry,
+            delete_failed: false,
         }
     }
 
