@@ -93,7 +93,7 @@ async fn a_message_accepted_by_smtpd_is_delivered_to_its_mx() {
         Arc::new(SystemClock),
     );
     let notifier = delivery.notifier();
-    let hook: QueuedHook = Arc::new(move |id| notifier.notify(id));
+    let hook: QueuedHook = Arc::new(move |a| notifier.notify(a.queue_id));
     let server = Server::start_with_hook(ss, None, spool.clone(), None, Some(hook))
         .await
         .unwrap();

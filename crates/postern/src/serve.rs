@@ -105,7 +105,7 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     // message from the smtpd the moment it is durable.
     let delivery = crate::delivery_setup::start(cfg, spool.clone()).await?;
     let notifier = delivery.notifier();
-    let on_queued: QueuedHook = Arc::new(move |id| notifier.notify(id));
+    let on_queued: QueuedHook = Arc::new(move |a| notifier.notify(a.queue_id));
     let server = Server::start_with_hook(
         cfg.server.clone(),
         tls.config,

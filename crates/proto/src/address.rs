@@ -50,6 +50,21 @@ impl Mailbox {
     pub fn is_address_literal(&self) -> bool {
         self.domain.starts_with('[')
     }
+
+    /// Parses a bare mailbox, `local-part@domain` without angle brackets (an
+    /// address taken from a header field or a pickup file's `X-Receiver:`
+    /// line), with the same syntax and length checks as a RCPT path. A source
+    /// route, `<>` and anything after the domain are refused.
+    pub fn parse(s: &str, limits: &Limits) -> Result<Mailbox, AddressError> {
+        if s.is_empty() || s.starts_with('@') || s.contains(['<', '>']) {
+            return Err(AddressError::Syntax);
+        }
+        match parse_path(&format!("<{s}>"), limits) {
+            Ok((Some(mailbox), "")) => Ok(mailbox),
+            Err(PathError::Address(e)) => Err(e),
+            _ => Err(AddressError::Syntax),
+        }
+    }
 }
 
 impl fmt::Display for Mailbox {
@@ -410,6 +425,28 @@ mod tests {
     }
 
     type Parsed<'a> = Result<(Option<Mailbox>, &'a str), PathError>;
+
+    #[test]
+    fn bare_mailbox() {
+        let l = Limits::default();
+        assert_eq!(Mailbox::parse("a@b.example", &l), Ok(mb("a", "b.example")));
+        assert_eq!(
+            Mailbox::parse("\"a b\"@[192.0.2.1]", &l),
+            Ok(mb("a b", "[192.0.2.1]"))
+        );
+        for bad in ["", "a", "a@", "@a:b@c", "<a@b>", "a@b c", "a@b>", "a@@b"] {
+            assert_eq!(
+                Mailbox::parse(bad, &l),
+                Err(AddressError::Syntax),
+                "{bad:?}"
+            );
+        }
+        let long = format!("{}@b", "x".repeat(65));
+        assert_eq!(
+            Mailbox::parse(&long, &l),
+            Err(AddressError::LocalPartTooLong { limit: 64 })
+        );
+    }
 
     #[test]
     fn path_table() {

@@ -24,7 +24,7 @@ mod settings;
 mod transcript;
 
 pub use auth::hash_password;
-pub use server::{QueuedHook, Server, SmtpdError};
+pub use server::{Accepted, QueuedHook, Server, SmtpdError};
 pub use settings::{
     AuthMode, ListenerKind, ListenerSettings, ServerSettings, SessionLimits, TlsMode,
     TranscriptFormat, TranscriptSettings, User, VrfyMode,

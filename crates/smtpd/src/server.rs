@@ -87,10 +87,25 @@ impl Shared {
     }
 }
 
-/// Called with the queue id of every message once it is durable (after the
-/// commit, before the `250` is sent); the delivery scheduler's doorbell.
-/// Must not block.
-pub type QueuedHook = Arc<dyn Fn(postern_spool::QueueId) + Send + Sync>;
+/// What the smtpd knows about a message the moment it is durable: enough for
+/// the delivery scheduler's doorbell and the `received` tracking event.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Accepted<'a> {
+    /// The message's queue id (also `envelope.queue_id`).
+    pub queue_id: postern_spool::QueueId,
+    /// The envelope as committed: sender, recipients with their DSN
+    /// parameters, size, and the receipt (listener name, peer `ip:port`,
+    /// HELO, AUTH user, TLS version, cipher, group and SNI).
+    pub envelope: &'a postern_spool::Envelope,
+    /// The session id, as in the operator log and the transcript.
+    pub session: &'a str,
+}
+
+/// Called for every message once it is durable (after the commit, before the
+/// `250` is sent): the delivery scheduler's doorbell and the source of the
+/// `received` event. Must not block.
+pub type QueuedHook = Arc<dyn Fn(&Accepted<'_>) + Send + Sync>;
 
 /// A running server.
 pub struct Server {

@@ -519,7 +519,8 @@ async fn transcript_json_format() {
 }
 
 /// The queued hook fires once per durable message with its queue id (the
-/// delivery scheduler's doorbell).
+/// delivery scheduler's doorbell) and the facts of the `received` event:
+/// sender, recipients, size, listener, peer, HELO, and no TLS in plaintext.
 #[tokio::test]
 async fn queued_hook_reports_each_message() {
     use std::sync::{Arc, Mutex};
@@ -529,7 +530,11 @@ async fn queued_hook_reports_each_message() {
     let (spool, _) = postern_spool::Spool::open(&s.spool).unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let seen2 = Arc::clone(&seen);
-    let hook: postern_smtpd::QueuedHook = Arc::new(move |id| seen2.lock().unwrap().push(id));
+    let hook: postern_smtpd::QueuedHook = Arc::new(move |a| {
+        assert_eq!(a.queue_id, a.envelope.queue_id);
+        assert!(!a.session.is_empty());
+        seen2.lock().unwrap().push(a.envelope.clone());
+    });
     let server = postern_smtpd::Server::start_with_hook(s, Some(tls), spool, None, Some(hook))
         .await
         .unwrap();
@@ -538,12 +543,19 @@ async fn queued_hook_reports_each_message() {
     d.cmd("EHLO c", 250).await;
     let r = send_message(&mut d, "a@o.org", "bob@example.com", "Subject: h\r\n\r\nx").await;
     let id = r.lines[0].rsplit(' ').next().unwrap().to_owned();
-    assert_eq!(
-        seen.lock()
-            .unwrap()
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>(),
-        vec![id]
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    let env = &seen[0];
+    assert_eq!(env.queue_id.to_string(), id);
+    assert_eq!(env.reverse_path, "a@o.org");
+    assert_eq!(env.recipients[0].address, "bob@example.com");
+    assert!(env.message_size > 0);
+    assert_eq!(env.receipt.listener, "smtp");
+    assert_eq!(env.receipt.helo, "c");
+    assert!(
+        env.receipt.peer.starts_with("127.0.0.1:"),
+        "{:?}",
+        env.receipt
     );
+    assert!(env.receipt.tls.is_none());
 }

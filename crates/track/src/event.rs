@@ -190,6 +190,27 @@ pub struct Received {
     pub tls: Option<String>,
 }
 
+impl Received {
+    /// The `received` facts of a committed message, from its envelope: the
+    /// smtpd's (listener, peer, HELO, TLS) and the pickup folder's (listener
+    /// `pickup`, no peer) alike.
+    pub fn from_envelope(env: &postern_spool::Envelope) -> Self {
+        Self {
+            sender: env.reverse_path.clone(),
+            rcpts: env.recipients.iter().map(|r| r.address.clone()).collect(),
+            size: env.message_size,
+            listener: env.receipt.listener.clone(),
+            peer: env.receipt.peer.clone(),
+            helo: env.receipt.helo.clone(),
+            tls: env
+                .receipt
+                .tls
+                .as_ref()
+                .map(|t| format!("{} {}", t.version, t.cipher)),
+        }
+    }
+}
+
 /// `queued`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Queued {
@@ -413,6 +434,49 @@ mod tests {
             let back: TrackRecord = serde_json::from_value(v).unwrap();
             assert_eq!(back, rec);
         }
+    }
+
+    #[test]
+    fn received_from_envelope() {
+        use postern_spool::{Envelope, EnvelopeRecipient, Receipt, ReceiptTls};
+        let env = Envelope {
+            queue_id: QueueId::generate(),
+            received_at: String::new(),
+            reverse_path: "alice@example.com".into(),
+            recipients: vec![
+                EnvelopeRecipient {
+                    address: "bob@example.net".into(),
+                    ..EnvelopeRecipient::default()
+                },
+                EnvelopeRecipient {
+                    address: "carol@example.org".into(),
+                    ..EnvelopeRecipient::default()
+                },
+            ],
+            params: postern_spool::MailParams::default(),
+            receipt: Receipt {
+                listener: "smtp".into(),
+                peer: "192.0.2.7:40000".into(),
+                helo: "client.example".into(),
+                auth_user: None,
+                tls: Some(ReceiptTls {
+                    version: "TLSv1.3".into(),
+                    cipher: "TLS13_AES_256_GCM_SHA384".into(),
+                    ..ReceiptTls::default()
+                }),
+            },
+            message_size: 1234,
+        };
+        let r = Received::from_envelope(&env);
+        assert_eq!(r.sender, "alice@example.com");
+        assert_eq!(r.rcpts, ["bob@example.net", "carol@example.org"]);
+        assert_eq!(r.size, 1234);
+        assert_eq!(
+            (r.listener.as_str(), r.peer.as_str()),
+            ("smtp", "192.0.2.7:40000")
+        );
+        assert_eq!(r.helo, "client.example");
+        assert_eq!(r.tls.as_deref(), Some("TLSv1.3 TLS13_AES_256_GCM_SHA384"));
     }
 
     #[test]

@@ -306,7 +306,11 @@ impl Session {
                 );
                 self.event(&format!("queued as {}", env.queue_id));
                 if let Some(hook) = &self.ctx.on_queued {
-                    hook(env.queue_id);
+                    hook(&crate::server::Accepted {
+                        queue_id: env.queue_id,
+                        envelope: &env,
+                        session: &self.id,
+                    });
                 }
                 self.reply(&replies::queued(env.queue_id.as_str()));
                 Flow::Continue
