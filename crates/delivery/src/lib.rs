@@ -34,6 +34,7 @@ pub mod control;
 pub mod dsn;
 pub mod due;
 mod handle;
+pub mod pickup;
 pub mod route;
 pub mod scheduler;
 pub mod settings;
