@@ -140,6 +140,14 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Result<Config, ConfigEr
         cx,
     )?;
 
+    let pickup = crate::pickup::build(
+        raw.pickup,
+        &data_dir,
+        &delivery,
+        base_limits.max_message_size,
+        cx,
+    )?;
+
     let users = users(raw.user.unwrap_or_default(), cx)?;
     let listeners = listeners(
         raw.listener,
@@ -213,6 +221,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Result<Config, ConfigEr
         danger,
         delivery,
         dns,
+        pickup,
         source: cx.origin.to_owned(),
     })
 }

@@ -25,6 +25,7 @@
 mod build;
 mod delivery;
 mod error;
+mod pickup;
 mod raw;
 mod tls_names;
 mod units;
@@ -50,7 +51,8 @@ pub const DEFAULT_ORIGIN: &str = "<embedded default>";
 pub struct Config {
     /// Everything the inbound server needs.
     pub server: ServerSettings,
-    /// Root of Postern's data: `spool/`, `tls/` (generated certificates), `log/`.
+    /// Root of Postern's data: `spool/`, `tls/` (generated certificates), `log/`,
+    /// `pickup/`, `badmail/`.
     pub data_dir: PathBuf,
     /// Logging.
     pub log: LogSettings,
@@ -60,6 +62,8 @@ pub struct Config {
     pub delivery: postern_delivery::DeliverySettings,
     /// `[dns]` with `[[dns.static]]` overrides, for delivery's resolver.
     pub dns: postern_dns::DnsSettings,
+    /// `[pickup]`: the pickup folder.
+    pub pickup: postern_delivery::pickup::PickupSettings,
     /// The file name the configuration came from, or `<embedded default>`.
     pub source: String,
 }

@@ -40,6 +40,7 @@ pub(crate) struct RawConfig {
     pub delivery: Option<Spanned<crate::delivery::RawDelivery>>,
     pub route: Option<Vec<Spanned<crate::delivery::RawRoute>>>,
     pub dns: Option<Spanned<crate::delivery::RawDns>>,
+    pub pickup: Option<Spanned<crate::pickup::RawPickup>>,
 }
 
 /// `[[listener]]`.

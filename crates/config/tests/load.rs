@@ -146,6 +146,11 @@ fn documented_example_loads() {
     assert_eq!(c.server.transcript.format, TranscriptFormat::Text);
     assert_eq!(c.log.level, "info");
     assert_eq!(c.danger.enabled(), Vec::<&str>::new());
+    // [pickup] writes out the defaults.
+    let mut pickup = postern_delivery::pickup::PickupSettings::new(&c.data_dir);
+    pickup.hostname.clone_from(&c.delivery.hostname);
+    pickup.max_message_size = SessionLimits::default().max_message_size;
+    assert_eq!(c.pickup, pickup);
     // No users in the example (a copied example must not carry a known
     // password), so the two AUTH listeners warn.
     assert_eq!(loaded.warnings.len(), 2, "{:?}", loaded.warnings);
