@@ -7,6 +7,7 @@
 //! retry_schedule = ["5m", "10m", "20m", "40m", "1h"]   # the last step repeats
 //! max_lifetime = "120h"              # then bounce as expired (4.4.7)
 //! delay_warning = "4h"               # or "off"
+//! upgrade_tls = true                 # raise the default to dane / mta-sts when published
 //! relayhost = "smtp.isp.example:587" # optional global smart host
 //!
 //! [[route]]
@@ -31,8 +32,9 @@
 //!
 //! # Security
 //! Refuses what would send a smart-host password in clear (AUTH on a route
-//! whose level allows plaintext) and the levels delivery cannot enforce yet
-//! (`dane`, `mta-sts`: accepting them would silently deliver with less).
+//! whose level allows plaintext), and levels that could never be met:
+//! `dane` without a resolver that can authenticate (`[dns] dnssec = "off"`),
+//! `mta-sts` on a smart host (a policy is about a domain's MX hosts).
 //! Warns when mail may leave in plaintext by configuration (`tls = "none"`).
 //! Passwords are never echoed in messages.
 //!
@@ -82,6 +84,8 @@ pub(crate) struct RawDelivery {
     pub badmail_dir: Option<Spanned<String>>,
     pub mail_log: Option<Spanned<Transcript>>,
     pub smtp_port: Option<Spanned<Count>>,
+    pub upgrade_tls: Option<Spanned<bool>>,
+    pub mta_sts_cache: Option<Spanned<Transcript>>,
 }
 
 /// `[[route]]`.
@@ -201,20 +205,22 @@ fn path_of(
     Ok(cx.base_dir.join(v.get_ref()))
 }
 
-/// A level delivery enforces, or the error that says why not.
-fn level(v: &Spanned<Pick<TlsLevel>>, key: &str, cx: &Ctx<'_>) -> Result<TlsLevel, ConfigError> {
-    let l = v.get_ref().0;
-    if !postern_delivery::settings::is_implemented(l) {
-        return Err(cx.error(
-            v.span(),
+/// `mta-sts` on a smart host can never be met: a policy lists a domain's MX
+/// hosts (RFC 8461 §4.1).
+fn not_mta_sts_for_smarthost(
+    v: Option<&Spanned<Pick<TlsLevel>>>,
+    key: &str,
+    cx: &Ctx<'_>,
+) -> Result<(), ConfigError> {
+    match v {
+        Some(t) if t.get_ref().0 == TlsLevel::MtaSts => Err(cx.error(
+            t.span(),
             key,
-            format!(
-                "\"{l}\" is not enforced by delivery yet (see docs/delivery.md, next steps); \
-                 use \"verify\" (PKIX and MX name) or \"required\" until it is"
-            ),
-        ));
+            "\"mta-sts\" applies to MX delivery (a domain's policy lists its MX hosts), not \
+             to a smart host; use \"verify\" (PKIX and the host name) or \"dane\"",
+        )),
+        _ => Ok(()),
     }
-    Ok(l)
 }
 
 /// `host`, `host:port`, `[v6]:port` or `v4:port`; port 25 when absent.
@@ -314,6 +320,15 @@ pub(crate) fn build(
     let mut s = DeliverySettings::new(data_dir);
     let raw_span = raw.as_ref().map(Spanned::span);
     let r = raw.map(Spanned::into_inner).unwrap_or_default();
+    // Where `dane` is asked for: it needs a resolver that can authenticate.
+    let mut dane_at: Option<(std::ops::Range<usize>, String)> = None;
+    let mut note_dane = |v: Option<&Spanned<Pick<TlsLevel>>>, key: String| {
+        if let Some(v) = v.filter(|v| v.get_ref().0 == TlsLevel::Dane) {
+            dane_at.get_or_insert((v.span(), key));
+        }
+    };
+    note_dane(r.tls.as_ref(), "delivery.tls".into());
+    note_dane(r.relayhost_tls.as_ref(), "delivery.relayhost_tls".into());
 
     if let Some(h) = &r.hostname {
         check_hostname(h.get_ref(), false)
@@ -323,7 +338,7 @@ pub(crate) fn build(
         s.hostname = h.to_ascii_lowercase();
     }
     if let Some(v) = &r.tls {
-        s.default_tls = level(v, "delivery.tls", cx)?;
+        s.default_tls = v.get_ref().0;
         if s.default_tls == TlsLevel::None {
             cx.warn(
                 Some(v.span()),
@@ -429,6 +444,20 @@ pub(crate) fn build(
             })?;
         s.smtp_port = p;
     }
+    if let Some(v) = &r.upgrade_tls {
+        s.upgrade_tls = *v.get_ref();
+    }
+    if let Some(v) = &r.mta_sts_cache {
+        s.mta_sts_cache = match v.get_ref() {
+            Transcript::Enabled(false) => None,
+            Transcript::Enabled(true) => Some(data_dir.join("mta-sts")),
+            Transcript::Path(p) => Some(path_of(
+                &Spanned::new(v.span(), p.clone()),
+                "delivery.mta_sts_cache",
+                cx,
+            )?),
+        };
+    }
     if let Some(v) = &r.badmail_dir {
         s.badmail_dir = path_of(v, "delivery.badmail_dir", cx)?;
     }
@@ -447,10 +476,8 @@ pub(crate) fn build(
     // The global relay host.
     if let Some(v) = &r.relayhost {
         let (host, port) = smarthost(v, "delivery.relayhost", cx)?;
-        let tls = match &r.relayhost_tls {
-            Some(t) => Some(level(t, "delivery.relayhost_tls", cx)?),
-            None => None,
-        };
+        not_mta_sts_for_smarthost(r.relayhost_tls.as_ref(), "delivery.relayhost_tls", cx)?;
+        let tls = r.relayhost_tls.as_ref().map(|t| t.get_ref().0);
         let implicit_tls = r
             .relayhost_implicit_tls
             .as_ref()
@@ -532,10 +559,8 @@ pub(crate) fn build(
             }
             domains.push(p);
         }
-        let tls = match &rr.tls {
-            Some(t) => Some(level(t, &format!("{prefix}.tls"), cx)?),
-            None => None,
-        };
+        note_dane(rr.tls.as_ref(), format!("{prefix}.tls"));
+        let tls = rr.tls.as_ref().map(|t| t.get_ref().0);
         let effective = tls.unwrap_or(s.default_tls);
         if let (Some(t), Some(TlsLevel::None)) = (&rr.tls, tls) {
             cx.warn(
@@ -548,6 +573,7 @@ pub(crate) fn build(
         let implicit_tls = rr.implicit_tls.as_ref().is_some_and(|b| *b.get_ref());
         let target = if let Some(h) = &rr.smarthost {
             let (host, port) = smarthost(h, &format!("{prefix}.smarthost"), cx)?;
+            not_mta_sts_for_smarthost(rr.tls.as_ref(), &format!("{prefix}.tls"), cx)?;
             if implicit_tls && effective == TlsLevel::None {
                 let span = rr.tls.as_ref().map_or_else(|| h.span(), Spanned::span);
                 return Err(cx.error(
@@ -614,6 +640,18 @@ pub(crate) fn build(
     }
 
     let dns = dns_settings(dns, cx)?;
+    if let Some((span, key)) = dane_at
+        && dns.dnssec == DnssecMode::Off
+    {
+        // RFC 7672 §2.2: only DNSSEC-authenticated TLSA records count;
+        // with `off` none ever does and every delivery would defer.
+        return Err(cx.error(
+            span,
+            key,
+            "\"dane\" needs DNSSEC-authenticated answers, but [dns] dnssec = \"off\"; set \
+                 dnssec = \"trust-ad-bit\" (a local validating resolver) or \"validate\"",
+        ));
+    }
     Ok((s, dns))
 }
 
@@ -804,10 +842,29 @@ mod tests {
     #[test]
     fn errors_point_at_the_key() {
         assert_eq!(
-            error("[[route]]\ndomains = [\"a.example\"]\ntls = \"dane\"\n"),
-            "postern.toml:13:7: route[0].tls: \"dane\" is not enforced by delivery yet (see \
-             docs/delivery.md, next steps); use \"verify\" (PKIX and MX name) or \"required\" until it is"
+            error(
+                "[[route]]\ndomains = [\"a.example\"]\ntls = \"dane\"\n[dns]\ndnssec = \"off\"\n"
+            ),
+            "postern.toml:13:7: route[0].tls: \"dane\" needs DNSSEC-authenticated answers, but \
+             [dns] dnssec = \"off\"; set dnssec = \"trust-ad-bit\" (a local validating resolver) or \
+             \"validate\""
         );
+        assert!(
+            error("[[route]]\ndomains = [\"a.example\"]\nsmarthost = \"relay.example:25\"\ntls = \"mta-sts\"\n")
+                .starts_with("postern.toml:14:7: route[0].tls: \"mta-sts\" applies to MX delivery")
+        );
+        // Both levels are accepted where they can be met.
+        let d = load(
+            "[delivery]\nupgrade_tls = false\nmta_sts_cache = false\n[[route]]\ndomains = [\"a.example\"]\n\
+             tls = \"dane\"\n[[route]]\ndomains = [\"b.example\"]\ntls = \"mta-sts\"\n",
+        )
+        .unwrap()
+        .config
+        .delivery;
+        assert_eq!(d.routes[0].tls, Some(TlsLevel::Dane));
+        assert_eq!(d.routes[1].tls, Some(TlsLevel::MtaSts));
+        assert!(!d.upgrade_tls);
+        assert_eq!(d.mta_sts_cache, None);
         assert_eq!(
             error("[[route]]\ndomains = [\"a.example\"]\ntls = \"sometimes\"\n"),
             "postern.toml:13:7: route[0].tls: unknown value \"sometimes\"; allowed: \"none\", \

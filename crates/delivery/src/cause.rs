@@ -51,8 +51,6 @@ pub const AUTH_UNAVAILABLE: &str = "smtp.auth_unavailable";
 pub const EXPIRED: &str = "delivery.expired";
 /// The message could not be read from the spool.
 pub const SPOOL_READ: &str = "delivery.spool_read";
-/// The policy level is not implemented by this version.
-pub const POLICY_UNSUPPORTED: &str = "policy.unsupported_level";
 /// The message needs SMTPUTF8 and the server does not offer it.
 pub const SMTPUTF8_UNSUPPORTED: &str = "smtp.smtputf8_unsupported";
 /// The message is larger than the server's declared SIZE.
@@ -81,7 +79,6 @@ pub const ALL: &[&str] = &[
     AUTH_UNAVAILABLE,
     EXPIRED,
     SPOOL_READ,
-    POLICY_UNSUPPORTED,
     SMTPUTF8_UNSUPPORTED,
     TOO_BIG,
     INTERNAL,
@@ -223,16 +220,6 @@ pub fn expired(age: &str, last: Option<&str>) -> CauseInfo {
         },
         "none for this message (it was returned to the sender); for the destination, \
          see the causes of the earlier deferrals",
-        "",
-    )
-}
-
-/// Unimplemented policy level.
-pub fn policy_unsupported(level: &str) -> CauseInfo {
-    cause(
-        POLICY_UNSUPPORTED,
-        format!("TLS policy `{level}` is not implemented by this version: mail is held"),
-        "use tls = \"verify\" (or \"required\") for this route until this level ships",
         "",
     )
 }

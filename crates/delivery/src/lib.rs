@@ -14,8 +14,9 @@
 //! permanent failures and expired recipients with an RFC 3464 [`dsn`], and
 //! removes the message when every recipient is final.
 //!
-//! Not here yet (designed in, see `docs/delivery.md`): DANE and MTA-STS levels,
-//! the pickup folder, queue CLI verbs beyond `retry`, local (Maildir) delivery.
+//! The level of each host is planned in [`tls_plan`]: routes' levels, raised
+//! from the default to DANE (RFC 7672) or MTA-STS (RFC 8461) when the
+//! destination publishes them.
 //!
 //! # Security
 //! Talks to remote servers and handles untrusted replies; never falls back to
@@ -39,6 +40,7 @@ pub mod route;
 pub mod scheduler;
 pub mod settings;
 pub mod smtp;
+pub mod tls_plan;
 pub mod transport;
 
 pub use clock::{Clock, SystemClock, TokioClock};

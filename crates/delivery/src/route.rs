@@ -49,6 +49,10 @@ pub struct Route {
     pub why: String,
     /// Trust anchors for `verify`; `None` = system roots.
     pub ca_file: Option<PathBuf>,
+    /// The level is the default (no route or `relayhost_tls` set it) and may be
+    /// raised to `dane` / `mta-sts` when the destination publishes them
+    /// (`DeliverySettings::upgrade_tls`; MX delivery only).
+    pub upgrade: bool,
 }
 
 /// The routing table.
@@ -80,14 +84,32 @@ impl Router {
             let ca_file = r.ca_file.clone().or_else(|| s.ca_file.clone());
             return match &r.target {
                 RouteTarget::SmartHost(h) => smart(h, "smarthost", tls, level_why, ca_file),
-                RouteTarget::Mx => mx_route(&domain, tls, level_why, ca_file),
+                RouteTarget::Mx => {
+                    let upgrade = r.tls.is_none() && self.upgrades(tls);
+                    mx_route(&domain, tls, level_why, ca_file, upgrade)
+                }
             };
         }
         if let Some(h) = &s.relayhost {
             let tls = s.relayhost_tls.unwrap_or(s.default_tls);
             return smart(h, "relayhost", tls, "relayhost".into(), s.ca_file.clone());
         }
-        mx_route(&domain, s.default_tls, "default".into(), s.ca_file.clone())
+        let upgrade = self.upgrades(s.default_tls);
+        mx_route(
+            &domain,
+            s.default_tls,
+            "default".into(),
+            s.ca_file.clone(),
+            upgrade,
+        )
+    }
+
+    /// Whether a default `level` may be raised by what the destination
+    /// publishes: never from `none` (the operator turned TLS off), never when
+    /// it is already `dane` / `mta-sts`.
+    fn upgrades(&self, level: TlsLevel) -> bool {
+        self.settings.upgrade_tls
+            && !matches!(level, TlsLevel::None | TlsLevel::Dane | TlsLevel::MtaSts)
     }
 }
 
@@ -107,10 +129,17 @@ fn smart(
         tls,
         why,
         ca_file,
+        upgrade: false,
     }
 }
 
-fn mx_route(domain: &str, tls: TlsLevel, why: String, ca_file: Option<PathBuf>) -> Route {
+fn mx_route(
+    domain: &str,
+    tls: TlsLevel,
+    why: String,
+    ca_file: Option<PathBuf>,
+    upgrade: bool,
+) -> Route {
     if let Some(inner) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
         let inner = inner.strip_prefix("ipv6:").unwrap_or(inner);
         if let Ok(ip) = inner.parse::<IpAddr>() {
@@ -122,6 +151,8 @@ fn mx_route(domain: &str, tls: TlsLevel, why: String, ca_file: Option<PathBuf>) 
                 tls,
                 why,
                 ca_file,
+                // TLSA and MTA-STS hang off names, not addresses.
+                upgrade: false,
             };
         }
     }
@@ -135,6 +166,7 @@ fn mx_route(domain: &str, tls: TlsLevel, why: String, ca_file: Option<PathBuf>) 
         tls,
         why,
         ca_file,
+        upgrade,
     }
 }
 
@@ -196,6 +228,12 @@ mod tests {
         let c = r.route("contoso.com");
         assert_eq!(c.tls, TlsLevel::Required);
         assert_eq!(c.why, "default");
+        assert!(
+            c.upgrade,
+            "the default level may be raised by DANE / MTA-STS"
+        );
+        assert!(!a.upgrade, "a level written in a route is never raised");
+        assert!(!b.upgrade, "smart hosts are not upgraded");
         assert_ne!(a.key, c.key);
         assert_eq!(r.route("contoso.com").key, c.key);
     }

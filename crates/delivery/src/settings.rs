@@ -13,14 +13,8 @@ use std::time::Duration;
 /// shared with `postern tls verify` through `postern_tlspolicy` (ADR 0005).
 pub use postern_tlspolicy::Level as TlsLevel;
 
-/// Whether delivery enforces `level` in this version. `dane` and `mta-sts`
-/// are designed in (`docs/delivery.md`) but not enforced yet: a route that
-/// asks for them is refused by `config check`, and a job that reaches the
-/// transport with one is deferred with `policy.unsupported_level`, never sent
-/// with less.
-pub fn is_implemented(level: TlsLevel) -> bool {
-    !matches!(level, TlsLevel::Dane | TlsLevel::MtaSts)
-}
+/// MTA-STS policy fetch settings (timeouts, size cap, URL template).
+pub use postern_tlspolicy::mta_sts::FetchSettings as MtaStsFetch;
 
 /// A domain pattern of a `[[route]]`: `example.com` (that domain), `.example.com`
 /// (its subdomains, not itself) or `*` (everything). Stored lower case without a
@@ -188,6 +182,18 @@ pub struct DeliverySettings {
     pub mail_log: Option<PathBuf>,
     /// Port used for MX delivery. Default 25 (tests use another).
     pub smtp_port: u16,
+    /// Raise the level of destinations that use `default_tls` (no route names
+    /// them) to `dane` when their MX host publishes DNSSEC-authenticated TLSA
+    /// records, or to `mta-sts` when the domain publishes an MTA-STS policy in
+    /// mode `enforce` (ARCHITECTURE.md: "upgraded automatically"). Default
+    /// true. Levels written in a `[[route]]` are never changed.
+    pub upgrade_tls: bool,
+    /// MTA-STS policy fetches: bounded time and size, the URL template.
+    pub mta_sts: MtaStsFetch,
+    /// Where fetched MTA-STS policies are cached (RFC 8461 §5.1: a cached
+    /// policy protects against an attacker who blocks the TXT lookup or the
+    /// fetch). Default `<data_dir>/mta-sts`; `None` disables the cache.
+    pub mta_sts_cache: Option<PathBuf>,
 }
 
 /// RFC 5321 §4.5.4.1: retry no sooner than 30 minutes is the RFC's advice for the
@@ -222,6 +228,9 @@ impl DeliverySettings {
             badmail_dir: data_dir.join("badmail"),
             mail_log: Some(data_dir.join("log").join("mail.log")),
             smtp_port: 25,
+            upgrade_tls: true,
+            mta_sts: MtaStsFetch::default(),
+            mta_sts_cache: Some(data_dir.join("mta-sts")),
         }
     }
 

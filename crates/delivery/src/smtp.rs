@@ -53,6 +53,7 @@ use postern_smtpc::{
 };
 use postern_spool::Spool;
 use postern_tls::client::{ClientTls, ClientTlsSettings, Roots, Verify, load_roots};
+use postern_tlspolicy::mta_sts::{MtaSts, PolicyCache, PolicyFetcher};
 use postern_track::{Attempt, CauseInfo, MailEvent, MailLog, PeerCert, TlsOutcome};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::mpsc;
@@ -60,6 +61,7 @@ use tokio::sync::mpsc;
 use crate::cause;
 use crate::route::NextHop;
 use crate::settings::{Credentials, DeliverySettings, TlsLevel};
+use crate::tls_plan::{DomainPlan, HostPlan, Planner};
 use crate::transport::{Job, JobFeed, JobOutcome, RcptResult, Transport, Verdict};
 
 /// Chunk size when streaming a message from the spool.
@@ -87,6 +89,8 @@ pub struct SmtpTransport {
     /// One client configuration per trust-anchor file (`None` = system roots),
     /// shared by all connections so TLS sessions are resumed.
     tls: HashMap<Option<PathBuf>, ClientTls>,
+    /// DANE and MTA-STS: the level of each host.
+    planner: Planner,
     log: MailLog,
 }
 
@@ -108,6 +112,7 @@ impl SmtpTransport {
         let mut files: Vec<Option<PathBuf>> = vec![None, settings.ca_file.clone()];
         files.extend(settings.routes.iter().map(|r| r.ca_file.clone()));
         let mut tls = HashMap::new();
+        let mut https_roots = None;
         for file in files {
             if tls.contains_key(&file) {
                 continue;
@@ -119,21 +124,26 @@ impl SmtpTransport {
             let what = file
                 .as_ref()
                 .map_or_else(|| "system roots".to_owned(), |p| p.display().to_string());
-            let store = load_roots(&roots).map_err(|source| TransportError::Tls {
+            let store = Arc::new(load_roots(&roots).map_err(|source| TransportError::Tls {
                 what: what.clone(),
                 source: Box::new(source),
-            })?;
-            let client = ClientTls::new(
-                &ClientTlsSettings::default(),
-                Verify::Record,
-                Arc::new(store),
-            )
-            .map_err(|source| TransportError::Tls {
-                what,
-                source: Box::new(source),
-            })?;
+            })?);
+            if file == settings.ca_file {
+                // MTA-STS policies are fetched over HTTPS verified against the
+                // same anchors `verify` uses when no route names a CA file.
+                https_roots = Some(Arc::clone(&store));
+            }
+            let client = ClientTls::new(&ClientTlsSettings::default(), Verify::Record, store)
+                .map_err(|source| TransportError::Tls {
+                    what,
+                    source: Box::new(source),
+                })?;
             tls.insert(file, client);
         }
+        let planner = Planner::new(
+            mta_sts(settings, https_roots, &resolver),
+            settings.smtp_port,
+        );
         let mut client = ClientSettings::new(settings.hostname.clone());
         client.connect_timeout = settings.connect_timeout;
         client.command_timeout = settings.command_timeout;
@@ -144,6 +154,7 @@ impl SmtpTransport {
             resolver,
             client,
             tls,
+            planner,
             log,
         })
     }
@@ -182,6 +193,10 @@ struct Facts {
     downgraded: bool,
     downgrade_cause: Option<CauseInfo>,
     remote_dsn: bool,
+    /// The level applied to this host and why (`None`: the route's).
+    policy: Option<(TlsLevel, String)>,
+    /// A policy warning to record (DANE records unusable, MTA-STS testing).
+    warning: Option<CauseInfo>,
 }
 
 /// Why a connection did not take the transaction.
@@ -247,30 +262,31 @@ impl SmtpTransport {
             }
         }
 
-        let level = job.route.tls;
-        if !crate::settings::is_implemented(level) {
-            let f = Failure {
-                cause: cause::policy_unsupported(level.as_str()),
-                reply: None,
-                permanent: false,
-            };
-            self.emit_failed(job, &Facts::default(), &f, Instant::now());
-            return (all(job, &f, &Facts::default()), None);
-        }
-
-        let candidates = match self.candidates(job).await {
+        let (candidates, mx_authenticated) = match self.candidates(job).await {
             Ok(c) => c,
             Err(f) => {
                 self.emit_failed(job, &Facts::default(), &f, Instant::now());
                 return (all(job, &f, &Facts::default()), None);
             }
         };
+        let domain_plan = match self.domain_plan(job).await {
+            Ok(p) => p,
+            Err(c) => {
+                let f = Failure {
+                    cause: tls_cause(&c),
+                    reply: None,
+                    permanent: false,
+                };
+                self.emit_failed(job, &Facts::default(), &f, Instant::now());
+                return (all(job, &f, &Facts::default()), None);
+            }
+        };
         let mut last: Option<(Failure, Facts)> = None;
         for cand in &candidates {
-            let addrs = match &cand.addrs {
-                Some(a) => a.clone(),
+            let (addrs, addrs_authenticated) = match &cand.addrs {
+                Some(a) => (a.clone(), false),
                 None => match self.resolver.addresses(&cand.name).await {
-                    Ok(a) => a.addrs,
+                    Ok(a) => (a.addrs, a.authenticated),
                     Err(e) => {
                         let f = dns_failure(&cand.name, &e, true);
                         let facts = Facts {
@@ -283,15 +299,50 @@ impl SmtpTransport {
                     }
                 },
             };
+            let plan = match self
+                .planner
+                .host(
+                    &self.resolver,
+                    &job.route,
+                    &domain_plan,
+                    &cand.name,
+                    mx_authenticated,
+                    addrs_authenticated,
+                )
+                .await
+            {
+                Ok(p) => p,
+                Err(c) => {
+                    // This host must not be used (DANE unusable, not in the
+                    // MTA-STS policy): the next one may be.
+                    let f = Failure {
+                        cause: tls_cause(&c),
+                        reply: None,
+                        permanent: false,
+                    };
+                    let facts = Facts {
+                        host: cand.name.clone(),
+                        ..Facts::default()
+                    };
+                    self.emit_failed(job, &facts, &f, Instant::now());
+                    last = Some((f, facts));
+                    continue;
+                }
+            };
             for ip in addrs {
                 let addr = SocketAddr::new(ip, cand.port);
                 let started = Instant::now();
                 let mut facts = Facts {
                     host: cand.name.clone(),
                     ip: addr.to_string(),
+                    policy: Some((plan.level, plan.why.clone())),
+                    warning: plan.warning.as_ref().map(tls_cause),
                     ..Facts::default()
                 };
-                match self.try_host(job, cand, addr, &mut facts, started).await {
+                match self
+                    .try_host(job, cand, addr, &plan, &mut facts, started)
+                    .await
+                {
                     HostResult::Done { results, conn } => {
                         self.emit_attempt(job, &facts, "", &results, None, started);
                         return (outcome(job, results), conn);
@@ -323,24 +374,53 @@ impl SmtpTransport {
         (all(job, &f, &facts), None)
     }
 
-    /// The hosts to try, in order.
-    async fn candidates(&self, job: &Job) -> Result<Vec<Candidate>, Failure> {
+    /// The MTA-STS part of the plan (MX delivery only: a policy is about a
+    /// recipient domain's MX hosts, not a smart host, RFC 8461 §4).
+    async fn domain_plan(&self, job: &Job) -> Result<DomainPlan, postern_tls::cause::Cause> {
+        match &job.route.next_hop {
+            NextHop::Mx { domain } => {
+                self.planner
+                    .domain(&self.resolver, &job.route, domain)
+                    .await
+            }
+            NextHop::SmartHost(_) | NextHop::Literal(_) if job.route.tls == TlsLevel::MtaSts => {
+                Err(postern_tlspolicy::cause::mta_sts_not_published(
+                    &job.route.destination,
+                    "MTA-STS applies to a domain's MX hosts, not to a smart host or an \
+                     address literal",
+                ))
+            }
+            NextHop::SmartHost(_) | NextHop::Literal(_) => Ok(DomainPlan::default()),
+        }
+    }
+
+    /// The hosts to try, in order, and whether the answer that named them is
+    /// DNSSEC-authenticated (a smart host named in the configuration counts
+    /// as authenticated: the operator named it, RFC 7672 §2.2.1 does not
+    /// apply).
+    async fn candidates(&self, job: &Job) -> Result<(Vec<Candidate>, bool), Failure> {
         let port = self.settings.smtp_port;
         match &job.route.next_hop {
-            NextHop::SmartHost(h) => Ok(vec![Candidate {
-                name: h.host.clone(),
-                port: h.port,
-                implicit_tls: h.implicit_tls,
-                auth: h.auth.clone(),
-                addrs: h.host.parse().ok().map(|ip| vec![ip]),
-            }]),
-            NextHop::Literal(ip) => Ok(vec![Candidate {
-                name: ip.to_string(),
-                port,
-                implicit_tls: false,
-                auth: None,
-                addrs: Some(vec![*ip]),
-            }]),
+            NextHop::SmartHost(h) => Ok((
+                vec![Candidate {
+                    name: h.host.clone(),
+                    port: h.port,
+                    implicit_tls: h.implicit_tls,
+                    auth: h.auth.clone(),
+                    addrs: h.host.parse().ok().map(|ip| vec![ip]),
+                }],
+                true,
+            )),
+            NextHop::Literal(ip) => Ok((
+                vec![Candidate {
+                    name: ip.to_string(),
+                    port,
+                    implicit_tls: false,
+                    auth: None,
+                    addrs: Some(vec![*ip]),
+                }],
+                false,
+            )),
             NextHop::Mx { domain } => {
                 let mx = self
                     .resolver
@@ -353,17 +433,19 @@ impl SmtpTransport {
                         reply: None,
                         permanent: true,
                     }),
-                    MxKind::Mx | MxKind::Implicit => Ok(mx
-                        .hosts
-                        .into_iter()
-                        .map(|h| Candidate {
-                            name: h.exchange,
-                            port,
-                            implicit_tls: false,
-                            auth: None,
-                            addrs: None,
-                        })
-                        .collect()),
+                    MxKind::Mx | MxKind::Implicit => Ok((
+                        mx.hosts
+                            .into_iter()
+                            .map(|h| Candidate {
+                                name: h.exchange,
+                                port,
+                                implicit_tls: false,
+                                auth: None,
+                                addrs: None,
+                            })
+                            .collect(),
+                        mx.authenticated,
+                    )),
                 }
             }
         }
@@ -375,10 +457,11 @@ impl SmtpTransport {
         job: &Job,
         cand: &Candidate,
         addr: SocketAddr,
+        plan: &HostPlan,
         facts: &mut Facts,
         started: Instant,
     ) -> HostResult {
-        let level = job.route.tls;
+        let level = plan.level;
         let Some(tls) = self.client_tls(job) else {
             return HostResult::Next(Failure {
                 cause: cause::internal("no outbound TLS configuration"),
@@ -483,30 +566,29 @@ impl SmtpTransport {
                 permanent: false,
             });
         }
-        if level == TlsLevel::Verify {
-            let verdict = facts.tls.as_ref().and_then(|t| t.verdict.clone());
-            let verified = verdict
-                .as_ref()
-                .is_some_and(postern_tls::client::PeerVerdict::is_verified);
-            if !verified {
-                let _ = session.quit().await;
-                let c = verdict.and_then(|v| v.cause()).map_or_else(
-                    || {
-                        cause::cause(
-                            cause::VERIFY_FAILED,
-                            format!("the certificate of {} could not be verified", cand.name),
-                            "check the peer's certificate with `postern cert check --remote`",
-                            "",
-                        )
-                    },
-                    |c| tls_cause(&c),
-                );
-                return HostResult::Next(Failure {
-                    cause: c,
-                    reply: None,
-                    permanent: false,
-                });
+        // The certificate against the plan: PKIX + name (`verify`,
+        // `mta-sts`), TLSA (`dane`), or only recorded (lower levels).
+        if session.is_tls() {
+            let verdict = facts.tls.as_ref().and_then(|t| t.verdict.as_ref());
+            match plan.judge(&cand.name, verdict) {
+                Ok(warning) => {
+                    if let Some(w) = warning {
+                        facts.warning = Some(tls_cause(&w));
+                    }
+                }
+                Err(c) => {
+                    let _ = session.quit().await;
+                    return HostResult::Next(Failure {
+                        cause: tls_cause(&c),
+                        reply: None,
+                        permanent: false,
+                    });
+                }
             }
+        } else if let Some(w) =
+            plan.plaintext_warning(&format!("{} ({addr})", cand.name), &job.route.destination)
+        {
+            facts.warning = Some(tls_cause(&w));
         }
         if let Some(auth) = &cand.auth {
             if !session.is_tls() {
@@ -656,8 +738,13 @@ impl SmtpTransport {
         let cause = failure
             .map(|f| f.cause.clone())
             .or_else(|| facts.downgrade_cause.clone())
-            .or_else(|| results.iter().find_map(|r| r.cause.clone()));
+            .or_else(|| results.iter().find_map(|r| r.cause.clone()))
+            .or_else(|| facts.warning.clone());
         let route = &job.route;
+        let (policy, policy_reason) = facts
+            .policy
+            .clone()
+            .unwrap_or_else(|| (route.tls, route.why.clone()));
         self.log.emit(
             job.queue_id,
             MailEvent::Attempt(Box::new(Attempt {
@@ -666,8 +753,8 @@ impl SmtpTransport {
                 route: route.kind.to_owned(),
                 mx: facts.host.clone(),
                 ip: facts.ip.clone(),
-                policy: route.tls.as_str().to_owned(),
-                policy_reason: route.why.clone(),
+                policy: policy.as_str().to_owned(),
+                policy_reason,
                 starttls_offered: facts.starttls_offered,
                 tls: facts.tls.as_ref().map(tls_outcome),
                 downgraded: facts.downgraded,
@@ -729,6 +816,35 @@ impl AsyncRead for ChannelReader {
             }
         }
     }
+}
+
+/// MTA-STS discovery: the HTTPS fetcher (verified against `roots`, names
+/// resolved through our resolver so static overrides apply) and the on-disk
+/// cache. `Err`: why MTA-STS is unavailable (logged; routes that require it
+/// defer with that reason).
+fn mta_sts(
+    settings: &DeliverySettings,
+    roots: Option<Arc<rustls::RootCertStore>>,
+    resolver: &Resolver,
+) -> Result<MtaSts, String> {
+    let roots = roots.ok_or_else(|| "no trust anchors for the HTTPS fetch".to_owned())?;
+    let fetcher = PolicyFetcher::new(settings.mta_sts.clone(), roots, Some(resolver.clone()))
+        .map_err(|e| {
+            tracing::error!(error = %e, "MTA-STS: cannot build the HTTPS client");
+            e.to_string()
+        })?;
+    let cache = settings
+        .mta_sts_cache
+        .as_ref()
+        .and_then(|dir| match PolicyCache::open(dir) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!(dir = %dir.display(), error = %e,
+                    "MTA-STS: the policy cache is unavailable; policies are fetched every time");
+                None
+            }
+        });
+    Ok(MtaSts::new(fetcher, cache))
 }
 
 fn transcript(job: &Job) -> postern_smtpc::Transcript {

@@ -64,6 +64,11 @@ impl TestCa {
         &self.cert_pem
     }
 
+    /// The CA certificate, DER (e.g. for a DANE-TA TLSA record).
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
     /// A root store holding only this CA.
     pub fn root_store(&self) -> rustls::RootCertStore {
         let mut roots = rustls::RootCertStore::empty();

@@ -120,6 +120,18 @@ impl std::fmt::Debug for FakeMx {
     }
 }
 
+/// Like [`mx_tls_config`], but the chain sent is the leaf followed by the
+/// certificate of `ca` (what DANE-TA needs: the anchor in the chain).
+pub fn mx_tls_config_with_ca(issued: &Issued, ca: &crate::TestCa) -> Arc<rustls::ServerConfig> {
+    let mut with_ca = Issued {
+        cert_pem: issued.cert_pem.clone(),
+        key_pem: issued.key_pem.clone(),
+        cert_der: issued.cert_der.clone(),
+    };
+    with_ca.cert_pem.push_str(ca.cert_pem());
+    mx_tls_config(&with_ca)
+}
+
 /// A rustls server configuration presenting `issued` (TLS 1.2 and 1.3).
 pub fn mx_tls_config(issued: &Issued) -> Arc<rustls::ServerConfig> {
     use rustls_pki_types::pem::PemObject;

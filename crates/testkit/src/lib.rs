@@ -1,5 +1,6 @@
 //! Test support for Postern: a throw-away certificate authority, TLS client
-//! configurations, and a line-level SMTP dialogue client. Not shipped.
+//! configurations, a line-level SMTP dialogue client, a fake DNS server, fake
+//! MX servers and an MTA-STS policy server. Not shipped.
 //!
 //! # Security
 //! Test-only code: keys are generated per test run and never persisted outside
@@ -9,11 +10,13 @@ mod ca;
 mod dialogue;
 mod dns;
 mod fakemx;
+mod policy_server;
 
 pub use ca::{Issued, KeyKind, TestCa};
 pub use dialogue::{Dialogue, SmtpReply};
 pub use dns::{DnsFailure, FakeDns, RrsetSigner};
-pub use fakemx::{FakeMx, MxTls, ReceivedMail, mx_tls_config};
+pub use fakemx::{FakeMx, MxTls, ReceivedMail, mx_tls_config, mx_tls_config_with_ca};
+pub use policy_server::PolicyServer;
 
 use std::sync::Arc;
 
