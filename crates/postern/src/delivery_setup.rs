@@ -2,10 +2,11 @@
 //! `[[dns.static]]` overrides), the SMTP transport with its trust anchors, and
 //! the scheduler, which then loads every message already in the spool.
 //!
-//! Wiring (done in `serve.rs`): start this after `Spool::open`, hand
-//! `handle.notifier()` to the smtpd so each committed message is announced
-//! (`Notifier::notify(queue_id)`), and call `handle.shutdown(grace)` after the
-//! listeners have stopped.
+//! Wiring (done in `serve.rs`): open the mail log once ([`open_mail_log`]) and
+//! share it (delivery, the smtpd's `received` events, the pickup folder);
+//! start this after `Spool::open`, hand `handle.notifier()` to the smtpd so
+//! each committed message is announced (`Notifier::notify(queue_id)`), and
+//! call `handle.shutdown(grace)` after the listeners have stopped.
 //!
 //! # Security
 //! Reads the trust anchors named by the configuration; logs the routing and
@@ -17,19 +18,25 @@ use anyhow::Context as _;
 use postern_delivery::{DeliveryHandle, SmtpTransport, SystemClock};
 use postern_track::MailLog;
 
-/// Builds and starts the delivery scheduler. The returned handle takes new
-/// messages ([`DeliveryHandle::notify`], [`DeliveryHandle::notifier`]) and
-/// stops delivery ([`DeliveryHandle::shutdown`]).
-pub(crate) async fn start(
-    cfg: &postern_config::Config,
-    spool: postern_spool::Spool,
-) -> anyhow::Result<DeliveryHandle> {
-    let settings = cfg.delivery.clone();
-    let log = match &settings.mail_log {
+/// Opens the mail log (`[delivery] mail_log`), or a disabled one.
+pub(crate) fn open_mail_log(cfg: &postern_config::Config) -> anyhow::Result<MailLog> {
+    Ok(match &cfg.delivery.mail_log {
         Some(path) => MailLog::open(path)
             .with_context(|| format!("opening the mail log {}", path.display()))?,
         None => MailLog::disabled(),
-    };
+    })
+}
+
+/// Builds and starts the delivery scheduler, logging to `log`. The returned
+/// handle takes new messages ([`DeliveryHandle::notify`],
+/// [`DeliveryHandle::notifier`]) and stops delivery
+/// ([`DeliveryHandle::shutdown`]).
+pub(crate) async fn start(
+    cfg: &postern_config::Config,
+    spool: postern_spool::Spool,
+    log: MailLog,
+) -> anyhow::Result<DeliveryHandle> {
+    let settings = cfg.delivery.clone();
     let resolver =
         postern_dns::Resolver::new(&cfg.dns).context("setting up the DNS resolver for delivery")?;
     let transport = {

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use postern_config::{Config, Loaded};
+use postern_delivery::pickup::Pickup;
 use postern_smtpd::{QueuedHook, Server, Transcript};
 use postern_spool::Spool;
+use postern_track::{MailEvent, Received};
 
 use crate::cli::{CheckArgs, ServeArgs};
 use crate::tls_setup;
@@ -101,11 +103,33 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    // One mail log for delivery, the smtpd's `received` events and pickup.
+    let mail_log = crate::delivery_setup::open_mail_log(cfg)?;
     // Delivery loads everything already in the spool, then hears of each new
     // message from the smtpd the moment it is durable.
-    let delivery = crate::delivery_setup::start(cfg, spool.clone()).await?;
+    let delivery = crate::delivery_setup::start(cfg, spool.clone(), mail_log.clone()).await?;
     let notifier = delivery.notifier();
-    let on_queued: QueuedHook = Arc::new(move |a| notifier.notify(a.queue_id));
+    let received_log = mail_log.clone();
+    let on_queued: QueuedHook = Arc::new(move |a| {
+        received_log.emit(
+            a.queue_id,
+            MailEvent::Received(Received::from_envelope(a.envelope)),
+        );
+        notifier.notify(a.queue_id);
+    });
+    let pickup = if cfg.pickup.enabled {
+        let p = Pickup::new(
+            cfg.pickup.clone(),
+            spool.clone(),
+            delivery.notifier(),
+            mail_log.clone(),
+        )
+        .with_context(|| format!("creating the pickup folder {}", cfg.pickup.dir.display()))?;
+        Some(p.start())
+    } else {
+        tracing::info!("pickup folder disabled ([pickup] enabled = false)");
+        None
+    };
     let server = Server::start_with_hook(
         cfg.server.clone(),
         tls.config,
@@ -121,7 +145,11 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     wait_for_signals(&server, path).await;
     tracing::info!("shutting down");
     server.shutdown(SHUTDOWN_GRACE).await;
+    if let Some(p) = pickup {
+        p.shutdown(SHUTDOWN_GRACE).await;
+    }
     delivery.shutdown(SHUTDOWN_GRACE).await;
+    let _ = tokio::task::spawn_blocking(move || mail_log.flush()).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -386,3 +386,116 @@ fn cert_check_config_checks_hostname_and_ptr() {
         "{stdout}"
     );
 }
+
+/// The mail log's events for `queue_id`, once `want` are all there (JSON
+/// objects, in order).
+fn mail_log_events(data: &Path, queue_id: &str, want: &[&str]) -> Vec<serde_json::Value> {
+    let log = data.join("log/mail.log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let events: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|v: &serde_json::Value| v["queue_id"] == queue_id)
+            .collect();
+        let names: Vec<&str> = events.iter().filter_map(|v| v["event"].as_str()).collect();
+        if want.iter().all(|w| names.contains(w)) {
+            return events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "events for {queue_id}: {names:?}, want {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The pickup folder: a file renamed into <data_dir>/pickup is queued (it
+/// shows in `postern queue list`), removed, and logged as `received` (listener
+/// `pickup`) then `queued` (origin `pickup`). A message over SMTP with
+/// STARTTLS is logged as `received` with its peer, HELO and TLS version and
+/// cipher.
+#[test]
+fn pickup_file_and_smtp_message_are_logged_as_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = postern_testkit::TestCa::new();
+    let (cert, key) = ca.issue(&["mx.test.example"]).write(dir.path(), "mx");
+    let cfg = write_config(dir.path(), &["example.com"]);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    let extra = format!(
+        "\n[[tls.certificate]]\ncert = \"{}\"\nkey = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
+    text.push_str(&extra);
+    std::fs::write(&cfg, text).unwrap();
+    let data = dir.path().join("data");
+    let server = Running::start(&cfg);
+
+    // Written elsewhere (a .tmp name is skipped), then renamed in.
+    let pickup = data.join("pickup");
+    let tmp = pickup.join("hello.eml.tmp");
+    std::fs::write(
+        &tmp,
+        "X-Sender: app@example.com\nX-Receiver: bob@example.com\n\
+         From: App <app@example.com>\nTo: bob@example.com\nSubject: from pickup\n\nHello.\n",
+    )
+    .unwrap();
+    let file = pickup.join("hello.eml");
+    std::fs::rename(&tmp, &file).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while file.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "not picked up: {}",
+            server.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let listed = queue_ids(&cfg);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let id = &listed[0].0;
+    let events = mail_log_events(&data, id, &["received", "queued"]);
+    assert_eq!(events[0]["event"], "received", "{events:?}");
+    assert_eq!(events[0]["listener"], "pickup");
+    assert_eq!(events[0]["sender"], "app@example.com");
+    assert_eq!(events[0]["rcpts"], serde_json::json!(["bob@example.com"]));
+    let queued = events.iter().find(|e| e["event"] == "queued").unwrap();
+    assert_eq!(queued["origin"], "pickup", "{events:?}");
+
+    // SMTP with STARTTLS.
+    let addr = server.addr;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let smtp_id = rt.block_on(async move {
+        let mut d = Dialogue::connect(addr).await;
+        d.expect(220).await;
+        d.cmd("EHLO client.test", 250).await;
+        d.cmd("STARTTLS", 220).await;
+        d.upgrade(
+            "mx.test.example",
+            postern_testkit::client_config(&ca, &[&rustls::version::TLS13], &[]),
+        )
+        .await
+        .unwrap();
+        d.cmd("EHLO client.test", 250).await;
+        d.cmd("MAIL FROM:<alice@other.org>", 250).await;
+        d.cmd("RCPT TO:<bob@example.com>", 250).await;
+        d.cmd("DATA", 354).await;
+        d.send_raw(b"Subject: over smtp\r\n\r\nHi.\r\n.\r\n").await;
+        let r = d.expect(250).await;
+        r.lines[0].rsplit(' ').next().unwrap().to_owned()
+    });
+    let events = mail_log_events(&data, &smtp_id, &["received", "queued"]);
+    let received = &events[0];
+    assert_eq!(received["event"], "received", "{events:?}");
+    assert_eq!(received["listener"], "smtp");
+    assert_eq!(received["sender"], "alice@other.org");
+    assert_eq!(received["helo"], "client.test");
+    let peer: SocketAddr = received["peer"].as_str().unwrap().parse().unwrap();
+    assert!(peer.ip().is_loopback() && peer.port() != 0, "{peer}");
+    let tls = received["tls"].as_str().unwrap();
+    assert!(tls.starts_with("TLSv1.3 TLS_"), "{tls}");
+    let queued = events.iter().find(|e| e["event"] == "queued").unwrap();
+    assert_eq!(queued["origin"], "smtp", "{events:?}");
+}
