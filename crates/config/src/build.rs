@@ -719,9 +719,11 @@ fn tls(raw: Option<Spanned<RawTls>>, cx: &mut Ctx<'_>) -> Result<TlsSettings, Co
     let cipher_suites = crate::tls_names::cipher_suites(
         raw.cipher_suites.as_ref(),
         (min_version, max_version),
+        "tls",
         cx,
     )?;
-    let kx_groups = crate::tls_names::groups(raw.groups.as_ref(), (min_version, max_version), cx)?;
+    let kx_groups =
+        crate::tls_names::groups(raw.groups.as_ref(), (min_version, max_version), "tls", cx)?;
 
     let mut certificates = Vec::new();
     for (i, c) in raw.certificate.unwrap_or_default().into_iter().enumerate() {

@@ -8,6 +8,10 @@
 //! max_lifetime = "120h"              # then bounce as expired (4.4.7)
 //! delay_warning = "4h"               # or "off"
 //! upgrade_tls = true                 # raise the default to dane / mta-sts when published
+//!
+//! [delivery.outbound_tls]            # our client side, every next hop
+//! min_version = "1.2"
+//! client_cert = "client.pem"         # presented when a server asks (with client_key)
 //! relayhost = "smtp.isp.example:587" # optional global smart host
 //!
 //! [[route]]
@@ -52,13 +56,15 @@ use postern_delivery::{
     Credentials, DeliverySettings, DomainPattern, RouteSettings, RouteTarget, SmartHost, TlsLevel,
 };
 use postern_dns::{DnsSettings, DnssecMode, StaticEntry};
+use postern_tls::CertSettings;
+use postern_tls::client::ClientTlsSettings;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use toml::Spanned;
 
 use crate::build::{Ctx, check_hostname};
 use crate::error::ConfigError;
-use crate::raw::{Choice, Count, Dur, Pick, Transcript};
+use crate::raw::{Choice, Count, Dur, NameOrId, Pick, Transcript, Version};
 use crate::units::format_duration;
 
 /// `[delivery]`.
@@ -86,6 +92,20 @@ pub(crate) struct RawDelivery {
     pub smtp_port: Option<Spanned<Count>>,
     pub upgrade_tls: Option<Spanned<bool>>,
     pub mta_sts_cache: Option<Spanned<Transcript>>,
+    pub outbound_tls: Option<Spanned<RawOutboundTls>>,
+}
+
+/// `[delivery.outbound_tls]`: how our client speaks TLS to every next hop.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawOutboundTls {
+    pub min_version: Option<Spanned<Version>>,
+    pub max_version: Option<Spanned<Version>>,
+    pub cipher_suites: Option<Spanned<Vec<Spanned<NameOrId>>>>,
+    pub groups: Option<Spanned<Vec<Spanned<NameOrId>>>>,
+    pub resumption: Option<bool>,
+    pub client_cert: Option<Spanned<String>>,
+    pub client_key: Option<Spanned<String>>,
 }
 
 /// `[[route]]`.
@@ -203,6 +223,62 @@ fn path_of(
         return Err(cx.error(v.span(), key, "must not be empty"));
     }
     Ok(cx.base_dir.join(v.get_ref()))
+}
+
+/// `[delivery.outbound_tls]` → the client TLS settings of every connection.
+fn outbound_tls(raw: &RawOutboundTls, cx: &mut Ctx<'_>) -> Result<ClientTlsSettings, ConfigError> {
+    const T: &str = "delivery.outbound_tls";
+    let d = ClientTlsSettings::default();
+    let min_version = raw
+        .min_version
+        .as_ref()
+        .map_or(d.min_version, |v| v.get_ref().0);
+    let max_version = raw
+        .max_version
+        .as_ref()
+        .map_or(d.max_version, |v| v.get_ref().0);
+    if min_version > max_version {
+        let (span, k) = match (&raw.min_version, &raw.max_version) {
+            (Some(v), _) => (v.span(), "min_version"),
+            (None, Some(v)) => (v.span(), "max_version"),
+            (None, None) => (0..0, ""),
+        };
+        return Err(cx.error(
+            span,
+            format!("{T}.{k}"),
+            format!(
+                "min_version \"{}\" is above max_version \"{}\"",
+                crate::build::version_name(min_version),
+                crate::build::version_name(max_version)
+            ),
+        ));
+    }
+    let range = (min_version, max_version);
+    let cipher_suites = crate::tls_names::cipher_suites(raw.cipher_suites.as_ref(), range, T, cx)?;
+    let kx_groups = crate::tls_names::groups(raw.groups.as_ref(), range, T, cx)?;
+    let client_cert = match (&raw.client_cert, &raw.client_key) {
+        (Some(c), Some(k)) => Some(CertSettings {
+            cert_path: path_of(c, &format!("{T}.client_cert"), cx)?,
+            key_path: path_of(k, &format!("{T}.client_key"), cx)?,
+            hostnames: Vec::new(),
+        }),
+        (None, None) => None,
+        (Some(v), None) | (None, Some(v)) => {
+            return Err(cx.error(
+                v.span(),
+                T,
+                "client_cert and client_key go together: set both (PEM files) or neither",
+            ));
+        }
+    };
+    Ok(ClientTlsSettings {
+        min_version,
+        max_version,
+        cipher_suites,
+        kx_groups,
+        client_cert,
+        resumption: raw.resumption.unwrap_or(d.resumption),
+    })
 }
 
 /// `mta-sts` on a smart host can never be met: a policy lists a domain's MX
@@ -457,6 +533,9 @@ pub(crate) fn build(
                 cx,
             )?),
         };
+    }
+    if let Some(v) = &r.outbound_tls {
+        s.client_tls = outbound_tls(v.get_ref(), cx)?;
     }
     if let Some(v) = &r.badmail_dir {
         s.badmail_dir = path_of(v, "delivery.badmail_dir", cx)?;
@@ -861,6 +940,26 @@ mod tests {
         .unwrap()
         .config
         .delivery;
+        let o = load(
+            "[delivery.outbound_tls]\nmin_version = \"1.3\"\ncipher_suites = [\"TLS_AES_256_GCM_SHA384\"]\n\
+             resumption = false\nclient_cert = \"c.pem\"\nclient_key = \"k.pem\"\n",
+        )
+        .unwrap()
+        .config
+        .delivery
+        .client_tls;
+        assert_eq!(o.min_version, postern_tls::TlsVersion::Tls13);
+        assert_eq!(o.cipher_suites, vec![0x1302]);
+        assert!(!o.resumption);
+        assert!(o.client_cert.unwrap().key_path.ends_with("k.pem"));
+        assert!(
+            error("[delivery.outbound_tls]\nclient_cert = \"c.pem\"\n")
+                .ends_with("delivery.outbound_tls: client_cert and client_key go together: set both (PEM files) or neither")
+        );
+        assert!(
+            error("[delivery.outbound_tls]\ncipher_suites = [\"RC4-MD5\"]\n")
+                .contains("delivery.outbound_tls.cipher_suites[0]: ")
+        );
         assert_eq!(d.routes[0].tls, Some(TlsLevel::Dane));
         assert_eq!(d.routes[1].tls, Some(TlsLevel::MtaSts));
         assert!(!d.upgrade_tls);

@@ -29,11 +29,12 @@ fn enabled(range: (TlsVersion, TlsVersion)) -> Vec<TlsVersion> {
         .collect()
 }
 
-/// Resolves `tls.cipher_suites` in order. Empty or absent: the built-in order
+/// Resolves `<table>.cipher_suites` (`tls`, `delivery.outbound_tls`) in order. Empty or absent: the built-in order
 /// (an empty vector).
 pub(crate) fn cipher_suites(
     raw: Option<&List>,
     range: (TlsVersion, TlsVersion),
+    table: &str,
     cx: &mut Ctx<'_>,
 ) -> Result<Vec<u16>, ConfigError> {
     let Some(list) = raw else {
@@ -46,14 +47,14 @@ pub(crate) fn cipher_suites(
     let mut seen: HashMap<u16, usize> = HashMap::new();
     let mut infos = Vec::new();
     for (i, name) in list.get_ref().iter().enumerate() {
-        let key = format!("tls.cipher_suites[{i}]");
+        let key = format!("{table}.cipher_suites[{i}]");
         let info = suites::usable(&name.get_ref().0)
             .map_err(|e| cx.error(name.span(), &key, e.to_string()))?;
         if let Some(first) = seen.insert(info.id, i) {
             return Err(cx.error(
                 name.span(),
                 &key,
-                format!("{info} is listed twice (also tls.cipher_suites[{first}])"),
+                format!("{info} is listed twice (also {table}.cipher_suites[{first}])"),
             ));
         }
         ids.push(info.id);
@@ -78,7 +79,7 @@ pub(crate) fn cipher_suites(
             };
             return Err(cx.error(
                 list.span(),
-                "tls.cipher_suites",
+                format!("{table}.cipher_suites"),
                 format!(
                     "no TLS {} suite is listed, but TLS {} is enabled, so every TLS {} handshake \
                      would fail; add one of {candidates}, {other}",
@@ -113,10 +114,11 @@ pub(crate) fn cipher_suites(
     Ok(ids)
 }
 
-/// Resolves `tls.groups` in order. Empty or absent: the built-in order.
+/// Resolves `<table>.groups` in order. Empty or absent: the built-in order.
 pub(crate) fn groups(
     raw: Option<&List>,
     range: (TlsVersion, TlsVersion),
+    table: &str,
     cx: &mut Ctx<'_>,
 ) -> Result<Vec<u16>, ConfigError> {
     let Some(list) = raw else {
@@ -126,14 +128,17 @@ pub(crate) fn groups(
     let mut seen: HashMap<u16, usize> = HashMap::new();
     let mut classic = false;
     for (i, name) in list.get_ref().iter().enumerate() {
-        let key = format!("tls.groups[{i}]");
+        let key = format!("{table}.groups[{i}]");
         let info = groups::lookup(&name.get_ref().0)
             .map_err(|e| cx.error(name.span(), &key, e.to_string()))?;
         if let Some(first) = seen.insert(info.id, i) {
             return Err(cx.error(
                 name.span(),
                 &key,
-                format!("{} is listed twice (also tls.groups[{first}])", info.name),
+                format!(
+                    "{} is listed twice (also {table}.groups[{first}])",
+                    info.name
+                ),
             ));
         }
         classic |= !info.post_quantum;
@@ -144,7 +149,7 @@ pub(crate) fn groups(
     if !ids.is_empty() && !classic && range.0 == TlsVersion::Tls12 {
         return Err(cx.error(
             list.span(),
-            "tls.groups",
+            format!("{table}.groups"),
             "only post-quantum groups are listed, and they exist only in TLS 1.3, so every \
              TLS 1.2 handshake would fail; add x25519 or secp256r1, or set min_version = \"1.3\"",
         ));

@@ -9,6 +9,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use postern_tls::client::ClientTlsSettings;
+
 /// Outbound TLS policy levels (ARCHITECTURE.md, "Outbound TLS policy levels"),
 /// shared with `postern tls verify` through `postern_tlspolicy` (ADR 0005).
 pub use postern_tlspolicy::Level as TlsLevel;
@@ -188,6 +190,10 @@ pub struct DeliverySettings {
     /// mode `enforce` (ARCHITECTURE.md: "upgraded automatically"). Default
     /// true. Levels written in a `[[route]]` are never changed.
     pub upgrade_tls: bool,
+    /// Our client TLS: versions, suites, groups, client certificate,
+    /// resumption. Default: TLS 1.2–1.3, built-in suites, no client
+    /// certificate, resumption on. SNI is always the host name connected to.
+    pub client_tls: ClientTlsSettings,
     /// MTA-STS policy fetches: bounded time and size, the URL template.
     pub mta_sts: MtaStsFetch,
     /// Where fetched MTA-STS policies are cached (RFC 8461 §5.1: a cached
@@ -229,6 +235,7 @@ impl DeliverySettings {
             mail_log: Some(data_dir.join("log").join("mail.log")),
             smtp_port: 25,
             upgrade_tls: true,
+            client_tls: ClientTlsSettings::default(),
             mta_sts: MtaStsFetch::default(),
             mta_sts_cache: Some(data_dir.join("mta-sts")),
         }

@@ -52,7 +52,7 @@ use postern_smtpc::{
     TlsInfo, TransactionOutcome,
 };
 use postern_spool::Spool;
-use postern_tls::client::{ClientTls, ClientTlsSettings, Roots, Verify, load_roots};
+use postern_tls::client::{ClientTls, Roots, Verify, load_roots};
 use postern_tlspolicy::mta_sts::{MtaSts, PolicyCache, PolicyFetcher};
 use postern_track::{Attempt, CauseInfo, MailEvent, MailLog, PeerCert, TlsOutcome};
 use tokio::io::{AsyncRead, ReadBuf};
@@ -133,10 +133,12 @@ impl SmtpTransport {
                 // same anchors `verify` uses when no route names a CA file.
                 https_roots = Some(Arc::clone(&store));
             }
-            let client = ClientTls::new(&ClientTlsSettings::default(), Verify::Record, store)
-                .map_err(|source| TransportError::Tls {
-                    what,
-                    source: Box::new(source),
+            let client =
+                ClientTls::new(&settings.client_tls, Verify::Record, store).map_err(|source| {
+                    TransportError::Tls {
+                        what,
+                        source: Box::new(source),
+                    }
                 })?;
             tls.insert(file, client);
         }
@@ -1030,6 +1032,12 @@ fn dns_failure(name: &str, e: &DnsError, host_lookup: bool) -> Failure {
     }
 }
 
+/// Whether an I/O error carries a TLS error (tokio-rustls wraps them).
+fn wraps_tls_error(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+}
+
 /// Classifies a session error for one host. Permanent only for a 5xx that
 /// concerns the message (MAIL refused after a banner and EHLO went fine);
 /// greeting and EHLO refusals move on to the next host and finally defer.
@@ -1037,6 +1045,17 @@ fn client_failure(host: &str, addr: SocketAddr, e: &ClientError) -> Failure {
     let detail = e.to_string();
     let addr_s = addr.to_string();
     let (cause, reply) = match e {
+        // A TLS alert after the handshake (TLS 1.3 reports a refused client
+        // certificate only at the first read, RFC 8446 §4.4.2.4): classify
+        // it with the TLS catalogue, not as a socket error.
+        ClientError::Io { source, .. } if wraps_tls_error(source) => (
+            tls_cause(&postern_tls::client::outbound_cause(
+                source,
+                &[postern_tls::TlsVersion::Tls12, postern_tls::TlsVersion::Tls13],
+                Some(host),
+            )),
+            None,
+        ),
         ClientError::Connect { source, .. } | ClientError::Io { source, .. } => (
             cause::connection(host, &addr_s, source.kind(), &detail),
             None,

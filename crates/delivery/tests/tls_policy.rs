@@ -44,7 +44,7 @@ fn private_ca() -> Arc<TestCa> {
 }
 
 struct World {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     spool: Spool,
     dns: FakeDns,
     mx: FakeMx,
@@ -70,7 +70,7 @@ impl World {
         std::fs::write(&ca_path, ca().cert_pem()).unwrap();
         settings.ca_file = Some(ca_path);
         World {
-            _dir: dir,
+            dir,
             spool,
             dns,
             mx,
@@ -477,5 +477,139 @@ async fn dane_wins_over_mta_sts() {
     drained(&h).await;
     assert_eq!(w.mx.received_for("bob@example.net").len(), 1);
     assert_eq!(attempts(&mem, &id).pop().unwrap().policy, "dane");
+    h.shutdown(Duration::from_secs(5)).await;
+}
+
+// ------------------------------------------------- outbound TLS settings
+
+/// A server speaking only TLS 1.2 with one suite.
+fn tls12_only(issued: &Issued, suite: rustls::SupportedCipherSuite) -> MxTls {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider.cipher_suites = vec![suite];
+    let certs = CertificateDer::pem_slice_iter(issued.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    MxTls::StartTls(Arc::new(config))
+}
+
+#[tokio::test]
+async fn a_tls12_only_peer_with_a_suite_we_do_not_offer_fails_the_handshake_with_its_cause() {
+    use rustls::crypto::aws_lc_rs::cipher_suite;
+    let mut w = World::new(tls12_only(
+        &ca().issue(&[MX]),
+        cipher_suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    ))
+    .await;
+    // We offer TLS 1.3 and one TLS 1.2 suite the peer does not have.
+    w.settings.client_tls.cipher_suites = vec![0x1301, 0xC02C];
+    w.route(TlsLevel::OpportunisticStrict);
+    let (h, mem) = w.start();
+    let id = w.send();
+    h.notify(id);
+    wait_deferred(&h).await;
+    assert!(
+        !w.saw_mail_command(),
+        "no plaintext after a failed handshake"
+    );
+    let a = &attempts(&mem, &id)[0];
+    let c = a.cause.as_ref().unwrap();
+    assert!(c.id.starts_with("tls."), "{c:?}");
+    assert!(!c.summary.is_empty() && !c.fix.is_empty(), "{c:?}");
+    assert_eq!(w.mx.handshake_failures(), 1);
+    // `opportunistic` delivers it in plaintext on a new connection, and says so.
+    h.shutdown(Duration::from_secs(5)).await;
+    w.route(TlsLevel::Opportunistic);
+    let (h, mem) = w.start();
+    drained(&h).await;
+    assert_eq!(w.mx.received_for("bob@example.net").len(), 1);
+    let a = attempts(&mem, &id).pop().unwrap();
+    assert!(a.downgraded);
+    assert_eq!(
+        a.cause.unwrap().id,
+        c.id,
+        "the downgrade carries the handshake cause"
+    );
+    h.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn min_version_1_3_refuses_a_tls12_only_peer() {
+    use rustls::crypto::aws_lc_rs::cipher_suite;
+    let mut w = World::new(tls12_only(
+        &ca().issue(&[MX]),
+        cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    ))
+    .await;
+    w.settings.client_tls.min_version = postern_tls::TlsVersion::Tls13;
+    w.route(TlsLevel::Required);
+    let (h, mem) = w.start();
+    let id = w.send();
+    h.notify(id);
+    wait_deferred(&h).await;
+    assert!(w.mx.received().is_empty());
+    let c = attempts(&mem, &id)[0].cause.clone().unwrap();
+    assert!(c.id.starts_with("tls."), "{c:?}");
+    h.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_client_certificate_is_presented_when_the_server_asks() {
+    let issued = ca().issue(&[MX]);
+    let config = |verifier| {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_slice_iter(issued.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes()).unwrap();
+        MxTls::StartTls(Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::aws_lc_rs::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs, key)
+            .unwrap(),
+        ))
+    };
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(ca().root_store()),
+        Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+    )
+    .build()
+    .unwrap();
+    let mut w = World::new(config(verifier)).await;
+    w.route(TlsLevel::Required);
+    // Without a client certificate the server refuses the handshake.
+    let (h, mem) = w.start();
+    let id = w.send();
+    h.notify(id);
+    wait_deferred(&h).await;
+    assert!(w.mx.received().is_empty());
+    let c = attempts(&mem, &id)[0].cause.clone().unwrap();
+    assert_eq!(c.id, "tls.out.client_certificate_rejected", "{c:?}");
+    h.shutdown(Duration::from_secs(5)).await;
+    // With one (signed by the CA the server trusts) it is delivered.
+    let (cert, key) = ca()
+        .issue(&["mx.postern.test"])
+        .write(w.dir.path(), "client");
+    w.settings.client_tls.client_cert = Some(postern_tls::CertSettings {
+        cert_path: cert,
+        key_path: key,
+        hostnames: Vec::new(),
+    });
+    let (h, _mem) = w.start();
+    drained(&h).await;
+    assert_eq!(w.mx.received_for("bob@example.net").len(), 1);
     h.shutdown(Duration::from_secs(5)).await;
 }
