@@ -38,7 +38,7 @@
 //! RFC 5321 §5.1 (MX), RFC 3207 (STARTTLS), RFC 6125 (names), RFC 5280
 //! (PKIX), RFC 7672 (DANE for SMTP), RFC 8461 (MTA-STS), RFC 7505 (null MX).
 
-mod causes;
+pub mod causes;
 
 use std::fmt;
 use std::net::SocketAddr;
