@@ -6,6 +6,9 @@
 //! (for the spool's tests and for other crates' tests, e.g. the smtpd's
 //! `452 4.3.1` on `ENOSPC`).
 //!
+//! A directory can be held open for repeated fsyncs ([`SpoolFs::open_dir`]); the
+//! default, which every implementation gets for free, fsyncs by path.
+//!
 //! # Security
 //! Paths handed to this trait are built by the spool from its root directory and a
 //! validated `QueueId`; implementations need not sanitise them.
@@ -14,7 +17,7 @@ use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -25,6 +28,29 @@ use crate::error::SpoolOp;
 pub trait WriteFile: Write + Send {
     /// Make the file's data and size durable (`fsync(2)`).
     fn sync(&mut self) -> io::Result<()>;
+}
+
+/// A directory opened once for repeated fsyncs ([`SpoolFs::open_dir`]).
+#[derive(Debug)]
+pub struct DirHandle {
+    path: PathBuf,
+    /// `None`: the implementation fsyncs by path.
+    file: Option<File>,
+}
+
+impl DirHandle {
+    /// A handle that only remembers the path (the default of `open_dir`).
+    pub fn by_path(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            file: None,
+        }
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 /// A file being read.
@@ -48,6 +74,17 @@ pub trait SpoolFs: Send + Sync + 'static {
     fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>>;
     /// Make the directory's entries durable (`fsync(2)` on the directory).
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Open a directory for repeated [`SpoolFs::sync_dir_handle`] calls (the group
+    /// committer's `msg/`). The default keeps the path only; [`StdFs`] keeps a
+    /// descriptor open, which saves an `open` and a `close` per fsync.
+    fn open_dir(&self, path: &Path) -> io::Result<DirHandle> {
+        Ok(DirHandle::by_path(path))
+    }
+    /// `fsync(2)` on a directory from `open_dir`: the same guarantee as
+    /// `sync_dir(dir.path())`.
+    fn sync_dir_handle(&self, dir: &DirHandle) -> io::Result<()> {
+        self.sync_dir(&dir.path)
+    }
     /// Take an exclusive lock on `path` (created if missing) for as long as the
     /// returned guard lives. Fails with `WouldBlock` if another process holds it.
     fn lock(&self, path: &Path) -> io::Result<Box<dyn Send + Sync>> {
@@ -115,6 +152,24 @@ impl SpoolFs for StdFs {
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         File::open(path)?.sync_all()
+    }
+
+    fn open_dir(&self, path: &Path) -> io::Result<DirHandle> {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(path)?;
+        Ok(DirHandle {
+            path: path.to_path_buf(),
+            file: Some(file),
+        })
+    }
+
+    fn sync_dir_handle(&self, dir: &DirHandle) -> io::Result<()> {
+        match &dir.file {
+            Some(file) => file.sync_all(),
+            None => self.sync_dir(&dir.path),
+        }
     }
 
     fn lock(&self, path: &Path) -> io::Result<Box<dyn Send + Sync>> {
@@ -206,8 +261,9 @@ impl FaultState {
 /// A fault-injecting, operation-counting wrapper around another [`SpoolFs`].
 ///
 /// Counted operations: `CreateDir`, `Create`, `Write` (each `write` call reaching
-/// the file, after the spool's buffering), `SyncFile`, `Rename`, `SyncDir`,
-/// `Remove`, `ReadDir`, `Open`, `Lock`.
+/// the file, after the spool's buffering), `SyncFile`, `Rename`, `SyncDir` (also
+/// `sync_dir_handle`), `Remove`, `ReadDir`, `Open`, `Lock`. `open_dir` is not
+/// counted.
 #[derive(Clone)]
 pub struct FaultFs<F> {
     inner: Arc<F>,
@@ -334,8 +390,73 @@ impl<F: SpoolFs> SpoolFs for FaultFs<F> {
         self.inner.sync_dir(path)
     }
 
+    fn open_dir(&self, path: &Path) -> io::Result<DirHandle> {
+        self.inner.open_dir(path)
+    }
+
+    fn sync_dir_handle(&self, dir: &DirHandle) -> io::Result<()> {
+        self.state.enter(SpoolOp::SyncDir)?;
+        self.inner.sync_dir_handle(dir)
+    }
+
     fn lock(&self, path: &Path) -> io::Result<Box<dyn Send + Sync>> {
         self.state.enter(SpoolOp::Lock)?;
+        self.inner.lock(path)
+    }
+}
+
+/// Another [`SpoolFs`] with some directories held open: `sync_dir` of one of them
+/// goes through its [`DirHandle`] (`sync_dir_handle`), everything else straight
+/// to the inner file system. The group committer gets one with `msg/`, so its
+/// fsync of every batch is one `fsync(2)`, not `open` + `fsync` + `close`.
+pub(crate) struct HeldDirs {
+    inner: Arc<dyn SpoolFs>,
+    dirs: Vec<DirHandle>,
+}
+
+impl HeldDirs {
+    /// Open `dirs` through `inner` and hold them.
+    pub(crate) fn open(inner: Arc<dyn SpoolFs>, dirs: &[&Path]) -> io::Result<Self> {
+        let dirs = dirs
+            .iter()
+            .map(|d| inner.open_dir(d))
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Self { inner, dirs })
+    }
+}
+
+impl SpoolFs for HeldDirs {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.inner.create_dir_all(path)
+    }
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
+        self.inner.create_new(path)
+    }
+    fn open(&self, path: &Path) -> io::Result<Box<dyn ReadFile>> {
+        self.inner.open(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
+        self.inner.read_dir(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        match self.dirs.iter().find(|d| d.path == path) {
+            Some(dir) => self.inner.sync_dir_handle(dir),
+            None => self.inner.sync_dir(path),
+        }
+    }
+    fn open_dir(&self, path: &Path) -> io::Result<DirHandle> {
+        self.inner.open_dir(path)
+    }
+    fn sync_dir_handle(&self, dir: &DirHandle) -> io::Result<()> {
+        self.inner.sync_dir_handle(dir)
+    }
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn Send + Sync>> {
         self.inner.lock(path)
     }
 }
@@ -353,6 +474,33 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
         drop(guard);
         StdFs.lock(&path).expect("lock again after release");
+    }
+
+    #[test]
+    fn held_dirs_sync_through_their_handle() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (held, other) = (dir.path().join("msg"), dir.path().join("tmp"));
+        for d in [&held, &other] {
+            StdFs.create_dir_all(d).expect("mkdir");
+        }
+        // A handle that is not a directory is refused up front.
+        let file = dir.path().join("f");
+        fs::write(&file, b"x").expect("file");
+        assert!(StdFs.open_dir(&file).is_err());
+
+        let fault = FaultFs::new(StdFs);
+        let fs = HeldDirs::open(Arc::new(fault.clone()), &[&held]).expect("open");
+        fs.sync_dir(&held).expect("held");
+        fs.sync_dir(&other).expect("other");
+        assert_eq!(
+            fault.count(SpoolOp::SyncDir),
+            2,
+            "both counted (and fault-injectable)"
+        );
+        fault.fail_nth(SpoolOp::SyncDir, 1, libc::EIO);
+        let err = fs.sync_dir(&held).expect_err("a held dir's fsync can fail");
+        assert_eq!(err.raw_os_error(), Some(libc::EIO));
+        fs.sync_dir(&held).expect("the descriptor stays usable");
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub mod state;
 pub use envelope::{Envelope, EnvelopeRecipient, MailParams, Receipt, ReceiptTls, rfc3339_now};
 pub use error::{SpoolError, SpoolOp};
 pub use format::{MessageReader, validate_message_bytes};
-pub use fs::{FaultFs, ReadFile, SpoolFs, StdFs, WriteFile};
+pub use fs::{DirHandle, FaultFs, ReadFile, SpoolFs, StdFs, WriteFile};
 pub use id::{QUEUE_ID_LEN, QueueId};
 pub use reader::{Listing, SpoolReader};
 pub use settings::SpoolSettings;

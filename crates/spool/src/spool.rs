@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use crate::envelope::{Envelope, rfc3339_now};
 use crate::error::{SpoolError, SpoolOp};
 use crate::format::{self, MAX_ENVELOPE_LEN, MessageReader, Trailer};
-use crate::fs::{SpoolFs, StdFs, WriteFile};
+use crate::fs::{HeldDirs, SpoolFs, StdFs, WriteFile};
 use crate::group::Group;
 use crate::id::QueueId;
 use crate::reader::{Listing, MSG_DIR, SpoolReader, Store, map_read_error, parse_name};
@@ -122,7 +122,11 @@ impl Spool {
         let group = Arc::new(Group::default());
         let committer = {
             let group = Arc::clone(&group);
-            let fs = Arc::clone(&fs);
+            // `msg/` stays open for the committer's fsyncs.
+            let fs: Arc<dyn SpoolFs> = Arc::new(
+                HeldDirs::open(Arc::clone(&fs), &[&msg_dir])
+                    .map_err(|e| SpoolError::io(SpoolOp::Open, msg_dir.clone(), e))?,
+            );
             let msg_dir = msg_dir.clone();
             let window = settings.group_commit_window;
             std::thread::Builder::new()
