@@ -6,8 +6,11 @@
 //! (for the spool's tests and for other crates' tests, e.g. the smtpd's
 //! `452 4.3.1` on `ENOSPC`).
 //!
-//! A directory can be held open for repeated fsyncs ([`SpoolFs::open_dir`]); the
-//! default, which every implementation gets for free, fsyncs by path.
+//! Two optional capabilities have defaults that every implementation gets for
+//! free: a directory held open for repeated fsyncs ([`SpoolFs::open_dir`]; the
+//! default fsyncs by path) and rewriting an existing file
+//! ([`SpoolFs::open_rewrite`]; the default says "unsupported" and the spool
+//! creates a new file instead).
 //!
 //! # Security
 //! Paths handed to this trait are built by the spool from its root directory and a
@@ -15,7 +18,7 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +31,14 @@ use crate::error::SpoolOp;
 pub trait WriteFile: Write + Send {
     /// Make the file's data and size durable (`fsync(2)`).
     fn sync(&mut self) -> io::Result<()>;
+
+    /// Cut (or extend) the file to `len` bytes (`ftruncate(2)`). Only called on
+    /// files from [`SpoolFs::open_rewrite`], whose old content may be longer than
+    /// the new; an implementation that supports `open_rewrite` must support this.
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        let _ = len;
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
 }
 
 /// A directory opened once for repeated fsyncs ([`SpoolFs::open_dir`]).
@@ -85,6 +96,20 @@ pub trait SpoolFs: Send + Sync + 'static {
     fn sync_dir_handle(&self, dir: &DirHandle) -> io::Result<()> {
         self.sync_dir(&dir.path)
     }
+    /// Open an existing file to write it again from offset 0, neither creating
+    /// nor truncating it; the writer sets the final length with
+    /// [`WriteFile::set_len`] before `sync`. Lets the spool reuse the files of
+    /// delivered messages (`docs/spool-format.md` §3, "File reuse"). `Ok(None)`:
+    /// not supported (the default); the spool then removes the file and creates
+    /// a new one.
+    fn open_rewrite(&self, path: &Path) -> io::Result<Option<Box<dyn WriteFile>>> {
+        let _ = path;
+        Ok(None)
+    }
+    /// The length of a file in bytes. The default opens it and seeks to the end.
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        self.open(path)?.seek(SeekFrom::End(0))
+    }
     /// Take an exclusive lock on `path` (created if missing) for as long as the
     /// returned guard lives. Fails with `WouldBlock` if another process holds it.
     fn lock(&self, path: &Path) -> io::Result<Box<dyn Send + Sync>> {
@@ -111,6 +136,9 @@ impl Write for StdWriteFile {
 impl WriteFile for StdWriteFile {
     fn sync(&mut self) -> io::Result<()> {
         self.0.sync_all()
+    }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
     }
 }
 
@@ -170,6 +198,21 @@ impl SpoolFs for StdFs {
             Some(file) => file.sync_all(),
             None => self.sync_dir(&dir.path),
         }
+    }
+
+    fn open_rewrite(&self, path: &Path) -> io::Result<Option<Box<dyn WriteFile>>> {
+        // No O_CREAT, no O_TRUNC: the old blocks are overwritten in place, and
+        // the inode is not freed and allocated again (see `docs/benchmarks.md`,
+        // ext4 without a journal). O_NOFOLLOW: our own paths hold no symlinks.
+        let file = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
+        Ok(Some(Box::new(StdWriteFile(file))))
+    }
+
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        Ok(fs::symlink_metadata(path)?.len())
     }
 
     fn lock(&self, path: &Path) -> io::Result<Box<dyn Send + Sync>> {
@@ -260,10 +303,11 @@ impl FaultState {
 
 /// A fault-injecting, operation-counting wrapper around another [`SpoolFs`].
 ///
-/// Counted operations: `CreateDir`, `Create`, `Write` (each `write` call reaching
-/// the file, after the spool's buffering), `SyncFile`, `Rename`, `SyncDir` (also
-/// `sync_dir_handle`), `Remove`, `ReadDir`, `Open`, `Lock`. `open_dir` is not
-/// counted.
+/// Counted operations: `CreateDir`, `Create` (also `open_rewrite`: both open the
+/// file a message is received into), `Write` (each `write` call reaching the
+/// file, after the spool's buffering; also `set_len`), `SyncFile`, `Rename`,
+/// `SyncDir` (also `sync_dir_handle`), `Remove`, `ReadDir`, `Open`, `Lock`.
+/// `open_dir` and `file_len` are not counted.
 #[derive(Clone)]
 pub struct FaultFs<F> {
     inner: Arc<F>,
@@ -348,6 +392,10 @@ impl WriteFile for FaultWriteFile {
         self.state.enter(SpoolOp::SyncFile)?;
         self.inner.sync()
     }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.state.enter(SpoolOp::Write)?;
+        self.inner.set_len(len)
+    }
 }
 
 impl<F: SpoolFs> SpoolFs for FaultFs<F> {
@@ -397,6 +445,20 @@ impl<F: SpoolFs> SpoolFs for FaultFs<F> {
     fn sync_dir_handle(&self, dir: &DirHandle) -> io::Result<()> {
         self.state.enter(SpoolOp::SyncDir)?;
         self.inner.sync_dir_handle(dir)
+    }
+
+    fn open_rewrite(&self, path: &Path) -> io::Result<Option<Box<dyn WriteFile>>> {
+        self.state.enter(SpoolOp::Create)?;
+        Ok(self.inner.open_rewrite(path)?.map(|inner| {
+            Box::new(FaultWriteFile {
+                inner,
+                state: Arc::clone(&self.state),
+            }) as Box<dyn WriteFile>
+        }))
+    }
+
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        self.inner.file_len(path)
     }
 
     fn lock(&self, path: &Path) -> io::Result<Box<dyn Send + Sync>> {
@@ -455,6 +517,12 @@ impl SpoolFs for HeldDirs {
     }
     fn sync_dir_handle(&self, dir: &DirHandle) -> io::Result<()> {
         self.inner.sync_dir_handle(dir)
+    }
+    fn open_rewrite(&self, path: &Path) -> io::Result<Option<Box<dyn WriteFile>>> {
+        self.inner.open_rewrite(path)
+    }
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        self.inner.file_len(path)
     }
     fn lock(&self, path: &Path) -> io::Result<Box<dyn Send + Sync>> {
         self.inner.lock(path)

@@ -11,6 +11,15 @@ pub struct SpoolSettings {
     /// Longest time a commit waits for others to share one directory fsync
     /// (group commit). Default 0: share only with commits already waiting.
     pub group_commit_window: Duration,
+    /// How many files of delivered messages the spool keeps (renamed into `tmp/`)
+    /// to receive new messages in, instead of unlinking them and creating new
+    /// files (`docs/spool-format.md` §3, "File reuse"). 0 turns reuse off.
+    /// Default 512 (and never more than 64 MiB in total, files up to 1 MiB).
+    pub reuse_max_files: usize,
+    /// A kept file is rewritten only after it has been kept this long, so a
+    /// reader that opened the message just before its removal (`postern queue
+    /// show`) still reads the old, complete message. Default 100 ms.
+    pub reuse_min_age: Duration,
 }
 
 impl SpoolSettings {
@@ -19,6 +28,8 @@ impl SpoolSettings {
         Self {
             dir: dir.into(),
             group_commit_window: Duration::ZERO,
+            reuse_max_files: 512,
+            reuse_min_age: Duration::from_millis(100),
         }
     }
 }

@@ -1,16 +1,26 @@
-//! The writable spool: recovery at open, the commit protocol, removal.
-//! `docs/spool-format.md` §3 (commit), §4 (errors), §6 (recovery).
+//! The writable spool: recovery at open, the commit protocol, removal, and the
+//! reuse of delivered messages' files.
+//! `docs/spool-format.md` §3 (commit, removal, file reuse), §4 (errors), §6
+//! (recovery).
 //!
 //! # Security
 //! Writes only below `SpoolSettings::dir`, to paths built from a `QueueId`.
 //! Files are created `0600` in directories created `0700`: bodies are private.
+//! A reused file held another (delivered) message; it is overwritten and cut to
+//! the new length before it gets a name in `msg/`, so nothing of the old message
+//! is ever read as part of the new one (the trailer and CRCs would reject it).
+//!
+//! # Standards
+//! None (our own format, `docs/spool-format.md`).
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::ffi::{OsStr, OsString};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::envelope::{Envelope, rfc3339_now};
 use crate::error::{SpoolError, SpoolOp};
@@ -30,13 +40,21 @@ const WRITE_BUFFER: usize = 64 * 1024;
 /// Attempts to find a fresh id if `tmp/<id>` exists (another process, or a clock
 /// gone backwards across a restart).
 const CREATE_ATTEMPTS: usize = 8;
+/// Files of delivered messages larger than this are unlinked, not kept.
+const REUSE_MAX_FILE_LEN: u64 = 1024 * 1024;
+/// Disk space the kept files may hold in total.
+const REUSE_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// Suffix of a kept file's name in `tmp/`: `tmp/<queue id of the delivered
+/// message>.reuse`.
+const REUSE_SUFFIX: &str = ".reuse";
 
 /// What recovery found at `Spool::open`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
     /// Valid committed messages in `msg/`.
     pub recovered: usize,
-    /// Files deleted from `tmp/` (never acknowledged).
+    /// Files deleted from `tmp/` (never acknowledged, or kept for reuse after
+    /// their message was delivered).
     pub removed_tmp: usize,
     /// Files moved to `corrupt/`: (file name in `msg/`, reason).
     pub corrupt: Vec<(String, String)>,
@@ -50,11 +68,92 @@ struct Inner {
     store: Store,
     group: Arc<Group>,
     committer: Mutex<Option<JoinHandle<()>>>,
+    reuse: Reuse,
     _lock: Box<dyn Send + Sync>,
+}
+
+/// Files of delivered messages kept in `tmp/` for new messages (oldest first).
+///
+/// Why: unlinking a delivered message's file and creating a new one for the next
+/// message frees and allocates an inode per message, and on ext4 without a
+/// journal every allocation walks past all inodes freed in the last minute under
+/// the directory lock (`docs/benchmarks.md`, finding 1). Rewriting a kept file
+/// does neither.
+struct Reuse {
+    max_files: usize,
+    min_age: Duration,
+    /// Cleared when the file system cannot rewrite files (`open_rewrite` says
+    /// `None`): removal then unlinks, as without reuse.
+    supported: AtomicBool,
+    kept: Mutex<Kept>,
+}
+
+#[derive(Default)]
+struct Kept {
+    files: VecDeque<KeptFile>,
+    bytes: u64,
+}
+
+struct KeptFile {
+    path: PathBuf,
+    len: u64,
+    since: Instant,
+}
+
+impl Reuse {
+    fn lock(&self) -> MutexGuard<'_, Kept> {
+        // Every update keeps `files` and `bytes` consistent before it can panic.
+        self.kept.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn is_on(&self) -> bool {
+        self.max_files > 0 && self.supported.load(Ordering::Relaxed)
+    }
+
+    /// Is there room for one more file of `len` bytes?
+    fn has_room(&self, len: u64) -> bool {
+        let kept = self.lock();
+        len <= REUSE_MAX_FILE_LEN
+            && kept.files.len() < self.max_files
+            && kept.bytes + len <= REUSE_MAX_BYTES
+    }
+
+    /// Keep `file`; gives it back if there is no room (any more).
+    fn put(&self, file: KeptFile) -> Result<(), KeptFile> {
+        let mut kept = self.lock();
+        if kept.files.len() >= self.max_files || kept.bytes + file.len > REUSE_MAX_BYTES {
+            return Err(file);
+        }
+        kept.bytes += file.len;
+        kept.files.push_back(file);
+        Ok(())
+    }
+
+    /// The oldest kept file, if it has been kept for `min_age`.
+    fn take(&self) -> Option<KeptFile> {
+        let mut kept = self.lock();
+        if kept.files.front()?.since.elapsed() < self.min_age {
+            return None;
+        }
+        let file = kept.files.pop_front()?;
+        kept.bytes -= file.len;
+        Some(file)
+    }
+
+    fn take_all(&self) -> Vec<KeptFile> {
+        let mut kept = self.lock();
+        kept.bytes = 0;
+        kept.files.drain(..).collect()
+    }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // Kept files are garbage after a stop (recovery would delete them too);
+        // leave `tmp/` empty after a clean shutdown.
+        for file in self.reuse.take_all() {
+            discard_file(self.fs.as_ref(), &file.path);
+        }
         self.group.shutdown();
         let handle = self
             .committer
@@ -145,6 +244,12 @@ impl Spool {
             state_dir,
             group,
             committer: Mutex::new(Some(committer)),
+            reuse: Reuse {
+                max_files: settings.reuse_max_files,
+                min_age: settings.reuse_min_age,
+                supported: AtomicBool::new(true),
+                kept: Mutex::new(Kept::default()),
+            },
             _lock: lock,
         };
         Ok((
@@ -176,12 +281,22 @@ impl Spool {
         self.inner.group.dir_syncs()
     }
 
-    /// Start receiving a message: creates `tmp/<new id>`. Blocking.
+    /// Start receiving a message: into a kept file of a delivered message if one
+    /// is ready, else into a new `tmp/<new id>`. Blocking.
     pub fn begin(&self) -> Result<Incoming, SpoolError> {
         if self.is_poisoned() {
             return Err(SpoolError::Poisoned);
         }
         let fs = &self.inner.fs;
+        if let Some(kept) = self.inner.reuse.take() {
+            match fs.open_rewrite(&kept.path) {
+                Ok(Some(file)) => return self.start(QueueId::generate(), kept.path, file, true),
+                Ok(None) => self.inner.reuse.supported.store(false, Ordering::Relaxed),
+                Err(e) => tracing::warn!(path = %kept.path.display(), error = %e,
+                    "spool: cannot reopen a kept file; creating a new one"),
+            }
+            discard_file(fs.as_ref(), &kept.path);
+        }
         let mut attempt = 0;
         let (id, path, file) = loop {
             let id = QueueId::generate();
@@ -197,12 +312,24 @@ impl Spool {
                 Err(e) => return Err(SpoolError::io(SpoolOp::Create, path, e)),
             }
         };
+        self.start(id, path, file, false)
+    }
+
+    fn start(
+        &self,
+        id: QueueId,
+        tmp_path: PathBuf,
+        file: Box<dyn WriteFile>,
+        rewrite: bool,
+    ) -> Result<Incoming, SpoolError> {
         let mut incoming = Incoming {
             id,
-            tmp_path: path,
+            tmp_path,
             writer: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
             hasher: crc32fast::Hasher::new(),
             body_len: 0,
+            written: 0,
+            rewrite,
             spool: Arc::clone(&self.inner),
             finished: false,
         };
@@ -232,26 +359,85 @@ impl Spool {
         self.inner.store.open_message(id)
     }
 
-    /// Remove a message whose delivery is final: unlink `msg/<id>`, then
-    /// `state/<id>` if present, then wait for the directory fsync. An error after
-    /// the unlink means the removal may not survive a crash (a duplicate, never a
-    /// loss); the message is no longer listed either way.
+    /// Remove a message whose delivery is final: take `msg/<id>` away (rename it
+    /// into `tmp/` to be reused, or unlink it), wait for the directory fsync, and
+    /// only then unlink `state/<id>` (if present). An error means the removal may
+    /// not survive a crash (a duplicate, never a loss): the message is no longer
+    /// listed either way, and its state file is kept, so that if a crash brings the
+    /// message back its recorded outcomes come back with it.
     pub fn remove(&self, id: &QueueId) -> Result<(), SpoolError> {
-        let path = self.inner.store.path(id);
-        match self.inner.fs.remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(SpoolError::NotFound(*id)),
-            Err(e) => return Err(SpoolError::io(SpoolOp::Remove, path, e)),
-        }
-        let state = self.inner.state_dir.join(id.as_str());
-        match self.inner.fs.remove_file(&state) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!(path = %state.display(), error = %e, "spool: could not remove delivery state");
+        let inner = &self.inner;
+        let path = inner.store.path(id);
+        let kept = self.take_away(id, &path)?;
+        let durable = inner.group.wait_durable();
+        if let Some(file) = kept {
+            if durable.is_ok() {
+                // The name in `msg/` is durably gone: nothing can find this inode
+                // as message `id` again, so it may be rewritten.
+                if let Err(file) = inner.reuse.put(file) {
+                    discard_file(inner.fs.as_ref(), &file.path);
+                }
+            } else {
+                // A crash may bring `msg/<id>` back, naming this inode: never
+                // rewrite it. Recovery deletes the `tmp/` name if this fails.
+                discard_file(inner.fs.as_ref(), &file.path);
             }
         }
-        self.inner.group.wait_durable()
+        if durable.is_ok() {
+            let state = inner.state_dir.join(id.as_str());
+            match inner.fs.remove_file(&state) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %state.display(), error = %e, "spool: could not remove delivery state");
+                }
+            }
+        }
+        durable
+    }
+
+    /// Take `msg/<id>` out of `msg/`: renamed to `tmp/<id>.reuse` if reuse is on
+    /// and there is room (returned), else unlinked.
+    fn take_away(&self, id: &QueueId, path: &Path) -> Result<Option<KeptFile>, SpoolError> {
+        let inner = &self.inner;
+        let not_found = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
+        if inner.reuse.is_on() && !self.is_poisoned() {
+            let len = match inner.fs.file_len(path) {
+                Ok(len) => Some(len),
+                Err(e) if not_found(&e) => return Err(SpoolError::NotFound(*id)),
+                Err(_) => None,
+            };
+            if let Some(len) = len.filter(|&len| inner.reuse.has_room(len)) {
+                let kept = inner.tmp_dir.join(format!("{id}{REUSE_SUFFIX}"));
+                match inner.fs.rename(path, &kept) {
+                    Ok(()) => {
+                        return Ok(Some(KeptFile {
+                            path: kept,
+                            len,
+                            since: Instant::now(),
+                        }));
+                    }
+                    Err(e) if not_found(&e) => return Err(SpoolError::NotFound(*id)),
+                    // Unlink instead, and report that if it fails too.
+                    Err(_) => {}
+                }
+            }
+        }
+        match inner.fs.remove_file(path) {
+            Ok(()) => Ok(None),
+            Err(e) if not_found(&e) => Err(SpoolError::NotFound(*id)),
+            Err(e) => Err(SpoolError::io(SpoolOp::Remove, path.to_path_buf(), e)),
+        }
+    }
+}
+
+/// Best-effort unlink of a file in `tmp/` (recovery deletes what is left).
+fn discard_file(fs: &dyn SpoolFs, path: &Path) {
+    match fs.remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(path = %path.display(), error = %e,
+            "spool: could not remove a temporary file (recovery will)"),
     }
 }
 
@@ -264,6 +450,10 @@ pub struct Incoming {
     writer: Option<BufWriter<Box<dyn WriteFile>>>,
     hasher: crc32fast::Hasher,
     body_len: u64,
+    /// Bytes written so far (header, body, envelope, trailer).
+    written: u64,
+    /// The file is a kept one being rewritten: its old content may be longer.
+    rewrite: bool,
     spool: Arc<Inner>,
     /// The tmp file no longer exists under `tmp_path` (renamed or removed).
     finished: bool,
@@ -305,6 +495,7 @@ impl Incoming {
             }
             return Err(SpoolError::io(SpoolOp::Write, self.tmp_path.clone(), e));
         }
+        self.written += data.len() as u64;
         Ok(())
     }
 
@@ -371,6 +562,14 @@ impl Incoming {
             }
         };
 
+        // A rewritten file ends where the new message ends (its trailer must be
+        // the last bytes), before the fsync makes the length durable.
+        if self.rewrite
+            && let Err(e) = file.set_len(self.written)
+        {
+            return Err(SpoolError::io(SpoolOp::Write, self.tmp_path.clone(), e));
+        }
+
         // 1. The file's bytes are durable.
         if let Err(e) = file.sync() {
             group.poison(SpoolOp::SyncFile, &self.tmp_path, &e);
@@ -413,12 +612,7 @@ impl Drop for Incoming {
         if self.finished {
             return;
         }
-        match self.spool.fs.remove_file(&self.tmp_path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(path = %self.tmp_path.display(), error = %e,
-                "spool: could not remove temporary file (recovery will)"),
-        }
+        discard_file(self.spool.fs.as_ref(), &self.tmp_path);
     }
 }
 

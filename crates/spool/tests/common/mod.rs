@@ -7,8 +7,9 @@
 //! every directory entry changed since the last directory fsync, either the old or
 //! the new state (chosen at random, independently), and for every file written
 //! since its last fsync, a random prefix of the unsynced bytes, sometimes with the
-//! unsynced part replaced by garbage. Directories themselves are durable when
-//! created.
+//! unsynced part replaced by garbage. A file rewritten in place since its last
+//! fsync (a reused spool file) may come back with its old content, a prefix of the
+//! new one, or garbage. Directories themselves are durable when created.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -261,9 +262,19 @@ impl MemFs {
 /// unsynced ones, sometimes garbage instead.
 fn crash_content(inode: &Inode, rng: &mut StdRng) -> Vec<u8> {
     let synced = inode.durable.len();
-    if inode.live.len() <= synced || inode.live[..synced] != inode.durable[..] {
-        // Nothing unsynced (or rewritten, which the spool never does).
+    if inode.live == inode.durable {
         return inode.durable.clone();
+    }
+    if !inode.live.starts_with(&inode.durable) {
+        // Rewritten in place (or cut) since the last fsync: anything goes.
+        return match rng.random_range(0..3) {
+            0 => inode.durable.clone(),
+            1 => inode.live[..rng.random_range(0..=inode.live.len())].to_vec(),
+            _ => {
+                let len = rng.random_range(0..=inode.live.len().max(synced));
+                (0..len).map(|_| rng.random()).collect()
+            }
+        };
     }
     let len = rng.random_range(synced..=inode.live.len());
     let mut out = inode.live[..len].to_vec();
@@ -278,13 +289,21 @@ fn crash_content(inode: &Inode, rng: &mut StdRng) -> Vec<u8> {
 struct MemWriteFile {
     fs: MemFs,
     ino: usize,
+    /// Where the next write goes (files are written from 0, sequentially).
+    pos: usize,
 }
 
 impl Write for MemWriteFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut sh = self.fs.lock();
         MemFs::step(&mut sh)?;
-        sh.state.inodes[self.ino].live.extend_from_slice(buf);
+        let live = &mut sh.state.inodes[self.ino].live;
+        let end = self.pos + buf.len();
+        if live.len() < end {
+            live.resize(end, 0);
+        }
+        live[self.pos..end].copy_from_slice(buf);
+        self.pos = end;
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -298,6 +317,14 @@ impl WriteFile for MemWriteFile {
         MemFs::step(&mut sh)?;
         let inode = &mut sh.state.inodes[self.ino];
         inode.durable = inode.live.clone();
+        Ok(())
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        let mut sh = self.fs.lock();
+        MemFs::step(&mut sh)?;
+        let len = usize::try_from(len).map_err(io::Error::other)?;
+        sh.state.inodes[self.ino].live.resize(len, 0);
         Ok(())
     }
 }
@@ -341,7 +368,27 @@ impl SpoolFs for MemFs {
         Ok(Box::new(MemWriteFile {
             fs: self.clone(),
             ino,
+            pos: 0,
         }))
+    }
+
+    fn open_rewrite(&self, path: &Path) -> io::Result<Option<Box<dyn WriteFile>>> {
+        let sh = self.lock();
+        if sh.crashed.is_some() {
+            return Err(crashed_error());
+        }
+        let (parent, name) = split(path);
+        let ino = *sh
+            .state
+            .dirs
+            .get(&parent)
+            .and_then(|d| d.live.get(&name))
+            .ok_or_else(not_found)?;
+        Ok(Some(Box::new(MemWriteFile {
+            fs: self.clone(),
+            ino,
+            pos: 0,
+        })))
     }
 
     fn open(&self, path: &Path) -> io::Result<Box<dyn ReadFile>> {
