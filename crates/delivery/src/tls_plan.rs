@@ -39,7 +39,9 @@
 //! RFC 8461 §2, §4.1 (MX matching), §5 (policy application), §5.1;
 //! RFC 7435 (opportunistic security).
 
-use std::time::SystemTime;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use postern_dns::{DnsError, Resolver, Tlsa};
 use postern_tls::cause::Cause;
@@ -60,7 +62,16 @@ pub struct Planner {
     mta_sts_error: Option<String>,
     /// The port TLSA records are looked up for (`_25._tcp`).
     port: u16,
+    /// Domains whose announced policy could not be fetched (and had none
+    /// cached), until when: a black-holed policy host must not cost every
+    /// message to that domain a full fetch timeout.
+    unfetchable: Arc<Mutex<HashMap<String, Instant>>>,
 }
+
+/// How long a failed MTA-STS fetch (with no cached policy) is remembered
+/// before the next try. RFC 8461 §5.1 lets a sender go on without a policy
+/// then; retrying every few minutes picks a repaired policy host up soon.
+pub const UNFETCHABLE_FOR: Duration = Duration::from_mins(5);
 
 /// The domain's MTA-STS policy in force (mode `enforce` or `testing`).
 #[derive(Debug, Clone, Default)]
@@ -95,6 +106,7 @@ impl Planner {
             mta_sts,
             mta_sts_error,
             port,
+            unfetchable: Arc::default(),
         }
     }
 
@@ -118,6 +130,9 @@ impl Planner {
             }
             return Ok(DomainPlan { sts: None });
         };
+        if !required && self.recently_unfetchable(domain) {
+            return Ok(DomainPlan { sts: None });
+        }
         let d = mta_sts.discover(resolver, domain, SystemTime::now()).await;
         if let Some(e) = &d.cache_error {
             tracing::warn!(domain, error = %e, "MTA-STS policy cache");
@@ -135,8 +150,19 @@ impl Planner {
             // deliver as without a policy (the fix is on their side).
             tracing::info!(domain, url = %d.url, error = %e,
                 "MTA-STS policy announced but not fetched; delivering without it");
+            if let Ok(mut m) = self.unfetchable.lock() {
+                let now = Instant::now();
+                m.retain(|_, until| *until > now);
+                m.insert(domain.to_owned(), now + UNFETCHABLE_FOR);
+            }
         }
         Ok(DomainPlan { sts: None })
+    }
+
+    fn recently_unfetchable(&self, domain: &str) -> bool {
+        self.unfetchable
+            .lock()
+            .is_ok_and(|m| m.get(domain).is_some_and(|until| *until > Instant::now()))
     }
 
     /// The plan for `host` (reached through an MX answer that was

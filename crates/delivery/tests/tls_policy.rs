@@ -613,3 +613,49 @@ async fn a_client_certificate_is_presented_when_the_server_asks() {
     assert_eq!(w.mx.received_for("bob@example.net").len(), 1);
     h.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn an_unfetchable_policy_is_not_fetched_again_for_every_message() {
+    // A policy host that accepts and never answers (black-holed): the first
+    // message waits for the fetch timeout and goes out at the default level
+    // (RFC 8461 §5.1); the next ones do not pay the timeout again.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    let _hole = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(s);
+        }
+    });
+    let mut w = World::new(starttls(&ca().issue(&[MX]))).await;
+    w.dns.add_txt("_mta-sts.example.net", "v=STSv1; id=hole1");
+    w.dns.add_a("mta-sts.example.net", [127, 0, 0, 1]);
+    w.settings.mta_sts.url_template =
+        format!("https://mta-sts.{{domain}}:{port}/.well-known/mta-sts.txt");
+    w.settings.mta_sts.timeout = Duration::from_secs(1);
+    let (h, mem) = w.start();
+    for _ in 0..3 {
+        let id = w.send();
+        h.notify(id);
+        // Wait for this message's attempt (the queue may look empty before
+        // the scheduler has loaded it).
+        tokio::time::timeout(PATIENCE, async {
+            while attempts(&mem, &id).is_empty() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("no attempt for the message");
+        assert_eq!(attempts(&mem, &id).pop().unwrap().policy, "opportunistic");
+    }
+    assert_eq!(w.mx.received_for("bob@example.net").len(), 3);
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one fetch attempt, remembered for the next messages"
+    );
+    h.shutdown(Duration::from_secs(5)).await;
+}
