@@ -659,3 +659,42 @@ async fn an_unfetchable_policy_is_not_fetched_again_for_every_message() {
     );
     h.shutdown(Duration::from_secs(5)).await;
 }
+
+// ------------------------------------------- `verify`: broken certificates
+
+#[tokio::test]
+async fn verify_names_a_self_signed_certificate_and_an_incomplete_chain() {
+    // Each broken setup defers with its catalogue cause and QUIT before MAIL.
+    let inter = ca().intermediate("Postern Test Intermediate");
+    let cases: [(MxTls, &str); 2] = [
+        (
+            starttls(&TestCa::self_signed(&[MX])),
+            "tls.out.cert_self_signed",
+        ),
+        // The leaf is issued by an intermediate the server does not send.
+        (starttls(&inter.issue(&[MX])), "tls.out.chain_incomplete"),
+    ];
+    for (tls, id) in cases {
+        let mut w = World::new(tls).await;
+        w.route(TlsLevel::Verify);
+        let (h, mem) = w.start();
+        let qid = w.send();
+        h.notify(qid);
+        wait_deferred(&h).await;
+        assert!(!w.saw_mail_command(), "{id}: QUIT before MAIL");
+        let a = &attempts(&mem, &qid)[0];
+        let c = a.cause.as_ref().unwrap();
+        assert_eq!(c.id, id, "{c:?}");
+        assert!(!c.fix.is_empty());
+        // The same server sending its intermediate is fine.
+        if id == "tls.out.chain_incomplete" {
+            w.mx.set_tls(MxTls::StartTls(mx_tls_config_with_ca(
+                &inter.issue(&[MX]),
+                &inter,
+            )));
+            drained(&h).await;
+            assert_eq!(w.mx.received_for("bob@example.net").len(), 1);
+        }
+        h.shutdown(Duration::from_secs(5)).await;
+    }
+}

@@ -64,6 +64,44 @@ impl TestCa {
         &self.cert_pem
     }
 
+    /// A CA signed by this one (an intermediate): certificates it issues
+    /// chain leaf → intermediate → this root. A server that sends only the
+    /// leaf has an incomplete chain.
+    pub fn intermediate(&self, common_name: &str) -> TestCa {
+        let key = KeyPair::generate().expect("generate intermediate key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("sign intermediate");
+        TestCa {
+            cert_pem: cert.pem(),
+            cert_der: cert.der().to_vec(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A self-signed leaf certificate for `names` (no CA at all).
+    pub fn self_signed(names: &[&str]) -> Issued {
+        let key = KeyPair::generate().expect("generate key");
+        let mut params =
+            CertificateParams::new(names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+                .expect("params");
+        if let Some(first) = names.first() {
+            params.distinguished_name.push(DnType::CommonName, *first);
+        }
+        let cert = params.self_signed(&key).expect("self-sign");
+        Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            cert_der: cert.der().to_vec(),
+        }
+    }
+
     /// The CA certificate, DER (e.g. for a DANE-TA TLSA record).
     pub fn cert_der(&self) -> &[u8] {
         &self.cert_der
