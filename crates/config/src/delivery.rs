@@ -24,6 +24,12 @@
 //! tls = "verify"
 //! ca_file = "corp-ca.pem"
 //!
+//! [[route]]                          # local delivery for a domain that lives here
+//! domains = ["example.com"]
+//! maildir = "/var/vmail/{domain}/{user}"
+//! recipient_delimiter = "+"          # bob+news@ → the mailbox of bob
+//! create = false                     # a missing Maildir bounces 550 5.1.1
+//!
 //! [dns]
 //! nameservers = ["127.0.0.1:53"]
 //! [[dns.static]]                     # the HOSTS-file equivalent
@@ -39,6 +45,10 @@
 //! whose level allows plaintext), and levels that could never be met:
 //! `dane` without a resolver that can authenticate (`[dns] dnssec = "off"`),
 //! `mta-sts` on a smart host (a policy is about a domain's MX hosts).
+//! A Maildir template must be absolute after resolution, use only `{user}` and
+//! `{domain}`, and name no `.`/`..` below its fixed part (the address-side
+//! checks are in `postern_delivery::maildir`); a Maildir route refuses the
+//! network keys (`smarthost`, `tls`, `ca_file`, `implicit_tls`, `auth_*`).
 //! Warns when mail may leave in plaintext by configuration (`tls = "none"`).
 //! Passwords are never echoed in messages.
 //!
@@ -53,7 +63,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use postern_delivery::{
-    Credentials, DeliverySettings, DomainPattern, RouteSettings, RouteTarget, SmartHost, TlsLevel,
+    Credentials, DeliverySettings, DomainPattern, MaildirSettings, MaildirTemplate, RouteSettings,
+    RouteTarget, SmartHost, TlsLevel,
 };
 use postern_dns::{DnsSettings, DnssecMode, StaticEntry};
 use postern_tls::CertSettings;
@@ -119,6 +130,9 @@ pub(crate) struct RawRoute {
     pub auth_password: Option<Spanned<String>>,
     pub tls: Option<Spanned<Pick<TlsLevel>>>,
     pub ca_file: Option<Spanned<String>>,
+    pub maildir: Option<Spanned<String>>,
+    pub recipient_delimiter: Option<Spanned<String>>,
+    pub create: Option<Spanned<bool>>,
 }
 
 /// `[dns]`.
@@ -382,6 +396,102 @@ fn credentials(
             }))
         }
     }
+}
+
+/// A `[[route]]` with `maildir`: the template, the extension delimiter and
+/// `create`; the network keys are refused (nothing leaves the host).
+fn maildir_target(
+    rr: &RawRoute,
+    m: &Spanned<String>,
+    prefix: &str,
+    cx: &mut Ctx<'_>,
+) -> Result<MaildirSettings, ConfigError> {
+    for (k, span, why) in [
+        (
+            "smarthost",
+            rr.smarthost.as_ref().map(Spanned::span),
+            "a route delivers either into local Maildir folders or to a smart host, not both",
+        ),
+        (
+            "tls",
+            rr.tls.as_ref().map(Spanned::span),
+            "TLS levels do not apply to local Maildir delivery: nothing crosses the network",
+        ),
+        (
+            "ca_file",
+            rr.ca_file.as_ref().map(Spanned::span),
+            "trust anchors do not apply to local Maildir delivery: nothing crosses the network",
+        ),
+        (
+            "implicit_tls",
+            rr.implicit_tls.as_ref().map(Spanned::span),
+            "only applies to a smart host, and this route delivers into local Maildir folders",
+        ),
+        (
+            "auth_user",
+            rr.auth_user.as_ref().map(Spanned::span),
+            "only applies to a smart host, and this route delivers into local Maildir folders",
+        ),
+        (
+            "auth_password",
+            rr.auth_password.as_ref().map(Spanned::span),
+            "only applies to a smart host, and this route delivers into local Maildir folders",
+        ),
+    ] {
+        if let Some(span) = span {
+            return Err(cx.error(span, format!("{prefix}.{k}"), why));
+        }
+    }
+    let key = format!("{prefix}.maildir");
+    let path = path_of(m, &key, cx)?;
+    let text = path.to_str().ok_or_else(|| {
+        cx.error(
+            m.span(),
+            &key,
+            "the resolved path is not valid UTF-8; write an absolute path",
+        )
+    })?;
+    let template = MaildirTemplate::parse(text).map_err(|why| {
+        cx.error(
+            m.span(),
+            &key,
+            format!("invalid Maildir template: {why}; e.g. \"/var/vmail/{{domain}}/{{user}}\""),
+        )
+    })?;
+    if !template.has_user() {
+        cx.warn(
+            Some(m.span()),
+            &key,
+            "the template has no {user}: every recipient of these domains shares one Maildir",
+        );
+    }
+    let recipient_delimiter = match &rr.recipient_delimiter {
+        None => None,
+        Some(d) => {
+            let v = d.get_ref();
+            // RFC 5321 atext minus what would confuse a path or an address.
+            let ok = !v.is_empty()
+                && v.chars().all(|c| {
+                    c.is_ascii_punctuation() && !matches!(c, '@' | '"' | '/' | '\\' | '.')
+                });
+            if !ok {
+                return Err(cx.error(
+                    d.span(),
+                    format!("{prefix}.recipient_delimiter"),
+                    format!(
+                        "{v:?} is not a delimiter; write one or more punctuation characters \
+                         such as \"+\" or \"+-\" (not @, \", /, \\ or .)"
+                    ),
+                ));
+            }
+            Some(v.clone())
+        }
+    };
+    Ok(MaildirSettings {
+        template,
+        recipient_delimiter,
+        create: rr.create.as_ref().is_some_and(|b| *b.get_ref()),
+    })
 }
 
 /// Builds the delivery and DNS settings.
@@ -650,7 +760,9 @@ pub(crate) fn build(
             );
         }
         let implicit_tls = rr.implicit_tls.as_ref().is_some_and(|b| *b.get_ref());
-        let target = if let Some(h) = &rr.smarthost {
+        let target = if let Some(m) = &rr.maildir {
+            RouteTarget::Maildir(maildir_target(rr, m, &prefix, cx)?)
+        } else if let Some(h) = &rr.smarthost {
             let (host, port) = smarthost(h, &format!("{prefix}.smarthost"), cx)?;
             not_mta_sts_for_smarthost(rr.tls.as_ref(), &format!("{prefix}.tls"), cx)?;
             if implicit_tls && effective == TlsLevel::None {
@@ -677,6 +789,21 @@ pub(crate) fn build(
                 auth,
             })
         } else {
+            for (k, span) in [
+                (
+                    "recipient_delimiter",
+                    rr.recipient_delimiter.as_ref().map(Spanned::span),
+                ),
+                ("create", rr.create.as_ref().map(Spanned::span)),
+            ] {
+                if let Some(span) = span {
+                    return Err(cx.error(
+                        span,
+                        format!("{prefix}.{k}"),
+                        "only applies to local delivery: set maildir = \"/var/vmail/{domain}/{user}\" too",
+                    ));
+                }
+            }
             for (k, span) in [
                 ("implicit_tls", rr.implicit_tls.as_ref().map(Spanned::span)),
                 ("auth_user", rr.auth_user.as_ref().map(Spanned::span)),
@@ -1015,6 +1142,97 @@ mod tests {
                 .contains("dns.nameservers[0]: invalid name server")
         );
         assert!(error("[delivery]\nmax_lifetime = \"5d\"\n").contains("delivery.max_lifetime"));
+    }
+
+    #[test]
+    fn maildir_routes() {
+        let l = load(
+            "[[route]]\ndomains = [\"example.com\"]\nmaildir = \"vmail/{domain}/{user}/\"\n\
+             recipient_delimiter = \"+-\"\ncreate = true\n\n\
+             [[route]]\ndomains = [\"shared.example\"]\nmaildir = \"/srv/mail/shared\"\n",
+        )
+        .unwrap();
+        let d = &l.config.delivery;
+        let RouteTarget::Maildir(m) = &d.routes[0].target else {
+            panic!("{:?}", d.routes[0].target)
+        };
+        // Relative to the configuration file's folder, like every path.
+        assert_eq!(m.template.to_string(), "/etc/postern/vmail/{domain}/{user}");
+        assert_eq!(m.template.prefix(), Path::new("/etc/postern/vmail"));
+        assert_eq!(m.recipient_delimiter.as_deref(), Some("+-"));
+        assert!(m.create);
+        assert_eq!(d.routes[0].tls, None);
+        let RouteTarget::Maildir(shared) = &d.routes[1].target else {
+            panic!()
+        };
+        assert!(!shared.create && shared.recipient_delimiter.is_none());
+        let w: Vec<String> = l.warnings.iter().map(ToString::to_string).collect();
+        assert!(
+            w.iter()
+                .any(|w| w.contains("route[1].maildir") && w.contains("shares one Maildir")),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn maildir_excludes_the_network_keys() {
+        let base =
+            "[[route]]\ndomains = [\"example.com\"]\nmaildir = \"/var/vmail/{domain}/{user}\"\n";
+        let e = |extra: &str| error(&format!("{base}{extra}"));
+        assert_eq!(
+            e("smarthost = \"exchange.corp.example:25\"\n"),
+            "postern.toml:14:13: route[0].smarthost: a route delivers either into local Maildir \
+             folders or to a smart host, not both"
+        );
+        assert_eq!(
+            e("tls = \"verify\"\n"),
+            "postern.toml:14:7: route[0].tls: TLS levels do not apply to local Maildir delivery: \
+             nothing crosses the network"
+        );
+        assert!(e("ca_file = \"ca.pem\"\n").starts_with("postern.toml:14:11: route[0].ca_file: "),);
+        for k in [
+            "implicit_tls = true",
+            "auth_user = \"u\"",
+            "auth_password = \"p\"",
+        ] {
+            let msg = e(&format!("{k}\n"));
+            assert!(
+                msg.starts_with("postern.toml:14:")
+                    && msg.ends_with("only applies to a smart host, and this route delivers into local Maildir folders"),
+                "{msg}"
+            );
+            assert!(!msg.contains("hunter2"));
+        }
+        assert_eq!(
+            error("[[route]]\ndomains = [\"example.com\"]\ncreate = true\n"),
+            "postern.toml:13:10: route[0].create: only applies to local delivery: set maildir = \
+             \"/var/vmail/{domain}/{user}\" too"
+        );
+        assert!(
+            error("[[route]]\ndomains = [\"example.com\"]\nrecipient_delimiter = \"+\"\n")
+                .starts_with("postern.toml:13:23: route[0].recipient_delimiter: only applies to local delivery")
+        );
+        for bad in ["\"\"", "\"a\"", "\"@\"", "\"/\"", "\".\""] {
+            let msg = e(&format!("recipient_delimiter = {bad}\n"));
+            assert!(
+                msg.starts_with("postern.toml:14:23: route[0].recipient_delimiter: ")
+                    && msg.contains("is not a delimiter"),
+                "{bad}: {msg}"
+            );
+        }
+        let t = |tpl: &str| {
+            error(&format!(
+                "[[route]]\ndomains = [\"example.com\"]\nmaildir = \"{tpl}\"\n"
+            ))
+        };
+        let msg = t("/var/vmail/{name}");
+        assert!(
+            msg.starts_with("postern.toml:13:11: route[0].maildir: invalid Maildir template: ")
+                && msg.contains("{user}"),
+            "{msg}"
+        );
+        assert!(t("/var/vmail/{domain}/../{user}").contains("\"..\""));
+        assert!(t("").contains("route[0].maildir: must not be empty"));
     }
 
     #[test]

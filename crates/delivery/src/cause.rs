@@ -57,6 +57,14 @@ pub const SMTPUTF8_UNSUPPORTED: &str = "smtp.smtputf8_unsupported";
 pub const TOO_BIG: &str = "smtp.message_too_big";
 /// Anything else.
 pub const INTERNAL: &str = "delivery.internal";
+/// Local delivery: the recipient's Maildir does not exist (`create = false`).
+pub const LOCAL_MAILBOX_UNKNOWN: &str = "local.mailbox_unknown";
+/// Local delivery: the local part (or domain) cannot name a Maildir safely.
+pub const LOCAL_UNSAFE_ADDRESS: &str = "local.unsafe_address";
+/// Local delivery: the file system is full or the quota exhausted.
+pub const LOCAL_MAILBOX_FULL: &str = "local.mailbox_full";
+/// Local delivery: another file-system error (permissions, a broken Maildir).
+pub const LOCAL_IO_ERROR: &str = "local.io_error";
 
 /// Every id of this catalogue, for documentation and tests.
 pub const ALL: &[&str] = &[
@@ -82,6 +90,10 @@ pub const ALL: &[&str] = &[
     SMTPUTF8_UNSUPPORTED,
     TOO_BIG,
     INTERNAL,
+    LOCAL_MAILBOX_UNKNOWN,
+    LOCAL_UNSAFE_ADDRESS,
+    LOCAL_MAILBOX_FULL,
+    LOCAL_IO_ERROR,
 ];
 
 /// Builds a cause record.
@@ -230,6 +242,59 @@ pub fn spool_read(detail: &str) -> CauseInfo {
         SPOOL_READ,
         "the message could not be read from the spool",
         "check the disk and the server log; the message is retried",
+        detail,
+    )
+}
+
+/// Local delivery: no Maildir at `path` for `rcpt` (bounced `5.1.1`).
+pub fn local_mailbox_unknown(rcpt: &str, path: &str) -> CauseInfo {
+    cause(
+        LOCAL_MAILBOX_UNKNOWN,
+        format!("no Maildir for {rcpt}: {path} does not exist"),
+        "none if the address is wrong (the sender was told); if the mailbox should exist, \
+         create it (tmp/, new/ and cur/, owned by the user Postern runs as, mode 0700) \
+         or set create = true on the route, and ask the sender to resend",
+        "",
+    )
+}
+
+/// Local delivery: `rcpt` cannot name a Maildir (bounced `5.1.3`).
+pub fn local_unsafe_address(rcpt: &str, why: &str) -> CauseInfo {
+    cause(
+        LOCAL_UNSAFE_ADDRESS,
+        format!("the address {rcpt} cannot name a Maildir safely: {why}"),
+        "none: such local parts are refused so that an address can never reach a path \
+         outside the Maildir tree; if a real mailbox has such a name, rename it",
+        why,
+    )
+}
+
+/// Local delivery: `ENOSPC` / `EDQUOT` writing into `maildir` (deferred).
+pub fn local_mailbox_full(maildir: &str, detail: &str) -> CauseInfo {
+    cause(
+        LOCAL_MAILBOX_FULL,
+        format!(
+            "the Maildir {maildir} is full: no space left on its file system or quota exceeded"
+        ),
+        "free space on the file system that holds it (df -h) or raise the quota of the user \
+         Postern runs as; the message is retried on schedule",
+        detail,
+    )
+}
+
+/// Local delivery: another file-system error in `maildir` (deferred).
+pub fn local_io_error(maildir: &str, permission: bool, detail: &str) -> CauseInfo {
+    let fix = if permission {
+        "make the Maildir (and its tmp/ and new/) writable by the user Postern runs as \
+         (ls -ld; chown); the message is retried on schedule"
+    } else {
+        "check that the Maildir has tmp/, new/ and cur/ directories and that its disk is \
+         healthy (see the detail); the message is retried on schedule"
+    };
+    cause(
+        LOCAL_IO_ERROR,
+        format!("local delivery into {maildir} failed"),
+        fix,
         detail,
     )
 }

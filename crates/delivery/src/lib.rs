@@ -14,6 +14,9 @@
 //! permanent failures and expired recipients with an RFC 3464 [`dsn`], and
 //! removes the message when every recipient is final.
 //!
+//! Routes for domains that live here deliver into local Maildir folders
+//! instead ([`maildir`]): no DNS, no TLS, one file per recipient.
+//!
 //! The level of each host is planned in [`tls_plan`]: routes' levels, raised
 //! from the default to DANE (RFC 7672) or MTA-STS (RFC 8461) when the
 //! destination publishes them.
@@ -35,6 +38,7 @@ pub mod control;
 pub mod dsn;
 pub mod due;
 mod handle;
+pub mod maildir;
 pub mod pickup;
 pub mod route;
 pub mod scheduler;
@@ -49,7 +53,8 @@ pub use handle::{DeliveryHandle, Notifier, start};
 pub use route::{NextHop, Route, Router};
 pub use scheduler::{Origin, QueueSnapshot};
 pub use settings::{
-    Credentials, DeliverySettings, DomainPattern, RouteSettings, RouteTarget, SmartHost, TlsLevel,
+    Credentials, DeliverySettings, DomainPattern, MaildirSettings, MaildirTemplate, RouteSettings,
+    RouteTarget, SmartHost, TlsLevel,
 };
 pub use smtp::{SmtpTransport, TransportError};
 pub use transport::{Job, JobFeed, JobOutcome, RcptResult, Transport, Verdict};

@@ -1,5 +1,6 @@
-//! Routing: from a recipient domain to a destination (MX lookup or smart host)
-//! and the TLS level that applies, with the reason it applies.
+//! Routing: from a recipient domain to a destination (MX lookup, smart host,
+//! or local Maildir folders) and the TLS level that applies, with the reason
+//! it applies.
 //!
 //! First match wins: the `[[route]]` list in order, then the global
 //! `relayhost`, then MX delivery with `default_tls`. The reason string
@@ -16,7 +17,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::settings::{DeliverySettings, RouteTarget, SmartHost, TlsLevel};
+use crate::settings::{DeliverySettings, MaildirSettings, RouteTarget, SmartHost, TlsLevel};
 
 /// How a destination is reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +31,9 @@ pub enum NextHop {
     Literal(IpAddr),
     /// A smart host (per-route or the global relay host).
     SmartHost(SmartHost),
+    /// Local delivery into Maildir folders (`crate::maildir`): no DNS, no
+    /// TLS, no connection.
+    Maildir(MaildirSettings),
 }
 
 /// The result of routing one recipient domain.
@@ -41,7 +45,7 @@ pub struct Route {
     pub destination: String,
     /// Where to connect.
     pub next_hop: NextHop,
-    /// `mx`, `literal`, `smarthost`, `relayhost`.
+    /// `mx`, `literal`, `smarthost`, `relayhost`, `maildir`.
     pub kind: &'static str,
     /// The TLS level.
     pub tls: TlsLevel,
@@ -84,6 +88,7 @@ impl Router {
             let ca_file = r.ca_file.clone().or_else(|| s.ca_file.clone());
             return match &r.target {
                 RouteTarget::SmartHost(h) => smart(h, "smarthost", tls, level_why, ca_file),
+                RouteTarget::Maildir(m) => maildir_route(&domain, m, &r.origin, pattern),
                 RouteTarget::Mx => {
                     let upgrade = r.tls.is_none() && self.upgrades(tls);
                     mx_route(&domain, tls, level_why, ca_file, upgrade)
@@ -129,6 +134,28 @@ fn smart(
         tls,
         why,
         ca_file,
+        upgrade: false,
+    }
+}
+
+/// Local delivery: one destination per recipient domain; TLS does not apply
+/// (recorded as level `none` with the reason).
+fn maildir_route(
+    domain: &str,
+    m: &MaildirSettings,
+    origin: &str,
+    pattern: &crate::settings::DomainPattern,
+) -> Route {
+    Route {
+        key: Arc::from(format!("maildir:{domain}").as_str()),
+        destination: domain.to_owned(),
+        next_hop: NextHop::Maildir(m.clone()),
+        kind: "maildir",
+        tls: TlsLevel::None,
+        why: format!(
+            "{origin} domain {pattern} (local Maildir delivery: no network, TLS does not apply)"
+        ),
+        ca_file: None,
         upgrade: false,
     }
 }
@@ -236,6 +263,48 @@ mod tests {
         assert!(!b.upgrade, "smart hosts are not upgraded");
         assert_ne!(a.key, c.key);
         assert_eq!(r.route("contoso.com").key, c.key);
+    }
+
+    #[test]
+    fn maildir_routes_are_local() {
+        let mut s = settings();
+        let md = MaildirSettings {
+            template: crate::settings::MaildirTemplate::parse("/var/vmail/{domain}/{user}")
+                .unwrap(),
+            recipient_delimiter: Some("+".into()),
+            create: false,
+        };
+        s.routes.insert(
+            0,
+            RouteSettings {
+                domains: vec![DomainPattern::parse("example.org").unwrap()],
+                target: RouteTarget::Maildir(md.clone()),
+                tls: None,
+                ca_file: None,
+                origin: "route[0]".into(),
+            },
+        );
+        s.relayhost = Some(SmartHost {
+            host: "relay.isp.example".into(),
+            port: 25,
+            implicit_tls: false,
+            auth: None,
+        });
+        let r = Router::new(Arc::new(s));
+        let m = r.route("Example.ORG");
+        assert_eq!(m.kind, "maildir");
+        assert_eq!(m.next_hop, NextHop::Maildir(md));
+        assert_eq!(m.destination, "example.org");
+        assert_eq!(&*m.key, "maildir:example.org");
+        assert_eq!(m.tls, TlsLevel::None);
+        assert!(!m.upgrade);
+        assert!(
+            m.why.starts_with("route[0] domain example.org (local"),
+            "{}",
+            m.why
+        );
+        // A maildir route wins over the relay host; other domains do not match it.
+        assert_eq!(r.route("sub.example.org").kind, "relayhost");
     }
 
     #[test]

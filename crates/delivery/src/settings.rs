@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use postern_tls::client::ClientTlsSettings;
 
+pub use crate::maildir::MaildirTemplate;
+
 /// Outbound TLS policy levels (ARCHITECTURE.md, "Outbound TLS policy levels"),
 /// shared with `postern tls verify` through `postern_tlspolicy` (ADR 0005).
 pub use postern_tlspolicy::Level as TlsLevel;
@@ -117,6 +119,21 @@ impl SmartHost {
     }
 }
 
+/// Local delivery into Maildir folders (`crate::maildir`): the final
+/// delivery for accepted domains that live on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaildirSettings {
+    /// Where each recipient's Maildir is: `/var/vmail/{domain}/{user}`.
+    pub template: MaildirTemplate,
+    /// Characters that start an address extension (`+` turns `bob+news`
+    /// into the mailbox `bob`, as Postfix's `recipient_delimiter`); `None`
+    /// = the whole local part names the mailbox.
+    pub recipient_delimiter: Option<String>,
+    /// Create a missing Maildir (and `tmp/`, `new/`, `cur/`, mode 0700).
+    /// Default false: a missing Maildir bounces `550 5.1.1`.
+    pub create: bool,
+}
+
 /// Where a route sends mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteTarget {
@@ -124,6 +141,8 @@ pub enum RouteTarget {
     Mx,
     /// Send to this host.
     SmartHost(SmartHost),
+    /// Deliver into local Maildir folders (no network, no TLS).
+    Maildir(MaildirSettings),
 }
 
 /// One `[[route]]`: first match wins.

@@ -18,6 +18,10 @@
 //! verification verdict; `verify` refuses to send (QUIT before MAIL) when the
 //! verdict is not "verified", with the catalogue cause (`tls.out.*`).
 //!
+//! A route to local Maildir folders (`NextHop::Maildir`) never reaches the
+//! network: [`crate::maildir`] writes the files on the blocking pool, one
+//! `attempt` event (route `maildir`) is emitted, and no connection is kept.
+//!
 //! Outcomes: 2xx after the data delivers; 4xx defers that recipient; 5xx
 //! bounces it; a 4xx to MAIL (or a 4xx/5xx greeting) moves on to the next
 //! host; connection, TLS and DNS errors move on and finally defer unless the
@@ -59,8 +63,9 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::mpsc;
 
 use crate::cause;
+use crate::maildir;
 use crate::route::NextHop;
-use crate::settings::{Credentials, DeliverySettings, TlsLevel};
+use crate::settings::{Credentials, DeliverySettings, MaildirSettings, TlsLevel};
 use crate::tls_plan::{DomainPlan, HostPlan, Planner};
 use crate::transport::{Job, JobFeed, JobOutcome, RcptResult, Transport, Verdict};
 
@@ -245,6 +250,13 @@ impl SmtpTransport {
         job: &Job,
         reuse: Option<Box<Conn>>,
     ) -> (JobOutcome, Option<Box<Conn>>) {
+        // Local delivery: no DNS, no TLS, and never a connection to keep.
+        if let NextHop::Maildir(m) = &job.route.next_hop {
+            if let Some(c) = reuse {
+                let _ = c.session.quit().await;
+            }
+            return (self.deliver_local(job, m).await, None);
+        }
         // A connection kept from the previous job to this destination.
         if let Some(mut c) = reuse {
             let started = Instant::now();
@@ -376,6 +388,25 @@ impl SmtpTransport {
         (all(job, &f, &facts), None)
     }
 
+    /// One job into local Maildir folders, explained by one `attempt` event
+    /// (`mx` = the Maildir, or `local` when the recipients have several).
+    async fn deliver_local(&self, job: &Job, m: &MaildirSettings) -> JobOutcome {
+        let started = Instant::now();
+        let out = maildir::deliver(
+            self.spool.clone(),
+            self.settings.hostname.clone(),
+            m.clone(),
+            job.clone(),
+        )
+        .await;
+        let facts = Facts {
+            host: out.mailbox,
+            ..Facts::default()
+        };
+        self.emit_attempt(job, &facts, "", &out.results, None, started);
+        outcome(job, out.results)
+    }
+
     /// The MTA-STS part of the plan (MX delivery only: a policy is about a
     /// recipient domain's MX hosts, not a smart host, RFC 8461 §4).
     async fn domain_plan(&self, job: &Job) -> Result<DomainPlan, postern_tls::cause::Cause> {
@@ -392,7 +423,9 @@ impl SmtpTransport {
                      address literal",
                 ))
             }
-            NextHop::SmartHost(_) | NextHop::Literal(_) => Ok(DomainPlan::default()),
+            NextHop::SmartHost(_) | NextHop::Literal(_) | NextHop::Maildir(_) => {
+                Ok(DomainPlan::default())
+            }
         }
     }
 
@@ -413,6 +446,12 @@ impl SmtpTransport {
                 }],
                 true,
             )),
+            NextHop::Maildir(_) => Err(Failure {
+                // `deliver` hands these jobs to `maildir` before asking.
+                cause: cause::internal("a Maildir route has no hosts"),
+                reply: None,
+                permanent: false,
+            }),
             NextHop::Literal(ip) => Ok((
                 vec![Candidate {
                     name: ip.to_string(),
@@ -1051,7 +1090,10 @@ fn client_failure(host: &str, addr: SocketAddr, e: &ClientError) -> Failure {
         ClientError::Io { source, .. } if wraps_tls_error(source) => (
             tls_cause(&postern_tls::client::outbound_cause(
                 source,
-                &[postern_tls::TlsVersion::Tls12, postern_tls::TlsVersion::Tls13],
+                &[
+                    postern_tls::TlsVersion::Tls12,
+                    postern_tls::TlsVersion::Tls13,
+                ],
                 Some(host),
             )),
             None,

@@ -62,6 +62,7 @@ pub(crate) async fn start(
         let target = match &r.target {
             postern_delivery::RouteTarget::Mx => "MX".to_owned(),
             postern_delivery::RouteTarget::SmartHost(h) => h.key(),
+            postern_delivery::RouteTarget::Maildir(m) => format!("Maildir {}", m.template),
         };
         let domains: Vec<String> = r.domains.iter().map(ToString::to_string).collect();
         tracing::info!(
