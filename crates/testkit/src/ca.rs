@@ -67,6 +67,7 @@ impl TestCa {
     /// A CA signed by this one (an intermediate): certificates it issues
     /// chain leaf → intermediate → this root. A server that sends only the
     /// leaf has an incomplete chain.
+    #[must_use]
     pub fn intermediate(&self, common_name: &str) -> TestCa {
         let key = KeyPair::generate().expect("generate intermediate key");
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
@@ -86,6 +87,7 @@ impl TestCa {
     }
 
     /// A self-signed leaf certificate for `names` (no CA at all).
+    #[must_use]
     pub fn self_signed(names: &[&str]) -> Issued {
         let key = KeyPair::generate().expect("generate key");
         let mut params =
