@@ -1,0 +1,413 @@
+//! The admin API: an axum router served on a Unix socket.
+//!
+//! ```text
+//! GET    /v1/status                     queue counts
+//! GET    /v1/queue?state=&domain=&older_than=   messages (filters optional)
+//! GET    /v1/queue/{id}                 one message with its envelope and mail-log events
+//! POST   /v1/queue/{id}/retry           retry its deferred recipients now
+//! POST   /v1/queue/retry                retry every deferred recipient now
+//! POST   /v1/queue/{id}/hold            hold it
+//! POST   /v1/queue/{id}/release         release it
+//! DELETE /v1/queue/{id}                 delete it (no DSN)
+//! POST   /v1/queue/flush/{domain}       retry now the deferred recipients at a domain
+//! ```
+//!
+//! Verbs answer a [`VerbReport`] with the HTTP status of its outcome (200,
+//! 202 for a pending delete, 404, 409, 503); errors are `{"error": "…"}`.
+//!
+//! # Security
+//! Local only: the socket is created `0600` (bound under a temporary name,
+//! restricted, then renamed into place, so it is never reachable with looser
+//! permissions under its real name) in a directory the operator chooses;
+//! whoever can open it is the operator (like Postfix's `postqueue` and
+//! `postsuper`, which are gated by file permissions). No TCP listener, so no
+//! network peer can reach it. Request bodies are limited to
+//! [`MAX_BODY`] (the API takes none), queue ids are parsed as [`QueueId`]
+//! (nothing else can name a path), domains are only compared, and each
+//! request gets [`REQUEST_TIMEOUT`]. A stale socket file left by a crash is
+//! removed at start; a live one (another server answers on it) is an error.
+
+use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use postern_spool::QueueId;
+use postern_track::TrackRecord;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::control::{QueueControl, QueueStatus, Verb, VerbOutcome, VerbReport};
+use crate::settings::AdminSettings;
+use crate::view::{self, Filter, MessageInfo, State as MsgState};
+
+/// Largest request body accepted (the API takes none).
+pub const MAX_BODY: usize = 4096;
+/// Time a request may take before it is answered with 503.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// `sun_path` holds 108 bytes with the terminating NUL (Linux `unix(7)`).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// Why the admin socket could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// Another process answers on the socket.
+    #[error(
+        "another server is answering on the admin socket {0}; stop it first, or give this one \
+         another [admin] socket"
+    )]
+    InUse(PathBuf),
+    /// Something else is at the socket's path.
+    #[error("{0} exists and is not a socket; remove it or set [admin] socket to another path")]
+    NotASocket(PathBuf),
+    /// The path does not fit in a Unix socket address.
+    #[error(
+        "the admin socket path {0} is {1} bytes long; Unix sockets allow {MAX_SOCKET_PATH}: set \
+         [admin] socket to a shorter path"
+    )]
+    PathTooLong(PathBuf, usize),
+    /// An I/O error.
+    #[error("admin socket {0}: {1}")]
+    Io(PathBuf, #[source] std::io::Error),
+}
+
+/// The running admin listener.
+#[derive(Debug)]
+pub struct AdminServer {
+    path: PathBuf,
+    ino: (u64, u64),
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AdminServer {
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stops accepting, lets requests in progress finish for at most `grace`,
+    /// and removes the socket file (if it is still ours).
+    pub async fn shutdown(self, grace: Duration) {
+        self.cancel.cancel();
+        let mut task = self.task;
+        if tokio::time::timeout(grace, &mut task).await.is_err() {
+            task.abort();
+        }
+        if let Ok(md) = std::fs::symlink_metadata(&self.path)
+            && (md.dev(), md.ino()) == self.ino
+        {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+struct AppState {
+    control: Arc<dyn QueueControl>,
+    mail_log: Option<PathBuf>,
+}
+
+/// Binds the admin socket (see the module's Security section) and serves the
+/// API on the current tokio runtime until [`AdminServer::shutdown`].
+pub async fn start(
+    settings: &AdminSettings,
+    control: Arc<dyn QueueControl>,
+    mail_log: Option<PathBuf>,
+) -> Result<AdminServer, AdminError> {
+    let path = settings.socket.clone();
+    let listener = bind(&path).await?;
+    let md = std::fs::symlink_metadata(&path).map_err(|e| AdminError::Io(path.clone(), e))?;
+    let state = Arc::new(AppState { control, mail_log });
+    let app = router(state);
+    let cancel = CancellationToken::new();
+    let token = cancel.clone();
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(token.cancelled_owned());
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "admin socket: server error");
+        }
+    });
+    tracing::info!(socket = %path.display(), "admin socket listening");
+    Ok(AdminServer {
+        path,
+        ino: (md.dev(), md.ino()),
+        cancel,
+        task,
+    })
+}
+
+/// Checks what is at `path` (stale socket: removed; live: error), then binds
+/// under a temporary name, sets `0600`, and renames into place.
+async fn bind(path: &Path) -> Result<tokio::net::UnixListener, AdminError> {
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(AdminError::PathTooLong(path.to_path_buf(), len));
+    }
+    let io = |e| AdminError::Io(path.to_path_buf(), e);
+    match std::fs::symlink_metadata(path) {
+        Ok(md) if md.file_type().is_socket() => match tokio::net::UnixStream::connect(path).await {
+            Ok(_) => return Err(AdminError::InUse(path.to_path_buf())),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                tracing::info!(socket = %path.display(), "admin socket: removing a stale socket file");
+                std::fs::remove_file(path).map_err(io)?;
+            }
+            Err(e) => return Err(io(e)),
+        },
+        Ok(_) => return Err(AdminError::NotASocket(path.to_path_buf())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    if tmp.as_os_str().len() > MAX_SOCKET_PATH {
+        return Err(AdminError::PathTooLong(
+            path.to_path_buf(),
+            tmp.as_os_str().len(),
+        ));
+    }
+    let _ = std::fs::remove_file(&tmp);
+    let listener = tokio::net::UnixListener::bind(&tmp).map_err(io)?;
+    let restrict = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = restrict {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(e));
+    }
+    Ok(listener)
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/queue", get(list))
+        .route("/v1/queue/retry", post(retry_all))
+        .route("/v1/queue/flush/{domain}", post(flush))
+        .route("/v1/queue/{id}", get(show).delete(delete))
+        .route("/v1/queue/{id}/retry", post(retry))
+        .route("/v1/queue/{id}/hold", post(hold))
+        .route("/v1/queue/{id}/release", post(release))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(limit_body))
+        .with_state(state)
+}
+
+/// Refuses, before any handler runs, a request announcing a body larger than
+/// [`MAX_BODY`] or a chunked one (no endpoint takes a body; extractors that
+/// would read one are limited by `DefaultBodyLimit` as well).
+async fn limit_body(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    let too_long = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim()
+                .parse::<u64>()
+                .map_or(true, |n| n > MAX_BODY as u64)
+        });
+    if too_long || req.headers().contains_key(TRANSFER_ENCODING) {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request bodies are limited to {MAX_BODY} bytes; the API takes none"),
+        );
+    }
+    next.run(req).await
+}
+
+/// An error answer: `{"error": "…"}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong, in words.
+    pub error: String,
+}
+
+fn error(status: StatusCode, text: impl Into<String>) -> Response {
+    (status, axum::Json(ErrorBody { error: text.into() })).into_response()
+}
+
+fn stopped() -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the queue is not running (the server is shutting down)",
+    )
+}
+
+fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such endpoint; see GET /v1/queue")
+}
+
+/// The id in the URL, or the 400 answer.
+fn parse_id(s: &str) -> Result<QueueId, Box<Response>> {
+    QueueId::parse(s).map_err(|e| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid queue id: {e}"),
+        ))
+    })
+}
+
+async fn timed<T>(f: impl Future<Output = Option<T>>) -> Option<T> {
+    tokio::time::timeout(REQUEST_TIMEOUT, f)
+        .await
+        .ok()
+        .flatten()
+}
+
+async fn status(State(s): State<Arc<AppState>>) -> Response {
+    match timed(s.control.status()).await {
+        Some(st) => json::<QueueStatus>(StatusCode::OK, &st),
+        None => stopped(),
+    }
+}
+
+/// `GET /v1/queue` query parameters.
+#[derive(Debug, Default, Deserialize)]
+struct ListQuery {
+    state: Option<String>,
+    domain: Option<String>,
+    older_than: Option<String>,
+}
+
+/// `GET /v1/queue` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ListBody {
+    /// The matching messages, in arrival order.
+    pub messages: Vec<MessageInfo>,
+}
+
+async fn list(State(s): State<Arc<AppState>>, Query(q): Query<ListQuery>) -> Response {
+    let mut filter = Filter::default();
+    if let Some(st) = &q.state {
+        match MsgState::parse(st) {
+            Ok(v) => filter.state = Some(v),
+            Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        }
+    }
+    filter.domain = q.domain.filter(|d| !d.is_empty());
+    if let Some(a) = &q.older_than {
+        match view::parse_age(a) {
+            Ok(v) => filter.older_than_secs = Some(v),
+            Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        }
+    }
+    match timed(s.control.messages(None)).await {
+        Some(all) => json(
+            StatusCode::OK,
+            &ListBody {
+                messages: view::select(&all, &filter),
+            },
+        ),
+        None => stopped(),
+    }
+}
+
+/// `GET /v1/queue/{id}` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ShowBody {
+    /// The message with its envelope.
+    pub message: MessageInfo,
+    /// Its events from the mail log (attempts with their TLS facts, outcomes,
+    /// holds), oldest first; empty without a mail log.
+    pub events: Vec<TrackRecord>,
+}
+
+async fn show(State(s): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> Response {
+    let id = match parse_id(&id) {
+        Ok(id) => id,
+        Err(r) => return *r,
+    };
+    let Some(found) = timed(s.control.messages(Some(id))).await else {
+        return stopped();
+    };
+    let Some(m) = found.first() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("not found: {id} (not in the queue)"),
+        );
+    };
+    let message = MessageInfo::of(m, true);
+    let events = match s.mail_log.clone() {
+        Some(p) => tokio::task::spawn_blocking(move || postern_track::read_log(&p, &id))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    json(StatusCode::OK, &ShowBody { message, events })
+}
+
+async fn verb(s: &AppState, verb: Verb) -> Response {
+    let report = match timed(s.control.apply(verb.clone())).await {
+        Some(r) => r,
+        None => VerbReport::outcome(&verb, VerbOutcome::NotRunning),
+    };
+    let status = StatusCode::from_u16(report.outcome.http_status())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json(status, &report)
+}
+
+async fn retry(State(s): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> Response {
+    match parse_id(&id) {
+        Ok(id) => verb(&s, Verb::Retry(Some(id))).await,
+        Err(r) => *r,
+    }
+}
+
+async fn retry_all(State(s): State<Arc<AppState>>) -> Response {
+    verb(&s, Verb::Retry(None)).await
+}
+
+async fn hold(State(s): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> Response {
+    match parse_id(&id) {
+        Ok(id) => verb(&s, Verb::Hold(id)).await,
+        Err(r) => *r,
+    }
+}
+
+async fn release(State(s): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> Response {
+    match parse_id(&id) {
+        Ok(id) => verb(&s, Verb::Release(id)).await,
+        Err(r) => *r,
+    }
+}
+
+async fn delete(State(s): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> Response {
+    match parse_id(&id) {
+        Ok(id) => verb(&s, Verb::Delete(id)).await,
+        Err(r) => *r,
+    }
+}
+
+async fn flush(State(s): State<Arc<AppState>>, UrlPath(domain): UrlPath<String>) -> Response {
+    // A domain name (RFC 5321 §4.1.2 `Domain`, or an address literal): no
+    // slashes, spaces or controls, at most 255 octets.
+    let ok = !domain.is_empty()
+        && domain.len() <= 255
+        && domain
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
+    if !ok {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid domain {domain:?}"),
+        );
+    }
+    verb(&s, Verb::Flush(domain)).await
+}
