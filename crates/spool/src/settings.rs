@@ -14,11 +14,12 @@ pub struct SpoolSettings {
     /// How many files of delivered messages the spool keeps (renamed into `tmp/`)
     /// to receive new messages in, instead of unlinking them and creating new
     /// files (`docs/spool-format.md` §3, "File reuse"). 0 turns reuse off.
-    /// Default 512 (and never more than 64 MiB in total, files up to 1 MiB).
+    /// Default 1024 (and never more than 64 MiB in total, files up to 1 MiB);
+    /// at least the message rate × `reuse_min_age` are needed.
     pub reuse_max_files: usize,
     /// A kept file is rewritten only after it has been kept this long, so a
     /// reader that opened the message just before its removal (`postern queue
-    /// show`) still reads the old, complete message. Default 100 ms.
+    /// show`) still reads the old, complete message. Default 50 ms.
     pub reuse_min_age: Duration,
 }
 
@@ -28,8 +29,8 @@ impl SpoolSettings {
         Self {
             dir: dir.into(),
             group_commit_window: Duration::ZERO,
-            reuse_max_files: 512,
-            reuse_min_age: Duration::from_millis(100),
+            reuse_max_files: 1024,
+            reuse_min_age: Duration::from_millis(50),
         }
     }
 }
