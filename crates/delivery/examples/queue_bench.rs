@@ -73,6 +73,7 @@ impl Transport for Instantly {
                     ip: "192.0.2.1:25".into(),
                     tls: None,
                     remote_dsn: false,
+                    final_delivery: false,
                 })
                 .collect();
             let outcome = JobOutcome {

@@ -491,6 +491,7 @@ fn result_for(rcpt: usize, address: &str, r: Result<(), Failure>) -> RcptResult 
         ip: String::new(),
         tls: None,
         remote_dsn: false,
+        final_delivery: verdict == Verdict::Delivered,
     }
 }
 

@@ -182,6 +182,9 @@ struct Msg {
     busy: Vec<bool>,
     /// Success DSN duty passed on to the next hop (in memory only).
     remote_dsn: Vec<bool>,
+    /// Delivered into a local mailbox (in memory only; after a restart an
+    /// unreported success says `relayed`, the weaker claim).
+    final_delivery: Vec<bool>,
     jobs_out: usize,
     persisting: usize,
     settling: bool,
@@ -219,6 +222,7 @@ impl Msg {
             received_ms,
             busy: vec![false; n],
             remote_dsn: vec![false; n],
+            final_delivery: vec![false; n],
             jobs_out: 0,
             persisting: 0,
             settling: false,
@@ -1131,6 +1135,7 @@ impl<T: Transport> Scheduler<T> {
                 }
             };
             m.remote_dsn[i] = res.remote_dsn;
+            m.final_delivery[i] = res.final_delivery;
             any_final |= status.is_final();
             let rec = StateRecord::Rcpt {
                 rcpt: u32::try_from(i).unwrap_or(u32::MAX),
@@ -1260,11 +1265,16 @@ impl<T: Transport> Scheduler<T> {
             let n = m.notify_of(i);
             match r.status {
                 RcptStatus::Bounced if n.failure => report.push((i, Action::Failed)),
-                // We hand mail to another SMTP server, never to a mailbox:
-                // when it did not take over DSN duty, the action is `relayed`
-                // (RFC 3461 §6.2.2).
+                // Handed to another SMTP server that did not take over DSN
+                // duty: `relayed` (RFC 3461 §6.2.2); put into a local
+                // mailbox (Maildir): `delivered` (RFC 3464 §2.3.3).
                 RcptStatus::Delivered if n.success && !m.remote_dsn[i] => {
-                    report.push((i, Action::Relayed));
+                    let action = if m.final_delivery[i] {
+                        Action::Delivered
+                    } else {
+                        Action::Relayed
+                    };
+                    report.push((i, action));
                 }
                 RcptStatus::Bounced => suppressed.push(i),
                 _ => {}
@@ -1596,6 +1606,12 @@ impl SettleJob {
                     "The recipient's domain does not accept mail (null MX).".to_owned()
                 }
                 Some(cause::NO_SUCH_DOMAIN) => "The recipient's domain does not exist.".to_owned(),
+                Some(cause::LOCAL_MAILBOX_UNKNOWN) => {
+                    "There is no mailbox for the recipient here.".to_owned()
+                }
+                Some(cause::LOCAL_UNSAFE_ADDRESS) => {
+                    "The recipient's address is not a valid mailbox name here.".to_owned()
+                }
                 _ => "The recipient's server refused the message permanently.".to_owned(),
             },
             Action::Delayed => format!(

@@ -929,6 +929,7 @@ fn all(job: &Job, f: &Failure, facts: &Facts) -> JobOutcome {
                     .as_ref()
                     .map(|t| format!("{} {}", t.facts.version, t.facts.cipher)),
                 remote_dsn: false,
+                final_delivery: false,
             })
             .collect(),
     )
@@ -967,6 +968,7 @@ fn results_of(job: &Job, outcome: &TransactionOutcome, facts: &Facts) -> Vec<Rcp
                     .as_ref()
                     .map(|t| format!("{} {}", t.facts.version, t.facts.cipher)),
                 remote_dsn: verdict == Verdict::Delivered && facts.remote_dsn,
+                final_delivery: false,
             }
         })
         .collect()
@@ -1176,6 +1178,7 @@ mod tests {
             ip: String::new(),
             tls: None,
             remote_dsn: false,
+            final_delivery: false,
         };
         assert_eq!(summarize(&[r(Verdict::Delivered)]), "delivered");
         assert_eq!(

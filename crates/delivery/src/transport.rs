@@ -80,6 +80,10 @@ pub struct RcptResult {
     /// The next hop offered DSN and got our NOTIFY/ORCPT: success notices are
     /// its job now (RFC 3461 §5.2.2.1), not ours.
     pub remote_dsn: bool,
+    /// Delivered into a mailbox here (Maildir), not handed to another
+    /// server: a success DSN says `delivered`, not `relayed` (RFC 3464
+    /// §2.3.3).
+    pub final_delivery: bool,
 }
 
 impl RcptResult {
@@ -94,6 +98,7 @@ impl RcptResult {
             ip: String::new(),
             tls: None,
             remote_dsn: false,
+            final_delivery: false,
         }
     }
 }

@@ -401,3 +401,37 @@ async fn an_unwritable_maildir_defers_with_a_permission_fix() {
     h.shutdown(Duration::from_secs(5)).await;
     std::fs::set_permissions(md.join("new"), std::fs::Permissions::from_mode(0o700)).unwrap();
 }
+
+#[tokio::test]
+async fn notify_success_reports_delivered_not_relayed() {
+    // A Maildir is the final destination: RFC 3464 §2.3.3 `delivered`, where
+    // a next hop without DSN support would only earn `relayed`.
+    let w = World::new(false).await;
+    w.make_maildir("bob");
+    let (h, _mem) = w.start();
+    let id = commit(
+        &w.spool,
+        "alice@example.com",
+        &[Rcpt {
+            address: "bob@example.org",
+            notify: Some("SUCCESS"),
+            orcpt: None,
+        }],
+        MailParams::default(),
+    );
+    h.notify(id);
+    // The success DSN is itself queued and delivered to the sender's MX.
+    tokio::time::timeout(Duration::from_mins(1), async {
+        while w.mx.received_for("alice@example.com").is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("no success DSN arrived");
+    let dsn = w.mx.received_for("alice@example.com");
+    assert_eq!(dsn.len(), 1, "one success DSN");
+    let text = String::from_utf8_lossy(&dsn[0].data);
+    assert!(text.contains("Action: delivered"), "{text}");
+    assert!(!text.contains("Action: relayed"), "{text}");
+    h.shutdown(Duration::from_secs(5)).await;
+}

@@ -197,6 +197,7 @@ impl Scripted {
                     ip: "192.0.2.1:25".into(),
                     tls: None,
                     remote_dsn: false,
+                    final_delivery: false,
                 }
             })
             .collect();
