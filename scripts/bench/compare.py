@@ -5,7 +5,9 @@
 
 Message scenarios: accept msg/s, SUT CPU ms/msg, latency p50/p99 (MAIL FROM to
 the 250 after DATA), foreign CPU (other tenants' load during the reps),
-failures. e2e is shown only when the SUT delivered to the sink. Idle scenarios:
+failures. e2e (N messages from the start of the load until the sink has them
+all, i.e. in → queue → out) is shown only when the SUT delivered every message
+to the sink in every rep, with its ratio and the reps. Idle scenarios:
 memory per idle connection (sum of PSS, sum of RSS, cgroup anon+kmem), KiB.
 """
 import json
@@ -41,18 +43,21 @@ def main():
     hs = [n for n in names if A[n]["params"]["kind"] == "handshake"]
     if msg:
         print(f"| scenario | accept msg/s {na} | accept msg/s {nb} | ratio | CPU ms/msg {na} | CPU ms/msg {nb} "
-              f"| CPU ratio | p50/p99 ms {na} | p50/p99 ms {nb} | e2e msg/s {na} / {nb} | reps accept {na} | reps accept {nb} "
+              f"| CPU ratio | p50/p99 ms {na} | p50/p99 ms {nb} | e2e msg/s {na} / {nb} | e2e ratio "
+              f"| reps accept {na} | reps accept {nb} | reps e2e {na} | reps e2e {nb} "
               f"| foreign CPU s (median) {na} / {nb} | failures {na} / {nb} |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for n in msg:
             a, b = A[n]["summary"], B[n]["summary"]
-            e2e_a = f(a["e2e_rate"]) if a.get("all_complete") else "n/a"
+            ea = a["e2e_rate"] if a.get("all_complete") else None
+            eb = b["e2e_rate"] if b.get("all_complete") else None
             print(f"| {n} | {f(a['accept_rate'])} | {f(b['accept_rate'])} | {ratio(a['accept_rate'], b['accept_rate'])} "
                   f"| {f(a['sut_cpu_ms_per_msg'], 2)} | {f(b['sut_cpu_ms_per_msg'], 2)} "
                   f"| {ratio(a['sut_cpu_ms_per_msg'], b['sut_cpu_ms_per_msg'])} "
                   f"| {f(a['latency_p50_ms'], 1)}/{f(a['latency_p99_ms'], 1)} "
                   f"| {f(b['latency_p50_ms'], 1)}/{f(b['latency_p99_ms'], 1)} "
-                  f"| {e2e_a} / {f(b['e2e_rate'])} | {a['rates_accept']} | {b['rates_accept']} "
+                  f"| {f(ea) if ea else 'n/a'} / {f(eb) if eb else 'n/a'} | {ratio(ea, eb)} "
+                  f"| {a['rates_accept']} | {b['rates_accept']} | {a.get('rates_e2e')} | {b.get('rates_e2e')} "
                   f"| {f(a['foreign_cpu_s'], 1)} / {f(b['foreign_cpu_s'], 1)} | {a['failures']} / {b['failures']} |")
         print()
     if hs:
