@@ -148,6 +148,8 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Result<Config, ConfigEr
         cx,
     )?;
 
+    let admin = crate::admin::build(raw.admin, &data_dir, cx)?;
+
     let users = users(raw.user.unwrap_or_default(), cx)?;
     let listeners = listeners(
         raw.listener,
@@ -222,6 +224,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Result<Config, ConfigEr
         delivery,
         dns,
         pickup,
+        admin,
         source: cx.origin.to_owned(),
     })
 }

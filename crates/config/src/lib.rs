@@ -22,6 +22,7 @@
 //! RFC 5321 §4.5.3 (limits and timeouts), RFC 8314 (implicit TLS), RFC 8996
 //! (TLS 1.0/1.1 deprecated), RFC 4954 (AUTH), TOML 1.1.
 
+mod admin;
 mod build;
 mod delivery;
 mod error;
@@ -64,6 +65,8 @@ pub struct Config {
     pub dns: postern_dns::DnsSettings,
     /// `[pickup]`: the pickup folder.
     pub pickup: postern_delivery::pickup::PickupSettings,
+    /// `[admin]`: the admin socket (`postern queue` verbs while the server runs).
+    pub admin: postern_admin::AdminSettings,
     /// The file name the configuration came from, or `<embedded default>`.
     pub source: String,
 }

@@ -41,6 +41,7 @@ pub(crate) struct RawConfig {
     pub route: Option<Vec<Spanned<crate::delivery::RawRoute>>>,
     pub dns: Option<Spanned<crate::delivery::RawDns>>,
     pub pickup: Option<Spanned<crate::pickup::RawPickup>>,
+    pub admin: Option<Spanned<crate::admin::RawAdmin>>,
 }
 
 /// `[[listener]]`.
