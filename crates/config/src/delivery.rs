@@ -1172,6 +1172,13 @@ mod tests {
                 .any(|w| w.contains("route[1].maildir") && w.contains("shares one Maildir")),
             "{w:?}"
         );
+        // example.com is accepted by [relay]; shared.example is not.
+        assert!(
+            w.iter().any(|w| w.contains("route[1].domains")
+                && w.contains("mail for shared.example is delivered into Maildir, but [relay] accepted_domains does not list it")),
+            "{w:?}"
+        );
+        assert!(!w.iter().any(|w| w.contains("route[0].domains")), "{w:?}");
     }
 
     #[test]
