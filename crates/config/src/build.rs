@@ -911,6 +911,52 @@ pub(crate) fn check_password_hash(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A Maildir route for a domain the smtp listener refuses (not in
+/// `[relay] accepted_domains`) can only be reached by pickup files and
+/// authenticated users: almost certainly a forgotten line.
+fn maildir_domains_accepted(
+    delivery: &postern_delivery::DeliverySettings,
+    accepted: &[String],
+    cx: &mut Ctx<'_>,
+) {
+    use postern_delivery::{DomainPattern, RouteTarget};
+    let accepts = |d: &str| {
+        accepted.iter().any(|a| {
+            let a = a.to_ascii_lowercase();
+            match a.strip_prefix('.') {
+                Some(parent) => d.strip_suffix(parent).is_some_and(|h| h.ends_with('.')),
+                None => a == d,
+            }
+        })
+    };
+    for r in &delivery.routes {
+        if !matches!(r.target, RouteTarget::Maildir(_)) {
+            continue;
+        }
+        for p in &r.domains {
+            let missing = match p {
+                DomainPattern::Exact(d) => !accepts(d),
+                DomainPattern::Subdomains(d) => !accepted
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(&format!(".{d}"))),
+                DomainPattern::Any => false,
+            };
+            if missing {
+                cx.warn(
+                    None,
+                    format!("{}.domains", r.origin),
+                    format!(
+                        "mail for {p} is delivered into Maildir, but [relay] accepted_domains \
+                         does not list it: the smtp listener refuses it (only pickup files and \
+                         authenticated users can reach these mailboxes); add \"{p}\" to \
+                         accepted_domains"
+                    ),
+                );
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -986,51 +1032,5 @@ mod tests {
         assert!(check_password_hash("$argon2xx$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$aGFzaA").is_err());
         assert!(check_password_hash("$argon2id$v=19$m=1,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$BTwHbFXR2qMv9Ac3sAzfCrM6nyYK1A6B/aq5JG5CHwQ").is_err());
         assert!(check_password_hash("$2b$12$abcdefghijklmnopqrstuv").is_err());
-    }
-}
-
-/// A Maildir route for a domain the smtp listener refuses (not in
-/// `[relay] accepted_domains`) can only be reached by pickup files and
-/// authenticated users: almost certainly a forgotten line.
-fn maildir_domains_accepted(
-    delivery: &postern_delivery::DeliverySettings,
-    accepted: &[String],
-    cx: &mut Ctx<'_>,
-) {
-    use postern_delivery::{DomainPattern, RouteTarget};
-    let accepts = |d: &str| {
-        accepted.iter().any(|a| {
-            let a = a.to_ascii_lowercase();
-            match a.strip_prefix('.') {
-                Some(parent) => d.strip_suffix(parent).is_some_and(|h| h.ends_with('.')),
-                None => a == d,
-            }
-        })
-    };
-    for r in &delivery.routes {
-        if !matches!(r.target, RouteTarget::Maildir(_)) {
-            continue;
-        }
-        for p in &r.domains {
-            let missing = match p {
-                DomainPattern::Exact(d) => !accepts(d),
-                DomainPattern::Subdomains(d) => !accepted
-                    .iter()
-                    .any(|a| a.eq_ignore_ascii_case(&format!(".{d}"))),
-                DomainPattern::Any => false,
-            };
-            if missing {
-                cx.warn(
-                    None,
-                    format!("{}.domains", r.origin),
-                    format!(
-                        "mail for {p} is delivered into Maildir, but [relay] accepted_domains \
-                         does not list it: the smtp listener refuses it (only pickup files and \
-                         authenticated users can reach these mailboxes); add \"{p}\" to \
-                         accepted_domains"
-                    ),
-                );
-            }
-        }
     }
 }
