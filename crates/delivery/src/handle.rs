@@ -47,6 +47,43 @@ impl Notifier {
     }
 }
 
+/// The operator's side of the scheduler: verbs, views, counts. Cheap to
+/// clone, outlives nothing: every call answers `None` once the scheduler has
+/// stopped.
+#[derive(Clone)]
+pub struct Controller {
+    tx: mpsc::UnboundedSender<Event>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller").finish_non_exhaustive()
+    }
+}
+
+impl Controller {
+    /// See [`DeliveryHandle::control`].
+    pub async fn control(&self, verb: Verb) -> Option<VerbReport> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Event::Control(verb, Some(tx))).ok()?;
+        rx.await.ok()
+    }
+
+    /// See [`DeliveryHandle::messages`].
+    pub async fn messages(&self, queue_id: Option<QueueId>) -> Option<Vec<MessageView>> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Event::Inspect(queue_id, tx)).ok()?;
+        rx.await.ok()
+    }
+
+    /// See [`DeliveryHandle::snapshot`].
+    pub async fn snapshot(&self) -> Option<QueueSnapshot> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Event::Snapshot(tx)).ok()?;
+        rx.await.ok()
+    }
+}
+
 /// The running delivery scheduler.
 pub struct DeliveryHandle {
     notifier: Notifier,
@@ -131,9 +168,14 @@ impl DeliveryHandle {
     /// flush`; `crate::control` says what each does) and reports what it did;
     /// `None` once the scheduler has stopped.
     pub async fn control(&self, verb: Verb) -> Option<VerbReport> {
-        let (tx, rx) = oneshot::channel();
-        self.notifier.tx.send(Event::Control(verb, Some(tx))).ok()?;
-        rx.await.ok()
+        self.controller().control(verb).await
+    }
+
+    /// A clonable handle for the operator's verbs and views (the admin API).
+    pub fn controller(&self) -> Controller {
+        Controller {
+            tx: self.notifier.tx.clone(),
+        }
     }
 
     /// Hold `queue_id`: see [`DeliveryHandle::control`].
@@ -159,16 +201,12 @@ impl DeliveryHandle {
     /// The queued messages (with `Some`, that one, if queued) as the scheduler
     /// holds them; `None` once it has stopped.
     pub async fn messages(&self, queue_id: Option<QueueId>) -> Option<Vec<MessageView>> {
-        let (tx, rx) = oneshot::channel();
-        self.notifier.tx.send(Event::Inspect(queue_id, tx)).ok()?;
-        rx.await.ok()
+        self.controller().messages(queue_id).await
     }
 
     /// Counts of the queue; `None` once the scheduler has stopped.
     pub async fn snapshot(&self) -> Option<QueueSnapshot> {
-        let (tx, rx) = oneshot::channel();
-        self.notifier.tx.send(Event::Snapshot(tx)).ok()?;
-        rx.await.ok()
+        self.controller().snapshot().await
     }
 
     /// Stops the scheduler: no new attempts; attempts in progress finish and

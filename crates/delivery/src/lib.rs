@@ -49,7 +49,7 @@ pub mod transport;
 
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use control::{MessageView, Verb, VerbOutcome, VerbReport};
-pub use handle::{DeliveryHandle, Notifier, start};
+pub use handle::{Controller, DeliveryHandle, Notifier, start};
 pub use route::{NextHop, Route, Router};
 pub use scheduler::{Origin, QueueSnapshot};
 pub use settings::{

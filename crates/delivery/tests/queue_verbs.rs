@@ -5,7 +5,7 @@
 //! is removed without a DSN (RFC 3464 reports are for delivery outcomes, not
 //! for an operator's decision), a flush retries one domain only.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::many_single_char_names)]
 
 mod common;
 

@@ -26,7 +26,7 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
-    /// Inspect the queue (works while the server runs).
+    /// Inspect and operate the queue (through the running server's admin socket, else on the spool).
     Queue {
         #[command(subcommand)]
         command: QueueCommand,
@@ -119,17 +119,35 @@ pub(crate) struct SpoolLocation {
     pub(crate) spool: Option<PathBuf>,
 }
 
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ConfigLocation {
+    /// Configuration file (its data directory holds the spool and the admin
+    /// socket). Without it the embedded default is used.
+    #[arg(short, long, env = "POSTERN_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+}
+
 #[derive(Subcommand, Debug)]
 pub(crate) enum QueueCommand {
-    /// List queued messages.
+    /// List queued messages with their state (from the running server, else the spool).
     List {
         #[command(flatten)]
         location: SpoolLocation,
+        /// Only messages in this state: pending, deferred, in_flight, held, deleting, finishing.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only messages with a recipient at this domain.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Only messages received longer ago than this (90s, 30m, 2h, 7d).
+        #[arg(long, value_name = "AGE")]
+        older_than: Option<String>,
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
     },
-    /// Show one message's envelope and receipt facts.
+    /// Show one message: envelope, recipients with their states, and its
+    /// attempt history from the mail log (TLS facts, causes and fixes).
     Show {
         /// Queue id.
         id: String,
@@ -138,5 +156,44 @@ pub(crate) enum QueueCommand {
         /// JSON output.
         #[arg(long)]
         json: bool,
+    },
+    /// Retry a message's deferred recipients now (or, with --all, every message's).
+    Retry {
+        /// Queue id.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Retry every deferred recipient in the queue.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        location: ConfigLocation,
+    },
+    /// Hold a message: not attempted (and not expired) until released.
+    Hold {
+        /// Queue id.
+        id: String,
+        #[command(flatten)]
+        location: ConfigLocation,
+    },
+    /// Release a held message.
+    Release {
+        /// Queue id.
+        id: String,
+        #[command(flatten)]
+        location: ConfigLocation,
+    },
+    /// Delete a message from the queue without a DSN.
+    Delete {
+        /// Queue id.
+        id: String,
+        #[command(flatten)]
+        location: ConfigLocation,
+    },
+    /// Retry now every deferred recipient at a domain.
+    Flush {
+        /// The recipient domain (example.com).
+        domain: String,
+        #[command(flatten)]
+        location: ConfigLocation,
     },
 }

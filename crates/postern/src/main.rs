@@ -6,12 +6,14 @@
 //! Runs as whatever user starts it; writes only below the configured data
 //! directory. Insecure `[danger]` settings are logged at every start.
 
+mod admin_setup;
 mod cert_cmd;
 mod cli;
 mod delivery_setup;
 mod dns_cmd;
 mod headers_cmd;
 mod queue_cmd;
+mod queue_show;
 mod scan_cmd;
 mod send_cmd;
 mod serve;

@@ -1,163 +1,376 @@
-//! `postern queue list|show`: read the spool directly (read-only), so they work
-//! whether or not the server runs (Postfix's `showq` stand-alone mode).
+//! `postern queue list|show|retry|hold|release|delete|flush`.
+//!
+//! While the server runs, every subcommand goes through its admin socket
+//! (`[admin] socket`, default `<data_dir>/admin.sock`), so verbs are applied by
+//! the scheduler itself and never race it. When nobody answers there (no
+//! socket, or connection refused):
+//! - `list` and `show` read the spool read-only (they always can);
+//! - `hold`, `release` and `delete` act on the spool directly, under the spool
+//!   lock (`postern_admin::offline`), so a server starting meanwhile cannot
+//!   race them (it fails to open the spool instead);
+//! - `retry` and `flush` say that nothing is scheduled until the server starts,
+//!   and exit 1.
+//!
+//! Exit status: 0 done (or already so: "already held"), 1 refused or failed
+//! ("not found", "held: release it first"), 2 usage or configuration error.
+//!
+//! # Security
+//! Runs with the caller's rights: the socket (`0600`) and the spool
+//! (`0700`) admit only the server's user. Queue ids are parsed before use.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use postern_spool::{Envelope, QueueId, Spool};
+use postern_admin::{
+    AdminClient, AdminSettings, ClientError, Filter, ListBody, MessageInfo, State, Verb, VerbReport,
+};
+use postern_spool::{QueueId, SpoolSettings};
 
-use crate::cli::{QueueCommand, SpoolLocation};
+use crate::cli::{ConfigLocation, QueueCommand, SpoolLocation};
 
-fn spool_dir(loc: &SpoolLocation) -> Result<PathBuf, String> {
-    if let Some(dir) = &loc.spool {
-        return Ok(dir.clone());
-    }
-    let loaded = match &loc.config {
+/// Where things are, from `--config` (or the embedded default) or `--spool`.
+pub(crate) struct Place {
+    pub(crate) spool: SpoolSettings,
+    /// `None` with `--spool`, or with `[admin] enabled = false`.
+    pub(crate) admin: Option<AdminSettings>,
+    pub(crate) mail_log: Option<PathBuf>,
+    pub(crate) lifetime: Option<Duration>,
+}
+
+fn from_config(config: Option<&PathBuf>) -> Result<Place, String> {
+    let loaded = match config {
         Some(p) => postern_config::load_file(p),
         None => {
             postern_config::load_default(&std::env::current_dir().unwrap_or_else(|_| ".".into()))
         }
     }
     .map_err(|e| e.to_string())?;
-    Ok(loaded.config.server.spool.dir)
+    let c = loaded.config;
+    Ok(Place {
+        spool: c.server.spool,
+        admin: c.admin.enabled.then_some(c.admin),
+        mail_log: c.delivery.mail_log,
+        lifetime: Some(c.delivery.max_lifetime),
+    })
+}
+
+pub(crate) fn place(loc: &SpoolLocation) -> Result<Place, String> {
+    if let Some(dir) = &loc.spool {
+        return Ok(Place {
+            spool: SpoolSettings::new(dir.clone()),
+            admin: None,
+            mail_log: None,
+            lifetime: None,
+        });
+    }
+    from_config(loc.config.as_ref())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the runtime: {e}");
+            ExitCode::from(1)
+        })
 }
 
 pub(crate) fn run(cmd: &QueueCommand) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
     match cmd {
-        QueueCommand::List { location, json } => list(location, *json),
-        QueueCommand::Show { id, location, json } => show(id, location, *json),
+        QueueCommand::List {
+            location,
+            state,
+            domain,
+            older_than,
+            json,
+        } => {
+            let filter = match filter(state.as_deref(), domain.as_deref(), older_than.as_deref()) {
+                Ok(f) => f,
+                Err(e) => return usage(&e),
+            };
+            rt.block_on(list(location, &filter, *json))
+        }
+        QueueCommand::Show { id, location, json } => match QueueId::parse(id) {
+            Ok(id) => rt.block_on(crate::queue_show::show(id, location, *json)),
+            Err(e) => usage(&format!("invalid queue id {id:?}: {e}")),
+        },
+        QueueCommand::Retry { id, all, location } => {
+            let verb = match (id, all) {
+                (Some(id), false) => match QueueId::parse(id) {
+                    Ok(id) => Verb::Retry(Some(id)),
+                    Err(e) => return usage(&format!("invalid queue id {id:?}: {e}")),
+                },
+                _ => Verb::Retry(None),
+            };
+            rt.block_on(apply(verb, location))
+        }
+        QueueCommand::Hold { id, location } => with_id(id, Verb::Hold, location, &rt),
+        QueueCommand::Release { id, location } => with_id(id, Verb::Release, location, &rt),
+        QueueCommand::Delete { id, location } => with_id(id, Verb::Delete, location, &rt),
+        QueueCommand::Flush { domain, location } => {
+            let d = domain.trim().trim_end_matches('.');
+            if d.is_empty() || d.contains(['@', '/', ' ']) {
+                return usage(&format!("{domain:?} is not a domain (write example.com)"));
+            }
+            rt.block_on(apply(Verb::Flush(d.to_ascii_lowercase()), location))
+        }
     }
 }
 
-fn list(loc: &SpoolLocation, json: bool) -> ExitCode {
-    let dir = match spool_dir(loc) {
-        Ok(d) => d,
+fn usage(e: &str) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(2)
+}
+
+fn with_id(
+    id: &str,
+    make: fn(QueueId) -> Verb,
+    loc: &ConfigLocation,
+    rt: &tokio::runtime::Runtime,
+) -> ExitCode {
+    match QueueId::parse(id) {
+        Ok(id) => rt.block_on(apply(make(id), loc)),
+        Err(e) => usage(&format!("invalid queue id {id:?}: {e}")),
+    }
+}
+
+fn filter(
+    state: Option<&str>,
+    domain: Option<&str>,
+    older: Option<&str>,
+) -> Result<Filter, String> {
+    Ok(Filter {
+        state: state.map(State::parse).transpose()?,
+        domain: domain.map(|d| d.trim().trim_end_matches('.').to_owned()),
+        older_than_secs: older.map(postern_admin::view::parse_age).transpose()?,
+    })
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986 §2.3).
+pub(crate) fn encode(s: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// The running server's answer, or `None` when it does not run (the caller
+/// falls back to the spool); errors are printed.
+pub(crate) async fn ask<T: serde::de::DeserializeOwned>(
+    admin: Option<&AdminSettings>,
+    method: &str,
+    uri: &str,
+) -> Result<Option<(u16, T)>, ExitCode> {
+    let Some(admin) = admin else {
+        return Ok(None);
+    };
+    match AdminClient::new(&admin.socket).json(method, uri).await {
+        Ok(r) => Ok(Some(r)),
+        Err(ClientError::NotRunning(_)) => Ok(None),
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            Err(ExitCode::from(1))
         }
+    }
+}
+
+async fn list(loc: &SpoolLocation, filter: &Filter, json: bool) -> ExitCode {
+    let place = match place(loc) {
+        Ok(p) => p,
+        Err(e) => return usage(&e),
     };
-    let reader = match Spool::open_read_only(&dir) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot read the spool at {}: {e}", dir.display());
-            return ExitCode::from(1);
-        }
-    };
-    let envelopes = match reader.list() {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    if json {
-        for env in &envelopes {
-            println!("{}", serde_json::to_string(env).unwrap_or_default());
-        }
-    } else {
-        println!(
-            "{:<20} {:>10}  {:<20} {:<8} SENDER -> RECIPIENTS",
-            "QUEUE ID", "SIZE", "RECEIVED", "TLS"
-        );
-        for env in &envelopes {
-            println!(
-                "{:<20} {:>10}  {:<20} {:<8} <{}> -> {}",
-                env.queue_id,
-                env.message_size,
-                short_time(&env.received_at),
-                env.receipt
-                    .tls
-                    .as_ref()
-                    .map_or("none", |t| t.version.as_str()),
-                env.reverse_path,
-                env.recipients
-                    .iter()
-                    .map(|r| format!("<{}>", r.address))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+    let mut query = Vec::new();
+    if let Some(s) = filter.state {
+        query.push(format!("state={}", s.as_str()));
+    }
+    if let Some(d) = &filter.domain {
+        query.push(format!("domain={}", encode(d)));
+    }
+    if let Some(a) = filter.older_than_secs {
+        query.push(format!("older_than={a}"));
+    }
+    let uri = format!("/v1/queue?{}", query.join("&"));
+    let (messages, source) = match ask::<serde_json::Value>(place.admin.as_ref(), "GET", &uri).await
+    {
+        Err(code) => return code,
+        Ok(Some((200, v))) => match serde_json::from_value::<ListBody>(v) {
+            Ok(b) => (b.messages, "the running server"),
+            Err(e) => {
+                eprintln!("error: unexpected answer from the server: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        Ok(Some((status, v))) => {
+            eprintln!(
+                "error: the server answered {status}: {}",
+                v["error"].as_str().unwrap_or("?")
             );
-        }
-        println!("-- {} message(s)", envelopes.len());
-    }
-    ExitCode::SUCCESS
-}
-
-fn show(id: &str, loc: &SpoolLocation, json: bool) -> ExitCode {
-    let id = match QueueId::parse(id) {
-        Ok(id) => id,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let dir = match spool_dir(loc) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let env = match Spool::open_read_only(&dir).and_then(|r| r.envelope(&id)) {
-        Ok(env) => env,
-        Err(e) => {
-            eprintln!("error: {e}");
             return ExitCode::from(1);
+        }
+        Ok(None) => {
+            let dir = place.spool.dir.clone();
+            let lifetime = place.lifetime;
+            let read = tokio::task::spawn_blocking(move || {
+                postern_admin::view::read_spool(&dir, lifetime)
+            })
+            .await;
+            match read {
+                Ok(Ok(all)) => (
+                    postern_admin::view::select(&all, filter),
+                    if place.admin.is_some() {
+                        "the spool (the server is not running)"
+                    } else {
+                        "the spool"
+                    },
+                ),
+                Ok(Err(e)) => {
+                    eprintln!(
+                        "error: cannot read the spool at {}: {e}",
+                        place.spool.dir.display()
+                    );
+                    return ExitCode::from(1);
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+            }
         }
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&env).unwrap_or_default());
+        for m in &messages {
+            println!("{}", serde_json::to_string(m).unwrap_or_default());
+        }
     } else {
-        print_envelope(&env);
+        print_table(&messages, source);
     }
     ExitCode::SUCCESS
 }
 
-fn print_envelope(env: &Envelope) {
-    println!("queue id:     {}", env.queue_id);
-    println!("received at:  {}", env.received_at);
-    println!("size:         {} octets", env.message_size);
-    println!("sender:       <{}>", env.reverse_path);
-    for r in &env.recipients {
-        let mut extra = String::new();
-        if let Some(n) = &r.notify {
-            let _ = write!(extra, " NOTIFY={n}");
-        }
-        if let Some(o) = &r.orcpt {
-            let _ = write!(extra, " ORCPT={o}");
-        }
-        println!("recipient:    <{}>{extra}", r.address);
-    }
-    let p = &env.params;
+fn print_table(messages: &[MessageInfo], source: &str) {
+    use std::fmt::Write as _;
     println!(
-        "parameters:   SIZE={} BODY={} SMTPUTF8={} RET={} ENVID={}",
-        p.size.map_or("-".into(), |s| s.to_string()),
-        p.body.as_deref().unwrap_or("-"),
-        p.smtputf8,
-        p.ret.as_deref().unwrap_or("-"),
-        p.envid.as_deref().unwrap_or("-")
+        "{:<20} {:<10} {:>9}  {:<20}  SENDER",
+        "QUEUE ID", "STATE", "SIZE", "RECEIVED"
     );
-    let r = &env.receipt;
-    println!("listener:     {}", r.listener);
-    println!("peer:         {} (HELO {})", r.peer, r.helo);
-    println!("auth user:    {}", r.auth_user.as_deref().unwrap_or("-"));
-    match &r.tls {
-        Some(t) => println!(
-            "tls:          {} {} group={} sni={}",
-            t.version,
-            t.cipher,
-            t.group.as_deref().unwrap_or("-"),
-            t.sni.as_deref().unwrap_or("-")
-        ),
-        None => println!("tls:          none (plaintext)"),
+    let mut counts: Vec<(State, usize)> = Vec::new();
+    for m in messages {
+        match counts.iter_mut().find(|(s, _)| *s == m.state) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((m.state, 1)),
+        }
+        println!(
+            "{:<20} {:<10} {:>9}  {:<20}  <{}>",
+            m.queue_id.as_str(),
+            m.state.as_str(),
+            m.message_size,
+            short_time(&m.received_at),
+            m.reverse_path
+        );
+        for r in &m.recipients {
+            let mut line = format!("    {:<10} <{}>", r.state.as_str(), r.address);
+            if r.attempts > 0 {
+                let _ = write!(line, "  attempts {}", r.attempts);
+            }
+            if let Some(n) = &r.next_attempt {
+                let _ = write!(line, "  next {n}");
+            }
+            if let Some(why) = r.last_reply.as_deref().or(r.last_cause.as_deref()) {
+                let _ = write!(line, "  ({why})");
+            }
+            println!("{line}");
+        }
     }
+    let summary: Vec<String> = counts
+        .iter()
+        .map(|(s, n)| format!("{n} {}", s.as_str()))
+        .collect();
+    println!(
+        "-- {} message(s){}{} — from {source}",
+        messages.len(),
+        if summary.is_empty() { "" } else { ": " },
+        summary.join(", ")
+    );
 }
 
 /// "2026-11-22T17:03:57.907659887Z" → "2026-11-22T17:03:57Z" for the table.
-fn short_time(rfc3339: &str) -> String {
+pub(crate) fn short_time(rfc3339: &str) -> String {
     match rfc3339.split_once('.') {
         Some((secs, _)) => format!("{secs}Z"),
         None => rfc3339.to_owned(),
+    }
+}
+
+async fn apply(verb: Verb, loc: &ConfigLocation) -> ExitCode {
+    let place = match from_config(loc.config.as_ref()) {
+        Ok(p) => p,
+        Err(e) => return usage(&e),
+    };
+    let (method, uri) = match &verb {
+        Verb::Hold(id) => ("POST", format!("/v1/queue/{id}/hold")),
+        Verb::Release(id) => ("POST", format!("/v1/queue/{id}/release")),
+        Verb::Delete(id) => ("DELETE", format!("/v1/queue/{id}")),
+        Verb::Retry(Some(id)) => ("POST", format!("/v1/queue/{id}/retry")),
+        Verb::Retry(None) => ("POST", "/v1/queue/retry".to_owned()),
+        Verb::Flush(d) => ("POST", format!("/v1/queue/flush/{}", encode(d))),
+    };
+    let report = match ask::<serde_json::Value>(place.admin.as_ref(), method, &uri).await {
+        Err(code) => return code,
+        Ok(Some((status, v))) => {
+            if let Ok(r) = serde_json::from_value::<VerbReport>(v.clone()) {
+                r
+            } else {
+                eprintln!(
+                    "error: the server answered {status}: {}",
+                    v["error"].as_str().unwrap_or("?")
+                );
+                return ExitCode::from(1);
+            }
+        }
+        Ok(None) => {
+            let spool = place.spool.clone();
+            let log = place.mail_log.clone();
+            let v = verb.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                postern_admin::offline::apply(&spool, log.as_deref(), &v)
+            })
+            .await;
+            match done {
+                Ok(Ok(mut r)) => {
+                    if r.outcome.is_success() {
+                        r.text
+                            .push_str(" — on the spool (the server is not running)");
+                    }
+                    r
+                }
+                Ok(Err(e)) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    };
+    if report.outcome.is_success() {
+        println!("{}", report.text);
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{}", report.text);
+        ExitCode::from(1)
     }
 }

@@ -17,6 +17,8 @@ use crate::tls_setup;
 
 /// How long in-flight sessions get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How long admin requests in progress get to finish at shutdown.
+const ADMIN_GRACE: Duration = Duration::from_secs(5);
 
 fn load(path: Option<&Path>) -> Result<Loaded, postern_config::ConfigError> {
     if let Some(p) = path {
@@ -108,6 +110,11 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     // Delivery loads everything already in the spool, then hears of each new
     // message from the smtpd the moment it is durable.
     let delivery = crate::delivery_setup::start(cfg, spool.clone(), mail_log.clone()).await?;
+    // `postern queue` verbs reach the scheduler through the admin socket.
+    let admin = crate::admin_setup::start(cfg, &delivery).await?;
+    if let Some(a) = &admin {
+        println!("postern: admin socket {}", a.path().display());
+    }
     let notifier = delivery.notifier();
     let received_log = mail_log.clone();
     let on_queued: QueuedHook = Arc::new(move |a| {
@@ -147,6 +154,9 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     server.shutdown(SHUTDOWN_GRACE).await;
     if let Some(p) = pickup {
         p.shutdown(SHUTDOWN_GRACE).await;
+    }
+    if let Some(a) = admin {
+        a.shutdown(ADMIN_GRACE).await;
     }
     delivery.shutdown(SHUTDOWN_GRACE).await;
     let _ = tokio::task::spawn_blocking(move || mail_log.flush()).await;

@@ -1,0 +1,120 @@
+//! Starting the admin socket for `postern serve`, and the one piece of glue the
+//! admin crate cannot have: [`postern_admin::QueueControl`] over delivery's
+//! [`Controller`] (admin does not depend on delivery; ARCHITECTURE.md).
+//!
+//! Wiring (done in `serve.rs`): start this after delivery, before the
+//! listeners; shut it down before delivery.
+//!
+//! # Security
+//! The socket is the admin API's access control (created `0600`; see
+//! `postern_admin::server`). Nothing here parses input: verbs arrive parsed.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use postern_admin::{
+    AdminServer, BoxFuture, QueueControl, QueueStatus, QueuedMessage, Verb, VerbOutcome, VerbReport,
+};
+use postern_delivery::{Controller, DeliveryHandle};
+
+/// Starts the admin socket unless `[admin] enabled = false`.
+pub(crate) async fn start(
+    cfg: &postern_config::Config,
+    delivery: &DeliveryHandle,
+) -> anyhow::Result<Option<AdminServer>> {
+    if !cfg.admin.enabled {
+        tracing::info!(
+            "admin socket disabled ([admin] enabled = false): `postern queue` verbs cannot reach this server"
+        );
+        return Ok(None);
+    }
+    let control = Arc::new(DeliveryControl {
+        controller: delivery.controller(),
+    });
+    let server = postern_admin::start(&cfg.admin, control, cfg.delivery.mail_log.clone())
+        .await
+        .context("starting the admin socket")?;
+    Ok(Some(server))
+}
+
+/// The running scheduler, as the admin API sees it.
+struct DeliveryControl {
+    controller: Controller,
+}
+
+impl QueueControl for DeliveryControl {
+    fn messages(
+        &self,
+        queue_id: Option<postern_spool::QueueId>,
+    ) -> BoxFuture<'_, Option<Vec<QueuedMessage>>> {
+        Box::pin(async move {
+            let views = self.controller.messages(queue_id).await?;
+            Some(
+                views
+                    .into_iter()
+                    .map(|v| QueuedMessage {
+                        envelope: v.envelope,
+                        state: v.state,
+                        in_flight: v.in_flight,
+                        deleting: v.deleting,
+                        expires_ms: Some(v.expires_ms),
+                    })
+                    .collect(),
+            )
+        })
+    }
+
+    fn status(&self) -> BoxFuture<'_, Option<QueueStatus>> {
+        Box::pin(async move {
+            let s = self.controller.snapshot().await?;
+            Some(QueueStatus {
+                messages: s.messages,
+                pending: s.pending,
+                deferred: s.deferred,
+                held_messages: s.held_messages,
+                held: s.held,
+                in_flight: s.in_flight,
+                connections: s.connections,
+            })
+        })
+    }
+
+    fn apply(&self, verb: Verb) -> BoxFuture<'_, Option<VerbReport>> {
+        Box::pin(async move {
+            let r = self.controller.control(to_delivery(&verb)).await?;
+            Some(VerbReport::new(
+                &verb,
+                outcome(r.outcome),
+                (r.messages, r.rcpts, r.in_flight),
+                r.error,
+            ))
+        })
+    }
+}
+
+fn to_delivery(v: &Verb) -> postern_delivery::Verb {
+    use postern_delivery::Verb as D;
+    match v {
+        Verb::Hold(id) => D::Hold(*id),
+        Verb::Release(id) => D::Release(*id),
+        Verb::Delete(id) => D::Delete(*id),
+        Verb::Retry(id) => D::Retry(*id),
+        Verb::Flush(d) => D::Flush(d.clone()),
+    }
+}
+
+fn outcome(o: postern_delivery::VerbOutcome) -> VerbOutcome {
+    use postern_delivery::VerbOutcome as D;
+    match o {
+        D::Done => VerbOutcome::Done,
+        D::Pending => VerbOutcome::Pending,
+        D::NotFound => VerbOutcome::NotFound,
+        D::Loading => VerbOutcome::Loading,
+        D::AlreadyHeld => VerbOutcome::AlreadyHeld,
+        D::NotHeld => VerbOutcome::NotHeld,
+        D::Held => VerbOutcome::Held,
+        D::Deleting => VerbOutcome::Deleting,
+        D::Finishing => VerbOutcome::Finishing,
+        D::Failed => VerbOutcome::Failed,
+    }
+}

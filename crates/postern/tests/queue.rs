@@ -1,0 +1,379 @@
+//! `postern queue …` as an operator runs it against a real `postern serve`:
+//! real processes, the real admin socket, a temporary data directory. Delivery
+//! goes to a smart host that refuses connections (127.0.0.1:9), so messages
+//! defer and stay queued with an attempt and its cause in the mail log.
+//! Postfix's `mailq`/`postqueue`/`postsuper` are the model: verbs reach the
+//! running queue manager; with the server stopped, hold/release/delete act on
+//! the spool under its lock and retry/flush refuse.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use postern_testkit::Dialogue;
+
+const BIN: &str = env!("CARGO_BIN_EXE_postern");
+
+fn write_config(dir: &Path, extra: &str) -> PathBuf {
+    let cfg = format!(
+        r#"data_dir = "{data}"
+hostname = "mx.test.example"
+
+[[listener]]
+name = "smtp"
+address = "127.0.0.1:0"
+kind = "smtp"
+tls = "optional"
+auth = "off"
+
+[relay]
+accepted_domains = ["example.com"]
+
+[pickup]
+enabled = false
+
+# Everything to a smart host that refuses connections: mail defers and stays.
+[[route]]
+domains = ["*"]
+smarthost = "127.0.0.1:9"
+{extra}"#,
+        data = dir.join("data").display()
+    );
+    let p = dir.join("postern.toml");
+    std::fs::write(&p, cfg).unwrap();
+    p
+}
+
+/// A running `postern serve`; killed on drop.
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+    stderr_path: PathBuf,
+}
+
+impl Running {
+    fn start(config: &Path) -> Self {
+        let stderr_path = config.with_extension("stderr");
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let deadline = Instant::now() + Duration::from_mins(1);
+        let addr = loop {
+            assert!(Instant::now() < deadline, "server did not start");
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .unwrap();
+            if let Some(rest) = line.strip_prefix("postern: listener smtp on ") {
+                break rest.trim().parse().unwrap();
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        Self {
+            child,
+            addr,
+            stderr_path,
+        }
+    }
+
+    /// SIGTERM, then wait for the process to exit (graceful shutdown).
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "{status}: {}",
+            std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn postern(config: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("queue")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs a command that must succeed; returns its stdout.
+fn ok(config: &Path, args: &[&str]) -> String {
+    let o = postern(config, args);
+    assert!(
+        o.status.success(),
+        "postern queue {args:?} failed: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+/// Runs a command that must exit 1; returns its stderr.
+fn refused(config: &Path, args: &[&str]) -> String {
+    let o = postern(config, args);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "postern queue {args:?}: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    stderr(&o)
+}
+
+/// Sends one message to `rcpts` and returns its queue id.
+fn send(addr: SocketAddr, rcpts: &[&str]) -> String {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut d = Dialogue::connect(addr).await;
+        d.expect(220).await;
+        d.cmd("EHLO client.test", 250).await;
+        d.cmd("MAIL FROM:<alice@other.org>", 250).await;
+        for r in rcpts {
+            d.cmd(&format!("RCPT TO:<{r}>"), 250).await;
+        }
+        d.cmd("DATA", 354).await;
+        d.send_raw(b"Subject: queue test\r\n\r\nhello\r\n.\r\n")
+            .await;
+        let r = d.reply().await.unwrap();
+        assert_eq!(r.code, 250);
+        r.lines[0].rsplit(' ').next().unwrap().to_owned()
+    })
+}
+
+/// The `--json` listing: (queue id, state) per message.
+fn listed(config: &Path, filter: &[&str]) -> Vec<(String, String)> {
+    let mut args = vec!["list", "--json"];
+    args.extend_from_slice(filter);
+    ok(config, &args)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["queue_id"].as_str().unwrap().to_owned(),
+                v["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Polls until `id` is listed as deferred (its first attempt failed). Bounded:
+/// only a hang fails.
+fn wait_deferred(config: &Path, id: &str) {
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while !listed(config, &["--state", "deferred"])
+        .iter()
+        .any(|(i, _)| i == id)
+    {
+        assert!(Instant::now() < deadline, "{id} never deferred");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn verbs_go_through_the_admin_socket_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let server = Running::start(&cfg);
+    let socket = dir.path().join("data/admin.sock");
+    let md = std::fs::symlink_metadata(&socket).unwrap();
+    assert!(md.file_type().is_socket());
+    assert_eq!(md.permissions().mode() & 0o777, 0o600);
+
+    let id = send(server.addr, &["bob@example.com"]);
+    wait_deferred(&cfg, &id);
+    let table = ok(&cfg, &["list"]);
+    assert!(table.contains(&id) && table.contains("deferred"), "{table}");
+    assert!(table.contains("from the running server"), "{table}");
+    assert!(listed(&cfg, &["--state", "held"]).is_empty());
+    assert_eq!(listed(&cfg, &["--domain", "EXAMPLE.com"]).len(), 1);
+    assert!(listed(&cfg, &["--domain", "example.org"]).is_empty());
+    assert!(listed(&cfg, &["--older-than", "1h"]).is_empty());
+
+    // show: envelope, recipient state, and the attempt with its cause and fix.
+    let show = ok(&cfg, &["show", &id]);
+    assert!(show.contains("sender:       <alice@other.org>"), "{show}");
+    assert!(
+        show.contains("<bob@example.com>  deferred, 1 attempt(s)"),
+        "{show}"
+    );
+    assert!(
+        show.contains("attempt 1 to 127.0.0.1 [127.0.0.1:9]: failed"),
+        "{show}"
+    );
+    assert!(show.contains("policy: opportunistic"), "{show}");
+    assert!(show.contains("cause: conn.refused"), "{show}");
+    assert!(show.contains("fix: "), "{show}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&cfg, &["show", &id, "--json"])).unwrap();
+    let attempt = json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "attempt")
+        .unwrap();
+    assert_eq!(attempt["cause"]["id"], "conn.refused");
+    assert_eq!(json["message"]["recipients"][0]["state"], "deferred");
+
+    // hold → listed as held, not retried; retry refuses until released.
+    assert_eq!(
+        ok(&cfg, &["hold", &id]).trim(),
+        format!("held {id} (1 recipient)")
+    );
+    assert_eq!(
+        ok(&cfg, &["hold", &id]).trim(),
+        format!("already held: {id}")
+    );
+    assert_eq!(
+        listed(&cfg, &["--state", "held"]),
+        [(id.clone(), "held".into())]
+    );
+    assert!(refused(&cfg, &["retry", &id]).contains("release it first"));
+    assert!(ok(&cfg, &["show", &id]).contains("held since:"));
+    assert!(ok(&cfg, &["release", &id]).starts_with(&format!("released {id}")));
+    assert_eq!(
+        ok(&cfg, &["release", &id]).trim(),
+        format!("not held: {id}")
+    );
+    assert!(listed(&cfg, &["--state", "held"]).is_empty());
+
+    // retry and flush schedule now.
+    let r = postern(&cfg, &["retry", &id]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert!(stdout(&r).contains(&id), "{}", stdout(&r));
+    assert!(ok(&cfg, &["retry", "--all"]).starts_with("retrying"));
+    assert!(ok(&cfg, &["flush", "example.com"]).starts_with("flushing example.com:"));
+
+    // delete → gone, no DSN (the sender's domain is not ours: a DSN would be
+    // queued as a new message and listed).
+    let out = ok(&cfg, &["delete", &id]);
+    assert!(
+        out.starts_with(&format!("deleting {id}")) || out.starts_with(&format!("deleted {id}")),
+        "{out}"
+    );
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while !listed(&cfg, &[]).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "not deleted: {:?}",
+            listed(&cfg, &[])
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(refused(&cfg, &["delete", &id]).starts_with(&format!("not found: {id}")));
+    // The history stays readable after the message is gone.
+    let show = ok(&cfg, &["show", &id]);
+    assert!(show.contains("no longer queued"), "{show}");
+    assert!(
+        show.contains("deleted   by the operator (via admin"),
+        "{show}"
+    );
+    // Usage errors exit 2.
+    assert_eq!(postern(&cfg, &["hold", "not-an-id"]).status.code(), Some(2));
+    assert_eq!(
+        postern(&cfg, &["list", "--state", "frozen"]).status.code(),
+        Some(2)
+    );
+    server.stop();
+    assert!(!socket.exists(), "the socket is removed at shutdown");
+}
+
+#[test]
+fn with_the_server_stopped_verbs_act_on_the_spool_and_a_hold_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let server = Running::start(&cfg);
+    let id = send(server.addr, &["bob@example.com", "carol@example.com"]);
+    let other = send(server.addr, &["dave@example.com"]);
+    wait_deferred(&cfg, &id);
+    wait_deferred(&cfg, &other);
+    server.stop();
+
+    let out = ok(&cfg, &["hold", &id]);
+    assert_eq!(
+        out.trim(),
+        format!("held {id} (2 recipients) — on the spool (the server is not running)")
+    );
+    let table = ok(&cfg, &["list"]);
+    assert!(
+        table.contains("from the spool (the server is not running)"),
+        "{table}"
+    );
+    assert_eq!(
+        listed(&cfg, &["--state", "held"]),
+        [(id.clone(), "held".into())]
+    );
+    for args in [
+        vec!["retry", id.as_str()],
+        vec!["retry", "--all"],
+        vec!["flush", "example.com"],
+    ] {
+        let err = refused(&cfg, &args);
+        assert!(err.starts_with("the server is not running"), "{err}");
+    }
+    assert!(ok(&cfg, &["delete", &other]).starts_with(&format!("deleted {other}")));
+    assert!(refused(&cfg, &["delete", &other]).starts_with("not found"));
+    let show = ok(&cfg, &["show", &id]);
+    assert!(show.contains("state:        held"), "{show}");
+    assert!(
+        show.contains("held      by the operator (via spool"),
+        "{show}"
+    );
+
+    // Restart: still held (the hold is in state/<id>), the deleted one gone.
+    let server = Running::start(&cfg);
+    let all = listed(&cfg, &[]);
+    assert_eq!(all, [(id.clone(), "held".into())]);
+    assert!(ok(&cfg, &["list"]).contains("from the running server"));
+    assert!(ok(&cfg, &["release", &id]).starts_with(&format!("released {id}")));
+    let out = ok(&cfg, &["delete", &id]);
+    assert!(out.contains(&id), "{out}");
+    server.stop();
+}
+
+#[test]
+fn without_the_admin_socket_verbs_refuse_to_race_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "\n[admin]\nenabled = false\n");
+    let server = Running::start(&cfg);
+    assert!(!dir.path().join("data/admin.sock").exists());
+    let id = send(server.addr, &["bob@example.com"]);
+    wait_deferred(&cfg, &id);
+    let err = refused(&cfg, &["hold", &id]);
+    assert!(err.contains("locked by a running server"), "{err}");
+    assert!(ok(&cfg, &["list"]).contains("from the spool"));
+    drop(server);
+}
