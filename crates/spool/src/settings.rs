@@ -14,8 +14,10 @@ pub struct SpoolSettings {
     /// How many files of delivered messages the spool keeps (renamed into `tmp/`)
     /// to receive new messages in, instead of unlinking them and creating new
     /// files (`docs/spool-format.md` §3, "File reuse"). 0 turns reuse off.
-    /// Default 1024 (and never more than 64 MiB in total, files up to 1 MiB);
-    /// at least the message rate × `reuse_min_age` are needed.
+    /// Default 4096 (and never more than 128 MiB in total, files up to 1 MiB).
+    /// It should cover the swings of the queue's size (a burst accepted faster
+    /// than it is delivered needs new files, and unlinks them afterwards beyond
+    /// this), and at least the message rate × `reuse_min_age`.
     pub reuse_max_files: usize,
     /// A kept file is rewritten only after it has been kept this long, so a
     /// reader that opened the message just before its removal (`postern queue
@@ -29,7 +31,7 @@ impl SpoolSettings {
         Self {
             dir: dir.into(),
             group_commit_window: Duration::ZERO,
-            reuse_max_files: 1024,
+            reuse_max_files: 4096,
             reuse_min_age: Duration::from_millis(50),
         }
     }

@@ -43,7 +43,7 @@ const CREATE_ATTEMPTS: usize = 8;
 /// Files of delivered messages larger than this are unlinked, not kept.
 const REUSE_MAX_FILE_LEN: u64 = 1024 * 1024;
 /// Disk space the kept files may hold in total.
-const REUSE_MAX_BYTES: u64 = 64 * 1024 * 1024;
+const REUSE_MAX_BYTES: u64 = 128 * 1024 * 1024;
 /// Suffix of a kept file's name in `tmp/`: `tmp/<queue id of the delivered
 /// message>.reuse`.
 const REUSE_SUFFIX: &str = ".reuse";
