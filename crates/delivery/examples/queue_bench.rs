@@ -263,8 +263,8 @@ fn run(base: &std::path::Path, n: usize, m: usize, rounds: usize) -> Result<(), 
                  = {:.0} msg/s; total {:.2} s = {:.0} msg/s",
                 opened.as_secs_f64(),
                 report.recovered,
-                (loaded - opened).as_secs_f64(),
-                n as f64 / (loaded - opened).as_secs_f64(),
+                loaded.saturating_sub(opened).as_secs_f64(),
+                n as f64 / loaded.saturating_sub(opened).as_secs_f64(),
                 loaded.as_secs_f64(),
                 n as f64 / loaded.as_secs_f64(),
             );
@@ -280,7 +280,7 @@ fn run(base: &std::path::Path, n: usize, m: usize, rounds: usize) -> Result<(), 
                 h.notify(id);
             }
             wait_for(&h, &transport, round * m, n).await?;
-            let (wall, cpu) = (t.elapsed(), cpu_time() - cpu);
+            let (wall, cpu) = (t.elapsed(), cpu_time().saturating_sub(cpu));
             println!(
                 "  round {round}: {m} new messages delivered and removed in {:.2} s = {:.0} msg/s; \
                  {:.1} us wall, {:.1} us CPU per message",
