@@ -12,10 +12,9 @@ use std::time::Duration;
 
 use postern_diag::verify::{self, Event, EventKind, Level, VerifyOptions, VerifyReport};
 use postern_dns::{DnsSettings, Resolver};
-use postern_testkit::{FakeDns, FakeMx, KeyKind, MxTls, TestCa, mx_tls_config};
+use postern_testkit::{FakeDns, FakeMx, KeyKind, MxTls, PolicyServer, TestCa, mx_tls_config};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const DOMAIN: &str = "example.test";
 const MX1: &str = "mx1.example.test";
@@ -354,38 +353,11 @@ async fn verify_dane_mismatch() {
     assert!(c.detail.contains("abababab"), "{}", c.detail);
 }
 
-/// A one-shot-per-connection HTTPS server answering every request with
-/// `body` as text/plain.
-async fn policy_server(ca: &TestCa, body: &'static str) -> (u16, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let acceptor =
-        tokio_rustls::TlsAcceptor::from(mx_tls_config(&ca.issue(&["mta-sts.example.test"])));
-    let task = tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tls.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let out = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = tls.write_all(out.as_bytes()).await;
-                let _ = tls.shutdown().await;
-            });
-        }
-    });
-    (port, task)
+/// An MTA-STS policy host for `mta-sts.example.test` answering `body`.
+async fn policy_server(ca: &TestCa, body: &str) -> (u16, PolicyServer) {
+    let server =
+        PolicyServer::start(mx_tls_config(&ca.issue(&["mta-sts.example.test"])), body).await;
+    (server.port(), server)
 }
 
 #[tokio::test]
