@@ -238,6 +238,10 @@ async fn a_missing_maildir_bounces_5_1_1_with_a_dsn_to_the_sender() {
     );
     assert!(cause.fix.contains("create = true"), "{}", cause.fix);
 
+    eventually("the DSN", || {
+        !w.mx.received_for("alice@example.com").is_empty()
+    })
+    .await;
     let dsn = w.mx.received_for("alice@example.com");
     assert_eq!(dsn.len(), 1, "one DSN to the sender's MX");
     assert_eq!(dsn[0].mail_from, "", "DSNs come from the null sender");
@@ -320,6 +324,10 @@ async fn local_parts_that_would_leave_the_tree_bounce_5_1_3_and_create_nothing()
         assert!(o.reply.as_deref().unwrap().starts_with("553 5.1.3 "));
         assert_eq!(o.cause.as_ref().unwrap().id, "local.unsafe_address");
     }
+    eventually("the DSN", || {
+        !w.mx.received_for("alice@example.com").is_empty()
+    })
+    .await;
     let dsn = w.mx.received_for("alice@example.com");
     assert_eq!(dsn.len(), 1);
     let text = String::from_utf8_lossy(&dsn[0].data);
@@ -421,13 +429,10 @@ async fn notify_success_reports_delivered_not_relayed() {
     );
     h.notify(id);
     // The success DSN is itself queued and delivered to the sender's MX.
-    tokio::time::timeout(Duration::from_mins(1), async {
-        while w.mx.received_for("alice@example.com").is_empty() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    eventually("the DSN", || {
+        !w.mx.received_for("alice@example.com").is_empty()
     })
-    .await
-    .expect("no success DSN arrived");
+    .await;
     let dsn = w.mx.received_for("alice@example.com");
     assert_eq!(dsn.len(), 1, "one success DSN");
     let text = String::from_utf8_lossy(&dsn[0].data);

@@ -436,6 +436,10 @@ async fn five_xx_for_one_of_three_recipients_bounces_it_with_a_dsn() {
             .collect();
     assert_eq!(original.len(), 1);
     assert_eq!(original[0].rcpts, ["a@example.net", "c@example.net"]);
+    eventually("the DSN", || {
+        !w.mx.received_for("alice@example.com").is_empty()
+    })
+    .await;
     let dsn = w.mx.received_for("alice@example.com");
     assert_eq!(dsn.len(), 1);
     assert_eq!(dsn[0].mail_from, "", "DSNs come from the null sender");
@@ -462,6 +466,10 @@ async fn null_mx_bounces_at_once_with_5_1_10() {
     let id = w.send(&["x@nomail.example"]);
     h.notify(id);
     drained(&h).await;
+    eventually("the DSN", || {
+        !w.mx.received_for("alice@example.com").is_empty()
+    })
+    .await;
     let dsn = w.mx.received_for("alice@example.com");
     assert_eq!(dsn.len(), 1);
     let text = String::from_utf8_lossy(&dsn[0].data);

@@ -255,3 +255,16 @@ pub async fn wait_for(
 pub async fn drained(h: &DeliveryHandle) {
     wait_for(h, "an empty queue", |s| s.messages == 0).await;
 }
+
+/// Polls `cond` until it holds (at most a minute). For outcomes that follow
+/// the queue draining, such as a DSN: the original can be removed before the
+/// DSN it caused has been loaded, so "the queue is empty" alone is not it.
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let waited = tokio::time::timeout(Duration::from_mins(1), async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "timed out waiting for {what}");
+}
