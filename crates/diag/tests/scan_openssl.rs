@@ -19,6 +19,12 @@ fn have_openssl() -> bool {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
+    // CI installs openssl and sets POSTERN_REQUIRE_TOOLS: there a missing
+    // tool is a failure, not a silent skip.
+    assert!(
+        ok || std::env::var_os("POSTERN_REQUIRE_TOOLS").is_none(),
+        "the openssl command is required (POSTERN_REQUIRE_TOOLS is set)"
+    );
     if !ok {
         eprintln!("SKIPPED: the openssl command is not installed (apt-get install openssl)");
     }
