@@ -18,14 +18,14 @@
 //! Runs with the caller's rights: the socket (`0600`) and the spool
 //! (`0700`) admit only the server's user. Queue ids are parsed before use.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use postern_admin::{
     AdminClient, AdminSettings, ClientError, Filter, ListBody, MessageInfo, State, Verb, VerbReport,
 };
-use postern_spool::{QueueId, SpoolSettings};
+use postern_spool::{QueueId, SpoolError, SpoolSettings};
 
 use crate::cli::{ConfigLocation, QueueCommand, SpoolLocation};
 
@@ -168,6 +168,39 @@ pub(crate) fn encode(s: &str) -> String {
 
 /// The running server's answer, or `None` when it does not run (the caller
 /// falls back to the spool); errors are printed.
+/// Prints the server's refusal (`{"error": …}`); exit status 1.
+pub(crate) fn server_refused(status: u16, v: &serde_json::Value) -> ExitCode {
+    eprintln!(
+        "error: the server answered {status}: {}",
+        v["error"].as_str().unwrap_or("?")
+    );
+    ExitCode::from(1)
+}
+
+/// Runs `read` on the stopped server's spool (read-only) off the runtime;
+/// a failure is printed and becomes exit status 1.
+pub(crate) async fn read_offline<T: Send + 'static>(
+    place: &Place,
+    read: impl FnOnce(&Path, Option<Duration>) -> Result<T, SpoolError> + Send + 'static,
+) -> Result<T, ExitCode> {
+    let dir = place.spool.dir.clone();
+    let lifetime = place.lifetime;
+    match tokio::task::spawn_blocking(move || read(&dir, lifetime)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            eprintln!(
+                "error: cannot read the spool at {}: {e}",
+                place.spool.dir.display()
+            );
+            Err(ExitCode::from(1))
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
 pub(crate) async fn ask<T: serde::de::DeserializeOwned>(
     admin: Option<&AdminSettings>,
     method: &str,
@@ -212,42 +245,18 @@ async fn list(loc: &SpoolLocation, filter: &Filter, json: bool) -> ExitCode {
                 return ExitCode::from(1);
             }
         },
-        Ok(Some((status, v))) => {
-            eprintln!(
-                "error: the server answered {status}: {}",
-                v["error"].as_str().unwrap_or("?")
-            );
-            return ExitCode::from(1);
-        }
-        Ok(None) => {
-            let dir = place.spool.dir.clone();
-            let lifetime = place.lifetime;
-            let read = tokio::task::spawn_blocking(move || {
-                postern_admin::view::read_spool(&dir, lifetime)
-            })
-            .await;
-            match read {
-                Ok(Ok(all)) => (
-                    postern_admin::view::select(&all, filter),
-                    if place.admin.is_some() {
-                        "the spool (the server is not running)"
-                    } else {
-                        "the spool"
-                    },
-                ),
-                Ok(Err(e)) => {
-                    eprintln!(
-                        "error: cannot read the spool at {}: {e}",
-                        place.spool.dir.display()
-                    );
-                    return ExitCode::from(1);
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(1);
-                }
-            }
-        }
+        Ok(Some((status, v))) => return server_refused(status, &v),
+        Ok(None) => match read_offline(&place, postern_admin::view::read_spool).await {
+            Ok(all) => (
+                postern_admin::view::select(&all, filter),
+                if place.admin.is_some() {
+                    "the spool (the server is not running)"
+                } else {
+                    "the spool"
+                },
+            ),
+            Err(code) => return code,
+        },
     };
     if json {
         for m in &messages {
@@ -332,11 +341,7 @@ async fn apply(verb: Verb, loc: &ConfigLocation) -> ExitCode {
             if let Ok(r) = serde_json::from_value::<VerbReport>(v.clone()) {
                 r
             } else {
-                eprintln!(
-                    "error: the server answered {status}: {}",
-                    v["error"].as_str().unwrap_or("?")
-                );
-                return ExitCode::from(1);
+                return server_refused(status, &v);
             }
         }
         Ok(None) => {

@@ -21,7 +21,7 @@ use postern_spool::{Envelope, QueueId};
 use postern_track::{Attempt, MailEvent, TrackRecord};
 
 use crate::cli::SpoolLocation;
-use crate::queue_cmd::{ask, place, short_time};
+use crate::queue_cmd::{ask, place, read_offline, server_refused, short_time};
 
 pub(crate) async fn show(id: QueueId, loc: &SpoolLocation, json: bool) -> ExitCode {
     let place = match place(loc) {
@@ -43,33 +43,15 @@ pub(crate) async fn show(id: QueueId, loc: &SpoolLocation, json: bool) -> ExitCo
             }
         },
         Ok(Some((404, _))) => (None, local_events(place.mail_log.as_deref(), id).await),
-        Ok(Some((status, v))) => {
-            eprintln!(
-                "error: the server answered {status}: {}",
-                v["error"].as_str().unwrap_or("?")
-            );
-            return ExitCode::from(1);
-        }
+        Ok(Some((status, v))) => return server_refused(status, &v),
         Ok(None) => {
-            let dir = place.spool.dir.clone();
-            let lifetime = place.lifetime;
-            let read = tokio::task::spawn_blocking(move || {
-                postern_admin::view::read_one(&dir, &id, lifetime)
+            let message = match read_offline(&place, move |dir, lifetime| {
+                postern_admin::view::read_one(dir, &id, lifetime)
             })
-            .await;
-            let message = match read {
-                Ok(Ok(m)) => m.map(|m| MessageInfo::of(&m, true)),
-                Ok(Err(e)) => {
-                    eprintln!(
-                        "error: cannot read the spool at {}: {e}",
-                        place.spool.dir.display()
-                    );
-                    return ExitCode::from(1);
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(1);
-                }
+            .await
+            {
+                Ok(m) => m.map(|m| MessageInfo::of(&m, true)),
+                Err(code) => return code,
             };
             (message, local_events(place.mail_log.as_deref(), id).await)
         }
