@@ -695,30 +695,13 @@ pub(crate) fn check_hostname(name: &str, wildcard: bool) -> Result<(), String> {
 fn tls(raw: Option<Spanned<RawTls>>, cx: &mut Ctx<'_>) -> Result<TlsSettings, ConfigError> {
     let raw = raw.map(Spanned::into_inner).unwrap_or_default();
     let defaults = TlsSettings::default();
-    let min_version = raw
-        .min_version
-        .as_ref()
-        .map_or(defaults.min_version, |v| v.get_ref().0);
-    let max_version = raw
-        .max_version
-        .as_ref()
-        .map_or(defaults.max_version, |v| v.get_ref().0);
-    if min_version > max_version {
-        let (span, k) = match (&raw.min_version, &raw.max_version) {
-            (Some(v), _) => (v.span(), "tls.min_version"),
-            (None, Some(v)) => (v.span(), "tls.max_version"),
-            (None, None) => (0..0, "tls"),
-        };
-        return Err(cx.error(
-            span,
-            k,
-            format!(
-                "min_version \"{}\" is above max_version \"{}\"",
-                version_name(min_version),
-                version_name(max_version)
-            ),
-        ));
-    }
+    let (min_version, max_version) = version_range(
+        raw.min_version.as_ref(),
+        raw.max_version.as_ref(),
+        (defaults.min_version, defaults.max_version),
+        "tls",
+        cx,
+    )?;
 
     let cipher_suites = crate::tls_names::cipher_suites(
         raw.cipher_suites.as_ref(),
@@ -746,6 +729,36 @@ fn tls(raw: Option<Spanned<RawTls>>, cx: &mut Ctx<'_>) -> Result<TlsSettings, Co
         certificates,
         session_tickets: raw.session_tickets.unwrap_or(defaults.session_tickets),
     })
+}
+
+/// `<table>.min_version` / `max_version` with their defaults; min above max
+/// is an error at whichever key was written.
+pub(crate) fn version_range(
+    min: Option<&Spanned<crate::raw::Version>>,
+    max: Option<&Spanned<crate::raw::Version>>,
+    defaults: (TlsVersion, TlsVersion),
+    table: &str,
+    cx: &Ctx<'_>,
+) -> Result<(TlsVersion, TlsVersion), ConfigError> {
+    let min_version = min.map_or(defaults.0, |v| v.get_ref().0);
+    let max_version = max.map_or(defaults.1, |v| v.get_ref().0);
+    if min_version > max_version {
+        let (span, k) = match (min, max) {
+            (Some(v), _) => (v.span(), format!("{table}.min_version")),
+            (None, Some(v)) => (v.span(), format!("{table}.max_version")),
+            (None, None) => (0..0, table.to_owned()),
+        };
+        return Err(cx.error(
+            span,
+            k,
+            format!(
+                "min_version \"{}\" is above max_version \"{}\"",
+                version_name(min_version),
+                version_name(max_version)
+            ),
+        ));
+    }
+    Ok((min_version, max_version))
 }
 
 pub(crate) fn version_name(v: TlsVersion) -> &'static str {

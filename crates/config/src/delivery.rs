@@ -243,30 +243,13 @@ fn path_of(
 fn outbound_tls(raw: &RawOutboundTls, cx: &mut Ctx<'_>) -> Result<ClientTlsSettings, ConfigError> {
     const T: &str = "delivery.outbound_tls";
     let d = ClientTlsSettings::default();
-    let min_version = raw
-        .min_version
-        .as_ref()
-        .map_or(d.min_version, |v| v.get_ref().0);
-    let max_version = raw
-        .max_version
-        .as_ref()
-        .map_or(d.max_version, |v| v.get_ref().0);
-    if min_version > max_version {
-        let (span, k) = match (&raw.min_version, &raw.max_version) {
-            (Some(v), _) => (v.span(), "min_version"),
-            (None, Some(v)) => (v.span(), "max_version"),
-            (None, None) => (0..0, ""),
-        };
-        return Err(cx.error(
-            span,
-            format!("{T}.{k}"),
-            format!(
-                "min_version \"{}\" is above max_version \"{}\"",
-                crate::build::version_name(min_version),
-                crate::build::version_name(max_version)
-            ),
-        ));
-    }
+    let (min_version, max_version) = crate::build::version_range(
+        raw.min_version.as_ref(),
+        raw.max_version.as_ref(),
+        (d.min_version, d.max_version),
+        T,
+        cx,
+    )?;
     let range = (min_version, max_version);
     let cipher_suites = crate::tls_names::cipher_suites(raw.cipher_suites.as_ref(), range, T, cx)?;
     let kx_groups = crate::tls_names::groups(raw.groups.as_ref(), range, T, cx)?;
@@ -1082,6 +1065,11 @@ mod tests {
         assert!(
             error("[delivery.outbound_tls]\nclient_cert = \"c.pem\"\n")
                 .ends_with("delivery.outbound_tls: client_cert and client_key go together: set both (PEM files) or neither")
+        );
+        assert!(
+            error("[delivery.outbound_tls]\nmin_version = \"1.3\"\nmax_version = \"1.2\"\n").ends_with(
+                "delivery.outbound_tls.min_version: min_version \"1.3\" is above max_version \"1.2\""
+            )
         );
         assert!(
             error("[delivery.outbound_tls]\ncipher_suites = [\"RC4-MD5\"]\n")
