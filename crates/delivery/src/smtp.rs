@@ -215,6 +215,17 @@ struct Failure {
     permanent: bool,
 }
 
+impl Failure {
+    /// A failure of this host or attempt only: next host, then defer.
+    fn transient(cause: CauseInfo) -> Self {
+        Self {
+            cause,
+            reply: None,
+            permanent: false,
+        }
+    }
+}
+
 enum HostResult {
     /// The transaction happened: results per recipient.
     Done {
@@ -286,11 +297,7 @@ impl SmtpTransport {
         let domain_plan = match self.domain_plan(job).await {
             Ok(p) => p,
             Err(c) => {
-                let f = Failure {
-                    cause: tls_cause(&c),
-                    reply: None,
-                    permanent: false,
-                };
+                let f = Failure::transient(tls_cause(&c));
                 self.emit_failed(job, &Facts::default(), &f, Instant::now());
                 return (all(job, &f, &Facts::default()), None);
             }
@@ -329,11 +336,7 @@ impl SmtpTransport {
                 Err(c) => {
                     // This host must not be used (DANE unusable, not in the
                     // MTA-STS policy): the next one may be.
-                    let f = Failure {
-                        cause: tls_cause(&c),
-                        reply: None,
-                        permanent: false,
-                    };
+                    let f = Failure::transient(tls_cause(&c));
                     let facts = Facts {
                         host: cand.name.clone(),
                         ..Facts::default()
@@ -377,11 +380,7 @@ impl SmtpTransport {
         }
         let (f, facts) = last.unwrap_or_else(|| {
             (
-                Failure {
-                    cause: cause::no_address(&job.route.destination, "no host to try"),
-                    reply: None,
-                    permanent: false,
-                },
+                Failure::transient(cause::no_address(&job.route.destination, "no host to try")),
                 Facts::default(),
             )
         });
@@ -446,12 +445,10 @@ impl SmtpTransport {
                 }],
                 true,
             )),
-            NextHop::Maildir(_) => Err(Failure {
-                // `deliver` hands these jobs to `maildir` before asking.
-                cause: cause::internal("a Maildir route has no hosts"),
-                reply: None,
-                permanent: false,
-            }),
+            // `deliver` hands these jobs to `maildir` before asking.
+            NextHop::Maildir(_) => Err(Failure::transient(cause::internal(
+                "a Maildir route has no hosts",
+            ))),
             NextHop::Literal(ip) => Ok((
                 vec![Candidate {
                     name: ip.to_string(),
@@ -504,11 +501,9 @@ impl SmtpTransport {
     ) -> HostResult {
         let level = plan.level;
         let Some(tls) = self.client_tls(job) else {
-            return HostResult::Next(Failure {
-                cause: cause::internal("no outbound TLS configuration"),
-                reply: None,
-                permanent: false,
-            });
+            return HostResult::Next(Failure::transient(cause::internal(
+                "no outbound TLS configuration",
+            )));
         };
         let transcript = transcript(job);
         let mut session = if cand.implicit_tls {
@@ -538,15 +533,13 @@ impl SmtpTransport {
                 _ => {
                     if !info.starttls {
                         let _ = session.quit().await;
-                        return HostResult::Next(Failure {
-                            cause: tls_cause(&postern_tlspolicy::cause::starttls_not_offered(
+                        return HostResult::Next(Failure::transient(tls_cause(
+                            &postern_tlspolicy::cause::starttls_not_offered(
                                 &format!("{} ({addr})", cand.name),
                                 &job.route.destination,
                                 level,
-                            )),
-                            reply: None,
-                            permanent: false,
-                        });
+                            ),
+                        )));
                     }
                     true
                 }
@@ -599,13 +592,9 @@ impl SmtpTransport {
         // Enforce the level on what the session *is*, not on what we meant.
         if level.requires_tls() && !session.is_tls() {
             let _ = session.quit().await;
-            return HostResult::Next(Failure {
-                cause: cause::internal(
-                    "the session is not encrypted but the TLS level requires it",
-                ),
-                reply: None,
-                permanent: false,
-            });
+            return HostResult::Next(Failure::transient(cause::internal(
+                "the session is not encrypted but the TLS level requires it",
+            )));
         }
         // The certificate against the plan: PKIX + name (`verify`,
         // `mta-sts`), TLSA (`dane`), or only recorded (lower levels).
@@ -619,11 +608,7 @@ impl SmtpTransport {
                 }
                 Err(c) => {
                     let _ = session.quit().await;
-                    return HostResult::Next(Failure {
-                        cause: tls_cause(&c),
-                        reply: None,
-                        permanent: false,
-                    });
+                    return HostResult::Next(Failure::transient(tls_cause(&c)));
                 }
             }
         } else if let Some(w) =
@@ -634,19 +619,15 @@ impl SmtpTransport {
         if let Some(auth) = &cand.auth {
             if !session.is_tls() {
                 let _ = session.quit().await;
-                return HostResult::Next(Failure {
-                    cause: cause::cause(
-                        cause::AUTH_UNAVAILABLE,
-                        format!(
-                            "{} needs AUTH but the session is not encrypted; the password is never sent in clear",
-                            cand.name
-                        ),
-                        "use tls = \"required\" or \"verify\" (or implicit_tls) on this route, and make sure the smart host offers STARTTLS",
-                        "",
+                return HostResult::Next(Failure::transient(cause::cause(
+                    cause::AUTH_UNAVAILABLE,
+                    format!(
+                        "{} needs AUTH but the session is not encrypted; the password is never sent in clear",
+                        cand.name
                     ),
-                    reply: None,
-                    permanent: false,
-                });
+                    "use tls = \"required\" or \"verify\" (or implicit_tls) on this route, and make sure the smart host offers STARTTLS",
+                    "",
+                )));
             }
             let mech = if session.ehlo_info().is_some_and(|i| i.has_auth("PLAIN")) {
                 AuthMechanism::Plain
@@ -655,16 +636,12 @@ impl SmtpTransport {
             };
             if let Err(e) = session.auth(mech, &auth.user, &auth.password).await {
                 let _ = session.quit().await;
-                return HostResult::Next(Failure {
-                    cause: cause::cause(
-                        cause::AUTH_FAILED,
-                        format!("{} refused our AUTH {}: {e}", cand.name, mech.as_str()),
-                        "check the user and password of this route with the smart host's operator",
-                        e.to_string(),
-                    ),
-                    reply: None,
-                    permanent: false,
-                });
+                return HostResult::Next(Failure::transient(cause::cause(
+                    cause::AUTH_FAILED,
+                    format!("{} refused our AUTH {}: {e}", cand.name, mech.as_str()),
+                    "check the user and password of this route with the smart host's operator",
+                    e.to_string(),
+                )));
             }
         }
         let result = self.transact(job, &mut session, facts).await;
@@ -696,11 +673,7 @@ impl SmtpTransport {
         let mut body = match self.body(job) {
             Ok(b) => b,
             Err(cause) => {
-                return HostResult::Next(Failure {
-                    cause,
-                    reply: None,
-                    permanent: false,
-                });
+                return HostResult::Next(Failure::transient(cause));
             }
         };
         let peer = facts.ip.parse().unwrap_or_else(|_| session.peer_addr());
@@ -1055,21 +1028,11 @@ fn dns_failure(name: &str, e: &DnsError, host_lookup: bool) -> Failure {
             reply: None,
             permanent: true,
         },
-        DnsError::NxDomain { .. } | DnsError::NoRecords { .. } => Failure {
-            cause: cause::no_address(name, &detail),
-            reply: None,
-            permanent: false,
-        },
-        DnsError::Bogus { .. } => Failure {
-            cause: cause::dns_bogus(name, &detail),
-            reply: None,
-            permanent: false,
-        },
-        _ => Failure {
-            cause: cause::dns_temporary(name, &detail),
-            reply: None,
-            permanent: false,
-        },
+        DnsError::NxDomain { .. } | DnsError::NoRecords { .. } => {
+            Failure::transient(cause::no_address(name, &detail))
+        }
+        DnsError::Bogus { .. } => Failure::transient(cause::dns_bogus(name, &detail)),
+        _ => Failure::transient(cause::dns_temporary(name, &detail)),
     }
 }
 
