@@ -186,7 +186,13 @@ impl Planner {
             sts_testing: None,
             warning: None,
         };
-        if by_name && (explicit_dane || (route.upgrade && resolver.can_authenticate())) {
+        if explicit_dane && !by_name {
+            return Err(policy_cause::dane_unavailable(
+                host,
+                "an address literal has no TLSA records (RFC 7672 §3.2.2)",
+            ));
+        }
+        if explicit_dane || (route.upgrade && by_name) {
             match self
                 .dane_records(resolver, host, mx_authenticated, addrs_authenticated)
                 .await
@@ -217,14 +223,6 @@ impl Planner {
                     }
                 }
             }
-        } else if explicit_dane {
-            let reason = if by_name {
-                "the resolver cannot authenticate answers ([dns] dnssec = \"off\", or the \
-                 name servers' AD bit is not trusted)"
-            } else {
-                "an address literal has no TLSA records (RFC 7672 §3.2.2)"
-            };
-            return Err(policy_cause::dane_unavailable(host, reason));
         }
         let Some(p) = &domain_plan.sts else {
             return Ok(base);
