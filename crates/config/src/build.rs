@@ -413,11 +413,30 @@ fn session_limits(
             ),
         );
     }
+    let max_auth_failures = positive(
+        raw.max_auth_failures.as_ref(),
+        base.max_auth_failures,
+        &k("max_auth_failures"),
+        cx,
+    )?;
+    let min_data_rate = raw
+        .min_data_rate
+        .as_ref()
+        .map_or(base.min_data_rate, |v| v.get_ref().0);
+    let write_timeout = duration(
+        raw.write_timeout.as_ref(),
+        base.write_timeout,
+        &k("write_timeout"),
+        cx,
+    )?;
     Ok(SessionLimits {
         proto,
         max_message_size,
         max_recipients,
         max_errors,
+        max_auth_failures,
+        min_data_rate,
+        write_timeout,
         command_timeout,
         data_block_timeout: duration(
             raw.data_timeout.as_ref(),

@@ -1,6 +1,9 @@
-//! Relay and recipient policy: which recipients a session may use.
+//! Session policy: the verdict at each stage of an SMTP session (relay and
+//! recipient rules today; the gateway's sender groups, limits and filters
+//! next).
 //!
-//! Pure decisions over facts the session supplies; no I/O.
+//! Pure decisions over facts the session supplies
+//! (`postern_proto::session::{Stage, SessionFacts}`); no I/O.
 //!
 //! # Security
 //! This is the open-relay defence: a recipient outside the accepted domains is
@@ -11,5 +14,7 @@
 //! RFC 5321 §3.6 (relaying), RFC 5321 §7.1 (mail security and spoofing).
 
 mod relay;
+mod stages;
 
 pub use relay::{Domains, RcptDecision, RelayPolicy, RelaySettings};
+pub use stages::{Policy, Refusal, relay_denied, sender_routing_denied};

@@ -30,6 +30,7 @@ mod line;
 mod reply;
 mod reply_parser;
 mod sasl;
+pub mod session;
 mod xtext;
 
 pub use address::{

@@ -12,17 +12,28 @@
 //! never needs to hold more than `max_line - 1` unconsumed bytes.
 //!
 //! # Standards
-//! RFC 5321 §2.3.8 (lines end with CRLF), §4.5.3.1.4 (command line limit of 512
-//! octets including CRLF). For command lines a bare LF is accepted as the line
-//! end (many clients and test tools send it, and it cannot smuggle anything
-//! here: there is no terminator to confuse). A CR anywhere but just before the
-//! LF is left in the line for the command parser to reject.
+//! RFC 5321 §2.3.8 (lines end with CRLF, nothing else), §4.5.3.1.4 (command line
+//! limit of 512 octets including CRLF), RFC 4954 §4 (SASL responses up to 12 288
+//! octets: the session raises the limit with [`LineReader::set_max_line`]).
+//!
+//! # SMTP smuggling (RFC 5321 §2.3.8, CVE-2023-51764 family)
+//! Only CRLF ends a line. An LF without the CR before it is reported as
+//! [`Line::BareLineFeed`] with the bytes before it, so that a line which a
+//! CRLF-splitting proxy or filter sees as ONE command can never run here as
+//! two: the session answers one error for the whole line and closes (as
+//! Postfix's `smtpd_forbid_bare_newline` does). A CR that is not followed by LF
+//! stays inside the line, for the command parser to reject as a control
+//! character.
 
 /// One result of [`LineReader::next_line`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Line<'a> {
-    /// A complete line, without its CRLF (or bare LF).
+    /// A complete line, without its CRLF.
     Complete(&'a [u8]),
+    /// A line ended by an LF without CR (RFC 5321 §2.3.8 forbids it). The
+    /// bytes before the LF are given for the transcript only: never execute
+    /// them. Answer one error and close the connection.
+    BareLineFeed(&'a [u8]),
     /// A line longer than the limit ended; its bytes were dropped. Answer
     /// `500 5.5.2 Line too long` (RFC 5321 §4.5.3.1.4).
     TooLong,
@@ -34,6 +45,9 @@ pub enum Line<'a> {
 pub struct LineReader {
     max_line: usize,
     discarding: bool,
+    /// While discarding: the last byte dropped was a CR (so an LF at the start
+    /// of the next buffer ends the line properly).
+    dropped_cr: bool,
 }
 
 impl LineReader {
@@ -43,12 +57,19 @@ impl LineReader {
         Self {
             max_line,
             discarding: false,
+            dropped_cr: false,
         }
     }
 
     /// The limit this reader enforces.
     pub fn max_line(&self) -> usize {
         self.max_line
+    }
+
+    /// Changes the limit for the lines still to come (the session raises it
+    /// while an AUTH exchange waits for a SASL response, RFC 4954 §4).
+    pub fn set_max_line(&mut self, max_line: usize) {
+        self.max_line = max_line;
     }
 
     /// True while the reader is dropping the rest of an over-long line.
@@ -58,27 +79,38 @@ impl LineReader {
 
     /// Scans `buf` (bytes received, not yet consumed). Returns
     /// `(Some(line), consumed)` when a line is complete (the line excludes the
-    /// CRLF / LF), `(None, consumed)` when more data is needed. When a line
+    /// CRLF; a bare LF gives [`Line::BareLineFeed`]), `(None, consumed)` when
+    /// more data is needed. When a line
     /// exceeds the limit the reader switches to discarding: it consumes (drops)
     /// bytes and, when the LF finally arrives, returns `Some(Line::TooLong)` once.
     /// When it returns `(None, 0)` the caller holds fewer than `max_line` bytes.
     pub fn next_line<'a>(&mut self, buf: &'a [u8]) -> (Option<Line<'a>>, usize) {
         let lf = buf.iter().position(|&b| b == b'\n');
         if self.discarding {
-            return match lf {
-                Some(i) => {
-                    self.discarding = false;
-                    (Some(Line::TooLong), i + 1)
-                }
-                None => (None, buf.len()),
+            let Some(i) = lf else {
+                self.dropped_cr = buf.last() == Some(&b'\r');
+                return (None, buf.len());
+            };
+            self.discarding = false;
+            let cr = if i == 0 {
+                self.dropped_cr
+            } else {
+                buf[i - 1] == b'\r'
+            };
+            return if cr {
+                (Some(Line::TooLong), i + 1)
+            } else {
+                // An over-long line ended by a bare LF is still a bare LF:
+                // what follows must not run as a command.
+                (Some(Line::BareLineFeed(&[])), i + 1)
             };
         }
         match lf {
             Some(i) => {
-                let line = &buf[..i];
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                // Counted as if it ended in CRLF, so a client using bare LF gets
-                // the same limit as one using CRLF (RFC 5321 §4.5.3.1.4).
+                let Some(line) = buf[..i].strip_suffix(b"\r") else {
+                    // RFC 5321 §2.3.8: a bare LF never ends a line here.
+                    return (Some(Line::BareLineFeed(&buf[..i])), i + 1);
+                };
                 if line.len().saturating_add(2) > self.max_line {
                     (Some(Line::TooLong), i + 1)
                 } else {
@@ -89,6 +121,7 @@ impl LineReader {
             // with its ending would be over the limit. Drop what we have.
             None if !buf.is_empty() && buf.len() >= self.max_line => {
                 self.discarding = true;
+                self.dropped_cr = buf.last() == Some(&b'\r');
                 (None, buf.len())
             }
             None => (None, 0),
@@ -105,6 +138,7 @@ mod tests {
     #[derive(Debug, PartialEq, Eq)]
     enum Got {
         Line(Vec<u8>),
+        Bare(Vec<u8>),
         TooLong,
     }
 
@@ -119,6 +153,7 @@ mod tests {
                 let (line, consumed) = reader.next_line(&buf);
                 let line = line.map(|l| match l {
                     Line::Complete(bytes) => Got::Line(bytes.to_vec()),
+                    Line::BareLineFeed(bytes) => Got::Bare(bytes.to_vec()),
                     Line::TooLong => Got::TooLong,
                 });
                 buf.drain(..consumed);
@@ -136,13 +171,19 @@ mod tests {
         Got::Line(s.as_bytes().to_vec())
     }
 
+    fn bare(s: &str) -> Got {
+        Got::Bare(s.as_bytes().to_vec())
+    }
+
     #[test]
     fn splits_lines_table() {
         let cases: Vec<(&[&[u8]], Vec<Got>)> = vec![
             (&[b"EHLO a\r\n"], vec![ok("EHLO a")]),
-            (&[b"EHLO a\n"], vec![ok("EHLO a")]),
+            (&[b"EHLO a\n"], vec![bare("EHLO a")]),
             (&[b"EH", b"LO a\r", b"\n"], vec![ok("EHLO a")]),
-            (&[b"A\r\nB\nC\r\n"], vec![ok("A"), ok("B"), ok("C")]),
+            // The smuggling shape: a bare LF inside what a proxy sees as one line.
+            (&[b"A\r\nB\nC\r\n"], vec![ok("A"), bare("B"), ok("C")]),
+            (&[b"NOOP x\nRSET\r\n"], vec![bare("NOOP x"), ok("RSET")]),
             (&[b"\r\n"], vec![ok("")]),
             (&[b"NOOP"], vec![]),
             // Only one trailing CR is stripped; the parser rejects the other.
@@ -159,7 +200,7 @@ mod tests {
         let input = b"EHLO client.example\r\nMAIL FROM:<a@b>\nRCPT TO:<c@d>\r\nDATA\r\n";
         let want = vec![
             ok("EHLO client.example"),
-            ok("MAIL FROM:<a@b>"),
+            bare("MAIL FROM:<a@b>"),
             ok("RCPT TO:<c@d>"),
             ok("DATA"),
         ];
@@ -172,12 +213,7 @@ mod tests {
     #[test]
     fn limit_is_counted_with_crlf() {
         // max 10: 8 octets of text + CRLF fit, 9 do not, whatever the ending.
-        let cases: Vec<(&[u8], bool)> = vec![
-            (b"12345678\r\n", true),
-            (b"12345678\n", true),
-            (b"123456789\r\n", false),
-            (b"123456789\n", false),
-        ];
+        let cases: Vec<(&[u8], bool)> = vec![(b"12345678\r\n", true), (b"123456789\r\n", false)];
         for (input, fits) in cases {
             let (lines, _) = run(10, &[input]);
             assert_eq!(lines.len(), 1, "{input:?}");
@@ -218,6 +254,7 @@ mod tests {
                     assert_eq!(l, b"QUIT");
                     true
                 }
+                Some(Line::BareLineFeed(_)) => panic!("bare LF"),
                 None => true,
             };
             buf.drain(..consumed);
@@ -234,10 +271,32 @@ mod tests {
         let mut reader = LineReader::new(4);
         assert_eq!(reader.next_line(b"abc"), (None, 0));
         assert_eq!(reader.next_line(b"abcd"), (None, 4));
-        assert_eq!(reader.next_line(b"\n"), (Some(Line::TooLong), 1));
+        assert_eq!(reader.next_line(b"\r\n"), (Some(Line::TooLong), 2));
         assert_eq!(
             reader.next_line(b"ab\r\n"),
             (Some(Line::Complete(b"ab")), 4)
+        );
+    }
+
+    #[test]
+    fn over_long_line_ended_by_bare_lf_is_a_bare_lf() {
+        let long = vec![b'x'; 600];
+        let (lines, _) = run(512, &[&long, b"\nRSET\r\n"]);
+        assert_eq!(lines, vec![bare(""), ok("RSET")]);
+        // The CR in one read, the LF in the next: a proper line end.
+        let (lines, _) = run(512, &[&long, b"\r", b"\nRSET\r\n"]);
+        assert_eq!(lines, vec![Got::TooLong, ok("RSET")]);
+    }
+
+    #[test]
+    fn raised_limit_for_sasl_responses() {
+        let mut reader = LineReader::new(512);
+        let long = [b"x".repeat(12_000), b"\r\n".to_vec()].concat();
+        assert_eq!(reader.next_line(&long).0, Some(Line::TooLong));
+        reader.set_max_line(12_288);
+        assert_eq!(
+            reader.next_line(&long).0,
+            Some(Line::Complete(&long[..12_000]))
         );
     }
 

@@ -1,5 +1,7 @@
-//! The byte stream of one session: plaintext TCP, or TLS after STARTTLS / on an
-//! implicit-TLS listener. One enum so the session code is the same either way.
+//! The byte stream of one session: plaintext, or TLS after STARTTLS / on an
+//! implicit-TLS listener. One enum so the session code is the same either way;
+//! generic over the underlying stream (TCP in the server, an in-memory pipe in
+//! tests).
 //!
 //! # Security
 //! Carries untrusted bytes; does no parsing.
@@ -9,35 +11,27 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
 /// A session's connection.
-pub(crate) enum Conn {
+pub(crate) enum Conn<S> {
     /// Before STARTTLS (or on a listener without TLS).
-    Plain(TcpStream),
+    Plain(S),
     /// After a completed handshake. Boxed: the TLS state is large and most idle
     /// connections on port 25 never reach it.
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<S>>),
     /// Transient state while the handshake owns the socket.
     Upgrading,
 }
 
-impl Conn {
-    /// True once TLS is established.
-    pub(crate) fn is_tls(&self) -> bool {
-        matches!(self, Conn::Tls(_))
-    }
-
-    fn gone() -> io::Error {
-        io::Error::new(
-            io::ErrorKind::NotConnected,
-            "connection is being upgraded to TLS",
-        )
-    }
+fn gone() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "connection is being upgraded to TLS",
+    )
 }
 
-impl AsyncRead for Conn {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Conn<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -46,12 +40,12 @@ impl AsyncRead for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Conn::Upgrading => Poll::Ready(Err(Conn::gone())),
+            Conn::Upgrading => Poll::Ready(Err(gone())),
         }
     }
 }
 
-impl AsyncWrite for Conn {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Conn<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -60,7 +54,7 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Conn::Upgrading => Poll::Ready(Err(Conn::gone())),
+            Conn::Upgrading => Poll::Ready(Err(gone())),
         }
     }
 
@@ -68,7 +62,7 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_flush(cx),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Conn::Upgrading => Poll::Ready(Err(Conn::gone())),
+            Conn::Upgrading => Poll::Ready(Err(gone())),
         }
     }
 

@@ -14,12 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use postern_policy::RelayPolicy;
+use postern_policy::Policy;
 use postern_spool::Spool;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 use crate::admission::{Admission, Refusal};
 use crate::auth::UserDb;
@@ -56,12 +57,12 @@ pub enum SmtpdError {
 pub struct Shared {
     pub(crate) settings: ServerSettings,
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
-    pub(crate) relay: RelayPolicy,
+    pub(crate) policy: Policy,
     pub(crate) users: Arc<UserDb>,
 }
 
 impl Shared {
-    fn new(
+    pub(crate) fn new(
         settings: ServerSettings,
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> Result<Self, SmtpdError> {
@@ -79,7 +80,7 @@ impl Shared {
             }
         }
         Ok(Self {
-            relay: RelayPolicy::new(&settings.relay),
+            policy: Policy::new(&settings.relay),
             users: Arc::new(UserDb::new(&settings.users)),
             settings,
             tls,
@@ -282,10 +283,17 @@ impl Acceptor {
                         shutdown: self.shutdown.clone(),
                     };
                     let id = session_id();
-                    self.tracker.spawn(async move {
-                        let _ticket = ticket;
-                        Session::new(id, ctx, tcp, peer).run().await;
-                    });
+                    // One span per session: every log line inside carries the
+                    // session id, the peer and the listener.
+                    let span =
+                        tracing::info_span!("session", id = %id, %peer, listener = %self.name);
+                    self.tracker.spawn(
+                        async move {
+                            let _ticket = ticket;
+                            Session::new(id, ctx, tcp, peer).run().await;
+                        }
+                        .instrument(span),
+                    );
                 }
                 Err(refusal) => {
                     tracing::info!(listener = %self.name, %peer, ?refusal, "connection refused: limit reached");

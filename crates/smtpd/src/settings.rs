@@ -20,38 +20,7 @@ pub enum ListenerKind {
     Submissions,
 }
 
-/// When TLS is used on a listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsMode {
-    /// STARTTLS is not offered.
-    Off,
-    /// STARTTLS is offered; plaintext mail is accepted.
-    Optional,
-    /// STARTTLS is offered and MAIL/AUTH before it get `530 5.7.0`. For
-    /// `submissions` listeners this means the implicit handshake.
-    Required,
-}
-
-/// Whether SMTP AUTH is offered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMode {
-    /// AUTH is not offered.
-    Off,
-    /// AUTH is offered after TLS; unauthenticated sessions may still send to
-    /// accepted domains (or relay from relay networks).
-    Offered,
-    /// AUTH is offered after TLS and MAIL without it gets `530 5.7.0`.
-    Required,
-}
-
-/// How VRFY is answered. EXPN is always `502`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VrfyMode {
-    /// `252 2.5.0` (cannot verify, will accept and attempt delivery; RFC 5321 §3.5.3).
-    Ambiguous,
-    /// `502 5.5.1` command not implemented.
-    Disabled,
-}
+pub use postern_proto::session::{AuthMode, TlsMode, VrfyMode};
 
 /// Per-session limits; every one is a DoS defence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,11 +33,25 @@ pub struct SessionLimits {
     pub max_recipients: usize,
     /// Error replies per session before `421` and close. Default 10.
     pub max_errors: usize,
-    /// Wait for a command (RFC 5321 §4.5.3.2.7: 5 minutes).
+    /// Failed AUTH attempts per session before `421 4.7.0` and close. Default 3.
+    pub max_auth_failures: usize,
+    /// A whole command line must arrive within this time of the previous reply
+    /// (RFC 5321 §4.5.3.2.7: 5 minutes). A deadline, not an idle timer: a
+    /// client trickling one byte at a time is cut off too (like Postfix with
+    /// `smtpd_per_record_deadline = yes`). Default 5 minutes.
     pub command_timeout: Duration,
-    /// Wait for each DATA block (RFC 5321 §4.5.3.2.5 client side is 3 minutes; server side
-    /// we use the same). Default 3 minutes.
+    /// The DATA/BDAT deadline: a body starts with this much time, every read
+    /// of N octets adds N / `min_data_rate` seconds, never beyond this value
+    /// (RFC 5321 §4.5.3.2.5: 3 minutes per block; Postfix
+    /// `smtpd_min_data_rate`). Default 3 minutes.
     pub data_block_timeout: Duration,
+    /// Octets per second a body must keep up on average (see
+    /// `data_block_timeout`); 0 makes the deadline a per-read idle timer.
+    /// Default 500.
+    pub min_data_rate: u64,
+    /// Replies must be taken by the client within this time: a client that
+    /// pipelines and stops reading is cut off. Default 1 minute.
+    pub write_timeout: Duration,
     /// Wait for the TLS handshake. Default 30 seconds.
     pub tls_handshake_timeout: Duration,
 }
@@ -80,8 +63,11 @@ impl Default for SessionLimits {
             max_message_size: 25 * 1024 * 1024,
             max_recipients: 100,
             max_errors: 10,
+            max_auth_failures: 3,
             command_timeout: Duration::from_mins(5),
             data_block_timeout: Duration::from_mins(3),
+            min_data_rate: 500,
+            write_timeout: Duration::from_mins(1),
             tls_handshake_timeout: Duration::from_secs(30),
         }
     }

@@ -78,15 +78,22 @@ struct Entry {
     text: String,
 }
 
+/// What goes through the channel: a line, or a request to confirm that every
+/// line sent before it is in the file.
+enum Msg {
+    Line(Entry),
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
 /// Handle to the transcript writer; cheap to clone.
 #[derive(Clone)]
 pub struct Transcript {
     // Field order matters: every clone drops its sender before its share of the
     // writer (held only for its `Drop`), so when the last `Writer` is dropped the channel is disconnected
     // and the writer thread can drain it and stop.
-    tx: SyncSender<Entry>,
+    tx: SyncSender<Msg>,
     dropped: Arc<AtomicU64>,
-    _writer: Arc<Writer>,
+    writer: Arc<Writer>,
 }
 
 /// The writer thread, seen from the handles: woken and waited for by the drop of
@@ -133,7 +140,7 @@ impl Transcript {
         Ok(Self {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
-            _writer: Arc::new(Writer {
+            writer: Arc::new(Writer {
                 thread: handle.thread().clone(),
                 finished: Mutex::new(done_rx),
             }),
@@ -148,9 +155,25 @@ impl Transcript {
             dir,
             text: escape(text),
         };
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(entry) {
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(Msg::Line(entry)) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Blocks until every line recorded before the call is written to the
+    /// file (at most [`CLOSE_WAIT`]); false if the writer did not confirm.
+    /// For tests and tools that read the file right after a dialogue.
+    pub fn flush(&self) -> bool {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        if self.tx.send(Msg::Flush(done_tx)).is_err() {
+            return false;
+        }
+        self.thread().unpark();
+        done_rx.recv_timeout(CLOSE_WAIT).is_ok()
+    }
+
+    fn thread(&self) -> &Thread {
+        &self.writer.thread
     }
 
     /// Lines dropped because the writer fell behind.
@@ -173,7 +196,7 @@ fn escape(text: &str) -> String {
     out
 }
 
-fn writer(rx: &Receiver<Entry>, file: File, format: TranscriptFormat, path: &Path) {
+fn writer(rx: &Receiver<Msg>, file: File, format: TranscriptFormat, path: &Path) {
     let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
     // Block for the first line of a batch; `Err` once every handle is gone and
     // the channel is empty.
@@ -181,14 +204,25 @@ fn writer(rx: &Receiver<Entry>, file: File, format: TranscriptFormat, path: &Pat
         // Let the batch gather. Senders do not wake a thread that is not in
         // `recv`; the drop of the last handle does (unpark), so shutdown does not
         // wait out the interval. A spurious early wake-up only makes a smaller batch.
-        std::thread::park_timeout(FLUSH_INTERVAL);
-        for e in std::iter::once(first).chain(rx.try_iter()) {
-            if let Err(err) = write_entry(&mut out, format, &e) {
-                tracing::error!(path = %path.display(), error = %err, "transcript write failed");
+        if matches!(first, Msg::Line(_)) {
+            std::thread::park_timeout(FLUSH_INTERVAL);
+        }
+        let mut waiting = Vec::new();
+        for msg in std::iter::once(first).chain(rx.try_iter()) {
+            match msg {
+                Msg::Line(e) => {
+                    if let Err(err) = write_entry(&mut out, format, &e) {
+                        tracing::error!(path = %path.display(), error = %err, "transcript write failed");
+                    }
+                }
+                Msg::Flush(done) => waiting.push(done),
             }
         }
         if let Err(err) = out.flush() {
             tracing::error!(path = %path.display(), error = %err, "transcript flush failed");
+        }
+        for done in waiting {
+            let _ = done.send(());
         }
     }
     if let Err(err) = out.flush() {

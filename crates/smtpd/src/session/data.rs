@@ -9,22 +9,29 @@
 //! received by BDAT cannot smuggle into a later DATA hop. The body is never held
 //! whole in memory: it is flushed to the spool every `FLUSH_THRESHOLD` octets.
 //! SIZE is enforced while reading (RFC 1870 §6). A spool failure answers
-//! `451`/`452`, never `250` (tenet 1).
+//! `451`/`452`, never `250` (tenet 1). A body must keep up `min_data_rate`:
+//! its deadline starts at `data_timeout` and grows only with the octets read
+//! (never beyond `data_timeout`), so a trickling client is cut off with
+//! `421 4.4.2` however it spaces its bytes.
 //!
 //! # Standards
 //! RFC 5321 §4.1.1.4 (DATA), §4.5.2 (transparency), §2.3.8 (lines end in CRLF),
-//! RFC 3030 (BDAT/CHUNKING), RFC 1870 (SIZE).
+//! §4.5.3.2.5–6 (DATA timeouts), RFC 3030 (BDAT/CHUNKING), RFC 1870 (SIZE).
 
-use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Buf;
-use postern_proto::{BdatChecker, Body, DataDecoder, DataStatus, Reply, Ret, ReversePath};
+use postern_proto::session::{BodyOutcome, Event, Transaction};
+use postern_proto::{BdatChecker, Body as BodyType, DataDecoder, DataStatus, Reply, Ret};
+use postern_proto::{ForwardPath, ReversePath};
 use postern_spool::{
-    Envelope, Incoming, MailParams, QueueId, Receipt, ReceiptTls, Spool, SpoolError,
+    Envelope, EnvelopeRecipient, Incoming, MailParams, QueueId, Receipt, ReceiptTls, Spool,
+    SpoolError,
 };
-use tokio::io::AsyncReadExt as _;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite};
+use tokio::time::Instant;
 
-use super::{Flow, ReadEnd, Session, Transaction};
+use super::{End, ReadEnd, Session};
 use crate::received::{self, Trace};
 use crate::replies;
 use crate::transcript::Direction;
@@ -34,8 +41,8 @@ const FLUSH_THRESHOLD: usize = 64 * 1024;
 /// Read buffer while receiving a body.
 const DATA_READ_CHUNK: usize = 32 * 1024;
 
-/// Body bytes on their way to the spool.
-pub(crate) struct BodySink {
+/// A message body on its way to the spool.
+pub(crate) struct Body {
     incoming: Option<Incoming>,
     pending: Vec<u8>,
     total: u64,
@@ -43,16 +50,11 @@ pub(crate) struct BodySink {
     too_big: bool,
     failed: Option<Reply>,
     trace: Trace,
+    /// BDAT only: the smuggling checks across chunks.
+    checker: Option<BdatChecker>,
 }
 
-/// A BDAT transaction between chunks.
-pub(crate) struct BdatState {
-    checker: BdatChecker,
-    sink: BodySink,
-    octets: u64,
-}
-
-impl BodySink {
+impl Body {
     /// Accounts for `n` new body octets; past the limit the body is dropped.
     fn grew(&mut self, n: usize) {
         self.total += n as u64;
@@ -65,6 +67,52 @@ impl BodySink {
     fn is_doomed(&self) -> bool {
         self.too_big || self.failed.is_some()
     }
+
+    /// The outcome once the body (or chunk) is read whole.
+    fn outcome(&mut self) -> BodyOutcome {
+        if self.too_big {
+            BodyOutcome::TooBig
+        } else if let Some(reply) = self.failed.take() {
+            BodyOutcome::StorageFailed(reply)
+        } else {
+            BodyOutcome::Stored { octets: self.total }
+        }
+    }
+}
+
+/// The DATA deadline: starts at `budget`, each read of N octets adds
+/// N / `rate` seconds, never beyond `budget` (Postfix `smtpd_min_data_rate`).
+pub(crate) struct DataDeadline {
+    cap: Duration,
+    rate: u64,
+    deadline: Instant,
+}
+
+impl DataDeadline {
+    pub(crate) fn new(cap: Duration, rate: u64) -> Self {
+        Self {
+            cap,
+            rate,
+            deadline: Instant::now() + cap,
+        }
+    }
+
+    /// Credits `n` octets just read.
+    pub(crate) fn credit(&mut self, n: usize) {
+        let now = Instant::now();
+        let max = now + self.cap;
+        self.deadline = if self.rate == 0 {
+            max
+        } else {
+            let nanos = u128::from(n as u64) * 1_000_000_000 / u128::from(self.rate);
+            let earned = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+            (self.deadline + earned).min(max)
+        };
+    }
+
+    pub(crate) fn at(&self) -> Instant {
+        self.deadline
+    }
 }
 
 /// Starts the spool file with our `Received:` header.
@@ -75,154 +123,143 @@ fn begin(spool: &Spool, trace: &Trace) -> Result<Incoming, SpoolError> {
     Ok(inc)
 }
 
-impl Session {
-    pub(super) async fn data(&mut self) -> Flow {
-        let Some(tx) = &self.tx else {
-            return self.error_reply(&replies::need_mail());
-        };
-        if tx.bdat.is_some() {
-            return self.error_reply(&replies::data_after_bdat());
-        }
-        if tx.recipients.is_empty() {
-            return self.error_reply(&replies::no_recipients());
-        }
-        let mut sink = self.new_sink();
-        self.reply(&replies::start_data());
-        if self.flush().await.is_err() {
-            return Flow::Close;
-        }
+impl<S> Session<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    /// After `354`: reads the body up to `CRLF.CRLF` into the spool.
+    pub(super) async fn receive_data(&mut self) -> Result<(), End> {
+        self.flush().await?;
+        let mut body = self.new_body(false);
         let mut decoder = DataDecoder::new(&self.ctx.listener.limits.proto);
+        let mut deadline = self.data_deadline();
         loop {
-            let before = sink.pending.len();
-            let (consumed, status) = decoder.decode(&self.inbuf, &mut sink.pending);
+            let before = body.pending.len();
+            let (consumed, status) = decoder.decode(&self.inbuf, &mut body.pending);
             self.inbuf.advance(consumed);
-            let added = sink.pending.len() - before;
-            sink.grew(added);
-            if sink.pending.len() >= FLUSH_THRESHOLD {
-                flush_sink(self.ctx.spool.clone(), Arc::clone(&self.id), &mut sink).await;
+            let added = body.pending.len() - before;
+            body.grew(added);
+            if body.pending.len() >= FLUSH_THRESHOLD {
+                flush_body(self.ctx.spool.clone(), &mut body).await;
             }
             if status == DataStatus::Done {
                 break;
             }
-            if let Err(end) = self.read_body().await {
-                return self.body_read_failed(&end);
+            if let Err(end) = self.read_body(&mut deadline).await {
+                return self.body_read_failed(end);
             }
         }
         self.record(
             Direction::In,
-            &format!("[message data: {} octets]", sink.total),
+            &format!("[message data: {} octets]", body.total),
         );
-        // RFC 5321 §4.1.1.4: end of data ends the transaction, whatever the outcome.
-        let Some(tx) = self.tx.take() else {
-            return Flow::Close;
-        };
-        if let Some(err) = decoder.error() {
-            tracing::warn!(session = %self.id, peer = %self.peer, error = ?err,
+        let outcome = if let Some(err) = decoder.error() {
+            tracing::warn!(error = ?err,
                 "message rejected: malformed message data");
-            return self.error_reply(&err.to_reply());
+            BodyOutcome::Malformed(err)
+        } else {
+            body.outcome()
+        };
+        if matches!(outcome, BodyOutcome::Stored { .. }) {
+            self.body = Some(body);
         }
-        self.finish(sink, tx).await
+        self.machine.handle(Event::BodyEnd(outcome));
+        Ok(())
     }
 
-    pub(super) async fn bdat(&mut self, size: u64, last: bool) -> Flow {
-        // RFC 3030 §2: the chunk must be read even when the command fails.
-        let state = match &mut self.tx {
-            Some(tx) if !tx.recipients.is_empty() => tx.bdat.take(),
-            _ => None,
+    /// Reads a BDAT chunk (always, even when the command is refused: RFC 3030 §2).
+    pub(super) async fn receive_chunk(
+        &mut self,
+        size: u64,
+        last: bool,
+        store: bool,
+        first: bool,
+    ) -> Result<(), End> {
+        if !store {
+            if let Err(end) = self.discard_chunk(size).await {
+                return self.body_read_failed(end);
+            }
+            self.record(
+                Direction::In,
+                &format!("[BDAT chunk: {size} octets, discarded]"),
+            );
+            self.machine.handle(Event::BodyEnd(BodyOutcome::Discarded));
+            return Ok(());
+        }
+        let mut body = match self.body.take() {
+            Some(b) if !first => b,
+            _ => self.new_body(true),
         };
-        let mut state = match state {
-            Some(s) => s,
-            None => match &self.tx {
-                Some(tx) if !tx.recipients.is_empty() => BdatState {
-                    checker: BdatChecker::new(&self.ctx.listener.limits.proto),
-                    sink: self.new_sink(),
-                    octets: 0,
-                },
-                _ => {
-                    let reply = if self.tx.is_none() {
-                        replies::need_mail()
-                    } else {
-                        replies::no_recipients()
-                    };
-                    if let Err(end) = self.discard_body(size).await {
-                        return self.body_read_failed(&end);
-                    }
-                    return self.error_reply(&reply);
-                }
-            },
-        };
+        let mut deadline = self.data_deadline();
         let mut remaining = size;
         while remaining > 0 {
             if self.inbuf.is_empty()
-                && let Err(end) = self.read_body().await
+                && let Err(end) = self.read_body(&mut deadline).await
             {
-                return self.body_read_failed(&end);
+                return self.body_read_failed(end);
             }
             let take = usize::try_from(remaining)
                 .unwrap_or(usize::MAX)
                 .min(self.inbuf.len());
             let chunk = self.inbuf.split_to(take);
             remaining -= take as u64;
-            state.checker.check(&chunk);
-            if !state.sink.is_doomed() {
-                state.sink.pending.extend_from_slice(&chunk);
+            if let Some(checker) = &mut body.checker {
+                checker.check(&chunk);
             }
-            state.sink.grew(take);
-            if state.sink.pending.len() >= FLUSH_THRESHOLD {
-                flush_sink(
-                    self.ctx.spool.clone(),
-                    Arc::clone(&self.id),
-                    &mut state.sink,
-                )
-                .await;
+            if !body.is_doomed() {
+                body.pending.extend_from_slice(&chunk);
+            }
+            body.grew(take);
+            if body.pending.len() >= FLUSH_THRESHOLD {
+                flush_body(self.ctx.spool.clone(), &mut body).await;
             }
         }
-        state.octets += size;
-        if last {
+        if last && let Some(checker) = &mut body.checker {
             // A body ending in a bare CR is only known to be malformed at the end.
-            state.checker.finish();
+            checker.finish();
         }
         self.record(Direction::In, &format!("[BDAT chunk: {size} octets]"));
-        if let Some(err) = state.checker.error() {
-            self.reset_transaction();
-            tracing::warn!(session = %self.id, peer = %self.peer, error = ?err, "message rejected: malformed BDAT content");
-            return self.error_reply(&err.to_reply());
+        let malformed = body.checker.as_ref().and_then(BdatChecker::error);
+        let outcome = if let Some(err) = malformed {
+            tracing::warn!(error = ?err,
+                "message rejected: malformed BDAT content");
+            BodyOutcome::Malformed(err)
+        } else {
+            body.outcome()
+        };
+        if matches!(outcome, BodyOutcome::Stored { .. }) {
+            self.body = Some(body);
         }
-        if state.sink.too_big {
-            self.reset_transaction();
-            return self.error_reply(&replies::message_too_big(state.sink.max));
-        }
-        if last {
-            let Some(tx) = self.tx.take() else {
-                return Flow::Close;
-            };
-            return self.finish(state.sink, tx).await;
-        }
-        if let Some(tx) = &mut self.tx {
-            tx.bdat = Some(state);
-        }
-        self.reply(&replies::bdat_chunk(size));
-        Flow::Continue
+        self.machine.handle(Event::BodyEnd(outcome));
+        Ok(())
     }
 
-    /// Reads more body bytes. Shutdown does not interrupt a body in flight
-    /// (in-flight DATA is allowed to commit); only the timeout does.
-    async fn read_body(&mut self) -> Result<(), ReadEnd> {
+    fn data_deadline(&self) -> DataDeadline {
+        let l = &self.ctx.listener.limits;
+        DataDeadline::new(l.data_block_timeout, l.min_data_rate)
+    }
+
+    /// Reads more body bytes before the deadline. Shutdown does not interrupt
+    /// a body in flight (in-flight DATA is allowed to commit).
+    async fn read_body(&mut self, deadline: &mut DataDeadline) -> Result<(), ReadEnd> {
         if self.inbuf.capacity() - self.inbuf.len() < DATA_READ_CHUNK / 2 {
             self.inbuf.reserve(DATA_READ_CHUNK);
         }
-        let timeout = self.ctx.listener.limits.data_block_timeout;
-        match tokio::time::timeout(timeout, self.conn.read_buf(&mut self.inbuf)).await {
+        match tokio::time::timeout_at(deadline.at(), self.conn.read_buf(&mut self.inbuf)).await {
             Err(_) => Err(ReadEnd::Timeout),
             Ok(Ok(0) | Err(_)) => Err(ReadEnd::Closed),
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(n)) => {
+                deadline.credit(n);
+                Ok(())
+            }
         }
     }
 
-    async fn discard_body(&mut self, mut remaining: u64) -> Result<(), ReadEnd> {
+    async fn discard_chunk(&mut self, mut remaining: u64) -> Result<(), ReadEnd> {
+        let mut deadline = self.data_deadline();
         while remaining > 0 {
             if self.inbuf.is_empty() {
-                self.read_body().await?;
+                self.read_body(&mut deadline).await?;
             }
             let take = usize::try_from(remaining)
                 .unwrap_or(usize::MAX)
@@ -233,35 +270,42 @@ impl Session {
         Ok(())
     }
 
-    fn body_read_failed(&mut self, end: &ReadEnd) -> Flow {
-        self.reset_transaction();
-        tracing::info!(session = %self.id, peer = %self.peer, "message body incomplete: {end}");
-        if matches!(end, ReadEnd::Timeout) {
-            self.reply(&replies::timeout(&self.ctx.listener.hostname));
+    /// The body stopped arriving: a deadline closes with `421 4.4.2`, a
+    /// closed connection just ends. Nothing is stored either way.
+    fn body_read_failed(&mut self, end: ReadEnd) -> Result<(), End> {
+        self.body = None;
+        tracing::info!("message body incomplete: {end:?}");
+        match end {
+            ReadEnd::Timeout | ReadEnd::Shutdown => {
+                self.machine.handle(Event::Timeout);
+                Ok(())
+            }
+            ReadEnd::Closed => Err(End::ClosedByPeer),
         }
-        Flow::Close
     }
 
-    fn new_sink(&self) -> BodySink {
-        let single_rcpt = match &self.tx {
-            Some(tx) if tx.recipients.len() == 1 => Some(tx.recipients[0].address.clone()),
+    fn new_body(&self, bdat: bool) -> Body {
+        let tx = self.machine.transaction();
+        let single_rcpt = match tx {
+            Some(tx) if tx.recipients.len() == 1 => Some(recipient_address(&tx.recipients[0])),
             _ => None,
         };
-        let smtputf8 = self.tx.as_ref().is_some_and(|t| t.mail.smtputf8);
-        BodySink {
+        let facts = self.machine.facts();
+        Body {
             incoming: None,
             pending: Vec::new(),
             total: 0,
             max: self.ctx.listener.limits.max_message_size,
             too_big: false,
             failed: None,
+            checker: bdat.then(|| BdatChecker::new(&self.ctx.listener.limits.proto)),
             trace: Trace {
-                helo: self.helo.clone().unwrap_or_default(),
+                helo: facts.helo.clone().unwrap_or_default(),
                 peer: self.peer,
                 by: self.ctx.listener.hostname.clone(),
-                esmtp: self.esmtp,
-                authenticated: self.auth_user.is_some(),
-                smtputf8,
+                esmtp: self.machine.is_esmtp(),
+                authenticated: facts.auth_user.is_some(),
+                smtputf8: tx.is_some_and(|t| t.mail.smtputf8),
                 tls: self
                     .tls
                     .as_ref()
@@ -272,19 +316,18 @@ impl Session {
         }
     }
 
-    /// Commits the message and answers: `250` only when it is durable.
-    async fn finish(&mut self, mut sink: BodySink, tx: Transaction) -> Flow {
-        if sink.too_big {
-            return self.error_reply(&replies::message_too_big(sink.max));
-        }
-        if let Some(reply) = sink.failed.take() {
-            return self.error_reply(&reply);
-        }
+    /// Commits the message: `250` only when it is durable.
+    pub(super) async fn commit(&mut self) {
+        let (Some(mut body), Some(tx)) = (self.body.take(), self.machine.transaction()) else {
+            let reply = replies::spool_error(&SpoolError::Poisoned);
+            self.machine.handle(Event::Committed(Err(reply)));
+            return;
+        };
         let envelope = self.envelope_for(tx);
         let spool = self.ctx.spool.clone();
-        let incoming = sink.incoming.take();
-        let data = std::mem::take(&mut sink.pending);
-        let trace = sink.trace.clone();
+        let incoming = body.incoming.take();
+        let data = std::mem::take(&mut body.pending);
+        let trace = body.trace.clone();
         let res = tokio::task::spawn_blocking(move || {
             let mut inc = match incoming {
                 Some(inc) => inc,
@@ -296,10 +339,10 @@ impl Session {
             inc.commit(envelope)
         })
         .await;
-        match res {
+        let result = match res {
             Ok(Ok(env)) => {
                 tracing::info!(
-                    queue_id = %env.queue_id, session = %self.id, peer = %self.peer,
+                    queue_id = %env.queue_id, peer = %self.peer,
                     from = %env.reverse_path, nrcpt = env.recipients.len(), size = env.message_size,
                     tls = env.receipt.tls.as_ref().map_or("none", |t| t.version.as_str()),
                     "queued"
@@ -312,25 +355,24 @@ impl Session {
                         session: &self.id,
                     });
                 }
-                self.reply(&replies::queued(env.queue_id.as_str()));
-                Flow::Continue
+                Ok(env.queue_id.as_str().to_owned())
             }
             Ok(Err(e)) => {
-                tracing::error!(session = %self.id, error = %e, "spool commit failed; message not accepted");
-                self.error_reply(&replies::spool_error(&e))
+                tracing::error!(error = %e, "spool commit failed; message not accepted");
+                Err(replies::spool_error(&e))
             }
             Err(join) => {
-                tracing::error!(session = %self.id, error = %join, "spool commit task failed");
-                self.error_reply(&replies::spool_error(&SpoolError::Poisoned))
+                tracing::error!(error = %join, "spool commit task failed");
+                Err(replies::spool_error(&SpoolError::Poisoned))
             }
-        }
+        };
+        self.machine.handle(Event::Committed(result));
     }
 
     /// The envelope as it will be stored (the queue id is set at commit).
-    fn envelope_for(&self, tx: Transaction) -> Envelope {
-        let Transaction {
-            mail, recipients, ..
-        } = tx;
+    fn envelope_for(&self, tx: &Transaction) -> Envelope {
+        let mail = &tx.mail;
+        let facts = self.machine.facts();
         Envelope {
             queue_id: QueueId::generate(),
             received_at: time::OffsetDateTime::now_utc()
@@ -340,14 +382,22 @@ impl Session {
                 ReversePath::Null => String::new(),
                 ReversePath::Mailbox(mb) => mb.to_string(),
             },
-            recipients,
+            recipients: tx
+                .recipients
+                .iter()
+                .map(|r| EnvelopeRecipient {
+                    address: recipient_address(r),
+                    notify: r.notify.map(|n| n.to_string()),
+                    orcpt: r.orcpt.clone(),
+                })
+                .collect(),
             params: MailParams {
                 size: mail.size,
                 body: mail.body.map(|b| {
                     match b {
-                        Body::SevenBit => "7BIT",
-                        Body::EightBitMime => "8BITMIME",
-                        Body::BinaryMime => "BINARYMIME",
+                        BodyType::SevenBit => "7BIT",
+                        BodyType::EightBitMime => "8BITMIME",
+                        BodyType::BinaryMime => "BINARYMIME",
                     }
                     .to_owned()
                 }),
@@ -356,13 +406,13 @@ impl Session {
                     Ret::Full => "FULL".to_owned(),
                     Ret::Hdrs => "HDRS".to_owned(),
                 }),
-                envid: mail.envid,
+                envid: mail.envid.clone(),
             },
             receipt: Receipt {
                 listener: self.ctx.listener.name.clone(),
                 peer: self.peer.to_string(),
-                helo: self.helo.clone().unwrap_or_default(),
-                auth_user: self.auth_user.clone(),
+                helo: facts.helo.clone().unwrap_or_default(),
+                auth_user: facts.auth_user.clone(),
                 tls: self.tls.as_ref().map(|f| ReceiptTls {
                     version: f.version.clone(),
                     cipher: f.cipher.clone(),
@@ -375,17 +425,26 @@ impl Session {
     }
 }
 
+/// The envelope address of a recipient (`postmaster` for `<Postmaster>`).
+fn recipient_address(r: &postern_proto::RcptTo) -> String {
+    match &r.forward_path {
+        // RFC 5321 §4.5.1: postmaster must always be accepted.
+        ForwardPath::Postmaster => "postmaster".to_owned(),
+        ForwardPath::Mailbox(mb) => mb.to_string(),
+    }
+}
+
 /// Writes buffered body bytes to the spool file (begun on first use) on the
 /// blocking pool. A free function: nothing borrowed from the session is held
 /// across the await.
-async fn flush_sink(spool: Spool, id: Arc<str>, sink: &mut BodySink) {
-    if sink.is_doomed() {
-        sink.pending.clear();
+async fn flush_body(spool: Spool, body: &mut Body) {
+    if body.is_doomed() {
+        body.pending.clear();
         return;
     }
-    let incoming = sink.incoming.take();
-    let data = std::mem::take(&mut sink.pending);
-    let trace = sink.trace.clone();
+    let incoming = body.incoming.take();
+    let data = std::mem::take(&mut body.pending);
+    let trace = body.trace.clone();
     let res = tokio::task::spawn_blocking(move || {
         let mut inc = match incoming {
             Some(inc) => inc,
@@ -396,14 +455,14 @@ async fn flush_sink(spool: Spool, id: Arc<str>, sink: &mut BodySink) {
     })
     .await;
     match res {
-        Ok(Ok(inc)) => sink.incoming = Some(inc),
+        Ok(Ok(inc)) => body.incoming = Some(inc),
         Ok(Err(e)) => {
-            tracing::error!(session = %id, error = %e, "spool write failed");
-            sink.failed = Some(replies::spool_error(&e));
+            tracing::error!(error = %e, "spool write failed");
+            body.failed = Some(replies::spool_error(&e));
         }
         Err(join) => {
-            tracing::error!(session = %id, error = %join, "spool writer task failed");
-            sink.failed = Some(replies::spool_error(&SpoolError::Poisoned));
+            tracing::error!(error = %join, "spool writer task failed");
+            body.failed = Some(replies::spool_error(&SpoolError::Poisoned));
         }
     }
 }

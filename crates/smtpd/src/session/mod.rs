@@ -1,70 +1,90 @@
-//! One SMTP session: the read → parse → decide → reply loop for one TCP connection.
+//! One SMTP session's I/O: the thin async loop around the sans-I/O machine
+//! (`postern_proto::session::Session`).
 //!
-//! The loop reads bytes into `inbuf`, takes complete command lines out with the
-//! limit-enforcing `LineReader`, and answers each command through the verb
-//! handlers in `commands.rs`. Replies are collected in `out` and written when
-//! the input holds no further complete command, so a pipelined group gets its
-//! replies in one write and a multi-line reply is always one write
-//! (RFC 2920 §3.2; scanners such as nmap/sslscan depend on it).
+//! The loop reads bytes into `inbuf`, takes complete lines out with the
+//! limit-enforcing `LineReader`, feeds them to the machine and carries out the
+//! actions it asks for: replies (collected in `out` and written when the input
+//! holds no further complete command, so a pipelined group gets its replies in
+//! one write and a multi-line reply is always one write — RFC 2920 §3.2;
+//! scanners such as nmap/sslscan depend on it), policy stages (`stages.rs`),
+//! credential checks (`crate::auth`), STARTTLS (`starttls.rs`), message bodies
+//! and the spool commit (`data.rs`). Every decision is the machine's; this
+//! module only moves bytes and waits.
+//!
+//! Generic over the byte stream (`AsyncRead + AsyncWrite`): the server passes
+//! a `TcpStream`, tests an in-memory duplex pipe.
 //!
 //! # Security
 //! Every byte comes from an untrusted peer. Memory per session is bounded by
-//! the line limit and the body flush threshold; every wait has a timeout
-//! (RFC 5321 §4.5.3.2); errors are counted and the session closed with `421`
-//! after `max_errors` (RFC 5321 §4.3.2 allows it; it slows down probing).
+//! the line limit and the body flush threshold. Every wait has a deadline: a
+//! whole command line within `command_timeout` (not reset by each byte, so a
+//! trickling client is cut off), a body within a budget that grows only with
+//! `min_data_rate`, each write within `write_timeout` (a client that stops
+//! reading cannot hold its slot), the TLS handshake within its timeout. A
+//! deadline closes the session with `421 4.4.2`, counted on the disconnect
+//! line.
 //!
 //! # Standards
-//! RFC 5321, RFC 2920 (PIPELINING), RFC 3207 (STARTTLS), RFC 4954 (AUTH).
+//! RFC 5321 §4.5.3.2 (timeouts), RFC 2920 (PIPELINING), RFC 3207 (STARTTLS),
+//! RFC 4954 (AUTH).
 
-mod auth;
-mod commands;
 mod data;
+mod stages;
 mod starttls;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use postern_proto::{Line, LineReader, MailFrom, Reply};
-use postern_spool::{EnvelopeRecipient, Spool};
+use postern_proto::session::{Action, Event, Session as Machine, SessionConfig};
+use postern_proto::{Line, LineReader, Reply};
+use postern_spool::Spool;
 use postern_tls::facts::TlsFacts;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::conn::Conn;
-use crate::replies;
 use crate::server::Shared;
-use crate::settings::ListenerSettings;
+use crate::settings::{ListenerKind, ListenerSettings};
 use crate::transcript::{Direction, Transcript};
 
 /// Initial read buffer; it grows only while a long line or DATA is arriving.
 const READ_CHUNK: usize = 4096;
 
-/// Whether the session goes on after a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flow {
-    Continue,
-    Close,
-}
-
 /// Why a read ended without data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ReadEnd {
     /// The peer closed the connection (or it broke).
     Closed,
-    /// No complete command within the timeout.
+    /// The deadline passed.
     Timeout,
     /// The server is shutting down.
     Shutdown,
 }
 
-/// The mail transaction in progress (MAIL … end of data).
-pub(crate) struct Transaction {
-    pub(crate) mail: MailFrom,
-    pub(crate) recipients: Vec<EnvelopeRecipient>,
-    /// BDAT has started: DATA is no longer allowed (RFC 3030 §3).
-    pub(crate) bdat: Option<data::BdatState>,
+/// Why the session ended (the disconnect line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    ClosedByPeer,
+    ClosedByServer,
+    WriteTimeout,
+    WriteFailed,
+    TlsFailed,
+}
+
+impl End {
+    fn as_str(self) -> &'static str {
+        match self {
+            End::ClosedByPeer => "closed by peer",
+            End::ClosedByServer => "closed by server",
+            End::WriteTimeout => "write timeout",
+            End::WriteFailed => "write failed",
+            End::TlsFailed => "TLS handshake failed",
+        }
+    }
 }
 
 /// What the session needs from the server, fixed for the session's lifetime.
@@ -77,44 +97,44 @@ pub(crate) struct Context {
     pub(crate) shutdown: CancellationToken,
 }
 
-pub(crate) struct Session {
+pub(crate) struct Session<S> {
     id: Arc<str>,
     ctx: Context,
-    conn: Conn,
+    conn: Conn<S>,
     peer: SocketAddr,
     inbuf: BytesMut,
     out: Vec<u8>,
     lines: LineReader,
-    /// The EHLO/HELO argument; `None` until the client greets (and again after STARTTLS).
-    helo: Option<String>,
-    /// The client used EHLO (not HELO).
-    esmtp: bool,
+    machine: Machine,
+    /// The full facts of the handshake (the machine keeps version and cipher).
     tls: Option<TlsFacts>,
-    auth_user: Option<String>,
-    tx: Option<Transaction>,
-    errors: usize,
-    /// An AUTH exchange waiting for the client's next line.
-    sasl: Option<auth::SaslStep>,
+    /// The deadline of the command line being received.
+    line_deadline: Option<Instant>,
+    /// The message body in progress (BDAT between chunks, or complete and
+    /// waiting for the data-end stage and the commit).
+    body: Option<data::Body>,
 }
 
-impl Session {
-    pub(crate) fn new(id: Arc<str>, ctx: Context, tcp: TcpStream, peer: SocketAddr) -> Self {
-        let max_line = ctx.listener.limits.proto.max_command_line;
+impl<S> Session<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    pub(crate) fn new(id: Arc<str>, ctx: Context, stream: S, peer: SocketAddr) -> Self {
+        let config = session_config(&ctx);
+        let machine = Machine::new(config, peer.ip(), ctx.listener.name.clone(), None);
+        let lines = LineReader::new(machine.line_limit());
         Self {
             id,
             ctx,
-            conn: Conn::Plain(tcp),
+            conn: Conn::Plain(stream),
             peer,
             inbuf: BytesMut::new(),
             out: Vec::new(),
-            lines: LineReader::new(max_line),
-            helo: None,
-            esmtp: false,
+            lines,
+            machine,
             tls: None,
-            auth_user: None,
-            tx: None,
-            errors: 0,
-            sasl: None,
+            line_deadline: None,
+            body: None,
         }
     }
 
@@ -124,71 +144,164 @@ impl Session {
             "connect from {} to listener {} ({:?})",
             self.peer, self.ctx.listener.name, self.ctx.listener.kind
         ));
-        if self.ctx.listener.kind == crate::ListenerKind::Submissions {
+        if self.ctx.listener.kind == ListenerKind::Submissions {
             // RFC 8314 §3.3: implicit TLS, the handshake comes before the greeting.
             if self.handshake().await.is_err() {
                 self.event("disconnect (TLS handshake failed)");
                 return;
             }
+            if let Some(info) = self.tls.as_ref().map(tls_info) {
+                let config = session_config(&self.ctx);
+                self.machine = Machine::new(
+                    config,
+                    self.peer.ip(),
+                    self.ctx.listener.name.clone(),
+                    Some(info),
+                );
+            }
         }
-        self.reply(&replies::greeting(&self.ctx.listener.hostname));
-        let end = self.command_loop().await;
-        let _ = self.flush().await;
-        let _ = self.conn.shutdown().await;
-        self.event(&format!("disconnect ({end})"));
+        self.machine.handle(Event::Connected);
+        let end = self.drive().await;
+        if !matches!(end, End::WriteTimeout | End::WriteFailed) {
+            let _ = self.flush().await;
+        }
+        let _ = tokio::time::timeout(self.ctx.listener.limits.write_timeout, self.conn.shutdown())
+            .await;
+        let stats = self.machine.stats();
+        if stats.timeout {
+            tracing::info!("session deadline passed, closed with 421 4.4.2");
+        }
+        self.event(&format!("disconnect ({}) {stats}", end.as_str()));
     }
 
-    async fn command_loop(&mut self) -> &'static str {
+    /// Carries out the machine's actions and feeds it input until it closes.
+    async fn drive(&mut self) -> End {
         loop {
-            let (line, consumed) = self.lines.next_line(&self.inbuf);
-            let line = line.map(|l| match l {
-                Line::Complete(bytes) => Some(bytes.to_vec()),
-                Line::TooLong => None,
-            });
-            self.inbuf.advance(consumed);
-            let flow = match line {
-                Some(Some(bytes)) => self.handle_line(&bytes).await,
-                Some(None) => {
-                    self.record(Direction::In, "[line too long, discarded]");
-                    let max = self.ctx.listener.limits.proto.max_command_line;
-                    self.error_reply(&replies::line_too_long(max))
+            while let Some(action) = self.machine.poll_action() {
+                if let Err(end) = self.act(action).await {
+                    return end;
                 }
-                None => {
-                    if self.flush().await.is_err() {
-                        return "write failed";
-                    }
-                    match self
-                        .read_more(self.ctx.listener.limits.command_timeout)
-                        .await
-                    {
-                        Ok(()) => Flow::Continue,
-                        Err(ReadEnd::Closed) => return "closed by peer",
-                        Err(ReadEnd::Timeout) => {
-                            self.reply(&replies::timeout(&self.ctx.listener.hostname));
-                            return "command timeout";
-                        }
-                        Err(ReadEnd::Shutdown) => {
-                            self.reply(&replies::shutting_down(&self.ctx.listener.hostname));
-                            return "server shutdown";
-                        }
-                    }
-                }
-            };
-            if flow == Flow::Close {
-                return "closed by server";
+            }
+            if self.machine.is_closed() {
+                return End::ClosedByServer;
+            }
+            if let Err(end) = self.next_input().await {
+                return end;
             }
         }
     }
 
-    /// Reads at least one more byte into `inbuf`.
-    async fn read_more(&mut self, timeout: Duration) -> Result<(), ReadEnd> {
+    /// One action.
+    async fn act(&mut self, action: Action) -> Result<(), End> {
+        match action {
+            Action::Reply(reply) => self.reply(&reply),
+            Action::Close => {
+                self.flush().await?;
+                return Err(End::ClosedByServer);
+            }
+            Action::Check(_) => {
+                let verdict = self.check_stage();
+                self.machine.handle(Event::Verdict(verdict));
+            }
+            Action::Authenticate(creds) => {
+                let user = creds.user.clone();
+                let db = Arc::clone(&self.ctx.shared.users);
+                let outcome = crate::auth::verify(db, creds, crate::auth::QUEUE_WAIT).await;
+                self.auth_logged(&user, outcome);
+                self.machine.handle(Event::AuthResult(outcome));
+            }
+            Action::StartTls => self.starttls().await?,
+            Action::ReceiveData => self.receive_data().await?,
+            Action::ReceiveChunk {
+                size,
+                last,
+                store,
+                first,
+            } => self.receive_chunk(size, last, store, first).await?,
+            Action::DiscardBody => self.body = None,
+            Action::Commit => self.commit().await,
+        }
+        Ok(())
+    }
+
+    /// Hands the machine the next line, reading more when none is complete.
+    async fn next_input(&mut self) -> Result<(), End> {
+        loop {
+            let Self {
+                inbuf,
+                lines,
+                machine,
+                ctx,
+                id,
+                ..
+            } = self;
+            let (line, consumed) = lines.next_line(inbuf);
+            let Some(line) = line else {
+                inbuf.advance(consumed);
+                // Nothing complete: write what is queued, then wait.
+                self.flush().await?;
+                match self.read_line_bytes().await {
+                    Ok(()) => continue,
+                    Err(ReadEnd::Closed) => return Err(End::ClosedByPeer),
+                    Err(ReadEnd::Timeout) => self.machine.handle(Event::Timeout),
+                    Err(ReadEnd::Shutdown) => self.machine.handle(Event::Shutdown),
+                }
+                return Ok(());
+            };
+            let sasl = machine.is_sasl_response_next();
+            match line {
+                Line::Complete(bytes) => {
+                    if let Some(t) = ctx.transcript.as_ref() {
+                        let text = if sasl {
+                            // RFC 4954 §4: a SASL response line, never logged.
+                            "[AUTH response redacted]".to_owned()
+                        } else {
+                            redact_auth(bytes)
+                        };
+                        t.record(id, Direction::In, &text);
+                    }
+                    machine.handle(Event::Line(bytes));
+                }
+                Line::BareLineFeed(bytes) => {
+                    if let Some(t) = ctx.transcript.as_ref() {
+                        let text = if sasl {
+                            "[AUTH response redacted]".to_owned()
+                        } else {
+                            redact_auth(bytes)
+                        };
+                        t.record(id, Direction::In, &format!("{text} [ended by bare LF]"));
+                    }
+                    tracing::info!("bare LF in a command line (RFC 5321 §2.3.8), closing");
+                    machine.handle(Event::BareLineFeed);
+                }
+                Line::TooLong => {
+                    if let Some(t) = ctx.transcript.as_ref() {
+                        t.record(id, Direction::In, "[line too long, discarded]");
+                    }
+                    machine.handle(Event::LineTooLong);
+                }
+            }
+            inbuf.advance(consumed);
+            self.line_deadline = None;
+            self.lines.set_max_line(self.machine.line_limit());
+            return Ok(());
+        }
+    }
+
+    /// Reads at least one more byte of a command line, within the line's
+    /// deadline (set when the line's wait began: RFC 5321 §4.5.3.2.7 as a
+    /// whole-line deadline).
+    async fn read_line_bytes(&mut self) -> Result<(), ReadEnd> {
+        let deadline = *self
+            .line_deadline
+            .get_or_insert_with(|| Instant::now() + self.ctx.listener.limits.command_timeout);
         if self.inbuf.capacity() - self.inbuf.len() < 512 {
             self.inbuf.reserve(READ_CHUNK);
         }
         let read = tokio::select! {
             biased;
             () = self.ctx.shutdown.cancelled() => return Err(ReadEnd::Shutdown),
-            r = tokio::time::timeout(timeout, self.conn.read_buf(&mut self.inbuf)) => r,
+            r = tokio::time::timeout_at(deadline, self.conn.read_buf(&mut self.inbuf)) => r,
         };
         match read {
             Err(_) => Err(ReadEnd::Timeout),
@@ -198,7 +311,7 @@ impl Session {
     }
 
     /// Queues a reply (and its transcript lines) for the next flush.
-    pub(crate) fn reply(&mut self, reply: &Reply) {
+    fn reply(&mut self, reply: &Reply) {
         let bytes = reply.to_bytes();
         if let Some(t) = &self.ctx.transcript {
             for line in String::from_utf8_lossy(&bytes)
@@ -211,57 +324,122 @@ impl Session {
         self.out.extend_from_slice(&bytes);
     }
 
-    /// Queues an error reply and counts it; closes after `max_errors`.
-    pub(crate) fn error_reply(&mut self, reply: &Reply) -> Flow {
-        self.reply(reply);
-        self.errors += 1;
-        if self.errors >= self.ctx.listener.limits.max_errors {
-            tracing::info!(session = %self.id, peer = %self.peer, "too many errors, closing");
-            self.reply(&replies::too_many_errors());
-            return Flow::Close;
-        }
-        Flow::Continue
-    }
-
-    /// Writes queued replies in one write.
-    pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
+    /// Writes queued replies in one write, within `write_timeout`.
+    async fn flush(&mut self) -> Result<(), End> {
         if self.out.is_empty() {
             return Ok(());
         }
-        let res = async {
+        let timeout = self.ctx.listener.limits.write_timeout;
+        let res = tokio::time::timeout(timeout, async {
             self.conn.write_all(&self.out).await?;
             self.conn.flush().await
-        }
+        })
         .await;
         self.out.clear();
         if self.out.capacity() > READ_CHUNK {
             self.out = Vec::new();
         }
-        res
+        match res {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::WriteFailed),
+            Err(_) => {
+                tracing::info!("client did not read our replies within the write timeout, closing");
+                Err(End::WriteTimeout)
+            }
+        }
     }
 
-    pub(crate) fn record(&self, dir: Direction, text: &str) {
+    fn record(&self, dir: Direction, text: &str) {
         if let Some(t) = &self.ctx.transcript {
             t.record(&self.id, dir, text);
         }
     }
 
-    pub(crate) fn event(&self, text: &str) {
+    fn event(&self, text: &str) {
         self.record(Direction::Event, text);
     }
 
-    /// Drops the transaction (RSET, EHLO, STARTTLS, end of data).
-    pub(crate) fn reset_transaction(&mut self) {
-        self.tx = None;
+    fn auth_logged(&self, user: &str, outcome: postern_proto::session::AuthOutcome) {
+        use postern_proto::session::AuthOutcome;
+        match outcome {
+            AuthOutcome::Success => {
+                tracing::info!(user = %user, "authenticated");
+                self.event(&format!("authenticated as {user}"));
+            }
+            AuthOutcome::Invalid => {
+                tracing::warn!(user = %user, "authentication failed");
+                self.event(&format!("authentication failed for {user}"));
+            }
+            AuthOutcome::Unavailable => {
+                tracing::warn!(user = %user,
+                    "authentication not checked: every verifier busy for too long");
+                self.event(&format!(
+                    "authentication not checked for {user}: verifiers busy"
+                ));
+            }
+        }
     }
 }
 
-impl std::fmt::Display for ReadEnd {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ReadEnd::Closed => "closed by peer",
-            ReadEnd::Timeout => "timeout",
-            ReadEnd::Shutdown => "server shutdown",
-        })
+/// The machine's configuration from the listener and server settings.
+fn session_config(ctx: &Context) -> SessionConfig {
+    let l = &ctx.listener;
+    SessionConfig {
+        hostname: l.hostname.clone(),
+        limits: l.limits.proto.clone(),
+        max_message_size: l.limits.max_message_size,
+        max_recipients: l.limits.max_recipients,
+        max_errors: l.limits.max_errors,
+        max_auth_failures: l.limits.max_auth_failures,
+        tls: l.tls,
+        tls_available: ctx.shared.tls.is_some(),
+        auth: l.auth,
+        auth_in_clear: ctx.shared.settings.allow_insecure_auth,
+        vrfy: ctx.shared.settings.vrfy,
+    }
+}
+
+/// The TLS facts the machine and policy see.
+fn tls_info(f: &TlsFacts) -> postern_proto::session::TlsInfo {
+    postern_proto::session::TlsInfo {
+        version: f.version.clone(),
+        cipher: f.cipher.clone(),
+    }
+}
+
+/// The transcript text of a command line: anything after the mechanism of an
+/// AUTH line is redacted, parsed or not (it carries the password in base64,
+/// RFC 4616).
+fn redact_auth(line: &[u8]) -> String {
+    let text = String::from_utf8_lossy(line);
+    let mut words = text.splitn(3, ' ');
+    let verb = words.next().unwrap_or_default();
+    if verb.eq_ignore_ascii_case("AUTH") {
+        let mech = words.next().unwrap_or_default();
+        return if words.next().is_some() {
+            format!("{verb} {mech} [redacted]")
+        } else {
+            format!("{verb} {mech}")
+        };
+    }
+    text.into_owned()
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_auth;
+
+    #[test]
+    fn auth_payloads_never_logged() {
+        assert_eq!(
+            redact_auth(b"AUTH PLAIN AGFsaWNlAHNlY3JldA=="),
+            "AUTH PLAIN [redacted]"
+        );
+        assert_eq!(
+            redact_auth(b"auth login YWxpY2U= junk"),
+            "auth login [redacted]"
+        );
+        assert_eq!(redact_auth(b"AUTH LOGIN"), "AUTH LOGIN");
+        assert_eq!(redact_auth(b"MAIL FROM:<a@b>"), "MAIL FROM:<a@b>");
     }
 }

@@ -3,70 +3,67 @@
 //! # Security
 //! CVE-2011-0411 (STARTTLS command injection): any plaintext the client
 //! pipelined after `STARTTLS` is discarded before the handshake, so nothing
-//! sent in clear can be executed as if it had arrived over TLS. RFC 3207 §4.2:
-//! after the handshake the session forgets everything learned in clear (HELO,
-//! AUTH, the transaction). The handshake has its own timeout. A failed
-//! handshake is logged with a cause from the catalogue and closes the session.
+//! sent in clear can be executed as if it had arrived over TLS. RFC 3207 §4.2
+//! (forget everything learned in clear) is the machine's. The handshake has its
+//! own timeout. A failed handshake is logged with a cause from the catalogue
+//! and closes the session.
 //!
 //! # Standards
 //! RFC 3207 (STARTTLS), RFC 8314 §3.3 (implicit TLS), RFC 6066 §3 (SNI).
 
 use std::sync::Arc;
 
+use postern_proto::session::Event;
 use postern_tls::cause::classify_inbound;
 use postern_tls::facts::{ClientHelloSummary, TlsFacts};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::LazyConfigAcceptor;
 
-use super::{Flow, Session};
+use super::{End, Session, tls_info};
 use crate::conn::Conn;
-use crate::replies;
 
-impl Session {
-    pub(super) async fn starttls(&mut self) -> Flow {
-        if self.conn.is_tls() {
-            return self.error_reply(&replies::already_tls());
-        }
-        if !self.can_starttls() {
-            return self.error_reply(&replies::starttls_unavailable());
-        }
-        self.reply(&replies::starttls_ready());
-        if self.flush().await.is_err() {
-            return Flow::Close;
-        }
+impl<S> Session<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    /// After `220 Ready to start TLS`: purge, handshake, tell the machine.
+    pub(super) async fn starttls(&mut self) -> Result<(), End> {
+        self.flush().await?;
         if !self.inbuf.is_empty() {
             // CVE-2011-0411: never execute plaintext pipelined behind STARTTLS.
             let n = self.inbuf.len();
-            tracing::warn!(session = %self.id, peer = %self.peer, octets = n,
-                "discarded plaintext pipelined after STARTTLS (CVE-2011-0411)");
+            tracing::warn!(
+                octets = n,
+                "discarded plaintext pipelined after STARTTLS (CVE-2011-0411)"
+            );
             self.event(&format!(
                 "discarded {n} octets of plaintext pipelined after STARTTLS (CVE-2011-0411)"
             ));
         }
         self.inbuf.clear();
-        self.lines =
-            postern_proto::LineReader::new(self.ctx.listener.limits.proto.max_command_line);
+        self.lines = postern_proto::LineReader::new(self.machine.line_limit());
+        self.line_deadline = None;
         if self.handshake().await.is_err() {
-            return Flow::Close;
+            return Err(End::TlsFailed);
         }
-        // RFC 3207 §4.2: discard all knowledge obtained from the client before TLS.
-        self.helo = None;
-        self.esmtp = false;
-        self.auth_user = None;
-        self.reset_transaction();
-        Flow::Continue
+        let info = self.tls.as_ref().map(tls_info);
+        if let Some(info) = info {
+            self.machine.handle(Event::TlsEstablished(info));
+        }
+        Ok(())
     }
 
     /// Runs the server side of a TLS handshake on the plaintext connection.
     pub(super) async fn handshake(&mut self) -> Result<(), ()> {
         let Some(config) = self.ctx.shared.tls.clone() else {
-            tracing::error!(session = %self.id, "TLS requested but no TLS configuration is loaded");
+            tracing::error!("TLS requested but no TLS configuration is loaded");
             return Err(());
         };
-        let Conn::Plain(tcp) = std::mem::replace(&mut self.conn, Conn::Upgrading) else {
+        let Conn::Plain(stream) = std::mem::replace(&mut self.conn, Conn::Upgrading) else {
             return Err(());
         };
         let timeout = self.ctx.listener.limits.tls_handshake_timeout;
-        let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
+        let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
         let result = tokio::time::timeout(timeout, async {
             let start = acceptor.await.map_err(|e| (e, None))?;
             let offered = ClientHelloSummary::from_client_hello(&start.client_hello());
@@ -95,7 +92,7 @@ impl Session {
             }
             Ok(Err((err, offered))) => {
                 let cause = classify_inbound(&err, offered.as_ref(), &self.ctx.shared.settings.tls);
-                tracing::warn!(session = %self.id, peer = %self.peer, cause = cause.id,
+                tracing::warn!(cause = cause.id,
                     summary = %cause.summary, fix = %cause.fix, "TLS handshake failed");
                 self.event(&format!(
                     "TLS handshake failed: [{}] {} | fix: {}",
@@ -104,7 +101,7 @@ impl Session {
                 Err(())
             }
             Err(_elapsed) => {
-                tracing::warn!(session = %self.id, peer = %self.peer, "TLS handshake timed out");
+                tracing::warn!("TLS handshake timed out");
                 self.event("TLS handshake failed: timeout");
                 Err(())
             }

@@ -26,6 +26,7 @@ pub struct TestServer {
     pub ca: Arc<TestCa>,
     pub spool: Spool,
     pub transcript_path: PathBuf,
+    pub transcript: Transcript,
 }
 
 pub fn ca() -> Arc<TestCa> {
@@ -122,7 +123,7 @@ pub async fn start_with(customize: impl FnOnce(&mut ServerSettings)) -> TestServ
     let (spool, _report) = Spool::open(&s.spool).unwrap();
     let transcript_path = s.transcript.path.clone().unwrap();
     let transcript = Transcript::open(&transcript_path, s.transcript.format).unwrap();
-    let server = Server::start(s, Some(tls), spool.clone(), Some(transcript))
+    let server = Server::start(s, Some(tls), spool.clone(), Some(transcript.clone()))
         .await
         .unwrap();
     TestServer {
@@ -131,6 +132,7 @@ pub async fn start_with(customize: impl FnOnce(&mut ServerSettings)) -> TestServ
         ca: ca(),
         spool,
         transcript_path,
+        transcript,
     }
 }
 
@@ -164,10 +166,28 @@ impl TestServer {
         )
     }
 
-    /// The transcript so far (waits for the writer to flush).
+    /// The transcript so far (every line recorded before the call is written).
     pub async fn transcript(&self) -> String {
-        tokio::time::sleep(Duration::from_millis(1300)).await;
+        let t = self.transcript.clone();
+        assert!(
+            tokio::task::spawn_blocking(move || t.flush())
+                .await
+                .unwrap()
+        );
         std::fs::read_to_string(&self.transcript_path).unwrap_or_default()
+    }
+
+    /// The transcript once it contains `needle` (a session's last lines are
+    /// recorded after the client sees the connection close).
+    pub async fn transcript_with(&self, needle: &str) -> String {
+        for _ in 0..100 {
+            let log = self.transcript().await;
+            if log.contains(needle) {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("transcript never contained {needle:?}");
     }
 
     /// Every queued message's bytes.
