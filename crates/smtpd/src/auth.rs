@@ -11,7 +11,11 @@
 //! milliseconds: unbounded, parallel failing AUTHs were a memory and CPU bomb
 //! (8 clients × 12 rounds reached 1.3 GB RSS). At most one verification per
 //! core runs at once (a process-wide semaphore); a session waits its turn for
-//! at most [`QUEUE_WAIT`] and then gets `454 4.7.0`. A failed attempt costs
+//! at most [`QUEUE_WAIT`] and then gets `454 4.7.0`. The checks run on a few
+//! dedicated threads, one per permit, not on tokio's blocking pool: the
+//! allocator keeps each thread's freed 19 MiB block for reuse, so spreading
+//! checks over hundreds of pool threads kept hundreds of blocks resident (704
+//! MiB with 64 failing clients, `scripts/bench/auth-flood.py`). A failed attempt costs
 //! the client [`FAILURE_DELAY`], and the session machine closes the session
 //! after `max_auth_failures`.
 //!
@@ -22,7 +26,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use argon2::password_hash::phc::Output;
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher, Version};
 use postern_proto::session::{AuthOutcome, Credentials};
 use tokio::sync::Semaphore;
 
@@ -44,18 +49,56 @@ impl UserDb {
         }
     }
 
-    /// Checks `password` for `user`. Blocking (argon2): call from `spawn_blocking`.
-    pub(crate) fn verify(&self, user: &str, password: &str) -> bool {
+    /// Checks `password` for `user`. Blocking (argon2): call from a verifier
+    /// thread. `memory` is the thread's argon2 work area, reused from one check
+    /// to the next (grown to the largest `m` cost seen).
+    pub(crate) fn verify(&self, user: &str, password: &str, memory: &mut Vec<Block>) -> bool {
         if let Some(hash) = self.users.get(user) {
-            Argon2::default()
-                .verify_password(password.as_bytes(), hash.as_str())
-                .is_ok()
+            verify_phc(hash, password.as_bytes(), memory)
         } else {
             // Same cost as a real check so timing does not reveal valid names.
-            let _ = Argon2::default().verify_password(password.as_bytes(), dummy_hash());
+            let _ = verify_phc(dummy_hash(), password.as_bytes(), memory);
             false
         }
     }
+}
+
+/// Verifies `password` against a PHC string (`$argon2id$v=19$m=…`) computing
+/// into `memory` instead of a fresh 19 MiB allocation per check.
+fn verify_phc(phc: &str, password: &[u8], memory: &mut Vec<Block>) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm.as_str()) else {
+        return false;
+    };
+    let Ok(version) = parsed
+        .version
+        .map_or(Ok(Version::default()), Version::try_from)
+    else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let mut out = [0u8; Output::MAX_LENGTH];
+    let out = &mut out[..expected.len()];
+    let argon2 = Argon2::new(algorithm, version, params);
+    if argon2
+        .hash_password_into_with_memory(password, salt.as_ref(), out, &mut memory[..blocks])
+        .is_err()
+    {
+        return false;
+    }
+    // `Output`'s equality is constant-time.
+    Output::new(out).is_ok_and(|computed| computed == *expected)
 }
 
 /// A hash of a random password, computed once, for the unknown-user path.
@@ -75,29 +118,87 @@ pub(crate) const QUEUE_WAIT: Duration = Duration::from_secs(30);
 /// What a failed attempt costs the client (other sessions are unaffected).
 pub(crate) const FAILURE_DELAY: Duration = Duration::from_secs(1);
 
-/// One permit per core, for the whole process (reloads build a new `UserDb`,
-/// the bound stays).
-fn permits() -> &'static Arc<Semaphore> {
-    static PERMITS: OnceLock<Arc<Semaphore>> = OnceLock::new();
-    PERMITS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        Arc::new(Semaphore::new(cores))
-    })
+/// One check for a verifier thread; the permit is released when it is done.
+struct Job {
+    db: Arc<UserDb>,
+    creds: Credentials,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    done: tokio::sync::oneshot::Sender<bool>,
 }
 
-/// Verifies on the blocking pool, at most one check per core at a time,
+/// The verifier threads and their permits, for the whole process (reloads
+/// build a new `UserDb`; the bound stays). One thread per permit, so a job
+/// sent with a permit always finds a free thread.
+struct Pool {
+    permits: Arc<Semaphore>,
+    jobs: std::sync::mpsc::SyncSender<Job>,
+}
+
+fn pool() -> Option<&'static Pool> {
+    static POOL: OnceLock<Option<Pool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(cores);
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..cores {
+            let rx = Arc::clone(&rx);
+            let spawned = std::thread::Builder::new()
+                .name(format!("auth-verify-{i}"))
+                .spawn(move || {
+                    let mut memory = Vec::new();
+                    loop {
+                        // The lock is held only while taking a job.
+                        let job = match rx.lock() {
+                            Ok(guard) => guard.recv(),
+                            Err(poisoned) => poisoned.into_inner().recv(),
+                        };
+                        let Ok(job) = job else { return };
+                        let ok = job
+                            .db
+                            .verify(&job.creds.user, &job.creds.password, &mut memory);
+                        drop(job.permit);
+                        let _ = job.done.send(ok);
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password verifier thread");
+                return None;
+            }
+        }
+        Some(Pool {
+            permits: Arc::new(Semaphore::new(cores)),
+            jobs: tx,
+        })
+    })
+    .as_ref()
+}
+
+/// Verifies on a verifier thread, at most one check per core at a time,
 /// waiting at most `wait` for a turn.
 pub(crate) async fn verify(db: Arc<UserDb>, creds: Credentials, wait: Duration) -> AuthOutcome {
-    let Ok(Ok(permit)) = tokio::time::timeout(wait, Arc::clone(permits()).acquire_owned()).await
+    let Some(pool) = pool() else {
+        return AuthOutcome::Unavailable;
+    };
+    let Ok(Ok(permit)) =
+        tokio::time::timeout(wait, Arc::clone(&pool.permits).acquire_owned()).await
     else {
         return AuthOutcome::Unavailable;
     };
-    let ok = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        db.verify(&creds.user, &creds.password)
-    })
-    .await
-    .unwrap_or(false);
+    let (done, result) = tokio::sync::oneshot::channel();
+    // Never blocks for long: a permit means a verifier thread is free.
+    if pool
+        .jobs
+        .send(Job {
+            db,
+            creds,
+            permit,
+            done,
+        })
+        .is_err()
+    {
+        return AuthOutcome::Unavailable;
+    }
+    let ok = result.await.unwrap_or(false);
     if ok {
         AuthOutcome::Success
     } else {
@@ -126,8 +227,23 @@ mod tests {
             name: "alice".into(),
             password_hash: hash,
         }]);
-        assert!(db.verify("alice", "s3cret"));
-        assert!(!db.verify("alice", "wrong"));
-        assert!(!db.verify("bob", "s3cret"));
+        let mut memory = Vec::new();
+        assert!(db.verify("alice", "s3cret", &mut memory));
+        assert!(!db.verify("alice", "wrong", &mut memory));
+        assert!(!db.verify("bob", "s3cret", &mut memory));
+        assert!(!db.verify("alice", "", &mut memory));
+        // Other parameters (argon2i, small m) and a version-less string still verify.
+        let params = Params::new(1024, 2, 1, None).unwrap();
+        let salt = b"saltsaltsalt";
+        let other = Argon2::new(Algorithm::Argon2i, Version::V0x10, params)
+            .hash_password_with_salt(b"pw", salt)
+            .unwrap()
+            .to_string();
+        let db = UserDb::new(&[User {
+            name: "bob".into(),
+            password_hash: other,
+        }]);
+        assert!(db.verify("bob", "pw", &mut memory));
+        assert!(!db.verify("bob", "pW", &mut memory));
     }
 }
