@@ -15,6 +15,8 @@
 //! RFC 8446 §6 (alerts), RFC 5246 §7.2, RFC 8996 (TLS 1.0/1.1 deprecated),
 //! RFC 7435 (opportunistic security: most MTAs retry in plaintext).
 
+pub mod outbound;
+
 use std::error::Error as StdError;
 use std::io;
 

@@ -1,0 +1,330 @@
+//! One connection to one address of a host: connect (plain or implicit
+//! TLS), EHLO, the TLS level applied (STARTTLS, the opportunistic plaintext
+//! retry on a new connection, the certificate judged against the plan), AUTH
+//! to a smart host, then MAIL … end of data with the body streamed from the
+//! spool.
+//!
+//! # Security
+//! A level that requires TLS never sends MAIL in plaintext: checked on the
+//! session (`is_tls`), not on what we meant to do. AUTH only over TLS.
+//!
+//! # Standards
+//! RFC 3207 (STARTTLS), RFC 7435 (opportunistic security), RFC 4954 (AUTH),
+//! RFC 3461 (NOTIFY/ORCPT passed on).
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use postern_smtpc::{AuthMechanism, ClientError, OutEnvelope, OutRecipient, Session, Stage};
+use postern_track::CauseInfo;
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::sync::mpsc;
+
+use super::report::{client_failure, one_line, results_of, tls_cause};
+use super::{
+    BODY_CHUNK, Candidate, Conn, Facts, Failure, HostResult, SmtpTransport, transcript,
+    transcript_for,
+};
+use crate::cause;
+use crate::settings::TlsLevel;
+use crate::tls_plan::HostPlan;
+use crate::transport::Job;
+
+impl SmtpTransport {
+    /// One connection to one address, with the TLS level applied.
+    pub(super) async fn try_host(
+        &self,
+        job: &Job,
+        cand: &Candidate,
+        addr: SocketAddr,
+        plan: &HostPlan,
+        facts: &mut Facts,
+        started: Instant,
+    ) -> HostResult {
+        let level = plan.level;
+        let Some(tls) = self.client_tls(job) else {
+            return HostResult::Next(Failure::transient(cause::internal(
+                "no outbound TLS configuration",
+            )));
+        };
+        let transcript = transcript(job);
+        let mut session = if cand.implicit_tls {
+            match Session::connect_tls(addr, &cand.name, tls, &self.client, Some(transcript)).await
+            {
+                Ok((s, _banner, info)) => {
+                    facts.tls = Some(info);
+                    s
+                }
+                Err(e) => return HostResult::Next(client_failure(&cand.name, addr, &e)),
+            }
+        } else {
+            match Session::connect(addr, &self.client, Some(transcript)).await {
+                Ok((s, _banner)) => s,
+                Err(e) => return HostResult::Next(client_failure(&cand.name, addr, &e)),
+            }
+        };
+        let info = match session.ehlo().await {
+            Ok(i) => i,
+            Err(e) => return HostResult::Next(client_failure(&cand.name, addr, &e)),
+        };
+        if !cand.implicit_tls {
+            facts.starttls_offered = Some(info.starttls);
+            let use_tls = match level {
+                TlsLevel::None => false,
+                TlsLevel::Opportunistic | TlsLevel::OpportunisticStrict => info.starttls,
+                _ => {
+                    if !info.starttls {
+                        let _ = session.quit().await;
+                        return HostResult::Next(Failure::transient(tls_cause(
+                            &postern_tlspolicy::cause::starttls_not_offered(
+                                &format!("{} ({addr})", cand.name),
+                                &job.route.destination,
+                                level,
+                            ),
+                        )));
+                    }
+                    true
+                }
+            };
+            if use_tls {
+                match session.starttls(&cand.name, tls).await {
+                    Ok(ti) => {
+                        facts.tls = Some(ti);
+                        if let Err(e) = session.ehlo().await {
+                            return HostResult::Next(client_failure(&cand.name, addr, &e));
+                        }
+                    }
+                    Err(e) if level == TlsLevel::Opportunistic => {
+                        let f = client_failure(&cand.name, addr, &e);
+                        if e.stage() == Stage::StartTls
+                            && matches!(e, ClientError::UnexpectedReply { .. })
+                        {
+                            // STARTTLS refused with a reply: the session is
+                            // still a usable plaintext session.
+                            facts.downgraded = true;
+                            facts.downgrade_cause = Some(f.cause);
+                        } else {
+                            // The handshake failed: the connection is gone.
+                            // RFC 7435: retry in plaintext on a new connection,
+                            // and say so.
+                            self.emit_failed(job, facts, &f, started);
+                            drop(session);
+                            let transcript = transcript_for(job);
+                            session = match Session::connect(addr, &self.client, Some(transcript))
+                                .await
+                            {
+                                Ok((s, _)) => s,
+                                Err(e) => {
+                                    return HostResult::Next(client_failure(&cand.name, addr, &e));
+                                }
+                            };
+                            if let Err(e) = session.ehlo().await {
+                                return HostResult::Next(client_failure(&cand.name, addr, &e));
+                            }
+                            facts.downgraded = true;
+                            facts.downgrade_cause = Some(f.cause);
+                            tracing::warn!(queue_id = %job.queue_id, host = %cand.name, %addr,
+                                "delivery: TLS handshake failed; retrying in plaintext (opportunistic)");
+                        }
+                    }
+                    Err(e) => return HostResult::Next(client_failure(&cand.name, addr, &e)),
+                }
+            }
+        }
+        // Enforce the level on what the session *is*, not on what we meant.
+        if level.requires_tls() && !session.is_tls() {
+            let _ = session.quit().await;
+            return HostResult::Next(Failure::transient(cause::internal(
+                "the session is not encrypted but the TLS level requires it",
+            )));
+        }
+        // The certificate against the plan: PKIX + name (`verify`,
+        // `mta-sts`), TLSA (`dane`), or only recorded (lower levels).
+        if session.is_tls() {
+            let verdict = facts.tls.as_ref().and_then(|t| t.verdict.as_ref());
+            match plan.judge(&cand.name, verdict) {
+                Ok(warning) => {
+                    if let Some(w) = warning {
+                        facts.warning = Some(tls_cause(&w));
+                    }
+                }
+                Err(c) => {
+                    let _ = session.quit().await;
+                    return HostResult::Next(Failure::transient(tls_cause(&c)));
+                }
+            }
+        } else if let Some(w) =
+            plan.plaintext_warning(&format!("{} ({addr})", cand.name), &job.route.destination)
+        {
+            facts.warning = Some(tls_cause(&w));
+        }
+        if let Some(auth) = &cand.auth {
+            if !session.is_tls() {
+                let _ = session.quit().await;
+                return HostResult::Next(Failure::transient(cause::cause(
+                    cause::AUTH_UNAVAILABLE,
+                    format!(
+                        "{} needs AUTH but the session is not encrypted; the password is never sent in clear",
+                        cand.name
+                    ),
+                    "use tls = \"required\" or \"verify\" (or implicit_tls) on this route, and make sure the smart host offers STARTTLS",
+                    "",
+                )));
+            }
+            let mech = if session.ehlo_info().is_some_and(|i| i.has_auth("PLAIN")) {
+                AuthMechanism::Plain
+            } else {
+                AuthMechanism::Login
+            };
+            if let Err(e) = session.auth(mech, &auth.user, &auth.password).await {
+                let _ = session.quit().await;
+                return HostResult::Next(Failure::transient(cause::cause(
+                    cause::AUTH_FAILED,
+                    format!("{} refused our AUTH {}: {e}", cand.name, mech.as_str()),
+                    "check the user and password of this route with the smart host's operator",
+                    e.to_string(),
+                )));
+            }
+        }
+        let result = self.transact(job, &mut session, facts).await;
+        result.keep(session, facts)
+    }
+
+    /// MAIL … end of data on an established session.
+    pub(super) async fn transact(
+        &self,
+        job: &Job,
+        session: &mut Session,
+        facts: &mut Facts,
+    ) -> HostResult {
+        let env = &job.envelope;
+        facts.remote_dsn = session.ehlo_info().is_some_and(|i| i.dsn);
+        let out = OutEnvelope {
+            mail_from: env.reverse_path.clone(),
+            rcpts: job
+                .rcpts
+                .iter()
+                .filter_map(|i| env.recipients.get(*i))
+                .map(|r| OutRecipient {
+                    address: r.address.clone(),
+                    notify: r.notify.clone(),
+                    orcpt: r.orcpt.clone(),
+                })
+                .collect(),
+            size: Some(env.message_size),
+            body: env.params.body.clone(),
+            smtputf8: env.params.smtputf8,
+            ret: env.params.ret.clone(),
+            envid: env.params.envid.clone(),
+        };
+        let mut body = match self.body(job) {
+            Ok(b) => b,
+            Err(cause) => {
+                return HostResult::Next(Failure::transient(cause));
+            }
+        };
+        let peer = facts.ip.parse().unwrap_or_else(|_| session.peer_addr());
+        let outcome = match session.send(&out, &mut body).await {
+            Ok(o) => o,
+            Err(e) => return HostResult::Next(client_failure(&facts.host, peer, &e)),
+        };
+        if outcome.mail.is_transient() {
+            // The server, not the recipients, is not ready: another MX may be.
+            return HostResult::Next(Failure {
+                cause: cause::reply_transient(&facts.host, &one_line(&outcome.mail)),
+                reply: Some(one_line(&outcome.mail)),
+                permanent: false,
+            });
+        }
+        HostResult::Done {
+            results: results_of(job, &outcome, facts),
+            conn: None,
+        }
+    }
+
+    /// Streams the message body from the spool through a blocking reader.
+    fn body(&self, job: &Job) -> Result<ChannelReader, CauseInfo> {
+        let reader = self
+            .spool
+            .open_message(&job.queue_id)
+            .map_err(|e| cause::spool_read(&e.to_string()))?;
+        let (tx, rx) = mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            let mut reader = reader;
+            loop {
+                let mut buf = vec![0u8; BODY_CHUNK];
+                match reader.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        if tx.blocking_send(Ok(buf)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(ChannelReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        })
+    }
+}
+
+impl HostResult {
+    /// Keeps the session for reuse after a completed transaction.
+    pub(super) fn keep(self, session: Session, facts: &Facts) -> HostResult {
+        match self {
+            HostResult::Done { results, conn: _ } => HostResult::Done {
+                results,
+                conn: Some(Box::new(Conn {
+                    session,
+                    facts: facts.clone(),
+                })),
+            },
+            other @ HostResult::Next(_) => other,
+        }
+    }
+}
+
+/// Reads the message chunks sent by the blocking spool reader.
+struct ChannelReader {
+    rx: mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl AsyncRead for ChannelReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        loop {
+            if self.pos < self.cur.len() {
+                let n = (self.cur.len() - self.pos).min(buf.remaining());
+                let start = self.pos;
+                buf.put_slice(&self.cur[start..start + n]);
+                self.pos += n;
+                return Poll::Ready(Ok(()));
+            }
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    self.cur = chunk;
+                    self.pos = 0;
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
