@@ -55,6 +55,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use postern_dns::cause::Lookup;
 use postern_dns::{MxKind, Resolver};
 use postern_smtpc::{ClientSettings, Session, TlsInfo};
 use postern_spool::Spool;
@@ -310,7 +311,7 @@ impl SmtpTransport {
                 None => match self.resolver.addresses(&cand.name).await {
                     Ok(a) => (a.addrs, a.authenticated),
                     Err(e) => {
-                        let f = dns_failure(&cand.name, &e, true);
+                        let f = dns_failure(&cand.name, &e, Lookup::Address);
                         let facts = Facts {
                             host: cand.name.clone(),
                             ..Facts::default()
@@ -381,7 +382,7 @@ impl SmtpTransport {
         }
         let (f, facts) = last.unwrap_or_else(|| {
             (
-                Failure::transient(cause::no_address(&job.route.destination, "no host to try")),
+                Failure::transient(cause::no_host(&job.route.destination)),
                 Facts::default(),
             )
         });
@@ -465,10 +466,10 @@ impl SmtpTransport {
                     .resolver
                     .mx(domain)
                     .await
-                    .map_err(|e| dns_failure(domain, &e, false))?;
+                    .map_err(|e| dns_failure(domain, &e, Lookup::Mx))?;
                 match mx.kind {
                     MxKind::NullMx => Err(Failure {
-                        cause: cause::null_mx(domain),
+                        cause: cause::from_dns(postern_dns::cause::null_mx(domain)),
                         reply: None,
                         permanent: true,
                     }),

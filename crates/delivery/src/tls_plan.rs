@@ -336,12 +336,7 @@ impl HostPlan {
     pub fn judge(&self, host: &str, verdict: Option<&PeerVerdict>) -> Result<Option<Cause>, Cause> {
         let Some(verdict) = verdict else {
             if self.level >= TlsLevel::Verify {
-                return Err(Cause {
-                    id: policy_cause::VERIFY_FAILED,
-                    summary: format!("{host} presented no certificate"),
-                    fix: "none on our side; the server's TLS setup is broken".into(),
-                    detail: String::new(),
-                });
+                return Err(policy_cause::no_certificate(host));
             }
             return Ok(None);
         };

@@ -16,7 +16,7 @@
 //! - [`Verify::Pkix`] refuses the handshake unless the chain leads to a trusted
 //!   root and the leaf covers the hostname (rustls' webpki verifier). The
 //!   refusal carries our verdict on the chain ([`PkixRefusal`]), so
-//!   [`outbound_cause`] can say "self-signed", "missing intermediate" or
+//!   [`crate::cause::classify_outbound`] can say "self-signed", "missing intermediate" or
 //!   which names the certificate covers.
 //!
 //! The verdict is computed from the chain rustls keeps on the connection
@@ -67,10 +67,10 @@ use crate::{groups, suites};
 
 use verdict::{PkixVerifier, RecordingVerifier, verdict_with};
 
+// The outbound cause ids, also under their old path.
 pub use crate::cause::outbound::{
     CERT_EXPIRED, CERT_INVALID, CERT_NAME_MISMATCH, CERT_NOT_YET_VALID, CERT_SELF_SIGNED,
     CERT_UNTRUSTED, CHAIN_INCOMPLETE, CLIENT_CERTIFICATE_REJECTED, OUTBOUND_IDS, PEER_ALERT,
-    PEER_CLOSED_AFTER_CLIENT_HELLO, outbound_cause,
 };
 pub use describe::{CertDescription, client_facts, describe_cert, describe_cert_at, format_date};
 pub use verdict::{PeerVerdict, PkixProblem, PkixRefusal, verdict_against};

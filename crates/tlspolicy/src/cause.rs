@@ -17,7 +17,7 @@
 //! fallback when TLSA records are usable), RFC 8461 §4.1 (MX host
 //! validation), §5 (policy application).
 
-use postern_tls::cause::Cause;
+use postern_tls::cause::{Cause, route_snippet};
 
 use crate::Level;
 
@@ -76,14 +76,30 @@ pub fn starttls_not_offered(at: &str, domain: &str, level: Level) -> Cause {
              {level} allows it)"
         )
     };
-    mk(
-        STARTTLS_NOT_OFFERED,
-        summary,
+    let fix = if level.requires_tls() {
         format!(
             "the peer must enable STARTTLS (RFC 3207) on every MX of {domain}; until then only \
-             plaintext delivery works: route {domain} with tls = \"opportunistic\" if that is \
-             acceptable (levels that require TLS never fall back to plaintext)"
-        ),
+             plaintext delivery works: if that is acceptable, add {} (routes match recipient \
+             domains; levels that require TLS never fall back to plaintext)",
+            route_snippet(&[domain.to_owned()], "opportunistic")
+        )
+    } else {
+        format!(
+            "none on our side: the level in force ({level}) already sends in plaintext when \
+             STARTTLS is missing; for encryption the peer must enable STARTTLS (RFC 3207) on \
+             every MX of {domain}"
+        )
+    };
+    mk(STARTTLS_NOT_OFFERED, summary, fix, String::new())
+}
+
+/// The level verifies certificates and `host` presented none (the
+/// handshake completed without one: a broken server).
+pub fn no_certificate(host: &str) -> Cause {
+    mk(
+        VERIFY_FAILED,
+        format!("{host} presented no certificate"),
+        "none on our side; the server's TLS setup is broken: tell its postmaster".to_owned(),
         String::new(),
     )
 }
@@ -130,7 +146,7 @@ pub fn dane_unavailable(host: &str, reason: &str) -> Cause {
         format!("DANE cannot be used for {host}: {reason}"),
         "check with another level (`--policy verify` or `required`); for DANE the domain must \
          be DNSSEC-signed and publish TLSA records at _25._tcp.<mx host>, and our resolver must \
-         validate (a local validating resolver, or [dns] dnssec = \"validate\")"
+         validate (a local validating resolver, or `[dns] dnssec = \"validate\"`)"
             .to_owned(),
         String::new(),
     )
@@ -207,7 +223,14 @@ mod tests {
             "STARTTLS command not supported at 192.0.2.10. TLS was required but could not be \
              successfully negotiated"
         );
-        assert!(c.fix.contains("example.com"), "{c}");
+        assert!(
+            c.fix
+                .contains("add `[[route]] domains = [\"example.com\"], tls = \"opportunistic\"`"),
+            "{c}"
+        );
+        // Under a level that already sends in plaintext, no such advice.
+        let c = starttls_not_offered("192.0.2.10", "example.com", Level::Opportunistic);
+        assert!(!c.fix.contains("[[route]]"), "{c}");
     }
 
     #[test]

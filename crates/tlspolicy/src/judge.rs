@@ -180,6 +180,7 @@ mod tests {
             } else {
                 "mx1.example.test".into()
             },
+            port: Some(25),
         }
     }
 
@@ -305,7 +306,7 @@ mod tests {
             assert_eq!(j.is_pass(), !level.requires_tls(), "{level}");
             assert_eq!(id(&j), Some(cause::STARTTLS_NOT_OFFERED));
             let c = Cause {
-                id: "tls.out.peer_closed_after_client_hello",
+                id: postern_tls::cause::NO_SHARED_VERSION,
                 summary: String::new(),
                 fix: String::new(),
                 detail: String::new(),

@@ -18,7 +18,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use postern_smtpc::{AuthMechanism, ClientError, OutEnvelope, OutRecipient, Session, Stage};
+use postern_smtpc::{
+    Advice, AuthMechanism, ClientError, ClientSettings, OutEnvelope, OutRecipient, Session, Stage,
+};
 use postern_track::CauseInfo;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::mpsc;
@@ -51,9 +53,18 @@ impl SmtpTransport {
             )));
         };
         let transcript = transcript(job);
+        // What a TLS failure's fix may say: the recipient domains (a
+        // `[[route]]` matches those, not the MX host) and whether this level
+        // already retries in plaintext.
+        let client = ClientSettings {
+            advice: Advice {
+                domains: job.recipient_domains(),
+                plaintext_retry: level == TlsLevel::Opportunistic,
+            },
+            ..self.client.clone()
+        };
         let mut session = if cand.implicit_tls {
-            match Session::connect_tls(addr, &cand.name, tls, &self.client, Some(transcript)).await
-            {
+            match Session::connect_tls(addr, &cand.name, tls, &client, Some(transcript)).await {
                 Ok((s, _banner, info)) => {
                     facts.tls = Some(info);
                     s
@@ -61,7 +72,7 @@ impl SmtpTransport {
                 Err(e) => return HostResult::Next(client_failure(&cand.name, addr, &e)),
             }
         } else {
-            match Session::connect(addr, &self.client, Some(transcript)).await {
+            match Session::connect(addr, &client, Some(transcript)).await {
                 Ok((s, _banner)) => s,
                 Err(e) => return HostResult::Next(client_failure(&cand.name, addr, &e)),
             }
@@ -162,18 +173,9 @@ impl SmtpTransport {
             facts.warning = Some(tls_cause(&w));
         }
         if let Some(auth) = &cand.auth {
-            if !session.is_tls() {
-                let _ = session.quit().await;
-                return HostResult::Next(Failure::transient(cause::cause(
-                    cause::AUTH_UNAVAILABLE,
-                    format!(
-                        "{} needs AUTH but the session is not encrypted; the password is never sent in clear",
-                        cand.name
-                    ),
-                    "use tls = \"required\" or \"verify\" (or implicit_tls) on this route, and make sure the smart host offers STARTTLS",
-                    "",
-                )));
-            }
+            // smtpc refuses AUTH on a plaintext session (the password is
+            // never sent in clear) and tells a relay without AUTH from a
+            // wrong password: the cause comes from its catalogue.
             let mech = if session.ehlo_info().is_some_and(|i| i.has_auth("PLAIN")) {
                 AuthMechanism::Plain
             } else {
@@ -181,12 +183,7 @@ impl SmtpTransport {
             };
             if let Err(e) = session.auth(mech, &auth.user, &auth.password).await {
                 let _ = session.quit().await;
-                return HostResult::Next(Failure::transient(cause::cause(
-                    cause::AUTH_FAILED,
-                    format!("{} refused our AUTH {}: {e}", cand.name, mech.as_str()),
-                    "check the user and password of this route with the smart host's operator",
-                    e.to_string(),
-                )));
+                return HostResult::Next(client_failure(&cand.name, addr, &e));
             }
         }
         let result = self.transact(job, &mut session, facts).await;
@@ -234,7 +231,10 @@ impl SmtpTransport {
         if outcome.mail.is_transient() {
             // The server, not the recipients, is not ready: another MX may be.
             return HostResult::Next(Failure {
-                cause: cause::reply_transient(&facts.host, &one_line(&outcome.mail)),
+                cause: cause::from_tls(&postern_smtpc::cause::reply_transient(
+                    &facts.host,
+                    &outcome.mail,
+                )),
                 reply: Some(one_line(&outcome.mail)),
                 permanent: false,
             });

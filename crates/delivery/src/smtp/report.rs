@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use postern_dns::DnsError;
+use postern_dns::cause::Lookup;
 use postern_smtpc::{ClientError, Reply, TlsInfo, TransactionOutcome};
 use postern_track::{Attempt, CauseInfo, MailEvent, PeerCert, TlsOutcome};
 
@@ -39,11 +40,18 @@ impl SmtpTransport {
         let reply = failure
             .and_then(|f| f.reply.clone())
             .or_else(|| results.iter().find_map(|r| r.reply.clone()));
-        let cause = failure
+        let mut cause = failure
             .map(|f| f.cause.clone())
             .or_else(|| facts.downgrade_cause.clone())
             .or_else(|| results.iter().find_map(|r| r.cause.clone()))
             .or_else(|| facts.warning.clone());
+        // No fix advice on success: a delivered attempt keeps the cause of
+        // its downgrade or warning as a fact, not as something to change.
+        if outcome == "delivered"
+            && let Some(c) = cause.as_mut()
+        {
+            c.fix.clear();
+        }
         let route = &job.route;
         let (policy, policy_reason) = facts
             .policy
@@ -122,11 +130,17 @@ pub(super) fn results_of(
                 Some(r) if (200..300).contains(&r.code) => (Verdict::Delivered, None),
                 Some(r) if r.is_permanent() => (
                     Verdict::Bounced,
-                    Some(cause::reply_permanent(&facts.host, &one_line(r))),
+                    Some(cause::from_tls(&postern_smtpc::cause::reply_permanent(
+                        &facts.host,
+                        r,
+                    ))),
                 ),
                 Some(r) => (
                     Verdict::Deferred,
-                    Some(cause::reply_transient(&facts.host, &one_line(r))),
+                    Some(cause::from_tls(&postern_smtpc::cause::reply_transient(
+                        &facts.host,
+                        r,
+                    ))),
                 ),
                 None => (
                     Verdict::Deferred,
@@ -188,12 +202,7 @@ pub(super) fn one_line(r: &Reply) -> String {
 }
 
 pub(super) fn tls_cause(c: &postern_tls::cause::Cause) -> CauseInfo {
-    CauseInfo {
-        id: c.id.to_owned(),
-        summary: c.summary.clone(),
-        fix: c.fix.clone(),
-        detail: c.detail.clone(),
-    }
+    cause::from_tls(c)
 }
 
 fn tls_outcome(t: &TlsInfo) -> TlsOutcome {
@@ -224,93 +233,33 @@ fn tls_outcome(t: &TlsInfo) -> TlsOutcome {
     }
 }
 
-pub(super) fn dns_failure(name: &str, e: &DnsError, host_lookup: bool) -> Failure {
-    let detail = e.to_string();
-    match e {
-        DnsError::NxDomain { .. } | DnsError::InvalidName { .. } if !host_lookup => Failure {
-            cause: cause::no_such_domain(name, &detail),
-            reply: None,
-            permanent: true,
-        },
-        DnsError::NxDomain { .. } | DnsError::NoRecords { .. } => {
-            Failure::transient(cause::no_address(name, &detail))
-        }
-        DnsError::Bogus { .. } => Failure::transient(cause::dns_bogus(name, &detail)),
-        _ => Failure::transient(cause::dns_temporary(name, &detail)),
+pub(super) fn dns_failure(name: &str, e: &DnsError, lookup: Lookup) -> Failure {
+    let c = e.cause(name, lookup);
+    // Only "no such domain" for the recipient domain is known to be
+    // permanent; everything else defers (unknown = defer).
+    let permanent = c.id == cause::NO_SUCH_DOMAIN;
+    Failure {
+        cause: cause::from_dns(c),
+        reply: None,
+        permanent,
     }
 }
 
-/// Whether an I/O error carries a TLS error (tokio-rustls wraps them).
-fn wraps_tls_error(e: &std::io::Error) -> bool {
-    e.get_ref()
-        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-}
-
-/// Classifies a session error for one host. Permanent only for a 5xx that
-/// concerns the message (MAIL refused after a banner and EHLO went fine);
-/// greeting and EHLO refusals move on to the next host and finally defer.
+/// Classifies a session error for one host with the session catalogue
+/// (`postern_smtpc::cause`). Never permanent: a refused greeting or EHLO
+/// moves on to the next host and finally defers. The body comes from our
+/// spool, so a read failure is delivery's `delivery.spool_read`, and input
+/// the client refuses to send is `delivery.internal`.
 pub(super) fn client_failure(host: &str, addr: SocketAddr, e: &ClientError) -> Failure {
     let detail = e.to_string();
-    let addr_s = addr.to_string();
-    let (cause, reply) = match e {
-        // A TLS alert after the handshake (TLS 1.3 reports a refused client
-        // certificate only at the first read, RFC 8446 §4.4.2.4): classify
-        // it with the TLS catalogue, not as a socket error.
-        ClientError::Io { source, .. } if wraps_tls_error(source) => (
-            tls_cause(&postern_tls::client::outbound_cause(
-                source,
-                &[
-                    postern_tls::TlsVersion::Tls12,
-                    postern_tls::TlsVersion::Tls13,
-                ],
-                Some(host),
-            )),
-            None,
-        ),
-        ClientError::Connect { source, .. } | ClientError::Io { source, .. } => (
-            cause::connection(host, &addr_s, source.kind(), &detail),
-            None,
-        ),
-        ClientError::Timeout { .. } => (
-            cause::connection(host, &addr_s, std::io::ErrorKind::TimedOut, &detail),
-            None,
-        ),
-        ClientError::Tls { cause, .. } => (tls_cause(cause), None),
-        ClientError::Body { .. } => (cause::spool_read(&detail), None),
-        ClientError::UnexpectedReply { reply, stage } => {
-            let line = one_line(reply);
-            let c = if reply.is_permanent() {
-                cause::cause(
-                    cause::REPLY_PERMANENT,
-                    format!("{host} refused us at {stage}: {line}"),
-                    "if the refusal names our server or IP (blocklist, rDNS), fix that; the \
-                     message is retried with the next host and later",
-                    detail.clone(),
-                )
-            } else {
-                cause::reply_transient(host, &line)
-            };
-            (c, Some(line))
-        }
-        ClientError::Protocol { .. } => (
-            cause::cause(
-                cause::PROTOCOL,
-                format!("{host} broke the SMTP protocol"),
-                "none on our side; retried with the next host and later; tell the peer's postmaster if it persists",
-                detail.clone(),
-            ),
-            None,
-        ),
-        ClientError::NotOffered { .. } | ClientError::Insecure { .. } => (
-            cause::cause(
-                cause::AUTH_UNAVAILABLE,
-                format!("{host}: {detail}"),
-                "check the route's TLS and AUTH settings against what the server offers",
-                detail.clone(),
-            ),
-            None,
-        ),
-        ClientError::Invalid { .. } => (cause::internal(&detail), None),
+    let cause = match e {
+        ClientError::Body { .. } => cause::spool_read(&detail),
+        ClientError::Invalid { .. } => cause::internal(&detail),
+        _ => cause::from_tls(&e.cause(&format!("{host} ({addr})"))),
+    };
+    let reply = match e {
+        ClientError::UnexpectedReply { reply, .. } => Some(one_line(reply)),
+        _ => None,
     };
     Failure {
         permanent: false,

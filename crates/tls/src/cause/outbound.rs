@@ -2,6 +2,14 @@
 //! handshake error means, in the `tls.*` ids shared with the inbound side
 //! where they fit and `tls.out.*` ids where only a client can fail.
 //!
+//! The fix texts name what exists: the `[delivery.outbound_tls]` keys, a
+//! `[[route]]` for the **recipient domains** (routes match recipient domains,
+//! never MX host names), and `postern` commands with the host *and port* we
+//! connected to. What the TLS layer cannot know (the recipient domains, and
+//! whether the level in force already retries in plaintext) comes in an
+//! [`Advice`] from the caller; a fix never suggests the level already in
+//! force.
+//!
 //! # Security
 //! Reads the error only; summaries quote names the peer sent (untrusted),
 //! printed only.
@@ -15,12 +23,10 @@ use std::io;
 
 use rustls::{AlertDescription, CertificateError, PeerIncompatible};
 
-use crate::cause::{self, Cause};
+use crate::cause::{self, Cause, alert_name, find_errors, host_port, mk, route_snippet};
 use crate::client::PkixRefusal;
 use crate::settings::TlsVersion;
 
-/// The peer closed the connection during our handshake, before any alert.
-pub const PEER_CLOSED_AFTER_CLIENT_HELLO: &str = "tls.out.peer_closed_after_client_hello";
 /// The peer aborted the handshake with an alert we have no better id for.
 pub const PEER_ALERT: &str = "tls.out.peer_alert";
 /// The peer refused the client certificate we presented.
@@ -42,9 +48,11 @@ pub const CERT_INVALID: &str = "tls.out.cert_invalid";
 
 /// Every outbound-only cause id (the shared ids of [`crate::cause`] are
 /// reused where they fit: no shared version / cipher / group, not TLS,
-/// timeout, protocol error, I/O error, unknown).
+/// timeout, protocol error, I/O error, unknown). A peer that closes the
+/// connection after our ClientHello is `tls.no_shared_version`, like one
+/// that says so with an alert (one root cause, one id; the old
+/// `tls.out.peer_closed_after_client_hello` is in [`cause::RETIRED`]).
 pub const OUTBOUND_IDS: &[&str] = &[
-    PEER_CLOSED_AFTER_CLIENT_HELLO,
     PEER_ALERT,
     CLIENT_CERTIFICATE_REJECTED,
     CERT_NAME_MISMATCH,
@@ -55,6 +63,64 @@ pub const OUTBOUND_IDS: &[&str] = &[
     CERT_NOT_YET_VALID,
     CERT_INVALID,
 ];
+
+/// Where the failed handshake went and what we offered.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer<'a> {
+    /// The name we connected to (MX host or smart host; SNI).
+    pub host: &'a str,
+    /// The port we connected to.
+    pub port: u16,
+    /// The versions we offered, oldest first.
+    pub offered: &'a [TlsVersion],
+}
+
+/// What the caller knows that the TLS layer does not, so the fix is true
+/// and never suggests what is already in force.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Advice {
+    /// The recipient domains this connection was for (a `[[route]]` matches
+    /// recipient domains); empty when unknown (`cert check`, `tls scan`).
+    pub domains: Vec<String>,
+    /// The level in force already retries in plaintext on a new connection
+    /// after a failed handshake (`opportunistic`).
+    pub plaintext_retry: bool,
+}
+
+impl Advice {
+    /// Advice for mail to `domain` under a level that does (`true`) or does
+    /// not retry in plaintext.
+    pub fn for_domain(domain: &str, plaintext_retry: bool) -> Self {
+        Self {
+            domains: vec![domain.to_owned()],
+            plaintext_retry,
+        }
+    }
+
+    fn who(&self) -> String {
+        if self.domains.is_empty() {
+            "the recipient domain".to_owned()
+        } else {
+            self.domains.join(", ")
+        }
+    }
+
+    /// The plaintext option, or that it is in force already.
+    fn plaintext_option(&self) -> String {
+        if self.plaintext_retry {
+            "the level in force (opportunistic) already retries in plaintext on a new \
+             connection, so mail still goes out"
+                .to_owned()
+        } else {
+            format!(
+                "if plaintext is acceptable for {}, add {} (routes match recipient domains; \
+                 mail is then retried in plaintext on a new connection)",
+                self.who(),
+                route_snippet(&self.domains, "opportunistic")
+            )
+        }
+    }
+}
 
 /// `TLS 1.2–1.3`, `TLS 1.3 only`.
 fn describe_offer(offered: &[TlsVersion]) -> String {
@@ -67,22 +133,19 @@ fn describe_offer(offered: &[TlsVersion]) -> String {
 
 /// Classifies an outbound handshake failure: `err` is what the handshake
 /// returned (a `rustls::Error`, an `io::Error` possibly wrapping one as
-/// tokio-rustls does, or a tokio timeout), `offered` the versions we offered,
-/// `domain` the destination for the fix text (`route <domain> with …`).
+/// tokio-rustls does, or a tokio timeout).
 ///
-/// Certificate problems only reach here in [`Verify::Pkix`] mode; in
-/// [`Verify::Record`] mode see [`PeerVerdict::cause`].
-pub fn outbound_cause(
+/// Certificate problems only reach here in [`crate::client::Verify::Pkix`]
+/// mode; in record mode see [`crate::client::PeerVerdict::cause`].
+pub fn classify_outbound(
     err: &(dyn StdError + 'static),
-    offered: &[TlsVersion],
-    domain: Option<&str>,
+    peer: &Peer<'_>,
+    advice: &Advice,
 ) -> Cause {
     let detail = err.to_string();
     let (tls, io_kind) = find_errors(err);
-    let dest = domain.unwrap_or("this destination");
-    let ours = describe_offer(offered);
     if let Some(tls) = tls {
-        return from_rustls(tls, &ours, offered, dest, detail);
+        return from_rustls(tls, peer, advice, detail);
     }
     match io_kind {
         Some(
@@ -90,33 +153,28 @@ pub fn outbound_cause(
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::BrokenPipe,
-        ) => peer_closed(&ours, offered, dest, detail),
+        ) => no_shared_version(Why::Closed, peer, advice, detail),
         Some(io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => timeout(detail),
         Some(_) => mk(
             cause::IO_ERROR,
             format!("the connection failed during the TLS handshake: {detail}"),
-            "a network problem between us and the peer; nothing to change in TLS settings; \
-             delivery retries later"
+            "none in the TLS settings: a network problem between us and the peer; delivery \
+             retries later"
                 .to_owned(),
             detail,
         ),
         None if detail == "deadline has elapsed" => timeout(detail),
-        None => mk(
-            cause::UNKNOWN,
-            format!("the TLS handshake failed: {detail}"),
-            "look at the detail; if it repeats, report it with the transcript".to_owned(),
-            detail,
-        ),
+        None => unknown(detail),
     }
 }
 
-fn mk(id: &'static str, summary: String, fix: String, detail: String) -> Cause {
-    Cause {
-        id,
-        summary,
-        fix,
+fn unknown(detail: String) -> Cause {
+    mk(
+        cause::UNKNOWN,
+        format!("the TLS handshake failed: {detail}"),
+        "look at the detail; if it repeats, report it with the transcript".to_owned(),
         detail,
-    }
+    )
 }
 
 fn timeout(detail: String) -> Cause {
@@ -130,56 +188,72 @@ fn timeout(detail: String) -> Cause {
     )
 }
 
-fn peer_closed(ours: &str, offered: &[TlsVersion], dest: &str, detail: String) -> Cause {
-    let likely = if offered == [TlsVersion::Tls13] {
-        "the peer most likely does not support TLS 1.3 (or only TLS 1.0/1.1)"
-    } else {
-        "the peer most likely supports only TLS 1.0/1.1"
-    };
-    let extra = if offered == [TlsVersion::Tls13] {
-        format!("allow TLS 1.2 for {dest} (min_version = \"1.2\"), ")
-    } else {
-        String::new()
-    };
-    mk(
-        PEER_CLOSED_AFTER_CLIENT_HELLO,
-        format!(
-            "peer closed the connection during the handshake after our ClientHello offering \
-             {ours}: {likely}"
-        ),
-        format!(
-            "options: {extra}route {dest} with `opportunistic` (plaintext retry) or ask them to \
-             upgrade; `postern tls scan` shows what the peer accepts"
-        ),
-        detail,
-    )
+/// How the peer told us it cannot do what we offered.
+#[derive(Clone, Copy)]
+enum Why {
+    /// It closed the connection after our ClientHello, without an alert.
+    Closed,
+    /// It sent a `protocol_version` alert.
+    Alert,
+    /// It chose a version we did not offer.
+    Chose,
 }
 
-fn from_rustls(
-    err: &rustls::Error,
-    ours: &str,
-    offered: &[TlsVersion],
-    dest: &str,
-    detail: String,
-) -> Cause {
+/// One root cause, one id (`tls.no_shared_version`), however the peer
+/// shows it.
+fn no_shared_version(why: Why, peer: &Peer<'_>, advice: &Advice, detail: String) -> Cause {
+    let ours = describe_offer(peer.offered);
+    let host = peer.host;
+    let only13 = peer.offered == [TlsVersion::Tls13];
+    let older = if only13 {
+        "TLS 1.2 or older"
+    } else {
+        "only TLS 1.0/1.1"
+    };
+    let summary = match why {
+        Why::Closed => format!(
+            "{host} closed the connection after our ClientHello offering {ours}, without an \
+             alert: it most likely supports {older}"
+        ),
+        Why::Alert => format!(
+            "{host} refused our offer of {ours} (alert protocol_version): it supports {older}"
+        ),
+        Why::Chose => format!("{host} chose a TLS version we do not offer (we offer {ours})"),
+    };
+    let scan = format!(
+        "`postern tls scan {}` shows what it accepts",
+        host_port(host, peer.port)
+    );
+    let fix = if only13 {
+        format!(
+            "allow TLS 1.2 with `[delivery.outbound_tls] min_version = \"1.2\"`; otherwise {}; \
+             {scan}",
+            advice.plaintext_option()
+        )
+    } else {
+        format!(
+            "none on our side for encryption: the peer must support TLS 1.2 or later (TLS 1.0/1.1 \
+             are deprecated, RFC 8996; rustls does not speak them), ask its postmaster; {}; {scan}",
+            advice.plaintext_option()
+        )
+    };
+    mk(cause::NO_SHARED_VERSION, summary, fix, detail)
+}
+
+fn from_rustls(err: &rustls::Error, peer: &Peer<'_>, advice: &Advice, detail: String) -> Cause {
     use rustls::Error as E;
-    let scan = "`postern tls scan HOST` shows what the peer accepts";
+    let ours = describe_offer(peer.offered);
+    let scan = format!(
+        "`postern tls scan {}` shows what the peer accepts",
+        host_port(peer.host, peer.port)
+    );
     match err {
         E::AlertReceived(alert) => {
             let name = alert_name(*alert);
             match alert {
-                AlertDescription::ProtocolVersion => mk(
-                    cause::NO_SHARED_VERSION,
-                    format!(
-                        "the peer refused our offer of {ours} (alert {name}): it most likely \
-                         supports only older versions"
-                    ),
-                    format!(
-                        "options: route {dest} with `opportunistic` (plaintext retry) or ask \
-                         them to upgrade (TLS 1.0/1.1 are deprecated, RFC 8996); {scan}"
-                    ),
-                    detail,
-                ),
+                AlertDescription::ProtocolVersion => {
+                    no_shared_version(Why::Alert, peer, advice, detail)
+                }
                 AlertDescription::HandshakeFailure | AlertDescription::InsufficientSecurity => mk(
                     cause::NO_SHARED_CIPHER,
                     format!(
@@ -187,10 +261,10 @@ fn from_rustls(
                          the cipher suites or groups we offered ({ours})"
                     ),
                     format!(
-                        "{scan}; if it only has suites rustls cannot speak (CBC, static RSA), \
-                         route {dest} with `opportunistic` (plaintext retry) or ask them to \
-                         upgrade; if it lacks one of our groups, add x25519 or secp256r1 to \
-                         kx_groups"
+                        "{scan}; if it lacks our groups, add x25519 or secp256r1 to \
+                         `[delivery.outbound_tls] groups`; if it has only suites rustls cannot \
+                         speak (CBC, static RSA), the peer must upgrade, and {}",
+                        advice.plaintext_option()
                     ),
                     detail,
                 ),
@@ -204,8 +278,9 @@ fn from_rustls(
                 | AlertDescription::AccessDenied => mk(
                     CLIENT_CERTIFICATE_REJECTED,
                     format!("the peer refused our client certificate (alert {name})"),
-                    "check the client certificate configured for this route (CA the peer \
-                     trusts, not expired), or remove it if the peer does not need one"
+                    "check `[delivery.outbound_tls] client_cert` and \
+                     `[delivery.outbound_tls] client_key` (a CA the peer trusts, not expired), \
+                     or remove them if the peer does not need a client certificate"
                         .to_owned(),
                     detail,
                 ),
@@ -223,36 +298,26 @@ fn from_rustls(
             | PeerIncompatible::SupportedVersionsExtensionRequired
             | PeerIncompatible::Tls12NotOffered
             | PeerIncompatible::Tls12NotOfferedOrEnabled => {
-                let fix = if offered == [TlsVersion::Tls13] {
-                    format!(
-                        "allow TLS 1.2 for {dest} (min_version = \"1.2\"), or route it with \
-                         `opportunistic` (plaintext retry)"
-                    )
-                } else {
-                    format!(
-                        "options: route {dest} with `opportunistic` (plaintext retry) or ask \
-                         them to upgrade"
-                    )
-                };
-                mk(
-                    cause::NO_SHARED_VERSION,
-                    format!("the peer chose a TLS version we do not offer (we offer {ours})"),
-                    fix,
-                    detail,
-                )
+                no_shared_version(Why::Chose, peer, advice, detail)
             }
             PeerIncompatible::NoKxGroupsInCommon
             | PeerIncompatible::NamedGroupsExtensionRequired
             | PeerIncompatible::KeyShareExtensionRequired => mk(
                 cause::NO_SHARED_GROUP,
                 "no key-exchange group in common with the peer".to_owned(),
-                format!("add x25519 and secp256r1 to the outbound kx_groups; {scan}"),
+                format!(
+                    "add x25519 and secp256r1 to `[delivery.outbound_tls] groups` (or remove \
+                     the key for the defaults); {scan}"
+                ),
                 detail,
             ),
             PeerIncompatible::NoCipherSuitesInCommon => mk(
                 cause::NO_SHARED_CIPHER,
                 format!("no cipher suite in common with the peer (we offer {ours})"),
-                format!("{scan}; route {dest} with `opportunistic` if it only has legacy suites"),
+                format!(
+                    "{scan}; if it has only legacy suites, the peer must upgrade, and {}",
+                    advice.plaintext_option()
+                ),
                 detail,
             ),
             other => mk(
@@ -273,7 +338,7 @@ fn from_rustls(
             format!("check the port and mode (implicit TLS on 465, STARTTLS on 25/587); {scan}"),
             detail,
         ),
-        E::InvalidCertificate(ce) => certificate_cause(ce, dest, detail),
+        E::InvalidCertificate(ce) => certificate_cause(ce, peer, advice, detail),
         E::InvalidMessage(_)
         | E::PeerMisbehaved(_)
         | E::InappropriateMessage { .. }
@@ -286,26 +351,36 @@ fn from_rustls(
                 .to_owned(),
             detail,
         ),
-        _ => mk(
-            cause::UNKNOWN,
-            format!("the TLS handshake failed: {err}"),
-            "look at the detail; if it repeats, report it with the transcript".to_owned(),
-            detail,
-        ),
+        _ => unknown(detail),
     }
 }
 
-fn certificate_cause(ce: &CertificateError, dest: &str, detail: String) -> Cause {
+fn certificate_cause(
+    ce: &CertificateError,
+    peer: &Peer<'_>,
+    advice: &Advice,
+    detail: String,
+) -> Cause {
     use CertificateError as C;
     if let C::Other(other) = ce
         && let Some(refusal) =
             (&*other.0 as &(dyn StdError + 'static)).downcast_ref::<PkixRefusal>()
-        && let Some(mut cause) = refusal.verdict.cause()
     {
-        cause.detail = detail;
-        return cause;
+        let mut verdict = refusal.verdict.clone();
+        verdict.port = Some(peer.port);
+        if let Some(mut cause) = verdict.cause() {
+            cause.detail = detail;
+            return cause;
+        }
     }
-    let check = "run `postern cert check --remote HOST` to see the chain";
+    let check = format!(
+        "`postern cert check --remote {}` shows the chain",
+        host_port(peer.host, peer.port)
+    );
+    let lower = format!(
+        "or, to accept it unverified, add {} (encrypted, not verified)",
+        route_snippet(&advice.domains, "required")
+    );
     match ce {
         C::NotValidForName | C::NotValidForNameContext { .. } => {
             let (expected, presented) = match ce {
@@ -313,15 +388,12 @@ fn certificate_cause(ce: &CertificateError, dest: &str, detail: String) -> Cause
                     expected,
                     presented,
                 } => (expected.to_str().into_owned(), presented.join(", ")),
-                _ => ("the MX name".to_owned(), "other names".to_owned()),
+                _ => (peer.host.to_owned(), "other names".to_owned()),
             };
             mk(
                 CERT_NAME_MISMATCH,
                 format!("certificate name mismatch: cert is for {presented}, MX is {expected}"),
-                format!(
-                    "the peer needs a certificate covering {expected}; or lower the policy for \
-                     {dest} from `verify` to `required` (encrypted, unverified)"
-                ),
+                format!("the peer needs a certificate covering {expected}; {lower}; {check}"),
                 detail,
             )
         }
@@ -331,8 +403,8 @@ fn certificate_cause(ce: &CertificateError, dest: &str, detail: String) -> Cause
              missing intermediate"
                 .to_owned(),
             format!(
-                "{check}; add a private CA to the CA file for {dest}, or lower its policy to \
-                 `required`"
+                "{check}; if it is a private CA you trust, name its file in \
+                 `[[route]] ca_file`; {lower}"
             ),
             detail,
         ),
@@ -351,52 +423,10 @@ fn certificate_cause(ce: &CertificateError, dest: &str, detail: String) -> Cause
         _ => mk(
             CERT_INVALID,
             format!("the peer's certificate does not verify ({ce:?})"),
-            check.to_owned(),
+            check,
             detail,
         ),
     }
-}
-
-/// RFC 8446 spelling of an alert, e.g. `handshake_failure`.
-fn alert_name(alert: AlertDescription) -> String {
-    let camel = format!("{alert:?}");
-    let mut out = String::with_capacity(camel.len() + 4);
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out.replace("_c_a", "_ca")
-}
-
-/// The first rustls error and the first io error kind in the chain.
-fn find_errors<'a>(
-    err: &'a (dyn StdError + 'static),
-) -> (Option<&'a rustls::Error>, Option<io::ErrorKind>) {
-    let mut io_kind = None;
-    let mut cur: Option<&'a (dyn StdError + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return (Some(tls), io_kind);
-        }
-        if let Some(ioe) = e.downcast_ref::<io::Error>() {
-            io_kind.get_or_insert(ioe.kind());
-            if let Some(inner) = ioe.get_ref() {
-                if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
-                    return (Some(tls), io_kind);
-                }
-                cur = Some(inner);
-                continue;
-            }
-        }
-        cur = e.source();
-    }
-    (None, io_kind)
 }
 
 #[cfg(test)]
@@ -415,24 +445,66 @@ mod tests {
         assert!(OUTBOUND_IDS.iter().all(|id| !cause::ALL.contains(id)));
     }
 
+    fn peer(offered: &[TlsVersion]) -> Peer<'_> {
+        Peer {
+            host: "mx.partner.example",
+            port: 25,
+            offered,
+        }
+    }
+
+    /// The TLS-1.0-only peer: closing after our ClientHello and alerting
+    /// `protocol_version` are one root cause, one id; the fix names a route
+    /// for the recipient domain, never the MX host.
     #[test]
-    fn peer_closed_wording() {
+    fn peer_too_old_one_id_and_a_route_for_the_recipient_domain() {
         let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "tls handshake eof");
-        let c = outbound_cause(&eof, &TlsVersion::ALL, Some("fabrikam.com"));
-        assert_eq!(c.id, PEER_CLOSED_AFTER_CLIENT_HELLO);
+        let alert = rustls::Error::AlertReceived(AlertDescription::ProtocolVersion);
+        let advice = Advice::for_domain("fabrikam.com", false);
+        let closed = classify_outbound(&eof, &peer(&TlsVersion::ALL), &advice);
+        let alerted = classify_outbound(&alert, &peer(&TlsVersion::ALL), &advice);
+        assert_eq!(closed.id, cause::NO_SHARED_VERSION);
+        assert_eq!(alerted.id, cause::NO_SHARED_VERSION);
         assert_eq!(
-            c.summary,
-            "peer closed the connection during the handshake after our ClientHello offering \
-             TLS 1.2–1.3: the peer most likely supports only TLS 1.0/1.1"
+            closed.summary,
+            "mx.partner.example closed the connection after our ClientHello offering \
+             TLS 1.2–1.3, without an alert: it most likely supports only TLS 1.0/1.1"
         );
-        assert!(
-            c.fix
-                .starts_with("options: route fabrikam.com with `opportunistic` (plaintext retry) or ask them to upgrade"),
-            "{c}"
-        );
-        let c13 = outbound_cause(&eof, &[TlsVersion::Tls13], None);
+        for c in [&closed, &alerted] {
+            assert!(
+                c.fix.contains(
+                    "add `[[route]] domains = [\"fabrikam.com\"], tls = \"opportunistic\"`"
+                ),
+                "{c}"
+            );
+            assert!(!c.fix.contains("route mx.partner.example"), "{c}");
+            assert!(
+                c.fix.contains("`postern tls scan mx.partner.example:25`"),
+                "{c}"
+            );
+        }
+        let c13 = classify_outbound(&eof, &peer(&[TlsVersion::Tls13]), &Advice::default());
         assert!(c13.summary.contains("TLS 1.3 only"), "{c13}");
-        assert!(c13.fix.contains("min_version = \"1.2\""), "{c13}");
+        assert!(
+            c13.fix
+                .contains("`[delivery.outbound_tls] min_version = \"1.2\"`"),
+            "{c13}"
+        );
+        assert!(c13.fix.contains("\"RECIPIENT-DOMAIN\""), "{c13}");
+    }
+
+    /// When the level in force already retries in plaintext, the fix does
+    /// not suggest it again.
+    #[test]
+    fn no_advice_to_set_the_level_in_force() {
+        let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "eof");
+        let c = classify_outbound(
+            &eof,
+            &peer(&TlsVersion::ALL),
+            &Advice::for_domain("fabrikam.com", true),
+        );
+        assert!(!c.fix.contains("[[route]]"), "{c}");
+        assert!(c.fix.contains("already retries in plaintext"), "{c}");
     }
 
     #[test]
@@ -482,7 +554,7 @@ mod tests {
             ),
             (
                 Box::new(io::Error::from(io::ErrorKind::ConnectionReset)),
-                PEER_CLOSED_AFTER_CLIENT_HELLO,
+                cause::NO_SHARED_VERSION,
             ),
             (
                 Box::new(io::Error::from(io::ErrorKind::TimedOut)),
@@ -500,7 +572,7 @@ mod tests {
             ),
         ];
         for (err, id) in cases {
-            let c = outbound_cause(err.as_ref(), &ours, Some("example.net"));
+            let c = classify_outbound(err.as_ref(), &peer(&ours), &Advice::default());
             assert_eq!(c.id, id, "{err}: {c}");
             assert!(!c.fix.is_empty());
         }
@@ -512,7 +584,7 @@ mod tests {
             expected: ServerName::try_from("mx1.fabrikam.com").unwrap(),
             presented: vec!["mail.other.example".into()],
         });
-        let c = outbound_cause(&err, &TlsVersion::ALL, Some("fabrikam.com"));
+        let c = classify_outbound(&err, &peer(&TlsVersion::ALL), &Advice::default());
         assert_eq!(c.id, CERT_NAME_MISMATCH);
         assert_eq!(
             c.summary,

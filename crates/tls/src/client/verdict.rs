@@ -43,6 +43,9 @@ pub struct PeerVerdict {
     pub name_matches: bool,
     /// The name we checked: the MX hostname (or the host the operator named).
     pub hostname: String,
+    /// The port the chain was presented on, when it came from a connection
+    /// (the `postern cert check --remote HOST:PORT` in a fix keeps it).
+    pub port: Option<u16>,
 }
 
 /// Why a chain did not verify.
@@ -113,7 +116,10 @@ impl PeerVerdict {
             self.chain.iter().filter_map(|c| describe_cert(c)).collect();
         let detail = self.pkix.as_ref().err().cloned().unwrap_or_default();
         let host = &self.hostname;
-        let check = format!("run `postern cert check --remote {host}` to see the chain");
+        let target = self
+            .port
+            .map_or_else(|| host.clone(), |p| crate::cause::host_port(host, p));
+        let check = format!("`postern cert check --remote {target}` shows the chain");
         let cause = |id, summary: String, fix: String| Cause {
             id,
             summary,
@@ -146,7 +152,8 @@ impl PeerVerdict {
                     ),
                     format!(
                         "the peer must send the intermediate certificate(s) after its own; if it \
-                         is a private CA, add it to the CA file for this route; {check}"
+                         is a private CA you trust, name its file in `[[route]] ca_file` (or \
+                         `[delivery] ca_file`); {check}"
                     ),
                 ));
             }
@@ -157,7 +164,10 @@ impl PeerVerdict {
                         "the chain of {host} ends in a root we do not trust ('{}')",
                         described.last().map_or("?", |d| d.subject.as_str())
                     ),
-                    format!("add that CA to the CA file for this route if you trust it; {check}"),
+                    format!(
+                        "if you trust that CA, name its file in `[[route]] ca_file` (or \
+                         `[delivery] ca_file`); {check}"
+                    ),
                 ));
             }
             Some(PkixProblem::Expired) => {
@@ -233,6 +243,7 @@ pub(super) fn verdict_with(
             pkix_problem: Some(PkixProblem::NoCertificate),
             name_matches: false,
             hostname: hostname.to_owned(),
+            port: None,
         };
     };
     let parsed = ParsedCertificate::try_from(leaf_der);
@@ -267,6 +278,7 @@ pub(super) fn verdict_with(
         pkix_problem,
         name_matches,
         hostname: hostname.to_owned(),
+        port: None,
     }
 }
 
@@ -373,7 +385,7 @@ impl ServerCertVerifier for RecordingVerifier {
 
 /// Why a [`Verify::Pkix`] handshake refused the certificate: rustls' own
 /// error plus our verdict on the chain, carried inside the handshake error
-/// (`CertificateError::Other`) so [`outbound_cause`] can name the problem
+/// (`CertificateError::Other`) so [`crate::cause::classify_outbound`] can name the problem
 /// (self-signed, missing intermediate, which names the certificate covers)
 /// without any per-connection state in the shared verifier. The peer gets
 /// a `bad_certificate` alert.
