@@ -32,6 +32,9 @@
 //! level, AUTH, then the transaction); `report.rs` turns what happened into
 //! `attempt` events, per-recipient results and causes.
 //!
+//! Each connection runs in an `attempt` tracing span (`queue_id`, `mx`,
+//! `ip`, `tls`), so its log lines need not repeat those fields.
+//!
 //! # Security
 //! Remote replies, certificates and DNS data are untrusted: replies are kept
 //! as one cleaned line; nothing from the peer is interpreted beyond the reply
@@ -62,6 +65,7 @@ use postern_spool::Spool;
 use postern_tls::client::{ClientTls, Roots, Verify, load_roots};
 use postern_tlspolicy::mta_sts::{MtaSts, PolicyCache, PolicyFetcher};
 use postern_track::{CauseInfo, MailLog};
+use tracing::Instrument as _;
 
 use crate::cause;
 use crate::maildir;
@@ -273,9 +277,20 @@ impl SmtpTransport {
         // A connection kept from the previous job to this destination.
         if let Some(mut c) = reuse {
             let started = Instant::now();
-            match c.session.rset().await {
+            let span = tracing::info_span!(
+                "attempt",
+                queue_id = %job.queue_id,
+                mx = %c.facts.host,
+                ip = %c.facts.ip,
+                reused = true,
+            );
+            match c.session.rset().instrument(span.clone()).await {
                 Ok(r) if r.code == 250 => {
-                    match self.transact(job, &mut c.session, &mut c.facts).await {
+                    match self
+                        .transact(job, &mut c.session, &mut c.facts)
+                        .instrument(span)
+                        .await
+                    {
                         HostResult::Done { results, .. } => {
                             self.emit_attempt(job, &c.facts, "", &results, None, started);
                             return (outcome(job, results), Some(c));
@@ -358,8 +373,19 @@ impl SmtpTransport {
                     warning: plan.warning.as_ref().map(tls_cause),
                     ..Facts::default()
                 };
+                // One span per attempt: every log line of this connection
+                // carries the queue id, the MX host, the address and the
+                // level without spelling them out.
+                let span = tracing::info_span!(
+                    "attempt",
+                    queue_id = %job.queue_id,
+                    mx = %cand.name,
+                    ip = %addr,
+                    tls = plan.level.as_str(),
+                );
                 match self
                     .try_host(job, cand, addr, &plan, &mut facts, started)
+                    .instrument(span)
                     .await
                 {
                     HostResult::Done { results, conn } => {

@@ -137,8 +137,10 @@ impl SmtpTransport {
                             }
                             facts.downgraded = true;
                             facts.downgrade_cause = Some(f.cause);
-                            tracing::warn!(queue_id = %job.queue_id, host = %cand.name, %addr,
-                                "delivery: TLS handshake failed; retrying in plaintext (opportunistic)");
+                            // The `attempt` span carries queue id, MX, address, level.
+                            tracing::warn!(
+                                "delivery: TLS handshake failed; retrying in plaintext (opportunistic)"
+                            );
                         }
                     }
                     Err(e) => return HostResult::Next(client_failure(&cand.name, addr, &e)),
