@@ -605,6 +605,40 @@ async fn smart_host_with_implicit_tls_and_auth() {
     h.shutdown(Duration::from_secs(5)).await;
 }
 
+/// A relay host that advertises no AUTH is `smtp.auth_not_offered`, not
+/// "check the user and password" (issue 8 §3); the password is never sent.
+#[tokio::test]
+async fn smart_host_without_auth_is_not_a_wrong_password() {
+    let cfg = mx_tls_config(&ca().issue(&["relay.example.org"]));
+    let mut w = World::new(MxTls::Implicit(cfg)).await;
+    w.mx.set_offer_auth(false);
+    w.settings.relayhost = Some(SmartHost {
+        host: "127.0.0.1".into(),
+        port: w.mx.port(),
+        implicit_tls: true,
+        auth: Some(Credentials {
+            user: "alice".into(),
+            password: "s3cret".into(),
+        }),
+    });
+    w.settings.relayhost_tls = Some(TlsLevel::Required);
+    let (h, mem) = w.start();
+    let id = w.send(&["bob@anywhere.example"]);
+    h.notify(id);
+    wait_deferred(&h).await;
+    assert!(w.mx.received().is_empty());
+    assert!(
+        !w.mx.commands().iter().any(|c| c.starts_with("AUTH")),
+        "AUTH not sent when not offered"
+    );
+    let a = &attempts(&mem, &id)[0];
+    let c = a.cause.as_ref().unwrap();
+    assert_eq!(c.id, "smtp.auth_not_offered", "{c:?}");
+    assert!(!c.fix.contains("password"), "{c:?}");
+    assert!(c.fix.contains("587"), "{c:?}");
+    h.shutdown(Duration::from_secs(5)).await;
+}
+
 #[tokio::test]
 async fn one_connection_carries_several_messages_to_one_destination() {
     let mut w = World::new(MxTls::None).await;

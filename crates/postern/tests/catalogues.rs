@@ -755,6 +755,9 @@ fn every_fix_names_real_keys_and_commands() {
     for r in render_all() {
         assert!(!r.fix.is_empty(), "{} ({}): empty fix", r.id, r.from);
         if seen.insert(r.fix.clone()) {
+            if std::env::var_os("PRINT_FIXES").is_some() {
+                eprintln!("[{}] {}\n    fix: {}", r.id, r.from, r.fix);
+            }
             problems.extend(check_fix(
                 &r.fix,
                 &format!("{} ({})", r.id, r.from),
