@@ -375,11 +375,11 @@ impl HostPlan {
 
     /// A policy in mode testing applies and the session is not encrypted:
     /// the warning to record (delivery goes on, RFC 8461 §5).
-    pub fn plaintext_warning(&self, at: &str, domain: &str) -> Option<Cause> {
+    pub fn plaintext_warning(&self, at: &str, domains: &[String]) -> Option<Cause> {
         self.sts_testing.as_ref().map(|_| {
             testing(policy_cause::starttls_not_offered(
                 at,
-                domain,
+                domains,
                 TlsLevel::MtaSts,
             ))
         })

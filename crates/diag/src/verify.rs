@@ -1143,7 +1143,7 @@ mod tests {
             text: String::new(),
             cause: Some(policy_cause::starttls_not_offered(
                 "192.0.2.10",
-                "example.com",
+                &["example.com".to_owned()],
                 Level::Verify,
             )),
         };

@@ -303,12 +303,14 @@ fn outbound(out: &mut Vec<Rendered>) {
 
 fn policy(out: &mut Vec<Rendered>) {
     use postern_tlspolicy::cause as pc;
-    for level in [Level::Verify, Level::Opportunistic] {
-        push(
-            out,
-            "policy",
-            &pc::starttls_not_offered("192.0.2.10", "fabrikam.example", level),
-        );
+    for domains in [vec![], vec!["fabrikam.example".to_owned()]] {
+        for level in [Level::Verify, Level::Opportunistic] {
+            push(
+                out,
+                "policy",
+                &pc::starttls_not_offered("192.0.2.10", &domains, level),
+            );
+        }
     }
     let cs = [
         pc::no_certificate("mx.partner.example"),

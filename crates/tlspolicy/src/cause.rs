@@ -62,9 +62,10 @@ fn mk(id: &'static str, summary: String, fix: String, detail: String) -> Cause {
     }
 }
 
-/// STARTTLS is not in the EHLO reply of `at` (an address or host). When
-/// `level` requires TLS the wording follows IronPort's `tlsverify`.
-pub fn starttls_not_offered(at: &str, domain: &str, level: Level) -> Cause {
+/// STARTTLS is not in the EHLO reply of `at` (an address or host), for mail
+/// to the recipient `domains` (what a `[[route]]` matches; empty: unknown).
+/// When `level` requires TLS the wording follows IronPort's `tlsverify`.
+pub fn starttls_not_offered(at: &str, domains: &[String], level: Level) -> Cause {
     let summary = if level.requires_tls() {
         format!(
             "STARTTLS command not supported at {at}. TLS was required but could not be \
@@ -77,17 +78,22 @@ pub fn starttls_not_offered(at: &str, domain: &str, level: Level) -> Cause {
         )
     };
     let fix = if level.requires_tls() {
+        let who = if domains.is_empty() {
+            "the recipient domain".to_owned()
+        } else {
+            domains.join(", ")
+        };
         format!(
-            "the peer must enable STARTTLS (RFC 3207) on every MX of {domain}; until then only \
-             plaintext delivery works: if that is acceptable, add {} (routes match recipient \
+            "the peer must enable STARTTLS (RFC 3207) on {at}; until then only plaintext \
+             delivery works: if that is acceptable for {who}, add {} (routes match recipient \
              domains; levels that require TLS never fall back to plaintext)",
-            route_snippet(&[domain.to_owned()], "opportunistic")
+            route_snippet(domains, "opportunistic")
         )
     } else {
         format!(
             "none on our side: the level in force ({level}) already sends in plaintext when \
              STARTTLS is missing; for encryption the peer must enable STARTTLS (RFC 3207) on \
-             every MX of {domain}"
+             {at}"
         )
     };
     mk(STARTTLS_NOT_OFFERED, summary, fix, String::new())
@@ -217,7 +223,7 @@ mod tests {
 
     #[test]
     fn starttls_wording_follows_the_seed() {
-        let c = starttls_not_offered("192.0.2.10", "example.com", Level::Verify);
+        let c = starttls_not_offered("192.0.2.10", &["example.com".to_owned()], Level::Verify);
         assert_eq!(
             c.summary,
             "STARTTLS command not supported at 192.0.2.10. TLS was required but could not be \
@@ -229,7 +235,11 @@ mod tests {
             "{c}"
         );
         // Under a level that already sends in plaintext, no such advice.
-        let c = starttls_not_offered("192.0.2.10", "example.com", Level::Opportunistic);
+        let c = starttls_not_offered(
+            "192.0.2.10",
+            &["example.com".to_owned()],
+            Level::Opportunistic,
+        );
         assert!(!c.fix.contains("[[route]]"), "{c}");
     }
 

@@ -51,9 +51,10 @@ pub struct DaneEvidence<'a> {
     pub result: &'a DaneResult,
 }
 
-/// The server did not offer STARTTLS (`at`: its address or name).
+/// The server did not offer STARTTLS (`at`: its address or name; `domain`:
+/// the recipient domain).
 pub fn starttls_missing(level: Level, at: &str, domain: &str) -> Judgement {
-    let c = cause::starttls_not_offered(at, domain, level);
+    let c = cause::starttls_not_offered(at, &[domain.to_owned()], level);
     if level.requires_tls() {
         Judgement::Fail(c)
     } else {

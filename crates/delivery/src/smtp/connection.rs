@@ -19,7 +19,8 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use postern_smtpc::{
-    Advice, AuthMechanism, ClientError, ClientSettings, OutEnvelope, OutRecipient, Session, Stage,
+    Advice, AuthMechanism, ClientError, ClientSettings, ClientTls, EhloInfo, OutEnvelope,
+    OutRecipient, Session, Stage,
 };
 use postern_track::CauseInfo;
 use tokio::io::{AsyncRead, ReadBuf};
@@ -31,12 +32,15 @@ use super::{
     transcript_for,
 };
 use crate::cause;
-use crate::settings::TlsLevel;
+use crate::settings::{Credentials, TlsLevel};
 use crate::tls_plan::HostPlan;
 use crate::transport::Job;
 
 impl SmtpTransport {
-    /// One connection to one address, with the TLS level applied.
+    /// One connection to one address, with the TLS level applied: connect
+    /// and EHLO ([`Self::open`]), STARTTLS per the level ([`Self::secure`]),
+    /// the session judged against the plan ([`judge`]), AUTH to a smart
+    /// host ([`authenticate`]), then the transaction.
     pub(super) async fn try_host(
         &self,
         job: &Job,
@@ -46,13 +50,50 @@ impl SmtpTransport {
         facts: &mut Facts,
         started: Instant,
     ) -> HostResult {
-        let level = plan.level;
         let Some(tls) = self.client_tls(job) else {
             return HostResult::Next(Failure::transient(cause::internal(
                 "no outbound TLS configuration",
             )));
         };
-        let transcript = transcript(job);
+        let here = Here { job, cand, addr };
+        let (session, info) = match self.open(&here, tls, plan.level, facts).await {
+            Ok(pair) => pair,
+            Err(f) => return HostResult::Next(f),
+        };
+        let mut session = if cand.implicit_tls {
+            session
+        } else {
+            match self
+                .secure(&here, tls, plan.level, session, &info, facts, started)
+                .await
+            {
+                Ok(s) => s,
+                Err(f) => return HostResult::Next(f),
+            }
+        };
+        if let Err(f) = judge(&here, plan, &session, facts) {
+            let _ = session.quit().await;
+            return HostResult::Next(f);
+        }
+        if let Some(auth) = &cand.auth {
+            session = match authenticate(&here, session, auth).await {
+                Ok(s) => s,
+                Err(f) => return HostResult::Next(f),
+            };
+        }
+        let result = self.transact(job, &mut session, facts).await;
+        result.keep(session, facts)
+    }
+
+    /// Connects (implicit TLS for a smart host that wants it) and sends EHLO.
+    async fn open(
+        &self,
+        here: &Here<'_>,
+        tls: &ClientTls,
+        level: TlsLevel,
+        facts: &mut Facts,
+    ) -> Result<(Session, EhloInfo), Failure> {
+        let Here { job, cand, addr } = *here;
         // What a TLS failure's fix may say: the recipient domains (a
         // `[[route]]` matches those, not the MX host) and whether this level
         // already retries in plaintext.
@@ -63,133 +104,95 @@ impl SmtpTransport {
             },
             ..self.client.clone()
         };
+        let transcript = transcript(job);
         let mut session = if cand.implicit_tls {
-            match Session::connect_tls(addr, &cand.name, tls, &client, Some(transcript)).await {
-                Ok((s, _banner, info)) => {
-                    facts.tls = Some(info);
-                    s
-                }
-                Err(e) => return HostResult::Next(client_failure(&cand.name, addr, &e)),
-            }
+            let (s, _banner, info) =
+                Session::connect_tls(addr, &cand.name, tls, &client, Some(transcript))
+                    .await
+                    .map_err(|e| here.failure(&e))?;
+            facts.tls = Some(info);
+            s
         } else {
-            match Session::connect(addr, &client, Some(transcript)).await {
-                Ok((s, _banner)) => s,
-                Err(e) => return HostResult::Next(client_failure(&cand.name, addr, &e)),
-            }
+            let (s, _banner) = Session::connect(addr, &client, Some(transcript))
+                .await
+                .map_err(|e| here.failure(&e))?;
+            s
         };
-        let info = match session.ehlo().await {
-            Ok(i) => i,
-            Err(e) => return HostResult::Next(client_failure(&cand.name, addr, &e)),
-        };
-        if !cand.implicit_tls {
-            facts.starttls_offered = Some(info.starttls);
-            let use_tls = match level {
-                TlsLevel::None => false,
-                TlsLevel::Opportunistic | TlsLevel::OpportunisticStrict => info.starttls,
-                _ => {
-                    if !info.starttls {
-                        let _ = session.quit().await;
-                        return HostResult::Next(Failure::transient(tls_cause(
-                            &postern_tlspolicy::cause::starttls_not_offered(
-                                &format!("{} ({addr})", cand.name),
-                                &job.route.destination,
-                                level,
-                            ),
-                        )));
-                    }
-                    true
-                }
-            };
-            if use_tls {
-                match session.starttls(&cand.name, tls).await {
-                    Ok(ti) => {
-                        facts.tls = Some(ti);
-                        if let Err(e) = session.ehlo().await {
-                            return HostResult::Next(client_failure(&cand.name, addr, &e));
-                        }
-                    }
-                    Err(e) if level == TlsLevel::Opportunistic => {
-                        let f = client_failure(&cand.name, addr, &e);
-                        if e.stage() == Stage::StartTls
-                            && matches!(e, ClientError::UnexpectedReply { .. })
-                        {
-                            // STARTTLS refused with a reply: the session is
-                            // still a usable plaintext session.
-                            facts.downgraded = true;
-                            facts.downgrade_cause = Some(f.cause);
-                        } else {
-                            // The handshake failed: the connection is gone.
-                            // RFC 7435: retry in plaintext on a new connection,
-                            // and say so.
-                            self.emit_failed(job, facts, &f, started);
-                            drop(session);
-                            let transcript = transcript_for(job);
-                            session = match Session::connect(addr, &self.client, Some(transcript))
-                                .await
-                            {
-                                Ok((s, _)) => s,
-                                Err(e) => {
-                                    return HostResult::Next(client_failure(&cand.name, addr, &e));
-                                }
-                            };
-                            if let Err(e) = session.ehlo().await {
-                                return HostResult::Next(client_failure(&cand.name, addr, &e));
-                            }
-                            facts.downgraded = true;
-                            facts.downgrade_cause = Some(f.cause);
-                            // The `attempt` span carries queue id, MX, address, level.
-                            tracing::warn!(
-                                "delivery: TLS handshake failed; retrying in plaintext (opportunistic)"
-                            );
-                        }
-                    }
-                    Err(e) => return HostResult::Next(client_failure(&cand.name, addr, &e)),
-                }
-            }
-        }
-        // Enforce the level on what the session *is*, not on what we meant.
-        if level.requires_tls() && !session.is_tls() {
-            let _ = session.quit().await;
-            return HostResult::Next(Failure::transient(cause::internal(
-                "the session is not encrypted but the TLS level requires it",
-            )));
-        }
-        // The certificate against the plan: PKIX + name (`verify`,
-        // `mta-sts`), TLSA (`dane`), or only recorded (lower levels).
-        if session.is_tls() {
-            let verdict = facts.tls.as_ref().and_then(|t| t.verdict.as_ref());
-            match plan.judge(&cand.name, verdict) {
-                Ok(warning) => {
-                    if let Some(w) = warning {
-                        facts.warning = Some(tls_cause(&w));
-                    }
-                }
-                Err(c) => {
-                    let _ = session.quit().await;
-                    return HostResult::Next(Failure::transient(tls_cause(&c)));
-                }
-            }
-        } else if let Some(w) =
-            plan.plaintext_warning(&format!("{} ({addr})", cand.name), &job.route.destination)
-        {
-            facts.warning = Some(tls_cause(&w));
-        }
-        if let Some(auth) = &cand.auth {
-            // smtpc refuses AUTH on a plaintext session (the password is
-            // never sent in clear) and tells a relay without AUTH from a
-            // wrong password: the cause comes from its catalogue.
-            let mech = if session.ehlo_info().is_some_and(|i| i.has_auth("PLAIN")) {
-                AuthMechanism::Plain
-            } else {
-                AuthMechanism::Login
-            };
-            if let Err(e) = session.auth(mech, &auth.user, &auth.password).await {
+        let info = session.ehlo().await.map_err(|e| here.failure(&e))?;
+        Ok((session, info))
+    }
+
+    /// STARTTLS as the level says: not at all (`none`), when offered
+    /// (opportunistic levels), or required (the rest: QUIT and next host when
+    /// not offered). A failed handshake under `opportunistic` is recorded and
+    /// retried in plaintext on a new connection (RFC 7435); a `220`-less
+    /// refusal leaves a usable plaintext session.
+    #[allow(clippy::too_many_arguments)]
+    async fn secure(
+        &self,
+        here: &Here<'_>,
+        tls: &ClientTls,
+        level: TlsLevel,
+        mut session: Session,
+        info: &EhloInfo,
+        facts: &mut Facts,
+        started: Instant,
+    ) -> Result<Session, Failure> {
+        let Here { job, cand, addr } = *here;
+        facts.starttls_offered = Some(info.starttls);
+        let use_tls = match level {
+            TlsLevel::None => false,
+            TlsLevel::Opportunistic | TlsLevel::OpportunisticStrict => info.starttls,
+            _ if !info.starttls => {
                 let _ = session.quit().await;
-                return HostResult::Next(client_failure(&cand.name, addr, &e));
+                return Err(Failure::transient(tls_cause(
+                    &postern_tlspolicy::cause::starttls_not_offered(
+                        &format!("{} ({addr})", cand.name),
+                        &job.recipient_domains(),
+                        level,
+                    ),
+                )));
             }
+            _ => true,
+        };
+        if !use_tls {
+            return Ok(session);
         }
-        let result = self.transact(job, &mut session, facts).await;
-        result.keep(session, facts)
+        match session.starttls(&cand.name, tls).await {
+            Ok(ti) => {
+                facts.tls = Some(ti);
+                session.ehlo().await.map_err(|e| here.failure(&e))?;
+                Ok(session)
+            }
+            Err(e) if level == TlsLevel::Opportunistic => {
+                let f = here.failure(&e);
+                if e.stage() == Stage::StartTls && matches!(e, ClientError::UnexpectedReply { .. })
+                {
+                    // STARTTLS refused with a reply: the session is still a
+                    // usable plaintext session.
+                    facts.downgraded = true;
+                    facts.downgrade_cause = Some(f.cause);
+                    return Ok(session);
+                }
+                // The handshake failed: the connection is gone. RFC 7435:
+                // retry in plaintext on a new connection, and say so.
+                self.emit_failed(job, facts, &f, started);
+                drop(session);
+                let (mut session, _) =
+                    Session::connect(addr, &self.client, Some(transcript_for(job)))
+                        .await
+                        .map_err(|e| here.failure(&e))?;
+                session.ehlo().await.map_err(|e| here.failure(&e))?;
+                facts.downgraded = true;
+                facts.downgrade_cause = Some(f.cause);
+                // The `attempt` span carries queue id, MX, address, level.
+                tracing::warn!(
+                    "delivery: TLS handshake failed; retrying in plaintext (opportunistic)"
+                );
+                Ok(session)
+            }
+            Err(e) => Err(here.failure(&e)),
+        }
     }
 
     /// MAIL … end of data on an established session.
@@ -279,6 +282,76 @@ impl SmtpTransport {
             pos: 0,
         })
     }
+}
+
+/// The connection being tried, for causes and logs.
+#[derive(Clone, Copy)]
+struct Here<'a> {
+    job: &'a Job,
+    cand: &'a Candidate,
+    addr: SocketAddr,
+}
+
+impl Here<'_> {
+    fn failure(&self, e: &ClientError) -> Failure {
+        client_failure(&self.cand.name, self.addr, e)
+    }
+}
+
+/// The session against the plan: the level enforced on what the session
+/// *is* (not on what we meant), then the certificate — PKIX + name
+/// (`verify`, `mta-sts`), TLSA (`dane`), or only recorded (lower levels).
+/// A warning is recorded in `facts`; `Err`: QUIT and try the next host.
+// One Failure per failed connection, moved once: boxing it buys nothing.
+#[allow(clippy::result_large_err)]
+fn judge(
+    here: &Here<'_>,
+    plan: &HostPlan,
+    session: &Session,
+    facts: &mut Facts,
+) -> Result<(), Failure> {
+    let Here { job, cand, addr } = *here;
+    if plan.level.requires_tls() && !session.is_tls() {
+        return Err(Failure::transient(cause::internal(
+            "the session is not encrypted but the TLS level requires it",
+        )));
+    }
+    if session.is_tls() {
+        let verdict = facts.tls.as_ref().and_then(|t| t.verdict.as_ref());
+        match plan.judge(&cand.name, verdict) {
+            Ok(warning) => {
+                if let Some(w) = warning {
+                    facts.warning = Some(tls_cause(&w));
+                }
+            }
+            Err(c) => return Err(Failure::transient(tls_cause(&c))),
+        }
+    } else if let Some(w) =
+        plan.plaintext_warning(&format!("{} ({addr})", cand.name), &job.recipient_domains())
+    {
+        facts.warning = Some(tls_cause(&w));
+    }
+    Ok(())
+}
+
+/// AUTH to a smart host. smtpc refuses AUTH on a plaintext session (the
+/// password is never sent in clear) and tells a relay without AUTH from a
+/// wrong password: the cause comes from its catalogue.
+async fn authenticate(
+    here: &Here<'_>,
+    mut session: Session,
+    auth: &Credentials,
+) -> Result<Session, Failure> {
+    let mech = if session.ehlo_info().is_some_and(|i| i.has_auth("PLAIN")) {
+        AuthMechanism::Plain
+    } else {
+        AuthMechanism::Login
+    };
+    if let Err(e) = session.auth(mech, &auth.user, &auth.password).await {
+        let _ = session.quit().await;
+        return Err(here.failure(&e));
+    }
+    Ok(session)
 }
 
 impl HostResult {
