@@ -15,6 +15,9 @@
 //!   `postern …` command and flag it names exists in the CLI (`--help` of
 //!   the built binary), and no key is spelled outside that notation (the
 //!   old `tls.kx_groups` fails here).
+//!
+//! `PRINT_FIXES=1 cargo test -p postern --test catalogues every_fix -- --nocapture`
+//! prints every rendered fix for review.
 
 #![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
