@@ -1,8 +1,9 @@
 //! Client-side TLS for outbound SMTP (delivery, `postern send`, `cert check
 //! --remote`, `tls verify`): rustls `ClientConfig`s built from
 //! [`ClientTlsSettings`], two ways of judging the server's certificate, the
-//! verdict on the chain a server presented, descriptions of its certificates,
-//! (the outbound failure causes live in [`crate::cause::outbound`]).
+//! verdict on the chain a server presented, and descriptions of its
+//! certificates (the outbound failure causes live in
+//! [`crate::cause::outbound`]).
 //!
 //! Verification modes ([`Verify`]):
 //! - [`Verify::Record`] accepts any certificate chain and lets the caller ask
@@ -16,8 +17,8 @@
 //! - [`Verify::Pkix`] refuses the handshake unless the chain leads to a trusted
 //!   root and the leaf covers the hostname (rustls' webpki verifier). The
 //!   refusal carries our verdict on the chain ([`PkixRefusal`]), so
-//!   [`crate::cause::classify_outbound`] can say "self-signed", "missing intermediate" or
-//!   which names the certificate covers.
+//!   [`crate::cause::classify_outbound`] can say "self-signed", "missing
+//!   intermediate" or which names the certificate covers.
 //!
 //! The verdict is computed from the chain rustls keeps on the connection
 //! (`peer_certificates`, also set on resumed sessions), not stored by the

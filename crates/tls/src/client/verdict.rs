@@ -215,7 +215,7 @@ impl PeerVerdict {
 }
 
 /// The verdict on `chain` against `roots` with the default algorithms (for
-/// callers without a [`ClientTls`], e.g. checking a certificate file).
+/// callers without a [`super::ClientTls`], e.g. checking a certificate file).
 pub fn verdict_against(
     roots: &RootCertStore,
     chain: &[CertificateDer<'_>],
@@ -383,7 +383,7 @@ impl ServerCertVerifier for RecordingVerifier {
     }
 }
 
-/// Why a [`Verify::Pkix`] handshake refused the certificate: rustls' own
+/// Why a [`super::Verify::Pkix`] handshake refused the certificate: rustls' own
 /// error plus our verdict on the chain, carried inside the handshake error
 /// (`CertificateError::Other`) so [`crate::cause::classify_outbound`] can name the problem
 /// (self-signed, missing intermediate, which names the certificate covers)
