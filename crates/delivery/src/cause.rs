@@ -1,6 +1,9 @@
-//! The delivery failure-cause catalogue: stable ids for everything but TLS
-//! handshakes (those are `tls.out.*` / `tls.*` from `postern_tls`), each with a
-//! one-line summary and the smallest safe fix.
+//! The delivery failure-cause catalogue: every id delivery can log but the
+//! TLS ones (`tls.*` / `tls.out.*` from `postern_tls`, `policy.*` from
+//! `postern_tlspolicy`), each with a one-line summary and the smallest safe
+//! fix. The session and DNS ids are classified beside their error types
+//! (`postern_smtpc::cause`, `postern_dns::cause`) and only listed here;
+//! delivery's own are the queue, the spool and local delivery.
 //!
 //! Ids are API (mail log, tracking DB, metrics): add ids, never rename or reuse
 //! one. `docs/delivery.md` lists them.
@@ -11,42 +14,20 @@
 
 use postern_track::CauseInfo;
 
-/// The remote server answered 4xx.
-pub const REPLY_TRANSIENT: &str = "smtp.reply_transient";
-/// The remote server answered 5xx.
-pub const REPLY_PERMANENT: &str = "smtp.reply_permanent";
-/// The remote server broke the protocol (bad greeting, unparseable reply).
-pub const PROTOCOL: &str = "smtp.protocol_error";
-/// The domain publishes a null MX (RFC 7505): it accepts no mail.
-pub const NULL_MX: &str = "dns.null_mx";
-/// The recipient domain does not exist.
-pub const NO_SUCH_DOMAIN: &str = "dns.no_such_domain";
-/// The domain (or its MX hosts) has no usable address.
-pub const NO_ADDRESS: &str = "dns.no_address";
-/// DNS failed temporarily (SERVFAIL, timeout).
-pub const DNS_TEMPORARY: &str = "dns.temporary";
-/// A DNSSEC-validated answer was bogus (RFC 7672 §2.1.1: defer).
-pub const DNS_BOGUS: &str = "dns.bogus";
-/// The TCP connection was refused.
-pub const CONN_REFUSED: &str = "conn.refused";
-/// The TCP connection or a command timed out.
-pub const CONN_TIMEOUT: &str = "conn.timeout";
-/// The peer closed the connection unexpectedly.
-pub const CONN_CLOSED: &str = "conn.closed";
-/// The network or host is unreachable.
-pub const CONN_UNREACHABLE: &str = "conn.unreachable";
-/// Another socket error.
-pub const CONN_IO: &str = "conn.io_error";
+// The session ids (`conn.*`, `smtp.*`) are classified by `postern_smtpc`
+// beside its error type, the `dns.*` ids by `postern_dns`; delivery logs them
+// under the same names (and `tls verify` too).
+pub use postern_dns::cause::{DNS_BOGUS, DNS_TEMPORARY, NO_ADDRESS, NO_SUCH_DOMAIN, NULL_MX};
+pub use postern_smtpc::cause::{
+    AUTH_FAILED, AUTH_NOT_OFFERED, AUTH_UNAVAILABLE, CONN_CLOSED, CONN_IO, CONN_REFUSED,
+    CONN_TIMEOUT, CONN_UNREACHABLE, PROTOCOL, REPLY_PERMANENT, REPLY_TRANSIENT,
+};
 /// The policy requires TLS but the server does not offer STARTTLS (shared with
 /// `tls verify`, ADR 0005).
 pub const STARTTLS_NOT_OFFERED: &str = postern_tlspolicy::cause::STARTTLS_NOT_OFFERED;
 /// The policy requires a verified certificate and the check failed (the
 /// `tls.out.*` cause says why; this id is used when no finer one exists).
 pub const VERIFY_FAILED: &str = postern_tlspolicy::cause::VERIFY_FAILED;
-/// AUTH to a smart host failed.
-pub const AUTH_FAILED: &str = "smtp.auth_failed";
-/// The route needs AUTH but the server offers no usable mechanism or no TLS.
-pub const AUTH_UNAVAILABLE: &str = "smtp.auth_unavailable";
 /// The queue lifetime elapsed.
 pub const EXPIRED: &str = "delivery.expired";
 /// The message could not be read from the spool.
@@ -85,6 +66,7 @@ pub const ALL: &[&str] = &[
     VERIFY_FAILED,
     AUTH_FAILED,
     AUTH_UNAVAILABLE,
+    AUTH_NOT_OFFERED,
     EXPIRED,
     SPOOL_READ,
     SMTPUTF8_UNSUPPORTED,
@@ -111,115 +93,26 @@ pub fn cause(
     }
 }
 
-/// A 4xx reply from `host`.
-pub fn reply_transient(host: &str, reply: &str) -> CauseInfo {
-    cause(
-        REPLY_TRANSIENT,
-        format!("{host} answered with a temporary failure: {reply}"),
-        "none needed: the message is retried on schedule; if it persists past a day, \
-         ask the destination's postmaster (greylisting, full mailbox, rate limits)",
-        "",
-    )
+/// A catalogue cause from `postern_tls` / `postern_tlspolicy` /
+/// `postern_smtpc` as a mail-log record.
+pub fn from_tls(c: &postern_tls::cause::Cause) -> CauseInfo {
+    cause(c.id, c.summary.clone(), c.fix.clone(), c.detail.clone())
 }
 
-/// A 5xx reply from `host`.
-pub fn reply_permanent(host: &str, reply: &str) -> CauseInfo {
-    cause(
-        REPLY_PERMANENT,
-        format!("{host} refused the recipient or message permanently: {reply}"),
-        "check the address with the sender; if the refusal names our server or IP \
-         (blocklist, SPF, rDNS), fix that and resend",
-        "",
-    )
+/// A `postern_dns` cause as a mail-log record.
+pub fn from_dns(c: postern_dns::cause::DnsCause) -> CauseInfo {
+    cause(c.id, c.summary, c.fix, c.detail)
 }
 
-/// Null MX (RFC 7505).
-pub fn null_mx(domain: &str) -> CauseInfo {
-    cause(
-        NULL_MX,
-        format!("{domain} publishes a null MX (RFC 7505): it accepts no mail"),
-        "none on our side: the address is wrong or the domain sends only; tell the sender",
-        "",
-    )
-}
-
-/// NXDOMAIN for the recipient domain.
-pub fn no_such_domain(domain: &str, detail: &str) -> CauseInfo {
-    cause(
-        NO_SUCH_DOMAIN,
-        format!("the domain {domain} does not exist in DNS"),
-        "check the address for a typo; if the domain is new, wait for its DNS to publish",
-        detail,
-    )
-}
-
-/// No address for any MX host or the implicit MX.
-pub fn no_address(domain: &str, detail: &str) -> CauseInfo {
+/// No host of `domain` to try (every MX host failed to resolve).
+pub fn no_host(domain: &str) -> CauseInfo {
     cause(
         NO_ADDRESS,
         format!("no MX host of {domain} has an IPv4 or IPv6 address"),
-        "none on our side; the destination's DNS is broken (ask its postmaster), \
-         or add a [[dns.static]] entry if you know the right host",
-        detail,
+        "none on our side: the destination's DNS is broken (ask its postmaster); if you know \
+         the right address, add `[[dns.static]] name = \"HOST\", a = [\"IP\"]`",
+        "no host to try",
     )
-}
-
-/// Temporary DNS failure.
-pub fn dns_temporary(name: &str, detail: &str) -> CauseInfo {
-    cause(
-        DNS_TEMPORARY,
-        format!("DNS lookup for {name} failed temporarily"),
-        "none needed if it passes; if it persists, check [dns] nameservers and that \
-         the resolver answers (postern dns mx DOMAIN)",
-        detail,
-    )
-}
-
-/// Bogus DNSSEC answer.
-pub fn dns_bogus(name: &str, detail: &str) -> CauseInfo {
-    cause(
-        DNS_BOGUS,
-        format!("the DNSSEC signatures of {name} do not validate (bogus): mail is held"),
-        "none on our side unless our trust anchor is stale; the domain's operator must \
-         fix its DNSSEC (RFC 7672 §2.1.1 forbids delivering on a bogus answer)",
-        detail,
-    )
-}
-
-/// A connection-level failure, classified from the I/O error kind.
-pub fn connection(host: &str, addr: &str, kind: std::io::ErrorKind, detail: &str) -> CauseInfo {
-    use std::io::ErrorKind as K;
-    let (id, what, fix) = match kind {
-        K::ConnectionRefused => (
-            CONN_REFUSED,
-            "refused the connection",
-            "none needed if it passes; the host is not listening on that port (down, or a \
-             firewall rejects us); retried automatically",
-        ),
-        K::TimedOut | K::WouldBlock => (
-            CONN_TIMEOUT,
-            "did not answer in time",
-            "none needed if it passes; if every destination times out, check that outbound \
-             port 25 is not blocked by our network or provider",
-        ),
-        K::ConnectionReset | K::ConnectionAborted | K::UnexpectedEof | K::BrokenPipe => (
-            CONN_CLOSED,
-            "closed the connection unexpectedly",
-            "none needed if it passes; the peer may rate-limit or block us — read its \
-             last reply in the transcript",
-        ),
-        K::HostUnreachable | K::NetworkUnreachable | K::AddrNotAvailable => (
-            CONN_UNREACHABLE,
-            "is unreachable from here",
-            "check our routing (IPv6 without a route is common); retried automatically",
-        ),
-        _ => (
-            CONN_IO,
-            "failed at the socket level",
-            "none needed if it passes; look at the detail",
-        ),
-    };
-    cause(id, format!("{host} ({addr}) {what}"), fix, detail)
 }
 
 /// Queue lifetime reached.
@@ -253,7 +146,7 @@ pub fn local_mailbox_unknown(rcpt: &str, path: &str) -> CauseInfo {
         format!("no Maildir for {rcpt}: {path} does not exist"),
         "none if the address is wrong (the sender was told); if the mailbox should exist, \
          create it (tmp/, new/ and cur/, owned by the user Postern runs as, mode 0700) \
-         or set create = true on the route, and ask the sender to resend",
+         or set `[[route]] create = true` on its route, and ask the sender to resend",
         "",
     )
 }
@@ -324,18 +217,5 @@ mod tests {
                 "{id}: tls ids belong to postern_tls"
             );
         }
-    }
-
-    #[test]
-    fn connection_kinds_map() {
-        let c = connection(
-            "mx",
-            "192.0.2.1:25",
-            std::io::ErrorKind::ConnectionRefused,
-            "x",
-        );
-        assert_eq!(c.id, CONN_REFUSED);
-        let c = connection("mx", "192.0.2.1:25", std::io::ErrorKind::Other, "x");
-        assert_eq!(c.id, CONN_IO);
     }
 }

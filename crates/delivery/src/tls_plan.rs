@@ -336,12 +336,7 @@ impl HostPlan {
     pub fn judge(&self, host: &str, verdict: Option<&PeerVerdict>) -> Result<Option<Cause>, Cause> {
         let Some(verdict) = verdict else {
             if self.level >= TlsLevel::Verify {
-                return Err(Cause {
-                    id: policy_cause::VERIFY_FAILED,
-                    summary: format!("{host} presented no certificate"),
-                    fix: "none on our side; the server's TLS setup is broken".into(),
-                    detail: String::new(),
-                });
+                return Err(policy_cause::no_certificate(host));
             }
             return Ok(None);
         };
@@ -380,11 +375,11 @@ impl HostPlan {
 
     /// A policy in mode testing applies and the session is not encrypted:
     /// the warning to record (delivery goes on, RFC 8461 §5).
-    pub fn plaintext_warning(&self, at: &str, domain: &str) -> Option<Cause> {
+    pub fn plaintext_warning(&self, at: &str, domains: &[String]) -> Option<Cause> {
         self.sts_testing.as_ref().map(|_| {
             testing(policy_cause::starttls_not_offered(
                 at,
-                domain,
+                domains,
                 TlsLevel::MtaSts,
             ))
         })

@@ -47,6 +47,21 @@ impl Job {
             .map(|r| r.address.clone())
             .collect()
     }
+
+    /// The recipient domains of this job, lower-cased, each once (what a
+    /// `[[route]]` matches; fix texts name them).
+    pub fn recipient_domains(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for a in self.addresses() {
+            if let Some((_, d)) = a.rsplit_once('@') {
+                let d = d.to_ascii_lowercase();
+                if !out.contains(&d) {
+                    out.push(d);
+                }
+            }
+        }
+        out
+    }
 }
 
 /// What happened to one recipient.

@@ -204,17 +204,22 @@ async fn opportunistic_retries_in_plaintext_on_a_new_connection_after_a_failed_h
     assert_eq!(a.len(), 2, "{a:#?}");
     assert_eq!(a[0].outcome, "failed");
     let c0 = a[0].cause.as_ref().unwrap();
-    assert_eq!(c0.id, "tls.out.peer_closed_after_client_hello", "{c0:?}");
+    // Closing after the ClientHello and a protocol_version alert are one
+    // root cause, one id (issue 8 §3).
+    assert_eq!(c0.id, "tls.no_shared_version", "{c0:?}");
     assert!(c0.summary.contains("TLS 1.0"), "{c0:?}");
-    assert!(c0.fix.contains("opportunistic"), "{c0:?}");
+    // The route already is opportunistic: the fix must not suggest it.
+    assert!(!c0.fix.contains("[[route]]"), "{c0:?}");
+    assert!(c0.fix.contains("already retries in plaintext"), "{c0:?}");
     assert!(a[1].downgraded);
     assert_eq!(a[1].outcome, "delivered");
     assert_eq!(a[1].tls, None);
+    let c1 = a[1].cause.as_ref().unwrap();
     assert_eq!(
-        a[1].cause.as_ref().unwrap().id,
-        "tls.out.peer_closed_after_client_hello",
+        c1.id, "tls.no_shared_version",
         "the downgrade keeps its cause"
     );
+    assert_eq!(c1.fix, "", "no fix advice on success");
     h.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -236,10 +241,16 @@ async fn opportunistic_strict_defers_after_a_failed_handshake() {
             _ => None,
         })
         .unwrap();
-    assert_eq!(
-        deferred.cause.unwrap().id,
-        "tls.out.peer_closed_after_client_hello"
+    let c = deferred.cause.unwrap();
+    assert_eq!(c.id, "tls.no_shared_version");
+    // Routes match recipient domains: the fix names example.net, the
+    // recipient's domain, never the MX host.
+    assert!(
+        c.fix
+            .contains("`[[route]] domains = [\"example.net\"], tls = \"opportunistic\"`"),
+        "{c:?}"
     );
+    assert!(!c.fix.contains("route mx1"), "{c:?}");
     h.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -591,6 +602,40 @@ async fn smart_host_with_implicit_tls_and_auth() {
         !w.mx.commands().iter().any(|c| c.contains("s3cret")),
         "credentials never in clear in the record"
     );
+    h.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A relay host that advertises no AUTH is `smtp.auth_not_offered`, not
+/// "check the user and password" (issue 8 §3); the password is never sent.
+#[tokio::test]
+async fn smart_host_without_auth_is_not_a_wrong_password() {
+    let cfg = mx_tls_config(&ca().issue(&["relay.example.org"]));
+    let mut w = World::new(MxTls::Implicit(cfg)).await;
+    w.mx.set_offer_auth(false);
+    w.settings.relayhost = Some(SmartHost {
+        host: "127.0.0.1".into(),
+        port: w.mx.port(),
+        implicit_tls: true,
+        auth: Some(Credentials {
+            user: "alice".into(),
+            password: "s3cret".into(),
+        }),
+    });
+    w.settings.relayhost_tls = Some(TlsLevel::Required);
+    let (h, mem) = w.start();
+    let id = w.send(&["bob@anywhere.example"]);
+    h.notify(id);
+    wait_deferred(&h).await;
+    assert!(w.mx.received().is_empty());
+    assert!(
+        !w.mx.commands().iter().any(|c| c.starts_with("AUTH")),
+        "AUTH not sent when not offered"
+    );
+    let a = &attempts(&mem, &id)[0];
+    let c = a.cause.as_ref().unwrap();
+    assert_eq!(c.id, "smtp.auth_not_offered", "{c:?}");
+    assert!(!c.fix.contains("password"), "{c:?}");
+    assert!(c.fix.contains("587"), "{c:?}");
     h.shutdown(Duration::from_secs(5)).await;
 }
 

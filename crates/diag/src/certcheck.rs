@@ -705,7 +705,11 @@ pub async fn check_remote(
                     "the server does not offer STARTTLS: mail to it travels in plaintext"
                         .to_owned(),
                 ),
-                other => ("connect", other.to_string()),
+                other => {
+                    // The session catalogue's cause, as delivery logs it.
+                    let c = other.cause(&format!("{} ({})", target.host, target.addr));
+                    ("connect", format!("{other}: {}; fix: {}", c.summary, c.fix))
+                }
             };
             report.push(id, Status::Fail, message);
             return report;

@@ -38,15 +38,14 @@
 //! RFC 5321 §5.1 (MX), RFC 3207 (STARTTLS), RFC 6125 (names), RFC 5280
 //! (PKIX), RFC 7672 (DANE for SMTP), RFC 8461 (MTA-STS), RFC 7505 (null MX).
 
-pub mod causes;
-
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use postern_dns::cause::{DnsCause, Lookup};
 use postern_dns::{DnsError, MxKind, Resolver, Tlsa};
-use postern_smtpc::{ClientError, ClientSettings, Direction, Session, TlsInfo, Transcript};
+use postern_smtpc::{Advice, ClientError, ClientSettings, Direction, Session, TlsInfo, Transcript};
 use postern_tls::cause::Cause;
 use postern_tls::client::{CertDescription, ClientTls, ClientTlsSettings, PkixProblem, Verify};
 use postern_tls::facts::TlsFacts;
@@ -55,7 +54,6 @@ use postern_tlspolicy::mta_sts::{Discovery, MtaSts, PolicyFetcher, TxtOutcome};
 use postern_tlspolicy::{cause as policy_cause, dane};
 use rustls::RootCertStore;
 
-pub use causes::ALL as PRE_TLS_CAUSE_IDS;
 pub use postern_tlspolicy::mta_sts::{FetchSettings, Mode as StsMode};
 pub use postern_tlspolicy::{DaneResult, Level, ParseLevelError};
 
@@ -377,7 +375,7 @@ pub async fn verify(
                 let dnssec = dnssec_word(l.authenticated);
                 match l.kind {
                     MxKind::NullMx => {
-                        let c = causes::null_mx(&domain);
+                        let c = dns_cause(postern_dns::cause::null_mx(&domain));
                         out.cause(EventKind::Fail, 0, &c);
                         report.mx.error = Some(c);
                     }
@@ -406,7 +404,7 @@ pub async fn verify(
                     .collect()
             }
             Err(e) => {
-                let c = causes::dns(&e, false);
+                let c = dns_cause(e.cause(&domain, Lookup::Mx));
                 out.cause(EventKind::Fail, 0, &c);
                 report.mx.error = Some(c);
                 Vec::new()
@@ -646,7 +644,7 @@ async fn verify_host(
             a.addrs
         }
         Err(e) => {
-            let c = causes::dns(&e, true);
+            let c = dns_cause(e.cause(host, Lookup::Address));
             out.cause(EventKind::Fail, 1, &c);
             report.failures.push(c);
             Vec::new()
@@ -675,12 +673,12 @@ async fn verify_host(
     mta_sts_host(ctx, host, level, &mut report, out);
 
     if addrs.is_empty() && report.failures.is_empty() {
-        let c = causes::dns(
-            &DnsError::NoRecords {
+        let c = dns_cause(
+            DnsError::NoRecords {
                 name: host.to_owned(),
                 rtype: "A/AAAA",
-            },
-            true,
+            }
+            .cause(host, Lookup::Address),
         );
         out.cause(EventKind::Fail, 1, &c);
         report.failures.push(c);
@@ -901,11 +899,16 @@ async fn probe(
     out: &mut Out<'_>,
 ) -> Option<Session> {
     let ip = addr.ip().to_string();
-    let (mut session, banner) = match Session::connect(addr, &ctx.settings, out.transcript()).await
-    {
+    // A fix never suggests the level already checked, and names the
+    // recipient domain for a `[[route]]`.
+    let settings = ClientSettings {
+        advice: Advice::for_domain(ctx.domain, level.allows_plaintext_retry()),
+        ..ctx.settings.clone()
+    };
+    let (mut session, banner) = match Session::connect(addr, &settings, out.transcript()).await {
         Ok(pair) => pair,
         Err(e) => {
-            judged(a, out, Judgement::Fail(causes::client(&e, &ip)));
+            judged(a, out, Judgement::Fail(e.cause(&ip)));
             return None;
         }
     };
@@ -916,7 +919,7 @@ async fn probe(
     let ehlo = match session.ehlo().await {
         Ok(e) => e,
         Err(e) => {
-            judged(a, out, Judgement::Fail(causes::client(&e, &ip)));
+            judged(a, out, Judgement::Fail(e.cause(&ip)));
             return Some(session);
         }
     };
@@ -957,7 +960,7 @@ async fn probe(
     let info = match session.starttls(host, tls).await {
         Ok(info) => info,
         Err(e) => {
-            let j = judge::handshake_failed(level, causes::client(&e, &ip));
+            let j = judge::handshake_failed(level, e.cause(&ip));
             if j.is_pass() {
                 out.emit(
                     EventKind::Warn,
@@ -974,6 +977,16 @@ async fn probe(
     };
     tls_checks(host, level, tlsa, &info, a, out);
     Some(session)
+}
+
+/// A `postern_dns` cause in the shared record type.
+fn dns_cause(c: DnsCause) -> Cause {
+    Cause {
+        id: c.id,
+        summary: c.summary,
+        fix: c.fix.to_owned(),
+        detail: c.detail,
+    }
 }
 
 fn describe_cert_line(i: usize, d: &CertDescription) -> String {
@@ -1130,7 +1143,7 @@ mod tests {
             text: String::new(),
             cause: Some(policy_cause::starttls_not_offered(
                 "192.0.2.10",
-                "example.com",
+                &["example.com".to_owned()],
                 Level::Verify,
             )),
         };
@@ -1149,17 +1162,5 @@ mod tests {
             cause: None,
         };
         assert_eq!(warn.to_string(), "  WARN DANE does not apply");
-    }
-
-    #[test]
-    fn verify_cause_ids_match_the_delivery_spelling() {
-        // Same strings as postern-delivery's catalogue (ADR 0005): a test
-        // there cannot see this crate, so the list is pinned here.
-        for id in PRE_TLS_CAUSE_IDS {
-            let (ns, rest) = id.split_once('.').unwrap();
-            assert!(["dns", "conn", "smtp"].contains(&ns), "{id}");
-            assert!(!rest.is_empty());
-        }
-        assert!(PRE_TLS_CAUSE_IDS.contains(&"conn.refused"));
     }
 }

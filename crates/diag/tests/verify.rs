@@ -269,13 +269,22 @@ async fn verify_handshake_failure_has_the_tls_cause() {
     let w = world().await;
     let mx = FakeMx::start(MxTls::CloseAfterClientHello).await;
     let (r, _) = run(&w, &options(&w, mx.port())).await;
-    assert_eq!(failure_ids(&r), ["tls.out.peer_closed_after_client_hello"]);
-    // Opportunistic: the plaintext retry makes it a warning.
+    assert_eq!(failure_ids(&r), ["tls.no_shared_version"]);
+    // Under `verify` the fix offers a route for the recipient domain.
+    let fix = &r.hosts[0].addresses[0].failures[0].fix;
+    assert!(
+        fix.contains("`[[route]] domains = [\"example.test\"], tls = \"opportunistic\"`"),
+        "{fix}"
+    );
+    // Opportunistic: the plaintext retry makes it a warning, and the fix
+    // does not suggest the level being checked.
     let mut opts = options(&w, mx.port());
     opts.policy = Some(Level::Opportunistic);
     let (r, events) = run(&w, &opts).await;
     assert!(r.passed);
     assert!(lines(&events).contains("retries in plaintext"));
+    let fix = &r.hosts[0].addresses[0].warnings[0].fix;
+    assert!(!fix.contains("[[route]]"), "{fix}");
 }
 
 /// A self-signed certificate: PKIX fails, DANE-EE does not care.

@@ -16,6 +16,7 @@
 //! RFC 1035, RFC 5321 §5.1 (MX, implicit MX), RFC 7505 (null MX), RFC 6698 /
 //! RFC 7672 (TLSA for SMTP), RFC 4033–4035 (DNSSEC), RFC 6840 §5.8 (AD bit).
 
+pub mod cause;
 mod error;
 mod overrides;
 mod records;

@@ -341,7 +341,9 @@ fn write_attempt(out: &mut String, ts: &str, a: &Attempt) {
     }
     if let Some(c) = &a.cause {
         let _ = writeln!(out, "      cause: {} — {}", c.id, clean(&c.summary));
-        let _ = writeln!(out, "      fix: {}", clean(&c.fix));
+        if !c.fix.is_empty() {
+            let _ = writeln!(out, "      fix: {}", clean(&c.fix));
+        }
         if !c.detail.is_empty() {
             let _ = writeln!(out, "      detail: {}", clean(&c.detail));
         }

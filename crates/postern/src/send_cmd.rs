@@ -125,21 +125,33 @@ pub(crate) fn run(args: &SendArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let server = args.server.clone();
     match runtime.block_on(plan.execute()) {
         Ok(outcome) if outcome.is_accepted() => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
         Err(e) => {
-            match e.tls_cause() {
-                Some(cause) => {
-                    // The session printed the cause as it happened.
-                    println!("*** error: TLS handshake failed ({})", cause.id);
-                    println!("*** fix: {}", cause.fix);
-                }
-                None => println!("*** error: {e}"),
-            }
+            // The same catalogue cause delivery would log for this error.
+            let cause = e.cause(&server);
+            println!("*** error: {e}");
+            println!("*** cause: {}: {}", cause.id, cause.summary);
+            println!("*** fix: {}", cause.fix);
             ExitCode::from(1)
         }
     }
+}
+
+/// The domains of `to`, lower-cased, each once.
+fn recipient_domains(to: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for a in to {
+        if let Some((_, d)) = a.rsplit_once('@') {
+            let d = d.to_ascii_lowercase();
+            if !out.contains(&d) {
+                out.push(d);
+            }
+        }
+    }
+    out
 }
 
 /// How the session starts.
@@ -207,6 +219,11 @@ impl Plan {
             data_timeout: timeout * 2,
             prefer_chunking: args.chunking,
             allow_plaintext_auth: args.allow_plaintext_auth,
+            // A TLS failure's fix names a `[[route]]` for these domains.
+            advice: postern_smtpc::Advice {
+                domains: recipient_domains(&args.to),
+                plaintext_retry: false,
+            },
             ..ClientSettings::new(helo.clone())
         };
         let auth = match &args.auth {

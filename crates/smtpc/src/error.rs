@@ -86,10 +86,13 @@ pub enum ClientError {
         /// The socket error.
         source: std::io::Error,
     },
-    /// The TLS handshake failed; the cause comes from the shared catalogue.
+    /// The TLS handshake failed, or TLS failed after it (TLS 1.3 reports a
+    /// refused client certificate at the first read, RFC 8446 §4.4.2.4); the
+    /// cause comes from the shared catalogue.
     #[error("TLS handshake failed: {cause}")]
     Tls {
-        /// Where (always [`Stage::TlsHandshake`] today).
+        /// Where: [`Stage::TlsHandshake`], or the step whose read or write
+        /// met the TLS error.
         stage: Stage,
         /// The classified cause, with its fix.
         cause: Cause,
@@ -126,6 +129,19 @@ pub enum ClientError {
         /// The EHLO keyword or SASL mechanism.
         extension: String,
     },
+    /// The server does not advertise AUTH with a mechanism we asked for.
+    #[error(
+        "AUTH: the server does not offer AUTH {mechanism}{}",
+        offered_text(offered)
+    )]
+    AuthNotOffered {
+        /// The mechanism we wanted.
+        mechanism: String,
+        /// The mechanisms the last EHLO advertised (empty: no AUTH at all).
+        offered: Vec<String>,
+        /// Whether the session was encrypted.
+        tls: bool,
+    },
     /// We refuse to do this step on this connection (AUTH without TLS).
     #[error("{stage}: refused: {detail}")]
     Insecure {
@@ -143,6 +159,14 @@ pub enum ClientError {
         /// What is wrong.
         detail: String,
     },
+}
+
+fn offered_text(offered: &[String]) -> String {
+    if offered.is_empty() {
+        " (no AUTH advertised)".to_owned()
+    } else {
+        format!(" (offered: {})", offered.join(" "))
+    }
 }
 
 /// `550 5.7.1 text` on one line (multi-line text joined with " / ").
@@ -181,6 +205,7 @@ impl ClientError {
             | ClientError::Tls { .. }
             | ClientError::Protocol { .. }
             | ClientError::NotOffered { .. }
+            | ClientError::AuthNotOffered { .. }
             | ClientError::Body { .. } => true,
         }
     }
@@ -189,6 +214,7 @@ impl ClientError {
     pub fn stage(&self) -> Stage {
         match self {
             ClientError::Connect { .. } => Stage::Connect,
+            ClientError::AuthNotOffered { .. } => Stage::Auth,
             ClientError::Body { .. } => Stage::Data,
             ClientError::Timeout { stage }
             | ClientError::Io { stage, .. }

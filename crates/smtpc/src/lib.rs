@@ -37,6 +37,7 @@
 //! RFC 1870 (SIZE), RFC 6152 (8BITMIME), RFC 6531 (SMTPUTF8), RFC 3461 (DSN).
 
 pub mod body;
+pub mod cause;
 mod error;
 mod session;
 
@@ -45,6 +46,7 @@ use std::time::Duration;
 
 pub use error::{ClientError, Stage};
 pub use postern_proto::{EhloInfo, EnhancedCode, Reply};
+pub use postern_tls::cause::Advice;
 pub use postern_tls::client::{ClientTls, PeerVerdict};
 pub use session::Session;
 
@@ -68,6 +70,10 @@ pub struct ClientSettings {
     /// Allow AUTH on a connection without TLS (the password would cross the
     /// network in clear). Default false.
     pub allow_plaintext_auth: bool,
+    /// What a TLS failure's fix may say about the caller's policy: the
+    /// recipient domains and whether the level retries in plaintext
+    /// (default: unknown domains, no retry).
+    pub advice: Advice,
 }
 
 impl ClientSettings {
@@ -90,6 +96,7 @@ impl Default for ClientSettings {
             data_timeout: Duration::from_mins(10),
             prefer_chunking: false,
             allow_plaintext_auth: false,
+            advice: Advice::default(),
         }
     }
 }

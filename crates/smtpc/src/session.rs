@@ -11,7 +11,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use postern_proto::{EhloInfo, Reply, ReplyParser, parse_ehlo};
-use postern_tls::client::{ClientTls, client_facts, outbound_cause};
+use postern_tls::TlsVersion;
+use postern_tls::cause::{Peer, classify_outbound};
+use postern_tls::client::{ClientTls, client_facts};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -82,6 +84,9 @@ pub struct Session {
     ehlo: Option<EhloInfo>,
     tls: Option<TlsInfo>,
     peer: SocketAddr,
+    /// The server name and the versions we offered, once TLS is attempted:
+    /// a TLS error met after the handshake is classified with them.
+    tls_peer: Option<(String, Vec<TlsVersion>)>,
     buf: Box<[u8]>,
 }
 
@@ -133,6 +138,7 @@ impl Session {
             ehlo: None,
             tls: None,
             peer,
+            tls_peer: None,
             buf: vec![0u8; READ_BUF].into_boxed_slice(),
         }
     }
@@ -322,21 +328,46 @@ impl Session {
             stage: Stage::TlsHandshake,
             detail: "the handshake completed without a negotiated version or suite".to_owned(),
         })?;
-        let verdict = tls.peer_verdict(conn, host);
+        let verdict = tls.peer_verdict(conn, host).map(|mut v| {
+            v.port = Some(self.peer.port());
+            v
+        });
+        self.tls_peer = Some((host.to_owned(), tls.offered_versions().to_vec()));
         let info = TlsInfo { facts, verdict };
         self.event(&format!("TLS: {}", info.summary()));
         Ok((stream, info))
     }
 
     fn tls_failure(&mut self, err: &io::Error, tls: &ClientTls, host: &str) -> ClientError {
-        let cause = outbound_cause(err, tls.offered_versions(), Some(host));
-        self.event(&format!(
-            "TLS handshake failed: {}: {}",
-            cause.id, cause.summary
-        ));
-        ClientError::Tls {
-            stage: Stage::TlsHandshake,
-            cause,
+        self.tls_peer = Some((host.to_owned(), tls.offered_versions().to_vec()));
+        self.classify_tls(Stage::TlsHandshake, err)
+    }
+
+    /// A TLS error (handshake, or a later read/write that carries one) as a
+    /// catalogue cause, with the advice of the settings.
+    fn classify_tls(&mut self, stage: Stage, err: &io::Error) -> ClientError {
+        let (host, offered) = self.tls_peer.clone().unwrap_or_default();
+        let peer = Peer {
+            host: &host,
+            port: self.peer.port(),
+            offered: &offered,
+        };
+        let cause = classify_outbound(err, &peer, &self.settings.advice);
+        self.event(&format!("TLS failed: {}: {}", cause.id, cause.summary));
+        ClientError::Tls { stage, cause }
+    }
+
+    /// A socket error; one that carries a TLS error (an alert after the
+    /// handshake, e.g. a refused client certificate in TLS 1.3, RFC 8446
+    /// §4.4.2.4) is classified with the TLS catalogue, not as a socket error.
+    fn io_failure(&mut self, stage: Stage, source: io::Error) -> ClientError {
+        let carries_tls = source
+            .get_ref()
+            .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+        if carries_tls && self.tls_peer.is_some() {
+            self.classify_tls(stage, &source)
+        } else {
+            ClientError::Io { stage, source }
         }
     }
 
@@ -364,9 +395,10 @@ impl Session {
             });
         };
         if !info.has_auth(mechanism.as_str()) {
-            return Err(ClientError::NotOffered {
-                stage: Stage::Auth,
-                extension: format!("AUTH {}", mechanism.as_str()),
+            return Err(ClientError::AuthNotOffered {
+                mechanism: mechanism.as_str().to_owned(),
+                offered: info.auth.clone(),
+                tls: self.is_tls(),
             });
         }
         if user.contains('\0') || password.contains('\0') {
@@ -741,7 +773,7 @@ impl Session {
         match tokio::time::timeout(self.settings.command_timeout, self.stream.write_all(data)).await
         {
             Err(_) => Err(ClientError::Timeout { stage }),
-            Ok(Err(source)) => Err(ClientError::Io { stage, source }),
+            Ok(Err(source)) => Err(self.io_failure(stage, source)),
             Ok(Ok(())) => Ok(()),
         }
     }
@@ -785,7 +817,7 @@ impl Session {
             }
             let n = match tokio::time::timeout_at(deadline, self.stream.read(&mut self.buf)).await {
                 Err(_) => return Err(ClientError::Timeout { stage }),
-                Ok(Err(source)) => return Err(ClientError::Io { stage, source }),
+                Ok(Err(source)) => return Err(self.io_failure(stage, source)),
                 Ok(Ok(n)) => n,
             };
             if n == 0 {

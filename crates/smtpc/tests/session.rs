@@ -519,13 +519,26 @@ async fn peer_closing_after_client_hello_is_classified() {
     assert!(err.is_transient());
     assert_eq!(err.stage(), Stage::TlsHandshake);
     let cause = err.tls_cause().unwrap();
-    assert_eq!(cause.id, tls_client::PEER_CLOSED_AFTER_CLIENT_HELLO);
+    assert_eq!(cause.id, postern_tls::cause::NO_SHARED_VERSION);
     assert_eq!(
         cause.summary,
-        "peer closed the connection during the handshake after our ClientHello offering TLS \
-         1.2–1.3: the peer most likely supports only TLS 1.0/1.1"
+        "fake.example closed the connection after our ClientHello offering TLS 1.2–1.3, \
+         without an alert: it most likely supports only TLS 1.0/1.1"
     );
-    assert!(cause.fix.contains("route fabrikam") || cause.fix.contains("route fake.example"));
+    // No recipient domain in the default advice: the route is a template,
+    // never the MX host; the scan keeps the port we used.
+    assert!(
+        cause
+            .fix
+            .contains("`[[route]] domains = [\"RECIPIENT-DOMAIN\"], tls = \"opportunistic\"`"),
+        "{cause}"
+    );
+    assert!(
+        cause
+            .fix
+            .contains(&format!("`postern tls scan fake.example:{}`", addr.port())),
+        "{cause}"
+    );
     task.await.unwrap();
 }
 
@@ -578,6 +591,33 @@ async fn no_starttls_offered() {
         !seen.contains("STARTTLS"),
         "STARTTLS must not be sent: {seen}"
     );
+}
+
+/// A relay host that advertises no AUTH is `smtp.auth_not_offered`, not a
+/// wrong password (issue 8 §3): the fix points at STARTTLS and port 587.
+#[tokio::test]
+async fn relay_without_auth_is_not_a_wrong_password() {
+    let (addr, task) = fake_server("250-fake.example\r\n250 PIPELINING\r\n").await;
+    let settings = postern_smtpc::ClientSettings {
+        allow_plaintext_auth: true,
+        ..common::settings()
+    };
+    let (mut s, _) = Session::connect(addr, &settings, None).await.unwrap();
+    s.ehlo().await.unwrap();
+    let err = s
+        .auth(AuthMechanism::Login, "user", "secret")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::AuthNotOffered { offered, tls: false, .. } if offered.is_empty()),
+        "{err}"
+    );
+    let cause = err.cause("fake.example");
+    assert_eq!(cause.id, postern_smtpc::cause::AUTH_NOT_OFFERED);
+    assert!(!cause.fix.contains("password"), "{cause}");
+    s.quit().await.unwrap();
+    let seen = String::from_utf8(task.await.unwrap()).unwrap();
+    assert!(!seen.contains("AUTH"), "AUTH must not be sent: {seen}");
 }
 
 #[tokio::test]

@@ -217,6 +217,13 @@ impl FakeMx {
         self
     }
 
+    /// Whether EHLO offers AUTH over TLS (default true): `false` is a relay
+    /// host that takes no authentication on this port.
+    pub fn set_offer_auth(&self, yes: bool) -> &Self {
+        self.lock().offer_auth = yes;
+        self
+    }
+
     /// Queues replies to MAIL FROM, one per transaction.
     pub fn mail_replies(&self, replies: &[&str]) -> &Self {
         self.lock()

@@ -1,10 +1,19 @@
 //! The TLS failure-cause catalogue: a closed set of stable ids, each turned into
-//! a one-line summary and the smallest safe fix for an operator. Inbound
-//! handshake failures are classified here; outbound delivery and the diagnostic
-//! tools will share the same ids.
+//! a one-line summary and the smallest safe fix for an operator. This is the
+//! one place a TLS handshake error is classified (as rustls maps errors to
+//! alerts): inbound failures here ([`classify_inbound`], called by the
+//! listener's log), outbound ones in [`outbound`] ([`classify_outbound`],
+//! called by the SMTP client for delivery, `tls verify`, `cert check` and
+//! `send`).
 //!
 //! Ids are API: logs, the tracking DB and metrics key on them. Add ids; never
-//! rename or reuse one.
+//! rename or reuse one ([`RETIRED`] lists the ids no longer produced).
+//!
+//! Fix texts name configuration keys as `` `[table] key` `` or
+//! `` `[table] key = value, key = value` `` and commands as `` `postern …` ``,
+//! always in backticks; `crates/postern/tests/catalogues.rs` renders every
+//! cause and checks each key against the configuration schema and each
+//! command against the CLI.
 //!
 //! # Security
 //! Reads the error and what the peer offered (untrusted, but only compared and
@@ -14,6 +23,10 @@
 //! # Standards
 //! RFC 8446 §6 (alerts), RFC 5246 §7.2, RFC 8996 (TLS 1.0/1.1 deprecated),
 //! RFC 7435 (opportunistic security: most MTAs retry in plaintext).
+
+pub mod outbound;
+
+pub use outbound::{Advice, Peer, classify_outbound};
 
 use std::error::Error as StdError;
 use std::io;
@@ -68,6 +81,11 @@ pub const ALL: &[&str] = &[
     UNKNOWN,
 ];
 
+/// Ids no longer produced, never to be reused: `tls.out.peer_closed_after_client_hello`
+/// (a peer that closes after our ClientHello is `tls.no_shared_version`, like
+/// one that sends a `protocol_version` alert: one root cause, one id).
+pub const RETIRED: &[&str] = &["tls.out.peer_closed_after_client_hello"];
+
 /// A classified failure.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Cause {
@@ -118,7 +136,7 @@ pub fn classify_inbound(
     )
 }
 
-fn cause(id: &'static str, summary: String, fix: String, detail: String) -> Cause {
+pub(crate) fn cause(id: &'static str, summary: String, fix: String, detail: String) -> Cause {
     Cause {
         id,
         summary,
@@ -127,8 +145,36 @@ fn cause(id: &'static str, summary: String, fix: String, detail: String) -> Caus
     }
 }
 
+pub(crate) use cause as mk;
+
+/// `host:port`, or `[v6]:port` for an IPv6 literal: what `postern cert check
+/// --remote` and `postern tls scan` take.
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// `` `[[route]] domains = ["a.example"], tls = "opportunistic"` ``: a route
+/// for the recipient domains (routes match recipient domains, not MX hosts);
+/// `RECIPIENT-DOMAIN` stands in when they are not known.
+pub fn route_snippet(domains: &[String], level: &str) -> String {
+    let list = if domains.is_empty() {
+        "\"RECIPIENT-DOMAIN\"".to_owned()
+    } else {
+        domains
+            .iter()
+            .map(|d| format!("\"{d}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!("`[[route]] domains = [{list}], tls = \"{level}\"`")
+}
+
 /// The first rustls error and the first io error kind in the chain.
-fn find_errors<'a>(
+pub(crate) fn find_errors<'a>(
     err: &'a (dyn StdError + 'static),
 ) -> (Option<&'a rustls::Error>, Option<io::ErrorKind>) {
     let mut io_kind = None;
@@ -204,8 +250,8 @@ fn from_rustls(
                          listener accepts {}",
                         our_group_names(settings)
                     ),
-                    "add one of the client's groups that rustls supports to tls.kx_groups \
-                     (x25519, secp256r1, secp384r1), or leave kx_groups empty for the defaults"
+                    "add one of the client's groups that rustls supports (x25519, secp256r1, \
+                     secp384r1) to `[tls] groups`, or remove `[tls] groups` for the defaults"
                         .to_owned(),
                     detail,
                 )
@@ -236,7 +282,8 @@ fn from_rustls(
         E::General(msg) if msg.contains("no server certificate") => cause(
             NO_CERTIFICATE,
             "we had no certificate to present to this client".to_owned(),
-            "configure at least one certificate for the listener (tls.certificates)".to_owned(),
+            "configure a certificate: `[[tls.certificate]] cert = \"FILE\", key = \"FILE\"`"
+                .to_owned(),
             detail,
         ),
         E::InvalidMessage(_)
@@ -315,9 +362,9 @@ fn no_shared_version(
             );
             let fix = if v.contains(&TlsVersion::Tls12) && settings.min_version > TlsVersion::Tls12
             {
-                "set tls.min_version = \"1.2\" if you must accept it".to_owned()
+                "set `[tls] min_version = \"1.2\"` if you must accept it".to_owned()
             } else if v.contains(&TlsVersion::Tls13) && settings.max_version < TlsVersion::Tls13 {
-                "set tls.max_version = \"1.3\"; TLS 1.3 is the better protocol".to_owned()
+                "set `[tls] max_version = \"1.3\"`; TLS 1.3 is the better protocol".to_owned()
             } else {
                 "none on our side: rustls speaks only TLS 1.2 and 1.3; the client must be upgraded"
                     .to_owned()
@@ -332,7 +379,8 @@ fn no_shared_version(
         ),
         Offered::Unknown => (
             format!("no protocol version in common; this listener accepts {accepts}"),
-            "compare the client's TLS versions with tls.min_version / tls.max_version".to_owned(),
+            "compare the client's TLS versions with `[tls] min_version` and `[tls] max_version`"
+                .to_owned(),
         ),
     };
     cause(NO_SHARED_VERSION, summary, fix, detail)
@@ -406,7 +454,7 @@ fn no_shared_cipher(
         )
     } else if let Some(first) = addable.first() {
         format!(
-            "add {} to tls.cipher_suites (the client supports it and it is a safe AEAD suite)",
+            "add {} to `[tls] cipher_suites` (the client supports it and it is a safe AEAD suite)",
             first.iana
         )
     } else {
@@ -444,7 +492,7 @@ fn list_or_none(names: &[String]) -> String {
     }
 }
 
-fn alert_name(alert: AlertDescription) -> String {
+pub(crate) fn alert_name(alert: AlertDescription) -> String {
     // rustls' Debug spelling is CamelCase (`BadCertificate`); RFC 8446 §6 uses
     // snake_case (`bad_certificate`).
     let camel = format!("{alert:?}");
@@ -492,7 +540,7 @@ fn from_alert(
                 summary,
                 "use a certificate from a CA the client trusts, covering the hostname it \
                  connects to (the MX name), and send the full intermediate chain; check it with \
-                 `postern cert check`"
+                 `postern cert check --config FILE`"
                     .to_owned(),
                 detail,
             )
@@ -536,7 +584,7 @@ fn peer_closed(detail: String) -> Cause {
         PEER_CLOSED,
         "the client closed the connection during the TLS handshake".to_owned(),
         "usually the client gave up on our certificate or offer without sending an alert; if \
-         every client does this, check the certificate with `postern cert check`"
+         every client does this, check the certificate with `postern cert check --config FILE`"
             .to_owned(),
         detail,
     )
@@ -552,7 +600,7 @@ fn from_io(kind: io::ErrorKind, _offered: Option<&ClientHelloSummary>, detail: S
             TIMEOUT,
             "the TLS handshake did not complete in time".to_owned(),
             "a slow or stalled client; if it is frequent, look for network problems (MTU, \
-             middleboxes) before raising the handshake timeout"
+             middleboxes) before raising `[limits] tls_handshake_timeout`"
                 .to_owned(),
             detail,
         ),
@@ -597,7 +645,10 @@ mod tests {
             c.summary,
             "client offered only TLS 1.2; this listener accepts TLS 1.3 only"
         );
-        assert_eq!(c.fix, "set tls.min_version = \"1.2\" if you must accept it");
+        assert_eq!(
+            c.fix,
+            "set `[tls] min_version = \"1.2\"` if you must accept it"
+        );
     }
 
     #[test]

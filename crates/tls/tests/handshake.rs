@@ -121,7 +121,10 @@ fn tls12_client_vs_tls13_only_server_is_no_shared_version() {
         c.summary,
         "client offered only TLS 1.2; this listener accepts TLS 1.3 only"
     );
-    assert_eq!(c.fix, "set tls.min_version = \"1.2\" if you must accept it");
+    assert_eq!(
+        c.fix,
+        "set `[tls] min_version = \"1.2\"` if you must accept it"
+    );
     // The client heard a protocol_version alert.
     assert!(
         matches!(
@@ -156,7 +159,7 @@ fn tls13_client_vs_tls12_only_server_is_no_shared_version() {
         c.summary,
         "client offered only TLS 1.3; this listener accepts TLS 1.2 only"
     );
-    assert!(c.fix.contains("tls.max_version = \"1.3\""), "{c}");
+    assert!(c.fix.contains("`[tls] max_version = \"1.3\"`"), "{c}");
 }
 
 /// A TLS 1.0 client (hand-built ClientHello: legacy_version 3.1, one CBC suite,
@@ -220,7 +223,7 @@ fn suite_outside_server_list_is_no_shared_cipher() {
     );
     assert!(
         c.fix
-            .starts_with("add TLS_AES_128_GCM_SHA256 to tls.cipher_suites"),
+            .starts_with("add TLS_AES_128_GCM_SHA256 to `[tls] cipher_suites`"),
         "{c}"
     );
 }

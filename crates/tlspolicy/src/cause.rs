@@ -17,7 +17,7 @@
 //! fallback when TLSA records are usable), RFC 8461 §4.1 (MX host
 //! validation), §5 (policy application).
 
-use postern_tls::cause::Cause;
+use postern_tls::cause::{Cause, route_snippet};
 
 use crate::Level;
 
@@ -62,9 +62,10 @@ fn mk(id: &'static str, summary: String, fix: String, detail: String) -> Cause {
     }
 }
 
-/// STARTTLS is not in the EHLO reply of `at` (an address or host). When
-/// `level` requires TLS the wording follows IronPort's `tlsverify`.
-pub fn starttls_not_offered(at: &str, domain: &str, level: Level) -> Cause {
+/// STARTTLS is not in the EHLO reply of `at` (an address or host), for mail
+/// to the recipient `domains` (what a `[[route]]` matches; empty: unknown).
+/// When `level` requires TLS the wording follows IronPort's `tlsverify`.
+pub fn starttls_not_offered(at: &str, domains: &[String], level: Level) -> Cause {
     let summary = if level.requires_tls() {
         format!(
             "STARTTLS command not supported at {at}. TLS was required but could not be \
@@ -76,14 +77,35 @@ pub fn starttls_not_offered(at: &str, domain: &str, level: Level) -> Cause {
              {level} allows it)"
         )
     };
-    mk(
-        STARTTLS_NOT_OFFERED,
-        summary,
+    let fix = if level.requires_tls() {
+        let who = if domains.is_empty() {
+            "the recipient domain".to_owned()
+        } else {
+            domains.join(", ")
+        };
         format!(
-            "the peer must enable STARTTLS (RFC 3207) on every MX of {domain}; until then only \
-             plaintext delivery works: route {domain} with tls = \"opportunistic\" if that is \
-             acceptable (levels that require TLS never fall back to plaintext)"
-        ),
+            "the peer must enable STARTTLS (RFC 3207) on {at}; until then only plaintext \
+             delivery works: if that is acceptable for {who}, add {} (routes match recipient \
+             domains; levels that require TLS never fall back to plaintext)",
+            route_snippet(domains, "opportunistic")
+        )
+    } else {
+        format!(
+            "none on our side: the level in force ({level}) already sends in plaintext when \
+             STARTTLS is missing; for encryption the peer must enable STARTTLS (RFC 3207) on \
+             {at}"
+        )
+    };
+    mk(STARTTLS_NOT_OFFERED, summary, fix, String::new())
+}
+
+/// The level verifies certificates and `host` presented none (the
+/// handshake completed without one: a broken server).
+pub fn no_certificate(host: &str) -> Cause {
+    mk(
+        VERIFY_FAILED,
+        format!("{host} presented no certificate"),
+        "none on our side; the server's TLS setup is broken: tell its postmaster".to_owned(),
         String::new(),
     )
 }
@@ -130,7 +152,7 @@ pub fn dane_unavailable(host: &str, reason: &str) -> Cause {
         format!("DANE cannot be used for {host}: {reason}"),
         "check with another level (`--policy verify` or `required`); for DANE the domain must \
          be DNSSEC-signed and publish TLSA records at _25._tcp.<mx host>, and our resolver must \
-         validate (a local validating resolver, or [dns] dnssec = \"validate\")"
+         validate (a local validating resolver, or `[dns] dnssec = \"validate\"`)"
             .to_owned(),
         String::new(),
     )
@@ -201,13 +223,24 @@ mod tests {
 
     #[test]
     fn starttls_wording_follows_the_seed() {
-        let c = starttls_not_offered("192.0.2.10", "example.com", Level::Verify);
+        let c = starttls_not_offered("192.0.2.10", &["example.com".to_owned()], Level::Verify);
         assert_eq!(
             c.summary,
             "STARTTLS command not supported at 192.0.2.10. TLS was required but could not be \
              successfully negotiated"
         );
-        assert!(c.fix.contains("example.com"), "{c}");
+        assert!(
+            c.fix
+                .contains("add `[[route]] domains = [\"example.com\"], tls = \"opportunistic\"`"),
+            "{c}"
+        );
+        // Under a level that already sends in plaintext, no such advice.
+        let c = starttls_not_offered(
+            "192.0.2.10",
+            &["example.com".to_owned()],
+            Level::Opportunistic,
+        );
+        assert!(!c.fix.contains("[[route]]"), "{c}");
     }
 
     #[test]

@@ -51,9 +51,10 @@ pub struct DaneEvidence<'a> {
     pub result: &'a DaneResult,
 }
 
-/// The server did not offer STARTTLS (`at`: its address or name).
+/// The server did not offer STARTTLS (`at`: its address or name; `domain`:
+/// the recipient domain).
 pub fn starttls_missing(level: Level, at: &str, domain: &str) -> Judgement {
-    let c = cause::starttls_not_offered(at, domain, level);
+    let c = cause::starttls_not_offered(at, &[domain.to_owned()], level);
     if level.requires_tls() {
         Judgement::Fail(c)
     } else {
@@ -180,6 +181,7 @@ mod tests {
             } else {
                 "mx1.example.test".into()
             },
+            port: Some(25),
         }
     }
 
@@ -305,7 +307,7 @@ mod tests {
             assert_eq!(j.is_pass(), !level.requires_tls(), "{level}");
             assert_eq!(id(&j), Some(cause::STARTTLS_NOT_OFFERED));
             let c = Cause {
-                id: "tls.out.peer_closed_after_client_hello",
+                id: postern_tls::cause::NO_SHARED_VERSION,
                 summary: String::new(),
                 fix: String::new(),
                 detail: String::new(),

@@ -231,7 +231,9 @@ pub struct CauseInfo {
     pub id: String,
     /// What happened, in one sentence.
     pub summary: String,
-    /// The smallest safe fix, or why there is none on our side.
+    /// The smallest safe fix, or why there is none on our side; empty (and
+    /// left out of the JSON) on success: no advice when nothing failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub fix: String,
     /// Raw error text.
     #[serde(default, skip_serializing_if = "String::is_empty")]
