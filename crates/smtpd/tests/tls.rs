@@ -284,3 +284,50 @@ async fn sni_selects_certificate() {
     d.upgrade(HOST, std::sync::Arc::new(cfg)).await.unwrap();
     assert_eq!(peer_name(&d), format!("CN={HOST}"));
 }
+
+/// RFC 4954 §4: a SASL response may be 12 288 octets whatever
+/// `max_command_line` says. A long wrong credential is a failed AUTH (535),
+/// not "line too long"; past the limit the exchange ends too; either way the
+/// next line is a command again; the third failure closes with 421 4.7.0.
+#[tokio::test]
+async fn auth_responses_at_and_past_the_sasl_limit() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let t = start().await;
+    let mut d = t.connect_starttls("submission").await;
+    d.cmd("AUTH PLAIN", 334).await;
+    // 12 284 octets of base64 (+ CRLF: 4 under the limit; base64 comes in
+    // fours, so this is the longest valid response).
+    let long = b64(&format!("\0alice\0{}", "q".repeat(9206)));
+    assert_eq!(long.len(), 12_284);
+    let r = d.cmd(&long, 535).await;
+    assert_eq!(r.lines[0], "5.7.8 Authentication credentials invalid");
+    d.cmd("NOOP", 250).await;
+    // Past the limit: the exchange is over, the session goes on.
+    d.cmd("AUTH PLAIN", 334).await;
+    d.cmd(&"A".repeat(13_000), 535).await;
+    d.cmd("NOOP", 250).await;
+    // A refused response (not base64) ends the exchange: NOOP is a command.
+    d.cmd("AUTH LOGIN", 334).await;
+    d.cmd("!!not base64!!", 501).await;
+    let r = d.cmd("NOOP", 421).await; // third failure already counted: closed
+    assert!(r.lines[0].starts_with("4.7.0"), "{r:?}");
+}
+
+/// The failure budget: three failed AUTH attempts end the session with 421.
+#[tokio::test]
+async fn three_failed_auths_close_the_session() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let t = start().await;
+    let mut d = t.connect_starttls("submission").await;
+    let wrong = format!("AUTH PLAIN {}", b64("\0alice\0wrong"));
+    d.cmd(&wrong, 535).await;
+    d.cmd(&wrong, 535).await;
+    d.send(&wrong).await;
+    let r = d.reply().await.unwrap();
+    assert_eq!(r.code, 535);
+    let r = d.reply().await.unwrap();
+    assert_eq!(r.code, 421, "{r:?}");
+    assert!(d.is_closed().await);
+}
