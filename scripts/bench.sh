@@ -88,7 +88,8 @@ if [ ! -x "$BENCH_DIR/smtpload/target/release/smtpload" ]; then
     rm -rf "$BENCH_DIR/smtpload/target"
   fi
   log "building smtpload in $BENCH_DIR/smtpload"
-  (cd "$BENCH_DIR/smtpload" && CARGO_TARGET_DIR= cargo build --release --locked -q)
+  # Its own target dir, inside its copy (cargo 1.95 rejects an empty CARGO_TARGET_DIR).
+  (cd "$BENCH_DIR/smtpload" && CARGO_TARGET_DIR="$BENCH_DIR/smtpload/target" cargo build --release --locked -q)
 fi
 BENCH="$BENCH_DIR/bench.py"
 
