@@ -399,11 +399,17 @@ async fn transcript_records_dialogue() {
     let t = start().await;
     let mut d = t.connect("smtp").await;
     d.cmd("EHLO client.test", 250).await;
+    d.cmd("FOO", 500).await;
     d.cmd("QUIT", 221).await;
-    let log = t.transcript().await;
+    let log = t.transcript_with("*** disconnect").await;
     assert!(log.contains(" <<< EHLO client.test"), "{log}");
     assert!(log.contains(" >>> 250-mx.test.example"), "{log}");
     assert!(log.contains(" >>> 221 2.0.0 Bye"), "{log}");
+    // Postfix-style counters on the disconnect line.
+    assert!(
+        log.contains("*** disconnect (closed by server) ehlo=1 quit=1 unknown=0/1 commands=2/3"),
+        "{log}"
+    );
 }
 
 /// RFC 3461: DSN parameters (RET, ENVID, NOTIFY, ORCPT) are accepted and stored in the envelope.

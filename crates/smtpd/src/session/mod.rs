@@ -168,10 +168,15 @@ where
         let _ = tokio::time::timeout(self.ctx.listener.limits.write_timeout, self.conn.shutdown())
             .await;
         let stats = self.machine.stats();
-        if stats.timeout {
+        let reason = if stats.timeout {
             tracing::info!("session deadline passed, closed with 421 4.4.2");
-        }
-        self.event(&format!("disconnect ({}) {stats}", end.as_str()));
+            "deadline passed, 421 4.4.2"
+        } else if stats.bare_lf {
+            "bare LF, 500 5.5.2"
+        } else {
+            end.as_str()
+        };
+        self.event(&format!("disconnect ({reason}) {stats}"));
     }
 
     /// Carries out the machine's actions and feeds it input until it closes.
