@@ -154,8 +154,9 @@ where
             &format!("[message data: {} octets]", body.total),
         );
         let outcome = if let Some(err) = decoder.error() {
-            tracing::warn!(error = ?err,
-                "message rejected: malformed message data");
+            self.in_tx(|| {
+                tracing::warn!(error = ?err, "message rejected: malformed message data");
+            });
             BodyOutcome::Malformed(err)
         } else {
             body.outcome()
@@ -221,8 +222,9 @@ where
         self.record(Direction::In, &format!("[BDAT chunk: {size} octets]"));
         let malformed = body.checker.as_ref().and_then(BdatChecker::error);
         let outcome = if let Some(err) = malformed {
-            tracing::warn!(error = ?err,
-                "message rejected: malformed BDAT content");
+            self.in_tx(|| {
+                tracing::warn!(error = ?err, "message rejected: malformed BDAT content");
+            });
             BodyOutcome::Malformed(err)
         } else {
             body.outcome()
@@ -341,12 +343,17 @@ where
         .await;
         let result = match res {
             Ok(Ok(env)) => {
-                tracing::info!(
-                    queue_id = %env.queue_id, peer = %self.peer,
-                    from = %env.reverse_path, nrcpt = env.recipients.len(), size = env.message_size,
-                    tls = env.receipt.tls.as_ref().map_or("none", |t| t.version.as_str()),
-                    "queued"
-                );
+                if let Some(span) = &self.tx_span {
+                    span.record("queue_id", tracing::field::display(&env.queue_id));
+                }
+                self.in_tx(|| {
+                    tracing::info!(
+                        queue_id = %env.queue_id, from = %env.reverse_path,
+                        nrcpt = env.recipients.len(), size = env.message_size,
+                        tls = env.receipt.tls.as_ref().map_or("none", |t| t.version.as_str()),
+                        "queued"
+                    );
+                });
                 self.event(&format!("queued as {}", env.queue_id));
                 if let Some(hook) = &self.ctx.on_queued {
                     hook(&crate::server::Accepted {
@@ -358,7 +365,9 @@ where
                 Ok(env.queue_id.as_str().to_owned())
             }
             Ok(Err(e)) => {
-                tracing::error!(error = %e, "spool commit failed; message not accepted");
+                self.in_tx(|| {
+                    tracing::error!(error = %e, "spool commit failed; message not accepted");
+                });
                 Err(replies::spool_error(&e))
             }
             Err(join) => {

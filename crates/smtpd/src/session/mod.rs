@@ -113,6 +113,9 @@ pub(crate) struct Session<S> {
     /// The message body in progress (BDAT between chunks, or complete and
     /// waiting for the data-end stage and the commit).
     body: Option<data::Body>,
+    /// One span per transaction (MAIL … end of data), child of the session's;
+    /// gains `queue_id` at the commit.
+    tx_span: Option<tracing::Span>,
 }
 
 impl<S> Session<S>
@@ -135,6 +138,7 @@ where
             tls: None,
             line_deadline: None,
             body: None,
+            tx_span: None,
         }
     }
 
@@ -186,6 +190,7 @@ where
                 if let Err(end) = self.act(action).await {
                     return end;
                 }
+                self.track_transaction();
             }
             if self.machine.is_closed() {
                 return End::ClosedByServer;
@@ -227,6 +232,32 @@ where
             Action::Commit => self.commit().await,
         }
         Ok(())
+    }
+
+    /// Opens the transaction span when the machine has a transaction and the
+    /// driver none, and closes it when the transaction is over.
+    fn track_transaction(&mut self) {
+        match (self.machine.transaction(), &self.tx_span) {
+            (Some(tx), None) => {
+                let from = tx.mail.reverse_path.to_string();
+                self.tx_span = Some(tracing::info_span!(
+                    "transaction",
+                    from = %from,
+                    queue_id = tracing::field::Empty
+                ));
+            }
+            (None, Some(_)) => self.tx_span = None,
+            _ => {}
+        }
+    }
+
+    /// Runs `f` inside the transaction's span (or the session's, between
+    /// transactions): log lines about a message carry its sender and queue id.
+    fn in_tx<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.tx_span {
+            Some(span) => span.in_scope(f),
+            None => f(),
+        }
     }
 
     /// Hands the machine the next line, reading more when none is complete.

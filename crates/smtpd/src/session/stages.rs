@@ -40,8 +40,10 @@ where
                 Stage::Rcpt { to, .. } => to.forward_path.to_string(),
                 _ => String::new(),
             };
-            tracing::info!(stage = stage.kind().as_str(),
-                reason = refusal.as_str(), rcpt = %rcpt, "refused by policy");
+            self.in_tx(|| {
+                tracing::info!(stage = stage.kind().as_str(), reason = refusal.as_str(),
+                    rcpt = %rcpt, "refused by policy");
+            });
             self.event(&format!(
                 "{} refused: {} {rcpt}",
                 stage.kind().as_str(),
