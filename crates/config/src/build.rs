@@ -52,15 +52,29 @@ const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 20;
 const WIDE_V4_PREFIX: u8 = 16;
 const WIDE_V6_PREFIX: u8 = 48;
 
-/// State shared by the checks: the source (for locations) and the warnings.
+/// State shared by the checks: the source (for locations), the warnings, and
+/// the errors of the sections checked so far.
 pub(crate) struct Ctx<'a> {
     pub src: &'a str,
     pub origin: &'a str,
     pub base_dir: &'a Path,
     pub warnings: Vec<Warning>,
+    pub errors: Vec<ConfigError>,
 }
 
 impl Ctx<'_> {
+    /// The value, or `None` after recording the error (so the other sections
+    /// are still checked and every error of the file reported in one run).
+    pub(crate) fn keep<T>(&mut self, r: Result<T, ConfigError>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.push(e);
+                None
+            }
+        }
+    }
+
     pub(crate) fn error(
         &self,
         span: Range<usize>,
@@ -93,8 +107,13 @@ impl Ctx<'_> {
         if s.trim().is_empty() {
             return Err(self.error(value.span(), key, "must not be empty"));
         }
-        Ok(self.base_dir.join(s))
+        Ok(resolve(self.base_dir, s))
     }
+}
+
+/// `s` relative to `base` (absolute `s` as is), without `.` components.
+pub(crate) fn resolve(base: &Path, s: &str) -> PathBuf {
+    base.join(s).components().collect()
 }
 
 /// `a.b` or `b` when the prefix is empty.
@@ -106,62 +125,81 @@ fn key(prefix: &str, name: &str) -> String {
     }
 }
 
-pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Result<Config, ConfigError> {
+/// Checks every section; each section's first error is recorded in
+/// `cx.errors` and the other sections are checked all the same. `None` when
+/// any error was found.
+pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
     let danger = danger(&raw.danger.unwrap_or_default(), cx);
 
-    let data_dir = cx.path(&raw.data_dir, "data_dir")?;
+    let data_dir = cx.path(&raw.data_dir, "data_dir");
+    let data_dir = cx.keep(data_dir)?;
 
     if let Some(h) = &raw.hostname {
-        check_hostname(h.get_ref(), false).map_err(|m| cx.error(h.span(), "hostname", m))?;
+        let r = check_hostname(h.get_ref(), false).map_err(|m| cx.error(h.span(), "hostname", m));
+        cx.keep(r);
     }
 
     // [limits]: defaults for every listener, plus the two server-wide limits.
     let global = raw.limits.map(Spanned::into_inner).unwrap_or_default();
-    let base_limits = session_limits(&SessionLimits::default(), &global, "limits", cx)?;
+    let base_limits = session_limits(&SessionLimits::default(), &global, "limits", cx);
+    let base_limits = cx.keep(base_limits);
     let max_connections = positive(
         global.max_connections.as_ref(),
         DEFAULT_MAX_CONNECTIONS,
         "limits.max_connections",
         cx,
-    )?;
+    );
+    let max_connections = cx.keep(max_connections);
     let max_connections_per_ip = positive(
         global.max_connections_per_ip.as_ref(),
         DEFAULT_MAX_CONNECTIONS_PER_IP,
         "limits.max_connections_per_ip",
         cx,
-    )?;
+    );
+    let max_connections_per_ip = cx.keep(max_connections_per_ip);
 
-    let (delivery, dns) = crate::delivery::build(
+    let delivery = crate::delivery::build(
         raw.delivery,
         raw.route,
         raw.dns,
         &data_dir,
         raw.hostname.as_ref().map(Spanned::get_ref),
         cx,
-    )?;
+    );
+    let delivery = cx.keep(delivery);
 
-    let pickup = crate::pickup::build(
-        raw.pickup,
-        &data_dir,
-        &delivery,
-        base_limits.max_message_size,
-        cx,
-    )?;
+    let pickup = match (&delivery, &base_limits) {
+        (Some((delivery, _)), Some(limits)) => {
+            let p =
+                crate::pickup::build(raw.pickup, &data_dir, delivery, limits.max_message_size, cx);
+            cx.keep(p)
+        }
+        _ => None,
+    };
 
-    let admin = crate::admin::build(raw.admin, &data_dir, cx)?;
+    let admin = crate::admin::build(raw.admin, &data_dir, cx);
+    let admin = cx.keep(admin);
 
-    let users = users(raw.user.unwrap_or_default(), cx)?;
-    let listeners = listeners(
-        raw.listener,
-        raw.hostname.as_ref().map(Spanned::get_ref),
-        &base_limits,
-        danger,
-        !users.is_empty(),
-        cx,
-    )?;
+    let users = users(raw.user.unwrap_or_default(), cx);
+    let users = cx.keep(users);
+    let listeners = base_limits.as_ref().and_then(|limits| {
+        let l = listeners(
+            raw.listener,
+            raw.hostname.as_ref().map(Spanned::get_ref),
+            limits,
+            danger,
+            // Unknown after a [[user]] error: assume users, and say nothing
+            // about listeners that need them.
+            users.as_ref().is_none_or(|u| !u.is_empty()),
+            cx,
+        );
+        cx.keep(l)
+    });
 
-    let tls = tls(raw.tls, cx)?;
-    let relay = relay(raw.relay.as_ref(), danger, cx)?;
+    let tls = tls(raw.tls, cx);
+    let tls = cx.keep(tls);
+    let relay = relay(raw.relay.as_ref(), danger, cx);
+    let relay = cx.keep(relay);
 
     let vrfy = raw
         .smtp
@@ -172,15 +210,44 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Result<Config, ConfigEr
     let log = raw.log.unwrap_or_default();
     let level = log.level.map_or(LogLevel::Info, |p| p.0);
     let transcript_path = match &log.transcript {
-        None => None,
+        None => Some(None),
         Some(t) => match t.get_ref() {
-            Transcript::Enabled(false) => None,
-            Transcript::Enabled(true) => Some(data_dir.join("log").join("transcript.log")),
+            Transcript::Enabled(false) => Some(None),
+            Transcript::Enabled(true) => Some(Some(data_dir.join("log").join("transcript.log"))),
             Transcript::Path(p) => {
                 let p = Spanned::new(t.span(), p.clone());
-                Some(cx.path(&p, "log.transcript")?)
+                let r = cx.path(&p, "log.transcript");
+                cx.keep(r).map(Some)
             }
         },
+    };
+
+    // Past here every value is needed: stop if any section had an error.
+    let (
+        Some(max_connections),
+        Some(max_connections_per_ip),
+        Some((delivery, dns)),
+        Some(pickup),
+        Some(admin),
+        Some(users),
+        Some(listeners),
+        Some(tls),
+        Some(relay),
+        Some(transcript_path),
+    ) = (
+        max_connections,
+        max_connections_per_ip,
+        delivery,
+        pickup,
+        admin,
+        users,
+        listeners,
+        tls,
+        relay,
+        transcript_path,
+    )
+    else {
+        return None;
     };
     let transcript = TranscriptSettings {
         path: transcript_path,
@@ -215,7 +282,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Result<Config, ConfigEr
         allow_insecure_auth: danger.allow_insecure_auth,
     };
 
-    Ok(Config {
+    Some(Config {
         server,
         data_dir,
         log: LogSettings {

@@ -49,19 +49,23 @@ pub enum ErrorKind {
     Invalid,
 }
 
-/// Why a configuration was refused.
+/// Why a configuration was refused: the first error in file order, and
+/// [`ConfigError::all`] for every one found in the same run.
 ///
 /// Displays as `origin:line:column: key: what is wrong; what is allowed`, e.g.
-/// `postern.toml:12:7: listener[1].tls: unknown value "sometimes"; allowed: "off", "optional", "required"`.
-/// Parts that do not apply (no location for a read error, no key for a syntax
-/// error) are left out.
+/// `postern.toml:12:7: listener[1].tls: unknown value "sometimes"; allowed: "off", "optional", "required"`,
+/// one line per error. Parts that do not apply (no location for a read
+/// error, no key for a syntax error) are left out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     kind: ErrorKind,
-    origin: String,
+    origin: Box<str>,
     location: Option<Location>,
-    key: String,
+    key: Box<str>,
     message: String,
+    /// The other errors of the same file, in file order (boxed slices keep
+    /// the error small: it travels in every `Result` of the checks).
+    more: Box<[ConfigError]>,
 }
 
 impl ConfigError {
@@ -74,11 +78,46 @@ impl ConfigError {
     ) -> Self {
         Self {
             kind,
-            origin: origin.to_owned(),
+            origin: origin.into(),
             location,
-            key: key.into(),
+            key: key.into().into_boxed_str(),
             message: message.into(),
+            more: Box::default(),
         }
+    }
+
+    /// One error for several (at least one): sorted into file order, the
+    /// first carries the rest.
+    pub(crate) fn combine(mut errors: Vec<ConfigError>) -> Option<Self> {
+        let mut flat = Vec::new();
+        for mut e in errors.drain(..) {
+            flat.extend(std::mem::take(&mut e.more));
+            flat.push(e);
+        }
+        flat.sort_by_key(|e| e.location.as_ref().map_or(usize::MAX, |l| l.span.start));
+        flat.dedup_by(|a, b| a.location == b.location && a.key == b.key && a.message == b.message);
+        let mut iter = flat.into_iter();
+        let mut first = iter.next()?;
+        first.more = iter.collect();
+        Some(first)
+    }
+
+    /// This error and every other one found in the same run, in file order.
+    pub fn all(&self) -> impl Iterator<Item = &ConfigError> {
+        std::iter::once(self).chain(self.more.iter())
+    }
+
+    /// This error alone, `origin:line:column: key: message` (the
+    /// `Display` of the first error lists the others too, one per line).
+    pub fn line(&self) -> String {
+        struct One<'a>(&'a ConfigError);
+        impl fmt::Display for One<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let e = self.0;
+                render(f, &e.origin, e.location.as_ref(), &e.key, &e.message)
+            }
+        }
+        One(self).to_string()
     }
 
     /// What kind of failure this is.
@@ -132,7 +171,12 @@ impl fmt::Display for ConfigError {
             self.location.as_ref(),
             &self.key,
             &self.message,
-        )
+        )?;
+        for e in &self.more {
+            f.write_str("\n")?;
+            render(f, &e.origin, e.location.as_ref(), &e.key, &e.message)?;
+        }
+        Ok(())
     }
 }
 
@@ -216,7 +260,7 @@ pub(crate) fn rewrite_serde_message(path: &str, msg: &str) -> (String, String) {
         return (join(field), "required key is missing".to_owned());
     }
     if let Some(rest) = msg.strip_prefix("unknown field `")
-        && let Some((_field, tail)) = rest.split_once('`')
+        && let Some((field, tail)) = rest.split_once('`')
     {
         // serde: ", expected one of `a`, `b`" | ", expected `a` or `b`" |
         // ", expected `a`" | ", there are no fields".
@@ -224,8 +268,11 @@ pub(crate) fn rewrite_serde_message(path: &str, msg: &str) -> (String, String) {
         let message = if allowed.is_empty() {
             "unknown key; this table takes no keys".to_owned()
         } else {
+            let hint = did_you_mean(field, &allowed)
+                .map(|k| format!(" did you mean \"{k}\"?"))
+                .unwrap_or_default();
             format!(
-                "unknown key; allowed: {}",
+                "unknown key;{hint} allowed: {}",
                 crate::raw::quoted_list(allowed.iter().copied())
             )
         };
@@ -268,9 +315,33 @@ pub(crate) fn rewrite_serde_message(path: &str, msg: &str) -> (String, String) {
     (path.to_owned(), msg.to_owned())
 }
 
+/// The allowed key closest to a misspelt one, when it is close enough to be
+/// what was meant: at most 2 edits (transpositions count as one), and fewer
+/// than half the key's length.
+pub(crate) fn did_you_mean<'a>(unknown: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    let unknown = unknown.to_ascii_lowercase();
+    allowed
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(&unknown, k), *k))
+        .filter(|(d, k)| *d <= 2 && *d * 2 < k.len().max(unknown.len()))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn suggestions_only_for_near_misses() {
+        let keys = ["min_version", "max_version", "cipher_suites", "groups"];
+        assert_eq!(did_you_mean("cipher_suite", &keys), Some("cipher_suites"));
+        assert_eq!(did_you_mean("grups", &keys), Some("groups"));
+        assert_eq!(did_you_mean("max_verison", &keys), Some("max_version"));
+        assert_eq!(did_you_mean("Groups", &keys), Some("groups"));
+        assert_eq!(did_you_mean("ciphers", &keys), None);
+        assert_eq!(did_you_mean("x", &["y"]), None);
+    }
 
     #[test]
     fn location_counts_lines_and_characters() {
@@ -305,6 +376,12 @@ mod tests {
                 "unknown field `bla`, expected one of `min_version`, `max_version`",
                 "tls.bla",
                 "unknown key; allowed: \"min_version\", \"max_version\"",
+            ),
+            (
+                "tls.max_verion",
+                "unknown field `max_verion`, expected one of `min_version`, `max_version`",
+                "tls.max_verion",
+                "unknown key; did you mean \"max_version\"? allowed: \"min_version\", \"max_version\"",
             ),
             (
                 "x.y",

@@ -28,6 +28,8 @@ mod delivery;
 mod error;
 mod pickup;
 mod raw;
+mod recover;
+mod show;
 mod tls_names;
 mod units;
 
@@ -35,6 +37,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ErrorKind, Location, Warning};
 pub use postern_smtpd::ServerSettings;
+pub use show::effective;
 pub use units::{parse_duration, parse_size};
 
 /// The embedded default configuration, used by `postern serve` without
@@ -126,7 +129,9 @@ pub struct Loaded {
 }
 
 /// Loads and checks the file at `path`. Relative paths inside it are relative
-/// to the file's directory; messages name the file as `path` is written.
+/// to the file's directory (made absolute, so they stay right whatever the
+/// current directory is later); messages name the file as `path` is written.
+/// Every error of the file is reported ([`ConfigError::all`]).
 pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
     let origin = path.display().to_string();
     let src = std::fs::read_to_string(path).map_err(|e| {
@@ -138,48 +143,81 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
             format!("cannot read the configuration file: {e}"),
         )
     })?;
-    let base_dir = match path.parent() {
+    load_str(&src, &origin, &base_dir(Some(path)))
+}
+
+/// The directory relative paths in the file at `path` are resolved from: the
+/// file's own directory, absolute; for `None` (the embedded default) the
+/// current directory.
+pub fn base_dir(path: Option<&Path>) -> PathBuf {
+    let dir = match path.and_then(Path::parent) {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    load_str(&src, &origin, base_dir)
+    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    // `absolute` keeps a trailing `.` component ("/srv/x/."): drop it.
+    abs.components().collect()
 }
 
 /// Loads and checks configuration text. `origin` names it in messages;
-/// relative paths inside it are joined to `base_dir`.
+/// relative paths inside it are joined to `base_dir`. Every error found is
+/// reported ([`ConfigError::all`]), in file order.
 pub fn load_str(src: &str, origin: &str, base_dir: &Path) -> Result<Loaded, ConfigError> {
-    let de = toml::Deserializer::parse(src).map_err(|e| {
-        ConfigError::new(
-            ErrorKind::Syntax,
-            origin,
-            e.span().map(|s| Location::of(src, s)),
-            "",
-            format!("TOML syntax error: {}", e.message().trim_end()),
-        )
-    })?;
-    let raw: raw::RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = clean_path(&e.path().to_string());
-        let inner = e.into_inner();
-        let (key, message) = error::rewrite_serde_message(&path, inner.message());
-        ConfigError::new(
-            ErrorKind::Invalid,
-            origin,
-            inner.span().map(|s| Location::of(src, s)),
-            key,
-            message,
-        )
-    })?;
+    let parsed = recover::parse(src, origin)?;
     let mut cx = build::Ctx {
         src,
         origin,
         base_dir,
         warnings: Vec::new(),
+        errors: Vec::new(),
     };
-    let config = build::build(raw, &mut cx)?;
-    Ok(Loaded {
-        config,
-        warnings: cx.warnings,
-    })
+    let config = parsed.raw.and_then(|raw| build::build(raw, &mut cx));
+    // A key taken out after a parse error leaves its value at the default,
+    // which may upset a check that reads it: only errors about other keys
+    // are kept.
+    let build_errors = cx
+        .errors
+        .into_iter()
+        .filter(|e| !parsed.removed.iter().any(|r| related(r, e.key())));
+    let errors: Vec<ConfigError> = parsed.errors.into_iter().chain(build_errors).collect();
+    if let Some(e) = ConfigError::combine(errors) {
+        return Err(e);
+    }
+    match config {
+        Some(config) => Ok(Loaded {
+            config,
+            warnings: cx.warnings,
+        }),
+        // build returns None only after recording an error.
+        None => Err(ConfigError::new(
+            ErrorKind::Invalid,
+            origin,
+            None,
+            "",
+            "the configuration is not valid",
+        )),
+    }
+}
+
+/// Whether key paths `a` and `b` name the same setting, one contains the
+/// other (`route[1]` and `route[1].tls`; `tls` and `tls.cipher_suites[0]`),
+/// or they end in the same key (a bad top-level `hostname` leaves
+/// `listener[0].hostname` without its default).
+fn related(a: &str, b: &str) -> bool {
+    let leaf = |k: &str| {
+        let last = k.rsplit('.').next().unwrap_or(k);
+        last.split('[').next().unwrap_or(last).to_owned()
+    };
+    if leaf(a) == leaf(b) {
+        return true;
+    }
+    let within = |outer: &str, inner: &str| {
+        inner == outer
+            || inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with(['.', '[']))
+    };
+    within(a, b) || within(b, a)
 }
 
 /// Loads [`DEFAULT_CONFIG`], with `./postern-data` relative to `base_dir`
@@ -190,7 +228,7 @@ pub fn load_default(base_dir: &Path) -> Result<Loaded, ConfigError> {
 
 /// serde_path_to_error's path without `toml::Spanned`'s private wrapper
 /// segments, and empty at the top level.
-fn clean_path(path: &str) -> String {
+pub(crate) fn clean_path(path: &str) -> String {
     const SPANNED: &str = "$__serde_spanned_private_value";
     let cleaned = path
         .replace(&format!(".{SPANNED}"), "")
@@ -203,6 +241,7 @@ fn clean_path(path: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -221,6 +260,28 @@ mod tests {
             ),
             "tls.cipher_suites[0]"
         );
+    }
+
+    #[test]
+    fn related_keys() {
+        assert!(related("route[1]", "route[1].tls"));
+        assert!(related("tls.cipher_suites", "tls"));
+        assert!(related("hostname", "hostname"));
+        assert!(related("hostname", "listener[0].hostname"));
+        assert!(!related("route[1]", "route[10].tls"));
+        assert!(!related("tls", "tls_extra"));
+    }
+
+    #[test]
+    fn base_dir_is_absolute_and_clean() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(base_dir(Some(Path::new("postern.toml"))), cwd);
+        assert_eq!(base_dir(Some(Path::new("./x/postern.toml"))), cwd.join("x"));
+        assert_eq!(
+            base_dir(Some(Path::new("/etc/postern/postern.toml"))),
+            Path::new("/etc/postern")
+        );
+        assert_eq!(base_dir(None), cwd);
     }
 
     #[test]

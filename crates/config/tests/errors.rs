@@ -29,7 +29,7 @@ fn duplicate_toml_key_is_a_syntax_error() {
 fn unknown_top_level_key_lists_allowed_keys() {
     assert_eq!(
         error(&format!("hostnme = \"x\"\n{MINIMAL}")),
-        "postern.toml:1:1: hostnme: unknown key; allowed: \"data_dir\", \"hostname\", \
+        "postern.toml:1:1: hostnme: unknown key; did you mean \"hostname\"? allowed: \"data_dir\", \"hostname\", \
          \"listener\", \"limits\", \"tls\", \"relay\", \"user\", \"smtp\", \"log\", \"danger\", \
          \"delivery\", \"route\", \"dns\", \"pickup\", \"admin\""
     );
@@ -49,7 +49,7 @@ fn unknown_key_in_listener() {
 fn unknown_key_in_nested_tables() {
     assert_eq!(
         error(&with("[tls]\nmin_versoin = \"1.2\"\n")),
-        "postern.toml:12:1: tls.min_versoin: unknown key; allowed: \"min_version\", \
+        "postern.toml:12:1: tls.min_versoin: unknown key; did you mean \"min_version\"? allowed: \"min_version\", \
          \"max_version\", \"cipher_suites\", \"groups\", \"session_tickets\", \"certificate\""
     );
     assert_eq!(
