@@ -10,7 +10,7 @@
 //! keys; it is never printed). `--remote` sends EHLO and STARTTLS to the named
 //! host and nothing else.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,11 +72,6 @@ pub(crate) struct CertCheckArgs {
     /// roots are always used.
     #[arg(long, value_name = "FILE")]
     pub(crate) ca: Option<PathBuf>,
-    /// Check every certificate of a postern.toml, and for each TLS listener
-    /// whether its hostname and the PTR name of its listening IP are covered
-    /// (the MailSite rule: senders may check the name the IP resolves to).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["cert", "remote"])]
-    pub(crate) config: Option<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     pub(crate) json: bool,
@@ -91,7 +86,12 @@ pub(crate) struct CertCheckArgs {
     pub(crate) ehlo: String,
 }
 
-pub(crate) fn run(args: &CertCheckArgs) -> ExitCode {
+/// `postern cert check`. With neither `--cert` nor `--remote`, the global
+/// `--config FILE` (or `POSTERN_CONFIG`) selects the configuration mode:
+/// every certificate of the file, and for each TLS listener whether its
+/// hostname and the PTR name of its listening IP are covered (the MailSite
+/// rule: senders may check the name the IP resolves to).
+pub(crate) fn run(config: Option<&Path>, args: &CertCheckArgs) -> ExitCode {
     let roots = match load_roots(&Roots {
         system: true,
         ca_file: args.ca.clone(),
@@ -103,7 +103,10 @@ pub(crate) fn run(args: &CertCheckArgs) -> ExitCode {
         }
     };
     let now = time::OffsetDateTime::now_utc();
-    if let Some(config) = &args.config {
+    if args.cert.is_none()
+        && args.remote.is_none()
+        && let Some(config) = config
+    {
         return config_reports(config, &roots, now, args.json);
     }
     let report = match (&args.cert, &args.remote) {
@@ -184,7 +187,7 @@ async fn resolve(host: &str, port: u16) -> std::io::Result<std::net::SocketAddr>
 /// `--config FILE`: every configured certificate through the local checks, then
 /// one report of the listeners (hostname and PTR coverage).
 fn config_reports(
-    path: &std::path::Path,
+    path: &Path,
     roots: &rustls::RootCertStore,
     now: time::OffsetDateTime,
     json: bool,
@@ -192,7 +195,7 @@ fn config_reports(
     let loaded = match postern_config::load_file(path) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::config_cmd::print_errors(&e);
             return ExitCode::from(2);
         }
     };
@@ -336,9 +339,9 @@ fn print_report(report: &Report, json: bool) -> Result<(), String> {
     if json {
         let text =
             serde_json::to_string_pretty(report).map_err(|e| format!("cannot write JSON: {e}"))?;
-        println!("{text}");
+        crate::out::outln!("{text}");
     } else {
-        print!("{}", report.to_text());
+        crate::out::out!("{}", report.to_text());
     }
     Ok(())
 }

@@ -8,14 +8,38 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "postern", version, about, propagate_version = true)]
 pub(crate) struct Cli {
+    /// Configuration file, for every command that reads one. Default: the
+    /// first of /etc/postern/postern.toml and ./postern.toml that exists,
+    /// else the embedded default (loopback only, data in ./postern-data).
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "POSTERN_CONFIG",
+        value_name = "FILE"
+    )]
+    pub(crate) config: Option<PathBuf>,
+    /// Log format on stderr: `text` (coloured only on a terminal) or `json`
+    /// (one object per line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub(crate) log_format: LogFormat,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
 
+/// `--log-format`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
-    /// Run the server (without --config: the embedded default, loopback only).
-    Serve(ServeArgs),
+    /// Run the server (see --config for which configuration it reads).
+    Serve,
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -65,6 +89,10 @@ pub(crate) enum CertCommand {
 pub(crate) enum TlsCommand {
     /// Graded report of protocols and cipher suites (in the server's order), groups and chain.
     Scan(crate::scan_cmd::TlsScanArgs),
+    /// Explain a cipher-suite list (names, hex or decimal ids, MailSite's
+    /// `3112` form too): what each suite is, whether Postern can use it, the
+    /// closest one it can, and a `cipher_suites = [...]` line to paste.
+    Suites(crate::suites_cmd::SuitesArgs),
     /// Per MX and address: STARTTLS, handshake, chain, PKIX, name, DANE, MTA-STS (IronPort's tlsverify).
     Verify(crate::verify_cmd::TlsVerifyArgs),
 }
@@ -81,28 +109,36 @@ pub(crate) enum HeadersCommand {
     Analyze(crate::headers_cmd::HeadersAnalyzeArgs),
 }
 
-#[derive(Args, Debug)]
-pub(crate) struct ServeArgs {
-    /// Configuration file (postern.toml). Without it the embedded default is used.
-    #[arg(short, long, env = "POSTERN_CONFIG")]
-    pub(crate) config: Option<PathBuf>,
-}
-
 #[derive(Subcommand, Debug)]
 pub(crate) enum ConfigCommand {
-    /// Validate a configuration file, load its certificates, print security warnings.
+    /// Validate the configuration (--config FILE), load its certificates,
+    /// print every error and security warning.
     Check(CheckArgs),
+    /// Print the effective configuration as TOML, paths resolved (like `postconf`).
+    Show(ShowArgs),
 }
 
 #[derive(Args, Debug)]
 pub(crate) struct CheckArgs {
-    /// The file to check.
-    pub(crate) file: PathBuf,
+    /// Deprecated: write `--config FILE`.
+    #[arg(hide = true, value_name = "FILE")]
+    pub(crate) file: Option<PathBuf>,
+    /// Exit with status 1 when there are security warnings.
+    #[arg(long)]
+    pub(crate) strict: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ShowArgs {
+    /// Only the settings that differ from the defaults (like `postconf -n`).
+    #[arg(long)]
+    pub(crate) non_default: bool,
 }
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum UserCommand {
-    /// Read a password on stdin and print its argon2id hash for `[[user]] password_hash`.
+    /// Print the argon2id hash of a password for `[[user]] password_hash`: asked
+    /// for without echo on a terminal, else read from stdin (one line).
     Hash(UserHashArgs),
 }
 
@@ -111,20 +147,9 @@ pub(crate) struct UserHashArgs {}
 
 #[derive(Args, Debug, Clone)]
 pub(crate) struct SpoolLocation {
-    /// Configuration file whose data directory holds the spool.
-    #[arg(short, long, env = "POSTERN_CONFIG")]
-    pub(crate) config: Option<PathBuf>,
-    /// Spool directory (overrides --config).
-    #[arg(long)]
+    /// Spool directory (overrides the configuration's `<data_dir>/spool`).
+    #[arg(long, value_name = "DIR")]
     pub(crate) spool: Option<PathBuf>,
-}
-
-#[derive(Args, Debug, Clone)]
-pub(crate) struct ConfigLocation {
-    /// Configuration file (its data directory holds the spool and the admin
-    /// socket). Without it the embedded default is used.
-    #[arg(short, long, env = "POSTERN_CONFIG")]
-    pub(crate) config: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -165,35 +190,25 @@ pub(crate) enum QueueCommand {
         /// Retry every deferred recipient in the queue.
         #[arg(long)]
         all: bool,
-        #[command(flatten)]
-        location: ConfigLocation,
     },
     /// Hold a message: not attempted (and not expired) until released.
     Hold {
         /// Queue id.
         id: String,
-        #[command(flatten)]
-        location: ConfigLocation,
     },
     /// Release a held message.
     Release {
         /// Queue id.
         id: String,
-        #[command(flatten)]
-        location: ConfigLocation,
     },
     /// Delete a message from the queue without a DSN.
     Delete {
         /// Queue id.
         id: String,
-        #[command(flatten)]
-        location: ConfigLocation,
     },
     /// Retry now every deferred recipient at a domain.
     Flush {
         /// The recipient domain (example.com).
         domain: String,
-        #[command(flatten)]
-        location: ConfigLocation,
     },
 }

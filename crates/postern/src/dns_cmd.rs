@@ -107,15 +107,15 @@ pub(crate) fn run(args: &DnsMxArgs) -> ExitCode {
     match outcome {
         Ok(report) => {
             if args.json {
-                println!("{}", render_json(&report));
+                crate::out::outln!("{}", render_json(&report));
             } else {
-                print!("{}", render_text(&report));
+                crate::out::out!("{}", render_text(&report));
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
             if args.json {
-                println!("{}", render_error_json(&args.domain, &e));
+                crate::out::outln!("{}", render_error_json(&args.domain, &e));
             } else {
                 eprintln!("error: {e}");
                 if e.is_transient() {

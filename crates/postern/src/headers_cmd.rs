@@ -11,7 +11,7 @@
 //! of control characters. Reads at most [`MAX_INPUT`] bytes, so `-` on an
 //! endless pipe cannot exhaust memory. Writes nothing but stdout/stderr.
 
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -62,8 +62,7 @@ pub(crate) fn run(args: &HeadersAnalyzeArgs) -> ExitCode {
     } else {
         render_text(&analysis)
     };
-    // A closed pipe (`| head`) is not an error worth a panic.
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    crate::out::out!("{text}");
     ExitCode::SUCCESS
 }
 

@@ -9,15 +9,20 @@
 mod admin_setup;
 mod cert_cmd;
 mod cli;
+mod config_cmd;
+mod config_file;
 mod delivery_setup;
 mod dns_cmd;
 mod headers_cmd;
+mod out;
 mod queue_cmd;
 mod queue_show;
 mod scan_cmd;
 mod send_cmd;
 mod serve;
+mod suites_cmd;
 mod tls_setup;
+mod user_cmd;
 mod verify_cmd;
 
 use std::process::ExitCode;
@@ -26,18 +31,25 @@ use clap::Parser as _;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    let config = cli.config.as_deref();
     match cli.command {
-        cli::Command::Serve(args) => serve::run(&args),
+        cli::Command::Serve => serve::run(config, cli.log_format),
         cli::Command::Config {
             command: cli::ConfigCommand::Check(args),
-        } => serve::config_check(&args),
+        } => config_cmd::check(config, &args),
+        cli::Command::Config {
+            command: cli::ConfigCommand::Show(args),
+        } => config_cmd::show(config, &args),
         cli::Command::User {
             command: cli::UserCommand::Hash(args),
-        } => user_hash(&args),
-        cli::Command::Queue { command } => queue_cmd::run(&command),
+        } => user_cmd::hash(&args),
+        cli::Command::Queue { command } => queue_cmd::run(config, &command),
         cli::Command::Tls {
             command: cli::TlsCommand::Scan(args),
         } => scan_cmd::run(&args),
+        cli::Command::Tls {
+            command: cli::TlsCommand::Suites(args),
+        } => suites_cmd::run(&args),
         cli::Command::Tls {
             command: cli::TlsCommand::Verify(args),
         } => verify_cmd::run(&args),
@@ -49,34 +61,7 @@ fn main() -> ExitCode {
         } => headers_cmd::run(&args),
         cli::Command::Cert {
             command: cli::CertCommand::Check(args),
-        } => cert_cmd::run(&args),
+        } => cert_cmd::run(config, &args),
         cli::Command::Send(args) => send_cmd::run(&args),
-    }
-}
-
-/// `postern user hash`: reads a password from stdin, prints its argon2id PHC string.
-fn user_hash(_args: &cli::UserHashArgs) -> ExitCode {
-    use std::io::BufRead as _;
-    let mut line = String::new();
-    if std::io::stdin().lock().read_line(&mut line).is_err() {
-        eprintln!("error: cannot read the password from stdin");
-        return ExitCode::from(1);
-    }
-    let password = line.trim_end_matches(['\r', '\n']);
-    if password.is_empty() {
-        eprintln!(
-            "error: empty password (type it on stdin, e.g. `echo -n 'pw' | postern user hash`)"
-        );
-        return ExitCode::from(2);
-    }
-    match postern_smtpd::hash_password(password) {
-        Ok(hash) => {
-            println!("{hash}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: hashing failed: {e}");
-            ExitCode::from(1)
-        }
     }
 }

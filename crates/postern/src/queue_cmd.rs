@@ -27,10 +27,16 @@ use postern_admin::{
 };
 use postern_spool::{QueueId, SpoolError, SpoolSettings};
 
-use crate::cli::{ConfigLocation, QueueCommand, SpoolLocation};
+use crate::cli::{QueueCommand, SpoolLocation};
+use crate::config_file::HOW_TO_CHOOSE;
+use crate::out::outln;
 
-/// Where things are, from `--config` (or the embedded default) or `--spool`.
+/// Where things are, from the configuration (`--config`, `POSTERN_CONFIG`,
+/// a default path or the embedded default) or `--spool`.
 pub(crate) struct Place {
+    /// Where the spool's location came from, for messages: `the data
+    /// directory /x of postern.toml` or `--spool /x`.
+    pub(crate) from: String,
     pub(crate) spool: SpoolSettings,
     /// `None` with `--spool`, or with `[admin] enabled = false`.
     pub(crate) admin: Option<AdminSettings>,
@@ -38,16 +44,19 @@ pub(crate) struct Place {
     pub(crate) lifetime: Option<Duration>,
 }
 
-fn from_config(config: Option<&PathBuf>) -> Result<Place, String> {
-    let loaded = match config {
-        Some(p) => postern_config::load_file(p),
-        None => {
-            postern_config::load_default(&std::env::current_dir().unwrap_or_else(|_| ".".into()))
-        }
-    }
-    .map_err(|e| e.to_string())?;
+fn from_config(config: Option<&Path>) -> Result<Place, ExitCode> {
+    let chosen = crate::config_file::choose(config);
+    let loaded = crate::config_file::load(chosen.as_deref()).map_err(|e| {
+        crate::config_cmd::print_errors(&e);
+        ExitCode::from(2)
+    })?;
     let c = loaded.config;
     Ok(Place {
+        from: format!(
+            "the data directory {} of {}",
+            c.data_dir.display(),
+            c.source
+        ),
         spool: c.server.spool,
         admin: c.admin.enabled.then_some(c.admin),
         mail_log: c.delivery.mail_log,
@@ -55,16 +64,38 @@ fn from_config(config: Option<&PathBuf>) -> Result<Place, String> {
     })
 }
 
-pub(crate) fn place(loc: &SpoolLocation) -> Result<Place, String> {
+pub(crate) fn place(config: Option<&Path>, loc: &SpoolLocation) -> Result<Place, ExitCode> {
     if let Some(dir) = &loc.spool {
         return Ok(Place {
+            from: format!("--spool {}", dir.display()),
             spool: SpoolSettings::new(dir.clone()),
             admin: None,
             mail_log: None,
             lifetime: None,
         });
     }
-    from_config(loc.config.as_ref())
+    from_config(config)
+}
+
+impl Place {
+    /// `the spool /x/spool (the data directory /x of postern.toml)`.
+    pub(crate) fn describe(&self) -> String {
+        if self.from.starts_with("--spool") {
+            format!("the spool {}", self.spool.dir.display())
+        } else {
+            format!("the spool {} ({})", self.spool.dir.display(), self.from)
+        }
+    }
+
+    /// Says that there is no spool where we looked, and how to look elsewhere.
+    fn no_spool(&self) -> ExitCode {
+        eprintln!(
+            "error: no spool at {} ({}): nothing was ever queued here; {HOW_TO_CHOOSE}, or --spool DIR",
+            self.spool.dir.display(),
+            self.from
+        );
+        ExitCode::from(1)
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
@@ -77,7 +108,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
-pub(crate) fn run(cmd: &QueueCommand) -> ExitCode {
+pub(crate) fn run(config: Option<&Path>, cmd: &QueueCommand) -> ExitCode {
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -94,31 +125,31 @@ pub(crate) fn run(cmd: &QueueCommand) -> ExitCode {
                 Ok(f) => f,
                 Err(e) => return usage(&e),
             };
-            rt.block_on(list(location, &filter, *json))
+            rt.block_on(list(config, location, &filter, *json))
         }
-        QueueCommand::Show { id, location, json } => match QueueId::parse(id) {
-            Ok(id) => rt.block_on(crate::queue_show::show(id, location, *json)),
-            Err(e) => usage(&format!("invalid queue id {id:?}: {e}")),
+        QueueCommand::Show { id, location, json } => match parse_id(id) {
+            Ok(id) => rt.block_on(crate::queue_show::show(config, id, location, *json)),
+            Err(code) => code,
         },
-        QueueCommand::Retry { id, all, location } => {
+        QueueCommand::Retry { id, all } => {
             let verb = match (id, all) {
-                (Some(id), false) => match QueueId::parse(id) {
+                (Some(id), false) => match parse_id(id) {
                     Ok(id) => Verb::Retry(Some(id)),
-                    Err(e) => return usage(&format!("invalid queue id {id:?}: {e}")),
+                    Err(code) => return code,
                 },
                 _ => Verb::Retry(None),
             };
-            rt.block_on(apply(verb, location))
+            rt.block_on(apply(verb, config))
         }
-        QueueCommand::Hold { id, location } => with_id(id, Verb::Hold, location, &rt),
-        QueueCommand::Release { id, location } => with_id(id, Verb::Release, location, &rt),
-        QueueCommand::Delete { id, location } => with_id(id, Verb::Delete, location, &rt),
-        QueueCommand::Flush { domain, location } => {
+        QueueCommand::Hold { id } => with_id(id, Verb::Hold, config, &rt),
+        QueueCommand::Release { id } => with_id(id, Verb::Release, config, &rt),
+        QueueCommand::Delete { id } => with_id(id, Verb::Delete, config, &rt),
+        QueueCommand::Flush { domain } => {
             let d = domain.trim().trim_end_matches('.');
             if d.is_empty() || d.contains(['@', '/', ' ']) {
                 return usage(&format!("{domain:?} is not a domain (write example.com)"));
             }
-            rt.block_on(apply(Verb::Flush(d.to_ascii_lowercase()), location))
+            rt.block_on(apply(Verb::Flush(d.to_ascii_lowercase()), config))
         }
     }
 }
@@ -128,15 +159,24 @@ fn usage(e: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// A queue id from the command line; the parse error already names the id.
+fn parse_id(id: &str) -> Result<QueueId, ExitCode> {
+    QueueId::parse(id).map_err(|e| {
+        usage(&format!(
+            "{e} (a queue id is the first column of `postern queue list`)"
+        ))
+    })
+}
+
 fn with_id(
     id: &str,
     make: fn(QueueId) -> Verb,
-    loc: &ConfigLocation,
+    config: Option<&Path>,
     rt: &tokio::runtime::Runtime,
 ) -> ExitCode {
-    match QueueId::parse(id) {
-        Ok(id) => rt.block_on(apply(make(id), loc)),
-        Err(e) => usage(&format!("invalid queue id {id:?}: {e}")),
+    match parse_id(id) {
+        Ok(id) => rt.block_on(apply(make(id), config)),
+        Err(code) => code,
     }
 }
 
@@ -183,6 +223,9 @@ pub(crate) async fn read_offline<T: Send + 'static>(
     place: &Place,
     read: impl FnOnce(&Path, Option<Duration>) -> Result<T, SpoolError> + Send + 'static,
 ) -> Result<T, ExitCode> {
+    if !place.spool.dir.exists() {
+        return Err(place.no_spool());
+    }
     let dir = place.spool.dir.clone();
     let lifetime = place.lifetime;
     match tokio::task::spawn_blocking(move || read(&dir, lifetime)).await {
@@ -219,10 +262,10 @@ pub(crate) async fn ask<T: serde::de::DeserializeOwned>(
     }
 }
 
-async fn list(loc: &SpoolLocation, filter: &Filter, json: bool) -> ExitCode {
-    let place = match place(loc) {
+async fn list(config: Option<&Path>, loc: &SpoolLocation, filter: &Filter, json: bool) -> ExitCode {
+    let place = match place(config, loc) {
         Ok(p) => p,
-        Err(e) => return usage(&e),
+        Err(code) => return code,
     };
     let mut query = Vec::new();
     if let Some(s) = filter.state {
@@ -239,7 +282,7 @@ async fn list(loc: &SpoolLocation, filter: &Filter, json: bool) -> ExitCode {
     {
         Err(code) => return code,
         Ok(Some((200, v))) => match serde_json::from_value::<ListBody>(v) {
-            Ok(b) => (b.messages, "the running server"),
+            Ok(b) => (b.messages, "the running server".to_owned()),
             Err(e) => {
                 eprintln!("error: unexpected answer from the server: {e}");
                 return ExitCode::from(1);
@@ -250,9 +293,9 @@ async fn list(loc: &SpoolLocation, filter: &Filter, json: bool) -> ExitCode {
             Ok(all) => (
                 postern_admin::view::select(&all, filter),
                 if place.admin.is_some() {
-                    "the spool (the server is not running)"
+                    format!("{} — the server is not running", place.describe())
                 } else {
-                    "the spool"
+                    place.describe()
                 },
             ),
             Err(code) => return code,
@@ -260,19 +303,25 @@ async fn list(loc: &SpoolLocation, filter: &Filter, json: bool) -> ExitCode {
     };
     if json {
         for m in &messages {
-            println!("{}", serde_json::to_string(m).unwrap_or_default());
+            outln!("{}", serde_json::to_string(m).unwrap_or_default());
         }
     } else {
-        print_table(&messages, source);
+        print_table(&messages, &source);
+        if messages.is_empty() && source != "the running server" {
+            outln!("   (another server's queue? {HOW_TO_CHOOSE}, or --spool DIR)");
+        }
     }
     ExitCode::SUCCESS
 }
 
 fn print_table(messages: &[MessageInfo], source: &str) {
     use std::fmt::Write as _;
-    println!(
+    outln!(
         "{:<20} {:<10} {:>9}  {:<20}  SENDER",
-        "QUEUE ID", "STATE", "SIZE", "RECEIVED"
+        "QUEUE ID",
+        "STATE",
+        "SIZE",
+        "RECEIVED"
     );
     let mut counts: Vec<(State, usize)> = Vec::new();
     for m in messages {
@@ -280,7 +329,7 @@ fn print_table(messages: &[MessageInfo], source: &str) {
             Some((_, n)) => *n += 1,
             None => counts.push((m.state, 1)),
         }
-        println!(
+        outln!(
             "{:<20} {:<10} {:>9}  {:<20}  <{}>",
             m.queue_id.as_str(),
             m.state.as_str(),
@@ -299,14 +348,14 @@ fn print_table(messages: &[MessageInfo], source: &str) {
             if let Some(why) = r.last_reply.as_deref().or(r.last_cause.as_deref()) {
                 let _ = write!(line, "  ({why})");
             }
-            println!("{line}");
+            outln!("{line}");
         }
     }
     let summary: Vec<String> = counts
         .iter()
         .map(|(s, n)| format!("{n} {}", s.as_str()))
         .collect();
-    println!(
+    outln!(
         "-- {} message(s){}{} — from {source}",
         messages.len(),
         if summary.is_empty() { "" } else { ": " },
@@ -322,10 +371,10 @@ pub(crate) fn short_time(rfc3339: &str) -> String {
     }
 }
 
-async fn apply(verb: Verb, loc: &ConfigLocation) -> ExitCode {
-    let place = match from_config(loc.config.as_ref()) {
+async fn apply(verb: Verb, config: Option<&Path>) -> ExitCode {
+    let place = match from_config(config) {
         Ok(p) => p,
-        Err(e) => return usage(&e),
+        Err(code) => return code,
     };
     let (method, uri) = match &verb {
         Verb::Hold(id) => ("POST", format!("/v1/queue/{id}/hold")),
@@ -345,6 +394,9 @@ async fn apply(verb: Verb, loc: &ConfigLocation) -> ExitCode {
             }
         }
         Ok(None) => {
+            if !place.spool.dir.exists() {
+                return place.no_spool();
+            }
             let spool = place.spool.clone();
             let log = place.mail_log.clone();
             let v = verb.clone();
@@ -372,7 +424,7 @@ async fn apply(verb: Verb, loc: &ConfigLocation) -> ExitCode {
         }
     };
     if report.outcome.is_success() {
-        println!("{}", report.text);
+        outln!("{}", report.text);
         ExitCode::SUCCESS
     } else {
         eprintln!("{}", report.text);

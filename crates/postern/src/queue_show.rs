@@ -23,13 +23,15 @@ use postern_track::{Attempt, MailEvent, TrackRecord};
 use crate::cli::SpoolLocation;
 use crate::queue_cmd::{ask, place, read_offline, server_refused, short_time};
 
-pub(crate) async fn show(id: QueueId, loc: &SpoolLocation, json: bool) -> ExitCode {
-    let place = match place(loc) {
+pub(crate) async fn show(
+    config: Option<&std::path::Path>,
+    id: QueueId,
+    loc: &SpoolLocation,
+    json: bool,
+) -> ExitCode {
+    let place = match place(config, loc) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let uri = format!("/v1/queue/{id}");
     let (message, events) = match ask::<serde_json::Value>(place.admin.as_ref(), "GET", &uri).await
@@ -57,12 +59,16 @@ pub(crate) async fn show(id: QueueId, loc: &SpoolLocation, json: bool) -> ExitCo
         }
     };
     if message.is_none() && events.is_empty() {
-        eprintln!("not found: {id} (not in the queue, and no events in the mail log)");
+        eprintln!(
+            "not found: {id} (not in {}, and no events in the mail log); {}, or --spool DIR",
+            place.describe(),
+            crate::config_file::HOW_TO_CHOOSE
+        );
         return ExitCode::from(1);
     }
     if json {
         let v = serde_json::json!({ "message": message, "events": events });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        crate::out::outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return ExitCode::SUCCESS;
     }
     let mut out = String::new();
@@ -76,7 +82,7 @@ pub(crate) async fn show(id: QueueId, loc: &SpoolLocation, json: bool) -> ExitCo
         }
     }
     write_history(&mut out, &events, place.mail_log.is_some());
-    print!("{out}");
+    crate::out::out!("{out}");
     ExitCode::SUCCESS
 }
 

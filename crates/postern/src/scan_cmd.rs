@@ -105,14 +105,14 @@ pub(crate) fn run(args: &TlsScanArgs) -> ExitCode {
     };
     if args.json {
         match serde_json::to_string_pretty(&report) {
-            Ok(j) => println!("{j}"),
+            Ok(j) => crate::out::outln!("{j}"),
             Err(e) => {
                 eprintln!("error: cannot write JSON: {e}");
                 return ExitCode::from(1);
             }
         }
     } else {
-        print!("{}", scan::render_text(&report));
+        crate::out::out!("{}", scan::render_text(&report));
     }
     match args.fail_below {
         Some(min) if report.grade > min => {

@@ -19,7 +19,7 @@
 //! RFC 5321, RFC 3207 (STARTTLS), RFC 8314 (implicit TLS), RFC 4954 (AUTH),
 //! RFC 5322 §3.3 / §3.6.4 (Date and Message-ID of the generated message).
 
-use std::io::{BufRead as _, Write as _};
+use std::io::BufRead as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -132,9 +132,9 @@ pub(crate) fn run(args: &SendArgs) -> ExitCode {
         Err(e) => {
             // The same catalogue cause delivery would log for this error.
             let cause = e.cause(&server);
-            println!("*** error: {e}");
-            println!("*** cause: {}: {}", cause.id, cause.summary);
-            println!("*** fix: {}", cause.fix);
+            crate::out::outln!("*** error: {e}");
+            crate::out::outln!("*** cause: {}: {}", cause.id, cause.summary);
+            crate::out::outln!("*** fix: {}", cause.fix);
             ExitCode::from(1)
         }
     }
@@ -300,7 +300,7 @@ impl Plan {
                 Err(e @ (ClientError::Connect { .. } | ClientError::Timeout { .. }))
                     if e.stage() == postern_smtpc::Stage::Connect =>
                 {
-                    println!("*** {e}");
+                    crate::out::outln!("*** {e}");
                     last_err = Some(e);
                 }
                 other => return other,
@@ -375,9 +375,7 @@ async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, ClientError> 
 /// The transcript on stdout, one line each: `>>> `, `<<< `, `*** `.
 fn printer() -> Transcript {
     Box::new(|direction: Direction, line: &str| {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{}", transcript_line(direction, line));
-        let _ = out.flush();
+        crate::out::outln!("{}", transcript_line(direction, line));
     })
 }
 
@@ -392,9 +390,9 @@ fn print_outcome(envelope: &OutEnvelope, outcome: &TransactionOutcome) {
             Some(r) => format!("refused ({})", r.code),
             None => "not sent".to_owned(),
         };
-        println!("*** {}: {verdict}", rcpt.address);
+        crate::out::outln!("*** {}: {verdict}", rcpt.address);
     }
-    println!(
+    crate::out::outln!(
         "*** result: {}",
         if outcome.is_accepted() {
             "message accepted"

@@ -1,4 +1,11 @@
-//! `postern serve` and `postern config check`.
+//! `postern serve`: load the configuration, start delivery, the admin socket,
+//! the pickup folder and the listeners; reload on SIGHUP; stop on SIGTERM.
+//!
+//! # Security
+//! A listener that cannot bind a port below 1024 (EACCES) gets a message
+//! saying how to allow it without running as root: the systemd unit in
+//! `contrib/postern.service` (CAP_NET_BIND_SERVICE), `setcap`, or a port
+//! from 1024 up.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -6,13 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use postern_config::{Config, Loaded};
+use postern_config::Loaded;
 use postern_delivery::pickup::Pickup;
 use postern_smtpd::{QueuedHook, Server, Transcript};
 use postern_spool::Spool;
 use postern_track::{MailEvent, Received};
 
-use crate::cli::{CheckArgs, ServeArgs};
+use crate::cli::LogFormat;
+use crate::config_file::{chain_anyhow, load};
 use crate::tls_setup;
 
 /// How long in-flight sessions get to finish at shutdown.
@@ -20,23 +28,22 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// How long admin requests in progress get to finish at shutdown.
 const ADMIN_GRACE: Duration = Duration::from_secs(5);
 
-fn load(path: Option<&Path>) -> Result<Loaded, postern_config::ConfigError> {
-    if let Some(p) = path {
-        postern_config::load_file(p)
-    } else {
-        let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
-        postern_config::load_default(&cwd)
-    }
-}
-
-fn init_tracing(level: &str) {
+/// Logs go to stderr: `RUST_LOG` if set, else `[log] level`; colours only
+/// when stderr is a terminal; `--log-format json` for one object per line.
+fn init_tracing(level: &str, format: LogFormat) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},rustls=warn")));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
 }
 
 /// Logs the danger settings and lint warnings (ARCHITECTURE.md: insecure
@@ -47,15 +54,16 @@ fn log_warnings(loaded: &Loaded) {
     }
 }
 
-pub(crate) fn run(args: &ServeArgs) -> ExitCode {
-    let loaded = match load(args.config.as_deref()) {
+pub(crate) fn run(config: Option<&Path>, log_format: LogFormat) -> ExitCode {
+    let chosen = crate::config_file::choose(config);
+    let loaded = match load(chosen.as_deref()) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::config_cmd::print_errors(&e);
             return ExitCode::from(2);
         }
     };
-    init_tracing(&loaded.config.log.level);
+    init_tracing(&loaded.config.log.level, log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -66,13 +74,45 @@ pub(crate) fn run(args: &ServeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match rt.block_on(serve(loaded, args.config.as_deref())) {
+    match rt.block_on(serve(loaded, chosen.as_deref())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
+            let mut text = chain_anyhow(&e);
+            if let Some(hint) = bind_hint(&e) {
+                text.push_str("\n  ");
+                text.push_str(&hint);
+            }
+            tracing::error!("{text}");
+            eprintln!("error: {text}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// What to do about a listener that could not bind, when the cause is one an
+/// operator meets often: a privileged port (EACCES) or a port in use.
+fn bind_hint(e: &anyhow::Error) -> Option<String> {
+    let postern_smtpd::SmtpdError::Bind { addr, source, .. } =
+        e.downcast_ref::<postern_smtpd::SmtpdError>()?
+    else {
+        return None;
+    };
+    let port = addr.port();
+    match source.kind() {
+        std::io::ErrorKind::PermissionDenied => Some(format!(
+            "fix: ports below 1024 need CAP_NET_BIND_SERVICE, not root: run postern under \
+             systemd with contrib/postern.service (User=postern, \
+             AmbientCapabilities=CAP_NET_BIND_SERVICE), or grant the binary the capability \
+             (sudo setcap cap_net_bind_service=+ep $(command -v postern)), or listen on a port \
+             from 1024 up (like 2525, 2587, 2465 in the embedded default) and redirect \
+             {port} to it in the firewall"
+        )),
+        std::io::ErrorKind::AddrInUse => Some(format!(
+            "fix: another process listens on {addr} (see `ss -ltnp 'sport = :{port}'`): stop it \
+             (often the distribution's MTA: exim4 or postfix), or give this listener another \
+             address"
+        )),
+        _ => None,
     }
 }
 
@@ -113,7 +153,7 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     // `postern queue` verbs reach the scheduler through the admin socket.
     let admin = crate::admin_setup::start(cfg, &delivery).await?;
     if let Some(a) = &admin {
-        println!("postern: admin socket {}", a.path().display());
+        crate::out::sayln!("postern: admin socket {}", a.path().display());
     }
     let notifier = delivery.notifier();
     let received_log = mail_log.clone();
@@ -146,7 +186,7 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     )
     .await?;
     for (name, addr) in server.local_addrs() {
-        println!("postern: listener {name} on {addr}");
+        crate::out::sayln!("postern: listener {name} on {addr}");
     }
     tracing::info!(source = %cfg.source, "postern started");
     wait_for_signals(&server, path).await;
@@ -201,47 +241,9 @@ fn reload(server: &Server, path: Option<&Path>) {
     })();
     match result {
         Ok(()) => tracing::info!("configuration reloaded"),
-        Err(e) => tracing::error!("reload failed, keeping the running configuration: {e:#}"),
+        Err(e) => tracing::error!(
+            "reload failed, keeping the running configuration: {}",
+            chain_anyhow(&e)
+        ),
     }
-}
-
-/// `postern config check FILE`.
-pub(crate) fn config_check(args: &CheckArgs) -> ExitCode {
-    let mut loaded = match postern_config::load_file(&args.file) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    for w in &loaded.warnings {
-        println!("warning: {w}");
-    }
-    match tls_setup::build(&mut loaded.config, false) {
-        Ok(tls) => {
-            for w in &tls.warnings {
-                println!("warning: {w}");
-            }
-            for s in &tls.summaries {
-                println!("certificate: {s}");
-            }
-        }
-        Err(e) => {
-            eprintln!("error: {}: {e:#}", args.file.display());
-            return ExitCode::from(2);
-        }
-    }
-    print_summary(&loaded.config);
-    ExitCode::SUCCESS
-}
-
-fn print_summary(cfg: &Config) {
-    println!(
-        "ok: {} is valid: {} listener(s), {} accepted domain(s), {} relay network(s), {} user(s)",
-        cfg.source,
-        cfg.server.listeners.len(),
-        cfg.server.relay.accepted_domains.len(),
-        cfg.server.relay.relay_networks.len(),
-        cfg.server.users.len()
-    );
 }

@@ -192,18 +192,13 @@ pub(crate) fn run(args: &TlsVerifyArgs) -> ExitCode {
         if json {
             let _ = writeln!(std::io::stderr(), "{e}");
         } else {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{e}");
-            let _ = out.flush();
+            crate::out::outln!("{e}");
         }
     };
     let report = runtime.block_on(verify::verify(&resolver, &opts, &mut print));
     if json {
         match serde_json::to_string_pretty(&report) {
-            // A closed pipe (`| head`) is not worth a panic.
-            Ok(j) => {
-                let _ = writeln!(std::io::stdout().lock(), "{j}");
-            }
+            Ok(j) => crate::out::outln!("{j}"),
             Err(e) => {
                 eprintln!("error: cannot write JSON: {e}");
                 return ExitCode::from(1);

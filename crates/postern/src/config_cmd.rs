@@ -1,0 +1,128 @@
+//! `postern config check [--strict]` and `postern config show [--non-default]`.
+//!
+//! Both read the configuration every command reads (`--config FILE`,
+//! `POSTERN_CONFIG`, the default paths; see `config_file`). `check` prints
+//! every error of the file in file order (exit 2), then the security
+//! warnings (exit 1 with `--strict`), and loads the certificates.
+//!
+//! # Security
+//! `show` prints the effective settings, never a password (`[[user]]`
+//! hashes and relay-host passwords are replaced by `"<secret>"`).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use postern_config::{Config, ConfigError};
+
+use crate::cli::{CheckArgs, ShowArgs};
+use crate::config_file::{HOW_TO_CHOOSE, choose, load};
+use crate::out::outln;
+use crate::tls_setup;
+
+/// Prints every error of a configuration, one `error:` line each.
+pub(crate) fn print_errors(e: &ConfigError) {
+    for one in e.all() {
+        eprintln!("error: {}", one.line());
+    }
+    let n = e.all().count();
+    if n > 1 {
+        eprintln!("{n} errors");
+    }
+}
+
+/// `postern config check`.
+pub(crate) fn check(config: Option<&Path>, args: &CheckArgs) -> ExitCode {
+    if args.file.is_some() {
+        eprintln!(
+            "warning: `postern config check FILE` is deprecated; write `postern config check --config FILE`"
+        );
+    }
+    let chosen = choose(args.file.as_deref().or(config));
+    let mut loaded = match load(chosen.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            print_errors(&e);
+            return ExitCode::from(2);
+        }
+    };
+    let mut warnings = loaded.warnings.len();
+    for w in &loaded.warnings {
+        outln!("warning: {w}");
+    }
+    match tls_setup::build(&mut loaded.config, false) {
+        Ok(tls) => {
+            warnings += tls.warnings.len();
+            for w in &tls.warnings {
+                outln!("warning: {w}");
+            }
+            for s in &tls.summaries {
+                outln!("certificate: {s}");
+            }
+        }
+        Err(e) => {
+            eprintln!(
+                "error: {}: {}",
+                loaded.config.source,
+                crate::config_file::chain_anyhow(&e)
+            );
+            return ExitCode::from(2);
+        }
+    }
+    print_summary(&loaded.config, chosen.is_none());
+    if args.strict && warnings > 0 {
+        eprintln!("error: {warnings} security warning(s), and --strict was given");
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+fn print_summary(cfg: &Config, embedded: bool) {
+    outln!(
+        "ok: {} is valid: {} listener(s), {} accepted domain(s), {} relay network(s), {} user(s)",
+        cfg.source,
+        cfg.server.listeners.len(),
+        cfg.server.relay.accepted_domains.len(),
+        cfg.server.relay.relay_networks.len(),
+        cfg.server.users.len()
+    );
+    if embedded {
+        outln!(
+            "note: no configuration file was given and none exists at {} or ./{}; {HOW_TO_CHOOSE}",
+            crate::config_file::SYSTEM_PATH,
+            crate::config_file::LOCAL_PATH
+        );
+    }
+}
+
+/// `postern config show`.
+pub(crate) fn show(config: Option<&Path>, args: &ShowArgs) -> ExitCode {
+    let chosen = choose(config);
+    let text = match chosen.as_deref() {
+        Some(p) => std::fs::read_to_string(p).map_err(|e| {
+            eprintln!(
+                "error: {}: cannot read the configuration file: {e}",
+                p.display()
+            );
+        }),
+        None => Ok(postern_config::DEFAULT_CONFIG.to_owned()),
+    };
+    let Ok(text) = text else {
+        return ExitCode::from(2);
+    };
+    let origin = chosen.as_deref().map_or_else(
+        || postern_config::DEFAULT_ORIGIN.to_owned(),
+        |p| p.display().to_string(),
+    );
+    let base = postern_config::base_dir(chosen.as_deref());
+    match postern_config::effective(&text, &origin, &base, args.non_default) {
+        Ok(toml) => {
+            outln!("# effective configuration of {origin}");
+            crate::out::out!("{toml}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            print_errors(&e);
+            ExitCode::from(2)
+        }
+    }
+}
