@@ -33,12 +33,7 @@ pub(crate) enum CertStartTls {
 #[derive(clap::Args, Debug)]
 pub(crate) struct CertCheckArgs {
     /// Certificate file (PEM): the leaf first, then the intermediates.
-    #[arg(
-        long,
-        value_name = "FILE",
-        required_unless_present_any = ["remote", "config"],
-        conflicts_with = "remote"
-    )]
+    #[arg(long, value_name = "FILE", conflicts_with = "remote")]
     pub(crate) cert: Option<PathBuf>,
     /// Private key file (PEM) that belongs to --cert.
     #[arg(
@@ -108,6 +103,12 @@ pub(crate) fn run(config: Option<&Path>, args: &CertCheckArgs) -> ExitCode {
         && let Some(config) = config
     {
         return config_reports(config, &roots, now, args.json);
+    }
+    if args.cert.is_none() && args.remote.is_none() {
+        eprintln!(
+            "error: say what to check: --cert FILE [--key FILE], --remote HOST[:PORT], or --config FILE (every certificate of a postern.toml)"
+        );
+        return ExitCode::from(2);
     }
     let report = match (&args.cert, &args.remote) {
         (Some(cert), _) => {
@@ -366,7 +367,9 @@ mod tests {
     fn argument_rules() {
         assert!(parse(&["--cert", "a.pem", "--key", "a.key", "--hostname", "mx"]).is_ok());
         assert!(parse(&["--remote", "mx.example.com:465", "--starttls", "none"]).is_ok());
-        assert!(parse(&[]).is_err(), "one of --cert or --remote");
+        // Neither --cert nor --remote: the configuration mode (global
+        // --config), refused in `run` when no file is given.
+        assert!(parse(&[]).is_ok());
         assert!(parse(&["--cert", "a", "--remote", "b"]).is_err());
         assert!(
             parse(&["--key", "a.key", "--remote", "b"]).is_err(),

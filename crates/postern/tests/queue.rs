@@ -330,7 +330,10 @@ fn with_the_server_stopped_verbs_act_on_the_spool_and_a_hold_survives_a_restart(
     let table = ok(&cfg, &["list"]);
     assert!(
         table.contains("from the spool ")
-            && table.contains(&format!("(the data directory {}", dir.path().join("data").display()))
+            && table.contains(&format!(
+                "(the data directory {}",
+                dir.path().join("data").display()
+            ))
             && table.contains(" — the server is not running"),
         "{table}"
     );
