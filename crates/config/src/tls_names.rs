@@ -43,6 +43,47 @@ pub(crate) fn cipher_suites(
     if list.get_ref().is_empty() {
         return Ok(Vec::new());
     }
+    let names: Vec<&str> = list
+        .get_ref()
+        .iter()
+        .map(|n| n.get_ref().0.as_str())
+        .collect();
+    let explained = suites::explain_list(&names, range.1 == TlsVersion::Tls13);
+    let bad: Vec<usize> = (0..explained.entries.len())
+        .filter(|&i| explained.entries.get(i).is_some_and(|e| !e.is_usable()))
+        .collect();
+    if let Some((first, entry)) = bad
+        .first()
+        .and_then(|&i| explained.entries.get(i).map(|e| (i, e)))
+    {
+        let span = list.get_ref().get(first).map_or(list.span(), Spanned::span);
+        let paste = if explained.replacement.is_empty() {
+            "leave cipher_suites out for the built-in order".to_owned()
+        } else {
+            format!("write instead: {}", explained.paste_line())
+        };
+        return Err(if bad.len() == 1 && entry.mailsite_id.is_none() {
+            // One bad entry: its own message, then the list to paste.
+            let name = names.get(first).copied().unwrap_or_default();
+            let why = suites::usable(name).map_or_else(|e| e.to_string(), ToString::to_string);
+            cx.error(
+                span,
+                format!("{table}.cipher_suites[{first}]"),
+                format!("{why}\n  {paste}"),
+            )
+        } else {
+            cx.error(
+                span,
+                format!("{table}.cipher_suites"),
+                format!(
+                    "{} of {} suites cannot be used as written:\n{}",
+                    bad.len(),
+                    explained.entries.len(),
+                    explained.render("  ")
+                ),
+            )
+        });
+    }
     let mut ids = Vec::new();
     let mut seen: HashMap<u16, usize> = HashMap::new();
     let mut infos = Vec::new();

@@ -140,3 +140,44 @@ fn tls12_needs_a_classic_group() {
         .is_ok()
     );
 }
+
+/// A list copied from MailSite (decimal ids, `0xC0xx` written `0xCxx`) is
+/// explained whole in one error, with the list to paste instead.
+#[test]
+fn mailsite_list_is_explained_whole() {
+    let e = error(&with(
+        "[tls]\ncipher_suites = [159, 158, 3112, 3111, 3092, 3091, 57, 51]\n",
+    ));
+    assert!(
+        e.starts_with(
+            "postern.toml:12:18: tls.cipher_suites: 8 of 8 suites cannot be used as written:\n"
+        ),
+        "{e}"
+    );
+    for want in [
+        "  159  = 0x009f TLS_DHE_RSA_WITH_AES_256_GCM_SHA384: cannot be used: DHE key exchange",
+        "  3112 = 0xc028 TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384 (read as MailSite's 0xC28 = 3112 \
+         for 0xC028): cannot be used: CBC (MAC-then-encrypt)",
+        "closest usable: TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 (0xc030)",
+        "  51   = 0x0033 TLS_DHE_RSA_WITH_AES_128_CBC_SHA: cannot be used: DHE key exchange with \
+         CBC",
+    ] {
+        assert!(e.contains(want), "{want}\n--- in ---\n{e}");
+    }
+    let paste = "  write instead: cipher_suites = [\"TLS_AES_256_GCM_SHA384\", \
+                 \"TLS_CHACHA20_POLY1305_SHA256\", \"TLS_AES_128_GCM_SHA256\", \
+                 \"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384\", \
+                 \"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\"]";
+    assert!(e.ends_with(paste), "{e}");
+    // The line it suggests loads.
+    let fixed = paste.trim_start().trim_start_matches("write instead: ");
+    assert_eq!(
+        load(&with(&format!("[tls]\n{fixed}\n")))
+            .unwrap()
+            .config
+            .server
+            .tls
+            .cipher_suites,
+        [0x1302, 0x1303, 0x1301, 0xc030, 0xc02f]
+    );
+}

@@ -21,7 +21,10 @@
 //! RFC 7905 (ECDHE AES-GCM / ChaCha20-Poly1305 suites for TLS 1.2), RFC 7465
 //! (RC4 prohibited), RFC 7457 (attacks on legacy TLS), RFC 9325 (BCP 195).
 
+mod explain;
 mod table;
+
+pub use explain::{Entry, ListExplanation, closest, explain_list, explain_one, split_list};
 
 use rustls::SupportedCipherSuite;
 use rustls::crypto::aws_lc_rs::ALL_CIPHER_SUITES;
