@@ -34,6 +34,8 @@ pub mod view;
 
 pub use client::{AdminClient, ClientError};
 pub use control::{BoxFuture, QueueControl, QueueStatus, Verb, VerbOutcome, VerbReport};
-pub use server::{AdminError, AdminServer, ListBody, ShowBody, start};
+pub use server::{
+    AdminError, AdminServer, ListBody, MAX_SOCKET_PATH, ShowBody, check_socket_path, start,
+};
 pub use settings::AdminSettings;
 pub use view::{Filter, MessageInfo, QueuedMessage, RecipientInfo, State};

@@ -51,7 +51,24 @@ pub const MAX_BODY: usize = 4096;
 /// Time a request may take before it is answered with 503.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// `sun_path` holds 108 bytes with the terminating NUL (Linux `unix(7)`).
-const MAX_SOCKET_PATH: usize = 107;
+const SUN_PATH_MAX: usize = 107;
+/// The longest temporary suffix [`bind`] adds: `.{pid}.tmp`, a pid having
+/// at most 7 digits (`pid_max` is at most 2^22 on Linux).
+const TMP_SUFFIX_MAX: usize = ".4194304.tmp".len();
+/// The longest admin socket path: the socket is bound under a temporary
+/// name first, which must fit too.
+pub const MAX_SOCKET_PATH: usize = SUN_PATH_MAX - TMP_SUFFIX_MAX;
+
+/// Whether `path` fits in a Unix socket address, the temporary name it is
+/// first bound under included. The one check for the configuration
+/// (`config check`) and for `serve`.
+pub fn check_socket_path(path: &Path) -> Result<(), AdminError> {
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(AdminError::PathTooLong(path.to_path_buf(), len));
+    }
+    Ok(())
+}
 
 /// Why the admin socket could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -67,8 +84,8 @@ pub enum AdminError {
     NotASocket(PathBuf),
     /// The path does not fit in a Unix socket address.
     #[error(
-        "the admin socket path {0} is {1} bytes long; Unix sockets allow {MAX_SOCKET_PATH}: set \
-         [admin] socket to a shorter path"
+        "the admin socket path {0} is {1} bytes long; at most {MAX_SOCKET_PATH} fit in a Unix \
+         socket address here: set [admin] socket to a shorter path"
     )]
     PathTooLong(PathBuf, usize),
     /// An I/O error.
@@ -144,10 +161,7 @@ pub async fn start(
 /// Checks what is at `path` (stale socket: removed; live: error), then binds
 /// under a temporary name, sets `0600`, and renames into place.
 async fn bind(path: &Path) -> Result<tokio::net::UnixListener, AdminError> {
-    let len = path.as_os_str().len();
-    if len > MAX_SOCKET_PATH {
-        return Err(AdminError::PathTooLong(path.to_path_buf(), len));
-    }
+    check_socket_path(path)?;
     let io = |e| AdminError::Io(path.to_path_buf(), e);
     match std::fs::symlink_metadata(path) {
         Ok(md) if md.file_type().is_socket() => match tokio::net::UnixStream::connect(path).await {
@@ -170,12 +184,8 @@ async fn bind(path: &Path) -> Result<tokio::net::UnixListener, AdminError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".{}.tmp", std::process::id()));
     let tmp = PathBuf::from(tmp);
-    if tmp.as_os_str().len() > MAX_SOCKET_PATH {
-        return Err(AdminError::PathTooLong(
-            path.to_path_buf(),
-            tmp.as_os_str().len(),
-        ));
-    }
+    // check_socket_path left room for the suffix.
+    debug_assert!(tmp.as_os_str().len() <= SUN_PATH_MAX);
     let _ = std::fs::remove_file(&tmp);
     let listener = tokio::net::UnixListener::bind(&tmp).map_err(io)?;
     let restrict = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))

@@ -21,10 +21,6 @@ use toml::Spanned;
 use crate::build::Ctx;
 use crate::error::ConfigError;
 
-/// Longest socket path: `sun_path` is 108 bytes with its NUL (Linux `unix(7)`);
-/// the server also binds a temporary name 16 bytes longer at most.
-const MAX_SOCKET_PATH: usize = 90;
-
 /// `[admin]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a table")]
@@ -37,6 +33,7 @@ pub(crate) struct RawAdmin {
 pub(crate) fn build(
     raw: Option<Spanned<RawAdmin>>,
     data_dir: &Path,
+    data_dir_span: std::ops::Range<usize>,
     cx: &Ctx<'_>,
 ) -> Result<AdminSettings, ConfigError> {
     let mut s = AdminSettings::new(data_dir);
@@ -48,19 +45,21 @@ pub(crate) fn build(
         if v.get_ref().trim().is_empty() {
             return Err(cx.error(v.span(), "admin.socket", "must not be empty"));
         }
-        s.socket = cx.base_dir.join(v.get_ref());
-        let len = s.socket.as_os_str().len();
-        if s.enabled && len > MAX_SOCKET_PATH {
-            return Err(cx.error(
-                v.span(),
-                "admin.socket",
-                format!(
-                    "{} is {len} bytes long; a Unix socket path may have at most \
-                     {MAX_SOCKET_PATH} here: choose a shorter path",
-                    s.socket.display()
-                ),
-            ));
-        }
+        s.socket = crate::build::resolve(cx.base_dir, v.get_ref());
+    }
+    // The same check as `serve` makes (postern_admin::check_socket_path),
+    // for the default <data_dir>/admin.sock too.
+    if s.enabled
+        && let Err(e) = postern_admin::check_socket_path(&s.socket)
+    {
+        let (span, why) = match &r.socket {
+            Some(v) => (v.span(), e.to_string()),
+            None => (
+                data_dir_span,
+                format!("{e} (the default, <data_dir>/admin.sock; or a shorter data_dir)"),
+            ),
+        };
+        return Err(cx.error(span, "admin.socket", why));
     }
     Ok(s)
 }
@@ -105,8 +104,24 @@ mod tests {
         );
         let long = format!("/{}/admin.sock", "d".repeat(100));
         assert!(
-            err(&format!("[admin]\nsocket = \"{long}\"\n"))
-                .starts_with("postern.toml:12:10: admin.socket: /ddd"),
+            err(&format!("[admin]\nsocket = \"{long}\"\n")).starts_with(&format!(
+                "postern.toml:12:10: admin.socket: the admin socket path {long} is 112 bytes \
+                 long; at most 95 fit"
+            )),
+        );
+        // The server's own limit, to the byte: 95 fits, 96 does not.
+        let fits = format!("/{}.sock", "d".repeat(89));
+        assert_eq!(fits.len(), 95);
+        assert!(load(&format!("[admin]\nsocket = \"{fits}\"\n")).is_ok());
+        assert!(load(&format!("[admin]\nsocket = \"/d{fits}\"\n")).is_err());
+        // The default path is checked as well.
+        let deep = MINIMAL.replace("/var/lib/postern", &format!("/{}", "d".repeat(90)));
+        let e = crate::load_str(&deep, "postern.toml", Path::new("/etc"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("postern.toml:1:12: admin.socket: the admin socket path /ddd"),
+            "{e}"
         );
         assert_eq!(
             err("[admin]\nport = 8080\n"),

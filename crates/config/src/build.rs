@@ -177,7 +177,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         _ => None,
     };
 
-    let admin = crate::admin::build(raw.admin, &data_dir, cx);
+    let admin = crate::admin::build(raw.admin, &data_dir, raw.data_dir.span(), cx);
     let admin = cx.keep(admin);
 
     let users = users(raw.user.unwrap_or_default(), cx);
