@@ -236,7 +236,7 @@ fn path_of(
     if v.get_ref().trim().is_empty() {
         return Err(cx.error(v.span(), key, "must not be empty"));
     }
-    Ok(cx.base_dir.join(v.get_ref()))
+    Ok(crate::build::resolve(cx.base_dir, v.get_ref()))
 }
 
 /// `[delivery.outbound_tls]` → the client TLS settings of every connection.

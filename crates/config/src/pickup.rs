@@ -56,7 +56,7 @@ pub(crate) fn build(
         if v.get_ref().trim().is_empty() {
             return Err(cx.error(v.span(), "pickup.dir", "must not be empty"));
         }
-        s.dir = cx.base_dir.join(v.get_ref());
+        s.dir = crate::build::resolve(cx.base_dir, v.get_ref());
     }
     if let Some(v) = &r.interval {
         let d = v.get_ref().0;
