@@ -48,7 +48,7 @@ transcript = true
 domains = ["*"]
 smarthost = "127.0.0.1:9"
 TOML
-"$BIN" config check "$W/postern.toml" >/dev/null || fail "config check"
+"$BIN" config check --config "$W/postern.toml" >/dev/null || fail "config check"
 "$BIN" serve --config "$W/postern.toml" >"$W/stdout" 2>"$W/stderr" &
 PID=$!
 for _ in $(seq 50); do grep -q "listener submissions" "$W/stdout" 2>/dev/null && break; sleep 0.1; done

@@ -93,10 +93,10 @@ fn embedded_default() {
     assert_eq!(
         w,
         [
-            "<embedded default>:21:8: listener[1].auth: listener \"submission\" offers AUTH but \
+            "<embedded default>:23:8: listener[1].auth: listener \"submission\" offers AUTH but \
              no [[user]] is defined, so every AUTH attempt fails; add users with a hash from \
              `postern user hash`",
-            "<embedded default>:28:8: listener[2].auth: listener \"submissions\" offers AUTH but \
+            "<embedded default>:30:8: listener[2].auth: listener \"submissions\" offers AUTH but \
              no [[user]] is defined, so every AUTH attempt fails; add users with a hash from \
              `postern user hash`",
         ]
@@ -105,6 +105,11 @@ fn embedded_default() {
         load_str(DEFAULT_CONFIG, "<embedded default>", Path::new("/srv")).unwrap(),
         loaded
     );
+    // Mail for localhost stays on this host, in a Maildir below the data
+    // directory (not the host's port 25).
+    assert_eq!(c.delivery.routes.len(), 1);
+    let route = format!("{:?}", c.delivery.routes[0]);
+    assert!(route.contains("Maildir") && route.contains("/srv/postern-data/mail/{user}"), "{route}");
 }
 
 #[test]
