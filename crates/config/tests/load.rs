@@ -109,7 +109,10 @@ fn embedded_default() {
     // directory (not the host's port 25).
     assert_eq!(c.delivery.routes.len(), 1);
     let route = format!("{:?}", c.delivery.routes[0]);
-    assert!(route.contains("Maildir") && route.contains("/srv/postern-data/mail/{user}"), "{route}");
+    assert!(
+        route.contains("Maildir") && route.contains("/srv/postern-data/mail/{user}"),
+        "{route}"
+    );
 }
 
 #[test]

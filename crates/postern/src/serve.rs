@@ -82,7 +82,7 @@ pub(crate) fn run(config: Option<&Path>, log_format: LogFormat) -> ExitCode {
                 text.push_str("\n  ");
                 text.push_str(&hint);
             }
-            tracing::error!("{text}");
+            // Once, on stderr (where the log goes too): not logged a second time.
             eprintln!("error: {text}");
             ExitCode::from(1)
         }
@@ -188,6 +188,7 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     for (name, addr) in server.local_addrs() {
         crate::out::sayln!("postern: listener {name} on {addr}");
     }
+    crate::out::sayln!("postern: configuration {}", cfg.source);
     tracing::info!(source = %cfg.source, "postern started");
     wait_for_signals(&server, path).await;
     tracing::info!("shutting down");

@@ -488,6 +488,11 @@ fn error_texts_are_not_repeated() {
     let err = text(&out.stderr);
     let line = err.lines().find(|l| l.starts_with("error: ")).unwrap();
     assert_eq!(line.matches("Address already in use").count(), 1, "{err}");
+    assert_eq!(
+        err.matches("Address already in use").count(),
+        1,
+        "said once: {err}"
+    );
     assert!(line.contains(&format!("cannot bind {addr}")), "{err}");
     assert!(err.contains("fix: another process listens on"), "{err}");
 
@@ -498,6 +503,58 @@ fn error_texts_are_not_repeated() {
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert_eq!(err.matches("invalid queue id \"X\"").count(), 1, "{err}");
+}
+
+/// A port below 1024 without the capability: the error says how to allow
+/// it without root. Run as `nobody` (setpriv) when the tests run as root.
+#[test]
+fn a_privileged_port_says_how_to_bind_it_without_root() {
+    let start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1024);
+    if start <= 25 {
+        eprintln!(
+            "skipped: every user may bind port 25 here (ip_unprivileged_port_start = {start})"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let cfg = relative_config(dir.path(), "127.0.0.1:25");
+    std::fs::set_permissions(
+        dir.path().join("conf"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let root = text(&Command::new("id").arg("-u").output().unwrap().stdout).trim() == "0";
+    let mut cmd = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+        c
+    } else {
+        Command::new(BIN)
+    };
+    let out = cmd
+        .args(["serve", "-c", cfg.to_str().unwrap()])
+        .current_dir(dir.path())
+        .env_remove("POSTERN_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cannot bind 127.0.0.1:25: Permission denied"),
+        "{err}"
+    );
+    assert!(err.contains("contrib/postern.service"), "{err}");
+    assert!(err.contains("setcap cap_net_bind_service=+ep"), "{err}");
+    assert!(err.contains("a port from 1024 up"), "{err}");
+    assert_eq!(err.matches("Permission denied").count(), 1, "{err}");
 }
 
 /// Queue commands say which spool they read and how to read another.
