@@ -423,6 +423,14 @@ async fn apply(verb: Verb, config: Option<&Path>) -> ExitCode {
             }
         }
     };
+    if report.outcome == postern_admin::VerbOutcome::NotFound {
+        eprintln!(
+            "{} — looked in {}; {HOW_TO_CHOOSE}",
+            report.text,
+            place.describe()
+        );
+        return ExitCode::from(1);
+    }
     if report.outcome.is_success() {
         outln!("{}", report.text);
         ExitCode::SUCCESS
