@@ -244,6 +244,58 @@ mod tests {
         assert_eq!(implicit.config, explicit.config);
     }
 
+    /// Every key of every table in `defaults.toml` is there, or is one
+    /// whose default depends on other keys (the schema's own list of keys
+    /// comes from the unknown-key error).
+    #[test]
+    fn the_defaults_cover_every_key() {
+        let minimal = "data_dir = \"/d\"\nhostname = \"mx.example\"\n\
+                       [[listener]]\nname = \"smtp\"\naddress = \"127.0.0.1:2525\"\nkind = \"smtp\"\n";
+        let defaults: Table = toml::from_str(DEFAULTS).unwrap();
+        let no_fixed_default: &[(&str, &[&str])] = &[
+            ("limits", &[]),
+            ("tls", &["certificate"]),
+            ("relay", &[]),
+            ("smtp", &[]),
+            ("log", &[]),
+            (
+                "delivery",
+                &[
+                    "hostname",
+                    "ca_file",
+                    "relayhost",
+                    "relayhost_tls",
+                    "relayhost_implicit_tls",
+                    "relayhost_user",
+                    "relayhost_password",
+                    "badmail_dir",
+                    "outbound_tls",
+                ],
+            ),
+            ("delivery.outbound_tls", &["client_cert", "client_key"]),
+            ("dns", &["static"]),
+            ("pickup", &["dir"]),
+            ("admin", &["socket"]),
+            ("danger", &[]),
+        ];
+        for (table, dependent) in no_fixed_default {
+            let src = format!("{minimal}[{table}]\nzz_probe = 1\n");
+            let err = crate::load_str(&src, "f", Path::new("/")).unwrap_err();
+            let msg = err.message();
+            let allowed = msg.split_once("allowed: ").unwrap().1;
+            let mut have = &defaults;
+            for part in table.split('.') {
+                have = have[part].as_table().unwrap();
+            }
+            for key in allowed.split(", ").map(|k| k.trim_matches('"')) {
+                assert!(
+                    have.contains_key(key) || dependent.contains(&key),
+                    "[{table}] {key} has no default in defaults.toml"
+                );
+            }
+        }
+    }
+
     #[test]
     fn keys_with_indexes_match_patterns() {
         assert!(matches("route[12].ca_file", PATH_KEYS));
