@@ -29,7 +29,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 const ADMIN_GRACE: Duration = Duration::from_secs(5);
 
 /// Logs go to stderr: `RUST_LOG` if set, else `[log] level`; colours only
-/// when stderr is a terminal; `--log-format json` for one object per line.
+/// when stderr is a terminal and `NO_COLOR` is unset; `--log-format json`
+/// for one object per line.
 fn init_tracing(level: &str, format: LogFormat) {
     use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -40,7 +41,7 @@ fn init_tracing(level: &str, format: LogFormat) {
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal())
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
             .try_init(),
         LogFormat::Json => builder.json().with_ansi(false).try_init(),
     };
