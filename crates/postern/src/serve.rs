@@ -120,6 +120,7 @@ fn bind_hint(e: &anyhow::Error) -> Option<String> {
 async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     log_warnings(&loaded);
     let cfg = &mut loaded.config;
+    can_bind(&cfg.server.listeners)?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
     let tls = tls_setup::build(cfg, true)?;
@@ -203,6 +204,25 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     delivery.shutdown(SHUTDOWN_GRACE).await;
     let _ = tokio::task::spawn_blocking(move || mail_log.flush()).await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Binds each listener's address once and lets it go, before anything else
+/// starts: a port that is privileged or in use fails here, with nothing
+/// started (no delivery, no admin socket, no pickup), and with the same
+/// error (and fix, [`bind_hint`]) as the listener itself would give. The
+/// listeners bind again moments later (SO_REUSEADDR: nothing lingers).
+fn can_bind(listeners: &[postern_smtpd::ListenerSettings]) -> anyhow::Result<()> {
+    for l in listeners {
+        if let Err(source) = std::net::TcpListener::bind(l.addr) {
+            return Err(postern_smtpd::SmtpdError::Bind {
+                name: l.name.clone(),
+                addr: l.addr,
+                source,
+            }
+            .into());
+        }
+    }
     Ok(())
 }
 

@@ -495,6 +495,10 @@ fn error_texts_are_not_repeated() {
     );
     assert!(line.contains(&format!("cannot bind {addr}")), "{err}");
     assert!(err.contains("fix: another process listens on"), "{err}");
+    assert!(
+        !dir.path().join("conf/data").exists(),
+        "started before binding"
+    );
 
     let out = postern(
         dir.path(),
@@ -555,6 +559,8 @@ fn a_privileged_port_says_how_to_bind_it_without_root() {
     assert!(err.contains("setcap cap_net_bind_service=+ep"), "{err}");
     assert!(err.contains("a port from 1024 up"), "{err}");
     assert_eq!(err.matches("Permission denied").count(), 1, "{err}");
+    // Refused before anything started: no data directory, no delivery.
+    assert!(!dir.path().join("conf/data").exists());
 }
 
 /// Queue commands say which spool they read and how to read another.
