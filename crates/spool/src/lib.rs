@@ -30,6 +30,7 @@ mod fs;
 mod group;
 mod id;
 mod reader;
+mod reuse;
 mod settings;
 mod spool;
 pub mod state;

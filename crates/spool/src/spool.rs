@@ -13,14 +13,14 @@
 //! # Standards
 //! None (our own format, `docs/spool-format.md`).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::envelope::{Envelope, rfc3339_now};
 use crate::error::{SpoolError, SpoolOp};
@@ -29,6 +29,7 @@ use crate::fs::{HeldDirs, SpoolFs, StdFs, WriteFile};
 use crate::group::Group;
 use crate::id::QueueId;
 use crate::reader::{Listing, MSG_DIR, SpoolReader, Store, map_read_error, parse_name};
+use crate::reuse::{Kept, KeptFile, Reuse};
 use crate::settings::SpoolSettings;
 
 const TMP_DIR: &str = "tmp";
@@ -40,10 +41,6 @@ const WRITE_BUFFER: usize = 64 * 1024;
 /// Attempts to find a fresh id if `tmp/<id>` exists (another process, or a clock
 /// gone backwards across a restart).
 const CREATE_ATTEMPTS: usize = 8;
-/// Files of delivered messages larger than this are unlinked, not kept.
-const REUSE_MAX_FILE_LEN: u64 = 1024 * 1024;
-/// Disk space the kept files may hold in total.
-const REUSE_MAX_BYTES: u64 = 128 * 1024 * 1024;
 /// Suffix of a kept file's name in `tmp/`: `tmp/<queue id of the delivered
 /// message>.reuse`.
 const REUSE_SUFFIX: &str = ".reuse";
@@ -70,81 +67,6 @@ struct Inner {
     committer: Mutex<Option<JoinHandle<()>>>,
     reuse: Reuse,
     _lock: Box<dyn Send + Sync>,
-}
-
-/// Files of delivered messages kept in `tmp/` for new messages (oldest first).
-///
-/// Why: unlinking a delivered message's file and creating a new one for the next
-/// message frees and allocates an inode per message, and on ext4 without a
-/// journal every allocation walks past all inodes freed in the last minute under
-/// the directory lock (`docs/benchmarks.md`, finding 1). Rewriting a kept file
-/// does neither.
-struct Reuse {
-    max_files: usize,
-    min_age: Duration,
-    /// Cleared when the file system cannot rewrite files (`open_rewrite` says
-    /// `None`): removal then unlinks, as without reuse.
-    supported: AtomicBool,
-    kept: Mutex<Kept>,
-}
-
-#[derive(Default)]
-struct Kept {
-    files: VecDeque<KeptFile>,
-    bytes: u64,
-}
-
-struct KeptFile {
-    path: PathBuf,
-    len: u64,
-    since: Instant,
-}
-
-impl Reuse {
-    fn lock(&self) -> MutexGuard<'_, Kept> {
-        // Every update keeps `files` and `bytes` consistent before it can panic.
-        self.kept.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn is_on(&self) -> bool {
-        self.max_files > 0 && self.supported.load(Ordering::Relaxed)
-    }
-
-    /// Is there room for one more file of `len` bytes?
-    fn has_room(&self, len: u64) -> bool {
-        let kept = self.lock();
-        len <= REUSE_MAX_FILE_LEN
-            && kept.files.len() < self.max_files
-            && kept.bytes + len <= REUSE_MAX_BYTES
-    }
-
-    /// Keep `file`; gives it back if there is no room (any more).
-    fn put(&self, file: KeptFile) -> Result<(), KeptFile> {
-        let mut kept = self.lock();
-        if kept.files.len() >= self.max_files || kept.bytes + file.len > REUSE_MAX_BYTES {
-            return Err(file);
-        }
-        kept.bytes += file.len;
-        kept.files.push_back(file);
-        Ok(())
-    }
-
-    /// The oldest kept file, if it has been kept for `min_age`.
-    fn take(&self) -> Option<KeptFile> {
-        let mut kept = self.lock();
-        if kept.files.front()?.since.elapsed() < self.min_age {
-            return None;
-        }
-        let file = kept.files.pop_front()?;
-        kept.bytes -= file.len;
-        Some(file)
-    }
-
-    fn take_all(&self) -> Vec<KeptFile> {
-        let mut kept = self.lock();
-        kept.bytes = 0;
-        kept.files.drain(..).collect()
-    }
 }
 
 impl Drop for Inner {
