@@ -1,6 +1,7 @@
 //! The spool's one error type, and the mapping from `std::io::Error` to it.
 //!
-//! The variants are chosen for the smtpd's reply table: `NoSpace` → `452 4.3.1`,
+//! The variants are chosen for the smtpd's reply table: `NoSpace` and `LowSpace`
+//! → `452 4.3.1`,
 //! everything else on the write path → `451 4.3.0`. Nothing here is shown to a peer
 //! verbatim; `Display` is for the operator's log.
 
@@ -85,10 +86,30 @@ pub enum SpoolError {
         #[source]
         source: io::Error,
     },
-    /// An earlier fsync failed; the spool accepts nothing until the process
-    /// restarts (see `docs/spool-format.md` §4).
-    #[error("spool is poisoned by an earlier fsync failure; restart to recover")]
+    /// An earlier fsync failed; the spool accepts nothing until an operator
+    /// clears it (`postern spool recheck`) or the process restarts (see
+    /// `docs/spool-format.md` §4). The smtpd answers `451 4.3.0`.
+    #[error(
+        "spool is poisoned by an earlier fsync failure; check the disk, then run \
+         `postern spool recheck` or restart"
+    )]
     Poisoned,
+    /// The spool's file system has less free space than the configured floor
+    /// (`[spool] min_free`), or less than a declared message size above it.
+    /// Transient: the smtpd answers `452 4.3.1` (RFC 3463; RFC 1870 §6.1 for
+    /// `SIZE=`).
+    #[error(
+        "spool file system low on space: {free} bytes free, floor {floor} bytes{}",
+        declared.map(|d| format!(", message declares {d} bytes")).unwrap_or_default()
+    )]
+    LowSpace {
+        /// Bytes available to the server on the spool's file system.
+        free: u64,
+        /// The configured floor (`[spool] min_free`).
+        floor: u64,
+        /// The `SIZE=` the client declared, when that is what did not fit.
+        declared: Option<u64>,
+    },
     /// A message file fails validation (trailer, lengths, checksums, envelope).
     #[error("corrupt spool file {}: {reason}", path.display())]
     Corrupt {
@@ -106,10 +127,13 @@ pub enum SpoolError {
 }
 
 impl SpoolError {
-    /// True for `NoSpace`: the condition is the disk's, and an SMTP client should be
-    /// told `452 4.3.1` (insufficient system storage).
+    /// True for `NoSpace` and `LowSpace`: the condition is the disk's, and an SMTP
+    /// client should be told `452 4.3.1` (insufficient system storage).
     pub fn is_no_space(&self) -> bool {
-        matches!(self, SpoolError::NoSpace { .. })
+        matches!(
+            self,
+            SpoolError::NoSpace { .. } | SpoolError::LowSpace { .. }
+        )
     }
 
     /// True for `Poisoned`: nothing will be accepted until a restart.

@@ -116,6 +116,13 @@ pub trait SpoolFs: Send + Sync + 'static {
         let _ = path;
         Ok(Box::new(()))
     }
+    /// Bytes available to an unprivileged writer on the file system holding
+    /// `path` (`statvfs(2)`: `f_bavail × f_frsize`). `Ok(None)`: unknown (the
+    /// default); the spool then applies no free-space floor.
+    fn free_space(&self, path: &Path) -> io::Result<Option<u64>> {
+        let _ = path;
+        Ok(None)
+    }
 }
 
 /// The real file system.
@@ -215,6 +222,11 @@ impl SpoolFs for StdFs {
         Ok(fs::symlink_metadata(path)?.len())
     }
 
+    fn free_space(&self, path: &Path) -> io::Result<Option<u64>> {
+        let st = rustix::fs::statvfs(path)?;
+        Ok(Some(st.f_bavail.saturating_mul(st.f_frsize)))
+    }
+
     fn lock(&self, path: &Path) -> io::Result<Box<dyn Send + Sync>> {
         let file = OpenOptions::new()
             .read(true)
@@ -249,6 +261,8 @@ struct FaultState {
     faults: Mutex<Vec<Fault>>,
     counts: [AtomicU64; 12],
     delays: Mutex<Vec<(SpoolOp, Duration)>>,
+    /// `free_space` answers this instead of asking the inner file system.
+    free_space: Mutex<Option<u64>>,
 }
 
 fn op_index(op: SpoolOp) -> usize {
@@ -307,7 +321,8 @@ impl FaultState {
 /// file a message is received into), `Write` (each `write` call reaching the
 /// file, after the spool's buffering; also `set_len`), `SyncFile`, `Rename`,
 /// `SyncDir` (also `sync_dir_handle`), `Remove`, `ReadDir`, `Open`, `Lock`.
-/// `open_dir` and `file_len` are not counted.
+/// `open_dir`, `file_len` and `free_space` are not counted; `free_space` can be
+/// set ([`FaultFs::set_free_space`]).
 #[derive(Clone)]
 pub struct FaultFs<F> {
     inner: Arc<F>,
@@ -364,6 +379,16 @@ impl<F: SpoolFs> FaultFs<F> {
             .unwrap_or_else(PoisonError::into_inner);
         delays.retain(|(o, _)| *o != op);
         delays.push((op, delay));
+    }
+
+    /// Pretend the file system has `bytes` free (`free_space`); `None` asks the
+    /// inner file system again.
+    pub fn set_free_space(&self, bytes: Option<u64>) {
+        *self
+            .state
+            .free_space
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = bytes;
     }
 
     /// How many calls of `op` were made so far (including failed ones).
@@ -465,6 +490,18 @@ impl<F: SpoolFs> SpoolFs for FaultFs<F> {
         self.state.enter(SpoolOp::Lock)?;
         self.inner.lock(path)
     }
+
+    fn free_space(&self, path: &Path) -> io::Result<Option<u64>> {
+        let set = *self
+            .state
+            .free_space
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match set {
+            Some(bytes) => Ok(Some(bytes)),
+            None => self.inner.free_space(path),
+        }
+    }
 }
 
 /// Another [`SpoolFs`] with some directories held open: `sync_dir` of one of them
@@ -526,6 +563,9 @@ impl SpoolFs for HeldDirs {
     }
     fn lock(&self, path: &Path) -> io::Result<Box<dyn Send + Sync>> {
         self.inner.lock(path)
+    }
+    fn free_space(&self, path: &Path) -> io::Result<Option<u64>> {
+        self.inner.free_space(path)
     }
 }
 

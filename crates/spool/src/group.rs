@@ -6,12 +6,14 @@
 //! `fsync(msg/)`, so every ticket up to `target` belongs to a rename that happened
 //! before the fsync began. Failures are sticky: the first fsync error poisons the
 //! spool (fsyncgate), the tickets of the failed batch get that error, and every
-//! later ticket gets `Poisoned`.
+//! later ticket gets `Poisoned`. While poisoned, the committer repeats the error
+//! in the log once per minute; [`Group::clear_poison`] (after the operator's
+//! `postern spool recheck` proved a write and fsync work again) ends it.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::error::{SpoolError, SpoolOp, StoredIoError};
 use crate::fs::SpoolFs;
@@ -24,6 +26,23 @@ struct BatchFailure {
     error: StoredIoError,
 }
 
+/// How often the log repeats that the spool is poisoned.
+const POISON_REMINDER: Duration = Duration::from_mins(1);
+
+/// Why and since when the spool is poisoned (for `postern queue list` and the
+/// status output).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoisonInfo {
+    /// The operation whose fsync failed.
+    pub op: SpoolOp,
+    /// The file or directory concerned.
+    pub path: PathBuf,
+    /// The error, as the operating system reported it.
+    pub error: String,
+    /// When it happened.
+    pub since: SystemTime,
+}
+
 #[derive(Debug, Default)]
 struct State {
     /// Tickets handed out so far (the last ticket number).
@@ -33,6 +52,7 @@ struct State {
     /// The directory fsync that failed, if one did.
     failure: Option<BatchFailure>,
     poisoned: bool,
+    poison: Option<PoisonInfo>,
     shutdown: bool,
     /// Directory fsyncs performed by the committer.
     dir_syncs: u64,
@@ -79,15 +99,42 @@ impl Group {
     ) {
         if !st.poisoned {
             st.poisoned = true;
+            st.poison = Some(PoisonInfo {
+                op,
+                path: path.to_path_buf(),
+                error: err.to_string(),
+                since: SystemTime::now(),
+            });
             self.poisoned.store(true, Ordering::SeqCst);
             tracing::error!(
                 %op,
                 path = %path.display(),
                 error = %err,
                 "spool poisoned: fsync failed, the state of the disk is unknown; \
-                 refusing new messages until restart"
+                 refusing new messages until `postern spool recheck` or a restart"
             );
         }
+    }
+
+    /// Why the spool is poisoned, if it is.
+    pub(crate) fn poison_info(&self) -> Option<PoisonInfo> {
+        self.lock().poison.clone()
+    }
+
+    /// End the poisoned state: the caller proved that a write and fsync work
+    /// again. Tickets of the failed batch already got their error; tickets
+    /// taken from now on are served by the committer again.
+    pub(crate) fn clear_poison(&self) -> Option<PoisonInfo> {
+        let mut st = self.lock();
+        let was = st.poison.take();
+        st.poisoned = false;
+        st.failure = None;
+        // Every earlier ticket was answered (with an error); start clean.
+        st.synced = st.requested;
+        self.poisoned.store(false, Ordering::SeqCst);
+        drop(st);
+        self.work.notify_all();
+        was
     }
 
     /// Wait until `msg/` has been fsynced after the caller's rename (or unlink).
@@ -154,7 +201,28 @@ impl Group {
                 if st.shutdown {
                     return;
                 }
-                st = self.work.wait(st).unwrap_or_else(PoisonError::into_inner);
+                if st.poisoned {
+                    let (next, timeout) = self
+                        .work
+                        .wait_timeout(st, POISON_REMINDER)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    st = next;
+                    if timeout.timed_out()
+                        && let Some(p) = st.poison.as_ref()
+                    {
+                        let minutes = p.since.elapsed().unwrap_or_default().as_secs() / 60;
+                        tracing::error!(
+                            op = %p.op,
+                            path = %p.path.display(),
+                            error = %p.error,
+                            minutes,
+                            "spool still poisoned: refusing new messages; check the disk, \
+                             then run `postern spool recheck` (or restart)"
+                        );
+                    }
+                } else {
+                    st = self.work.wait(st).unwrap_or_else(PoisonError::into_inner);
+                }
                 continue;
             }
             if !window.is_zero() {

@@ -17,7 +17,8 @@
 //! validated [`QueueId`]. Reads files it wrote itself, but treats them as untrusted
 //! on recovery (a damaged file is moved aside, never half-read). Message bodies
 //! never reach a log. An fsync failure poisons the spool (no more `250`s) until
-//! restart.
+//! the operator's [`Spool::recheck`] or a restart; below the free-space floor
+//! ([`Spool::admit`]) new messages are refused before their data is read.
 //!
 //! # Standards
 //! None on the wire; the on-disk format is `docs/spool-format.md`. Envelope fields
@@ -32,6 +33,7 @@ mod id;
 mod reader;
 mod reuse;
 mod settings;
+mod space;
 mod spool;
 pub mod state;
 
@@ -39,9 +41,10 @@ pub use envelope::{Envelope, EnvelopeRecipient, MailParams, Receipt, ReceiptTls,
 pub use error::{SpoolError, SpoolOp};
 pub use format::{MessageReader, validate_message_bytes};
 pub use fs::{DirHandle, FaultFs, ReadFile, SpoolFs, StdFs, WriteFile};
+pub use group::PoisonInfo;
 pub use id::{QUEUE_ID_LEN, QueueId};
 pub use reader::{Listing, SpoolReader};
-pub use settings::SpoolSettings;
+pub use settings::{DEFAULT_MIN_FREE, SpoolSettings};
 pub use spool::{Incoming, RecoveryReport, Spool};
 pub use state::{
     DsnKind, Durability, MessageState, RcptState, RcptStatus, StateRecord, StateStore,

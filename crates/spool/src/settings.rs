@@ -23,7 +23,19 @@ pub struct SpoolSettings {
     /// reader that opened the message just before its removal (`postern queue
     /// show`) still reads the old, complete message. Default 50 ms.
     pub reuse_min_age: Duration,
+    /// Free-space floor of the spool's file system, in bytes (Postfix
+    /// `queue_minfree`): below it [`crate::Spool::admit`] and
+    /// [`crate::Spool::begin`] refuse new messages (`452 4.3.1`), and removal
+    /// unlinks files instead of keeping them for reuse. 0 turns the check off.
+    /// Default [`DEFAULT_MIN_FREE`].
+    pub min_free: u64,
+    /// How long a measurement of the free space is trusted before the next
+    /// `statvfs(2)`. Default 1 s, so a check per `MAIL` costs nothing; tests set 0.
+    pub space_check_interval: Duration,
 }
+
+/// Default free-space floor: 100 MiB.
+pub const DEFAULT_MIN_FREE: u64 = 100 * 1024 * 1024;
 
 impl SpoolSettings {
     /// Settings with defaults for the spool rooted at `dir`.
@@ -33,6 +45,8 @@ impl SpoolSettings {
             group_commit_window: Duration::ZERO,
             reuse_max_files: 4096,
             reuse_min_age: Duration::from_millis(50),
+            min_free: DEFAULT_MIN_FREE,
+            space_check_interval: Duration::from_secs(1),
         }
     }
 }

@@ -26,11 +26,12 @@ use crate::envelope::{Envelope, rfc3339_now};
 use crate::error::{SpoolError, SpoolOp};
 use crate::format::{self, MAX_ENVELOPE_LEN, MessageReader, Trailer};
 use crate::fs::{HeldDirs, SpoolFs, StdFs, WriteFile};
-use crate::group::Group;
+use crate::group::{Group, PoisonInfo};
 use crate::id::QueueId;
 use crate::reader::{Listing, MSG_DIR, SpoolReader, Store, map_read_error, parse_name};
-use crate::reuse::{Kept, KeptFile, Reuse};
+use crate::reuse::{Kept, KeptFile, REUSE_MAX_BYTES, Reuse};
 use crate::settings::SpoolSettings;
+use crate::space::Space;
 
 const TMP_DIR: &str = "tmp";
 const STATE_DIR: &str = "state";
@@ -66,6 +67,7 @@ struct Inner {
     group: Arc<Group>,
     committer: Mutex<Option<JoinHandle<()>>>,
     reuse: Reuse,
+    space: Space,
     _lock: Box<dyn Send + Sync>,
 }
 
@@ -172,6 +174,7 @@ impl Spool {
                 supported: AtomicBool::new(true),
                 kept: Mutex::new(Kept::default()),
             },
+            space: Space::new(settings.min_free, settings.space_check_interval),
             _lock: lock,
         };
         Ok((
@@ -193,9 +196,121 @@ impl Spool {
         &self.inner.dir
     }
 
-    /// True once an fsync failed: nothing is accepted until a restart.
+    /// True once an fsync failed: nothing is accepted until [`Spool::recheck`]
+    /// succeeds or the process restarts.
     pub fn is_poisoned(&self) -> bool {
         self.inner.group.is_poisoned()
+    }
+
+    /// Why and since when the spool is poisoned, if it is.
+    pub fn poison_info(&self) -> Option<PoisonInfo> {
+        self.inner.group.poison_info()
+    }
+
+    /// The operator's way out of the poisoned state, after checking the disk
+    /// (`postern spool recheck`): write a test file in `tmp/`, fsync it, remove
+    /// it, and fsync `tmp/` and `msg/`. If every step succeeds the poison is
+    /// cleared and the spool accepts messages again; returns what it was
+    /// poisoned by (`None`: it was not). Any failure leaves the spool as it was
+    /// and is returned. Blocking.
+    ///
+    /// Why this is safe: a poisoned spool acknowledged nothing whose fsync
+    /// failed (the commit that hit the failure answered an error and removed
+    /// its file), so the only question is whether the disk works now.
+    pub fn recheck(&self) -> Result<Option<PoisonInfo>, SpoolError> {
+        let inner = &self.inner;
+        let fs = inner.fs.as_ref();
+        let probe = inner
+            .tmp_dir
+            .join(format!("{}.recheck", QueueId::generate()));
+        let mut file = fs
+            .create_new(&probe)
+            .map_err(|e| SpoolError::io(SpoolOp::Create, probe.clone(), e))?;
+        let written = file
+            .write_all(&[0u8; 4096])
+            .and_then(|()| file.flush())
+            .map_err(|e| SpoolError::io(SpoolOp::Write, probe.clone(), e))
+            .and_then(|()| {
+                file.sync()
+                    .map_err(|e| SpoolError::io(SpoolOp::SyncFile, probe.clone(), e))
+            });
+        drop(file);
+        let removed = fs
+            .remove_file(&probe)
+            .map_err(|e| SpoolError::io(SpoolOp::Remove, probe.clone(), e));
+        written?;
+        removed?;
+        sync_dir(fs, &inner.tmp_dir)?;
+        sync_dir(fs, &inner.store.msg_dir)?;
+        inner.space.forget();
+        let was = inner.group.clear_poison();
+        if let Some(p) = &was {
+            tracing::warn!(op = %p.op, path = %p.path.display(), error = %p.error,
+                "spool recheck: a test write and fsync succeeded; poison cleared, accepting messages again");
+        }
+        Ok(was)
+    }
+
+    /// Can a new message be taken now? Cheap enough for every `MAIL` (the free
+    /// space is measured at most once per `space_check_interval`, 1 s by
+    /// default); `declared_size` is the client's `SIZE=` (RFC 1870), if any.
+    ///
+    /// The smtpd answers the errors as [`SpoolError::is_no_space`] says:
+    /// - [`SpoolError::Poisoned`] → `451 4.3.0` (local error; an fsync failed
+    ///   earlier, see [`Spool::recheck`]);
+    /// - [`SpoolError::LowSpace`] → `452 4.3.1` (insufficient system storage):
+    ///   the free space is below `min_free`, or `declared_size` is more than the
+    ///   free space above `min_free` (RFC 1870 §6.1 allows `452` for a `SIZE=`
+    ///   that cannot be taken now).
+    ///
+    /// When the space is below the floor, the files kept for reuse are given
+    /// back first and the space measured again.
+    pub fn admit(&self, declared_size: Option<u64>) -> Result<(), SpoolError> {
+        if self.is_poisoned() {
+            return Err(SpoolError::Poisoned);
+        }
+        let inner = &self.inner;
+        match inner
+            .space
+            .check(inner.fs.as_ref(), &inner.dir, declared_size)
+        {
+            Err(SpoolError::LowSpace { .. }) if self.release_kept() > 0 => {
+                inner.space.forget();
+                inner
+                    .space
+                    .check(inner.fs.as_ref(), &inner.dir, declared_size)
+            }
+            other => other,
+        }
+    }
+
+    /// Unlink every file kept for reuse (the disk is running low); returns how
+    /// many there were.
+    fn release_kept(&self) -> usize {
+        let files = self.inner.reuse.take_all();
+        for file in &files {
+            discard_file(self.inner.fs.as_ref(), &file.path);
+        }
+        if !files.is_empty() {
+            tracing::info!(
+                files = files.len(),
+                "spool: low on space, gave back the files kept for reuse"
+            );
+        }
+        files.len()
+    }
+
+    /// The free-space floor in bytes (`[spool] min_free`; 0: off).
+    pub fn min_free(&self) -> u64 {
+        self.inner.space.floor()
+    }
+
+    /// Bytes free on the spool's file system (measured at most once per
+    /// `space_check_interval`); `None` if the file system cannot say.
+    pub fn free_space(&self) -> Option<u64> {
+        self.inner
+            .space
+            .free(self.inner.fs.as_ref(), &self.inner.dir)
     }
 
     /// Directory fsyncs done by the group committer since open (for metrics).
@@ -204,11 +319,11 @@ impl Spool {
     }
 
     /// Start receiving a message: into a kept file of a delivered message if one
-    /// is ready, else into a new `tmp/<new id>`. Blocking.
+    /// is ready, else into a new `tmp/<new id>`. Blocking. Refuses like
+    /// [`Spool::admit`] (without a size) when poisoned or below the free-space
+    /// floor.
     pub fn begin(&self) -> Result<Incoming, SpoolError> {
-        if self.is_poisoned() {
-            return Err(SpoolError::Poisoned);
-        }
+        self.admit(None)?;
         let fs = &self.inner.fs;
         if let Some(kept) = self.inner.reuse.take() {
             match fs.open_rewrite(&kept.path) {
@@ -323,7 +438,15 @@ impl Spool {
     fn take_away(&self, id: &QueueId, path: &Path) -> Result<Option<KeptFile>, SpoolError> {
         let inner = &self.inner;
         let not_found = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
-        if inner.reuse.is_on() && !self.is_poisoned() {
+        // Near the floor, a removed message gives its space back, and so do the
+        // files kept so far.
+        if inner.reuse.is_on()
+            && inner
+                .space
+                .is_low(inner.fs.as_ref(), &inner.dir, REUSE_MAX_BYTES)
+        {
+            self.release_kept();
+        } else if inner.reuse.is_on() && !self.is_poisoned() {
             let len = match inner.fs.file_len(path) {
                 Ok(len) => Some(len),
                 Err(e) if not_found(&e) => return Err(SpoolError::NotFound(*id)),
