@@ -29,7 +29,6 @@ use postern_smtpd::{
     AuthMode, ListenerKind, ListenerSettings, ServerSettings, SessionLimits, TlsMode,
     TranscriptFormat, TranscriptSettings, User, VrfyMode,
 };
-use postern_spool::SpoolSettings;
 use postern_tls::{CertSettings, TlsSettings, TlsVersion};
 
 use crate::error::{ConfigError, ErrorKind, Location, Warning};
@@ -179,6 +178,12 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
 
     let admin = crate::admin::build(raw.admin, &data_dir, raw.data_dir.span(), cx);
     let admin = cx.keep(admin);
+    let spool = crate::spool::build(
+        raw.spool,
+        &data_dir,
+        base_limits.as_ref().map(|l| l.max_message_size),
+        cx,
+    );
 
     let users = users(raw.user.unwrap_or_default(), cx);
     let users = cx.keep(users);
@@ -272,7 +277,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
     let server = ServerSettings {
         listeners,
         tls,
-        spool: SpoolSettings::new(data_dir.join("spool")),
+        spool,
         relay,
         users,
         vrfy,

@@ -30,6 +30,7 @@ mod pickup;
 mod raw;
 mod recover;
 mod show;
+mod spool;
 mod tls_names;
 mod units;
 

@@ -42,6 +42,7 @@ pub(crate) struct RawConfig {
     pub dns: Option<Spanned<crate::delivery::RawDns>>,
     pub pickup: Option<Spanned<crate::pickup::RawPickup>>,
     pub admin: Option<Spanned<crate::admin::RawAdmin>>,
+    pub spool: Option<Spanned<crate::spool::RawSpool>>,
 }
 
 /// `[[listener]]`.
