@@ -1,0 +1,166 @@
+//! One queued message as the scheduler holds it ([`Msg`]: envelope, delivery
+//! state, what is under way) and the RFC 3461 NOTIFY it was given ([`Notify`]).
+
+use std::sync::{Arc, Mutex};
+
+use postern_spool::{Envelope, MessageState, RcptStatus};
+use tokio::sync::oneshot;
+
+use crate::clock::{ms, parse_rfc3339_ms};
+use crate::control::{MessageView, VerbReport};
+use crate::settings::DeliverySettings;
+
+/// One queued message.
+pub(super) struct Msg {
+    pub(super) env: Arc<Envelope>,
+    pub(super) state: MessageState,
+    pub(super) has_file: bool,
+    pub(super) received_ms: u64,
+    pub(super) expires_ms: u64,
+    pub(super) busy: Vec<bool>,
+    /// Success DSN duty passed on to the next hop (in memory only).
+    pub(super) remote_dsn: Vec<bool>,
+    /// Delivered into a local mailbox (in memory only; after a restart an
+    /// unreported success says `relayed`, the weaker claim).
+    pub(super) final_delivery: Vec<bool>,
+    pub(super) jobs_out: usize,
+    pub(super) persisting: usize,
+    pub(super) settling: bool,
+    /// The operator deleted it: removed (no DSN) once no job or write is
+    /// outstanding.
+    pub(super) deleting: bool,
+    /// Attempts under way when the delete came (for the `deleted` event).
+    pub(super) delete_in_flight: usize,
+    /// Who waits for the removal's report (a delete that did not have to wait
+    /// for an attempt).
+    pub(super) delete_reply: Option<oneshot::Sender<VerbReport>>,
+    /// Serialises appends to `state/<id>` from blocking tasks.
+    pub(super) file_lock: Arc<Mutex<()>>,
+}
+
+impl Msg {
+    pub(super) fn new(
+        env: Envelope,
+        state: Option<MessageState>,
+        settings: &DeliverySettings,
+        now: u64,
+    ) -> Self {
+        let n = env.recipients.len();
+        let has_file = state.is_some();
+        let state = state.unwrap_or_else(|| MessageState::new(n));
+        let received_ms = parse_rfc3339_ms(&env.received_at)
+            .or_else(|| Some(env.queue_id.timestamp_micros() / 1000))
+            .filter(|t| *t > 0)
+            .unwrap_or(now);
+        Self {
+            expires_ms: received_ms.saturating_add(ms(settings.max_lifetime)),
+            env: Arc::new(env),
+            state,
+            has_file,
+            received_ms,
+            busy: vec![false; n],
+            remote_dsn: vec![false; n],
+            final_delivery: vec![false; n],
+            jobs_out: 0,
+            persisting: 0,
+            settling: false,
+            deleting: false,
+            delete_in_flight: 0,
+            delete_reply: None,
+            file_lock: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// The earliest time a not-busy, non-final recipient is due; `None` also
+    /// while the message is held or being deleted (never scheduled then).
+    pub(super) fn next_due(&self) -> Option<u64> {
+        if self.state.is_held() || self.deleting {
+            return None;
+        }
+        self.state
+            .rcpts
+            .iter()
+            .zip(&self.busy)
+            .filter(|(r, busy)| !**busy && !r.status.is_final())
+            .map(|(r, _)| match r.status {
+                RcptStatus::Deferred => r.next_attempt_ms.unwrap_or(0),
+                _ => 0,
+            })
+            .min()
+    }
+
+    pub(super) fn notify_of(&self, i: usize) -> Notify {
+        Notify::parse(self.env.recipients.get(i).and_then(|r| r.notify.as_deref()))
+    }
+
+    /// Recipients not final and not being attempted.
+    pub(super) fn idle_open_rcpts(&self) -> usize {
+        self.state
+            .rcpts
+            .iter()
+            .zip(&self.busy)
+            .filter(|(r, busy)| !**busy && !r.status.is_final())
+            .count()
+    }
+
+    pub(super) fn busy_count(&self) -> usize {
+        self.busy.iter().filter(|b| **b).count()
+    }
+
+    /// Addresses of the recipients not delivered or bounced yet.
+    pub(super) fn open_addresses(&self) -> Vec<String> {
+        self.state
+            .rcpts
+            .iter()
+            .zip(&self.env.recipients)
+            .filter(|(r, _)| !r.status.is_final())
+            .map(|(_, e)| e.address.clone())
+            .collect()
+    }
+
+    pub(super) fn view(&self) -> MessageView {
+        MessageView {
+            envelope: Arc::clone(&self.env),
+            state: self.state.clone(),
+            in_flight: self.busy.clone(),
+            deleting: self.deleting,
+            expires_ms: self.expires_ms,
+        }
+    }
+}
+
+/// RFC 3461 §4.1 NOTIFY as stored (`NEVER`, `SUCCESS,FAILURE,DELAY`). Absent:
+/// `FAILURE,DELAY` (the RFC leaves the default to the MTA; most send both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::struct_excessive_bools)]
+pub(super) struct Notify {
+    pub(super) success: bool,
+    pub(super) failure: bool,
+    pub(super) delay: bool,
+}
+
+impl Notify {
+    pub(super) fn parse(s: Option<&str>) -> Self {
+        let Some(s) = s else {
+            return Notify {
+                success: false,
+                failure: true,
+                delay: true,
+            };
+        };
+        let mut n = Notify {
+            success: false,
+            failure: false,
+            delay: false,
+        };
+        for word in s.split(',') {
+            match word.trim().to_ascii_uppercase().as_str() {
+                "SUCCESS" => n.success = true,
+                "FAILURE" => n.failure = true,
+                "DELAY" => n.delay = true,
+                _ => {}
+            }
+        }
+        n
+    }
+}
