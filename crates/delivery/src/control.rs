@@ -22,7 +22,8 @@
 //!   [`VerbOutcome::Pending`]: the attempt ends, its outcome is recorded and
 //!   logged as usual (no DSN follows), then the message is removed. If the
 //!   server stops before that, the message is still queued after the restart.
-//! - **retry** (one message or all): deferred recipients are due now.
+//! - **retry** (one message or all): deferred recipients are due now; a
+//!   message that could not be loaded ([`LoadFailure`]) is loaded again now.
 //! - **flush** (a domain): deferred recipients at that domain are due now.
 //!
 //! # Security
@@ -127,6 +128,22 @@ impl VerbReport {
     }
 }
 
+/// A message in the spool that the scheduler could not load (its file or its
+/// `state/<id>` could not be read). It is not forgotten: loading is retried
+/// with backoff, and `postern queue list` shows it with the error until a
+/// retry succeeds (or the file goes away).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadFailure {
+    /// The message.
+    pub queue_id: QueueId,
+    /// The last error, for the operator.
+    pub error: String,
+    /// Failed attempts to load it so far.
+    pub attempts: u32,
+    /// Unix time (ms) of the next attempt.
+    pub next_attempt_ms: u64,
+}
+
 /// One queued message as the scheduler holds it (`postern queue list|show`).
 #[derive(Debug, Clone)]
 pub struct MessageView {
@@ -135,7 +152,8 @@ pub struct MessageView {
     /// Its delivery state, as recorded and as changed since (a `retry` moves
     /// `next_attempt_ms` in memory only).
     pub state: MessageState,
-    /// Per recipient: an attempt is under way or waiting for a connection slot.
+    /// Per recipient: an attempt is under way (a job waiting for a connection
+    /// slot is not: its recipients show as pending or deferred).
     pub in_flight: Vec<bool>,
     /// A delete is pending (waiting for attempts under way).
     pub deleting: bool,

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
-use crate::control::{MessageView, Verb, VerbReport};
+use crate::control::{LoadFailure, MessageView, Verb, VerbReport};
 use crate::scheduler::{Event, Origin, QueueSnapshot, Scheduler};
 use crate::settings::DeliverySettings;
 use crate::transport::Transport;
@@ -80,6 +80,13 @@ impl Controller {
     pub async fn snapshot(&self) -> Option<QueueSnapshot> {
         let (tx, rx) = oneshot::channel();
         self.tx.send(Event::Snapshot(tx)).ok()?;
+        rx.await.ok()
+    }
+
+    /// See [`DeliveryHandle::load_failures`].
+    pub async fn load_failures(&self) -> Option<Vec<LoadFailure>> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Event::LoadFailures(tx)).ok()?;
         rx.await.ok()
     }
 }
@@ -207,6 +214,12 @@ impl DeliveryHandle {
     /// Counts of the queue; `None` once the scheduler has stopped.
     pub async fn snapshot(&self) -> Option<QueueSnapshot> {
         self.controller().snapshot().await
+    }
+
+    /// The messages in the spool that could not be loaded (retried with
+    /// backoff), sorted by queue id; `None` once the scheduler has stopped.
+    pub async fn load_failures(&self) -> Option<Vec<LoadFailure>> {
+        self.controller().load_failures().await
     }
 
     /// Stops the scheduler: no new attempts; attempts in progress finish and

@@ -267,6 +267,7 @@ async fn notify_success_gets_a_relayed_dsn() {
     let spool = open_spool(dir.path());
     let t = Scripted::new(&spool);
     let (h, _mem) = run(settings(dir.path()), &spool, Arc::clone(&t));
+    wait_for(&h, "the scheduler", |_| true).await;
     let id = commit(
         &spool,
         "alice@example.com",
@@ -278,6 +279,12 @@ async fn notify_success_gets_a_relayed_dsn() {
         MailParams::default(),
     );
     h.notify(id);
+    // The DSN itself, not only an empty queue: the original can be removed
+    // before its DSN is loaded.
+    eventually("the success DSN", || {
+        t.calls().iter().any(|c| c.sender.is_empty())
+    })
+    .await;
     drained(&h).await;
     let dsns: Vec<_> = t
         .calls()
@@ -540,5 +547,121 @@ async fn a_transport_without_a_result_defers() {
         panic!("{ev:?}")
     };
     assert_eq!(d.cause.as_ref().unwrap().id, "delivery.internal");
+    h.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_message_that_cannot_be_loaded_is_retried_and_listed_not_forgotten() {
+    use postern_spool::{FaultFs, SpoolOp, SpoolSettings, StdFs};
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultFs::new(StdFs);
+    let (spool, _) = Spool::open_with_fs(
+        &SpoolSettings::new(dir.path().join("spool")),
+        Arc::new(fs.clone()),
+    )
+    .unwrap();
+    let t = Scripted::new(&spool);
+    let (h, mem) = run(settings(dir.path()), &spool, Arc::clone(&t));
+    // The startup scan is over once the scheduler answers.
+    wait_for(&h, "the scheduler", |_| true).await;
+    let id = commit(
+        &spool,
+        "alice@example.com",
+        &[rcpt("bob@example.net")],
+        MailParams::default(),
+    );
+    // The next two reads of the message file fail (a flaky disk).
+    fs.fail_nth(SpoolOp::Open, 1, libc::EIO);
+    fs.fail_nth(SpoolOp::Open, 1, libc::EIO);
+    h.notify(id);
+    let s = wait_for(&h, "a failed load", |s| s.unloadable == 1).await;
+    assert_eq!(s.messages, 0);
+    let f = h.load_failures().await.unwrap();
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].queue_id, id);
+    assert_eq!(f[0].attempts, 1);
+    assert!(f[0].error.contains("Input/output error"), "{}", f[0].error);
+    assert!(t.calls().is_empty());
+
+    // The first retry (after 10 s) fails too; the second (20 s later) loads it.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let f = h.load_failures().await.unwrap();
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].attempts, 2, "retried once, with backoff");
+    wait_for(&h, "the third load", |s| s.unloadable == 0).await;
+    drained(&h).await;
+    assert!(h.load_failures().await.unwrap().is_empty());
+    assert_eq!(t.calls_for("bob@example.net").len(), 1);
+    assert_eq!(mem.names(&id), ["queued", "delivered"]);
+    h.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_loads_an_unloadable_message_at_once() {
+    use postern_spool::{FaultFs, SpoolOp, SpoolSettings, StdFs};
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultFs::new(StdFs);
+    let (spool, _) = Spool::open_with_fs(
+        &SpoolSettings::new(dir.path().join("spool")),
+        Arc::new(fs.clone()),
+    )
+    .unwrap();
+    let t = Scripted::new(&spool);
+    let (h, _mem) = run(settings(dir.path()), &spool, Arc::clone(&t));
+    wait_for(&h, "the scheduler", |_| true).await;
+    let id = commit(
+        &spool,
+        "alice@example.com",
+        &[rcpt("bob@example.net")],
+        MailParams::default(),
+    );
+    fs.fail_nth(SpoolOp::Open, 1, libc::EIO);
+    h.notify(id);
+    wait_for(&h, "a failed load", |s| s.unloadable == 1).await;
+    let r = h
+        .control(postern_delivery::Verb::Retry(Some(id)))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.outcome, r.messages),
+        (postern_delivery::VerbOutcome::Done, 1)
+    );
+    // Well before the 10 s backoff.
+    wait_for(&h, "the load", |s| s.unloadable == 0).await;
+    drained(&h).await;
+    assert_eq!(t.calls_for("bob@example.net").len(), 1);
+    h.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn jobs_waiting_for_a_connection_slot_are_not_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = open_spool(dir.path());
+    let t = Scripted::with_delay(&spool, Duration::from_mins(1));
+    let mut s = settings(dir.path());
+    s.max_connections = 1;
+    // A restart's backlog: three messages to three destinations, one slot.
+    let ids: Vec<QueueId> = ["a.example", "b.example", "c.example"]
+        .iter()
+        .map(|d| {
+            let to = format!("bob@{d}");
+            commit(
+                &spool,
+                "alice@example.com",
+                &[rcpt(&to)],
+                MailParams::default(),
+            )
+        })
+        .collect();
+    let (h, _mem) = run(s, &spool, Arc::clone(&t));
+    let snap = wait_for(&h, "one attempt under way", |s| s.connections == 1).await;
+    assert_eq!(snap.waiting_jobs, 2);
+    assert_eq!((snap.in_flight, snap.pending), (1, 2), "{snap:?}");
+    let views = h.messages(None).await.unwrap();
+    assert_eq!(views.len(), 3);
+    let busy = views.iter().filter(|v| v.in_flight[0]).count();
+    assert_eq!(busy, 1, "only the attempt under way is in flight");
+    drained(&h).await;
+    assert_eq!(t.calls().len(), ids.len());
     h.shutdown(Duration::from_secs(5)).await;
 }

@@ -52,14 +52,16 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use postern_spool::{Envelope, MessageState, QueueId, RcptStatus, Spool, StateRecord, StateStore};
+use postern_spool::{
+    Envelope, MessageState, QueueId, RcptStatus, Spool, SpoolError, StateRecord, StateStore,
+};
 use postern_track::{CauseInfo, MailLog};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
-use crate::control::{MessageView, Verb, VerbOutcome, VerbReport};
+use crate::control::{LoadFailure, MessageView, Verb, VerbOutcome, VerbReport};
 use crate::route::{Route, Router, domain_of};
 use crate::settings::DeliverySettings;
 use crate::transport::{Completion, Job, JobFeed, Transport};
@@ -119,14 +121,17 @@ pub struct QueueSnapshot {
     pub held_messages: usize,
     /// Recipients of held messages not final and not being attempted.
     pub held: usize,
-    /// Recipients being attempted now.
+    /// Recipients being attempted now (not those waiting for a slot).
     pub in_flight: usize,
     /// Open connection slots.
     pub connections: usize,
     /// Messages in the due-time heap.
     pub scheduled: usize,
-    /// Jobs waiting for a connection slot.
+    /// Jobs waiting for a connection slot (their recipients count as pending
+    /// or deferred, not in flight).
     pub waiting_jobs: usize,
+    /// Messages in the spool that could not be loaded (retried with backoff).
+    pub unloadable: usize,
 }
 
 /// Everything the scheduler task reacts to.
@@ -141,12 +146,13 @@ pub(crate) enum Event {
     /// The messages in the queue (one, with `Some`).
     Inspect(Option<QueueId>, oneshot::Sender<Vec<MessageView>>),
     Snapshot(oneshot::Sender<QueueSnapshot>),
+    LoadFailures(oneshot::Sender<Vec<LoadFailure>>),
 }
 
 pub(crate) struct Loaded {
     id: QueueId,
     origin: Origin,
-    result: Result<(Envelope, Option<MessageState>), String>,
+    result: Result<(Envelope, Option<MessageState>), SpoolError>,
 }
 
 pub(crate) struct Settled {
@@ -191,6 +197,8 @@ pub(crate) struct Scheduler<T: Transport> {
     tx: mpsc::UnboundedSender<Event>,
     msgs: HashMap<QueueId, Msg>,
     loading: std::collections::HashSet<QueueId>,
+    /// Messages whose load failed: retried with backoff (`load.rs`).
+    unloadable: HashMap<QueueId, load::Unloadable>,
     due: crate::due::DueQueue,
     dests: HashMap<Arc<str>, Dest>,
     active_total: usize,
@@ -221,6 +229,7 @@ impl<T: Transport> Scheduler<T> {
             tx,
             msgs: HashMap::new(),
             loading: std::collections::HashSet::new(),
+            unloadable: HashMap::new(),
             due: crate::due::DueQueue::new(),
             dests: HashMap::new(),
             active_total: 0,
@@ -291,6 +300,7 @@ impl<T: Transport> Scheduler<T> {
                         self.finish_delete(id);
                     }
                     Some(Event::Snapshot(tx)) => { let _ = tx.send(self.snapshot()); }
+                    Some(Event::LoadFailures(tx)) => { let _ = tx.send(self.load_failures()); }
                     Some(Event::Control(_, reply)) => Reply(reply).send(VerbReport {
                         error: Some("the server is shutting down".into()),
                         ..VerbReport::outcome(VerbOutcome::Failed)
@@ -319,16 +329,34 @@ impl<T: Transport> Scheduler<T> {
             Event::Settled(s) => self.on_settled(&s),
             Event::Control(verb, reply) => self.control(verb, Reply(reply)),
             Event::Inspect(which, tx) => {
+                let waiting = self.waiting_rcpts();
+                let view = |(id, m): (&QueueId, &Msg)| m.view(waiting.get(id));
                 let views = match which {
-                    Some(id) => self.msgs.get(&id).map(Msg::view).into_iter().collect(),
-                    None => self.msgs.values().map(Msg::view).collect(),
+                    Some(id) => self.msgs.get_key_value(&id).map(view).into_iter().collect(),
+                    None => self.msgs.iter().map(view).collect(),
                 };
                 let _ = tx.send(views);
+            }
+            Event::LoadFailures(tx) => {
+                let _ = tx.send(self.load_failures());
             }
             Event::Snapshot(tx) => {
                 let _ = tx.send(self.snapshot());
             }
         }
+    }
+
+    /// Recipients of jobs waiting for a connection slot, per message: they
+    /// are not being attempted yet (a restart's backlog, a destination at its
+    /// connection limit), so views show them as pending or deferred.
+    fn waiting_rcpts(&self) -> HashMap<QueueId, Vec<usize>> {
+        let mut out: HashMap<QueueId, Vec<usize>> = HashMap::new();
+        for job in self.dests.values().flat_map(|d| &d.pending) {
+            out.entry(job.queue_id)
+                .or_default()
+                .extend(job.rcpts.iter().copied());
+        }
+        out
     }
 
     fn snapshot(&self) -> QueueSnapshot {
@@ -337,15 +365,19 @@ impl<T: Transport> Scheduler<T> {
             connections: self.active_total,
             scheduled: self.due.len(),
             waiting_jobs: self.dests.values().map(|d| d.pending.len()).sum(),
+            unloadable: self.unloadable.len(),
             ..QueueSnapshot::default()
         };
-        for m in self.msgs.values() {
+        let waiting = self.waiting_rcpts();
+        for (id, m) in &self.msgs {
             let held = m.state.is_held();
             if held {
                 s.held_messages += 1;
             }
-            for (r, busy) in m.state.rcpts.iter().zip(&m.busy) {
-                match (*busy, held, r.status) {
+            let w = waiting.get(id);
+            for (i, (r, busy)) in m.state.rcpts.iter().zip(&m.busy).enumerate() {
+                let busy = *busy && !w.is_some_and(|w| w.contains(&i));
+                match (busy, held, r.status) {
                     (true, _, _) => s.in_flight += 1,
                     (false, _, RcptStatus::Delivered | RcptStatus::Bounced) => {}
                     (false, true, _) => s.held += 1,
@@ -365,6 +397,10 @@ impl<T: Transport> Scheduler<T> {
 
     fn dispatch_message(&mut self, id: QueueId, now: u64) {
         let Some(m) = self.msgs.get_mut(&id) else {
+            // A message whose load failed: its retry is due.
+            if let Some(origin) = self.unloadable.get(&id).map(|u| u.origin) {
+                self.load(id, origin);
+            }
             return;
         };
         if m.settling || m.deleting || m.state.is_held() {

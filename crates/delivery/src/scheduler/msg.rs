@@ -118,11 +118,19 @@ impl Msg {
             .collect()
     }
 
-    pub(super) fn view(&self) -> MessageView {
+    /// The operator's view; `waiting`: recipients whose job waits for a
+    /// connection slot (not in flight).
+    pub(super) fn view(&self, waiting: Option<&Vec<usize>>) -> MessageView {
+        let mut in_flight = self.busy.clone();
+        for i in waiting.into_iter().flatten() {
+            if let Some(b) = in_flight.get_mut(*i) {
+                *b = false;
+            }
+        }
         MessageView {
             envelope: Arc::clone(&self.env),
             state: self.state.clone(),
-            in_flight: self.busy.clone(),
+            in_flight,
             deleting: self.deleting,
             expires_ms: self.expires_ms,
         }

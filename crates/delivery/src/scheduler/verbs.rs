@@ -19,6 +19,10 @@ impl<T: Transport> Scheduler<T> {
             Verb::Hold(id) => self.hold(id, true, reply),
             Verb::Release(id) => self.hold(id, false, reply),
             Verb::Delete(id) => self.delete(id, reply),
+            Verb::Retry(Some(id)) if self.unloadable.contains_key(&id) => {
+                let n = self.retry_loads(Some(id));
+                reply.send(VerbReport::done(n, 0, 0));
+            }
             Verb::Retry(Some(id)) => {
                 let report = match self.refusal(&id) {
                     Some(o) => VerbReport::outcome(o),
@@ -27,7 +31,12 @@ impl<T: Transport> Scheduler<T> {
                 };
                 reply.send(report);
             }
-            Verb::Retry(None) => reply.send(self.retry_where(None, |_| true)),
+            Verb::Retry(None) => {
+                let loads = self.retry_loads(None);
+                let mut report = self.retry_where(None, |_| true);
+                report.messages += loads;
+                reply.send(report);
+            }
             Verb::Flush(domain) => {
                 let report =
                     self.retry_where(None, |addr| domain_of(addr).eq_ignore_ascii_case(&domain));
