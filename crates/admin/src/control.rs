@@ -17,6 +17,7 @@ use std::pin::Pin;
 use postern_spool::QueueId;
 use serde::{Deserialize, Serialize};
 
+use crate::health::{RecheckReport, SpoolHealth, Unreadable};
 use crate::view::QueuedMessage;
 
 /// A boxed future, so that [`QueueControl`] can be used as a trait object.
@@ -31,6 +32,20 @@ pub trait QueueControl: Send + Sync + 'static {
     fn status(&self) -> BoxFuture<'_, Option<QueueStatus>>;
     /// Applies a verb.
     fn apply(&self, verb: Verb) -> BoxFuture<'_, Option<VerbReport>>;
+    /// Queued files the scheduler could not load (retried with backoff). The
+    /// default: none.
+    fn unreadable(&self) -> BoxFuture<'_, Option<Vec<Unreadable>>> {
+        Box::pin(async { Some(Vec::new()) })
+    }
+    /// The spool's health. The default: unknown.
+    fn spool_health(&self) -> BoxFuture<'_, Option<SpoolHealth>> {
+        Box::pin(async { None })
+    }
+    /// `postern spool recheck`: a test write and fsync, then the poison is
+    /// cleared. The default: not available (`None`).
+    fn recheck(&self) -> BoxFuture<'_, Option<RecheckReport>> {
+        Box::pin(async { None })
+    }
 }
 
 /// An operator's queue command.
@@ -260,10 +275,16 @@ pub struct QueueStatus {
     pub held_messages: usize,
     /// Recipients of held messages.
     pub held: usize,
-    /// Recipients being attempted (or waiting for a connection slot).
+    /// Recipients being attempted (not those waiting for a connection slot).
     pub in_flight: usize,
     /// Open outbound connections.
     pub connections: usize,
+    /// Queued messages that could not be loaded (retried with backoff).
+    #[serde(default)]
+    pub unloadable: usize,
+    /// The spool's health (poisoned, free space).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spool: Option<SpoolHealth>,
 }
 
 #[cfg(test)]

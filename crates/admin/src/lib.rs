@@ -27,6 +27,7 @@
 
 pub mod client;
 pub mod control;
+pub mod health;
 pub mod offline;
 pub mod server;
 mod settings;
@@ -34,6 +35,7 @@ pub mod view;
 
 pub use client::{AdminClient, ClientError};
 pub use control::{BoxFuture, QueueControl, QueueStatus, Verb, VerbOutcome, VerbReport};
+pub use health::{Poisoned, RecheckReport, SpoolHealth, Unreadable};
 pub use server::{
     AdminError, AdminServer, ListBody, MAX_SOCKET_PATH, ShowBody, check_socket_path, start,
 };

@@ -10,6 +10,7 @@
 //! POST   /v1/queue/{id}/release         release it
 //! DELETE /v1/queue/{id}                 delete it (no DSN)
 //! POST   /v1/queue/flush/{domain}       retry now the deferred recipients at a domain
+//! POST   /v1/spool/recheck              test write + fsync; clears a poisoned spool
 //! ```
 //!
 //! Verbs answer a [`VerbReport`] with the HTTP status of its outcome (200,
@@ -43,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::control::{QueueControl, QueueStatus, Verb, VerbOutcome, VerbReport};
+use crate::health::{RecheckReport, SpoolHealth, Unreadable};
 use crate::settings::AdminSettings;
 use crate::view::{self, Filter, MessageInfo, State as MsgState};
 
@@ -207,6 +209,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/queue/{id}/retry", post(retry))
         .route("/v1/queue/{id}/hold", post(hold))
         .route("/v1/queue/{id}/release", post(release))
+        .route("/v1/spool/recheck", post(recheck))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(limit_body))
@@ -281,8 +284,22 @@ async fn timed<T>(f: impl Future<Output = Option<T>>) -> Option<T> {
 
 async fn status(State(s): State<Arc<AppState>>) -> Response {
     match timed(s.control.status()).await {
-        Some(st) => json::<QueueStatus>(StatusCode::OK, &st),
+        Some(mut st) => {
+            st.spool = timed(s.control.spool_health()).await;
+            json::<QueueStatus>(StatusCode::OK, &st)
+        }
         None => stopped(),
+    }
+}
+
+async fn recheck(State(s): State<Arc<AppState>>) -> Response {
+    match timed(s.control.recheck()).await {
+        Some(r) if r.ok => json::<RecheckReport>(StatusCode::OK, &r),
+        Some(r) => json::<RecheckReport>(StatusCode::INTERNAL_SERVER_ERROR, &r),
+        None => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "spool recheck is not available (the server is shutting down)",
+        ),
     }
 }
 
@@ -299,6 +316,12 @@ struct ListQuery {
 pub struct ListBody {
     /// The matching messages, in arrival order.
     pub messages: Vec<MessageInfo>,
+    /// Queued files that could not be read (not filtered).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<Unreadable>,
+    /// The spool's health.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spool: Option<SpoolHealth>,
 }
 
 async fn list(State(s): State<Arc<AppState>>, Query(q): Query<ListQuery>) -> Response {
@@ -321,6 +344,8 @@ async fn list(State(s): State<Arc<AppState>>, Query(q): Query<ListQuery>) -> Res
             StatusCode::OK,
             &ListBody {
                 messages: view::select(&all, &filter),
+                unreadable: timed(s.control.unreadable()).await.unwrap_or_default(),
+                spool: timed(s.control.spool_health()).await,
             },
         ),
         None => stopped(),

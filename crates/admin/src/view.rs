@@ -5,7 +5,8 @@
 //! ([`read_spool`]) — and filtered the same way ([`Filter`]).
 //!
 //! A message's state word is the first that applies: `held`, `deleting`,
-//! `in_flight` (some recipient is being attempted), `deferred` (some recipient
+//! `in_flight` (some recipient is being attempted; a job waiting for a
+//! connection slot is not), `deferred` (some recipient
 //! waits for a retry), `pending` (some recipient not attempted yet),
 //! `finishing` (every recipient delivered or bounced; being removed).
 //!
@@ -20,6 +21,8 @@ use std::time::Duration;
 
 use postern_spool::{Envelope, MessageState, QueueId, RcptStatus, Spool, SpoolError, StateStore};
 use serde::{Deserialize, Serialize};
+
+use crate::health::Unreadable;
 
 /// One queued message and its delivery state, from either source.
 #[derive(Debug, Clone)]
@@ -44,7 +47,7 @@ pub enum State {
     Pending,
     /// Waiting for a retry.
     Deferred,
-    /// Being attempted (or waiting for a connection slot).
+    /// Being attempted (not: waiting for a connection slot).
     InFlight,
     /// Held by the operator.
     Held,
@@ -257,18 +260,45 @@ pub fn select(messages: &[QueuedMessage], filter: &Filter) -> Vec<MessageInfo> {
     out
 }
 
+/// What the spool on disk holds: the messages that could be read, and the
+/// files that could not (damaged, or an I/O error) — reported, not skipped.
+#[derive(Debug, Clone, Default)]
+pub struct SpoolContents {
+    /// Readable messages with their recorded state.
+    pub messages: Vec<QueuedMessage>,
+    /// Files in `msg/` (or their `state/`) that could not be read.
+    pub unreadable: Vec<Unreadable>,
+}
+
 /// Every message in the spool at `dir` with its recorded state (server
 /// stopped, or `--spool`): read-only, no lock. `lifetime` gives `expires_at`.
-pub fn read_spool(
-    dir: &Path,
-    lifetime: Option<Duration>,
-) -> Result<Vec<QueuedMessage>, SpoolError> {
+/// A file that cannot be read is listed in `unreadable` with the reason.
+pub fn read_spool(dir: &Path, lifetime: Option<Duration>) -> Result<SpoolContents, SpoolError> {
     let reader = Spool::open_read_only(dir)?;
     let states = StateStore::new(dir);
-    let mut out = Vec::new();
-    for env in reader.list()? {
-        out.push(from_disk(env, &states, lifetime)?);
+    let listing = reader.scan()?;
+    let mut out = SpoolContents::default();
+    for (name, error) in listing.invalid {
+        out.unreadable.push(Unreadable {
+            name,
+            error,
+            attempts: None,
+            next_attempt: None,
+        });
     }
+    for env in listing.envelopes {
+        let id = env.queue_id;
+        match from_disk(env, &states, lifetime) {
+            Ok(m) => out.messages.push(m),
+            Err(e) => out.unreadable.push(Unreadable {
+                name: id.to_string(),
+                error: format!("delivery state: {e}"),
+                attempts: None,
+                next_attempt: None,
+            }),
+        }
+    }
+    out.unreadable.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }
 

@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use postern_admin::{
-    AdminServer, BoxFuture, QueueControl, QueueStatus, QueuedMessage, Verb, VerbOutcome, VerbReport,
+    AdminServer, BoxFuture, QueueControl, QueueStatus, QueuedMessage, RecheckReport, SpoolHealth,
+    Unreadable, Verb, VerbOutcome, VerbReport,
 };
 use postern_delivery::{Controller, DeliveryHandle};
 
@@ -21,6 +22,7 @@ use postern_delivery::{Controller, DeliveryHandle};
 pub(crate) async fn start(
     cfg: &postern_config::Config,
     delivery: &DeliveryHandle,
+    spool: postern_spool::Spool,
 ) -> anyhow::Result<Option<AdminServer>> {
     if !cfg.admin.enabled {
         tracing::info!(
@@ -30,6 +32,7 @@ pub(crate) async fn start(
     }
     let control = Arc::new(DeliveryControl {
         controller: delivery.controller(),
+        spool,
     });
     let server = postern_admin::start(&cfg.admin, control, cfg.delivery.mail_log.clone())
         .await
@@ -37,9 +40,10 @@ pub(crate) async fn start(
     Ok(Some(server))
 }
 
-/// The running scheduler, as the admin API sees it.
+/// The running scheduler and spool, as the admin API sees them.
 struct DeliveryControl {
     controller: Controller,
+    spool: postern_spool::Spool,
 }
 
 impl QueueControl for DeliveryControl {
@@ -75,7 +79,45 @@ impl QueueControl for DeliveryControl {
                 held: s.held,
                 in_flight: s.in_flight,
                 connections: s.connections,
+                unloadable: s.unloadable,
+                spool: None,
             })
+        })
+    }
+
+    fn unreadable(&self) -> BoxFuture<'_, Option<Vec<Unreadable>>> {
+        Box::pin(async move {
+            let failures = self.controller.load_failures().await?;
+            Some(
+                failures
+                    .into_iter()
+                    .map(|f| Unreadable {
+                        name: f.queue_id.to_string(),
+                        error: f.error,
+                        attempts: Some(f.attempts),
+                        next_attempt: Some(postern_admin::view::rfc3339(f.next_attempt_ms)),
+                    })
+                    .collect(),
+            )
+        })
+    }
+
+    fn spool_health(&self) -> BoxFuture<'_, Option<SpoolHealth>> {
+        let spool = self.spool.clone();
+        // statvfs(2), at most once a second: off the runtime all the same.
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || SpoolHealth::of(&spool))
+                .await
+                .ok()
+        })
+    }
+
+    fn recheck(&self) -> BoxFuture<'_, Option<RecheckReport>> {
+        let spool = self.spool.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || RecheckReport::of(spool.recheck()))
+                .await
+                .ok()
         })
     }
 

@@ -55,6 +55,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: QueueCommand,
     },
+    /// The message spool: `recheck` after a disk problem.
+    Spool {
+        #[command(subcommand)]
+        command: SpoolCommand,
+    },
     /// TLS diagnostics for any SMTP server.
     Tls {
         #[command(subcommand)]
@@ -77,6 +82,14 @@ pub(crate) enum Command {
     },
     /// Send a test message and print the whole dialogue (swaks-like).
     Send(crate::send_cmd::SendArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum SpoolCommand {
+    /// After an fsync failure poisoned the spool (new mail refused with 451) and
+    /// the disk was checked: test a write and fsync in the spool and, if they
+    /// succeed, accept mail again (through the running server's admin socket).
+    Recheck,
 }
 
 #[derive(Subcommand, Debug)]

@@ -20,6 +20,7 @@ mod queue_show;
 mod scan_cmd;
 mod send_cmd;
 mod serve;
+mod spool_cmd;
 mod suites_cmd;
 mod tls_setup;
 mod user_cmd;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
             command: cli::UserCommand::Hash(args),
         } => user_cmd::hash(&args),
         cli::Command::Queue { command } => queue_cmd::run(config, &command),
+        cli::Command::Spool { command } => spool_cmd::run(config, &command),
         cli::Command::Tls {
             command: cli::TlsCommand::Scan(args),
         } => scan_cmd::run(&args),

@@ -18,12 +18,14 @@
 //! Runs with the caller's rights: the socket (`0600`) and the spool
 //! (`0700`) admit only the server's user. Queue ids are parsed before use.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use postern_admin::{
-    AdminClient, AdminSettings, ClientError, Filter, ListBody, MessageInfo, State, Verb, VerbReport,
+    AdminClient, AdminSettings, ClientError, Filter, ListBody, MessageInfo, SpoolHealth, State,
+    Verb, VerbReport,
 };
 use postern_spool::{QueueId, SpoolError, SpoolSettings};
 
@@ -44,7 +46,7 @@ pub(crate) struct Place {
     pub(crate) lifetime: Option<Duration>,
 }
 
-fn from_config(config: Option<&Path>) -> Result<Place, ExitCode> {
+pub(crate) fn from_config(config: Option<&Path>) -> Result<Place, ExitCode> {
     let chosen = crate::config_file::choose(config);
     let loaded = crate::config_file::load(chosen.as_deref()).map_err(|e| {
         crate::config_cmd::print_errors(&e);
@@ -278,11 +280,10 @@ async fn list(config: Option<&Path>, loc: &SpoolLocation, filter: &Filter, json:
         query.push(format!("older_than={a}"));
     }
     let uri = format!("/v1/queue?{}", query.join("&"));
-    let (messages, source) = match ask::<serde_json::Value>(place.admin.as_ref(), "GET", &uri).await
-    {
+    let (body, source) = match ask::<serde_json::Value>(place.admin.as_ref(), "GET", &uri).await {
         Err(code) => return code,
         Ok(Some((200, v))) => match serde_json::from_value::<ListBody>(v) {
-            Ok(b) => (b.messages, "the running server".to_owned()),
+            Ok(b) => (b, "the running server".to_owned()),
             Err(e) => {
                 eprintln!("error: unexpected answer from the server: {e}");
                 return ExitCode::from(1);
@@ -291,7 +292,11 @@ async fn list(config: Option<&Path>, loc: &SpoolLocation, filter: &Filter, json:
         Ok(Some((status, v))) => return server_refused(status, &v),
         Ok(None) => match read_offline(&place, postern_admin::view::read_spool).await {
             Ok(all) => (
-                postern_admin::view::select(&all, filter),
+                ListBody {
+                    messages: postern_admin::view::select(&all.messages, filter),
+                    unreadable: all.unreadable,
+                    spool: None,
+                },
                 if place.admin.is_some() {
                     format!("{} — the server is not running", place.describe())
                 } else {
@@ -301,21 +306,44 @@ async fn list(config: Option<&Path>, loc: &SpoolLocation, filter: &Filter, json:
             Err(code) => return code,
         },
     };
+    // Problems go to stderr, so `--json` output stays one message per line.
+    for w in body.spool.iter().flat_map(SpoolHealth::warnings) {
+        eprintln!("warning: {w}");
+    }
+    for u in &body.unreadable {
+        let mut line = format!(
+            "warning: cannot read queued message {}: {}",
+            u.name, u.error
+        );
+        if let (Some(n), Some(next)) = (u.attempts, &u.next_attempt) {
+            let _ = write!(
+                line,
+                " (failed {n} time(s); next try {next}; `postern queue retry {}` tries now)",
+                u.name
+            );
+        }
+        eprintln!("{line}");
+    }
     if json {
-        for m in &messages {
+        for m in &body.messages {
             outln!("{}", serde_json::to_string(m).unwrap_or_default());
         }
     } else {
-        print_table(&messages, &source);
-        if messages.is_empty() && source != "the running server" {
+        print_table(&body.messages, &source);
+        if body.messages.is_empty() && source != "the running server" {
             outln!("   (another server's queue? {HOW_TO_CHOOSE}, or --spool DIR)");
+        }
+        if !body.unreadable.is_empty() {
+            outln!(
+                "-- {} queued file(s) cannot be read (see the warnings above)",
+                body.unreadable.len()
+            );
         }
     }
     ExitCode::SUCCESS
 }
 
 fn print_table(messages: &[MessageInfo], source: &str) {
-    use std::fmt::Write as _;
     outln!(
         "{:<20} {:<10} {:>9}  {:<20}  SENDER",
         "QUEUE ID",

@@ -153,7 +153,7 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     // message from the smtpd the moment it is durable.
     let delivery = crate::delivery_setup::start(cfg, spool.clone(), mail_log.clone()).await?;
     // `postern queue` verbs reach the scheduler through the admin socket.
-    let admin = crate::admin_setup::start(cfg, &delivery).await?;
+    let admin = crate::admin_setup::start(cfg, &delivery, spool.clone()).await?;
     if let Some(a) = &admin {
         crate::out::sayln!("postern: admin socket {}", a.path().display());
     }

@@ -382,3 +382,59 @@ fn without_the_admin_socket_verbs_refuse_to_race_a_running_server() {
     assert!(ok(&cfg, &["list"]).contains("from the spool"));
     drop(server);
 }
+
+#[test]
+fn a_stopped_spool_lists_damaged_files_and_spool_recheck_asks_the_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let recheck = || {
+        Command::new(BIN)
+            .args(["spool", "recheck", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap()
+    };
+    let server = Running::start(&cfg);
+    let id = send(server.addr, &["bob@example.com"]);
+    let o = recheck();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("a test write and fsync succeeded; the spool was not poisoned"),
+        "{}",
+        stdout(&o)
+    );
+    let o = postern(&cfg, &["list"]);
+    assert!(
+        stderr(&o).is_empty(),
+        "a healthy spool: no warning: {}",
+        stderr(&o)
+    );
+    server.stop();
+
+    // A file in msg/ that is not a message: reported, not skipped silently.
+    let bad = postern_spool::QueueId::generate().to_string();
+    std::fs::write(dir.path().join("data/spool/msg").join(&bad), b"garbage").unwrap();
+    let o = postern(&cfg, &["list"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("warning: cannot read queued message {bad}: ")),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains(&id), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("-- 1 queued file(s) cannot be read"),
+        "{}",
+        stdout(&o)
+    );
+    // --json stays one message per line on stdout; the warning is on stderr.
+    assert_eq!(listed(&cfg, &[]), [(id.clone(), "deferred".into())]);
+
+    let o = recheck();
+    assert!(o.status.success());
+    assert!(
+        stdout(&o).starts_with("the server is not running"),
+        "{}",
+        stdout(&o)
+    );
+}
