@@ -68,7 +68,7 @@ pub struct Config {
     /// `[dns]` with `[[dns.static]]` overrides, for delivery's resolver.
     pub dns: postern_dns::DnsSettings,
     /// `[pickup]`: the pickup folder.
-    pub pickup: postern_delivery::pickup::PickupSettings,
+    pub pickup: postern_pickup::PickupSettings,
     /// `[admin]`: the admin socket (`postern queue` verbs while the server runs).
     pub admin: postern_admin::AdminSettings,
     /// The file name the configuration came from, or `<embedded default>`.

@@ -1,5 +1,5 @@
 //! `[pickup]`: the pickup folder, from the file to
-//! `postern_delivery::pickup::PickupSettings`.
+//! `postern_pickup::PickupSettings`.
 //!
 //! ```toml
 //! [pickup]
@@ -18,7 +18,7 @@
 
 use std::path::Path;
 
-use postern_delivery::pickup::PickupSettings;
+use postern_pickup::PickupSettings;
 use serde::Deserialize;
 use toml::Spanned;
 

@@ -155,7 +155,7 @@ fn documented_example_loads() {
     assert_eq!(c.log.level, "info");
     assert_eq!(c.danger.enabled(), Vec::<&str>::new());
     // [pickup] writes out the defaults.
-    let mut pickup = postern_delivery::pickup::PickupSettings::new(&c.data_dir);
+    let mut pickup = postern_pickup::PickupSettings::new(&c.data_dir);
     pickup.hostname.clone_from(&c.delivery.hostname);
     pickup.max_message_size = SessionLimits::default().max_message_size;
     assert_eq!(c.pickup, pickup);

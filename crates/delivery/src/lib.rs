@@ -39,7 +39,6 @@ pub mod dsn;
 pub mod due;
 mod handle;
 pub mod maildir;
-pub mod pickup;
 pub mod route;
 pub mod scheduler;
 pub mod settings;

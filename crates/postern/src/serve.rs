@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use postern_config::Loaded;
-use postern_delivery::pickup::Pickup;
+use postern_pickup::Pickup;
 use postern_smtpd::{QueuedHook, Server, Transcript};
 use postern_spool::Spool;
 use postern_track::{MailEvent, Received};
@@ -167,10 +167,11 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
         notifier.notify(a.queue_id);
     });
     let pickup = if cfg.pickup.enabled {
+        let notifier = delivery.notifier();
         let p = Pickup::new(
             cfg.pickup.clone(),
             spool.clone(),
-            delivery.notifier(),
+            Arc::new(move |id| notifier.notify_pickup(id)),
             mail_log.clone(),
         )
         .with_context(|| format!("creating the pickup folder {}", cfg.pickup.dir.display()))?;

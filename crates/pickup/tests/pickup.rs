@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Scripted, settings, temp};
-use postern_delivery::pickup::{Pickup, PickupSettings};
+use common::{Deferring, settings};
 use postern_delivery::{DeliveryHandle, TokioClock, start};
+use postern_pickup::{Pickup, PickupSettings};
 use postern_spool::{FaultFs, QueueId, Spool, SpoolOp, SpoolSettings, StdFs};
 use postern_track::{MailEvent, MailLog, MemoryLog};
 
@@ -46,10 +46,11 @@ impl Setup {
     }
 
     fn pickup(&self, s: PickupSettings) -> Pickup {
+        let notifier = self.delivery.notifier();
         Pickup::new(
             s,
             self.spool.clone(),
-            self.delivery.notifier(),
+            Arc::new(move |id| notifier.notify_pickup(id)),
             self.log.clone(),
         )
         .unwrap()
@@ -99,10 +100,7 @@ async fn setup_with(fs: Option<FaultFs<StdFs>>) -> Setup {
         Some(fs) => Spool::open_with_fs(&ss, Arc::new(fs)).unwrap().0,
         None => Spool::open(&ss).unwrap().0,
     };
-    let transport = Scripted::new(&spool);
-    for r in ["alice@example.net", "bob@example.org", "carol@example.com"] {
-        transport.answer(r, vec![temp("451 4.3.0 try later"); 10]);
-    }
+    let transport = Arc::new(Deferring);
     let (log, mem) = MailLog::memory();
     let delivery = start(
         settings(&root),
