@@ -222,6 +222,20 @@ impl DeliveryHandle {
         self.controller().load_failures().await
     }
 
+    /// `SIGHUP`: every job started from now on uses `settings` (routes, retry
+    /// schedule, limits, TLS levels) and `transport` (with its DNS resolver and
+    /// trust anchors); attempts under way finish under the old ones. Jobs
+    /// waiting for a connection slot are routed again. Never blocks.
+    pub fn reload<T: Transport>(&self, settings: DeliverySettings, transport: Arc<T>) {
+        let _ = self
+            .notifier
+            .tx
+            .send(Event::Reload(Box::new(crate::scheduler::Reload {
+                settings: Arc::new(settings),
+                transport,
+            })));
+    }
+
     /// Stops the scheduler: no new attempts; attempts in progress finish and
     /// their outcomes are recorded, for at most `grace`. Attempts still running
     /// after that are abandoned: their recipients are retried after the next

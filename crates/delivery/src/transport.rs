@@ -141,6 +141,9 @@ pub(crate) struct Completion {
     pub(crate) outcome: JobOutcome,
     /// `Some`: the connection can take another job; answer on it.
     pub(crate) next: Option<oneshot::Sender<Option<Job>>>,
+    /// The configuration generation the slot was started under (a slot of an
+    /// earlier one gets no more jobs after a reload).
+    pub(crate) generation: u64,
 }
 
 /// A connection slot's line to the scheduler.
@@ -152,6 +155,7 @@ pub struct JobFeed {
     /// Jobs done on this slot.
     served: usize,
     max: usize,
+    generation: u64,
 }
 
 impl JobFeed {
@@ -160,6 +164,7 @@ impl JobFeed {
         dest: Arc<str>,
         first: &Job,
         max: usize,
+        generation: u64,
     ) -> Self {
         Self {
             tx,
@@ -167,6 +172,7 @@ impl JobFeed {
             current: Some(first.clone()),
             served: 0,
             max: max.max(1),
+            generation,
         }
     }
 
@@ -189,6 +195,7 @@ impl JobFeed {
                 dest: Arc::clone(&self.dest),
                 outcome,
                 next: next_tx,
+                generation: self.generation,
             })));
         if sent.is_err() {
             return None;
@@ -221,6 +228,7 @@ impl Drop for JobFeed {
                     dest: Arc::clone(&self.dest),
                     outcome: JobOutcome { job, results },
                     next: None,
+                    generation: self.generation,
                 })));
         }
     }

@@ -665,3 +665,104 @@ async fn jobs_waiting_for_a_connection_slot_are_not_in_flight() {
     assert_eq!(t.calls().len(), ids.len());
     h.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_takes_the_new_routes_and_transport_for_the_next_attempt() {
+    use postern_delivery::{DomainPattern, RouteSettings, RouteTarget, SmartHost};
+    let dir = tempfile::tempdir().unwrap();
+    let spool = open_spool(dir.path());
+    let old = Scripted::new(&spool);
+    old.answer("bob@example.net", vec![temp("451 4.3.0 later")]);
+    let (h, _mem) = run(settings(dir.path()), &spool, Arc::clone(&old));
+    let id = commit(
+        &spool,
+        "alice@example.com",
+        &[rcpt("bob@example.net")],
+        MailParams::default(),
+    );
+    h.notify(id);
+    wait_for(&h, "the deferral", |s| s.deferred == 1 && s.in_flight == 0).await;
+    assert_eq!(old.calls()[0].route, "mx:example.net:opportunistic");
+
+    // The operator adds a smart-host route for example.net and reloads.
+    let mut s = settings(dir.path());
+    s.routes = vec![RouteSettings {
+        domains: vec![DomainPattern::parse("example.net").unwrap()],
+        target: RouteTarget::SmartHost(SmartHost {
+            host: "relay.test".into(),
+            port: 587,
+            implicit_tls: false,
+            auth: None,
+        }),
+        tls: None,
+        ca_file: None,
+        origin: "route[0]".into(),
+    }];
+    let new = Scripted::new(&spool);
+    h.reload(s, Arc::clone(&new));
+    h.retry_now(Some(id));
+    drained(&h).await;
+    assert_eq!(old.calls().len(), 1, "the old transport is not used again");
+    let calls = new.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].route, "smarthost:relay.test:587:opportunistic");
+    h.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_reroutes_jobs_waiting_for_a_slot_and_lets_the_attempt_under_way_finish() {
+    use postern_delivery::{DomainPattern, RouteSettings, RouteTarget, SmartHost};
+    let dir = tempfile::tempdir().unwrap();
+    let spool = open_spool(dir.path());
+    let old = Scripted::with_delay(&spool, Duration::from_mins(1));
+    let mut s = settings(dir.path());
+    s.max_connections = 1;
+    let (h, _mem) = run(s.clone(), &spool, Arc::clone(&old));
+    wait_for(&h, "the scheduler", |_| true).await;
+    let first = commit(
+        &spool,
+        "a@example.com",
+        &[rcpt("x@a.example")],
+        MailParams::default(),
+    );
+    let second = commit(
+        &spool,
+        "a@example.com",
+        &[rcpt("y@b.example")],
+        MailParams::default(),
+    );
+    h.notify(first);
+    wait_for(&h, "the first attempt", |s| s.connections == 1).await;
+    h.notify(second);
+    wait_for(&h, "the second job waiting", |s| s.waiting_jobs == 1).await;
+
+    s.routes = vec![RouteSettings {
+        domains: vec![DomainPattern::parse("b.example").unwrap()],
+        target: RouteTarget::SmartHost(SmartHost {
+            host: "relay.test".into(),
+            port: 25,
+            implicit_tls: false,
+            auth: None,
+        }),
+        tls: None,
+        ca_file: None,
+        origin: "route[0]".into(),
+    }];
+    let new = Scripted::new(&spool);
+    h.reload(s, Arc::clone(&new));
+    drained(&h).await;
+    let old_calls = old.calls();
+    assert_eq!(old_calls.len(), 1, "{old_calls:?}");
+    assert_eq!(
+        old_calls[0].queue_id, first,
+        "the attempt under way finished"
+    );
+    let new_calls = new.calls();
+    assert_eq!(new_calls.len(), 1);
+    assert_eq!(new_calls[0].queue_id, second);
+    assert_eq!(
+        new_calls[0].route, "smarthost:relay.test:25:opportunistic",
+        "routed again under the new routes"
+    );
+    h.shutdown(Duration::from_secs(5)).await;
+}

@@ -69,10 +69,12 @@ use crate::transport::{Completion, Job, JobFeed, Transport};
 mod load;
 mod msg;
 mod outcome;
+mod reload;
 mod settle;
 mod verbs;
 
 use msg::Msg;
+pub(crate) use reload::Reload;
 use settle::SettleJob;
 
 /// The scheduler never sleeps longer than this, so a wall clock that steps is
@@ -147,6 +149,8 @@ pub(crate) enum Event {
     Inspect(Option<QueueId>, oneshot::Sender<Vec<MessageView>>),
     Snapshot(oneshot::Sender<QueueSnapshot>),
     LoadFailures(oneshot::Sender<Vec<LoadFailure>>),
+    /// `SIGHUP`: new settings and transport for the jobs started from now on.
+    Reload(Box<Reload>),
 }
 
 pub(crate) struct Loaded {
@@ -205,6 +209,9 @@ pub(crate) struct Scheduler<T: Transport> {
     blocked: VecDeque<Arc<str>>,
     tracker: TaskTracker,
     dsn_counter: u64,
+    /// Bumped by every reload: connection slots started before it finish their
+    /// job and close (they run under the old transport).
+    generation: u64,
 }
 
 impl<T: Transport> Scheduler<T> {
@@ -236,6 +243,7 @@ impl<T: Transport> Scheduler<T> {
             blocked: VecDeque::new(),
             tracker,
             dsn_counter: 0,
+            generation: 0,
         }
     }
 
@@ -340,6 +348,7 @@ impl<T: Transport> Scheduler<T> {
             Event::LoadFailures(tx) => {
                 let _ = tx.send(self.load_failures());
             }
+            Event::Reload(r) => self.reload(*r),
             Event::Snapshot(tx) => {
                 let _ = tx.send(self.snapshot());
             }
@@ -500,6 +509,7 @@ impl<T: Transport> Scheduler<T> {
                 Arc::clone(key),
                 &job,
                 self.settings.max_messages_per_connection,
+                self.generation,
             );
             let transport = Arc::clone(&self.transport);
             self.tracker.spawn(transport.run(job, feed));
@@ -542,9 +552,11 @@ impl<T: Transport> Scheduler<T> {
     fn on_done(&mut self, mut c: Completion) {
         self.apply_outcome(c.outcome, true);
         if let Some(next_tx) = c.next.take() {
+            // A slot from before a reload takes no new job.
             let next = self
                 .dests
                 .get_mut(&c.dest)
+                .filter(|_| c.generation == self.generation)
                 .and_then(|d| d.pending.pop_front());
             if let Some(job) = next {
                 match next_tx.send(Some(job)) {

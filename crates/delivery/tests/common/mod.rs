@@ -86,6 +86,8 @@ pub struct Call {
     pub at: tokio::time::Instant,
     pub attempt: u32,
     pub slot: usize,
+    /// The route's key (`mx:example.net:opportunistic`).
+    pub route: String,
 }
 
 /// One scripted answer for a recipient.
@@ -177,6 +179,7 @@ impl Scripted {
             at: tokio::time::Instant::now(),
             attempt: job.attempt,
             slot,
+            route: job.route.key.to_string(),
         });
         let mut script = self.script.lock().unwrap();
         let results = job
