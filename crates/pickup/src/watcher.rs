@@ -201,12 +201,17 @@ impl Pickup {
     pub fn start(self) -> PickupHandle {
         let cancel = CancellationToken::new();
         let token = cancel.clone();
-        let interval = self.settings.interval;
-        tracing::info!(dir = %self.settings.dir.display(), interval = ?interval,
+        let (settings_tx, mut settings_rx) = tokio::sync::watch::channel(self.settings.clone());
+        tracing::info!(dir = %self.settings.dir.display(), interval = ?self.settings.interval,
             badmail = %self.settings.badmail_dir.display(), "pickup: watching");
         let task = tokio::spawn(async move {
             let mut watcher = self;
             loop {
+                if settings_rx.has_changed().unwrap_or(false) {
+                    let new = settings_rx.borrow_and_update().clone();
+                    watcher.apply(new);
+                }
+                let interval = watcher.settings.interval;
                 let stop = token.clone();
                 let res = tokio::task::spawn_blocking(move || {
                     let report = watcher.scan_until(&stop);
@@ -228,10 +233,32 @@ impl Pickup {
                 tokio::select! {
                     () = token.cancelled() => return,
                     () = tokio::time::sleep(interval) => {}
+                    // A reload: scan the (new) folder at once.
+                    Ok(()) = settings_rx.changed() => {}
                 }
             }
         });
-        PickupHandle { cancel, task }
+        PickupHandle {
+            cancel,
+            task,
+            settings: settings_tx,
+        }
+    }
+
+    /// New settings between two scans (`SIGHUP`). A new folder starts with a
+    /// clean slate: what was held or stalled was about the old one's files.
+    fn apply(&mut self, new: PickupSettings) {
+        if new == self.settings {
+            return;
+        }
+        if new.dir != self.settings.dir {
+            self.held.clear();
+            self.stall = None;
+            self.dir_error = false;
+        }
+        tracing::info!(dir = %new.dir.display(), interval = ?new.interval,
+            badmail = %new.badmail_dir.display(), "pickup: configuration reloaded");
+        self.settings = new;
     }
 
     /// One pass over the folder (blocking): at most [`MAX_FILES_PER_SCAN`]
@@ -749,9 +776,21 @@ fn commit(inc: Incoming, parsed: &Parsed, eight_bit: bool) -> Result<Envelope, S
 pub struct PickupHandle {
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    settings: tokio::sync::watch::Sender<PickupSettings>,
 }
 
 impl PickupHandle {
+    /// `SIGHUP`: scan `settings.dir` every `settings.interval` from the next
+    /// scan on (the file being queued, if any, is finished first). The new
+    /// folder is created (owner-only) here, so a folder that cannot be made is
+    /// an error now and the watcher keeps the old settings. `enabled` is the
+    /// caller's business (start or shut down the watcher).
+    pub fn reload(&self, settings: PickupSettings) -> io::Result<()> {
+        create_private_dir(&settings.dir)?;
+        self.settings.send_replace(settings);
+        Ok(())
+    }
+
     /// Stops watching: the file being queued, if any, is finished (at most
     /// `grace`); the rest stay in the folder for the next start.
     pub async fn shutdown(self, grace: Duration) {

@@ -403,3 +403,51 @@ async fn the_watcher_runs_until_shutdown() {
     assert!(after.exists(), "no scans after shutdown");
     s.delivery.shutdown(Duration::from_secs(5)).await;
 }
+
+/// `SIGHUP`: the running watcher moves to the new folder (created owner-only)
+/// and leaves the old one alone; a folder that cannot be created is an error
+/// and the watcher keeps the old settings.
+#[tokio::test]
+async fn a_reload_moves_the_watcher_to_the_new_folder() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let s = setup_with(None).await;
+    let handle = s.pickup(s.pickup_settings()).start();
+    let mut moved = s.pickup_settings();
+    moved.dir = s.root.join("pickup2");
+    moved.interval = Duration::from_millis(10);
+    handle.reload(moved.clone()).unwrap();
+    let mode = std::fs::metadata(&moved.dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "created owner-only");
+
+    std::fs::write(moved.dir.join("new.eml"), IIS).unwrap();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while moved.dir.join("new.eml").exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        !moved.dir.join("new.eml").exists(),
+        "picked up from the new folder"
+    );
+    assert_eq!(s.spool.list().unwrap().len(), 1);
+    let old = s.drop_file("old.eml", IIS);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(old.exists(), "the old folder is no longer watched");
+
+    // A folder that cannot be created: refused, the watcher stays where it is.
+    let blocker = s.root.join("a-file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let mut bad = moved.clone();
+    bad.dir = blocker.join("pickup");
+    assert!(handle.reload(bad).is_err());
+    std::fs::write(moved.dir.join("again.eml"), IIS).unwrap();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while moved.dir.join("again.eml").exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        !moved.dir.join("again.eml").exists(),
+        "still watching pickup2"
+    );
+    handle.shutdown(Duration::from_secs(5)).await;
+    s.delivery.shutdown(Duration::from_secs(5)).await;
+}
