@@ -13,6 +13,7 @@
 //! (`4.3.1` mail system full).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,8 @@ use crate::fs::SpoolFs;
 /// The floor and the last measurement.
 #[derive(Debug)]
 pub(crate) struct Space {
-    floor: u64,
+    /// Changed live by a reload ([`Space::set_floor`]).
+    floor: AtomicU64,
     interval: Duration,
     /// When the last measurement was taken, and what it said (`None`: unknown).
     last: Mutex<Option<(Instant, Option<u64>)>>,
@@ -31,7 +33,7 @@ pub(crate) struct Space {
 impl Space {
     pub(crate) fn new(floor: u64, interval: Duration) -> Self {
         Self {
-            floor,
+            floor: AtomicU64::new(floor),
             interval,
             last: Mutex::new(None),
         }
@@ -39,7 +41,12 @@ impl Space {
 
     /// The floor in bytes (0: off).
     pub(crate) fn floor(&self) -> u64 {
-        self.floor
+        self.floor.load(Ordering::Relaxed)
+    }
+
+    /// A new floor (`SIGHUP`), applied from the next check on.
+    pub(crate) fn set_floor(&self, floor: u64) {
+        self.floor.store(floor, Ordering::Relaxed);
     }
 
     /// Bytes free on the file system holding `dir`, measured at most once per
@@ -77,23 +84,24 @@ impl Space {
         dir: &Path,
         declared: Option<u64>,
     ) -> Result<(), SpoolError> {
-        if self.floor == 0 {
+        let floor = self.floor();
+        if floor == 0 {
             return Ok(());
         }
         let Some(free) = self.free(fs, dir) else {
             return Ok(());
         };
-        if free < self.floor {
+        if free < floor {
             return Err(SpoolError::LowSpace {
                 free,
-                floor: self.floor,
+                floor,
                 declared: None,
             });
         }
         match declared {
-            Some(size) if size > free - self.floor => Err(SpoolError::LowSpace {
+            Some(size) if size > free - floor => Err(SpoolError::LowSpace {
                 free,
-                floor: self.floor,
+                floor,
                 declared: Some(size),
             }),
             _ => Ok(()),
@@ -103,9 +111,10 @@ impl Space {
     /// Is the free space within `margin` bytes of the floor? Then files are not
     /// kept for reuse: a deleted message gives its space back.
     pub(crate) fn is_low(&self, fs: &dyn SpoolFs, dir: &Path, margin: u64) -> bool {
-        self.floor > 0
+        let floor = self.floor();
+        floor > 0
             && self
                 .free(fs, dir)
-                .is_some_and(|free| free < self.floor.saturating_add(margin))
+                .is_some_and(|free| free < floor.saturating_add(margin))
     }
 }

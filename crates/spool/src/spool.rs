@@ -305,6 +305,12 @@ impl Spool {
         self.inner.space.floor()
     }
 
+    /// Changes the free-space floor of the running spool (`SIGHUP`), from the
+    /// next [`Spool::admit`] on.
+    pub fn set_min_free(&self, bytes: u64) {
+        self.inner.space.set_floor(bytes);
+    }
+
     /// Bytes free on the spool's file system (measured at most once per
     /// `space_check_interval`); `None` if the file system cannot say.
     pub fn free_space(&self) -> Option<u64> {

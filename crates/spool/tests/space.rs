@@ -92,6 +92,13 @@ fn admit_applies_the_floor_and_the_declared_size() {
 
     s.fs.set_free_space(Some(200 * MIB));
     commit(&s.spool, 100).expect("space is back");
+
+    // A reload lowers the floor: the same free space admits again.
+    s.fs.set_free_space(Some(50 * MIB));
+    s.spool.admit(None).expect_err("below 100 MiB");
+    s.spool.set_min_free(10 * MIB);
+    assert_eq!(s.spool.min_free(), 10 * MIB);
+    s.spool.admit(None).expect("above the new floor");
 }
 
 #[test]
