@@ -207,10 +207,10 @@ impl Pickup {
         let task = tokio::spawn(async move {
             let mut watcher = self;
             loop {
-                if settings_rx.has_changed().unwrap_or(false) {
-                    let new = settings_rx.borrow_and_update().clone();
-                    watcher.apply(new);
-                }
+                // A reload's settings (`changed()` below marks them seen, so
+                // look at the value itself; `apply` ignores equal settings).
+                let new = settings_rx.borrow_and_update().clone();
+                watcher.apply(new);
                 let interval = watcher.settings.interval;
                 let stop = token.clone();
                 let res = tokio::task::spawn_blocking(move || {

@@ -6,7 +6,8 @@
 //! share it (delivery, the smtpd's `received` events, the pickup folder);
 //! start this after `Spool::open`, hand `handle.notifier()` to the smtpd so
 //! each committed message is announced (`Notifier::notify(queue_id)`), and
-//! call `handle.shutdown(grace)` after the listeners have stopped.
+//! call `handle.shutdown(grace)` after the listeners have stopped. On `SIGHUP`,
+//! [`reload`] hands the scheduler a new configuration and transport.
 //!
 //! # Security
 //! Reads the trust anchors named by the configuration; logs the routing and
@@ -36,18 +37,48 @@ pub(crate) async fn start(
     spool: postern_spool::Spool,
     log: MailLog,
 ) -> anyhow::Result<DeliveryHandle> {
-    let settings = cfg.delivery.clone();
+    let transport = transport(cfg, spool.clone(), log.clone()).await?;
+    log_summary(&cfg.delivery, "delivery starting");
+    Ok(postern_delivery::start(
+        cfg.delivery.clone(),
+        spool,
+        transport,
+        log,
+        Arc::new(SystemClock),
+    ))
+}
+
+/// `SIGHUP`, second half: the scheduler takes the new `[delivery]` and
+/// `[[route]]` settings and `transport` (built by [`transport`] first, so that
+/// an error leaves delivery as it was) for every job it starts from now on.
+pub(crate) fn apply_reload(
+    cfg: &postern_config::Config,
+    handle: &DeliveryHandle,
+    transport: Arc<SmtpTransport>,
+) {
+    log_summary(&cfg.delivery, "delivery reloaded");
+    handle.reload(cfg.delivery.clone(), transport);
+}
+
+/// The DNS resolver (`[dns]`) and the SMTP transport with its trust anchors.
+pub(crate) async fn transport(
+    cfg: &postern_config::Config,
+    spool: postern_spool::Spool,
+    log: MailLog,
+) -> anyhow::Result<Arc<SmtpTransport>> {
     let resolver =
         postern_dns::Resolver::new(&cfg.dns).context("setting up the DNS resolver for delivery")?;
-    let transport = {
-        let settings = settings.clone();
-        let spool = spool.clone();
-        let log = log.clone();
-        // Loading the system roots and CA files reads the disk.
+    let settings = cfg.delivery.clone();
+    // Loading the system roots and CA files reads the disk.
+    let transport =
         tokio::task::spawn_blocking(move || SmtpTransport::new(&settings, spool, resolver, log))
             .await
-            .context("loading outbound TLS trust anchors")??
-    };
+            .context("loading outbound TLS trust anchors")??;
+    Ok(Arc::new(transport))
+}
+
+/// The routing and TLS-policy summary (never smart-host passwords).
+fn log_summary(settings: &postern_delivery::DeliverySettings, what: &str) {
     tracing::info!(
         hostname = %settings.hostname,
         default_tls = %settings.default_tls,
@@ -56,7 +87,7 @@ pub(crate) async fn start(
         retry_schedule = ?settings.retry_schedule,
         max_lifetime = ?settings.max_lifetime,
         mail_log = %settings.mail_log.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
-        "delivery starting"
+        "{what}"
     );
     for r in &settings.routes {
         let target = match &r.target {
@@ -73,11 +104,4 @@ pub(crate) async fn start(
             "delivery route"
         );
     }
-    Ok(postern_delivery::start(
-        settings,
-        spool,
-        Arc::new(transport),
-        log,
-        Arc::new(SystemClock),
-    ))
 }

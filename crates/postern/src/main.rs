@@ -17,6 +17,7 @@ mod headers_cmd;
 mod out;
 mod queue_cmd;
 mod queue_show;
+mod reload;
 mod scan_cmd;
 mod send_cmd;
 mod serve;

@@ -21,10 +21,11 @@ use postern_track::{MailEvent, Received};
 
 use crate::cli::LogFormat;
 use crate::config_file::{chain_anyhow, load};
+use crate::reload::Live;
 use crate::tls_setup;
 
 /// How long in-flight sessions get to finish at shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// How long admin requests in progress get to finish at shutdown.
 const ADMIN_GRACE: Duration = Duration::from_secs(5);
 
@@ -49,7 +50,7 @@ fn init_tracing(level: &str, format: LogFormat) {
 
 /// Logs the danger settings and lint warnings (ARCHITECTURE.md: insecure
 /// options are always logged at startup).
-fn log_warnings(loaded: &Loaded) {
+pub(crate) fn log_warnings(loaded: &Loaded) {
     for w in &loaded.warnings {
         tracing::warn!("config: {w}");
     }
@@ -180,6 +181,8 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
         tracing::info!("pickup folder disabled ([pickup] enabled = false)");
         None
     };
+    let spool_handle = spool.clone();
+    let mut signals = Signals::install()?;
     let server = Server::start_with_hook(
         cfg.server.clone(),
         tls.config,
@@ -193,8 +196,23 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     }
     crate::out::sayln!("postern: configuration {}", cfg.source);
     tracing::info!(source = %cfg.source, "postern started");
-    wait_for_signals(&server, path).await;
+    let mut live = Live {
+        server,
+        delivery,
+        pickup,
+        spool: spool_handle,
+        mail_log,
+        config: loaded.config,
+    };
+    wait_for_signals(&mut signals, &mut live, path).await;
     tracing::info!("shutting down");
+    let Live {
+        server,
+        delivery,
+        pickup,
+        mail_log,
+        ..
+    } = live;
     server.shutdown(SHUTDOWN_GRACE).await;
     if let Some(p) = pickup {
         p.shutdown(SHUTDOWN_GRACE).await;
@@ -227,46 +245,32 @@ fn can_bind(listeners: &[postern_smtpd::ListenerSettings]) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Waits for SIGTERM/SIGINT; reloads on SIGHUP.
-async fn wait_for_signals(server: &Server, path: Option<&Path>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::hangup()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        std::future::pending::<()>().await;
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = hup.recv() => reload(server, path),
-            _ = term.recv() => return,
-            _ = int.recv() => return,
-        }
+/// SIGHUP, SIGTERM and SIGINT, caught from before the listeners are announced
+/// (a SIGHUP that arrived earlier would otherwise end the process).
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
     }
 }
 
-/// SIGHUP: re-read the configuration and certificates; on any error keep the
-/// running configuration and say why.
-fn reload(server: &Server, path: Option<&Path>) {
-    tracing::info!("SIGHUP: reloading configuration");
-    let result = (|| -> anyhow::Result<()> {
-        let mut loaded = load(path)?;
-        log_warnings(&loaded);
-        let tls = tls_setup::build(&mut loaded.config, true)?;
-        for w in &tls.warnings {
-            tracing::warn!("tls: {w}");
+/// Waits for SIGTERM/SIGINT; reloads on SIGHUP (`reload.rs`).
+async fn wait_for_signals(signals: &mut Signals, live: &mut Live, path: Option<&Path>) {
+    loop {
+        tokio::select! {
+            _ = signals.hup.recv() => crate::reload::reload(live, path).await,
+            _ = signals.term.recv() => return,
+            _ = signals.int.recv() => return,
         }
-        server.reload(loaded.config.server, tls.config)?;
-        Ok(())
-    })();
-    match result {
-        Ok(()) => tracing::info!("configuration reloaded"),
-        Err(e) => tracing::error!(
-            "reload failed, keeping the running configuration: {}",
-            chain_anyhow(&e)
-        ),
     }
 }
