@@ -22,6 +22,8 @@
 //!   [`VerbOutcome::Pending`]: the attempt ends, its outcome is recorded and
 //!   logged as usual (no DSN follows), then the message is removed. If the
 //!   server stops before that, the message is still queued after the restart.
+//!   A message that could not be loaded ([`LoadFailure`]) can be deleted too:
+//!   its file goes without being read (the `deleted` event names no recipient).
 //! - **retry** (one message or all): deferred recipients are due now; a
 //!   message that could not be loaded ([`LoadFailure`]) is loaded again now.
 //! - **flush** (a domain): deferred recipients at that domain are due now.

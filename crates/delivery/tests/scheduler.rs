@@ -630,6 +630,23 @@ async fn a_retry_loads_an_unloadable_message_at_once() {
     wait_for(&h, "the load", |s| s.unloadable == 0).await;
     drained(&h).await;
     assert_eq!(t.calls_for("bob@example.net").len(), 1);
+
+    // One that the operator gives up on: deleted without being loaded.
+    let broken = commit(
+        &spool,
+        "alice@example.com",
+        &[rcpt("carol@example.net")],
+        MailParams::default(),
+    );
+    fs.fail_nth(SpoolOp::Open, 1, libc::EIO);
+    h.notify(broken);
+    wait_for(&h, "a failed load", |s| s.unloadable == 1).await;
+    let r = h.delete(broken).await.unwrap();
+    assert_eq!(r.outcome, postern_delivery::VerbOutcome::Done);
+    assert_eq!(h.snapshot().await.unwrap().unloadable, 0);
+    assert!(spool.envelope(&broken).is_err(), "the file is gone");
+    tokio::time::sleep(Duration::from_mins(1)).await;
+    assert!(t.calls_for("carol@example.net").is_empty(), "never retried");
     h.shutdown(Duration::from_secs(5)).await;
 }
 

@@ -277,6 +277,7 @@ impl<T: Transport> Scheduler<T> {
             self.load(*id, Origin::Dsn);
         }
         if s.removed {
+            self.unloadable.remove(&s.id);
             if let Some(mut m) = self.msgs.remove(&s.id)
                 && let Some(tx) = m.delete_reply.take()
             {
@@ -285,6 +286,12 @@ impl<T: Transport> Scheduler<T> {
                 let _ = tx.send(VerbReport::done(1, 0, 0));
             }
             self.due.cancel(&s.id);
+            return;
+        }
+        if let Some(u) = self.unloadable.get(&s.id) {
+            // A delete of an unloadable message failed: back to its retries.
+            let next = u.next_ms;
+            self.due.schedule(s.id, next);
             return;
         }
         let now = self.clock.now_ms();

@@ -230,6 +230,10 @@ impl<T: Transport> Scheduler<T> {
 
     /// `delete`: see `control.rs`.
     pub(super) fn delete(&mut self, id: QueueId, reply: Reply) {
+        if self.unloadable.contains_key(&id) {
+            self.delete_unloadable(id, reply);
+            return;
+        }
         // Gone, or already being removed: nothing left to delete.
         if let Some(o) = self.refusal(&id) {
             reply.send(VerbReport::outcome(o));
@@ -318,6 +322,50 @@ impl<T: Transport> Scheduler<T> {
             })));
             reply.send(match error {
                 None => VerbReport::done(1, rcpts, 0),
+                Some(e) => VerbReport {
+                    error: Some(e),
+                    ..VerbReport::outcome(VerbOutcome::Failed)
+                },
+            });
+        });
+    }
+
+    /// `delete` of a message that could not be loaded: the operator gives up
+    /// on it. Its file (and state) are removed without a DSN; its recipients
+    /// are unknown, so the `deleted` event names none.
+    fn delete_unloadable(&mut self, id: QueueId, reply: Reply) {
+        self.due.cancel(&id);
+        let spool = self.spool.clone();
+        let log = self.log.clone();
+        let tx = self.tx.clone();
+        self.tracker.spawn_blocking(move || {
+            let error = match spool.remove(&id) {
+                Ok(()) | Err(SpoolError::NotFound(_)) => None,
+                Err(e) => Some(e.to_string()),
+            };
+            let removed = error.is_none();
+            if removed {
+                log.emit(
+                    id,
+                    MailEvent::Deleted(QueueAction {
+                        rcpts: Vec::new(),
+                        via: "admin".into(),
+                        in_flight: 0,
+                    }),
+                );
+            } else {
+                tracing::error!(queue_id = %id, error = ?error, "delivery: cannot delete the message");
+            }
+            let _ = tx.send(Event::Settled(Box::new(Settled {
+                id,
+                records: Vec::new(),
+                new_messages: Vec::new(),
+                removed,
+                retry: false,
+                delete_failed: !removed,
+            })));
+            reply.send(match error {
+                None => VerbReport::done(1, 0, 0),
                 Some(e) => VerbReport {
                     error: Some(e),
                     ..VerbReport::outcome(VerbOutcome::Failed)
