@@ -289,3 +289,89 @@ async fn a_stale_socket_is_replaced_and_a_live_one_refused() {
         .unwrap_err();
     assert!(matches!(err, AdminError::PathTooLong(..)), "{err}");
 }
+
+/// A queue that reports a real spool's health and rechecks it (the binary does
+/// the same over the running spool).
+struct WithSpool {
+    spool: postern_spool::Spool,
+}
+
+impl QueueControl for WithSpool {
+    fn messages(&self, _id: Option<QueueId>) -> BoxFuture<'_, Option<Vec<QueuedMessage>>> {
+        Box::pin(async { Some(Vec::new()) })
+    }
+
+    fn status(&self) -> BoxFuture<'_, Option<QueueStatus>> {
+        Box::pin(async { Some(QueueStatus::default()) })
+    }
+
+    fn apply(&self, verb: Verb) -> BoxFuture<'_, Option<VerbReport>> {
+        Box::pin(async move { Some(VerbReport::outcome(&verb, VerbOutcome::NotFound)) })
+    }
+
+    fn spool_health(&self) -> BoxFuture<'_, Option<postern_admin::SpoolHealth>> {
+        let h = postern_admin::SpoolHealth::of(&self.spool);
+        Box::pin(async move { Some(h) })
+    }
+
+    fn recheck(&self) -> BoxFuture<'_, Option<postern_admin::RecheckReport>> {
+        let r = postern_admin::RecheckReport::of(self.spool.recheck());
+        Box::pin(async move { Some(r) })
+    }
+}
+
+#[tokio::test]
+async fn a_poisoned_spool_shows_in_status_and_list_and_recheck_clears_it() {
+    use postern_spool::{FaultFs, SpoolOp, SpoolSettings, StdFs};
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultFs::new(StdFs);
+    let (spool, _) = postern_spool::Spool::open_with_fs(
+        &SpoolSettings::new(dir.path().join("spool")),
+        Arc::new(fs.clone()),
+    )
+    .unwrap();
+    fs.fail_from(SpoolOp::SyncFile, 1, libc::EIO);
+    let mut inc = spool.begin().unwrap();
+    inc.write_all(b"Subject: x\r\n\r\nx\r\n").unwrap();
+    let env = (*message("bob@example.com", false).envelope).clone();
+    inc.commit(env).unwrap_err();
+    assert!(spool.is_poisoned());
+
+    let settings = AdminSettings::new(dir.path());
+    let server = postern_admin::start(
+        &settings,
+        Arc::new(WithSpool {
+            spool: spool.clone(),
+        }),
+        None,
+    )
+    .await
+    .unwrap();
+    let client = AdminClient::new(&settings.socket);
+    let (code, st): (u16, QueueStatus) = client.json("GET", "/v1/status").await.unwrap();
+    assert_eq!(code, 200);
+    let health = st.spool.expect("the spool's health");
+    let p = health.poisoned.clone().expect("poisoned");
+    assert_eq!(p.op, "fsync file");
+    assert!(health.warnings()[0].contains("postern spool recheck"));
+    let (_, list): (u16, ListBody) = client.json("GET", "/v1/queue").await.unwrap();
+    assert!(list.spool.unwrap().poisoned.is_some());
+
+    // The disk still fails: 500, still poisoned.
+    let (code, r): (u16, postern_admin::RecheckReport) =
+        client.json("POST", "/v1/spool/recheck").await.unwrap();
+    assert_eq!(code, 500);
+    assert!(!r.ok);
+    assert!(r.text.starts_with("spool recheck failed"), "{}", r.text);
+    assert!(spool.is_poisoned());
+
+    fs.clear_faults();
+    let (code, r): (u16, postern_admin::RecheckReport) =
+        client.json("POST", "/v1/spool/recheck").await.unwrap();
+    assert_eq!(code, 200, "{}", r.text);
+    assert!(r.ok && r.was_poisoned, "{r:?}");
+    assert!(!spool.is_poisoned());
+    let (_, st): (u16, QueueStatus) = client.json("GET", "/v1/status").await.unwrap();
+    assert!(st.spool.unwrap().poisoned.is_none());
+    server.shutdown(Duration::from_secs(5)).await;
+}
