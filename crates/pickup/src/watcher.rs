@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -27,6 +27,8 @@ use crate::parse::{
     Crlf, MAX_HEADER_BLOCK, Parsed, find_separator, parse_header, received_header, rfc5322_date,
 };
 use crate::settings::PickupSettings;
+
+mod badmail;
 
 /// Told the queue id of each message the watcher has queued (the binary passes
 /// the scheduler's `Notifier::notify_pickup`). Called after the file is removed.
@@ -605,128 +607,6 @@ impl Pickup {
             tracing::warn!(dir = %self.settings.dir.display(), error = %e, queue_id = %id,
                 "pickup: fsync of the pickup folder failed; after a crash the file may be queued again");
         }
-    }
-
-    /// Moves a file that is not a message to the badmail folder with its
-    /// reason beside it.
-    fn badmail(
-        &mut self,
-        name: &OsStr,
-        path: &Path,
-        ident: Option<Ident>,
-        reason: &str,
-    ) -> Outcome {
-        match self.move_to_badmail(name, path, reason) {
-            Ok(dest) => {
-                tracing::warn!(file = %path.display(), badmail = %dest.display(), %reason,
-                    "pickup: not a message; moved to the badmail folder");
-                Outcome::Badmail(dest)
-            }
-            Err(e) => {
-                let ident = ident.unwrap_or(Ident {
-                    dev: 0,
-                    ino: 0,
-                    len: 0,
-                    mtime: (0, 0),
-                });
-                self.hold(
-                    name,
-                    ident,
-                    HoldKind::BadmailFailed,
-                    &format!(
-                        "not a message ({reason}), and it cannot be moved to the badmail folder \
-                         {} ({e}); left in place",
-                        self.settings.badmail_dir.display()
-                    ),
-                );
-                Outcome::Left
-            }
-        }
-    }
-
-    fn move_to_badmail(&self, name: &OsStr, path: &Path, reason: &str) -> io::Result<PathBuf> {
-        let dir = &self.settings.badmail_dir;
-        create_private_dir(dir)?;
-        // Reserve a name: `<name>`, `<name>.1`, … whose reason file is new.
-        let mut reserved = None;
-        for n in 0..1000 {
-            let mut candidate = name.to_owned();
-            if n > 0 {
-                candidate.push(format!(".{n}"));
-            }
-            let dest = dir.join(&candidate);
-            if std::fs::symlink_metadata(&dest).is_ok() {
-                continue;
-            }
-            let mut reason_name = candidate;
-            reason_name.push(".reason.txt");
-            let reason_path = dir.join(reason_name);
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&reason_path)
-            {
-                Ok(f) => {
-                    reserved = Some((dest, reason_path, f));
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let Some((dest, reason_path, mut f)) = reserved else {
-            return Err(io::Error::other("no free name in the badmail folder"));
-        };
-        let text = format!(
-            "Postern did not queue this pickup file.\n\
-             file: {}\n\
-             moved: {}\n\
-             reason: {reason}\n\
-             \n\
-             Fix the file and move it back into {} (write it elsewhere, then rename it in).\n",
-            path.display(),
-            postern_spool::rfc3339_now(),
-            self.settings.dir.display(),
-        );
-        let written = f
-            .write_all(text.as_bytes())
-            .and_then(|()| f.sync_all())
-            .and_then(|()| move_file(path, &dest));
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&reason_path);
-            return Err(e);
-        }
-        sync_dir(dir)?;
-        if let Err(e) = sync_dir(&self.settings.dir) {
-            tracing::warn!(dir = %self.settings.dir.display(), error = %e,
-                "pickup: fsync of the pickup folder failed");
-        }
-        Ok(dest)
-    }
-}
-
-/// `rename`, or copy and unlink across file systems (regular files only).
-fn move_file(from: &Path, to: &Path) -> io::Result<()> {
-    match std::fs::rename(from, to) {
-        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-            let mut src = OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-                .open(from)?;
-            if !src.metadata()?.file_type().is_file() {
-                return Err(e);
-            }
-            let mut dst = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(to)?;
-            io::copy(&mut src, &mut dst)?;
-            dst.sync_all()?;
-            std::fs::remove_file(from)
-        }
-        other => other,
     }
 }
 
