@@ -55,7 +55,7 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: QueueCommand,
     },
-    /// The message spool: `recheck` after a disk problem.
+    /// The message spool: its health (`status`), `recheck` after a disk problem.
     Spool {
         #[command(subcommand)]
         command: SpoolCommand,
@@ -86,6 +86,10 @@ pub(crate) enum Command {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum SpoolCommand {
+    /// The running server's spool: free space against [spool] min_free, poisoned or
+    /// not, and the queue's counts. Exit 1 while new mail is refused (poisoned or
+    /// below the floor), so monitoring can run it.
+    Status,
     /// After an fsync failure poisoned the spool (new mail refused with 451) and
     /// the disk was checked: test a write and fsync in the spool and, if they
     /// succeed, accept mail again (through the running server's admin socket).

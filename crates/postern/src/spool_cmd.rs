@@ -1,4 +1,10 @@
-//! `postern spool recheck`: the documented way out of a poisoned spool.
+//! `postern spool status` and `postern spool recheck`: the spool's health, and
+//! the documented way out of a poisoned spool.
+//!
+//! `status` asks the running server (`GET /v1/status`) and prints the free
+//! space against `[spool] min_free`, the poisoned state if any, and the queue's
+//! counts; exit 1 while new mail is refused (poisoned, or below the floor), 0
+//! otherwise, 2 on a configuration error or when the server is not running.
 //!
 //! An fsync failure poisons the running spool: it refuses new mail (`451 4.3.0`
 //! at `MAIL`) because the disk's state is unknown (`docs/spool-format.md` §4).
@@ -16,13 +22,14 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use postern_admin::RecheckReport;
+use postern_admin::health::human_bytes;
+use postern_admin::{QueueStatus, RecheckReport};
 
 use crate::cli::SpoolCommand;
 use crate::queue_cmd::{ask, from_config, server_refused};
 
 pub(crate) fn run(config: Option<&Path>, cmd: &SpoolCommand) -> ExitCode {
-    let SpoolCommand::Recheck = cmd;
+    let recheck = matches!(cmd, SpoolCommand::Recheck);
     let place = match from_config(config) {
         Ok(p) => p,
         Err(code) => return code,
@@ -37,6 +44,9 @@ pub(crate) fn run(config: Option<&Path>, cmd: &SpoolCommand) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if !recheck {
+        return rt.block_on(status(&place));
+    }
     let answer = rt.block_on(ask::<serde_json::Value>(
         place.admin.as_ref(),
         "POST",
@@ -63,5 +73,61 @@ pub(crate) fn run(config: Option<&Path>, cmd: &SpoolCommand) -> ExitCode {
             }
             Err(_) => server_refused(status, &v),
         },
+    }
+}
+
+async fn status(place: &crate::queue_cmd::Place) -> ExitCode {
+    let (code, v) = match ask::<serde_json::Value>(place.admin.as_ref(), "GET", "/v1/status").await
+    {
+        Err(code) => return code,
+        Ok(None) => {
+            eprintln!(
+                "the server is not running (no answer on its admin socket); spool {}",
+                place.spool.dir.display()
+            );
+            return ExitCode::from(2);
+        }
+        Ok(Some(x)) => x,
+    };
+    let Ok(st) = serde_json::from_value::<QueueStatus>(v.clone()) else {
+        return server_refused(code, &v);
+    };
+    println!("spool:    {}", place.spool.dir.display());
+    let mut refusing = false;
+    if let Some(h) = &st.spool {
+        let free = h
+            .free_bytes
+            .map_or_else(|| "unknown".to_owned(), human_bytes);
+        let floor = if h.min_free == 0 {
+            "off".to_owned()
+        } else {
+            human_bytes(h.min_free)
+        };
+        println!("free:     {free} (floor [spool] min_free: {floor})");
+        let warnings = h.warnings();
+        refusing = !warnings.is_empty();
+        if refusing {
+            for w in warnings {
+                println!("state:    {w}");
+            }
+        } else {
+            println!("state:    accepting mail");
+        }
+    }
+    println!(
+        "queue:    {} message(s): {} pending, {} deferred, {} in flight, {} held recipient(s); \
+         {} connection(s)",
+        st.messages, st.pending, st.deferred, st.in_flight, st.held, st.connections
+    );
+    if st.unloadable > 0 {
+        println!(
+            "          {} queued message(s) cannot be read (see `postern queue list`)",
+            st.unloadable
+        );
+    }
+    if refusing {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }

@@ -438,3 +438,66 @@ fn a_stopped_spool_lists_damaged_files_and_spool_recheck_asks_the_running_server
         stdout(&o)
     );
 }
+
+/// `postern spool status` reports the floor and the queue, and exits 1 while
+/// new mail is refused; below `[spool] min_free` a message is refused with
+/// `452 4.3.1` (here at the spool, before anything is stored).
+#[test]
+fn below_the_free_space_floor_mail_is_refused_and_spool_status_says_why() {
+    let status = |cfg: &Path| {
+        Command::new(BIN)
+            .args(["spool", "status", "--config"])
+            .arg(cfg)
+            .output()
+            .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let server = Running::start(&cfg);
+    let o = status(&cfg);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("state:    accepting mail"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("floor [spool] min_free: 100 MiB"),
+        "{}",
+        stdout(&o)
+    );
+    server.stop();
+
+    // A floor no test machine has free.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "\n[spool]\nmin_free = \"100000GiB\"\n");
+    let server = Running::start(&cfg);
+    let o = status(&cfg);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("low on space"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("452 4.3.1"), "{}", stdout(&o));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let refused = rt.block_on(async {
+        let mut d = Dialogue::connect(server.addr).await;
+        d.expect(220).await;
+        d.cmd("EHLO client.test", 250).await;
+        d.send("MAIL FROM:<alice@other.org>").await;
+        let mut last = d.reply().await.unwrap();
+        if last.code == 250 {
+            d.cmd("RCPT TO:<bob@example.com>", 250).await;
+            d.send("DATA").await;
+            last = d.reply().await.unwrap();
+            if last.code == 354 {
+                d.send_raw(b"Subject: x\r\n\r\nx\r\n.\r\n").await;
+                last = d.reply().await.unwrap();
+            }
+        }
+        last
+    });
+    assert_eq!(refused.code, 452, "{refused:?}");
+    assert!(refused.lines[0].starts_with("4.3.1"), "{refused:?}");
+    assert!(listed(&cfg, &[]).is_empty(), "nothing stored");
+    let list = postern(&cfg, &["list"]);
+    assert!(stderr(&list).contains("low on space"), "{}", stderr(&list));
+    server.stop();
+}
