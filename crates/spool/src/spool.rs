@@ -251,9 +251,10 @@ impl Spool {
         Ok(was)
     }
 
-    /// Can a new message be taken now? Cheap enough for every `MAIL` (the free
-    /// space is measured at most once per `space_check_interval`, 1 s by
-    /// default); `declared_size` is the client's `SIZE=` (RFC 1870), if any.
+    /// Can a new message be taken now? Cheap enough for every `MAIL`, and
+    /// safe on an async task: an atomic load, and a cached `statvfs(2)` at most
+    /// once per `space_check_interval` (1 s by default); it never writes or
+    /// unlinks. `declared_size` is the client's `SIZE=` (RFC 1870), if any.
     ///
     /// The smtpd answers the errors as [`SpoolError::is_no_space`] says:
     /// - [`SpoolError::Poisoned`] → `451 4.3.0` (local error; an fsync failed
@@ -262,26 +263,14 @@ impl Spool {
     ///   the free space is below `min_free`, or `declared_size` is more than the
     ///   free space above `min_free` (RFC 1870 §6.1 allows `452` for a `SIZE=`
     ///   that cannot be taken now).
-    ///
-    /// When the space is below the floor, the files kept for reuse are given
-    /// back first and the space measured again.
     pub fn admit(&self, declared_size: Option<u64>) -> Result<(), SpoolError> {
         if self.is_poisoned() {
             return Err(SpoolError::Poisoned);
         }
         let inner = &self.inner;
-        match inner
+        inner
             .space
             .check(inner.fs.as_ref(), &inner.dir, declared_size)
-        {
-            Err(SpoolError::LowSpace { .. }) if self.release_kept() > 0 => {
-                inner.space.forget();
-                inner
-                    .space
-                    .check(inner.fs.as_ref(), &inner.dir, declared_size)
-            }
-            other => other,
-        }
     }
 
     /// Unlink every file kept for reuse (the disk is running low); returns how
@@ -327,9 +316,15 @@ impl Spool {
     /// Start receiving a message: into a kept file of a delivered message if one
     /// is ready, else into a new `tmp/<new id>`. Blocking. Refuses like
     /// [`Spool::admit`] (without a size) when poisoned or below the free-space
-    /// floor.
+    /// floor — after giving back the files kept for reuse and measuring again.
     pub fn begin(&self) -> Result<Incoming, SpoolError> {
-        self.admit(None)?;
+        match self.admit(None) {
+            Err(SpoolError::LowSpace { .. }) if self.release_kept() > 0 => {
+                self.inner.space.forget();
+                self.admit(None)?;
+            }
+            other => other?,
+        }
         let fs = &self.inner.fs;
         if let Some(kept) = self.inner.reuse.take() {
             match fs.open_rewrite(&kept.path) {

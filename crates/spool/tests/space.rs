@@ -192,16 +192,18 @@ fn removal_near_the_floor_gives_space_back() {
 }
 
 #[test]
-fn admit_below_the_floor_gives_back_kept_files_first() {
+fn begin_below_the_floor_gives_back_kept_files_first() {
     let s = setup(100 * MIB);
     s.fs.set_free_space(Some(10_000 * MIB));
     let a = commit(&s.spool, 1000).expect("a");
     s.spool.remove(&a).expect("remove a");
     assert_eq!(names(&s.root, "tmp").len(), 1, "kept");
     s.fs.set_free_space(Some(MIB));
-    s.spool.admit(None).expect_err("still below the floor");
+    s.spool.admit(None).expect_err("below the floor");
+    assert_eq!(names(&s.root, "tmp").len(), 1, "admit never unlinks");
+    commit(&s.spool, 100).expect_err("still below the floor");
     assert!(
         names(&s.root, "tmp").is_empty(),
-        "but the kept file was released"
+        "but begin released the kept file"
     );
 }
