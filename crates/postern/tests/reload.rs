@@ -305,3 +305,20 @@ fn a_restart_only_key_is_named_and_kept() {
     let id = send(&rt, server.addr, "bob@a.example");
     assert!(!id.is_empty(), "the old listener still takes mail");
 }
+
+/// `[spool] min_free`: a floor lowered by a reload lets mail in again.
+#[test]
+fn a_reload_applies_the_spool_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = |floor: &str| format!("[spool]\nmin_free = \"{floor}\"\n");
+    // A floor no test machine has free: mail is refused.
+    let cfg = write_config(dir.path(), "", &spool("100000GiB"));
+    let server = Running::start(&cfg);
+    assert_eq!(postern(&cfg, &["spool", "status"]).status.code(), Some(1));
+    write_config(dir.path(), "", &spool("1MiB"));
+    server.hup();
+    let o = postern(&cfg, &["spool", "status"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    send(&rt, server.addr, "bob@a.example");
+}
