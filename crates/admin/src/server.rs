@@ -4,6 +4,7 @@
 //! GET    /v1/status                     queue counts
 //! GET    /v1/queue?state=&domain=&older_than=   messages (filters optional)
 //! GET    /v1/queue/{id}                 one message with its envelope and mail-log events
+//!                                       (409 with the error if it cannot be read)
 //! POST   /v1/queue/{id}/retry           retry its deferred recipients now
 //! POST   /v1/queue/retry                retry every deferred recipient now
 //! POST   /v1/queue/{id}/hold            hold it
@@ -371,6 +372,23 @@ async fn show(State(s): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> R
         return stopped();
     };
     let Some(m) = found.first() else {
+        // Queued, but its file or state cannot be read: say so, not "not found".
+        let unreadable = timed(s.control.unreadable()).await.unwrap_or_default();
+        if let Some(u) = unreadable.iter().find(|u| u.name == id.as_str()) {
+            let next = u
+                .next_attempt
+                .as_deref()
+                .map(|n| format!("; next try {n}"))
+                .unwrap_or_default();
+            return error(
+                StatusCode::CONFLICT,
+                format!(
+                    "{id} is queued but cannot be read: {}{next}; `postern queue retry {id}` \
+                     tries now, `postern queue delete {id}` removes it",
+                    u.error
+                ),
+            );
+        }
         return error(
             StatusCode::NOT_FOUND,
             format!("not found: {id} (not in the queue)"),

@@ -375,3 +375,72 @@ async fn a_poisoned_spool_shows_in_status_and_list_and_recheck_clears_it() {
     assert!(st.spool.unwrap().poisoned.is_none());
     server.shutdown(Duration::from_secs(5)).await;
 }
+
+/// A queue with one message the scheduler cannot read.
+struct Broken {
+    id: QueueId,
+}
+
+impl QueueControl for Broken {
+    fn messages(&self, _id: Option<QueueId>) -> BoxFuture<'_, Option<Vec<QueuedMessage>>> {
+        Box::pin(async { Some(Vec::new()) })
+    }
+
+    fn status(&self) -> BoxFuture<'_, Option<QueueStatus>> {
+        Box::pin(async {
+            Some(QueueStatus {
+                unloadable: 1,
+                ..QueueStatus::default()
+            })
+        })
+    }
+
+    fn apply(&self, verb: Verb) -> BoxFuture<'_, Option<VerbReport>> {
+        Box::pin(async move { Some(VerbReport::outcome(&verb, VerbOutcome::NotFound)) })
+    }
+
+    fn unreadable(&self) -> BoxFuture<'_, Option<Vec<postern_admin::Unreadable>>> {
+        let u = postern_admin::Unreadable {
+            name: self.id.to_string(),
+            error: "spool I/O error: open …: Input/output error (os error 5)".into(),
+            attempts: Some(3),
+            next_attempt: Some("2026-12-06T13:00:40Z".into()),
+        };
+        Box::pin(async move { Some(vec![u]) })
+    }
+}
+
+#[tokio::test]
+async fn a_message_that_cannot_be_read_is_listed_and_shown_with_its_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = AdminSettings::new(dir.path());
+    let id = QueueId::generate();
+    let server = postern_admin::start(&settings, Arc::new(Broken { id }), None)
+        .await
+        .unwrap();
+    let client = AdminClient::new(&settings.socket);
+    let (code, list): (u16, ListBody) = client.json("GET", "/v1/queue").await.unwrap();
+    assert_eq!(code, 200);
+    assert!(list.messages.is_empty());
+    assert_eq!(list.unreadable.len(), 1);
+    assert_eq!(list.unreadable[0].name, id.to_string());
+    assert_eq!(list.unreadable[0].attempts, Some(3));
+    let (code, v): (u16, serde_json::Value) = client
+        .json("GET", &format!("/v1/queue/{id}"))
+        .await
+        .unwrap();
+    assert_eq!(code, 409);
+    let text = v["error"].as_str().unwrap();
+    assert!(text.contains("cannot be read: spool I/O error"), "{text}");
+    assert!(
+        text.contains(&format!("postern queue delete {id}")),
+        "{text}"
+    );
+    let other = QueueId::generate();
+    let (code, _): (u16, serde_json::Value) = client
+        .json("GET", &format!("/v1/queue/{other}"))
+        .await
+        .unwrap();
+    assert_eq!(code, 404);
+    server.shutdown(Duration::from_secs(5)).await;
+}
