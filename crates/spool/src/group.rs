@@ -7,7 +7,7 @@
 //! before the fsync began. Failures are sticky: the first fsync error poisons the
 //! spool (fsyncgate), the tickets of the failed batch get that error, and every
 //! later ticket gets `Poisoned`. While poisoned, the committer repeats the error
-//! in the log once per minute; [`Group::clear_poison`] (after the operator's
+//! in the log once per minute (`SpoolSettings::poison_reminder`); [`Group::clear_poison`] (after the operator's
 //! `postern spool recheck` proved a write and fsync work again) ends it.
 
 use std::path::PathBuf;
@@ -25,9 +25,6 @@ struct BatchFailure {
     path: PathBuf,
     error: StoredIoError,
 }
-
-/// How often the log repeats that the spool is poisoned.
-const POISON_REMINDER: Duration = Duration::from_mins(1);
 
 /// Why and since when the spool is poisoned (for `postern queue list` and the
 /// status output).
@@ -59,7 +56,7 @@ struct State {
 }
 
 /// Shared between the spool, the committing threads and the committer thread.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Group {
     state: Mutex<State>,
     /// Signals the committer: work arrived, or shutdown.
@@ -67,9 +64,22 @@ pub(crate) struct Group {
     /// Signals waiters: `synced` moved, or the spool was poisoned.
     done: Condvar,
     poisoned: AtomicBool,
+    /// How often the log repeats that the spool is poisoned
+    /// (`SpoolSettings::poison_reminder`).
+    reminder: Duration,
 }
 
 impl Group {
+    pub(crate) fn new(reminder: Duration) -> Self {
+        Self {
+            state: Mutex::default(),
+            work: Condvar::new(),
+            done: Condvar::new(),
+            poisoned: AtomicBool::new(false),
+            reminder,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // The state stays consistent even if a holder panicked: every update is a
         // single assignment.
@@ -204,7 +214,7 @@ impl Group {
                 if st.poisoned {
                     let (next, timeout) = self
                         .work
-                        .wait_timeout(st, POISON_REMINDER)
+                        .wait_timeout(st, self.reminder)
                         .unwrap_or_else(PoisonError::into_inner);
                     st = next;
                     if timeout.timed_out()

@@ -32,6 +32,8 @@ pub struct SpoolSettings {
     /// How long a measurement of the free space is trusted before the next
     /// `statvfs(2)`. Default 1 s, so a check per `MAIL` costs nothing; tests set 0.
     pub space_check_interval: Duration,
+    /// While the spool is poisoned, the log repeats it this often. Default 1 min.
+    pub poison_reminder: Duration,
 }
 
 /// Default free-space floor: 100 MiB.
@@ -47,6 +49,7 @@ impl SpoolSettings {
             reuse_min_age: Duration::from_millis(50),
             min_free: DEFAULT_MIN_FREE,
             space_check_interval: Duration::from_secs(1),
+            poison_reminder: Duration::from_mins(1),
         }
     }
 }

@@ -142,7 +142,7 @@ impl Spool {
 
         let report = recover(fs.as_ref(), &tmp_dir, &msg_dir, &corrupt_dir)?;
 
-        let group = Arc::new(Group::default());
+        let group = Arc::new(Group::new(settings.poison_reminder));
         let committer = {
             let group = Arc::clone(&group);
             // `msg/` stays open for the committer's fsyncs.
