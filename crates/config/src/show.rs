@@ -276,6 +276,7 @@ mod tests {
             ("dns", &["static"]),
             ("pickup", &["dir"]),
             ("admin", &["socket"]),
+            ("spool", &[]),
             ("danger", &[]),
         ];
         for (table, dependent) in no_fixed_default {
