@@ -3,7 +3,7 @@
 //! Postfix's `sendmail -t`).
 //!
 //! An inbound path like the smtpd: it depends on the spool, the mail log and
-//! proto, not on delivery (`docs/adr/0006-pickup-crate.md`).
+//! proto, not on delivery (`docs/adr/0008-pickup-crate.md`).
 //!
 //! Each regular file is one RFC 5322 message, optionally preceded by IIS
 //! envelope lines:

@@ -99,8 +99,17 @@ fn settings(dir: &std::path::Path, limits: SessionLimits) -> ServerSettings {
 
 /// Starts one session on an in-memory pipe of `pipe` octets per direction.
 fn start(limits: SessionLimits, pipe: usize) -> Harness {
+    start_with(limits, pipe, |_| {})
+}
+
+fn start_with(
+    limits: SessionLimits,
+    pipe: usize,
+    customize: impl FnOnce(&mut ServerSettings),
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let s = settings(dir.path(), limits);
+    let mut s = settings(dir.path(), limits);
+    customize(&mut s);
     let (spool, _) = Spool::open(&s.spool).unwrap();
     let listener = s.listeners[0].clone();
     let shared = Arc::new(Shared::new(s, None).unwrap());
@@ -350,4 +359,35 @@ async fn sender_routing_is_refused_for_untrusted_clients() {
     assert!(h.reply().await.starts_with("250 2.0.0"));
     let msgs = h.spool.list().unwrap();
     assert_eq!(msgs[0].recipients[0].address, "user@example.com");
+}
+
+/// `[spool] min_free` (Postfix `queue_minfree`): under the floor, MAIL is
+/// refused 452 4.3.1 before any DATA; a SIZE= larger than the free space above
+/// the floor too. Real statvfs of the test's file system.
+#[tokio::test(start_paused = true)]
+async fn low_disk_space_refuses_at_mail() {
+    // A floor no disk reaches.
+    let mut h = start_with(SessionLimits::default(), 64 * 1024, |s| {
+        s.spool.min_free = u64::MAX / 2;
+    });
+    h.reply().await;
+    h.send(b"EHLO c.example\r\nMAIL FROM:<a@b.example>\r\n")
+        .await;
+    h.reply().await;
+    let r = h.reply().await;
+    assert!(r.starts_with("452 4.3.1"), "{r}");
+    // A floor of one octet, and a SIZE= no disk has room for (the listener
+    // allows it).
+    let limits = SessionLimits {
+        max_message_size: u64::MAX,
+        ..SessionLimits::default()
+    };
+    let mut h = start_with(limits, 64 * 1024, |s| s.spool.min_free = 1);
+    h.reply().await;
+    h.send(b"EHLO c.example\r\nMAIL FROM:<a@b.example> SIZE=9000000000000000000\r\nMAIL FROM:<a@b.example> SIZE=1000\r\n")
+        .await;
+    h.reply().await;
+    let r = h.reply().await;
+    assert!(r.starts_with("452 4.3.1"), "{r}");
+    assert!(h.reply().await.starts_with("250 2.1.0"));
 }
