@@ -7,6 +7,11 @@
 //! one queued; nothing comes out after `Close`; every reply is well formed; a
 //! transaction never holds more than `max_recipients`; `250 … queued as` only
 //! follows a `Commit`; the counters never claim more successes than commands.
+//! The line rules (issue 8 §1): a bare LF gets exactly one `500 5.5.2` and
+//! the session closes; a command line over `max_command_line` (but AUTH's) gets
+//! `500 5.5.2 Line too long`; a refused SASL response ends the AUTH exchange;
+//! `421` is always the last reply and closes; the session closes at the
+//! `max_auth_failures`-th `535` and never answers more.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -58,8 +63,16 @@ fn config(dice: &mut Dice<'_>) -> SessionConfig {
     }
 }
 
-/// Runs every queued action; answers the ones that need it.
-fn run(s: &mut Session, dice: &mut Dice<'_>, committed: &mut bool) {
+/// Runs every queued action; answers the ones that need it; returns the
+/// replies. `aborted`: the STARTTLS handshake failed (the driver ends the
+/// session there, so nothing more is fed).
+fn run(
+    s: &mut Session,
+    dice: &mut Dice<'_>,
+    committed: &mut bool,
+    aborted: &mut bool,
+) -> Vec<Reply> {
+    let mut out = Vec::new();
     while let Some(action) = s.poll_action() {
         let needs_answer = !matches!(
             action,
@@ -77,6 +90,7 @@ fn run(s: &mut Session, dice: &mut Dice<'_>, committed: &mut bool) {
                 if r.code == 250 && r.lines[0].contains("queued as") {
                     assert!(std::mem::take(committed), "queued without a commit");
                 }
+                out.push(r);
             }
             Action::Close => {
                 assert!(s.is_closed());
@@ -94,13 +108,17 @@ fn run(s: &mut Session, dice: &mut Dice<'_>, committed: &mut bool) {
                 s.handle(Event::Verdict(v));
             }
             Action::Authenticate(_) => {
-                let o = [AuthOutcome::Success, AuthOutcome::Invalid, AuthOutcome::Unavailable]
-                    [usize::from(dice.roll(3))];
+                let o = [
+                    AuthOutcome::Success,
+                    AuthOutcome::Invalid,
+                    AuthOutcome::Unavailable,
+                ][usize::from(dice.roll(3))];
                 s.handle(Event::AuthResult(o));
             }
             Action::StartTls => {
                 if dice.roll(4) == 0 {
-                    return; // handshake failed: the driver ends the session
+                    *aborted = true;
+                    return out; // handshake failed: the driver ends the session
                 }
                 s.handle(Event::TlsEstablished(TlsInfo {
                     version: "TLSv1.3".into(),
@@ -135,6 +153,66 @@ fn run(s: &mut Session, dice: &mut Dice<'_>, committed: &mut bool) {
             }
         }
     }
+    out
+}
+
+fn wire(r: &[Reply]) -> String {
+    r.iter()
+        .map(|r| String::from_utf8_lossy(&r.to_bytes()).into_owned())
+        .collect()
+}
+
+/// What one step fed the machine.
+#[derive(Clone, Copy)]
+enum Fed {
+    /// A command line; `too_long`: over `max_command_line` and not AUTH.
+    Command {
+        too_long: bool,
+    },
+    /// A line while an AUTH exchange waited for a response.
+    SaslResponse,
+    BareLineFeed,
+    Other,
+}
+
+/// The issue 8 §1 rules, checked on the replies to one step.
+fn check_line_rules(s: &Session, fed: Fed, got: &[Reply], auth_failures: &mut usize) {
+    match fed {
+        Fed::BareLineFeed => {
+            assert_eq!(got.len(), 1, "bare LF: {}", wire(got));
+            assert!(wire(got).starts_with("500 5.5.2 Bare"), "{}", wire(got));
+            assert!(s.is_closed());
+        }
+        Fed::Command { too_long: true } => {
+            assert!(
+                wire(got).starts_with("500 5.5.2 Line too long"),
+                "{}",
+                wire(got)
+            );
+        }
+        Fed::SaslResponse if got.iter().any(|r| r.code >= 400) => {
+            assert!(
+                !s.is_sasl_response_next(),
+                "AUTH exchange goes on after {}",
+                wire(got)
+            );
+        }
+        Fed::Command { .. } | Fed::SaslResponse | Fed::Other => {}
+    }
+    for (i, r) in got.iter().enumerate() {
+        if r.code == 535 {
+            *auth_failures += 1;
+        }
+        if r.code == 421 {
+            assert_eq!(i + 1, got.len(), "a reply after 421: {}", wire(got));
+            assert!(s.is_closed());
+        }
+    }
+    let max = s.config().max_auth_failures;
+    assert!(*auth_failures <= max, "{auth_failures} failures, max {max}");
+    if *auth_failures == max {
+        assert!(s.is_closed(), "still open after {max} AUTH failures");
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -152,37 +230,55 @@ fuzz_target!(|data: &[u8]| {
         None,
     );
     let mut committed = false;
+    let mut auth_failures = 0usize;
+    let mut aborted = false;
     s.handle(Event::Connected);
-    run(&mut s, &mut dice, &mut committed);
+    run(&mut s, &mut dice, &mut committed, &mut aborted);
     let mut reader = LineReader::new(s.line_limit());
     let mut buf: Vec<u8> = Vec::new();
     let mut rest = input;
-    while !rest.is_empty() && !s.is_closed() {
+    while !rest.is_empty() && !s.is_closed() && !aborted {
         let take = (usize::from(dice.roll(64)) + 1).min(rest.len());
         buf.extend_from_slice(&rest[..take]);
         rest = &rest[take..];
         loop {
             let (line, consumed) = reader.next_line(&buf);
             let done = line.is_none();
-            match line {
+            let fed = match line {
                 Some(Line::Complete(l)) => {
                     let l = l.to_vec();
+                    let fed = if s.is_sasl_response_next() {
+                        Fed::SaslResponse
+                    } else {
+                        let auth = l.len() > 5 && l[..5].eq_ignore_ascii_case(b"AUTH ");
+                        Fed::Command {
+                            too_long: !auth && l.len() + 2 > s.config().limits.max_command_line,
+                        }
+                    };
                     s.handle(Event::Line(&l));
+                    fed
                 }
-                Some(Line::BareLineFeed(_)) => s.handle(Event::BareLineFeed),
-                Some(Line::TooLong) => s.handle(Event::LineTooLong),
-                None => {}
-            }
+                Some(Line::BareLineFeed(_)) => {
+                    s.handle(Event::BareLineFeed);
+                    Fed::BareLineFeed
+                }
+                Some(Line::TooLong) => {
+                    s.handle(Event::LineTooLong);
+                    Fed::Other
+                }
+                None => Fed::Other,
+            };
             buf.drain(..consumed);
-            run(&mut s, &mut dice, &mut committed);
+            let got = run(&mut s, &mut dice, &mut committed, &mut aborted);
+            check_line_rules(&s, fed, &got, &mut auth_failures);
             reader.set_max_line(s.line_limit());
-            if done || s.is_closed() {
+            if done || s.is_closed() || aborted {
                 break;
             }
         }
         if dice.roll(50) == 0 {
             s.handle(Event::Timeout);
-            run(&mut s, &mut dice, &mut committed);
+            run(&mut s, &mut dice, &mut committed, &mut aborted);
         }
     }
     let stats = s.stats();
