@@ -3,7 +3,8 @@
 # N x 10 KiB messages (50 sessions x 200 messages) from the harness's smtpload into
 # Postern, which relays them to an smtpload sink, as in the plain_persist/tls_persist
 # scenarios. Per run it prints accept msg/s (load tool), e2e msg/s (load start until
-# the sink has all N) and Postern's CPU ms per message (/proc/PID/stat, 10 ms ticks).
+# the sink has all N), Postern's CPU ms per message (/proc/PID/stat, 10 ms ticks)
+# and its resident memory after the run (VmRSS, VmHWM).
 # Used for the per-message figures of docs/benchmarks.md ("What each change did").
 #
 #   scripts/bench/postern-runs.sh [--bin PATH] [--runs 4] [--n 10000] [--tls]
@@ -101,13 +102,15 @@ for r in $(seq 1 "$RUNS"); do
   wait "$S"
   t1=$(date +%s.%N); c1=$(cpu)
   [ -n "$PR" ] && { kill -INT "$PR"; wait "$PR" || true; }
-  python3 - "$D/send.out" "$N" "$t0" "$t1" "$c0" "$c1" "$r" <<'PY'
+  rss=$(awk '/^VmRSS/{print $2}' "/proc/$P/status"); hwm=$(awk '/^VmHWM/{print $2}' "/proc/$P/status")
+  python3 - "$D/send.out" "$N" "$t0" "$t1" "$c0" "$c1" "$r" "$rss" "$hwm" <<'PY'
 import json, sys
-out, n, t0, t1, c0, c1, r = sys.argv[1:]
+out, n, t0, t1, c0, c1, r, rss, hwm = sys.argv[1:]
 load = json.loads(open(out).read().strip().splitlines()[-1])
 n = int(n)
 print(f"run {r}: accept {load['rate_per_s']:.0f}/s, e2e {n / (float(t1) - float(t0)):.0f}/s, "
-      f"cpu {(float(c1) - float(c0)) * 10 / n:.3f} ms/msg, failed {load.get('fail')}")
+      f"cpu {(float(c1) - float(c0)) * 10 / n:.3f} ms/msg, failed {load.get('fail')}, "
+      f"RSS {int(rss) / 1024:.1f} MiB (peak {int(hwm) / 1024:.1f})")
 PY
   if [ "$r" = "$PSTAT" ]; then
     awk -v n="$N" '/^ +[0-9]/ { gsub(",", "", $1); printf "  %-36s %8.2f per msg\n", $2, $1 / n }' "$D/stat.out"

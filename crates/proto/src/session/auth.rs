@@ -8,7 +8,9 @@
 //! for any reason the exchange is over: the next line is a command again (a
 //! `NOOP` is never eaten as a credential). `*` cancels (`501 5.0.0`). After
 //! `max_auth_failures` failures the session ends with `421 4.7.0`. Credentials
-//! are never logged; [`super::Credentials`] redacts its password in `Debug`.
+//! are never logged; [`super::Credentials`] redacts its password in `Debug`. The
+//! user name is the client's text: whoever logs it must escape it (CWE-117,
+//! log injection; the driver logs it with `Debug`, the transcript escapes it).
 //!
 //! # Standards
 //! RFC 4954 (SMTP AUTH: §4 responses and `*`, §6 reply codes), RFC 4616

@@ -211,10 +211,9 @@ fn ehlo_argument_is_a_domain_or_address_literal() {
     for bad in [
         "EHLO a..b",
         "EHLO -a.example",
-        "EHLO a_b.example",
         "EHLO [300.1.1.1]",
         "EHLO [IPv6:zz]",
-        "HELO a.example.",
+        "HELO a.example..",
     ] {
         starts(&d.one(bad), "501 5.5.4");
     }
@@ -493,4 +492,29 @@ fn timeout_and_shutdown_replies() {
     assert!(d.closed && d.s.stats().timeout);
     let mut d = Drive::new(config());
     starts(&d.event(Event::Shutdown)[0], "421 4.3.2");
+}
+
+/// CWE-117: a user name with LF or ESC is the client's text; the machine
+/// hands it to the check unchanged (the driver escapes it when logging, an
+/// unknown name fails like a wrong password).
+#[test]
+fn user_names_are_passed_as_sent() {
+    let mut d = authed_ready();
+    starts(&d.one("AUTH LOGIN"), "334");
+    starts(&d.one(&b64("evil\u{1b}[31m\nFAKE line")), "334");
+    starts(&d.one(&b64("pw")), "535 5.7.8");
+    assert_eq!(d.log.last().unwrap(), "auth evil\u{1b}[31m\nFAKE line");
+}
+
+/// Real clients send a trailing dot or an underscore (Windows host names):
+/// accepted; anything else that is not a name still gets 501 5.5.4.
+#[test]
+fn ehlo_leniency_for_real_clients() {
+    let mut d = Drive::new(config());
+    starts(&d.one("EHLO x.example."), "250-mx.test");
+    starts(&d.one("EHLO DESKTOP_4F2A"), "250-mx.test");
+    starts(&d.one("EHLO a_b.example"), "250-mx.test");
+    starts(&d.one("EHLO bad_name!"), "501 5.5.4");
+    starts(&d.one("EHLO a..b"), "501 5.5.4");
+    starts(&d.one("EHLO ."), "501 5.5.4");
 }

@@ -119,8 +119,7 @@ impl Session {
     fn hello(&mut self, name: String, esmtp: bool) {
         // RFC 5321 §4.1.1.1: `Domain / address-literal`; the domain limit of
         // §4.5.3.1.2. A bad argument is a syntax error in the parameter.
-        let utf8 = true;
-        let valid = (name.len() <= self.config.limits.max_domain && is_valid_domain(&name, utf8))
+        let valid = is_valid_helo_name(&name, self.config.limits.max_domain)
             || is_valid_address_literal(&name);
         if !valid {
             self.error(replies::bad_helo());
@@ -353,6 +352,19 @@ impl Session {
         self.sasl = None;
         self.reset_transaction();
     }
+}
+
+/// An EHLO/HELO domain: RFC 5321 `Domain` syntax (U-labels allowed, RFC 6531),
+/// within `max_domain` octets, with two leniencies real clients need and that
+/// cannot hide anything: one trailing dot (a fully qualified name), and `_` in
+/// a label (Windows host names such as `DESKTOP_4F2A`).
+fn is_valid_helo_name(name: &str, max_domain: usize) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.is_empty() || name.len() > max_domain {
+        return false;
+    }
+    let without_underscores = name.replace('_', "u");
+    is_valid_domain(&without_underscores, true)
 }
 
 fn verb_of(cmd: &Command) -> Verb {

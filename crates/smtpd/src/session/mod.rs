@@ -399,15 +399,15 @@ where
         use postern_proto::session::AuthOutcome;
         match outcome {
             AuthOutcome::Success => {
-                tracing::info!(user = %user, "authenticated");
+                tracing::info!(user = ?user, "authenticated");
                 self.event(&format!("authenticated as {user}"));
             }
             AuthOutcome::Invalid => {
-                tracing::warn!(user = %user, "authentication failed");
+                tracing::warn!(user = ?user, "authentication failed");
                 self.event(&format!("authentication failed for {user}"));
             }
             AuthOutcome::Unavailable => {
-                tracing::warn!(user = %user,
+                tracing::warn!(user = ?user,
                     "authentication not checked: every verifier busy for too long");
                 self.event(&format!(
                     "authentication not checked for {user}: verifiers busy"
