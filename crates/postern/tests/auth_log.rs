@@ -8,15 +8,13 @@
 //! and a name with ESC sequences drives the terminal that shows the log (CWE-117).
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+mod common;
+use common::Running;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use postern_testkit::Dialogue;
-
-const BIN: &str = env!("CARGO_BIN_EXE_postern");
 
 /// AUTH offered in clear (`[danger] allow_insecure_auth`) so that the test
 /// needs no TLS client: the session rules are the same after STARTTLS.
@@ -50,53 +48,6 @@ smarthost = "127.0.0.1:9"
     let p = dir.join("postern.toml");
     std::fs::write(&p, cfg).unwrap();
     p
-}
-
-/// A running `postern serve`; killed on drop.
-struct Running {
-    child: Child,
-    addr: SocketAddr,
-    stderr_path: PathBuf,
-}
-
-impl Running {
-    fn start(config: &Path) -> Self {
-        let stderr_path = config.with_extension("stderr");
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(config)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr_path).unwrap())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("server exited before listening")
-                .unwrap();
-            if let Some(rest) = line.strip_prefix("postern: listener smtp on ") {
-                break rest.trim().parse().unwrap();
-            }
-        };
-        std::thread::spawn(move || lines.for_each(drop));
-        Self {
-            child,
-            addr,
-            stderr_path,
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A failed AUTH LOGIN whose user name carries LF and ESC must not forge a

@@ -2,15 +2,15 @@
 //! sockets on 127.0.0.1, a temporary data directory.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+use common::{BIN, Running};
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use postern_testkit::Dialogue;
-
-const BIN: &str = env!("CARGO_BIN_EXE_postern");
 
 fn write_config(dir: &Path, domains: &[&str]) -> PathBuf {
     let domains = domains
@@ -46,61 +46,6 @@ smarthost = "127.0.0.1:9"
     let p = dir.join("postern.toml");
     std::fs::write(&p, cfg).unwrap();
     p
-}
-
-/// A running `postern serve`; killed on drop.
-struct Running {
-    child: Child,
-    addr: SocketAddr,
-    stderr_path: PathBuf,
-}
-
-impl Running {
-    fn start(config: &Path) -> Self {
-        let stderr_path = config.with_extension("stderr");
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(config)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr_path).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let addr = loop {
-            assert!(Instant::now() < deadline, "server did not start");
-            let line = lines
-                .next()
-                .expect("server exited before listening")
-                .unwrap();
-            if let Some(rest) = line.strip_prefix("postern: listener smtp on ") {
-                break rest.trim().parse().unwrap();
-            }
-        };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Self {
-            child,
-            addr,
-            stderr_path,
-        }
-    }
-
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn queue_ids(config: &Path) -> Vec<(String, u64)> {

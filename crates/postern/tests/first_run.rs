@@ -3,15 +3,16 @@
 //! often from another current directory (issue 8 §5).
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
-use std::io::{BufRead as _, BufReader, Write as _};
+mod common;
+use common::{BIN, Running};
+
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use postern_testkit::Dialogue;
-
-const BIN: &str = env!("CARGO_BIN_EXE_postern");
 
 /// `postern ARGS` in `cwd`, no POSTERN_CONFIG from the environment.
 fn postern(cwd: &Path, args: &[&str]) -> Output {
@@ -63,54 +64,6 @@ create = true
     p
 }
 
-/// A running `postern serve`, started in `cwd`; killed on drop.
-struct Running {
-    child: Child,
-    addr: SocketAddr,
-    stderr: PathBuf,
-}
-
-impl Running {
-    fn start(cwd: &Path, args: &[&str], stderr: PathBuf) -> Self {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .current_dir(cwd)
-            .env_remove("POSTERN_CONFIG")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("server exited before listening")
-                .unwrap();
-            if let Some(rest) = line.strip_prefix("postern: listener smtp on ") {
-                break rest.trim().parse().unwrap();
-            }
-        };
-        std::thread::spawn(move || lines.for_each(drop));
-        Self {
-            child,
-            addr,
-            stderr,
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn send_to_bob(addr: SocketAddr) -> String {
     let mut d = Dialogue::connect(addr).await;
     d.expect(220).await;
@@ -142,7 +95,7 @@ fn relative_paths_resolve_from_the_config_folder() {
     let elsewhere = dir.path().join("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
     let cfg_arg = cfg.to_str().unwrap();
-    let server = Running::start(
+    let server = Running::start_in(
         &elsewhere,
         &["serve", "--config", cfg_arg],
         dir.path().join("serve.stderr"),
@@ -410,7 +363,7 @@ fn a_closed_pipe_is_not_a_panic() {
 
     // The command of the report: `queue list --json | head -1` on a spool.
     let cfg = relative_config(dir.path(), "127.0.0.1:0");
-    let server = Running::start(
+    let server = Running::start_in(
         dir.path(),
         &["serve", "-c", cfg.to_str().unwrap()],
         dir.path().join("serve.stderr"),
@@ -587,7 +540,7 @@ fn queue_commands_name_the_spool_they_read() {
 fn json_logs() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = relative_config(dir.path(), "127.0.0.1:0");
-    let server = Running::start(
+    let server = Running::start_in(
         dir.path(),
         &["serve", "--log-format", "json", "-c", cfg.to_str().unwrap()],
         dir.path().join("serve.stderr"),

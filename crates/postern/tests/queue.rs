@@ -7,16 +7,16 @@
 //! the spool under its lock and retry/flush refuse.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+use common::{BIN, Running};
+
 use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use postern_testkit::Dialogue;
-
-const BIN: &str = env!("CARGO_BIN_EXE_postern");
 
 fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let cfg = format!(
@@ -46,69 +46,6 @@ smarthost = "127.0.0.1:9"
     let p = dir.join("postern.toml");
     std::fs::write(&p, cfg).unwrap();
     p
-}
-
-/// A running `postern serve`; killed on drop.
-struct Running {
-    child: Child,
-    addr: SocketAddr,
-    stderr_path: PathBuf,
-}
-
-impl Running {
-    fn start(config: &Path) -> Self {
-        let stderr_path = config.with_extension("stderr");
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(config)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr_path).unwrap())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let deadline = Instant::now() + Duration::from_mins(1);
-        let addr = loop {
-            assert!(Instant::now() < deadline, "server did not start");
-            let line = lines
-                .next()
-                .expect("server exited before listening")
-                .unwrap();
-            if let Some(rest) = line.strip_prefix("postern: listener smtp on ") {
-                break rest.trim().parse().unwrap();
-            }
-        };
-        std::thread::spawn(move || lines.for_each(drop));
-        Self {
-            child,
-            addr,
-            stderr_path,
-        }
-    }
-
-    /// SIGTERM, then wait for the process to exit (graceful shutdown).
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let status = self.child.wait().unwrap();
-        assert!(
-            status.success(),
-            "{status}: {}",
-            std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
-        );
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn postern(config: &Path, args: &[&str]) -> Output {

@@ -5,17 +5,15 @@
 //! as needing a restart, its running value kept.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+use common::{BIN, Running, eventually};
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use postern_testkit::{Dialogue, FakeMx, MxTls};
 
-const BIN: &str = env!("CARGO_BIN_EXE_postern");
-/// Generous: the machine may be loaded; only a hang fails.
-const PATIENCE: Duration = Duration::from_mins(1);
 
 /// The configuration with `extra` appended; mail to the accepted domains goes
 /// to a smart host that refuses connections unless a route says otherwise
@@ -48,85 +46,6 @@ smarthost = "127.0.0.1:9"
     let p = dir.join("postern.toml");
     std::fs::write(&p, cfg).unwrap();
     p
-}
-
-/// A running `postern serve`; killed on drop.
-struct Running {
-    child: Child,
-    addr: SocketAddr,
-    stderr_path: PathBuf,
-}
-
-impl Running {
-    fn start(config: &Path) -> Self {
-        let stderr_path = config.with_extension("stderr");
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(config)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr_path).unwrap())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let deadline = Instant::now() + PATIENCE;
-        let addr = loop {
-            assert!(Instant::now() < deadline, "server did not start");
-            let line = lines
-                .next()
-                .expect("server exited before listening")
-                .unwrap();
-            if let Some(rest) = line.strip_prefix("postern: listener smtp on ") {
-                break rest.trim().parse().unwrap();
-            }
-        };
-        std::thread::spawn(move || lines.for_each(drop));
-        Self {
-            child,
-            addr,
-            stderr_path,
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-
-    /// `kill -HUP`, then waits for the reload's last log line.
-    fn hup(&self) {
-        let done = |s: &str| {
-            s.matches("configuration reloaded").count() + s.matches("reload failed").count()
-        };
-        let before = done(&self.stderr());
-        assert!(
-            Command::new("kill")
-                .args(["-HUP", &self.child.id().to_string()])
-                .status()
-                .unwrap()
-                .success()
-        );
-        eventually("the reload", || done(&self.stderr()) > before);
-        assert!(
-            !self.stderr().contains("reload failed"),
-            "{}",
-            self.stderr()
-        );
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Polls `cond` (bounded: only a hang fails).
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn postern(config: &Path, args: &[&str]) -> Output {

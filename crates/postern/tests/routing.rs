@@ -17,15 +17,14 @@
 //! RFC 3463 X.7.1; Postfix `allow_untrusted_routing = no`.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+use common::Running;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use postern_testkit::{Dialogue, FakeMx, MxTls};
-
-const BIN: &str = env!("CARGO_BIN_EXE_postern");
 
 /// The gateway's configuration: `example.com` accepted and routed to
 /// `internal`; `relay_networks` as given.
@@ -53,7 +52,7 @@ relay_networks = [{networks}]
 [log]
 level = "info"
 
-# Gateway mode: our own domain goes to the internal server.
+# Running mode: our own domain goes to the internal server.
 [[route]]
 domains = ["example.com"]
 smarthost = "{internal}"
@@ -64,54 +63,6 @@ tls = "none"
     let p = dir.join("postern.toml");
     std::fs::write(&p, cfg).unwrap();
     p
-}
-
-/// A running `postern serve`; killed on drop.
-struct Gateway {
-    child: Child,
-    addr: SocketAddr,
-    stderr_path: PathBuf,
-}
-
-impl Gateway {
-    fn start(config: &Path) -> Self {
-        let stderr_path = config.with_extension("stderr");
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(config)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr_path).unwrap())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("server exited before listening")
-                .unwrap();
-            if let Some(rest) = line.strip_prefix("postern: listener smtp on ") {
-                break rest.trim().parse().unwrap();
-            }
-        };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Self {
-            child,
-            addr,
-            stderr_path,
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Where an internal server that honours `%` and `!` (Sendmail's percent
@@ -158,7 +109,7 @@ async fn session(addr: SocketAddr, probes: &[&str], to: &str, subject: &str) -> 
 }
 
 /// Waits (bounded) until the internal server has accepted a message for `rcpt`.
-fn wait_delivered(mx: &FakeMx, rcpt: &str, gw: &Gateway) {
+fn wait_delivered(mx: &FakeMx, rcpt: &str, gw: &Running) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while mx.received_for(rcpt).is_empty() {
         assert!(
@@ -199,7 +150,7 @@ fn untrusted_client_cannot_route_through_the_internal_server() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mx = rt.block_on(FakeMx::start(MxTls::None));
     let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::start(&write_config(dir.path(), mx.addr(), &[]));
+    let gw = Running::start(&write_config(dir.path(), mx.addr(), &[]));
 
     let probes = [
         "user%evil.example@example.com",
@@ -247,7 +198,7 @@ fn relay_network_client_may_use_percent_routing() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mx = rt.block_on(FakeMx::start(MxTls::None));
     let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::start(&write_config(dir.path(), mx.addr(), &["127.0.0.1/32"]));
+    let gw = Running::start(&write_config(dir.path(), mx.addr(), &["127.0.0.1/32"]));
 
     let to = "user%evil.example@example.com";
     let replies = rt.block_on(session(gw.addr, &[], to, "trusted"));
