@@ -14,7 +14,6 @@ use std::process::{Command, Output};
 
 use postern_testkit::{Dialogue, FakeMx, MxTls};
 
-
 /// The configuration with `extra` appended; mail to the accepted domains goes
 /// to a smart host that refuses connections unless a route says otherwise
 /// (`routes` come first: first match wins).

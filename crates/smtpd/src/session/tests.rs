@@ -169,6 +169,20 @@ impl Harness {
     }
 }
 
+/// A slow client: one `byte` every `every` until the server closes; returns
+/// what the server said meanwhile.
+async fn trickle(mut client: DuplexStream, byte: u8, every: Duration) -> String {
+    for _ in 0..10_000 {
+        if client.write_all(&[byte]).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(every).await;
+    }
+    let mut out = Vec::new();
+    let _ = client.read_to_end(&mut out).await;
+    String::from_utf8(out).unwrap()
+}
+
 /// SMTP smuggling (RFC 5321 §2.3.8): a bare LF inside what a CRLF-splitting
 /// proxy sees as ONE line is never run here as two commands: one error, close.
 #[tokio::test(start_paused = true)]
@@ -201,18 +215,7 @@ async fn trickling_command_is_cut_at_the_deadline() {
     let mut h = start(SessionLimits::default(), 64 * 1024);
     h.reply().await;
     let started = tokio::time::Instant::now();
-    let mut client = h.client;
-    let trickle = tokio::spawn(async move {
-        for _ in 0..100 {
-            if client.write_all(b"N").await.is_err() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_secs(20)).await;
-        }
-        let mut out = Vec::new();
-        let _ = client.read_to_end(&mut out).await;
-        String::from_utf8(out).unwrap()
-    });
+    let trickle = tokio::spawn(trickle(h.client, b'N', Duration::from_secs(20)));
     h.task.await.unwrap();
     let elapsed = started.elapsed();
     assert!(
@@ -284,18 +287,7 @@ async fn slow_body_is_cut_off() {
     }
     assert!(h.reply().await.starts_with("354"));
     let started = tokio::time::Instant::now();
-    let mut client = h.client;
-    let trickle = tokio::spawn(async move {
-        for _ in 0..1000 {
-            if client.write_all(b"x").await.is_err() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_secs(10)).await;
-        }
-        let mut out = Vec::new();
-        let _ = client.read_to_end(&mut out).await;
-        String::from_utf8(out).unwrap()
-    });
+    let trickle = tokio::spawn(trickle(h.client, b'x', Duration::from_secs(10)));
     h.task.await.unwrap();
     let elapsed = started.elapsed();
     // 3 minutes of budget, 2 ms earned per byte: cut off a little after 3 minutes.
