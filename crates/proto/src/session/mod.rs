@@ -445,8 +445,10 @@ impl Session {
                         // credential we accept; the exchange is over.
                         self.auth_failed(replies::auth_response_too_long());
                     } else {
+                        // Only lines over the reader's limit (12 288) get here;
+                        // the reply names both limits.
                         let max = self.config.limits.max_command_line;
-                        self.error(replies::line_too_long(max));
+                        self.error(replies::line_too_long_for_reader(max));
                     }
                 }
             }

@@ -216,6 +216,15 @@ pub(crate) fn line_too_long(max: usize) -> Reply {
         format!("Line too long (limit {max} octets)"),
     )
 }
+/// A line over the reader's limit: too long for a command and for an AUTH
+/// line (RFC 4954 §4) alike.
+pub(crate) fn line_too_long_for_reader(max: usize) -> Reply {
+    r(
+        500,
+        (5, 5, 2),
+        format!("Line too long (limit {max} octets, 12288 for AUTH)"),
+    )
+}
 /// RFC 5321 §2.3.8: only CRLF ends a line; the connection is closed after it
 /// (SMTP smuggling defence, as Postfix `smtpd_forbid_bare_newline`).
 pub(crate) fn bare_line_feed() -> Reply {
