@@ -164,6 +164,27 @@ fn expected(rcpt: &str) -> String {
     )
 }
 
+/// The smtpd hands over the envelope as committed (`notify_committed`): the
+/// message is delivered without being read back from the spool first.
+#[tokio::test]
+async fn a_committed_envelope_is_delivered_without_a_reload() {
+    let w = World::new(false).await;
+    let md = w.make_maildir("bob");
+    let (h, _mem) = w.start();
+    let id = w.send(&["bob@example.org"]);
+    let env = w.spool.envelope(&id).unwrap();
+    h.notifier().notify_committed(&env);
+    // Announced twice before the scheduler ran: still one copy.
+    h.notifier().notify_committed(&env);
+    drained(&h).await;
+    let new = files(&md.join("new"));
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(
+        std::fs::read_to_string(&new[0]).unwrap(),
+        expected("bob@example.org")
+    );
+}
+
 #[tokio::test]
 async fn delivers_into_new_with_return_path_and_delivered_to() {
     let w = World::new(false).await;

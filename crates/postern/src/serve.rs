@@ -165,7 +165,7 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
             a.queue_id,
             MailEvent::Received(Received::from_envelope(a.envelope)),
         );
-        notifier.notify(a.queue_id);
+        notifier.notify_committed(a.envelope);
     });
     let pickup = if cfg.pickup.enabled {
         let notifier = delivery.notifier();

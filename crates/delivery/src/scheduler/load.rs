@@ -116,6 +116,21 @@ impl<T: Transport> Scheduler<T> {
         });
     }
 
+    /// A message the smtpd has just committed: its envelope is the one on
+    /// disk and it has no `state/<id>` yet (a fresh queue id), so it is
+    /// queued as if loaded, without a blocking read.
+    pub(super) fn on_committed(&mut self, env: postern_spool::Envelope, origin: Origin) {
+        let id = env.queue_id;
+        if self.msgs.contains_key(&id) || self.loading.contains(&id) {
+            return;
+        }
+        self.on_loaded(Loaded {
+            id,
+            origin,
+            result: Ok((env, None)),
+        });
+    }
+
     pub(super) fn on_loaded(&mut self, l: Loaded) {
         self.loading.remove(&l.id);
         let (env, state) = match l.result {

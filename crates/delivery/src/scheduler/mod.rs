@@ -139,6 +139,8 @@ pub struct QueueSnapshot {
 /// Everything the scheduler task reacts to.
 pub(crate) enum Event {
     Notify(QueueId, Origin),
+    /// A message just committed, with its envelope: nothing to read back.
+    Committed(Box<Envelope>, Origin),
     Loaded(Box<Loaded>),
     Done(Box<Completion>),
     Persisted(QueueId),
@@ -326,6 +328,7 @@ impl<T: Transport> Scheduler<T> {
     fn on_event(&mut self, ev: Event) {
         match ev {
             Event::Notify(id, origin) => self.load(id, origin),
+            Event::Committed(env, origin) => self.on_committed(*env, origin),
             Event::Loaded(l) => self.on_loaded(*l),
             Event::Done(c) => self.on_done(*c),
             Event::Persisted(id) => {
