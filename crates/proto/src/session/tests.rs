@@ -217,6 +217,13 @@ fn ehlo_argument_is_a_domain_or_address_literal() {
     ] {
         starts(&d.one(bad), "501 5.5.4");
     }
+    // RFC 5321 §4.5.3.1.2: 255 octets pass, 256 do not.
+    let at_limit = format!("{}.{}", vec!["a".repeat(63); 3].join("."), "b".repeat(63));
+    assert_eq!(at_limit.len(), 255);
+    starts(&d.one(&format!("EHLO {at_limit}")), "250-mx.test");
+    let over = format!("{}.{}.c", vec!["a".repeat(63); 3].join("."), "b".repeat(62));
+    assert_eq!(over.len(), 256);
+    starts(&d.one(&format!("EHLO {over}")), "501 5.5.4");
     let long = format!("EHLO {}", vec!["a".repeat(63); 5].join("."));
     assert!(long.len() > 255 + 5);
     starts(&d.one(&long), "501 5.5.4");
