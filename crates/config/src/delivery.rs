@@ -964,7 +964,7 @@ mod tests {
         assert_eq!(d.max_lifetime, Duration::from_hours(120));
         assert_eq!(d.delay_warning, Some(Duration::from_hours(4)));
         assert_eq!(d.max_connections, 100);
-        assert_eq!(d.max_connections_per_destination, 10);
+        assert_eq!(d.max_connections_per_destination, 20);
         assert_eq!(d.badmail_dir, Path::new("/var/lib/postern/badmail"));
         assert_eq!(
             d.mail_log.as_deref(),
