@@ -550,26 +550,57 @@ async fn a_transport_without_a_result_defers() {
     h.shutdown(Duration::from_secs(5)).await;
 }
 
+/// A running scheduler over a spool whose file operations can be made to
+/// fail, with one committed (not yet announced) message for bob@example.net.
+struct Flaky {
+    fs: postern_spool::FaultFs<postern_spool::StdFs>,
+    spool: Spool,
+    t: Arc<Scripted>,
+    h: postern_delivery::DeliveryHandle,
+    mem: MemoryLog,
+    id: QueueId,
+}
+
+impl Flaky {
+    async fn start(dir: &std::path::Path) -> Self {
+        use postern_spool::{FaultFs, SpoolSettings, StdFs};
+        let fs = FaultFs::new(StdFs);
+        let (spool, _) =
+            Spool::open_with_fs(&SpoolSettings::new(dir.join("spool")), Arc::new(fs.clone()))
+                .unwrap();
+        let t = Scripted::new(&spool);
+        let (h, mem) = run(settings(dir), &spool, Arc::clone(&t));
+        // The startup scan is over once the scheduler answers.
+        wait_for(&h, "the scheduler", |_| true).await;
+        let id = commit(
+            &spool,
+            "alice@example.com",
+            &[rcpt("bob@example.net")],
+            MailParams::default(),
+        );
+        Self {
+            fs,
+            spool,
+            t,
+            h,
+            mem,
+            id,
+        }
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_message_that_cannot_be_loaded_is_retried_and_listed_not_forgotten() {
-    use postern_spool::{FaultFs, SpoolOp, SpoolSettings, StdFs};
+    use postern_spool::SpoolOp;
     let dir = tempfile::tempdir().unwrap();
-    let fs = FaultFs::new(StdFs);
-    let (spool, _) = Spool::open_with_fs(
-        &SpoolSettings::new(dir.path().join("spool")),
-        Arc::new(fs.clone()),
-    )
-    .unwrap();
-    let t = Scripted::new(&spool);
-    let (h, mem) = run(settings(dir.path()), &spool, Arc::clone(&t));
-    // The startup scan is over once the scheduler answers.
-    wait_for(&h, "the scheduler", |_| true).await;
-    let id = commit(
-        &spool,
-        "alice@example.com",
-        &[rcpt("bob@example.net")],
-        MailParams::default(),
-    );
+    let Flaky {
+        fs,
+        spool: _spool,
+        t,
+        h,
+        mem,
+        id,
+    } = Flaky::start(dir.path()).await;
     // The next two reads of the message file fail (a flaky disk).
     fs.fail_nth(SpoolOp::Open, 1, libc::EIO);
     fs.fail_nth(SpoolOp::Open, 1, libc::EIO);
@@ -598,23 +629,16 @@ async fn a_message_that_cannot_be_loaded_is_retried_and_listed_not_forgotten() {
 
 #[tokio::test(start_paused = true)]
 async fn a_retry_loads_an_unloadable_message_at_once() {
-    use postern_spool::{FaultFs, SpoolOp, SpoolSettings, StdFs};
+    use postern_spool::SpoolOp;
     let dir = tempfile::tempdir().unwrap();
-    let fs = FaultFs::new(StdFs);
-    let (spool, _) = Spool::open_with_fs(
-        &SpoolSettings::new(dir.path().join("spool")),
-        Arc::new(fs.clone()),
-    )
-    .unwrap();
-    let t = Scripted::new(&spool);
-    let (h, _mem) = run(settings(dir.path()), &spool, Arc::clone(&t));
-    wait_for(&h, "the scheduler", |_| true).await;
-    let id = commit(
-        &spool,
-        "alice@example.com",
-        &[rcpt("bob@example.net")],
-        MailParams::default(),
-    );
+    let Flaky {
+        fs,
+        spool,
+        t,
+        h,
+        id,
+        ..
+    } = Flaky::start(dir.path()).await;
     fs.fail_nth(SpoolOp::Open, 1, libc::EIO);
     h.notify(id);
     wait_for(&h, "a failed load", |s| s.unloadable == 1).await;
