@@ -271,7 +271,6 @@ fuzz_target!(|data: &[u8]| {
             buf.drain(..consumed);
             let got = run(&mut s, &mut dice, &mut committed, &mut aborted);
             check_line_rules(&s, fed, &got, &mut auth_failures);
-            reader.set_max_line(s.line_limit());
             if done || s.is_closed() || aborted {
                 break;
             }

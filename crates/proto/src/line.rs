@@ -14,7 +14,7 @@
 //! # Standards
 //! RFC 5321 §2.3.8 (lines end with CRLF, nothing else), §4.5.3.1.4 (command line
 //! limit of 512 octets including CRLF), RFC 4954 §4 (SASL responses up to 12 288
-//! octets: the session raises the limit with [`LineReader::set_max_line`]).
+//! octets: the session's reader uses that limit, `Session::line_limit`).
 //!
 //! # SMTP smuggling (RFC 5321 §2.3.8, CVE-2023-51764 family)
 //! Only CRLF ends a line. An LF without the CR before it is reported as
@@ -64,12 +64,6 @@ impl LineReader {
     /// The limit this reader enforces.
     pub fn max_line(&self) -> usize {
         self.max_line
-    }
-
-    /// Changes the limit for the lines still to come (the session raises it
-    /// while an AUTH exchange waits for a SASL response, RFC 4954 §4).
-    pub fn set_max_line(&mut self, max_line: usize) {
-        self.max_line = max_line;
     }
 
     /// True while the reader is dropping the rest of an over-long line.
@@ -290,10 +284,9 @@ mod tests {
 
     #[test]
     fn raised_limit_for_sasl_responses() {
-        let mut reader = LineReader::new(512);
         let long = [b"x".repeat(12_000), b"\r\n".to_vec()].concat();
-        assert_eq!(reader.next_line(&long).0, Some(Line::TooLong));
-        reader.set_max_line(12_288);
+        assert_eq!(LineReader::new(512).next_line(&long).0, Some(Line::TooLong));
+        let mut reader = LineReader::new(12_288);
         assert_eq!(
             reader.next_line(&long).0,
             Some(Line::Complete(&long[..12_000]))

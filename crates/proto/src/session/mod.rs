@@ -362,9 +362,10 @@ impl Session {
         &self.stats
     }
 
-    /// The longest line the driver's reader should accept now: a SASL
-    /// response may be 12 288 octets (RFC 4954 §4); a command line longer than
-    /// `max_command_line` (but for AUTH's initial response) gets `500`.
+    /// The longest line the driver's reader must accept, for the whole
+    /// session: a SASL response may be 12 288 octets (RFC 4954 §4); the machine
+    /// itself answers `500` to a command line over `max_command_line` (AUTH
+    /// with an initial response excepted).
     pub fn line_limit(&self) -> usize {
         self.config.limits.max_command_line.max(MAX_SASL_LINE)
     }
@@ -443,7 +444,7 @@ impl Session {
                     if self.sasl.take().is_some() {
                         // RFC 4954 §4: a response over 12 288 octets is not a
                         // credential we accept; the exchange is over.
-                        self.auth_failed(replies::auth_response_too_long());
+                        self.auth_failed(replies::auth_failed());
                     } else {
                         // Only lines over the reader's limit (12 288) get here;
                         // the reply names both limits.
@@ -552,13 +553,9 @@ impl Session {
                 // temporary refusal at connect closes (421, §3.8).
                 Pending::Connect if reply.code >= 500 => {
                     self.refused = true;
-                    self.stats.rejected = true;
                     self.reply(reply);
                 }
-                Pending::Connect => {
-                    self.stats.rejected = true;
-                    self.close_with(reply);
-                }
+                Pending::Connect => self.close_with(reply),
                 Pending::DataEnd => {
                     // RFC 5321 §4.1.1.4: end of data ends the transaction.
                     self.tx = None;
@@ -570,7 +567,6 @@ impl Session {
                 if matches!(pending, Pending::DataEnd) {
                     self.tx = None;
                 }
-                self.stats.rejected = true;
                 self.close_with(reply);
             }
         }

@@ -199,11 +199,6 @@ pub(crate) fn too_many_auth_failures() -> Reply {
         "Too many authentication failures, closing connection",
     )
 }
-/// A SASL response over RFC 4954 §4's 12 288 octets cannot be a credential
-/// we accept: the exchange fails like a wrong password.
-pub(crate) fn auth_response_too_long() -> Reply {
-    auth_failed()
-}
 /// A SASL continuation; the text is base64 and carries no enhanced code (RFC 4954 §4).
 pub(crate) fn auth_challenge(b64: &str) -> Reply {
     Reply::new(334, None, b64.to_owned())

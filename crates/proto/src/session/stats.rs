@@ -45,8 +45,6 @@ pub struct Stats {
     pub timeout: bool,
     /// A bare LF ended the session.
     pub bare_lf: bool,
-    /// Policy refused the client at connect or closed the session.
-    pub rejected: bool,
 }
 
 impl Stats {

@@ -48,7 +48,6 @@ impl Session {
                 if err.is_cross_protocol() {
                     // A browser or another protocol's client (ALPACA-style
                     // cross-protocol attack): answer once and close.
-                    self.stats.rejected = true;
                     self.close_with(err.to_reply());
                 } else {
                     self.error(err.to_reply());

@@ -288,23 +288,13 @@ where
             match line {
                 Line::Complete(bytes) => {
                     if let Some(t) = ctx.transcript.as_ref() {
-                        let text = if sasl {
-                            // RFC 4954 §4: a SASL response line, never logged.
-                            "[AUTH response redacted]".to_owned()
-                        } else {
-                            redact_auth(bytes)
-                        };
-                        t.record(id, Direction::In, &text);
+                        t.record(id, Direction::In, &transcript_text(bytes, sasl));
                     }
                     machine.handle(Event::Line(bytes));
                 }
                 Line::BareLineFeed(bytes) => {
                     if let Some(t) = ctx.transcript.as_ref() {
-                        let text = if sasl {
-                            "[AUTH response redacted]".to_owned()
-                        } else {
-                            redact_auth(bytes)
-                        };
+                        let text = transcript_text(bytes, sasl);
                         t.record(id, Direction::In, &format!("{text} [ended by bare LF]"));
                     }
                     tracing::info!("bare LF in a command line (RFC 5321 §2.3.8), closing");
@@ -319,7 +309,6 @@ where
             }
             inbuf.advance(consumed);
             self.line_deadline = None;
-            self.lines.set_max_line(self.machine.line_limit());
             return Ok(());
         }
     }
@@ -440,6 +429,16 @@ fn tls_info(f: &TlsFacts) -> postern_proto::session::TlsInfo {
     postern_proto::session::TlsInfo {
         version: f.version.clone(),
         cipher: f.cipher.clone(),
+    }
+}
+
+/// The transcript text of a line: a SASL response is never logged (RFC 4954
+/// §4), nor the initial response of an AUTH command.
+fn transcript_text(line: &[u8], sasl_response: bool) -> String {
+    if sasl_response {
+        "[AUTH response redacted]".to_owned()
+    } else {
+        redact_auth(line)
     }
 }
 
