@@ -13,6 +13,7 @@
 //! # Standards
 //! RFC 5321 §3.6 (relaying), RFC 5321 §7.1 (mail security and spoofing).
 
+pub mod admission;
 mod relay;
 mod stages;
 
