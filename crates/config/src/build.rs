@@ -187,6 +187,25 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
 
     let users = users(raw.user.unwrap_or_default(), cx);
     let users = cx.keep(users);
+    let listener_names: Vec<String> = raw
+        .listener
+        .as_ref()
+        .map(|ls| {
+            ls.get_ref()
+                .iter()
+                .map(|l| l.get_ref().name.get_ref().clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let admission = crate::gateway::build(
+        &crate::gateway::RawGateway {
+            groups: raw.sender_group,
+            policies: raw.mail_flow_policy,
+            lists: raw.dns_list,
+        },
+        &listener_names,
+        cx,
+    );
     let listeners = base_limits.as_ref().and_then(|limits| {
         let l = listeners(
             raw.listener,
@@ -239,6 +258,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         Some(tls),
         Some(relay),
         Some(transcript_path),
+        Some(admission),
     ) = (
         max_connections,
         max_connections_per_ip,
@@ -250,6 +270,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         tls,
         relay,
         transcript_path,
+        admission,
     )
     else {
         return None;
@@ -279,6 +300,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         tls,
         spool,
         relay,
+        admission,
         users,
         vrfy,
         max_connections,

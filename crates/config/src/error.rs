@@ -322,7 +322,12 @@ pub(crate) fn did_you_mean<'a>(unknown: &str, allowed: &[&'a str]) -> Option<&'a
     let unknown = unknown.to_ascii_lowercase();
     allowed
         .iter()
-        .map(|k| (strsim::damerau_levenshtein(&unknown, k), *k))
+        .map(|k| {
+            (
+                strsim::damerau_levenshtein(&unknown, &k.to_ascii_lowercase()),
+                *k,
+            )
+        })
         .filter(|(d, k)| *d <= 2 && *d * 2 < k.len().max(unknown.len()))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)

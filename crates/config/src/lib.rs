@@ -26,6 +26,7 @@ mod admin;
 mod build;
 mod delivery;
 mod error;
+mod gateway;
 mod pickup;
 mod raw;
 mod recover;

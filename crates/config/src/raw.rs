@@ -43,6 +43,9 @@ pub(crate) struct RawConfig {
     pub pickup: Option<Spanned<crate::pickup::RawPickup>>,
     pub admin: Option<Spanned<crate::admin::RawAdmin>>,
     pub spool: Option<Spanned<crate::spool::RawSpool>>,
+    pub sender_group: Option<Vec<Spanned<crate::gateway::RawSenderGroup>>>,
+    pub mail_flow_policy: Option<Vec<Spanned<crate::gateway::RawMailFlowPolicy>>>,
+    pub dns_list: Option<Vec<Spanned<crate::gateway::RawDnsList>>>,
 }
 
 /// `[[listener]]`.

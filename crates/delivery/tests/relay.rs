@@ -50,6 +50,7 @@ fn server_settings(dir: &std::path::Path) -> ServerSettings {
             format: TranscriptFormat::Text,
         },
         allow_insecure_auth: false,
+        admission: postern_policy::admission::Admission::default(),
     }
 }
 

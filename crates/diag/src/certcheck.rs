@@ -1088,6 +1088,7 @@ mod tests {
                 format: TranscriptFormat::Text,
             },
             allow_insecure_auth: false,
+            admission: postern_policy::admission::Admission::default(),
         };
         let loaded = certs::load(&settings.tls.certificates, now()).unwrap();
         let tls = postern_tls::server::server_config(&settings.tls, &loaded.store).unwrap();

@@ -74,6 +74,7 @@ async fn start(key: KeyKind, customize: impl FnOnce(&mut TlsSettings)) -> Runnin
             format: TranscriptFormat::Text,
         },
         allow_insecure_auth: false,
+        admission: postern_policy::admission::Admission::default(),
     };
     let loaded =
         postern_tls::certs::load(&tls.certificates, time::OffsetDateTime::now_utc()).unwrap();

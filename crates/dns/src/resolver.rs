@@ -25,7 +25,7 @@
 //! (reverse names).
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -380,6 +380,41 @@ impl Resolver {
             records,
             authenticated: answer.authenticated,
         })
+    }
+
+    /// A DNS list query (RFC 5782 §2.1): the A records of the client's
+    /// reversed address under `zone` (nibbles for IPv6, §2.4). Not listed
+    /// (NXDOMAIN or NODATA) is an empty list; SERVFAIL and timeouts are errors.
+    /// Answers are cached with their TTL by the shared resolver cache.
+    pub async fn dns_list(&self, ip: IpAddr, zone: &str) -> Result<Vec<Ipv4Addr>, DnsError> {
+        let reversed = Name::from(ip);
+        // `Name::from(ip)` is `…in-addr.arpa.` / `…ip6.arpa.`: keep the
+        // address labels and put the list's zone in place of the arpa suffix.
+        let labels: Vec<String> = reversed
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect();
+        let keep = labels.len().saturating_sub(2);
+        let name = format!(
+            "{}.{}.",
+            labels[..keep].join("."),
+            zone.trim_end_matches('.')
+        );
+        let parsed = parse_name(&name)?;
+        match self.query(&parsed, RecordType::A).await {
+            Ok(answer) => Ok(answer
+                .records
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::A(a) => Some(a.0),
+                    _ => None,
+                })
+                .collect()),
+            Err(Negative::NoData { .. } | Negative::Error(DnsError::NxDomain { .. })) => {
+                Ok(Vec::new())
+            }
+            Err(Negative::Error(e)) => Err(e),
+        }
     }
 
     /// PTR names of an address (no trailing dot), sorted. Names from static

@@ -89,10 +89,16 @@ impl Policy {
         facts.auth_user.is_some() || self.relay.is_relay_client(facts.peer)
     }
 
-    /// The verdict at `stage`, with the reason when it refuses.
-    pub fn check(&self, stage: &Stage<'_>, facts: &SessionFacts) -> (Verdict, Option<Refusal>) {
+    /// The verdict at `stage`, with the reason when it refuses. `relay`: the
+    /// client's mail-flow policy lets it relay (action `relay`).
+    pub fn check(
+        &self,
+        stage: &Stage<'_>,
+        facts: &SessionFacts,
+        relay: bool,
+    ) -> (Verdict, Option<Refusal>) {
         let refusal = match stage {
-            Stage::Rcpt { to, .. } => self.rcpt(&to.forward_path, facts),
+            Stage::Rcpt { to, .. } => self.rcpt(&to.forward_path, facts, relay),
             Stage::Connect | Stage::Helo { .. } | Stage::Mail { .. } | Stage::DataEnd { .. } => {
                 None
             }
@@ -103,15 +109,15 @@ impl Policy {
         }
     }
 
-    fn rcpt(&self, to: &ForwardPath, facts: &SessionFacts) -> Option<Refusal> {
+    fn rcpt(&self, to: &ForwardPath, facts: &SessionFacts, relay: bool) -> Option<Refusal> {
         // RFC 5321 §4.5.1: postmaster must always be accepted.
         let ForwardPath::Mailbox(mb) = to else {
             return None;
         };
-        let trusted = self.is_trusted(facts);
+        let trusted = relay || self.is_trusted(facts);
         match self
             .relay
-            .decide(&mb.domain, facts.peer, facts.auth_user.is_some())
+            .decide(&mb.domain, facts.peer, facts.auth_user.is_some() || relay)
         {
             RcptDecision::RejectRelay => Some(Refusal::RelayDenied),
             RcptDecision::AcceptLocal if !trusted && mb.local_part.contains(['%', '!', '@']) => {
@@ -154,6 +160,7 @@ mod tests {
                 accepted: &[],
             },
             f,
+            false,
         )
         .1
     }

@@ -183,12 +183,32 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     };
     let spool_handle = spool.clone();
     let mut signals = Signals::install()?;
-    let server = Server::start_with_hook(
+    // Sender groups ask DNS (PTR, FCrDNS, DNS lists) through their own
+    // resolver: its cache holds client addresses, delivery's recipient domains.
+    let needs_dns = cfg
+        .server
+        .admission
+        .groups
+        .iter()
+        .flat_map(|g| &g.matchers)
+        .any(|m| m.needs().is_some());
+    let services = postern_smtpd::gateway::Services {
+        resolver: if needs_dns {
+            Some(
+                postern_dns::Resolver::new(&cfg.dns)
+                    .context("setting up the DNS resolver for sender groups")?,
+            )
+        } else {
+            None
+        },
+    };
+    let server = Server::start_with(
         cfg.server.clone(),
         tls.config,
         spool,
         transcript,
         Some(on_queued),
+        services,
     )
     .await?;
     for (name, addr) in server.local_addrs() {

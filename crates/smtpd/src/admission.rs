@@ -65,6 +65,19 @@ impl Admission {
     }
 }
 
+impl Ticket {
+    /// Sessions open from this ticket's address, its own included.
+    pub(crate) fn sessions_from_ip(&self) -> usize {
+        self.admission
+            .per_ip
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&self.ip)
+            .copied()
+            .unwrap_or(1)
+    }
+}
+
 impl Drop for Ticket {
     fn drop(&mut self) {
         let mut map = self

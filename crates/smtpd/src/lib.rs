@@ -2,6 +2,7 @@
 //!
 //! Layout: `server` (listeners, admission, reload, shutdown) → `session` (one
 //! task per connection: `commands`, `auth`, `starttls`, `data`) → `postern-spool`.
+//! `gateway` looks up what sender groups need (PTR, FCrDNS, DNS lists).
 //! `replies` is the table of every reply the session composes; `received` builds
 //! the trace header; `transcript` writes the `<<<`/`>>>` log.
 //!
@@ -16,6 +17,7 @@
 mod admission;
 mod auth;
 mod conn;
+pub mod gateway;
 mod received;
 mod replies;
 mod server;

@@ -24,6 +24,7 @@ use tracing::Instrument as _;
 
 use crate::admission::{Admission, Refusal};
 use crate::auth::UserDb;
+use crate::gateway::Services;
 use crate::replies;
 use crate::session::{Context, Session};
 use crate::settings::{ListenerKind, ListenerSettings, ServerSettings, TlsMode};
@@ -136,6 +137,40 @@ impl Server {
         transcript: Option<Transcript>,
         on_queued: Option<QueuedHook>,
     ) -> Result<Self, SmtpdError> {
+        Self::start_with(
+            settings,
+            tls,
+            spool,
+            transcript,
+            on_queued,
+            Services::default(),
+        )
+        .await
+    }
+
+    /// [`Server::start_with_hook`] with the services sender groups use (the
+    /// DNS resolver).
+    pub async fn start_with(
+        settings: ServerSettings,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        spool: Spool,
+        transcript: Option<Transcript>,
+        on_queued: Option<QueuedHook>,
+        services: Services,
+    ) -> Result<Self, SmtpdError> {
+        let needs_dns = settings
+            .admission
+            .groups
+            .iter()
+            .flat_map(|g| &g.matchers)
+            .any(|m| m.needs().is_some());
+        if needs_dns && services.resolver.is_none() {
+            tracing::warn!(
+                "sender groups match on DNS facts but no resolver is set up; \
+                those matchers will match nothing"
+            );
+        }
+        let services = Arc::new(services);
         let mut bound = Vec::new();
         for l in &settings.listeners {
             let sock = TcpListener::bind(l.addr)
@@ -169,6 +204,7 @@ impl Server {
                 on_queued: on_queued.clone(),
                 shutdown: shutdown.clone(),
                 tracker: tracker.clone(),
+                services: Arc::clone(&services),
             };
             tracker.spawn(acceptor.run(sock));
         }
@@ -238,6 +274,7 @@ struct Acceptor {
     on_queued: Option<QueuedHook>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    services: Arc<Services>,
 }
 
 impl Acceptor {
@@ -281,6 +318,8 @@ impl Acceptor {
                         transcript: self.transcript.clone(),
                         on_queued: self.on_queued.clone(),
                         shutdown: self.shutdown.clone(),
+                        resolver: self.services.resolver.clone(),
+                        ip_sessions: ticket.sessions_from_ip(),
                     };
                     let id = session_id();
                     // One span per session: every log line inside carries the

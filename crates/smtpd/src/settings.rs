@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use postern_policy::RelaySettings;
+use postern_policy::admission::Admission;
 use postern_proto::Limits;
 use postern_spool::SpoolSettings;
 use postern_tls::TlsSettings;
@@ -130,6 +131,9 @@ pub struct ServerSettings {
     pub spool: SpoolSettings,
     /// Accepted domains and relay networks.
     pub relay: RelaySettings,
+    /// Sender groups, mail-flow policies and DNS lists (empty: every client
+    /// gets the built-in default policy).
+    pub admission: Admission,
     /// AUTH users.
     pub users: Vec<User>,
     /// VRFY answer.

@@ -49,6 +49,25 @@ impl Dialogue {
         }
     }
 
+    /// Connects to `addr` from the local address `from` (another 127/8
+    /// address looks like another client: Linux answers for all of 127/8).
+    pub async fn connect_from(from: std::net::IpAddr, addr: SocketAddr) -> Self {
+        let socket = if from.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+        .expect("socket");
+        socket
+            .bind(SocketAddr::new(from, 0))
+            .expect("bind the client address");
+        let tcp = socket.connect(addr).await.expect("connect to test server");
+        Self {
+            stream: Some(Stream::Plain(BufReader::new(tcp))),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
     /// Connects with implicit TLS.
     pub async fn connect_tls(
         addr: SocketAddr,

@@ -100,7 +100,8 @@ pub struct MailFlowPolicy {
     pub tls: Option<TlsMode>,
     /// Overrides the listener's AUTH mode.
     pub auth: Option<AuthMode>,
-    /// Refuse clients without a PTR record (`550 5.7.25` at connect).
+    /// Refuse clients without a PTR record (`554 5.7.25` at connect; `421
+    /// 4.7.25` when the lookup fails).
     pub require_ptr: bool,
     /// Messages in one session; then `421 4.7.0` at MAIL.
     pub max_messages_per_session: Option<u64>,
@@ -279,19 +280,21 @@ pub mod replies {
         )
     }
 
-    /// `require_ptr` (Postfix `reject_unknown_reverse_client_hostname`).
+    /// `require_ptr` (Postfix `reject_unknown_reverse_client_hostname`), in
+    /// place of the greeting (RFC 5321 §3.1: `554`).
     pub fn no_ptr(ip: IpAddr) -> Reply {
         Reply::new(
-            550,
+            554,
             Some(EnhancedCode::new(5, 7, 25)),
             format!("Client host [{ip}] has no PTR record (RFC 7372 reverse DNS required)"),
         )
     }
 
-    /// `require_ptr` when the PTR lookup failed: a DNS fault is never a `5xx`.
+    /// `require_ptr` when the PTR lookup failed: a DNS fault is never a `5xx`
+    /// (`421` and close, RFC 5321 §3.8).
     pub fn ptr_unavailable(ip: IpAddr) -> Reply {
         Reply::new(
-            450,
+            421,
             Some(EnhancedCode::new(4, 7, 25)),
             format!("Client host [{ip}]: reverse DNS lookup failed, try again later"),
         )

@@ -116,6 +116,22 @@ pub struct SessionConfig {
     pub vrfy: VrfyMode,
 }
 
+/// Per-client changes to the [`SessionConfig`], chosen at the connect stage
+/// (the sender group's mail-flow policy) and applied with [`Session::tune`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tuning {
+    /// The greeting's text after `220 hostname ESMTP`.
+    pub banner: Option<String>,
+    /// The TLS mode instead of the listener's.
+    pub tls: Option<TlsMode>,
+    /// The AUTH mode instead of the listener's.
+    pub auth: Option<AuthMode>,
+    /// The largest message (advertised in SIZE).
+    pub max_message_size: Option<u64>,
+    /// Recipients per transaction.
+    pub max_recipients: Option<usize>,
+}
+
 /// Something that happened, for the machine to decide on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event<'a> {
@@ -295,6 +311,8 @@ pub struct Session {
     pending_user: Option<String>,
     /// RFC 5321 §3.1: refused at connect; only QUIT is served.
     refused: bool,
+    /// The greeting's text after `ESMTP` ([`Tuning::banner`]).
+    banner: Option<String>,
     errors: usize,
     auth_failures: usize,
     stats: Stats,
@@ -325,10 +343,40 @@ impl Session {
             sasl: None,
             pending_user: None,
             refused: false,
+            banner: None,
             errors: 0,
             auth_failures: 0,
             stats: Stats::default(),
             actions: VecDeque::with_capacity(4),
+        }
+    }
+
+    /// Applies the client's mail-flow policy ([`Tuning`]); only before the
+    /// greeting (while the connect stage waits for its verdict), so what the
+    /// EHLO reply advertises never changes within a session. A TLS mode other
+    /// than `off` is ignored without a TLS configuration, and an implicit-TLS
+    /// session keeps its mode.
+    pub fn tune(&mut self, t: Tuning) {
+        if !matches!(self.waiting, Waiting::Verdict(Pending::Connect)) {
+            return;
+        }
+        if let Some(b) = t.banner {
+            self.banner = Some(b);
+        }
+        if let Some(tls) = t.tls
+            && self.facts.tls.is_none()
+            && (tls == TlsMode::Off || self.config.tls_available)
+        {
+            self.config.tls = tls;
+        }
+        if let Some(auth) = t.auth {
+            self.config.auth = auth;
+        }
+        if let Some(size) = t.max_message_size {
+            self.config.max_message_size = size;
+        }
+        if let Some(n) = t.max_recipients {
+            self.config.max_recipients = n.max(1);
         }
     }
 
@@ -539,7 +587,10 @@ impl Session {
     fn verdict(&mut self, pending: Pending, verdict: Verdict) {
         match verdict {
             Verdict::Accept => match pending {
-                Pending::Connect => self.reply(replies::greeting(&self.config.hostname)),
+                Pending::Connect => {
+                    let greeting = replies::greeting(&self.config.hostname, self.banner.as_deref());
+                    self.reply(greeting);
+                }
                 Pending::Helo { name, esmtp } => self.helo_accepted(name, esmtp),
                 Pending::Mail(from) => self.mail_accepted(from),
                 Pending::Rcpt(to) => self.rcpt_accepted(to),

@@ -17,8 +17,12 @@ fn r(code: u16, (c, s, d): (u8, u16, u16), text: impl Into<String>) -> Reply {
 }
 
 /// `220` greeting; no enhanced code (RFC 2034 §3 excludes the greeting).
-pub(crate) fn greeting(hostname: &str) -> Reply {
-    Reply::new(220, None, format!("{hostname} ESMTP Postern"))
+pub(crate) fn greeting(hostname: &str, banner: Option<&str>) -> Reply {
+    Reply::new(
+        220,
+        None,
+        format!("{hostname} ESMTP {}", banner.unwrap_or("Postern")),
+    )
 }
 /// `HELO` answer; no enhanced code (RFC 2034 §3).
 pub(crate) fn helo(hostname: &str) -> Reply {
@@ -248,7 +252,8 @@ mod tests {
     #[test]
     fn every_reply_has_the_right_shape() {
         let cases: Vec<(Reply, &str)> = vec![
-            (greeting("mx"), "220 mx ESMTP Postern\r\n"),
+            (greeting("mx", None), "220 mx ESMTP Postern\r\n"),
+            (greeting("mx", Some("Hi")), "220 mx ESMTP Hi\r\n"),
             (
                 starttls_first(),
                 "530 5.7.0 Must issue a STARTTLS command first\r\n",

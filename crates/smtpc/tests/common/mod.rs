@@ -104,6 +104,7 @@ pub async fn start_with(customize: impl FnOnce(&mut ServerSettings)) -> TestServ
             format: TranscriptFormat::Text,
         },
         allow_insecure_auth: false,
+        admission: postern_policy::admission::Admission::default(),
     };
     customize(&mut settings);
     let loaded =

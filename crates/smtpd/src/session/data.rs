@@ -297,7 +297,7 @@ where
             incoming: None,
             pending: Vec::new(),
             total: 0,
-            max: self.ctx.listener.limits.max_message_size,
+            max: self.machine.config().max_message_size,
             too_big: false,
             failed: None,
             checker: bdat.then(|| BdatChecker::new(&self.ctx.listener.limits.proto)),
@@ -355,6 +355,7 @@ where
                     );
                 });
                 self.event(&format!("queued as {}", env.queue_id));
+                self.gate.messages += 1;
                 if let Some(hook) = &self.ctx.on_queued {
                     hook(&crate::server::Accepted {
                         queue_id: env.queue_id,

@@ -29,6 +29,8 @@
 //! RFC 4954 (AUTH).
 
 mod data;
+#[cfg(test)]
+mod gateway_tests;
 mod stages;
 mod starttls;
 #[cfg(test)]
@@ -73,6 +75,7 @@ enum End {
     WriteTimeout,
     WriteFailed,
     TlsFailed,
+    PolicyRefused,
 }
 
 impl End {
@@ -83,6 +86,7 @@ impl End {
             End::WriteTimeout => "write timeout",
             End::WriteFailed => "write failed",
             End::TlsFailed => "TLS handshake failed",
+            End::PolicyRefused => "connection refused by mail-flow policy",
         }
     }
 }
@@ -95,6 +99,10 @@ pub(crate) struct Context {
     pub(crate) transcript: Option<Transcript>,
     pub(crate) on_queued: Option<crate::server::QueuedHook>,
     pub(crate) shutdown: CancellationToken,
+    /// The resolver sender groups ask (PTR, FCrDNS, DNS lists).
+    pub(crate) resolver: Option<postern_dns::Resolver>,
+    /// Sessions open from the client's address, this one included.
+    pub(crate) ip_sessions: usize,
 }
 
 pub(crate) struct Session<S> {
@@ -116,6 +124,8 @@ pub(crate) struct Session<S> {
     /// One span per transaction (MAIL … end of data), child of the session's;
     /// gains `queue_id` at the commit.
     tx_span: Option<tracing::Span>,
+    /// Sender group and mail-flow policy state.
+    gate: stages::Gate,
 }
 
 impl<S> Session<S>
@@ -126,6 +136,10 @@ where
         let config = session_config(&ctx);
         let machine = Machine::new(config, peer.ip(), ctx.listener.name.clone(), None);
         let lines = LineReader::new(machine.line_limit());
+        let gate = stages::Gate::new(postern_policy::admission::ClientFacts::new(
+            peer.ip(),
+            ctx.listener.name.clone(),
+        ));
         Self {
             id,
             ctx,
@@ -139,6 +153,7 @@ where
             line_deadline: None,
             body: None,
             tx_span: None,
+            gate,
         }
     }
 
@@ -210,7 +225,9 @@ where
                 return Err(End::ClosedByServer);
             }
             Action::Check(_) => {
-                let verdict = self.check_stage();
+                let Some(verdict) = self.check_stage().await else {
+                    return Err(End::PolicyRefused);
+                };
                 self.machine.handle(Event::Verdict(verdict));
             }
             Action::Authenticate(creds) => {

@@ -60,7 +60,7 @@ impl AsyncWrite for Recording {
     }
 }
 
-struct Harness {
+pub(super) struct Harness {
     client: DuplexStream,
     writes: Arc<Mutex<Vec<Vec<u8>>>>,
     task: tokio::task::JoinHandle<()>,
@@ -94,6 +94,7 @@ fn settings(dir: &std::path::Path, limits: SessionLimits) -> ServerSettings {
             format: TranscriptFormat::Text,
         },
         allow_insecure_auth: false,
+        admission: postern_policy::admission::Admission::default(),
     }
 }
 
@@ -106,6 +107,15 @@ fn start_with(
     limits: SessionLimits,
     pipe: usize,
     customize: impl FnOnce(&mut ServerSettings),
+) -> Harness {
+    start_full(limits, pipe, customize, None)
+}
+
+pub(super) fn start_full(
+    limits: SessionLimits,
+    pipe: usize,
+    customize: impl FnOnce(&mut ServerSettings),
+    resolver: Option<postern_dns::Resolver>,
 ) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let mut s = settings(dir.path(), limits);
@@ -120,6 +130,8 @@ fn start_with(
         transcript: None,
         on_queued: None,
         shutdown: CancellationToken::new(),
+        resolver,
+        ip_sessions: 1,
     };
     let (client, server) = tokio::io::duplex(pipe);
     let writes = Arc::new(Mutex::new(Vec::new()));
@@ -139,19 +151,19 @@ fn start_with(
 }
 
 impl Harness {
-    async fn send(&mut self, bytes: &[u8]) {
+    pub(super) async fn send(&mut self, bytes: &[u8]) {
         self.client.write_all(bytes).await.unwrap();
     }
 
     /// Reads until the connection closes; returns everything received.
-    async fn read_to_close(&mut self) -> String {
+    pub(super) async fn read_to_close(&mut self) -> String {
         let mut out = Vec::new();
         self.client.read_to_end(&mut out).await.unwrap();
         String::from_utf8(out).unwrap()
     }
 
     /// Reads one reply (through its last line).
-    async fn reply(&mut self) -> String {
+    pub(super) async fn reply(&mut self) -> String {
         let mut out = Vec::new();
         let mut byte = [0u8; 1];
         loop {

@@ -102,6 +102,7 @@ pub fn settings(dir: &std::path::Path) -> ServerSettings {
             format: TranscriptFormat::Text,
         },
         allow_insecure_auth: false,
+        admission: postern_policy::admission::Admission::default(),
     }
 }
 
@@ -116,6 +117,13 @@ pub async fn start() -> TestServer {
 }
 
 pub async fn start_with(customize: impl FnOnce(&mut ServerSettings)) -> TestServer {
+    start_with_services(customize, postern_smtpd::gateway::Services::default()).await
+}
+
+pub async fn start_with_services(
+    customize: impl FnOnce(&mut ServerSettings),
+    services: postern_smtpd::gateway::Services,
+) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let mut s = settings(dir.path());
     customize(&mut s);
@@ -123,9 +131,16 @@ pub async fn start_with(customize: impl FnOnce(&mut ServerSettings)) -> TestServ
     let (spool, _report) = Spool::open(&s.spool).unwrap();
     let transcript_path = s.transcript.path.clone().unwrap();
     let transcript = Transcript::open(&transcript_path, s.transcript.format).unwrap();
-    let server = Server::start(s, Some(tls), spool.clone(), Some(transcript.clone()))
-        .await
-        .unwrap();
+    let server = Server::start_with(
+        s,
+        Some(tls),
+        spool.clone(),
+        Some(transcript.clone()),
+        None,
+        services,
+    )
+    .await
+    .unwrap();
     TestServer {
         server,
         dir,

@@ -1,0 +1,329 @@
+//! Sender groups and mail-flow policies against a real server: clients on
+//! 127.0.0.2–127.0.0.30 act as different Internet hosts (Linux answers for all
+//! of 127/8), a `FakeDns` answers PTR, A and DNS-list queries.
+//!
+//! Each behaviour (accept, relay, reject at connect and at RCPT, tempfail,
+//! tcp-refuse, continue) and each limit the session enforces (PTR required,
+//! concurrent connections, messages per session, recipients per message,
+//! size, TLS override) at the limit and past it.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+mod common;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use postern_dns::{DnsSettings, Resolver};
+use postern_policy::admission::{
+    Admission, DnsList, FlowAction, MailFlowPolicy, Matcher, RejectAt, SenderGroup,
+};
+use postern_smtpd::ServerSettings;
+use postern_smtpd::gateway::Services;
+use postern_testkit::{Dialogue, DnsFailure, FakeDns};
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn v4(s: &str) -> std::net::Ipv4Addr {
+    s.parse().unwrap()
+}
+
+fn group(name: &str, matchers: &[&str], policy: &str, policies: &[MailFlowPolicy]) -> SenderGroup {
+    SenderGroup {
+        name: name.into(),
+        matchers: matchers
+            .iter()
+            .map(|m| Matcher::parse(m).unwrap())
+            .collect(),
+        policy: policies.iter().position(|p| p.name == policy).unwrap(),
+        listeners: Vec::new(),
+    }
+}
+
+/// The table the tests share: one group per behaviour, by address, then the
+/// DNS-based groups, then ALL.
+fn table() -> Admission {
+    let mut policies = vec![
+        MailFlowPolicy::new("ACCEPTED", FlowAction::Accept),
+        MailFlowPolicy::new("BLOCKED", FlowAction::Reject),
+        MailFlowPolicy::new("TEMP", FlowAction::TempFail),
+        MailFlowPolicy::new("DROP", FlowAction::TcpRefuse),
+        MailFlowPolicy::new("RELAYED", FlowAction::Relay),
+        MailFlowPolicy::new("TAGGED", FlowAction::Continue),
+    ];
+    let mut delayed = MailFlowPolicy::new("DELAYED", FlowAction::Reject);
+    delayed.reject_at = RejectAt::Rcpt;
+    policies.push(delayed);
+    let mut throttled = MailFlowPolicy::new("THROTTLED", FlowAction::Accept);
+    throttled.max_messages_per_session = Some(2);
+    throttled.max_recipients_per_message = Some(2);
+    throttled.max_message_size = Some(2048);
+    throttled.max_concurrent_connections_per_ip = Some(2);
+    throttled.banner = Some("slow down".into());
+    policies.push(throttled);
+    let mut ptr = MailFlowPolicy::new("NEEDS-PTR", FlowAction::Accept);
+    ptr.require_ptr = true;
+    policies.push(ptr);
+    let mut tls = MailFlowPolicy::new("TLS-ONLY", FlowAction::Accept);
+    tls.tls = Some(postern_smtpd::TlsMode::Required);
+    policies.push(tls);
+    let p = &policies;
+    let groups = vec![
+        group("TAG", &["127.0.0.20"], "TAGGED", p),
+        group(
+            "BLOCKLIST",
+            &["127.0.0.3", "dnsbl:bl.test=127.0.0.2"],
+            "BLOCKED",
+            p,
+        ),
+        group("DELAY", &["127.0.0.4"], "DELAYED", p),
+        group("TEMPFAIL", &["127.0.0.5"], "TEMP", p),
+        group("REFUSE", &["127.0.0.6"], "DROP", p),
+        group("PARTNERS", &["127.0.0.7-127.0.0.8"], "RELAYED", p),
+        group("PTR", &["127.0.0.10"], "NEEDS-PTR", p),
+        group("STRICT", &["127.0.0.12"], "TLS-ONLY", p),
+        // Loopback clients: hickory answers PTR of 127/8 itself with
+        // `localhost` (RFC 6761 §6.3), which does not resolve back to
+        // 127.0.0.2+ — every test client fails FCrDNS. The PTR and FCrDNS
+        // paths are tested with FakeDns on documentation addresses in the
+        // session tests (`src/session/tests.rs`).
+        group("SLOW", &["127.0.0.9", "dnsbl-score>=3"], "THROTTLED", p),
+        group("ALL", &["all"], "ACCEPTED", p),
+    ];
+    let lists = vec![
+        DnsList {
+            zone: "bl.test".into(),
+            codes: None,
+            weight: 2,
+        },
+        DnsList {
+            zone: "bl2.test".into(),
+            codes: None,
+            weight: 1,
+        },
+    ];
+    Admission::new(groups, policies, lists)
+}
+
+struct Gw {
+    srv: common::TestServer,
+    dns: FakeDns,
+}
+
+async fn start() -> Gw {
+    let dns = FakeDns::start().await;
+    let resolver = Resolver::new(&DnsSettings {
+        nameservers: dns.nameservers(),
+        timeout: Duration::from_secs(1),
+        attempts: 1,
+        ..DnsSettings::default()
+    })
+    .unwrap();
+    let srv = common::start_with_services(
+        |s: &mut ServerSettings| {
+            s.admission = table();
+            s.max_connections_per_ip = 10;
+        },
+        Services {
+            resolver: Some(resolver),
+        },
+    )
+    .await;
+    Gw { srv, dns }
+}
+
+impl Gw {
+    async fn from(&self, client: &str) -> Dialogue {
+        Dialogue::connect_from(ip(client), self.srv.addr("smtp")).await
+    }
+}
+
+#[tokio::test]
+async fn reject_at_connect_serves_only_quit() {
+    let gw = start().await;
+    let mut d = gw.from("127.0.0.3").await;
+    let r = d.expect(554).await;
+    assert_eq!(r.lines[0], "5.7.1 Access denied for [127.0.0.3]");
+    d.cmd("EHLO client.test", 503).await;
+    d.cmd("MAIL FROM:<a@b.test>", 503).await;
+    d.cmd("QUIT", 221).await;
+    let log = gw.srv.transcript_with("refused by policy BLOCKED").await;
+    assert!(
+        log.contains("sender group BLOCKLIST (matched by 127.0.0.3), policy BLOCKED"),
+        "{log}"
+    );
+    // The next address is not blocked.
+    let mut d = gw.from("127.0.0.2").await;
+    d.expect(220).await;
+}
+
+#[tokio::test]
+async fn delayed_rejection_answers_at_rcpt() {
+    let gw = start().await;
+    let mut d = gw.from("127.0.0.4").await;
+    d.expect(220).await;
+    d.cmd("EHLO client.test", 250).await;
+    d.cmd("MAIL FROM:<a@b.test>", 250).await;
+    let r = d.cmd("RCPT TO:<user@example.com>", 550).await;
+    assert_eq!(r.lines[0], "5.7.1 Access denied for [127.0.0.4]");
+    // Postmaster too: the policy refuses the client, not the address.
+    d.cmd("RCPT TO:<postmaster@example.com>", 550).await;
+    d.cmd("QUIT", 221).await;
+}
+
+#[tokio::test]
+async fn tempfail_closes_and_tcp_refuse_says_nothing() {
+    let gw = start().await;
+    let mut d = gw.from("127.0.0.5").await;
+    let r = d.expect(421).await;
+    assert!(r.lines[0].starts_with("4.7.0 Mail from [127.0.0.5] is not accepted now"));
+    assert!(d.is_closed().await);
+
+    let mut d = gw.from("127.0.0.6").await;
+    assert!(
+        d.reply().await.is_none(),
+        "tcp-refuse must close without a reply"
+    );
+    gw.srv
+        .transcript_with("connect refused by policy DROP (group REFUSE, tcp-refuse)")
+        .await;
+}
+
+#[tokio::test]
+async fn relay_policy_relays_and_others_do_not() {
+    let gw = start().await;
+    for (client, code) in [("127.0.0.7", 250), ("127.0.0.8", 250), ("127.0.0.2", 554)] {
+        let mut d = gw.from(client).await;
+        d.expect(220).await;
+        d.cmd("EHLO client.test", 250).await;
+        d.cmd("MAIL FROM:<a@b.test>", 250).await;
+        d.cmd("RCPT TO:<someone@elsewhere.test>", code).await;
+    }
+}
+
+#[tokio::test]
+async fn continue_goes_on_to_the_next_group() {
+    let gw = start().await;
+    let mut d = gw.from("127.0.0.20").await;
+    d.expect(220).await;
+    gw.srv
+        .transcript_with("sender group ALL (matched by all), policy ACCEPTED")
+        .await;
+}
+
+#[tokio::test]
+async fn throttled_limits_at_the_limit_and_past_it() {
+    let gw = start().await;
+    let mut d = gw.from("127.0.0.9").await;
+    let r = d.expect(220).await;
+    assert_eq!(r.lines[0], "mx.test.example ESMTP slow down");
+    let ehlo = d.cmd("EHLO client.test", 250).await;
+    assert!(
+        ehlo.lines.iter().any(|l| l == "SIZE 2048"),
+        "{:?}",
+        ehlo.lines
+    );
+    // Recipients per message: 2 then 452 4.5.3.
+    d.cmd("MAIL FROM:<a@b.test>", 250).await;
+    d.cmd("RCPT TO:<u1@example.com>", 250).await;
+    d.cmd("RCPT TO:<u2@example.com>", 250).await;
+    d.cmd("RCPT TO:<u3@example.com>", 452).await;
+    d.cmd("DATA", 354).await;
+    d.send("Subject: one\r\n\r\nbody\r\n.").await;
+    d.expect(250).await;
+    // Size: over 2048 octets is refused at MAIL by SIZE=.
+    d.cmd("MAIL FROM:<a@b.test> SIZE=4096", 552).await;
+    // Messages per session: the second is fine, the third gets 421.
+    d.cmd("MAIL FROM:<a@b.test>", 250).await;
+    d.cmd("RCPT TO:<u1@example.com>", 250).await;
+    d.cmd("DATA", 354).await;
+    d.send("Subject: two\r\n\r\nbody\r\n.").await;
+    d.expect(250).await;
+    let r = d.cmd("MAIL FROM:<a@b.test>", 421).await;
+    assert!(r.lines[0].starts_with("4.7.0 Too many messages in this session"));
+    assert!(d.is_closed().await);
+}
+
+#[tokio::test]
+async fn concurrent_connections_per_ip() {
+    let gw = start().await;
+    let mut first = gw.from("127.0.0.9").await;
+    first.expect(220).await;
+    let mut second = gw.from("127.0.0.9").await;
+    second.expect(220).await;
+    let mut third = gw.from("127.0.0.9").await;
+    let r = third.expect(421).await;
+    assert_eq!(
+        r.lines[0],
+        "4.7.0 Too many connections from [127.0.0.9], try again later"
+    );
+    // Another address is not counted with it.
+    let mut other = gw.from("127.0.0.2").await;
+    other.expect(220).await;
+    first.cmd("QUIT", 221).await;
+    assert!(first.is_closed().await);
+    // After one left, a new one fits again (the ticket is released at close).
+    let mut ok = None;
+    for _ in 0..50 {
+        let mut d = gw.from("127.0.0.9").await;
+        if d.reply().await.is_some_and(|r| r.code == 220) {
+            ok = Some(d);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok.is_some());
+}
+
+#[tokio::test]
+async fn ptr_required_is_met_by_localhost() {
+    let gw = start().await;
+    let mut d = gw.from("127.0.0.10").await;
+    d.expect(220).await;
+}
+
+#[tokio::test]
+async fn tls_override_requires_starttls() {
+    let gw = start().await;
+    let mut d = gw.from("127.0.0.12").await;
+    d.expect(220).await;
+    d.cmd("EHLO client.test", 250).await;
+    d.cmd("MAIL FROM:<a@b.test>", 530).await;
+    // Others on the same listener may send in clear.
+    let mut d = gw.from("127.0.0.2").await;
+    d.expect(220).await;
+    d.cmd("EHLO client.test", 250).await;
+    d.cmd("MAIL FROM:<a@b.test>", 250).await;
+}
+
+#[tokio::test]
+async fn dns_lists_scores_and_failures() {
+    let gw = start().await;
+    // Listed with the code BLOCKLIST counts.
+    gw.dns.add_a("21.0.0.127.bl.test", v4("127.0.0.2"));
+    let mut d = gw.from("127.0.0.21").await;
+    d.expect(554).await;
+    // Listed in both lists with another code: score 2 + 1 = 3, SLOW.
+    gw.dns.add_a("22.0.0.127.bl.test", v4("127.0.0.4"));
+    gw.dns.add_a("22.0.0.127.bl2.test", v4("127.0.0.2"));
+    let mut d = gw.from("127.0.0.22").await;
+    assert_eq!(
+        d.expect(220).await.lines[0],
+        "mx.test.example ESMTP slow down"
+    );
+    gw.srv.transcript_with("dnsbl score 3").await;
+    // A DNS list that fails (SERVFAIL) lists nobody: the client falls
+    // through to ALL, never a reject.
+    gw.dns.fail("25.0.0.127.bl.test", DnsFailure::ServFail);
+    let mut d = gw.from("127.0.0.25").await;
+    assert_eq!(
+        d.expect(220).await.lines[0],
+        "mx.test.example ESMTP Postern"
+    );
+    let log = gw
+        .srv
+        .transcript_with("sender group ALL (matched by all), policy ACCEPTED")
+        .await;
+    assert!(log.contains("sender group ALL"), "{log}");
+}
