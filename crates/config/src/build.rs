@@ -178,6 +178,8 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
 
     let admin = crate::admin::build(raw.admin, &data_dir, raw.data_dir.span(), cx);
     let admin = cx.keep(admin);
+    let counters = crate::counters::build(raw.counters, cx);
+    let counters = cx.keep(counters);
     let spool = crate::spool::build(
         raw.spool,
         &data_dir,
@@ -253,6 +255,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         Some((delivery, dns)),
         Some(pickup),
         Some(admin),
+        Some(counters),
         Some(users),
         Some(listeners),
         Some(tls),
@@ -265,6 +268,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         delivery,
         pickup,
         admin,
+        counters,
         users,
         listeners,
         tls,
@@ -320,6 +324,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         dns,
         pickup,
         admin,
+        counters,
         source: cx.origin.to_owned(),
     })
 }

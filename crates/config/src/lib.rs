@@ -24,6 +24,7 @@
 
 mod admin;
 mod build;
+mod counters;
 mod delivery;
 mod error;
 mod gateway;
@@ -72,6 +73,9 @@ pub struct Config {
     pub pickup: postern_pickup::PickupSettings,
     /// `[admin]`: the admin socket (`postern queue` verbs while the server runs).
     pub admin: postern_admin::AdminSettings,
+    /// `[counters]`: where limits, greylisting and bans keep their counts
+    /// (`postern_counters::open` turns it into the store).
+    pub counters: postern_counters::CounterSettings,
     /// The file name the configuration came from, or `<embedded default>`.
     pub source: String,
 }

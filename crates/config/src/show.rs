@@ -11,7 +11,7 @@
 //! # Security
 //! Never prints a secret: `[[user]] password_hash`,
 //! `delivery.relayhost_password` and `[[route]] auth_password` show as
-//! `"<secret>"`.
+//! `"<secret>"`, and so does the password in `counters.redis_url`.
 
 use std::path::Path;
 
@@ -73,6 +73,11 @@ pub fn effective(
         }
         if matches(key, SECRET_KEYS) {
             *v = Value::String(SECRET.to_owned());
+        }
+        if key == "counters.redis_url"
+            && let Value::String(s) = v
+        {
+            *s = postern_counters::redact_url(s);
         }
     });
     let table = if non_default {
@@ -277,6 +282,7 @@ mod tests {
             ("pickup", &["dir"]),
             ("admin", &["socket"]),
             ("spool", &[]),
+            ("counters", &["redis_url"]),
             ("danger", &[]),
         ];
         for (table, dependent) in no_fixed_default {
