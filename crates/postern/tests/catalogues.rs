@@ -8,6 +8,8 @@
 //! `postern_delivery::cause`. This test, in the one crate that sees all of
 //! them, checks that:
 //! - ids are well formed, unique, and never a retired one;
+//! - the counter store's causes (`postern_counters::cause`, ADR 0009) are
+//!   documented in docs/counters.md §4 and their fixes are true too;
 //! - every id delivery can log is documented in docs/delivery.md §6;
 //! - every fix text is true (issue 8 §3): each configuration key it names
 //!   (written `` `[table] key` `` or `` `[table] key = value, key = value` ``)
@@ -492,6 +494,67 @@ fn every_id_is_rendered() {
     }
 }
 
+/// The counter store's catalogue stands apart (delivery never logs it):
+/// documented in docs/counters.md, every variant rendered, fixes checked
+/// like the others.
+#[test]
+fn counter_causes_are_documented_and_true() {
+    use postern_counters::CounterError as CE;
+    let ids = postern_counters::cause::ALL;
+    let doc = read_doc("counters.md");
+    let mut seen = HashSet::new();
+    for id in ids {
+        assert!(well_formed(id), "counters: malformed id {id:?}");
+        assert!(seen.insert(id), "counters: {id} listed twice");
+        assert!(!postern_tls::cause::RETIRED.contains(id));
+        for (_, others) in CATALOGUES {
+            assert!(
+                !others.contains(id),
+                "counters: {id} is in another catalogue"
+            );
+        }
+        assert!(
+            doc.contains(&format!("`{id}`")),
+            "{id} not in docs/counters.md"
+        );
+    }
+    let errors = [
+        CE::Unavailable {
+            backend: "redis",
+            reason: "timed out".into(),
+        },
+        CE::Protocol {
+            backend: "redis",
+            detail: "NOPERM".into(),
+        },
+        CE::WrongKind {
+            key: "k".into(),
+            held: "value",
+            wanted: "counter",
+        },
+        CE::Invalid { what: "x".into() },
+        CE::Config { what: "x".into() },
+    ];
+    let mut cli = Cli {
+        help: HashMap::new(),
+    };
+    let mut rendered = HashSet::new();
+    let mut problems = Vec::new();
+    for e in &errors {
+        let c = e.cause();
+        rendered.insert(c.id);
+        problems.extend(check_fix(
+            c.fix,
+            &format!("{} ({})", c.id, c.summary),
+            &mut cli,
+        ));
+    }
+    for id in ids {
+        assert!(rendered.contains(id), "counters: {id} is never rendered");
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 // ---------------------------------------------------------------------------
 // Checking a fix text.
 
@@ -499,7 +562,7 @@ fn every_id_is_rendered() {
 /// notation is refused whatever the key).
 const TABLES: &[&str] = &[
     "tls", "delivery", "route", "dns", "listener", "limits", "relay", "smtp", "log", "danger",
-    "pickup", "admin", "user",
+    "pickup", "admin", "user", "counters",
 ];
 
 /// The backtick spans of `text` (odd pieces).
