@@ -150,3 +150,25 @@ fn lints_become_warnings() {
         "{w:#?}"
     );
 }
+
+/// The commented gateway example in examples/postern.toml loads once
+/// uncommented, and only the lints it is meant to show come up (none).
+#[test]
+fn the_example_table_loads() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/postern.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let start = text.find("# [[dns_list]]").unwrap();
+    let end = start + text[start..].find("\n# ----").unwrap();
+    let block: String = text[start..end]
+        .lines()
+        .map(|l| {
+            l.strip_prefix("# ")
+                .unwrap_or(l.strip_prefix('#').unwrap_or(l))
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let l = load(&with(&block)).unwrap();
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    assert_eq!(l.config.server.admission.groups.len(), 4);
+    assert_eq!(l.config.server.admission.policies.len(), 4);
+}

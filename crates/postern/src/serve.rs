@@ -201,6 +201,10 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
         } else {
             None
         },
+        counters: Some(
+            postern_counters::open(&cfg.counters)
+                .context("opening the counter store ([counters])")?,
+        ),
     };
     let server = Server::start_with(
         cfg.server.clone(),

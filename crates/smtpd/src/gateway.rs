@@ -31,11 +31,24 @@ pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_PTR_NAMES: usize = 10;
 
 /// What the server uses beyond its settings: the DNS resolver sender groups
-/// ask (none: DNS matchers never match, and the server says so at start).
-#[derive(Clone, Debug, Default)]
+/// ask (none: DNS matchers never match, and the server says so at start) and
+/// the counter store of rate limits, DHAP and greylisting (none: an
+/// in-process store).
+#[derive(Clone, Default)]
 pub struct Services {
     /// The resolver for PTR, FCrDNS and DNS lists.
     pub resolver: Option<Resolver>,
+    /// The counter store (`[counters]`).
+    pub counters: Option<std::sync::Arc<dyn postern_counters::CounterStore>>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("resolver", &self.resolver)
+            .field("counters", &self.counters.as_ref().map(|c| c.backend()))
+            .finish()
+    }
 }
 
 /// Chooses the client's sender group, looking up the DNS facts the groups

@@ -17,6 +17,7 @@
 mod admission;
 mod auth;
 mod conn;
+mod counting;
 pub mod gateway;
 mod received;
 mod replies;

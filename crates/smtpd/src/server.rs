@@ -170,6 +170,11 @@ impl Server {
                 those matchers will match nothing"
             );
         }
+        let counters = services.counters.clone().map_or_else(
+            crate::counting::Counters::default,
+            crate::counting::Counters::new,
+        );
+        tracing::debug!(backend = counters.store().backend(), "counter store");
         let services = Arc::new(services);
         let mut bound = Vec::new();
         for l in &settings.listeners {
@@ -205,6 +210,7 @@ impl Server {
                 shutdown: shutdown.clone(),
                 tracker: tracker.clone(),
                 services: Arc::clone(&services),
+                counters: counters.clone(),
             };
             tracker.spawn(acceptor.run(sock));
         }
@@ -275,6 +281,7 @@ struct Acceptor {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     services: Arc<Services>,
+    counters: crate::counting::Counters,
 }
 
 impl Acceptor {
@@ -319,6 +326,7 @@ impl Acceptor {
                         on_queued: self.on_queued.clone(),
                         shutdown: self.shutdown.clone(),
                         resolver: self.services.resolver.clone(),
+                        counters: self.counters.clone(),
                         ip_sessions: ticket.sessions_from_ip(),
                     };
                     let id = session_id();

@@ -68,6 +68,12 @@ fn table() -> Admission {
     let mut tls = MailFlowPolicy::new("TLS-ONLY", FlowAction::Accept);
     tls.tls = Some(postern_smtpd::TlsMode::Required);
     policies.push(tls);
+    let mut rated = MailFlowPolicy::new("RATED", FlowAction::Accept);
+    rated.max_connections_per_minute_per_ip = Some(3);
+    rated.max_recipients_per_hour_per_ip = Some(3);
+    rated.max_messages_per_hour_per_sender = Some(2);
+    rated.sender_rate_exceptions = vec!["@lists.test".into()];
+    policies.push(rated);
     let p = &policies;
     let groups = vec![
         group("TAG", &["127.0.0.20"], "TAGGED", p),
@@ -83,6 +89,7 @@ fn table() -> Admission {
         group("PARTNERS", &["127.0.0.7-127.0.0.8"], "RELAYED", p),
         group("PTR", &["127.0.0.10"], "NEEDS-PTR", p),
         group("STRICT", &["127.0.0.12"], "TLS-ONLY", p),
+        group("RATES", &["127.0.0.13-127.0.0.14"], "RATED", p),
         // Loopback clients: hickory answers PTR of 127/8 itself with
         // `localhost` (RFC 6761 §6.3), which does not resolve back to
         // 127.0.0.2+ — every test client fails FCrDNS. The PTR and FCrDNS
@@ -127,6 +134,7 @@ async fn start() -> Gw {
         },
         Services {
             resolver: Some(resolver),
+            counters: None,
         },
     )
     .await;
@@ -326,4 +334,72 @@ async fn dns_lists_scores_and_failures() {
         .transcript_with("sender group ALL (matched by all), policy ACCEPTED")
         .await;
     assert!(log.contains("sender group ALL"), "{log}");
+}
+
+async fn send_one(d: &mut Dialogue, from: &str, rcpts: &[(&str, u16)]) {
+    d.cmd(&format!("MAIL FROM:<{from}>"), 250).await;
+    for (r, code) in rcpts {
+        d.cmd(&format!("RCPT TO:<{r}>"), *code).await;
+    }
+    d.cmd("DATA", 354).await;
+    d.send("Subject: x\r\n\r\nbody\r\n.").await;
+    d.expect(250).await;
+}
+
+#[tokio::test]
+async fn rates_per_ip_and_per_sender_at_the_limit_and_past_it() {
+    let gw = start().await;
+    // Connections per minute: 3 fit, the 4th gets 421 4.7.0.
+    let mut s1 = gw.from("127.0.0.13").await;
+    s1.expect(220).await;
+    s1.cmd("EHLO client.test", 250).await;
+    // Recipients per hour from the address: 3 accepted, then 452 4.5.3 —
+    // across messages and sessions.
+    send_one(
+        &mut s1,
+        "a@b.test",
+        &[("u1@example.com", 250), ("u2@example.com", 250)],
+    )
+    .await;
+    let mut s2 = gw.from("127.0.0.13").await;
+    s2.expect(220).await;
+    s2.cmd("EHLO client.test", 250).await;
+    s2.cmd("MAIL FROM:<c@d.test>", 250).await;
+    s2.cmd("RCPT TO:<u3@example.com>", 250).await;
+    let r = s2.cmd("RCPT TO:<u4@example.com>", 452).await;
+    assert_eq!(
+        r.lines[0],
+        "4.5.3 Too many recipients this hour from [127.0.0.13], try again later"
+    );
+    s2.cmd("QUIT", 221).await;
+    let mut s3 = gw.from("127.0.0.13").await;
+    s3.expect(220).await;
+    let mut s4 = gw.from("127.0.0.13").await;
+    let r = s4.expect(421).await;
+    assert!(r.lines[0].starts_with("4.7.0 Too many connections per minute from [127.0.0.13]"));
+    // Another address has its own counters; the sender rate is per sender:
+    // 2 messages from a@b.test fit (one above came from .13: the count is
+    // shared), the next is 450 4.7.1; a listed exception and <> never count.
+    let mut s5 = gw.from("127.0.0.14").await;
+    s5.expect(220).await;
+    s5.cmd("EHLO client.test", 250).await;
+    send_one(&mut s5, "a@b.test", &[("v1@example.com", 250)]).await;
+    let r = s5.cmd("MAIL FROM:<A@B.test>", 450).await;
+    assert_eq!(
+        r.lines[0],
+        "4.7.1 Too much mail from <A@B.test> this hour, try again later"
+    );
+    send_one(&mut s5, "news@lists.test", &[("v2@example.com", 250)]).await;
+    s5.cmd("MAIL FROM:<>", 250).await;
+    s5.cmd("RSET", 250).await;
+    let log = gw
+        .srv
+        .transcript_with("max_messages_per_hour_per_sender")
+        .await;
+    assert!(
+        log.contains(
+            "mail refused by policy RATED (group RATES, max_messages_per_hour_per_sender): 450"
+        ),
+        "{log}"
+    );
 }

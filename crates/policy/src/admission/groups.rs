@@ -172,6 +172,11 @@ impl Admission {
             .unwrap_or(&self.default_policy.0)
     }
 
+    /// The built-in policy for clients no group matched (accept, no limits).
+    pub fn default_policy(&self) -> &MailFlowPolicy {
+        &self.default_policy.0
+    }
+
     /// A policy by name.
     pub fn policy_named(&self, name: &str) -> Option<&MailFlowPolicy> {
         self.policies.iter().find(|p| p.name == name)

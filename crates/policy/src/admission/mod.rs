@@ -21,6 +21,7 @@
 //! # Standards
 //! RFC 5321 §3.1 (refusal at connect), RFC 5782 (DNS lists), RFC 7372 (X.7.25).
 
+pub mod decide;
 pub mod facts;
 pub mod flow;
 pub mod groups;
@@ -28,6 +29,7 @@ pub mod matcher;
 #[cfg(test)]
 mod tests;
 
+pub use decide::{ConnectCounts, Decision, RcptCounts, at_connect, at_mail, at_rcpt};
 pub use facts::{ClientFacts, ListAnswer, Lookup};
 pub use flow::{AuthChecks, FlowAction, MailFlowPolicy, RejectAt};
 pub use groups::{Admission, Classification, Classified, DnsList, SenderGroup, Step, StepOutcome};

@@ -356,6 +356,7 @@ where
                 });
                 self.event(&format!("queued as {}", env.queue_id));
                 self.gate.messages += 1;
+                self.count_message(&env.reverse_path).await;
                 if let Some(hook) = &self.ctx.on_queued {
                     hook(&crate::server::Accepted {
                         queue_id: env.queue_id,

@@ -101,6 +101,8 @@ pub(crate) struct Context {
     pub(crate) shutdown: CancellationToken,
     /// The resolver sender groups ask (PTR, FCrDNS, DNS lists).
     pub(crate) resolver: Option<postern_dns::Resolver>,
+    /// Rate, DHAP and greylisting counters (shared by all sessions).
+    pub(crate) counters: crate::counting::Counters,
     /// Sessions open from the client's address, this one included.
     pub(crate) ip_sessions: usize,
 }
@@ -224,12 +226,10 @@ where
                 self.flush().await?;
                 return Err(End::ClosedByServer);
             }
-            Action::Check(_) => {
-                let Some(verdict) = self.check_stage().await else {
-                    return Err(End::PolicyRefused);
-                };
-                self.machine.handle(Event::Verdict(verdict));
-            }
+            Action::Check(_) => match self.check_stage().await {
+                stages::Checked::Verdict(verdict) => self.machine.handle(Event::Verdict(verdict)),
+                stages::Checked::Drop => return Err(End::PolicyRefused),
+            },
             Action::Authenticate(creds) => {
                 let user = creds.user.clone();
                 let db = Arc::clone(&self.ctx.shared.users);

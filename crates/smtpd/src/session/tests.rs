@@ -131,6 +131,7 @@ pub(super) fn start_full(
         on_queued: None,
         shutdown: CancellationToken::new(),
         resolver,
+        counters: crate::counting::Counters::default(),
         ip_sessions: 1,
     };
     let (client, server) = tokio::io::duplex(pipe);
