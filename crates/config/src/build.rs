@@ -204,6 +204,8 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
             groups: raw.sender_group,
             policies: raw.mail_flow_policy,
             lists: raw.dns_list,
+            greylist: raw.greylist,
+            auth_ban: raw.auth_ban,
         },
         &listener_names,
         cx,

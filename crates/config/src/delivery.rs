@@ -1129,7 +1129,7 @@ mod tests {
             error("[dns]\nnameservers = [\"localhost\"]\n")
                 .contains("dns.nameservers[0]: invalid name server")
         );
-        assert!(error("[delivery]\nmax_lifetime = \"5d\"\n").contains("delivery.max_lifetime"));
+        assert!(error("[delivery]\nmax_lifetime = \"5days\"\n").contains("delivery.max_lifetime"));
     }
 
     #[test]

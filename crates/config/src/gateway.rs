@@ -31,8 +31,8 @@
 use std::ops::Range;
 
 use postern_policy::admission::{
-    Admission, AuthChecks, CodePattern, DnsList, FlowAction, MailFlowPolicy, Matcher, RejectAt,
-    SenderGroup, lint, matcher::normalise_zone,
+    Admission, AuthBanSettings, AuthChecks, CodePattern, DnsList, FlowAction, GreylistSettings,
+    MailFlowPolicy, Matcher, RejectAt, SenderGroup, lint, matcher::normalise_zone,
 };
 use postern_proto::{EnhancedCode, Reply};
 use postern_smtpd::{AuthMode, TlsMode};
@@ -41,7 +41,7 @@ use toml::Spanned;
 
 use crate::build::Ctx;
 use crate::error::{ConfigError, did_you_mean};
-use crate::raw::{Count, Pick, Size};
+use crate::raw::{Count, Dur, Pick, Size};
 
 /// `[[sender_group]]`.
 #[derive(Debug, Deserialize)]
@@ -77,6 +77,7 @@ pub(crate) struct RawMailFlowPolicy {
     pub max_invalid_recipients_per_hour: Option<Spanned<Count>>,
     pub dhap_drop: Option<bool>,
     pub greylist: Option<bool>,
+    pub exempt_from_bans: Option<bool>,
     pub spf: Option<bool>,
     pub dkim: Option<bool>,
     pub dmarc: Option<bool>,
@@ -91,11 +92,34 @@ pub(crate) struct RawDnsList {
     pub weight: Option<Spanned<i64>>,
 }
 
-/// The three tables as they come from the file.
+/// `[greylist]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawGreylist {
+    pub delay: Option<Spanned<Dur>>,
+    pub retry_window: Option<Spanned<Dur>>,
+    pub pass_lifetime: Option<Spanned<Dur>>,
+    pub auto_allow_after: Option<Spanned<Count>>,
+}
+
+/// `[auth_ban]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawAuthBan {
+    pub enabled: Option<bool>,
+    pub max_failures_per_ip: Option<Spanned<Count>>,
+    pub max_failures_per_login: Option<Spanned<Count>>,
+    pub window: Option<Spanned<Dur>>,
+    pub ban: Option<Spanned<Dur>>,
+}
+
+/// The tables as they come from the file.
 pub(crate) struct RawGateway {
     pub groups: Option<Vec<Spanned<RawSenderGroup>>>,
     pub policies: Option<Vec<Spanned<RawMailFlowPolicy>>>,
     pub lists: Option<Vec<Spanned<RawDnsList>>>,
+    pub greylist: Option<Spanned<RawGreylist>>,
+    pub auth_ban: Option<Spanned<RawAuthBan>>,
 }
 
 /// Builds the admission table; every error goes to `cx` (so all are
@@ -257,10 +281,14 @@ pub(crate) fn build(raw: &RawGateway, listeners: &[String], cx: &mut Ctx<'_>) ->
             listeners: scoped,
         });
     }
+    let greylist = greylist(raw.greylist.as_ref(), cx);
+    let auth_ban = auth_ban(raw.auth_ban.as_ref(), cx);
     if cx.errors.len() > before {
         return None;
     }
-    let admission = Admission::new(groups, policies, lists);
+    let mut admission = Admission::new(groups, policies, lists);
+    admission.greylist = greylist;
+    admission.auth_ban = auth_ban;
     for l in lint(&admission) {
         let span = admission
             .groups
@@ -275,6 +303,90 @@ pub(crate) fn build(raw: &RawGateway, listeners: &[String], cx: &mut Ctx<'_>) ->
         cx.warn(span, key, format!("{}: {}", l.subject, l.message));
     }
     Some(admission)
+}
+
+fn greylist(raw: Option<&Spanned<RawGreylist>>, cx: &mut Ctx<'_>) -> GreylistSettings {
+    let mut g = GreylistSettings::default();
+    let Some(raw) = raw else {
+        return g;
+    };
+    let r = raw.get_ref();
+    if let Some(v) = &r.delay {
+        g.delay = v.get_ref().0;
+    }
+    if let Some(v) = &r.retry_window {
+        g.retry_window = v.get_ref().0;
+    }
+    if let Some(v) = &r.pass_lifetime {
+        g.pass_lifetime = v.get_ref().0;
+    }
+    if let Some(v) = &r.auto_allow_after {
+        g.auto_allow_after = v.get_ref().0;
+    }
+    if g.retry_window <= g.delay {
+        let span = r
+            .retry_window
+            .as_ref()
+            .map_or_else(|| raw.span(), Spanned::span);
+        let e = cx.error(
+            span,
+            "greylist.retry_window",
+            "must be longer than greylist.delay (a retry must be able to come back in time)",
+        );
+        cx.errors.push(e);
+    }
+    if g.delay.is_zero() {
+        let span = r.delay.as_ref().map_or_else(|| raw.span(), Spanned::span);
+        let e = cx.error(span, "greylist.delay", "must be at least 1s");
+        cx.errors.push(e);
+    }
+    g
+}
+
+fn auth_ban(raw: Option<&Spanned<RawAuthBan>>, cx: &mut Ctx<'_>) -> AuthBanSettings {
+    let mut b = AuthBanSettings::default();
+    let Some(raw) = raw else {
+        return b;
+    };
+    let r = raw.get_ref();
+    b.enabled = r.enabled.unwrap_or(true);
+    for (v, key, field) in [
+        (
+            &r.max_failures_per_ip,
+            "auth_ban.max_failures_per_ip",
+            &mut b.max_failures_per_ip,
+        ),
+        (
+            &r.max_failures_per_login,
+            "auth_ban.max_failures_per_login",
+            &mut b.max_failures_per_login,
+        ),
+    ] {
+        if let Some(v) = v {
+            if v.get_ref().0 == 0 {
+                let e = cx.error(
+                    v.span(),
+                    key,
+                    "must be at least 1 (set enabled = false to ban nobody)",
+                );
+                cx.errors.push(e);
+            }
+            *field = v.get_ref().0;
+        }
+    }
+    for (v, key, field) in [
+        (&r.window, "auth_ban.window", &mut b.window),
+        (&r.ban, "auth_ban.ban", &mut b.ban),
+    ] {
+        if let Some(v) = v {
+            if v.get_ref().0.as_secs() == 0 {
+                let e = cx.error(v.span(), key, "must be at least 1s");
+                cx.errors.push(e);
+            }
+            *field = v.get_ref().0;
+        }
+    }
+    b
 }
 
 fn flow_policy(
@@ -398,6 +510,7 @@ fn flow_policy(
     )?;
     f.dhap_drop = p.dhap_drop.unwrap_or(false);
     f.greylist = p.greylist.unwrap_or(false);
+    f.exempt_from_bans = p.exempt_from_bans.unwrap_or(false);
     f.verify = AuthChecks {
         spf: p.spf.unwrap_or(true),
         dkim: p.dkim.unwrap_or(true),

@@ -46,6 +46,8 @@ pub(crate) struct RawConfig {
     pub sender_group: Option<Vec<Spanned<crate::gateway::RawSenderGroup>>>,
     pub mail_flow_policy: Option<Vec<Spanned<crate::gateway::RawMailFlowPolicy>>>,
     pub dns_list: Option<Vec<Spanned<crate::gateway::RawDnsList>>>,
+    pub greylist: Option<Spanned<crate::gateway::RawGreylist>>,
+    pub auth_ban: Option<Spanned<crate::gateway::RawAuthBan>>,
     pub counters: Option<Spanned<crate::counters::RawCounters>>,
 }
 

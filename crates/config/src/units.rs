@@ -19,15 +19,20 @@ const SIZE_UNITS: &[(&str, u64)] = &[
 
 /// Duration units in milliseconds, matched exactly (lower case: `M` could be
 /// months or mega, so it is refused rather than guessed).
-const DURATION_UNITS: &[(&str, u64)] = &[("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)];
+const DURATION_UNITS: &[(&str, u64)] = &[
+    ("ms", 1),
+    ("s", 1_000),
+    ("m", 60_000),
+    ("h", 3_600_000),
+    ("d", 86_400_000),
+];
 
 /// What a size may look like, for error messages.
 pub(crate) const SIZE_HELP: &str = "a whole number followed by B, KiB, MiB, GiB, KB, MB or GB \
      (e.g. \"25MiB\"), or an integer number of bytes";
 
 /// What a duration may look like, for error messages.
-pub(crate) const DURATION_HELP: &str =
-    "a whole number followed by ms, s, m or h (e.g. \"30s\", \"5m\", \"1h\", \"1500ms\")";
+pub(crate) const DURATION_HELP: &str = "a whole number followed by ms, s, m, h or d (e.g. \"30s\", \"5m\", \"1h\", \"7d\", \"1500ms\")";
 
 /// Splits `"25 MiB"` into `(25, "MiB")`; `None` when there is no leading number.
 fn split_number(s: &str) -> Option<(u64, &str)> {
@@ -135,12 +140,13 @@ mod tests {
             ("1500ms", Duration::from_millis(1500)),
             ("0s", Duration::ZERO),
             ("5 m", Duration::from_mins(5)),
+            ("7d", Duration::from_hours(7 * 24)),
         ];
         for (s, want) in ok {
             assert_eq!(parse_duration(s), Ok(*want), "{s}");
         }
         for s in [
-            "", "5", "300", "m", "5M", "5min", "1.5m", "5d", "-5s", "5S", "s5",
+            "", "5", "300", "m", "5M", "5min", "1.5m", "5days", "-5s", "5S", "s5",
         ] {
             assert_eq!(
                 parse_duration(s),

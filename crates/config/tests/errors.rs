@@ -31,7 +31,7 @@ fn unknown_top_level_key_lists_allowed_keys() {
         error(&format!("hostnme = \"x\"\n{MINIMAL}")),
         "postern.toml:1:1: hostnme: unknown key; did you mean \"hostname\"? allowed: \"data_dir\", \"hostname\", \
          \"listener\", \"limits\", \"tls\", \"relay\", \"user\", \"smtp\", \"log\", \"danger\", \
-         \"delivery\", \"route\", \"dns\", \"pickup\", \"admin\", \"spool\", \"sender_group\", \"mail_flow_policy\", \"dns_list\", \"counters\""
+         \"delivery\", \"route\", \"dns\", \"pickup\", \"admin\", \"spool\", \"sender_group\", \"mail_flow_policy\", \"dns_list\", \"greylist\", \"auth_ban\", \"counters\""
     );
 }
 
@@ -431,13 +431,13 @@ fn bad_sizes_and_durations() {
     assert_eq!(
         error(&with("[limits]\ncommand_timeout = \"5min\"\n")),
         "postern.toml:12:19: limits.command_timeout: invalid duration \"5min\"; allowed: a whole \
-         number followed by ms, s, m or h (e.g. \"30s\", \"5m\", \"1h\", \"1500ms\")"
+         number followed by ms, s, m, h or d (e.g. \"30s\", \"5m\", \"1h\", \"7d\", \"1500ms\")"
     );
     assert_eq!(
         error(&with("[limits]\ncommand_timeout = 300\n")),
         "postern.toml:12:19: limits.command_timeout: a duration needs a unit: write \"300s\" for \
-         300 seconds; allowed: a whole number followed by ms, s, m or h (e.g. \"30s\", \"5m\", \
-         \"1h\", \"1500ms\")"
+         300 seconds; allowed: a whole number followed by ms, s, m, h or d (e.g. \"30s\", \
+         \"5m\", \"1h\", \"7d\", \"1500ms\")"
     );
 }
 

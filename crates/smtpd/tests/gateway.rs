@@ -74,6 +74,9 @@ fn table() -> Admission {
     rated.max_messages_per_hour_per_sender = Some(2);
     rated.sender_rate_exceptions = vec!["@lists.test".into()];
     policies.push(rated);
+    let mut grey = MailFlowPolicy::new("GREY", FlowAction::Accept);
+    grey.greylist = true;
+    policies.push(grey);
     let p = &policies;
     let groups = vec![
         group("TAG", &["127.0.0.20"], "TAGGED", p),
@@ -90,6 +93,7 @@ fn table() -> Admission {
         group("PTR", &["127.0.0.10"], "NEEDS-PTR", p),
         group("STRICT", &["127.0.0.12"], "TLS-ONLY", p),
         group("RATES", &["127.0.0.13-127.0.0.14"], "RATED", p),
+        group("GREYLISTED", &["127.0.0.15-127.0.0.16"], "GREY", p),
         // Loopback clients: hickory answers PTR of 127/8 itself with
         // `localhost` (RFC 6761 §6.3), which does not resolve back to
         // 127.0.0.2+ — every test client fails FCrDNS. The PTR and FCrDNS
@@ -110,7 +114,10 @@ fn table() -> Admission {
             weight: 1,
         },
     ];
-    Admission::new(groups, policies, lists)
+    let mut a = Admission::new(groups, policies, lists);
+    a.greylist.delay = Duration::from_secs(1);
+    a.greylist.auto_allow_after = 2;
+    a
 }
 
 struct Gw {
@@ -402,4 +409,36 @@ async fn rates_per_ip_and_per_sender_at_the_limit_and_past_it() {
         ),
         "{log}"
     );
+}
+
+#[tokio::test]
+async fn greylisting_defers_then_passes_and_auto_allows_the_network() {
+    let gw = start().await;
+    let mut s1 = gw.from("127.0.0.15").await;
+    s1.expect(220).await;
+    s1.cmd("EHLO client.test", 250).await;
+    s1.cmd("MAIL FROM:<a@b.test>", 250).await;
+    let r = s1.cmd("RCPT TO:<u1@example.com>", 450).await;
+    assert_eq!(
+        r.lines[0],
+        "4.7.1 Greylisted, please try again in 1 seconds"
+    );
+    // Too early: still deferred.
+    s1.cmd("RCPT TO:<u1@example.com>", 450).await;
+    // Another triplet is deferred on its own.
+    s1.cmd("RCPT TO:<u2@example.com>", 450).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // After the delay, from another address of the same /24: passes.
+    let mut s2 = gw.from("127.0.0.16").await;
+    s2.expect(220).await;
+    s2.cmd("EHLO client.test", 250).await;
+    s2.cmd("MAIL FROM:<A@b.test>", 250).await;
+    s2.cmd("RCPT TO:<u1@example.com>", 250).await;
+    s2.cmd("RCPT TO:<u2@example.com>", 250).await;
+    // Two passes: the network is allowed, a new triplet is not greylisted.
+    s2.cmd("RCPT TO:<u3@example.com>", 250).await;
+    // Relay-network and authenticated clients are never greylisted: the
+    // postmaster of another group is not either.
+    let log = gw.srv.transcript_with("greylisting passed").await;
+    assert!(log.contains("rcpt greylisted by policy GREY"), "{log}");
 }

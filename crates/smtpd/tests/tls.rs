@@ -331,3 +331,70 @@ async fn three_failed_auths_close_the_session() {
     assert_eq!(r.code, 421, "{r:?}");
     assert!(d.is_closed().await);
 }
+
+/// `[auth_ban]`: failures per login then per network span sessions; a banned
+/// login gets 454 4.7.0 even with the right password, a banned network 421 at
+/// connect; a relay network is never banned.
+#[tokio::test]
+async fn failed_logins_ban_the_login_then_the_network() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let srv = common::start_with(|s| {
+        s.admission.auth_ban.max_failures_per_login = 2;
+        s.admission.auth_ban.max_failures_per_ip = 3;
+    })
+    .await;
+    let mut d = srv.connect_starttls("submission").await;
+    d.cmd(&format!("AUTH PLAIN {}", b64("\0alice\0wrong1")), 535)
+        .await;
+    d.cmd(&format!("AUTH PLAIN {}", b64("\0alice\0wrong2")), 535)
+        .await;
+    d.cmd("QUIT", 221).await;
+    // The login is banned now: the right password does not help.
+    let mut d = srv.connect_starttls("submission").await;
+    let r = d
+        .cmd(
+            &format!("AUTH PLAIN {}", b64(&format!("\0{USER}\0{PASSWORD}"))),
+            454,
+        )
+        .await;
+    assert!(r.lines[0].starts_with("4.7.0"), "{r:?}");
+    // A third failure (another login) bans the network.
+    d.cmd(&format!("AUTH PLAIN {}", b64("\0bob\0guess")), 535)
+        .await;
+    d.cmd("QUIT", 221).await;
+    let mut d = postern_testkit::Dialogue::connect(srv.addr("submission")).await;
+    let r = d.expect(421).await;
+    assert_eq!(
+        r.lines[0],
+        "4.7.0 Too many failed logins from [127.0.0.1], try again later"
+    );
+    let log = srv.transcript_with("banned for 900s").await;
+    assert!(
+        log.contains("login banned for 900s: 2 failed logins"),
+        "{log}"
+    );
+}
+
+/// A relay network is never banned, however many failures.
+#[tokio::test]
+async fn relay_networks_are_never_banned() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let srv = common::start_with(|s| {
+        s.admission.auth_ban.max_failures_per_login = 1;
+        s.admission.auth_ban.max_failures_per_ip = 1;
+        s.relay.relay_networks = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let mut d = srv.connect_starttls("submission").await;
+    d.cmd(&format!("AUTH PLAIN {}", b64("\0alice\0wrong")), 535)
+        .await;
+    d.cmd("QUIT", 221).await;
+    let mut d = srv.connect_starttls("submission").await;
+    d.cmd(
+        &format!("AUTH PLAIN {}", b64(&format!("\0{USER}\0{PASSWORD}"))),
+        235,
+    )
+    .await;
+}

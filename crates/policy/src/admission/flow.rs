@@ -84,6 +84,7 @@ pub enum RejectAt {
 
 /// One `[[mail_flow_policy]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::struct_excessive_bools)] // independent switches of the configuration, one key each
 pub struct MailFlowPolicy {
     /// Its name (ESA style: `ACCEPTED`, `BLOCKED`, `THROTTLED`, `RELAYED`).
     pub name: String,
@@ -127,6 +128,8 @@ pub struct MailFlowPolicy {
     pub dhap_drop: bool,
     /// Greylist this policy's clients.
     pub greylist: bool,
+    /// Never banned for failed AUTH (monitoring, proxies, partners).
+    pub exempt_from_bans: bool,
     /// Which message-authentication checks run (wired by the
     /// mail-authentication work).
     pub verify: AuthChecks,
@@ -177,6 +180,7 @@ impl MailFlowPolicy {
             max_invalid_recipients_per_hour: None,
             dhap_drop: false,
             greylist: false,
+            exempt_from_bans: false,
             verify: AuthChecks::default(),
         }
     }
@@ -228,6 +232,84 @@ impl MailFlowPolicy {
                 sender == e
             }
         })
+    }
+}
+
+/// `[greylist]`: the triplet (client network, sender, recipient) must come
+/// back after `delay` and within `retry_window`; then it passes for
+/// `pass_lifetime`, and a network with `auto_allow_after` passes is not
+/// greylisted any more (postgrey's auto-whitelisting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GreylistSettings {
+    /// Minimum wait before a retry passes. Default 5 minutes.
+    pub delay: Duration,
+    /// How long a first attempt is remembered. Default 24 hours.
+    pub retry_window: Duration,
+    /// How long a passed triplet (and an auto-allowed network) passes.
+    /// Default 36 days.
+    pub pass_lifetime: Duration,
+    /// Passed triplets after which the client network is no longer
+    /// greylisted; 0: never. Default 5.
+    pub auto_allow_after: u64,
+}
+
+impl Default for GreylistSettings {
+    fn default() -> Self {
+        Self {
+            delay: Duration::from_mins(5),
+            retry_window: Duration::from_hours(24),
+            pass_lifetime: Duration::from_hours(36 * 24),
+            auto_allow_after: 5,
+        }
+    }
+}
+
+/// `[auth_ban]`: failed AUTH attempts per client network and per login
+/// within `window`; past either limit, a ban of `ban` (the network: `421` at
+/// connect; the login: `454 4.7.0` to AUTH whatever the password). Relay
+/// networks and groups whose policy has `exempt_from_bans` are never banned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthBanSettings {
+    /// Off: count nothing, ban nobody. Default on.
+    pub enabled: bool,
+    /// Failures from one network (IPv4 address, IPv6 /64). Default 20.
+    pub max_failures_per_ip: u64,
+    /// Failures for one login name. Default 10.
+    pub max_failures_per_login: u64,
+    /// The counting window. Default 15 minutes.
+    pub window: Duration,
+    /// How long a ban lasts. Default 15 minutes.
+    pub ban: Duration,
+}
+
+impl Default for AuthBanSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_failures_per_ip: 20,
+            max_failures_per_login: 10,
+            window: Duration::from_mins(15),
+            ban: Duration::from_mins(15),
+        }
+    }
+}
+
+/// Greylisting's decision for one triplet, from what the store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Greylisted {
+    /// Let it through (allowed before, or the delay has passed now).
+    Pass,
+    /// Defer: try again in this long.
+    Defer(Duration),
+}
+
+/// First seen at `first_seen` (unix seconds), now `now`: pass or defer.
+pub fn greylist_decision(g: &GreylistSettings, first_seen: u64, now: u64) -> Greylisted {
+    let waited = Duration::from_secs(now.saturating_sub(first_seen));
+    if waited >= g.delay {
+        Greylisted::Pass
+    } else {
+        Greylisted::Defer(g.delay.saturating_sub(waited))
     }
 }
 
@@ -306,6 +388,15 @@ pub mod replies {
             550,
             Some(EnhancedCode::new(5, 1, 1)),
             format!("Too many invalid recipients from [{ip}]"),
+        )
+    }
+
+    /// `[auth_ban]`: the client network is banned for failed logins.
+    pub fn banned(ip: IpAddr) -> Reply {
+        Reply::new(
+            421,
+            Some(EnhancedCode::new(4, 7, 0)),
+            format!("Too many failed logins from [{ip}], try again later"),
         )
     }
 

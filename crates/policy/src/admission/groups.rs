@@ -132,6 +132,10 @@ pub struct Admission {
     pub policies: Vec<MailFlowPolicy>,
     /// The `[[dns_list]]` zones for `dnsbl-score`.
     pub lists: Vec<DnsList>,
+    /// `[greylist]`: how policies with `greylist = true` greylist.
+    pub greylist: super::flow::GreylistSettings,
+    /// `[auth_ban]`: bans for failed AUTH.
+    pub auth_ban: super::flow::AuthBanSettings,
     default_policy: DefaultPolicy,
 }
 
@@ -156,6 +160,8 @@ impl Admission {
             groups,
             policies,
             lists,
+            greylist: super::flow::GreylistSettings::default(),
+            auth_ban: super::flow::AuthBanSettings::default(),
             default_policy: DefaultPolicy::default(),
         }
     }

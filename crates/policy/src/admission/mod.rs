@@ -31,7 +31,10 @@ mod tests;
 
 pub use decide::{ConnectCounts, Decision, RcptCounts, at_connect, at_mail, at_rcpt};
 pub use facts::{ClientFacts, ListAnswer, Lookup};
-pub use flow::{AuthChecks, FlowAction, MailFlowPolicy, RejectAt};
+pub use flow::{
+    AuthBanSettings, AuthChecks, FlowAction, GreylistSettings, Greylisted, MailFlowPolicy,
+    RejectAt, greylist_decision,
+};
 pub use groups::{Admission, Classification, Classified, DnsList, SenderGroup, Step, StepOutcome};
 pub use matcher::{CodePattern, MatchSyntaxError, Matcher, NamePattern, Need};
 

@@ -28,9 +28,11 @@
 //! RFC 5321 §4.5.3.2 (timeouts), RFC 2920 (PIPELINING), RFC 3207 (STARTTLS),
 //! RFC 4954 (AUTH).
 
+mod bans;
 mod data;
 #[cfg(test)]
 mod gateway_tests;
+mod greylist;
 mod stages;
 mod starttls;
 #[cfg(test)]
@@ -232,9 +234,15 @@ where
             },
             Action::Authenticate(creds) => {
                 let user = creds.user.clone();
-                let db = Arc::clone(&self.ctx.shared.users);
-                let outcome = crate::auth::verify(db, creds, crate::auth::QUEUE_WAIT).await;
-                self.auth_logged(&user, outcome);
+                let outcome = if self.login_banned(&user).await {
+                    postern_proto::session::AuthOutcome::Unavailable
+                } else {
+                    let db = Arc::clone(&self.ctx.shared.users);
+                    let outcome = crate::auth::verify(db, creds, crate::auth::QUEUE_WAIT).await;
+                    self.auth_logged(&user, outcome);
+                    self.count_auth(&user, outcome).await;
+                    outcome
+                };
                 self.machine.handle(Event::AuthResult(outcome));
             }
             Action::StartTls => self.starttls().await?,

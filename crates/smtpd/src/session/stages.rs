@@ -157,11 +157,13 @@ where
         };
         let gateway = !self.ctx.shared.settings.admission.is_empty();
         if kind == StageKind::Connect {
-            return if gateway {
-                self.connect_stage().await
-            } else {
-                Checked::Verdict(Verdict::Accept)
-            };
+            if gateway {
+                let checked = self.connect_stage().await;
+                if !matches!(checked, Checked::Verdict(Verdict::Accept)) {
+                    return checked;
+                }
+            }
+            return Checked::Verdict(self.network_ban().await.unwrap_or(Verdict::Accept));
         }
         if gateway {
             // A session that started TLS or authenticated may belong to
@@ -183,6 +185,9 @@ where
         }
         let verdict = self.session_policy();
         if kind == StageKind::Rcpt && verdict == Verdict::Accept && gateway {
+            if let Some(deferred) = self.greylist().await {
+                return Checked::Verdict(deferred);
+            }
             self.count_recipient().await;
         }
         Checked::Verdict(verdict)
