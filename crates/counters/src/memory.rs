@@ -16,7 +16,7 @@
 //! purged lazily: a shard is swept after as many operations as it holds
 //! keys (at least 1024), so the amortised cost stays O(1).
 //!
-//! Memory per key, measured by `memory_per_key` in the tests: the map slot
+//! Memory per key, computed by `memory_per_key` in the tests: the map slot
 //! (`String` + `Entry`, 24 + 56 bytes, plus one control byte, at most 7/8
 //! full) and the key's heap allocation: about 125 bytes for a 32-byte key,
 //! so the default 1 000 000 keys take about 125 MB at worst.
