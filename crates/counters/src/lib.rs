@@ -14,12 +14,14 @@
 //!
 //! # Security
 //! Keys carry attacker-chosen data (client IPs, envelope addresses): they
-//! must be printable ASCII and at most [`MAX_KEY_LEN`] bytes, and the memory
+//! must be printable ASCII and at most [`MAX_KEY_LEN`] bytes ([`key`] builds
+//! such a key from any parts), and the memory
 //! store holds at most `max_keys` of them (evicting the entries closest to
 //! expiry when full). See ADR 0009.
 
 pub mod cause;
 mod error;
+mod key;
 mod memory;
 mod redis;
 mod settings;
@@ -29,6 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::CounterError;
+pub use key::key;
 pub use memory::MemoryStore;
 pub use redis::{RedisStore, check_redis_url};
 pub use settings::{
@@ -42,7 +45,8 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 
 /// A store of approximate counters and expiring values shared by all
 /// sessions (and, with Redis, by all nodes). Keys are ASCII strings the
-/// caller builds (`rcpt:ip:192.0.2.7`, `grey:...`); a key is either a
+/// caller builds (`rcpt:ip:192.0.2.7`, `grey:...`; [`key`] encodes parts
+/// that may hold anything); a key is either a
 /// counter or a value ([`CounterError::WrongKind`] otherwise), and a counter
 /// key is always used with the same window (a new window restarts it).
 pub trait CounterStore: Send + Sync + 'static {

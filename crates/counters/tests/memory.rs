@@ -114,6 +114,39 @@ async fn full_store_purges_expired_entries_first() {
     }
 }
 
+/// A full store makes room for 1/64 of its capacity at once, expired
+/// entries first, so it is not swept again for each new key when only a
+/// trickle of entries expires (a scan per key would let a flood of new
+/// keys cost O(max_keys) each).
+#[tokio::test(start_paused = true)]
+async fn a_full_store_makes_room_for_a_batch() {
+    // Under 1024 keys of capacity: one shard; headroom 1023 / 64 = 15.
+    let s = MemoryStore::new(1023);
+    s.set("short", 0, Duration::from_secs(1)).await.unwrap();
+    for i in 0..1022u64 {
+        s.set(&format!("k{i:04}"), i, Duration::from_secs(100 + i))
+            .await
+            .unwrap();
+    }
+    // (Resets the lazy sweep's operation count: the sweep below is the
+    // one a full shard does, not the one every 1024 operations do.)
+    assert_eq!(s.purge_expired(), 0);
+    tokio::time::advance(Duration::from_secs(2)).await;
+    s.set("new0", 0, Duration::from_hours(1)).await.unwrap();
+    // "short" expired (1 slot); 14 more were evicted, the soonest first.
+    assert_eq!(s.evicted(), 14);
+    assert_eq!(s.len(), 1023 - 15 + 1);
+    assert_eq!(s.get("k0013").await.unwrap(), None);
+    assert_eq!(s.get("k0014").await.unwrap(), Some(14));
+    // The next 14 new keys fit without touching anything.
+    for i in 1..15u64 {
+        s.set(&format!("new{i}"), i, Duration::from_hours(1))
+            .await
+            .unwrap();
+    }
+    assert_eq!((s.len(), s.evicted()), (1023, 14));
+}
+
 /// Counters expire two windows after their last bucket started, values at
 /// their TTL; `purge_expired` returns the memory, and so does the lazy
 /// sweep after enough operations.

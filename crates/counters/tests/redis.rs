@@ -13,6 +13,7 @@
 
 mod suite;
 
+use std::hash::{BuildHasher as _, RandomState};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -24,20 +25,19 @@ use suite::Clock;
 
 const TIMEOUT: Duration = Duration::from_millis(200);
 
-/// A `redis-server` of our own; killed on drop.
+/// A `redis-server` of our own; killed on drop. It has a random password,
+/// so a test can never talk to another test's server by mistake (a free
+/// port found by binding `:0` may be taken again before redis binds it).
 struct Server {
     child: Child,
     port: u16,
+    password: String,
     _dir: tempfile::TempDir,
 }
 
 impl Server {
     /// None (after saying so) when redis-server is not installed.
     async fn start() -> Option<Server> {
-        Server::start_on(free_port()).await
-    }
-
-    async fn start_on(port: u16) -> Option<Server> {
         let installed = Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -51,34 +51,57 @@ impl Server {
             eprintln!("skipped: redis-server not installed (apt-get install redis-server)");
             return None;
         }
+        let password = format!("{:016x}", RandomState::new().hash_one(0u8));
+        for _ in 0..5 {
+            if let Some(server) = Server::spawn(free_port(), &password).await {
+                return Some(server);
+            }
+        }
+        panic!("redis-server did not start on five free ports");
+    }
+
+    /// A server on `port` again (after this one was dropped).
+    async fn restart(port: u16, password: &str) -> Server {
+        Server::spawn(port, password)
+            .await
+            .unwrap_or_else(|| panic!("redis-server did not restart on port {port}"))
+    }
+
+    /// None when it exits (the port was taken) or never answers.
+    async fn spawn(port: u16, password: &str) -> Option<Server> {
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(["--requirepass", password])
             .arg("--dir")
             .arg(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let server = Server {
+        let mut server = Server {
             child,
             port,
+            password: password.to_owned(),
             _dir: dir,
         };
-        // Ready when it answers PING.
+        // Ready when it answers (with our password).
         let probe = RedisStore::new(&server.url(), "probe:", Duration::from_secs(1)).unwrap();
         for _ in 0..100 {
+            if server.child.try_wait().unwrap().is_some() {
+                return None;
+            }
             if probe.get("ready").await.is_ok() {
                 return Some(server);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("redis-server did not start on port {port}");
+        None
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        format!("redis://:{}@127.0.0.1:{}/0", self.password, self.port)
     }
 
     /// A store under `prefix` on this server, reading `clock`.
@@ -279,13 +302,13 @@ async fn reconnects_after_a_restart() {
     let Some(server) = Server::start().await else {
         return;
     };
-    let port = server.port;
+    let (port, password) = (server.port, server.password.clone());
     let s = RedisStore::new(&server.url(), "p:", TIMEOUT).unwrap();
     s.set("k", 1, suite::WINDOW).await.unwrap();
     drop(server);
     let e = s.get("k").await.unwrap_err();
     assert!(e.is_unavailable(), "{e:?}");
-    let _server = Server::start_on(port).await.unwrap();
+    let _server = Server::restart(port, &password).await;
     let mut ok = false;
     for _ in 0..50 {
         if s.set("k", 2, suite::WINDOW).await.is_ok() {
@@ -369,7 +392,7 @@ async fn rediss_to_a_plain_server_is_unavailable() {
     let Some(server) = Server::start().await else {
         return;
     };
-    let url = format!("rediss://127.0.0.1:{}/0", server.port);
+    let url = server.url().replacen("redis://", "rediss://", 1);
     let s = RedisStore::new(&url, "p:", TIMEOUT).unwrap();
     let e = s.hit("k", 1, suite::WINDOW).await.unwrap_err();
     assert!(e.is_unavailable(), "{e:?}");

@@ -3,16 +3,20 @@
 //! Both read the configuration every command reads (`--config FILE`,
 //! `POSTERN_CONFIG`, the default paths; see `config_file`). `check` prints
 //! every error of the file in file order (exit 2), then the security
-//! warnings (exit 1 with `--strict`), and loads the certificates.
+//! warnings (exit 1 with `--strict`), loads the certificates, and with
+//! `[counters] backend = "redis"` reads one key through the store `serve`
+//! would open (an unreachable Redis is a warning: the server fails open).
 //!
 //! # Security
 //! `show` prints the effective settings, never a password (`[[user]]`
-//! hashes and relay-host passwords are replaced by `"<secret>"`).
+//! hashes and relay-host passwords are replaced by `"<secret>"`; so is the
+//! password of `[counters] redis_url`, here and in `check`'s output).
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use postern_config::{Config, ConfigError};
+use postern_counters::{Backend, CounterError, CounterSettings, redact_url};
 
 use crate::cli::{CheckArgs, ShowArgs};
 use crate::config_file::{HOW_TO_CHOOSE, choose, load};
@@ -68,12 +72,55 @@ pub(crate) fn check(config: Option<&Path>, args: &CheckArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    warnings += check_counters(&loaded.config.counters);
     print_summary(&loaded.config, chosen.is_none());
     if args.strict && warnings > 0 {
         eprintln!("error: {warnings} security warning(s), and --strict was given");
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+/// With `backend = "redis"`: one read through the store `serve` would open
+/// (within `[counters] timeout`), so a wrong address, password or firewall
+/// shows now rather than as `counters.unavailable` in the log. Returns the
+/// number of warnings printed (0 or 1).
+fn check_counters(s: &CounterSettings) -> usize {
+    if s.backend != Backend::Redis {
+        return 0;
+    }
+    let url = redact_url(s.redis_url.as_deref().unwrap_or_default());
+    let probe = || -> Result<(), CounterError> {
+        let store = postern_counters::open(s)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CounterError::Unavailable {
+                backend: "redis",
+                reason: format!("cannot start the runtime: {e}"),
+            })?;
+        rt.block_on(store.get("config-check")).map(|_| ())
+    };
+    match probe() {
+        Ok(()) => {
+            outln!(
+                "counters: redis at {url} answers (key prefix {:?})",
+                s.key_prefix
+            );
+            0
+        }
+        Err(e) => {
+            let c = e.cause();
+            outln!(
+                "warning: counters: redis at {url}: {} [{}: {}]; fix: {}",
+                c.summary,
+                c.id,
+                c.detail,
+                c.fix
+            );
+            1
+        }
+    }
 }
 
 fn print_summary(cfg: &Config, embedded: bool) {

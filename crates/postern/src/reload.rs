@@ -14,7 +14,8 @@
 //! A few keys cannot change in a running server: `data_dir` (and with it the
 //! spool), `listener.<name>.address` (and adding or removing a listener),
 //! `admin.enabled`, `admin.socket`, `delivery.mail_log`, `log.level`,
-//! `log.transcript`, `log.transcript_format`. Each one that changed is logged
+//! `log.transcript`, `log.transcript_format`, `[counters]` (the store holds
+//! the counts: a new backend would start from zero). Each one that changed is logged
 //! by name as needing a restart, and its running value is kept (paths derived
 //! from `data_dir`, such as the default pickup and badmail folders, keep the
 //! running data directory too).
@@ -180,6 +181,10 @@ pub(crate) fn keep_restart_only(old: &Config, new: &mut Config) -> Vec<String> {
         changed.push("log.transcript_format".to_owned());
     }
     new.server.transcript = old.server.transcript.clone();
+    if new.counters != old.counters {
+        changed.push("counters".to_owned());
+        new.counters = old.counters.clone();
+    }
     changed
 }
 
@@ -212,8 +217,10 @@ mod tests {
         let text = BASE
             .replace("/var/lib/postern", "/srv/postern")
             .replace("127.0.0.1:25", "127.0.0.1:2525");
-        let text =
-            format!("{text}\n[log]\nlevel = \"debug\"\n\n[admin]\nsocket = \"/run/p.sock\"\n");
+        let text = format!(
+            "{text}\n[log]\nlevel = \"debug\"\n\n[admin]\nsocket = \"/run/p.sock\"\n\n\
+             [counters]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1\"\n"
+        );
         let mut new = load(&text);
         let changed = keep_restart_only(&old, &mut new);
         assert_eq!(
@@ -223,13 +230,15 @@ mod tests {
                 "listener.smtp.address",
                 "admin.socket",
                 "delivery.mail_log",
-                "log.level"
+                "log.level",
+                "counters"
             ]
         );
         assert_eq!(new.data_dir, old.data_dir);
         assert_eq!(new.server.listeners[0].addr, old.server.listeners[0].addr);
         assert_eq!(new.admin, old.admin);
         assert_eq!(new.log, old.log);
+        assert_eq!(new.counters, old.counters);
         assert_eq!(new.delivery.mail_log, old.delivery.mail_log);
         assert_eq!(new.server.spool.dir, old.server.spool.dir);
         assert_eq!(new.pickup.dir, old.pickup.dir, "derived from data_dir");

@@ -9,7 +9,7 @@
 //! them, checks that:
 //! - ids are well formed, unique, and never a retired one;
 //! - the counter store's causes (`postern_counters::cause`, ADR 0009) are
-//!   documented in docs/counters.md §4 and their fixes are true too;
+//!   documented in docs/counters.md §5 and their fixes are true too;
 //! - every id delivery can log is documented in docs/delivery.md §6;
 //! - every fix text is true (issue 8 §3): each configuration key it names
 //!   (written `` `[table] key` `` or `` `[table] key = value, key = value` ``)
