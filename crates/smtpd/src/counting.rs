@@ -14,9 +14,10 @@
 //! /64 is one client); an IPv4-mapped address counts as IPv4.
 //!
 //! # Security
-//! Every key is built from values we parsed (addresses) or bounded here
-//! (a sender over 254 octets is cut; RFC 5321 §4.5.3.1.3 allows 256 for a
-//! path). A store that does not answer (Redis down, timeout) makes a read
+//! Every key goes through `postern_counters::key`: octets outside printable
+//! ASCII (and `%`, `:`) are percent-encoded, an over-long key is cut with a
+//! stable digest, so no sender (SMTPUTF8, quoted local parts, 256-octet
+//! paths) can produce an invalid key or dodge its limit. A store that does not answer (Redis down, timeout) makes a read
 //! `None`: the limit does not apply (fail open) and one warning per minute
 //! says so — a counter outage must not reject mail.
 
@@ -47,16 +48,15 @@ pub(crate) fn net(ip: IpAddr) -> String {
     }
 }
 
-/// `kind:<net>`.
+/// `kind:<net>` (made safe by `postern_counters::key`).
 pub(crate) fn key_ip(kind: &str, ip: IpAddr) -> String {
-    format!("{kind}:{}", net(ip))
+    postern_counters::key(&[kind, &net(ip)])
 }
 
-/// `from:<sender>`, lower case, bounded.
+/// `from:<sender>`, lower case; any octet (SMTPUTF8, quoted local parts) is
+/// encoded and an over-long key cut with a digest by `postern_counters::key`.
 pub(crate) fn key_sender(sender: &str) -> String {
-    let mut s = sender.to_ascii_lowercase();
-    s.truncate(254);
-    format!("from:{s}")
+    postern_counters::key(&["from", &sender.to_ascii_lowercase()])
 }
 
 /// Shared by every session: the store, and when it last warned.
@@ -141,9 +141,16 @@ mod tests {
         );
         assert_eq!(
             key_ip("conn", "2001:db8:1:2:aaaa::1".parse().unwrap()),
-            "conn:2001:db8:1:2::/64"
+            "conn:2001%3Adb8%3A1%3A2%3A%3A/64"
         );
         assert_eq!(key_sender("Alice@Example.COM"), "from:alice@example.com");
-        assert_eq!(key_sender(&"a".repeat(400)).len(), 5 + 254);
+        // Multi-byte and long senders neither panic nor collide.
+        let long = format!("{}\u{e9}@example.com", "a".repeat(253));
+        assert!(key_sender(&long).len() <= postern_counters::MAX_KEY_LEN);
+        assert_ne!(
+            key_sender(&long),
+            key_sender(&format!("{}\u{e8}@example.com", "a".repeat(253)))
+        );
+        assert_eq!(key_sender("\"a b\"@x.example"), "from:\"a%20b\"@x.example");
     }
 }

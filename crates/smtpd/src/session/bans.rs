@@ -24,9 +24,7 @@ use super::Session;
 use crate::counting;
 
 fn login_key(kind: &str, login: &str) -> String {
-    let mut l = login.to_ascii_lowercase();
-    l.truncate(254);
-    format!("{kind}:{l}")
+    postern_counters::key(&[kind, &login.to_ascii_lowercase()])
 }
 
 impl<S> Session<S>

@@ -14,7 +14,7 @@
 //! mail must not wait), and a store that does not answer lets mail through
 //! (fail open). The network is the /24 (IPv4) or /64 (IPv6): large providers
 //! retry from another address of the same pool. The recipient and sender are
-//! lower-cased and bounded in the key.
+//! lower-cased and made safe by `postern_counters::key` (encoded, bounded).
 //!
 //! # Standards
 //! RFC 6647 (greylisting: §2.1 the triplet, §4 "450 4.7.1", §5 the
@@ -44,12 +44,6 @@ fn grey_net(ip: IpAddr) -> String {
     }
 }
 
-fn bounded(s: &str) -> String {
-    let mut s = s.to_ascii_lowercase();
-    s.truncate(254);
-    s
-}
-
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -70,16 +64,14 @@ where
             return None;
         };
         let net = grey_net(self.gate.facts.ip);
-        let triplet = format!(
-            "{net}:{}:{}",
-            bounded(&from.reverse_path.to_string()),
-            bounded(&to.forward_path.to_string())
-        );
+        let from = from.reverse_path.to_string().to_ascii_lowercase();
+        let to = to.forward_path.to_string().to_ascii_lowercase();
+        let triplet = postern_counters::key(&[&net, &from, &to]);
         let g = self.ctx.shared.settings.admission.greylist;
         let counters = self.ctx.counters.clone();
         let store = counters.store();
         let ok_key = format!("grey-ok:{triplet}");
-        let net_key = format!("grey-net-ok:{net}");
+        let net_key = postern_counters::key(&["grey-net-ok", &net]);
         if counters.ok(&ok_key, store.get(&ok_key).await)?.is_some()
             || counters.ok(&net_key, store.get(&net_key).await)?.is_some()
         {
@@ -100,7 +92,7 @@ where
                 let _ = counters.ok(&ok_key, store.set(&ok_key, now, g.pass_lifetime).await);
                 let _ = counters.ok(&first_key, store.delete(&first_key).await);
                 if g.auto_allow_after > 0 {
-                    let passes_key = format!("grey-passes:{net}");
+                    let passes_key = postern_counters::key(&["grey-passes", &net]);
                     let passes = counters
                         .ok(
                             &passes_key,
