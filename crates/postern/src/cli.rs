@@ -82,6 +82,10 @@ pub(crate) enum Command {
     },
     /// Send a test message and print the whole dialogue (swaks-like).
     Send(crate::send_cmd::SendArgs),
+    /// What the gateway would do with a client, step by step: PTR, FCrDNS, DNS
+    /// lists, sender group, mail-flow policy, and every reply of the session —
+    /// without sending mail or changing a counter.
+    Trace(crate::trace_cmd::TraceArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -24,6 +24,7 @@ mod serve;
 mod spool_cmd;
 mod suites_cmd;
 mod tls_setup;
+mod trace_cmd;
 mod user_cmd;
 mod verify_cmd;
 
@@ -66,5 +67,6 @@ fn main() -> ExitCode {
             command: cli::CertCommand::Check(args),
         } => cert_cmd::run(config, &args),
         cli::Command::Send(args) => send_cmd::run(&args),
+        cli::Command::Trace(args) => trace_cmd::run(config, &args),
     }
 }

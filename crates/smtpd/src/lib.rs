@@ -24,6 +24,7 @@ mod replies;
 mod server;
 mod session;
 mod settings;
+pub mod trace;
 mod transcript;
 
 pub use auth::hash_password;

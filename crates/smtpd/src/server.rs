@@ -89,6 +89,22 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// For `postern trace`: without a TLS configuration, listeners that
+    /// would offer STARTTLS simply do not (the trace says so).
+    pub(crate) fn for_trace(
+        settings: ServerSettings,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Self {
+        Self {
+            policy: Policy::new(&settings.relay),
+            users: Arc::new(UserDb::new(&settings.users)),
+            settings,
+            tls,
+        }
+    }
+}
+
 /// What the smtpd knows about a message the moment it is durable: enough for
 /// the delivery scheduler's doorbell and the `received` tracking event.
 #[derive(Debug, Clone, Copy)]

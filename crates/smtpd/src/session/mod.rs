@@ -161,6 +161,23 @@ where
         }
     }
 
+    /// A session whose connection is already encrypted as far as policy is
+    /// concerned (`postern trace --tls`).
+    pub(crate) fn new_for_trace(
+        id: Arc<str>,
+        ctx: Context,
+        stream: S,
+        peer: SocketAddr,
+        tls: Option<postern_proto::session::TlsInfo>,
+    ) -> Self {
+        let mut s = Self::new(id, ctx, stream, peer);
+        if tls.is_some() {
+            let config = session_config(&s.ctx);
+            s.machine = Machine::new(config, peer.ip(), s.ctx.listener.name.clone(), tls);
+        }
+        s
+    }
+
     /// Runs the session to its end.
     pub(crate) async fn run(mut self) {
         self.event(&format!(

@@ -1,0 +1,194 @@
+//! `postern trace`: what the gateway would do with a client — PTR, FCrDNS,
+//! DNS lists, the sender group and why, the mail-flow policy, and the whole
+//! session's replies — without sending mail or changing a counter (ESA's
+//! *Trace*; Postfix has no equivalent).
+//!
+//! Offline: runs in this process with the configuration's DNS resolver and
+//! counter store. With `[counters] backend = "redis"` the limits read the
+//! live shared counts; with the memory store they start at zero.
+//!
+//! # Security
+//! Read-only (see `postern_smtpd::trace`): sends DNS queries, nothing else.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::out::sayln;
+
+/// `postern trace` arguments.
+#[derive(Args, Debug)]
+pub(crate) struct TraceArgs {
+    /// The client address to trace (IPv4 or IPv6).
+    #[arg(long, value_name = "ADDRESS")]
+    pub(crate) ip: IpAddr,
+    /// EHLO name the client gives (default: its address literal).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) helo: Option<String>,
+    /// Envelope sender (MAIL FROM); "" for the null sender.
+    #[arg(long, value_name = "ADDRESS")]
+    pub(crate) from: Option<String>,
+    /// Envelope recipient (RCPT TO); repeatable. Needs --from.
+    #[arg(long = "rcpt", value_name = "ADDRESS", requires = "from")]
+    pub(crate) rcpt: Vec<String>,
+    /// The listener the client connects to (default: the first).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) listener: Option<String>,
+    /// Assume the client started TLS.
+    #[arg(long)]
+    pub(crate) tls: bool,
+    /// Print the trace as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Runs the trace.
+pub(crate) fn run(config: Option<&Path>, args: &TraceArgs) -> ExitCode {
+    let chosen = crate::config_file::choose(config);
+    let loaded = match crate::config_file::load(chosen.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut cfg = loaded.config;
+    // TLS as the server would load it (an already generated self-signed
+    // certificate counts; none is generated here).
+    let generate = cfg.data_dir.join("tls").is_dir();
+    let tls = crate::tls_setup::build(&mut cfg, generate)
+        .ok()
+        .and_then(|t| t.config);
+    let needs_dns = cfg
+        .server
+        .admission
+        .groups
+        .iter()
+        .flat_map(|g| &g.matchers)
+        .any(|m| m.needs().is_some());
+    let resolver = if needs_dns {
+        match postern_dns::Resolver::new(&cfg.dns) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("error: setting up the DNS resolver ([dns]): {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        None
+    };
+    let store = match postern_counters::open(&cfg.counters) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: opening the counter store ([counters]): {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let input = postern_smtpd::trace::TraceInput {
+        ip: args.ip,
+        listener: args.listener.clone(),
+        helo: args.helo.clone().unwrap_or_else(|| match args.ip {
+            IpAddr::V4(v4) => format!("[{v4}]"),
+            IpAddr::V6(v6) => format!("[IPv6:{v6}]"),
+        }),
+        from: args.from.clone(),
+        rcpts: args.rcpt.clone(),
+        tls: args.tls,
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let report = match rt.block_on(postern_smtpd::trace::trace(
+        cfg.server.clone(),
+        tls,
+        resolver,
+        store,
+        input,
+    )) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(j) => sayln!("{j}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    print_text(&report);
+    ExitCode::SUCCESS
+}
+
+fn print_text(r: &postern_smtpd::trace::TraceReport) {
+    sayln!("Client {} on listener {}", r.ip, r.listener);
+    sayln!("  PTR        {}", r.ptr);
+    sayln!("  FCrDNS     {}", r.fcrdns);
+    if r.dns_lists.is_empty() {
+        sayln!("  DNS lists  not needed");
+    }
+    for (i, l) in r.dns_lists.iter().enumerate() {
+        let weight = l
+            .weight
+            .map(|w| format!(" (weight {w})"))
+            .unwrap_or_default();
+        let head = if i == 0 {
+            "  DNS lists  "
+        } else {
+            "             "
+        };
+        sayln!("{head}{}: {}{weight}", l.zone, l.answer);
+    }
+    if let Some(s) = r.score {
+        sayln!("  score      {s}");
+    }
+    sayln!("Sender groups (top-down, first match wins)");
+    if r.groups.is_empty() {
+        sayln!("  (none configured)");
+    }
+    for g in &r.groups {
+        sayln!("  {g}");
+    }
+    sayln!(
+        "Policy {} (action {}){}",
+        r.policy,
+        r.action,
+        if r.group.is_none() {
+            ", no group matched"
+        } else {
+            ""
+        }
+    );
+    sayln!(
+        "Counters: {}{}",
+        r.counters,
+        if r.counters == "memory" {
+            " (this process: counts start at zero; use [counters] backend = \"redis\" to read the live ones)"
+        } else {
+            " (live, read only)"
+        }
+    );
+    sayln!("Session (nothing is sent, no counter changes)");
+    for d in &r.dialogue {
+        let tag = match d.dir {
+            "C" => "C:",
+            "S" => "S:",
+            _ => " *",
+        };
+        sayln!("  {tag} {}", d.text);
+    }
+}
