@@ -205,6 +205,7 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
             postern_counters::open(&cfg.counters)
                 .context("opening the counter store ([counters])")?,
         ),
+        mail_log: Some(mail_log.clone()),
     };
     let server = Server::start_with(
         cfg.server.clone(),

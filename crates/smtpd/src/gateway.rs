@@ -40,6 +40,9 @@ pub struct Services {
     pub resolver: Option<Resolver>,
     /// The counter store (`[counters]`).
     pub counters: Option<std::sync::Arc<dyn postern_counters::CounterStore>>,
+    /// The mail log, for session events (rejected, deferred, throttled,
+    /// greylisted).
+    pub mail_log: Option<postern_track::MailLog>,
 }
 
 impl std::fmt::Debug for Services {
@@ -47,6 +50,7 @@ impl std::fmt::Debug for Services {
         f.debug_struct("Services")
             .field("resolver", &self.resolver)
             .field("counters", &self.counters.as_ref().map(|c| c.backend()))
+            .field("mail_log", &self.mail_log)
             .finish()
     }
 }

@@ -343,6 +343,7 @@ impl Acceptor {
                         shutdown: self.shutdown.clone(),
                         resolver: self.services.resolver.clone(),
                         counters: self.counters.clone(),
+                        mail_log: self.services.mail_log.clone(),
                         ip_sessions: ticket.sessions_from_ip(),
                     };
                     let id = session_id();

@@ -260,6 +260,7 @@ pub async fn trace(
         shutdown: CancellationToken::new(),
         resolver,
         counters: Counters::new(Arc::new(DryRun(Arc::clone(&counters)))),
+        mail_log: None,
         ip_sessions: 1,
     };
     let (client, server) = tokio::io::duplex(64 * 1024);

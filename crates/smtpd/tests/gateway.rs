@@ -123,6 +123,7 @@ fn table() -> Admission {
 struct Gw {
     srv: common::TestServer,
     dns: FakeDns,
+    log: postern_track::MemoryLog,
 }
 
 async fn start() -> Gw {
@@ -134,6 +135,7 @@ async fn start() -> Gw {
         ..DnsSettings::default()
     })
     .unwrap();
+    let (mail_log, log) = postern_track::MailLog::memory();
     let srv = common::start_with_services(
         |s: &mut ServerSettings| {
             s.admission = table();
@@ -142,10 +144,11 @@ async fn start() -> Gw {
         Services {
             resolver: Some(resolver),
             counters: None,
+            mail_log: Some(mail_log),
         },
     )
     .await;
-    Gw { srv, dns }
+    Gw { srv, dns, log }
 }
 
 impl Gw {
@@ -399,6 +402,22 @@ async fn rates_per_ip_and_per_sender_at_the_limit_and_past_it() {
     send_one(&mut s5, "news@lists.test", &[("v2@example.com", 250)]).await;
     s5.cmd("MAIL FROM:<>", 250).await;
     s5.cmd("RSET", 250).await;
+    // The mail log has one session event per decision, named by its kind.
+    let events = gw.log.session_records();
+    let names: Vec<&str> = events.iter().map(|e| e.event.name()).collect();
+    assert_eq!(
+        names,
+        ["throttled", "throttled", "throttled"],
+        "{events:#?}"
+    );
+    let postern_track::SessionEvent::Throttled(d) = &events[2].event else {
+        panic!("{events:#?}")
+    };
+    assert_eq!(d.rule, "max_messages_per_hour_per_sender");
+    assert_eq!(d.group.as_deref(), Some("RATES"));
+    assert_eq!(d.policy.as_deref(), Some("RATED"));
+    assert_eq!(d.sender.as_deref(), Some("A@B.test"));
+    assert!(d.reply.starts_with("450 4.7.1 Too much mail"), "{d:?}");
     let log = gw
         .srv
         .transcript_with("max_messages_per_hour_per_sender")

@@ -20,6 +20,7 @@
 mod event;
 mod log;
 mod read;
+mod session;
 
 pub use event::{
     Attempt, Badmail, CauseInfo, DsnSent, EventId, Expired, MailEvent, PeerCert, QueueAction,
@@ -27,3 +28,4 @@ pub use event::{
 };
 pub use log::{MailLog, MemoryLog};
 pub use read::{read_log, records_for};
+pub use session::{SessionEvent, SessionRecord, SmtpDecision};

@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use postern_spool::QueueId;
 
 use crate::event::{MailEvent, TrackRecord};
+use crate::session::SessionRecord;
 
 /// Records queued for the writer before new ones are dropped.
 const CHANNEL: usize = 65_536;
@@ -37,6 +38,7 @@ pub const BATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis
 
 enum Msg {
     Record(Box<TrackRecord>),
+    Session(Box<SessionRecord>),
     Flush(SyncSender<()>),
 }
 
@@ -44,7 +46,7 @@ enum Msg {
 enum Sink {
     Disabled,
     File(SyncSender<Msg>),
-    Memory(Arc<Mutex<Vec<TrackRecord>>>),
+    Memory(Arc<Mutex<Vec<TrackRecord>>>, Arc<Mutex<Vec<SessionRecord>>>),
 }
 
 /// Handle to the mail log; cheap to clone.
@@ -59,7 +61,7 @@ impl std::fmt::Debug for MailLog {
         let kind = match self.sink {
             Sink::Disabled => "disabled",
             Sink::File(_) => "file",
-            Sink::Memory(_) => "memory",
+            Sink::Memory(..) => "memory",
         };
         f.debug_struct("MailLog")
             .field("sink", &kind)
@@ -73,9 +75,18 @@ impl std::fmt::Debug for MailLog {
 #[derive(Clone, Debug, Default)]
 pub struct MemoryLog {
     records: Arc<Mutex<Vec<TrackRecord>>>,
+    sessions: Arc<Mutex<Vec<SessionRecord>>>,
 }
 
 impl MemoryLog {
+    /// A copy of the session events recorded so far, in order.
+    pub fn session_records(&self) -> Vec<SessionRecord> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// A copy of everything recorded so far, in order.
     pub fn records(&self) -> Vec<TrackRecord> {
         self.records
@@ -136,7 +147,7 @@ impl MailLog {
         let mem = MemoryLog::default();
         (
             Self {
-                sink: Sink::Memory(Arc::clone(&mem.records)),
+                sink: Sink::Memory(Arc::clone(&mem.records), Arc::clone(&mem.sessions)),
                 dropped: Arc::new(AtomicU64::new(0)),
             },
             mem,
@@ -154,12 +165,29 @@ impl MailLog {
             event_id = %record.event_id, "mail event");
         match &self.sink {
             Sink::Disabled => {}
-            Sink::Memory(m) => m
+            Sink::Memory(m, _) => m
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(record),
             Sink::File(tx) => {
                 if let Err(TrySendError::Full(_)) = tx.try_send(Msg::Record(Box::new(record))) {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Records a session event (a decision at SMTP time). Never blocks.
+    pub fn session(&self, record: SessionRecord) {
+        tracing::debug!(session = %record.session, event = record.event.name(), "session event");
+        match &self.sink {
+            Sink::Disabled => {}
+            Sink::Memory(_, m) => m
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(record),
+            Sink::File(tx) => {
+                if let Err(TrySendError::Full(_)) = tx.try_send(Msg::Session(Box::new(record))) {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -190,6 +218,14 @@ fn writer(rx: &Receiver<Msg>, file: File, path: &Path) {
         let mut waiters = Vec::new();
         for msg in std::iter::once(first).chain(rx.try_iter()) {
             match msg {
+                Msg::Session(rec) => {
+                    let res = serde_json::to_writer(&mut out, &rec)
+                        .map_err(std::io::Error::other)
+                        .and_then(|()| out.write_all(b"\n"));
+                    if let Err(err) = res {
+                        tracing::error!(path = %path.display(), error = %err, "mail log write failed");
+                    }
+                }
                 Msg::Record(rec) => {
                     let res = serde_json::to_writer(&mut out, &rec)
                         .map_err(std::io::Error::other)

@@ -54,7 +54,9 @@ where
         counters.ok(&key, counters.store().get(&key).await)??;
         tracing::info!(%ip, "connection refused: network banned for failed logins");
         self.event("connect refused: network banned for failed logins ([auth_ban]): 421");
-        Some(Verdict::Disconnect(flow::replies::banned(ip)))
+        let reply = flow::replies::banned(ip);
+        self.log_decision("connect", "auth_ban", Some(&reply));
+        Some(Verdict::Disconnect(reply))
     }
 
     /// Before checking a password: is the login banned?
@@ -72,6 +74,7 @@ where
         if banned {
             tracing::info!(user = ?login, "AUTH refused: login banned for failed logins");
             self.event("AUTH refused: login banned for failed logins ([auth_ban]): 454");
+            self.log_decision("auth", "auth_ban", None);
         }
         banned
     }

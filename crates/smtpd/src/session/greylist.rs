@@ -109,6 +109,7 @@ where
             }
             Greylisted::Defer(wait) => {
                 let reply = flow::replies::greylisted(wait.max(Duration::from_secs(1)));
+                self.log_decision("rcpt", "greylist", Some(&reply));
                 tracing::info!(%triplet, wait_s = wait.as_secs(), "greylisted");
                 self.event(&format!(
                     "rcpt greylisted by policy {} ({triplet}): 450, retry in {}s",

@@ -30,6 +30,7 @@
 
 mod bans;
 mod data;
+mod events;
 #[cfg(test)]
 mod gateway_tests;
 mod greylist;
@@ -105,6 +106,8 @@ pub(crate) struct Context {
     pub(crate) resolver: Option<postern_dns::Resolver>,
     /// Rate, DHAP and greylisting counters (shared by all sessions).
     pub(crate) counters: crate::counting::Counters,
+    /// Where session events go (`None`: nowhere).
+    pub(crate) mail_log: Option<postern_track::MailLog>,
     /// Sessions open from the client's address, this one included.
     pub(crate) ip_sessions: usize,
 }
@@ -130,6 +133,8 @@ pub(crate) struct Session<S> {
     tx_span: Option<tracing::Span>,
     /// Sender group and mail-flow policy state.
     gate: stages::Gate,
+    /// Session events logged so far (numbers their event ids).
+    events: std::cell::Cell<u32>,
 }
 
 impl<S> Session<S>
@@ -158,6 +163,7 @@ where
             body: None,
             tx_span: None,
             gate,
+            events: std::cell::Cell::new(0),
         }
     }
 

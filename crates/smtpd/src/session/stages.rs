@@ -130,6 +130,7 @@ where
             .unwrap_or("(none)");
         let policy = &self.flow().name;
         let code = decision.reply().map_or(0, |r| r.code);
+        self.log_decision(stage.as_str(), rule, decision.reply());
         self.in_tx(|| {
             tracing::info!(stage = stage.as_str(), rule, group, policy = %policy, code,
                 "refused by mail-flow policy");
@@ -330,6 +331,9 @@ where
         let relay = self.flow().action == FlowAction::Relay;
         let (verdict, refusal) = self.ctx.shared.policy.check(&stage, facts, relay);
         if let Some(refusal) = refusal {
+            if let Verdict::Refuse(r) | Verdict::Disconnect(r) = &verdict {
+                self.log_decision(stage.kind().as_str(), refusal.as_str(), Some(r));
+            }
             let rcpt = match stage {
                 Stage::Rcpt { to, .. } => to.forward_path.to_string(),
                 _ => String::new(),

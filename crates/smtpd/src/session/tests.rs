@@ -132,6 +132,7 @@ pub(super) fn start_full(
         shutdown: CancellationToken::new(),
         resolver,
         counters: crate::counting::Counters::default(),
+        mail_log: None,
         ip_sessions: 1,
     };
     let (client, server) = tokio::io::duplex(pipe);
