@@ -9,9 +9,12 @@
 #
 #   scripts/bench/postern-runs.sh [--bin PATH] [--runs 4] [--n 10000] [--tls]
 #       [--perf-record K] [--perf-stat K] [--transcript true|false] [--mail-log true|false]
-#       [--dir /tmp/postern-runs]
+#       [--dir /tmp/postern-runs] [--extra FILE] [--relay-networks '["127.0.0.0/8"]']
+#       [--nameserver 127.0.0.1:53]
 #
 # --perf-record K: `perf record -F 999 -g` of run K into DIR/perf.data;
+# --extra FILE: TOML appended to the generated configuration (tables only: sender
+#   groups, policies, DNS lists for scripts/bench/admission.sh);
 # --perf-stat K: `perf stat` (context switches, futex and file syscalls) of run K,
 #   printed per message. Ports 24225 (Postern) and 24226 (sink), 127.0.0.1 only.
 # Needs the harness's smtpload (built by scripts/bench.sh) and, for --perf-*, root.
@@ -21,6 +24,7 @@
 set -euo pipefail
 BIN=${POSTERN_BIN:-/work/tgt-bench/release/postern}
 RUNS=4; N=10000; TLS=""; PREC=0; PSTAT=0; TRANSCRIPT=true; MAILLOG=true
+EXTRA=""; RELAYNETS='["127.0.0.0/8"]'; NAMESERVER="127.0.0.1:53"
 D=/tmp/postern-runs
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -33,6 +37,9 @@ while [ $# -gt 0 ]; do
     --transcript) TRANSCRIPT=$2; shift 2 ;;
     --mail-log) MAILLOG=$2; shift 2 ;;
     --dir) D=$2; shift 2 ;;
+    --extra) EXTRA=$2; shift 2 ;;
+    --relay-networks) RELAYNETS=$2; shift 2 ;;
+    --nameserver) NAMESERVER=$2; shift 2 ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -71,7 +78,7 @@ key = "$D/certs/key.pem"
 hostnames = ["sut.bench.invalid"]
 [relay]
 accepted_domains = ["bench.example.net"]
-relay_networks = ["127.0.0.0/8"]
+relay_networks = $RELAYNETS
 [log]
 level = "warn"
 transcript = $TRANSCRIPT
@@ -81,9 +88,10 @@ relayhost = "127.0.0.1:24226"
 relayhost_tls = "none"
 mail_log = $MAILLOG
 [dns]
-nameservers = ["127.0.0.1:53"]
+nameservers = ["$NAMESERVER"]
 CF
-"$BIN" config check "$D/postern.toml" > /dev/null
+[ -n "$EXTRA" ] && cat "$EXTRA" >> "$D/postern.toml"
+"$BIN" config check --config "$D/postern.toml" > /dev/null
 NO_COLOR=1 nice -n -10 "$BIN" serve --config "$D/postern.toml" > "$D/stdout.log" 2> "$D/stderr.log" &
 P=$!
 trap 'kill $P 2>/dev/null || true' EXIT
