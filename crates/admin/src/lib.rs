@@ -31,6 +31,7 @@ pub mod health;
 pub mod offline;
 pub mod server;
 mod settings;
+pub mod trace;
 pub mod view;
 
 pub use client::{AdminClient, ClientError};

@@ -103,9 +103,15 @@ pub struct AdminServer {
     ino: (u64, u64),
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    state: Arc<AppState>,
 }
 
 impl AdminServer {
+    /// Installs `postern trace` once the smtpd runs (`GET /v1/trace`).
+    pub fn set_trace(&self, f: crate::trace::TraceFn) {
+        let _ = self.state.trace.set(f);
+    }
+
     /// The socket path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -130,6 +136,16 @@ impl AdminServer {
 struct AppState {
     control: Arc<dyn QueueControl>,
     mail_log: Option<PathBuf>,
+    trace: std::sync::OnceLock<crate::trace::TraceFn>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("mail_log", &self.mail_log)
+            .field("trace", &self.trace.get().is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Binds the admin socket (see the module's Security section) and serves the
@@ -142,8 +158,12 @@ pub async fn start(
     let path = settings.socket.clone();
     let listener = bind(&path).await?;
     let md = std::fs::symlink_metadata(&path).map_err(|e| AdminError::Io(path.clone(), e))?;
-    let state = Arc::new(AppState { control, mail_log });
-    let app = router(state);
+    let state = Arc::new(AppState {
+        control,
+        mail_log,
+        trace: std::sync::OnceLock::new(),
+    });
+    let app = router(Arc::clone(&state));
     let cancel = CancellationToken::new();
     let token = cancel.clone();
     let task = tokio::spawn(async move {
@@ -158,6 +178,7 @@ pub async fn start(
         ino: (md.dev(), md.ino()),
         cancel,
         task,
+        state,
     })
 }
 
@@ -211,6 +232,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/queue/{id}/hold", post(hold))
         .route("/v1/queue/{id}/release", post(release))
         .route("/v1/spool/recheck", post(recheck))
+        .route("/v1/trace", get(trace))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(limit_body))
@@ -245,6 +267,26 @@ async fn limit_body(req: axum::extract::Request, next: axum::middleware::Next) -
 pub struct ErrorBody {
     /// What went wrong, in words.
     pub error: String,
+}
+
+async fn trace(
+    State(s): State<Arc<AppState>>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let Some(f) = s.trace.get() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the SMTP server is not running yet (trace offline with the configuration)",
+        );
+    };
+    let req = match crate::trace::TraceRequest::from_query(query.as_deref().unwrap_or("")) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match f(req).await {
+        Ok(v) => (StatusCode::OK, axum::Json(v)).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
 }
 
 fn error(status: StatusCode, text: impl Into<String>) -> Response {

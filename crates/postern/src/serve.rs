@@ -216,6 +216,30 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
         services,
     )
     .await?;
+    if let Some(a) = &admin {
+        // `postern trace` against the running server: its configuration of
+        // the moment, its resolver and its live counters (read only).
+        let tracer = server.tracer();
+        a.set_trace(Arc::new(move |req: postern_admin::trace::TraceRequest| {
+            let tracer = tracer.clone();
+            Box::pin(async move {
+                let ip = req
+                    .ip
+                    .parse()
+                    .map_err(|_| format!("{:?} is not an IP address", req.ip))?;
+                let input = postern_smtpd::trace::TraceInput {
+                    ip,
+                    listener: req.listener,
+                    helo: req.helo.unwrap_or_else(|| crate::trace_cmd::literal(ip)),
+                    from: req.from,
+                    rcpts: req.rcpt,
+                    tls: req.tls,
+                };
+                let report = tracer.trace(input).await.map_err(|e| e.to_string())?;
+                serde_json::to_value(report).map_err(|e| e.to_string())
+            })
+        }));
+    }
     for (name, addr) in server.local_addrs() {
         crate::out::sayln!("postern: listener {name} on {addr}");
     }

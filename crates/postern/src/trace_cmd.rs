@@ -3,9 +3,11 @@
 //! session's replies — without sending mail or changing a counter (ESA's
 //! *Trace*; Postfix has no equivalent).
 //!
-//! Offline: runs in this process with the configuration's DNS resolver and
-//! counter store. With `[counters] backend = "redis"` the limits read the
-//! live shared counts; with the memory store they start at zero.
+//! Against the running server first (its admin socket: the configuration in
+//! force, its resolver, its live counters), else offline in this process
+//! with the configuration's DNS resolver and counter store (with `[counters]
+//! backend = "redis"` the limits still read the live shared counts; with the
+//! memory store they start at zero).
 //!
 //! # Security
 //! Read-only (see `postern_smtpd::trace`): sends DNS queries, nothing else.
@@ -44,6 +46,47 @@ pub(crate) struct TraceArgs {
     pub(crate) json: bool,
 }
 
+/// The address literal a client without `--helo` gives (RFC 5321 §4.1.3).
+pub(crate) fn literal(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("[{v4}]"),
+        IpAddr::V6(v6) => format!("[IPv6:{v6}]"),
+    }
+}
+
+/// Asks the running server; `Ok(None)` when it is not running.
+async fn online(
+    admin: &postern_admin::AdminSettings,
+    args: &TraceArgs,
+) -> Result<Option<postern_smtpd::trace::TraceReport>, String> {
+    if !admin.enabled {
+        return Ok(None);
+    }
+    let req = postern_admin::trace::TraceRequest {
+        ip: args.ip.to_string(),
+        helo: args.helo.clone(),
+        from: args.from.clone(),
+        rcpt: args.rcpt.clone(),
+        listener: args.listener.clone(),
+        tls: args.tls,
+    };
+    let uri = format!("/v1/trace?{}", req.to_query());
+    match postern_admin::AdminClient::new(&admin.socket)
+        .json::<serde_json::Value>("GET", &uri)
+        .await
+    {
+        Ok((200, v)) => serde_json::from_value(v)
+            .map(Some)
+            .map_err(|e| format!("the server's trace answer: {e}")),
+        Ok((503, _)) | Err(postern_admin::ClientError::NotRunning(_)) => Ok(None),
+        Ok((_, v)) => Err(v["error"]
+            .as_str()
+            .unwrap_or("the server refused the trace")
+            .to_owned()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Runs the trace.
 pub(crate) fn run(config: Option<&Path>, args: &TraceArgs) -> ExitCode {
     let chosen = crate::config_file::choose(config);
@@ -55,6 +98,24 @@ pub(crate) fn run(config: Option<&Path>, args: &TraceArgs) -> ExitCode {
         }
     };
     let mut cfg = loaded.config;
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(online(&cfg.admin, args)) {
+        Ok(Some(report)) => return print(&report, args.json),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     // TLS as the server would load it (an already generated self-signed
     // certificate counts; none is generated here).
     let generate = cfg.data_dir.join("tls").is_dir();
@@ -89,23 +150,10 @@ pub(crate) fn run(config: Option<&Path>, args: &TraceArgs) -> ExitCode {
     let input = postern_smtpd::trace::TraceInput {
         ip: args.ip,
         listener: args.listener.clone(),
-        helo: args.helo.clone().unwrap_or_else(|| match args.ip {
-            IpAddr::V4(v4) => format!("[{v4}]"),
-            IpAddr::V6(v6) => format!("[IPv6:{v6}]"),
-        }),
+        helo: args.helo.clone().unwrap_or_else(|| literal(args.ip)),
         from: args.from.clone(),
         rcpts: args.rcpt.clone(),
         tls: args.tls,
-    };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
     };
     let report = match rt.block_on(postern_smtpd::trace::trace(
         cfg.server.clone(),
@@ -120,8 +168,12 @@ pub(crate) fn run(config: Option<&Path>, args: &TraceArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if args.json {
-        match serde_json::to_string_pretty(&report) {
+    print(&report, args.json)
+}
+
+fn print(report: &postern_smtpd::trace::TraceReport, json: bool) -> ExitCode {
+    if json {
+        match serde_json::to_string_pretty(report) {
             Ok(j) => sayln!("{j}"),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -130,7 +182,7 @@ pub(crate) fn run(config: Option<&Path>, args: &TraceArgs) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    print_text(&report);
+    print_text(report);
     ExitCode::SUCCESS
 }
 
@@ -176,7 +228,9 @@ fn print_text(r: &postern_smtpd::trace::TraceReport) {
     sayln!(
         "Counters: {}{}",
         r.counters,
-        if r.counters == "memory" {
+        if r.source == "server" {
+            " (the running server's, live, read only)"
+        } else if r.counters == "memory" {
             " (this process: counts start at zero; use [counters] backend = \"redis\" to read the live ones)"
         } else {
             " (live, read only)"
@@ -184,7 +238,7 @@ fn print_text(r: &postern_smtpd::trace::TraceReport) {
     );
     sayln!("Session (nothing is sent, no counter changes)");
     for d in &r.dialogue {
-        let tag = match d.dir {
+        let tag = match d.dir.as_str() {
             "C" => "C:",
             "S" => "S:",
             _ => " *",

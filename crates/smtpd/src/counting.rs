@@ -80,6 +80,11 @@ impl Counters {
         }
     }
 
+    /// The store itself (shared), for `postern trace` in the server.
+    pub(crate) fn shared_store(&self) -> Arc<dyn CounterStore> {
+        Arc::clone(&self.store)
+    }
+
     /// The store, for greylisting's values and `postern trace`.
     pub(crate) fn store(&self) -> &dyn CounterStore {
         &*self.store

@@ -131,6 +131,8 @@ pub struct Server {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     addrs: Vec<(String, SocketAddr)>,
+    services: Arc<Services>,
+    counters: crate::counting::Counters,
 }
 
 impl Server {
@@ -231,11 +233,23 @@ impl Server {
             tracker.spawn(acceptor.run(sock));
         }
         Ok(Self {
+            services,
+            counters,
             shared,
             shutdown,
             tracker,
             addrs,
         })
+    }
+
+    /// `postern trace` inside the running server: the current configuration,
+    /// the server's resolver and its live counters (read only).
+    pub fn tracer(&self) -> crate::trace::Tracer {
+        crate::trace::Tracer {
+            shared: Arc::clone(&self.shared),
+            resolver: self.services.resolver.clone(),
+            store: self.counters.shared_store(),
+        }
     }
 
     /// The bound address of each listener, by name.

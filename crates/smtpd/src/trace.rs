@@ -24,7 +24,7 @@ use std::time::Duration;
 use postern_counters::{BoxFuture, CounterError, CounterStore};
 use postern_dns::Resolver;
 use postern_policy::admission::{ClientFacts, Lookup};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
@@ -52,7 +52,7 @@ pub struct TraceInput {
 }
 
 /// One DNS list's answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ListLine {
     /// The zone.
     pub zone: String,
@@ -63,16 +63,16 @@ pub struct ListLine {
 }
 
 /// One line of the dialogue.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DialogueLine {
     /// `C` (client), `S` (server) or `*` (a decision from the transcript).
-    pub dir: &'static str,
+    pub dir: String,
     /// The text.
     pub text: String,
 }
 
 /// The whole trace; `--json` prints it as is.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TraceReport {
     /// The client.
     pub ip: IpAddr,
@@ -96,6 +96,10 @@ pub struct TraceReport {
     pub action: String,
     /// The counter store the limits read (`memory` or `redis`).
     pub counters: String,
+    /// Where the trace ran: `server` (the running server's live counters)
+    /// or `offline` (this process).
+    #[serde(default)]
+    pub source: String,
     /// The session as it would run.
     pub dialogue: Vec<DialogueLine>,
 }
@@ -166,6 +170,33 @@ fn lookup_text(l: &Lookup<Vec<String>>) -> String {
         Lookup::Failed(why) => format!("lookup failed: {why}"),
         Lookup::Done(names) if names.is_empty() => "none".into(),
         Lookup::Done(names) => names.join(", "),
+    }
+}
+
+/// The trace of a running server (see [`crate::Server::tracer`]).
+#[derive(Clone)]
+pub struct Tracer {
+    pub(crate) shared: Arc<arc_swap::ArcSwap<Shared>>,
+    pub(crate) resolver: Option<Resolver>,
+    pub(crate) store: Arc<dyn CounterStore>,
+}
+
+impl Tracer {
+    /// Traces with the configuration in force now and the live counters.
+    pub async fn trace(&self, input: TraceInput) -> Result<TraceReport, TraceError> {
+        let shared = self.shared.load_full();
+        trace(
+            shared.settings.clone(),
+            shared.tls.clone(),
+            self.resolver.clone(),
+            Arc::clone(&self.store),
+            input,
+        )
+        .await
+        .map(|mut r| {
+            r.source = "server".into();
+            r
+        })
     }
 }
 
@@ -317,7 +348,8 @@ pub async fn trace(
                 "<<<" => "C",
                 ">>>" => "S",
                 _ => "*",
-            };
+            }
+            .to_owned();
             Some(DialogueLine {
                 dir,
                 text: text.to_owned(),
@@ -337,6 +369,7 @@ pub async fn trace(
         policy: policy.name.clone(),
         action: policy.action.as_str().to_owned(),
         counters: counters.backend().to_owned(),
+        source: "offline".into(),
         dialogue,
     })
 }
