@@ -3,8 +3,8 @@
 //! headers written by hand (v1 text, v2 binary for IPv4 and IPv6, v2 LOCAL),
 //! then SMTP. The client address in the header must be the one everything
 //! sees: the transcript's connect line (naming the proxy too), the
-//! `Received:` header of the delivered message, and the per-IP connection
-//! limit. A peer outside `trusted_proxies`, and a trusted peer that sends no
+//! `Received:` header of the delivered message, the per-IP connection
+//! limit and the sender groups. A peer outside `trusted_proxies`, and a trusted peer that sends no
 //! header, are closed without a reply and logged with their cause.
 //!
 //! # Security
@@ -29,7 +29,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpSocket;
 
 /// `example.com` routed to `internal`; the smtp listener behind a proxy on
-/// 127.0.0.1; one session per client address.
+/// 127.0.0.1; one session per client address; 203.0.113.0/24 in a sender
+/// group whose policy rejects at RCPT.
 fn write_config(dir: &Path, internal: SocketAddr) -> PathBuf {
     let cfg = format!(
         r#"data_dir = "{data}"
@@ -57,6 +58,26 @@ transcript = "{transcript}"
 domains = ["example.com"]
 smarthost = "{internal}"
 tls = "none"
+
+[[sender_group]]
+name = "BLOCKLIST"
+match = ["203.0.113.0/24"]
+policy = "BLOCKED"
+
+[[sender_group]]
+name = "ALL"
+match = ["all"]
+policy = "ACCEPTED"
+
+[[mail_flow_policy]]
+name = "BLOCKED"
+action = "reject"
+reject_at = "rcpt"
+reply = "550 5.7.1 Not from you"
+
+[[mail_flow_policy]]
+name = "ACCEPTED"
+action = "accept"
 "#,
         data = dir.join("data").display(),
         transcript = dir.join("transcript.log").display(),
@@ -234,6 +255,29 @@ fn per_ip_admission_counts_the_real_client() {
         let other = through_proxy(addr, b"PROXY TCP4 198.51.100.8 192.0.2.1 40003 25\r\n").await;
         send(other, "other.example", "other@example.com").await;
         send(first, "first.example", "first@example.com").await;
+    });
+    gw.stop();
+}
+
+/// Sender groups match the header's client: 203.0.113.5 falls in the
+/// blocked group through the same proxy that 198.51.100.7 passes.
+#[test]
+fn sender_groups_match_the_real_client() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mx = rt.block_on(FakeMx::start(MxTls::None));
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Running::start(&write_config(dir.path(), mx.addr()));
+    let addr = gw.addr;
+    rt.block_on(async {
+        let mut d = through_proxy(addr, b"PROXY TCP4 203.0.113.5 192.0.2.1 40001 25\r\n").await;
+        d.cmd("EHLO blocked.example", 250).await;
+        d.cmd("MAIL FROM:<someone@outside.example>", 250).await;
+        d.send("RCPT TO:<user@example.com>").await;
+        let r = d.reply().await.unwrap();
+        assert_eq!((r.code, r.text()), (550, "5.7.1 Not from you".to_owned()));
+        d.cmd("QUIT", 221).await;
+        let d = through_proxy(addr, b"PROXY TCP4 198.51.100.7 192.0.2.1 40002 25\r\n").await;
+        send(d, "allowed.example", "user@example.com").await;
     });
     gw.stop();
 }
