@@ -127,6 +127,27 @@ pub(crate) fn build(
     }))
 }
 
+/// `config show`: the listener's PROXY protocol keys, defaults included.
+pub(crate) fn complete(table: &mut toml::Table, pp: Option<&ProxyProtocol>) {
+    use toml::Value;
+    table.insert("proxy_protocol".into(), Value::Boolean(pp.is_some()));
+    if let Some(pp) = pp {
+        let t = pp.timeout;
+        let timeout = if t.subsec_millis() == 0 {
+            format!("{}s", t.as_secs())
+        } else {
+            format!("{}ms", t.as_millis())
+        };
+        table.insert("proxy_timeout".into(), Value::String(timeout));
+        let nets = pp
+            .trusted_proxies
+            .iter()
+            .map(|n| Value::String(n.to_string()))
+            .collect();
+        table.insert("trusted_proxies".into(), Value::Array(nets));
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -179,6 +200,24 @@ mod tests {
             "{:?}",
             loaded.warnings
         );
+    }
+
+    #[test]
+    fn config_show_prints_the_effective_keys() {
+        let show = |extra: &str| {
+            crate::effective(
+                &format!("{HEAD}{extra}"),
+                "postern.toml",
+                Path::new("/etc/postern"),
+                false,
+            )
+            .unwrap()
+        };
+        assert!(show("").contains("proxy_protocol = false"), "{}", show(""));
+        let on = show("proxy_protocol = true\ntrusted_proxies = [\"10.0.0.5\"]\n");
+        assert!(on.contains("proxy_protocol = true"), "{on}");
+        assert!(on.contains("proxy_timeout = \"5s\""), "{on}");
+        assert!(on.contains("trusted_proxies = [\"10.0.0.5/32\"]"), "{on}");
     }
 
     #[test]
