@@ -727,6 +727,7 @@ fn listeners(
             }
         };
 
+        let proxy_protocol = crate::proxy::build(&l, &p, header.clone(), cx)?;
         out.push(ListenerSettings {
             name: name.clone(),
             addr,
@@ -735,6 +736,7 @@ fn listeners(
             tls,
             auth,
             limits,
+            proxy_protocol,
         });
     }
     Ok(out)
@@ -970,7 +972,7 @@ fn relay(
 
 /// `"10.0.0.0/8"`, `"2001:db8::/32"`, or a single address (`"192.0.2.7"`).
 /// Host bits after the prefix are refused: `10.1.2.3/8` is ambiguous.
-fn parse_network(s: &str) -> Result<IpNet, String> {
+pub(crate) fn parse_network(s: &str) -> Result<IpNet, String> {
     let net: IpNet = if s.contains('/') {
         s.parse().map_err(|_| {
             format!("invalid network {s:?}; expected CIDR notation such as \"192.0.2.0/24\" or \"2001:db8::/32\"")

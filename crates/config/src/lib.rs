@@ -29,6 +29,7 @@ mod delivery;
 mod error;
 mod gateway;
 mod pickup;
+mod proxy;
 mod raw;
 mod recover;
 mod show;

@@ -62,6 +62,9 @@ pub(crate) struct RawListener {
     pub tls: Option<Spanned<Pick<TlsMode>>>,
     pub auth: Option<Spanned<Pick<AuthMode>>>,
     pub limits: Option<Spanned<RawLimits>>,
+    pub proxy_protocol: Option<Spanned<bool>>,
+    pub trusted_proxies: Option<Spanned<Vec<Spanned<String>>>>,
+    pub proxy_timeout: Option<Spanned<Dur>>,
 }
 
 /// `[limits]` and `[listener.limits]` (the last two keys are server-wide and

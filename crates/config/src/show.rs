@@ -225,6 +225,7 @@ fn complete(t: &mut Table, cfg: &crate::Config) {
                 lt.insert("hostname".into(), Value::String(l.hostname.clone()));
                 lt.insert("tls".into(), Value::String(l.tls.name().to_owned()));
                 lt.insert("auth".into(), Value::String(l.auth.name().to_owned()));
+                crate::proxy::complete(lt, l.proxy_protocol.as_ref());
             }
         }
     }

@@ -41,7 +41,8 @@ fn unknown_key_in_listener() {
     assert_eq!(
         error(&src),
         "postern.toml:8:1: listener[0].starttls: unknown key; allowed: \"name\", \"address\", \
-         \"kind\", \"hostname\", \"tls\", \"auth\", \"limits\""
+         \"kind\", \"hostname\", \"tls\", \"auth\", \"limits\", \"proxy_protocol\", \
+         \"trusted_proxies\", \"proxy_timeout\""
     );
 }
 

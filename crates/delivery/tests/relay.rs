@@ -34,6 +34,7 @@ fn server_settings(dir: &std::path::Path) -> ServerSettings {
             tls: TlsMode::Off,
             auth: AuthMode::Off,
             limits: SessionLimits::default(),
+            proxy_protocol: None,
         }],
         tls: TlsSettings::default(),
         spool: SpoolSettings::new(dir.join("spool")),

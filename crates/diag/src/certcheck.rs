@@ -1065,6 +1065,7 @@ mod tests {
                 tls: TlsMode::Optional,
                 auth: AuthMode::Off,
                 limits: SessionLimits::default(),
+                proxy_protocol: None,
             }],
             tls: postern_tls::TlsSettings {
                 certificates: vec![CertSettings {

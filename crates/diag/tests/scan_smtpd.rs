@@ -52,6 +52,7 @@ async fn start(key: KeyKind, customize: impl FnOnce(&mut TlsSettings)) -> Runnin
         tls,
         auth: AuthMode::Off,
         limits: SessionLimits::default(),
+        proxy_protocol: None,
     };
     let settings = ServerSettings {
         listeners: vec![

@@ -4,8 +4,9 @@
 //! Each failure is classified once, beside its error type: TLS handshakes in
 //! `postern_tls::cause` (inbound and outbound), TLS policy in
 //! `postern_tlspolicy::cause`, SMTP sessions in `postern_smtpc::cause`, DNS
-//! in `postern_dns::cause`, and the queue, spool and local delivery in
-//! `postern_delivery::cause`. This test, in the one crate that sees all of
+//! in `postern_dns::cause`, the queue, spool and local delivery in
+//! `postern_delivery::cause`, and PROXY protocol headers in
+//! `postern_proto::proxy::cause`. This test, in the one crate that sees all of
 //! them, checks that:
 //! - ids are well formed, unique, and never a retired one;
 //! - the counter store's causes (`postern_counters::cause`, ADR 0009) are
@@ -46,13 +47,14 @@ fn well_formed(id: &str) -> bool {
     }) && parts.next().is_none_or(|p| !p.is_empty())
 }
 
-const CATALOGUES: [(&str, &[&str]); 6] = [
+const CATALOGUES: [(&str, &[&str]); 7] = [
     ("tls", postern_tls::cause::ALL),
     ("tls outbound", postern_tls::cause::outbound::OUTBOUND_IDS),
     ("tlspolicy", postern_tlspolicy::cause::ALL),
     ("smtpc", postern_smtpc::cause::ALL),
     ("dns", postern_dns::cause::ALL),
     ("delivery", postern_delivery::cause::ALL),
+    ("proxy", postern_proto::proxy::cause::ALL),
 ];
 
 #[test]
@@ -466,6 +468,33 @@ fn delivery(out: &mut Vec<Rendered>) {
     }
 }
 
+fn proxy(out: &mut Vec<Rendered>) {
+    use postern_proto::proxy::{ProxyError, cause};
+    let peer: std::net::SocketAddr = "10.0.0.5:40000".parse().unwrap();
+    let mut cs = vec![
+        cause::untrusted(peer),
+        cause::timeout(peer, std::time::Duration::from_secs(5)),
+        cause::closed(peer),
+    ];
+    for e in [
+        ProxyError::NotProxy,
+        ProxyError::TooLong { limit: 107 },
+        ProxyError::Malformed("x"),
+        ProxyError::Version(1),
+        ProxyError::Command(2),
+        ProxyError::Unsupported("AF_UNIX"),
+    ] {
+        cs.push(e.cause(peer));
+    }
+    for c in cs {
+        out.push(Rendered {
+            from: format!("proxy: {}", c.summary),
+            id: c.id.to_owned(),
+            fix: c.fix.to_owned(),
+        });
+    }
+}
+
 fn render_all() -> Vec<Rendered> {
     let mut out = Vec::new();
     inbound(&mut out);
@@ -474,6 +503,7 @@ fn render_all() -> Vec<Rendered> {
     session(&mut out);
     dns(&mut out);
     delivery(&mut out);
+    proxy(&mut out);
     out
 }
 

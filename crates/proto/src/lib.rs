@@ -19,7 +19,8 @@
 //! # Standards
 //! RFC 5321 (SMTP), RFC 3463 / RFC 2034 (enhanced status codes), RFC 1870 (SIZE),
 //! RFC 6152 (8BITMIME), RFC 6531 (SMTPUTF8), RFC 3461 (DSN parameters),
-//! RFC 3030 (CHUNKING), RFC 2920 (PIPELINING), RFC 4954 (AUTH), RFC 4616 (PLAIN).
+//! RFC 3030 (CHUNKING), RFC 2920 (PIPELINING), RFC 4954 (AUTH), RFC 4616 (PLAIN),
+//! HAProxy PROXY protocol v1/v2.
 
 mod address;
 mod command;
@@ -27,6 +28,7 @@ mod data;
 mod ehlo;
 mod limits;
 mod line;
+pub mod proxy;
 mod reply;
 mod reply_parser;
 mod sasl;
@@ -41,6 +43,7 @@ pub use data::{BdatChecker, DataDecoder, DataError, DataStatus};
 pub use ehlo::{Capabilities, ehlo_reply};
 pub use limits::Limits;
 pub use line::{Line, LineReader};
+pub use proxy::{ProxyError, ProxyHeader};
 pub use reply::{EnhancedCode, Reply};
 pub use reply_parser::{
     EhloInfo, MAX_REPLY_LINE, MAX_REPLY_LINES, ReplyError, ReplyParser, parse_ehlo,

@@ -19,6 +19,7 @@ mod auth;
 mod conn;
 mod counting;
 pub mod gateway;
+mod proxy;
 mod received;
 mod replies;
 mod server;
@@ -30,7 +31,7 @@ mod transcript;
 pub use auth::hash_password;
 pub use server::{Accepted, QueuedHook, Server, SmtpdError};
 pub use settings::{
-    AuthMode, ListenerKind, ListenerSettings, ServerSettings, SessionLimits, TlsMode,
-    TranscriptFormat, TranscriptSettings, User, VrfyMode,
+    AuthMode, ListenerKind, ListenerSettings, ProxyProtocol, ServerSettings, SessionLimits,
+    TlsMode, TranscriptFormat, TranscriptSettings, User, VrfyMode,
 };
 pub use transcript::{Direction, Transcript};

@@ -3,20 +3,26 @@
 //!
 //! # Security
 //! Connection admission (global and per-IP limits) happens before a session
-//! allocates anything beyond the socket. A panic inside one session task ends
+//! allocates anything beyond the socket. On a PROXY-protocol listener
+//! (`proxy.rs`) a peer outside `trusted_proxies` is closed at once, and
+//! admission counts the client the header names, once the header is read. A panic inside one session task ends
 //! that session only (tokio isolates task panics); it is logged as a bug.
 //!
 //! # Standards
-//! RFC 5321 §3.8 / §4.2.4 (`421` when refusing service).
+//! RFC 5321 §3.8 / §4.2.4 (`421` when refusing service); HAProxy "The PROXY
+//! protocol" §2.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 use postern_policy::Policy;
+use postern_proto::ProxyHeader;
+use postern_proto::proxy::cause as proxy_cause;
 use postern_spool::Spool;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -25,9 +31,10 @@ use tracing::Instrument as _;
 use crate::admission::{Admission, Refusal};
 use crate::auth::UserDb;
 use crate::gateway::Services;
+use crate::proxy::{self, Prefixed, ReadError};
 use crate::replies;
 use crate::session::{Context, Session};
-use crate::settings::{ListenerKind, ListenerSettings, ServerSettings, TlsMode};
+use crate::settings::{ListenerKind, ListenerSettings, ProxyProtocol, ServerSettings, TlsMode};
 use crate::transcript::Transcript;
 
 /// Errors starting the server.
@@ -300,7 +307,8 @@ impl Server {
     }
 }
 
-/// One listener's accept loop.
+/// One listener's accept loop (cloned into the task that reads a PROXY header).
+#[derive(Clone)]
 struct Acceptor {
     name: String,
     shared: Arc<ArcSwap<Shared>>,
@@ -346,48 +354,136 @@ impl Acceptor {
             else {
                 continue;
             };
-            match self.admission.admit(peer.ip()) {
-                Ok(ticket) => {
-                    let ctx = Context {
-                        shared,
-                        listener,
-                        spool: self.spool.clone(),
-                        transcript: self.transcript.clone(),
-                        on_queued: self.on_queued.clone(),
-                        shutdown: self.shutdown.clone(),
-                        resolver: self.services.resolver.clone(),
-                        counters: self.counters.clone(),
-                        mail_log: self.services.mail_log.clone(),
-                        ip_sessions: ticket.sessions_from_ip(),
-                    };
-                    let id = session_id();
-                    // One span per session: every log line inside carries the
-                    // session id, the peer and the listener.
-                    let span =
-                        tracing::info_span!("session", id = %id, %peer, listener = %self.name);
-                    self.tracker.spawn(
-                        async move {
-                            let _ticket = ticket;
-                            Session::new(id, ctx, tcp, peer).run().await;
-                        }
-                        .instrument(span),
-                    );
-                }
-                Err(refusal) => {
-                    tracing::info!(listener = %self.name, %peer, ?refusal, "connection refused: limit reached");
-                    self.tracker.spawn(refuse(tcp, &listener, refusal));
-                }
+            let Some(pp) = listener.proxy_protocol.clone() else {
+                self.launch(
+                    Prefixed::new(Bytes::new(), tcp),
+                    peer,
+                    None,
+                    shared,
+                    listener,
+                );
+                continue;
+            };
+            // PROXY protocol spec §2: a header is believed only from a known
+            // proxy, and a receiver never answers before a valid one.
+            if !pp.trusts(peer.ip()) {
+                let c = proxy_cause::untrusted(peer);
+                tracing::info!(listener = %self.name, %peer, cause = c.id, fix = c.fix, "{}", c.summary);
+                drop(tcp);
+                continue;
+            }
+            // The header is read in the session's own task: a slow proxy
+            // connection never holds up the accept loop.
+            let this = self.clone();
+            self.tracker.spawn(async move {
+                this.after_header(tcp, peer, &pp, shared, listener).await;
+            });
+        }
+    }
+
+    /// Reads the PROXY header from a trusted proxy (within its deadline),
+    /// then launches the session with the client address it names.
+    async fn after_header(
+        &self,
+        mut tcp: TcpStream,
+        proxy: SocketAddr,
+        pp: &ProxyProtocol,
+        shared: Arc<Shared>,
+        listener: ListenerSettings,
+    ) {
+        let read = tokio::select! {
+            () = self.shutdown.cancelled() => return,
+            r = tokio::time::timeout(pp.timeout, proxy::read_header(&mut tcp)) => r,
+        };
+        let cause = match read {
+            Ok(Ok((header, rest))) => {
+                let client = if let ProxyHeader::Done { source, .. } = header {
+                    source
+                } else {
+                    // LOCAL (a health check) and UNKNOWN: the proxy speaks
+                    // for itself (spec §2.1, §2.2).
+                    tracing::debug!(listener = %self.name, %proxy, ?header,
+                        "PROXY header without a client address: the proxy is the peer");
+                    proxy
+                };
+                self.launch(
+                    Prefixed::new(rest, tcp),
+                    client,
+                    Some(proxy),
+                    shared,
+                    listener,
+                );
+                return;
+            }
+            Err(_elapsed) => proxy_cause::timeout(proxy, pp.timeout),
+            Ok(Err(ReadError::Proxy(e))) => e.cause(proxy),
+            Ok(Err(ReadError::Closed { octets: 0 })) => {
+                // A TCP health check: connect, close. Not worth a log line each time.
+                tracing::debug!(listener = %self.name, %proxy, "proxy closed before sending anything");
+                return;
+            }
+            Ok(Err(ReadError::Closed { .. } | ReadError::Io(_))) => proxy_cause::closed(proxy),
+        };
+        tracing::info!(listener = %self.name, peer = %proxy, cause = cause.id, fix = cause.fix,
+            "{}; closed without a reply", cause.summary);
+    }
+
+    /// Admits a session from `peer` (the client: the TCP peer, or the PROXY
+    /// header's source when `via` names the proxy) and runs it, or refuses.
+    fn launch(
+        &self,
+        conn: Prefixed<TcpStream>,
+        peer: SocketAddr,
+        via: Option<SocketAddr>,
+        shared: Arc<Shared>,
+        listener: ListenerSettings,
+    ) {
+        match self.admission.admit(peer.ip()) {
+            Ok(ticket) => {
+                let ctx = Context {
+                    shared,
+                    listener,
+                    spool: self.spool.clone(),
+                    transcript: self.transcript.clone(),
+                    on_queued: self.on_queued.clone(),
+                    shutdown: self.shutdown.clone(),
+                    resolver: self.services.resolver.clone(),
+                    counters: self.counters.clone(),
+                    mail_log: self.services.mail_log.clone(),
+                    ip_sessions: ticket.sessions_from_ip(),
+                    proxy: via,
+                };
+                let id = session_id();
+                // One span per session: every log line inside carries the
+                // session id, the peer (the real client) and the listener,
+                // and the load balancer's address behind a PROXY header.
+                let span = tracing::info_span!("session", id = %id, %peer, listener = %self.name,
+                    proxy = via.map(tracing::field::display));
+                self.tracker.spawn(
+                    async move {
+                        let _ticket = ticket;
+                        Session::new(id, ctx, conn, peer).run().await;
+                    }
+                    .instrument(span),
+                );
+            }
+            Err(refusal) => {
+                tracing::info!(listener = %self.name, %peer, ?refusal, "connection refused: limit reached");
+                self.tracker.spawn(refuse(conn, &listener, refusal));
             }
         }
     }
 }
 
 /// Answers `421` and closes (RFC 5321 §3.8).
-fn refuse(
-    mut tcp: TcpStream,
+fn refuse<S>(
+    mut conn: S,
     listener: &ListenerSettings,
     refusal: Refusal,
-) -> impl Future<Output = ()> + use<> {
+) -> impl Future<Output = ()> + use<S>
+where
+    S: AsyncWrite + Unpin + Send + 'static,
+{
     let implicit_tls = listener.kind == ListenerKind::Submissions;
     async move {
         if !implicit_tls {
@@ -395,10 +491,10 @@ fn refuse(
                 Refusal::Global => replies::too_many_connections(),
                 Refusal::PerIp => replies::too_many_connections_from_ip(),
             };
-            let _ = tokio::time::timeout(Duration::from_secs(5), tcp.write_all(&reply.to_bytes()))
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn.write_all(&reply.to_bytes()))
                 .await;
         }
-        let _ = tcp.shutdown().await;
+        let _ = conn.shutdown().await;
     }
 }
 

@@ -1,9 +1,10 @@
 //! Plain settings for the inbound server; `postern-config` fills them.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use postern_policy::RelaySettings;
 use postern_policy::admission::Admission;
 use postern_proto::Limits;
@@ -91,6 +92,34 @@ pub struct ListenerSettings {
     pub auth: AuthMode,
     /// Session limits.
     pub limits: SessionLimits,
+    /// Expect a PROXY protocol header (HAProxy v1 or v2) before SMTP, from a
+    /// load balancer in `trusted_proxies`; `None` (the default): off, the TCP
+    /// peer is the client.
+    pub proxy_protocol: Option<ProxyProtocol>,
+}
+
+/// A listener behind a load balancer that sends the PROXY protocol header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyProtocol {
+    /// The load balancers' addresses. A connection from anywhere else is closed
+    /// without a reply: its header could claim any client address. Never empty
+    /// (`postern-config` refuses an empty list).
+    pub trusted_proxies: Vec<IpNet>,
+    /// The whole header must arrive within this time of the accept, else the
+    /// connection is closed. Default 5 seconds.
+    pub timeout: Duration,
+}
+
+impl ProxyProtocol {
+    /// The default header deadline.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// True when `ip` is one of the trusted proxies. An IPv4-mapped IPv6
+    /// address (a dual-stack socket's view of an IPv4 peer) matches as IPv4.
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trusted_proxies.iter().any(|n| n.contains(&ip))
+    }
 }
 
 /// A user allowed to authenticate.

@@ -293,6 +293,8 @@ pub async fn trace(
         counters: Counters::new(Arc::new(DryRun(Arc::clone(&counters)))),
         mail_log: None,
         ip_sessions: 1,
+        // `postern trace --ip` names the client itself: no load balancer.
+        proxy: None,
     };
     let (client, server) = tokio::io::duplex(64 * 1024);
     let id: Arc<str> = Arc::from("TRACE");

@@ -42,6 +42,7 @@ fn listener(name: &str, kind: ListenerKind, tls: TlsMode, auth: AuthMode) -> Lis
         tls,
         auth,
         limits: SessionLimits::default(),
+        proxy_protocol: None,
     }
 }
 

@@ -110,6 +110,8 @@ pub(crate) struct Context {
     pub(crate) mail_log: Option<postern_track::MailLog>,
     /// Sessions open from the client's address, this one included.
     pub(crate) ip_sessions: usize,
+    /// The load balancer the client came through (PROXY protocol), if any.
+    pub(crate) proxy: Option<SocketAddr>,
 }
 
 pub(crate) struct Session<S> {
@@ -186,8 +188,13 @@ where
 
     /// Runs the session to its end.
     pub(crate) async fn run(mut self) {
+        let via = self
+            .ctx
+            .proxy
+            .map(|p| format!(" via proxy {p}"))
+            .unwrap_or_default();
         self.event(&format!(
-            "connect from {} to listener {} ({:?})",
+            "connect from {}{via} to listener {} ({:?})",
             self.peer, self.ctx.listener.name, self.ctx.listener.kind
         ));
         if self.ctx.listener.kind == ListenerKind::Submissions {

@@ -78,6 +78,7 @@ fn settings(dir: &std::path::Path, limits: SessionLimits) -> ServerSettings {
             tls: TlsMode::Off,
             auth: AuthMode::Off,
             limits,
+            proxy_protocol: None,
         }],
         tls: postern_tls::TlsSettings::default(),
         spool: SpoolSettings::new(dir.join("spool")),
@@ -134,6 +135,7 @@ pub(super) fn start_full(
         counters: crate::counting::Counters::default(),
         mail_log: None,
         ip_sessions: 1,
+        proxy: None,
     };
     let (client, server) = tokio::io::duplex(pipe);
     let writes = Arc::new(Mutex::new(Vec::new()));
