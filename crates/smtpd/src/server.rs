@@ -240,12 +240,12 @@ impl Server {
             tracker.spawn(acceptor.run(sock));
         }
         Ok(Self {
-            services,
-            counters,
             shared,
             shutdown,
             tracker,
             addrs,
+            services,
+            counters,
         })
     }
 
