@@ -4,6 +4,8 @@
 //! and the trace changes no counter (a second run answers the same).
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+mod common;
+
 use std::process::Command;
 
 use postern_testkit::FakeDns;
@@ -152,4 +154,77 @@ async fn trace_shows_lists_groups_policy_and_replies() {
     assert_eq!(v["group"], "ALL");
     assert_eq!(v["dns_lists"][0]["answer"], "not listed");
     assert!(!dir.path().join("data").exists());
+}
+
+/// Against the running server: the trace reads its live counters (memory
+/// store) through the admin socket — after two recipients the budget of two
+/// per hour is spent — and still changes nothing.
+#[test]
+fn trace_reads_the_running_servers_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("postern.toml");
+    std::fs::write(
+        &cfg,
+        r#"data_dir = "data"
+hostname = "mx.example.test"
+[[listener]]
+name = "smtp"
+address = "127.0.0.1:0"
+kind = "smtp"
+tls = "off"
+[relay]
+accepted_domains = ["example.test"]
+[[route]]
+domains = ["example.test"]
+maildir = "vmail/{user}"
+create = true
+[[sender_group]]
+name = "ALL"
+match = ["all"]
+policy = "LIMITED"
+[[mail_flow_policy]]
+name = "LIMITED"
+action = "accept"
+max_recipients_per_hour_per_ip = 2
+"#,
+    )
+    .unwrap();
+    let running = common::Running::start(&cfg);
+    let args = [
+        "--ip",
+        "127.0.0.1",
+        "--from",
+        "a@b.example",
+        "--rcpt",
+        "u3@example.test",
+    ];
+    // Two traces before any mail: accepted, and counted nowhere …
+    for _ in 0..2 {
+        let v = trace(&cfg, &args);
+        assert_eq!(v["source"], "server", "{v:#}");
+        assert!(
+            lines(&v).iter().any(|x| x.starts_with("S 250 2.1.5")),
+            "{v:#}"
+        );
+    }
+    // … so a real client still has its two recipients …
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut d = postern_testkit::Dialogue::connect(running.addr).await;
+        d.expect(220).await;
+        d.cmd("EHLO client.test", 250).await;
+        d.cmd("MAIL FROM:<a@b.example>", 250).await;
+        d.cmd("RCPT TO:<u1@example.test>", 250).await;
+        d.cmd("RCPT TO:<u2@example.test>", 250).await;
+        d.cmd("RSET", 250).await;
+        d.cmd("QUIT", 221).await;
+    });
+    // … and the trace now reads the server's live count: spent.
+    let l = lines(&trace(&cfg, &args));
+    assert!(
+        l.iter()
+            .any(|x| x.starts_with("S 452 4.5.3 Too many recipients this hour")),
+        "{l:#?}"
+    );
+    running.stop();
 }
