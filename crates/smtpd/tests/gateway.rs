@@ -461,3 +461,63 @@ async fn greylisting_defers_then_passes_and_auto_allows_the_network() {
     let log = gw.srv.transcript_with("greylisting passed").await;
     assert!(log.contains("rcpt greylisted by policy GREY"), "{log}");
 }
+
+/// `tls` and `authenticated` groups: the client is classified again after
+/// STARTTLS and after AUTH, so a policy can demand encryption by refusing
+/// clear-text recipients (delayed rejection) and serve the same client once
+/// it encrypts; `listener:` scopes a group.
+#[tokio::test]
+async fn reclassified_after_starttls_and_auth() {
+    use base64::Engine as _;
+    let mut clear = MailFlowPolicy::new("CLEARTEXT", FlowAction::Reject);
+    clear.reject_at = RejectAt::Rcpt;
+    clear.reply = Some(postern_proto::Reply::new(
+        550,
+        Some(postern_proto::EnhancedCode::new(5, 7, 10)),
+        "Encryption required (STARTTLS)",
+    ));
+    let mut sub = MailFlowPolicy::new("SUBMITTERS", FlowAction::Accept);
+    sub.max_recipients_per_message = Some(1);
+    let policies = vec![
+        MailFlowPolicy::new("ACCEPTED", FlowAction::Accept),
+        clear,
+        MailFlowPolicy::new("RELAYED", FlowAction::Relay),
+        sub,
+    ];
+    let p = &policies;
+    let groups = vec![
+        group("AUTHED", &["authenticated"], "RELAYED", p),
+        group("ENCRYPTED", &["tls", "listener:submission"], "ACCEPTED", p),
+        group("CLEAR", &["all"], "CLEARTEXT", p),
+    ];
+    let table = Admission::new(groups, policies, Vec::new());
+    let srv = common::start_with(move |s| s.admission = table).await;
+    let mut d = srv.connect("smtp").await;
+    d.cmd("EHLO client.test", 250).await;
+    d.cmd("MAIL FROM:<a@b.test>", 250).await;
+    let r = d.cmd("RCPT TO:<u@example.com>", 550).await;
+    assert_eq!(r.lines[0], "5.7.10 Encryption required (STARTTLS)");
+    d.cmd("RSET", 250).await;
+    d.cmd("STARTTLS", 220).await;
+    d.upgrade(common::HOST, srv.client_tls()).await.unwrap();
+    d.cmd("EHLO client.test", 250).await;
+    d.cmd("MAIL FROM:<a@b.test>", 250).await;
+    d.cmd("RCPT TO:<u@example.com>", 250).await;
+    // Not allowed to relay until AUTH puts it in AUTHED.
+    d.cmd("RCPT TO:<x@elsewhere.test>", 554).await;
+    d.cmd("RSET", 250).await;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(format!(
+        "\0{}\0{}",
+        common::USER,
+        common::PASSWORD
+    ));
+    d.cmd(&format!("AUTH PLAIN {b64}"), 235).await;
+    d.cmd("MAIL FROM:<a@b.test>", 250).await;
+    d.cmd("RCPT TO:<x@elsewhere.test>", 250).await;
+    let log = srv.transcript_with("sender group AUTHED").await;
+    assert!(log.contains("sender group CLEAR (matched by all)"), "{log}");
+    assert!(
+        log.contains("sender group ENCRYPTED (matched by tls)"),
+        "{log}"
+    );
+}
