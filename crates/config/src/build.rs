@@ -288,6 +288,9 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
             .map_or(TranscriptFormat::Text, |p| p.0),
     };
 
+    let recipients =
+        crate::recipients::build(raw.recipients, &delivery, &relay.accepted_domains, cx)?;
+
     // Whole-server warnings.
     maildir_domains_accepted(&delivery, &relay.accepted_domains, cx);
     if relay.accepted_domains.is_empty() && relay.relay_networks.is_empty() {
@@ -307,6 +310,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         spool,
         relay,
         admission,
+        recipients,
         users,
         vrfy,
         max_connections,

@@ -297,7 +297,11 @@ fn not_mta_sts_for_smarthost(
 }
 
 /// `host`, `host:port`, `[v6]:port` or `v4:port`; port 25 when absent.
-fn smarthost(v: &Spanned<String>, key: &str, cx: &Ctx<'_>) -> Result<(String, u16), ConfigError> {
+pub(crate) fn smarthost(
+    v: &Spanned<String>,
+    key: &str,
+    cx: &Ctx<'_>,
+) -> Result<(String, u16), ConfigError> {
     let s = v.get_ref().trim();
     let bad = |why: &str| {
         cx.error(

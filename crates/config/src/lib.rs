@@ -31,6 +31,7 @@ mod gateway;
 mod pickup;
 mod proxy;
 mod raw;
+mod recipients;
 mod recover;
 mod show;
 mod spool;

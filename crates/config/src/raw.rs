@@ -49,6 +49,7 @@ pub(crate) struct RawConfig {
     pub greylist: Option<Spanned<crate::gateway::RawGreylist>>,
     pub auth_ban: Option<Spanned<crate::gateway::RawAuthBan>>,
     pub counters: Option<Spanned<crate::counters::RawCounters>>,
+    pub recipients: Option<Vec<Spanned<crate::recipients::RawRecipients>>>,
 }
 
 /// `[[listener]]`.

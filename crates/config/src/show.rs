@@ -41,6 +41,7 @@ const PATH_KEYS: &[&str] = &[
     "delivery.outbound_tls.client_key",
     "route[].ca_file",
     "route[].maildir",
+    "recipients[].table",
     "pickup.dir",
     "admin.socket",
 ];

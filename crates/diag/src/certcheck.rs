@@ -1090,6 +1090,7 @@ mod tests {
             },
             allow_insecure_auth: false,
             admission: postern_policy::admission::Admission::default(),
+            recipients: Vec::new(),
         };
         let loaded = certs::load(&settings.tls.certificates, now()).unwrap();
         let tls = postern_tls::server::server_config(&settings.tls, &loaded.store).unwrap();

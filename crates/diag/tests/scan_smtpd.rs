@@ -76,6 +76,7 @@ async fn start(key: KeyKind, customize: impl FnOnce(&mut TlsSettings)) -> Runnin
         },
         allow_insecure_auth: false,
         admission: postern_policy::admission::Admission::default(),
+        recipients: Vec::new(),
     };
     let loaded =
         postern_tls::certs::load(&tls.certificates, time::OffsetDateTime::now_utc()).unwrap();

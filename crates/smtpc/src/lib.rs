@@ -11,6 +11,7 @@
 //!   .starttls(mx_name, &tls)      → TlsInfo (facts + certificate verdict); then .ehlo() again
 //!   .auth(Plain, user, password)  (smart hosts only; refused without TLS)
 //!   .send(&envelope, &mut body)   → TransactionOutcome (reply to MAIL, each RCPT, end of data)
+//!   .probe_recipient(addr)        → RecipientProbe (MAIL FROM:<>, RCPT TO, RSET; no DATA: call-ahead)
 //!   .quit()
 //! ```
 //!
@@ -39,6 +40,7 @@
 pub mod body;
 pub mod cause;
 mod error;
+mod probe;
 mod session;
 
 use std::fmt::Write as _;
@@ -48,6 +50,7 @@ pub use error::{ClientError, Stage};
 pub use postern_proto::{EhloInfo, EnhancedCode, Reply};
 pub use postern_tls::cause::Advice;
 pub use postern_tls::client::{ClientTls, PeerVerdict};
+pub use probe::RecipientProbe;
 pub use session::Session;
 
 /// Session settings. Timeouts default to RFC 5321 §4.5.3.2.

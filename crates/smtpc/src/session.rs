@@ -759,6 +759,11 @@ impl Session {
         self.peer
     }
 
+    /// The deadline of each command reply.
+    pub(crate) fn command_timeout(&self) -> Duration {
+        self.settings.command_timeout
+    }
+
     fn log(&mut self, direction: Direction, line: &str) {
         if let Some(t) = self.transcript.as_mut() {
             t(direction, line);
@@ -778,7 +783,7 @@ impl Session {
         }
     }
 
-    async fn send_line(&mut self, stage: Stage, line: &str) -> Result<(), ClientError> {
+    pub(crate) async fn send_line(&mut self, stage: Stage, line: &str) -> Result<(), ClientError> {
         self.log(Direction::Sent, line);
         let mut wire = Vec::with_capacity(line.len() + 2);
         wire.extend_from_slice(line.as_bytes());
@@ -795,7 +800,11 @@ impl Session {
         self.write(Stage::Auth, &wire).await
     }
 
-    async fn read_reply(&mut self, stage: Stage, timeout: Duration) -> Result<Reply, ClientError> {
+    pub(crate) async fn read_reply(
+        &mut self,
+        stage: Stage,
+        timeout: Duration,
+    ) -> Result<Reply, ClientError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             match self.parser.next_reply() {
@@ -861,7 +870,7 @@ fn rcpt_command(rcpt: &OutRecipient, info: &EhloInfo) -> Result<String, ClientEr
 
 /// A path goes between angle brackets on a command line: no control
 /// characters (CR/LF would inject commands), no brackets.
-fn check_path(stage: Stage, path: &str) -> Result<(), ClientError> {
+pub(crate) fn check_path(stage: Stage, path: &str) -> Result<(), ClientError> {
     if let Some(bad) = path
         .chars()
         .find(|c| c.is_control() || matches!(c, '<' | '>'))

@@ -2,7 +2,8 @@
 //!
 //! Layout: `server` (listeners, admission, reload, shutdown) → `session` (one
 //! task per connection: `commands`, `auth`, `starttls`, `data`) → `postern-spool`.
-//! `gateway` looks up what sender groups need (PTR, FCrDNS, DNS lists).
+//! `gateway` looks up what sender groups need (PTR, FCrDNS, DNS lists);
+//! `recipients` validates recipients at RCPT (table, call-ahead, Maildir).
 //! `replies` is the table of every reply the session composes; `received` builds
 //! the trace header; `transcript` writes the `<<<`/`>>>` log.
 //!
@@ -21,6 +22,7 @@ mod counting;
 pub mod gateway;
 mod proxy;
 mod received;
+pub mod recipients;
 mod replies;
 mod server;
 mod session;
@@ -29,6 +31,7 @@ pub mod trace;
 mod transcript;
 
 pub use auth::hash_password;
+pub use recipients::{CallAheadSettings, MaildirLookup, OnError, RecipientRule, RecipientSource};
 pub use server::{Accepted, QueuedHook, Server, SmtpdError};
 pub use settings::{
     AuthMode, ListenerKind, ListenerSettings, ProxyProtocol, ServerSettings, SessionLimits,

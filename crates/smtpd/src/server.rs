@@ -67,6 +67,8 @@ pub struct Shared {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) policy: Policy,
     pub(crate) users: Arc<UserDb>,
+    /// Recipient validation (tables read at start and on each reload).
+    pub(crate) recipients: crate::recipients::Recipients,
 }
 
 impl Shared {
@@ -90,6 +92,7 @@ impl Shared {
         Ok(Self {
             policy: Policy::new(&settings.relay),
             users: Arc::new(UserDb::new(&settings.users)),
+            recipients: crate::recipients::Recipients::new(&settings.relay, &settings.recipients),
             settings,
             tls,
         })

@@ -163,6 +163,9 @@ pub struct ServerSettings {
     /// Sender groups, mail-flow policies and DNS lists (empty: every client
     /// gets the built-in default policy).
     pub admission: Admission,
+    /// Recipient validation at RCPT, per accepted domain (`[[recipients]]`;
+    /// empty: any local part of an accepted domain is accepted).
+    pub recipients: Vec<crate::recipients::RecipientRule>,
     /// AUTH users.
     pub users: Vec<User>,
     /// VRFY answer.

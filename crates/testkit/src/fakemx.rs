@@ -7,7 +7,8 @@
 //! ClientHello arrives (what a TLS-1.0-only peer such as an old Kerio looks
 //! like to a TLS 1.2+ client). Replies to MAIL, to each RCPT (per address)
 //! and to the end of data are scripted as queues (`451` then `250`; `550`
-//! for one recipient of three); when a queue is empty the default applies.
+//! for one recipient of three); when a queue is empty the default applies
+//! (`250`, or `550 5.1.1` for an address outside [`FakeMx::known_recipients`]).
 //!
 //! # Security
 //! Test-only code. Binds 127.0.0.1 only; trusts nothing it receives (lines
@@ -91,6 +92,7 @@ struct State {
     offer_auth: bool,
     mail: VecDeque<String>,
     rcpt: HashMap<String, VecDeque<String>>,
+    known: Option<Vec<String>>,
     data: VecDeque<String>,
     received: Vec<ReceivedMail>,
     connections: usize,
@@ -166,6 +168,7 @@ impl FakeMx {
             offer_auth: true,
             mail: VecDeque::new(),
             rcpt: HashMap::new(),
+            known: None,
             data: VecDeque::new(),
             received: Vec::new(),
             connections: 0,
@@ -240,6 +243,14 @@ impl FakeMx {
             .entry(address.to_ascii_lowercase())
             .or_default()
             .extend(replies.iter().map(|s| (*s).to_owned()));
+        self
+    }
+
+    /// Knows only these recipients (case-insensitive) from now on: any other
+    /// RCPT without a scripted reply gets `550 5.1.1 <addr>: user unknown`,
+    /// as an internal mail store does (the other end of a call-ahead).
+    pub fn known_recipients(&self, addresses: &[&str]) -> &Self {
+        self.lock().known = Some(addresses.iter().map(|a| a.to_ascii_lowercase()).collect());
         self
     }
 
@@ -477,11 +488,19 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             let r = if mail.is_none() {
                 "503 5.5.1 need MAIL first".to_owned()
             } else {
-                lock(state)
-                    .rcpt
-                    .get_mut(&addr.to_ascii_lowercase())
+                let mut s = lock(state);
+                let key = addr.to_ascii_lowercase();
+                let unknown = s.known.as_ref().is_some_and(|k| !k.contains(&key));
+                s.rcpt
+                    .get_mut(&key)
                     .and_then(VecDeque::pop_front)
-                    .unwrap_or_else(|| "250 2.1.5 recipient ok".into())
+                    .unwrap_or_else(|| {
+                        if unknown {
+                            format!("550 5.1.1 <{addr}>: user unknown")
+                        } else {
+                            "250 2.1.5 recipient ok".into()
+                        }
+                    })
             };
             if r.starts_with('2') {
                 rcpts.push((addr, params));

@@ -106,6 +106,7 @@ pub async fn start_with(customize: impl FnOnce(&mut ServerSettings)) -> TestServ
         },
         allow_insecure_auth: false,
         admission: postern_policy::admission::Admission::default(),
+        recipients: Vec::new(),
     };
     customize(&mut settings);
     let loaded =

@@ -34,6 +34,7 @@ mod events;
 #[cfg(test)]
 mod gateway_tests;
 mod greylist;
+mod recipients;
 mod stages;
 mod starttls;
 #[cfg(test)]

@@ -185,6 +185,15 @@ where
             }
         }
         let verdict = self.session_policy();
+        if kind == StageKind::Rcpt && verdict == Verdict::Accept {
+            // Recipient validation (`recipients.rs`), once policy and relay
+            // rules took the RCPT. `RecipientVerdict::Unknown` is an invalid
+            // recipient: the one DHAP counts.
+            let checked = self.rcpt_recipient_check().await;
+            if let Some(reply) = checked.refusal() {
+                return Checked::Verdict(Verdict::Refuse(reply.clone()));
+            }
+        }
         if kind == StageKind::Rcpt && verdict == Verdict::Accept && gateway {
             if let Some(deferred) = self.greylist().await {
                 return Checked::Verdict(deferred);

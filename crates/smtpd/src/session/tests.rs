@@ -96,6 +96,7 @@ fn settings(dir: &std::path::Path, limits: SessionLimits) -> ServerSettings {
         },
         allow_insecure_auth: false,
         admission: postern_policy::admission::Admission::default(),
+        recipients: Vec::new(),
     }
 }
 
