@@ -291,7 +291,9 @@ impl Server {
                 _ => {}
             }
         }
-        let new = Shared::new(settings, tls)?;
+        let mut new = Shared::new(settings, tls)?;
+        // Call-ahead answers outlive a reload that keeps their entry.
+        new.recipients.keep_caches(&old.recipients);
         self.shared.store(Arc::new(new));
         Ok(())
     }

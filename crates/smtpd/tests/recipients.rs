@@ -53,6 +53,8 @@ struct Setup {
     mx: FakeMx,
     table: PathBuf,
     maildirs: PathBuf,
+    /// The settings the server started with.
+    settings: ServerSettings,
     _files: tempfile::TempDir,
 }
 
@@ -80,6 +82,8 @@ async fn setup() -> Setup {
             4,
         ),
     ];
+    let started = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let keep = std::sync::Arc::clone(&started);
     let t = start_with(move |s: &mut ServerSettings| {
         s.relay.accepted_domains.extend(
             [
@@ -92,13 +96,16 @@ async fn setup() -> Setup {
             .map(str::to_owned),
         );
         s.recipients = rules;
+        *keep.lock().unwrap() = Some(s.clone());
     })
     .await;
+    let settings = started.lock().unwrap().take().unwrap();
     Setup {
         t,
         mx,
         table,
         maildirs,
+        settings,
         _files: files,
     }
 }
@@ -214,6 +221,27 @@ async fn call_ahead_asks_the_internal_host_and_caches_its_answers() {
     assert_eq!(s.mx.connections(), 2, "cache hits make no connection");
     s.t.transcript_with("unknown recipient <bob@corp.example> (call-ahead 127.0.0.1:")
         .await;
+}
+
+#[tokio::test]
+async fn a_reload_keeps_call_ahead_answers() {
+    let s = setup().await;
+    let mut d = mail(&s.t).await;
+    d.cmd("RCPT TO:<bob@corp.example>", 550).await;
+    assert_eq!(s.mx.connections(), 1);
+    s.t.server
+        .reload(
+            s.settings.clone(),
+            Some(common::tls_config(&s.settings.tls)),
+        )
+        .unwrap();
+    let mut d = mail(&s.t).await;
+    d.cmd("RCPT TO:<bob@corp.example>", 550).await;
+    assert_eq!(
+        s.mx.connections(),
+        1,
+        "answered from the cache kept over the reload"
+    );
 }
 
 #[tokio::test]

@@ -106,6 +106,10 @@ impl CallAhead {
         }
     }
 
+    pub(crate) fn settings(&self) -> &CallAheadSettings {
+        &self.settings
+    }
+
     fn cache(&self) -> MutexGuard<'_, Cache> {
         self.cache
             .lock()

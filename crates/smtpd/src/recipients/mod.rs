@@ -182,7 +182,7 @@ impl Checked {
 
 enum Source {
     Table(table::LiveTable),
-    CallAhead(call_ahead::CallAhead),
+    CallAhead(Arc<call_ahead::CallAhead>),
     Maildir(MaildirLookup),
 }
 
@@ -209,7 +209,7 @@ impl Recipients {
                 source: match &r.source {
                     RecipientSource::Table(p) => Source::Table(table::LiveTable::open(p.clone())),
                     RecipientSource::CallAhead(c) => {
-                        Source::CallAhead(call_ahead::CallAhead::new(c.clone()))
+                        Source::CallAhead(Arc::new(call_ahead::CallAhead::new(c.clone())))
                     }
                     RecipientSource::Maildir(m) => Source::Maildir(m.clone()),
                 },
@@ -218,6 +218,24 @@ impl Recipients {
         Self {
             accepted: Domains::new(&relay.accepted_domains),
             rules,
+        }
+    }
+
+    /// Takes over the call-ahead caches of `old` for every entry whose
+    /// settings did not change (a reload re-reads tables, but need not ask
+    /// the internal host again about every user).
+    pub(crate) fn keep_caches(&mut self, old: &Recipients) {
+        for rule in &mut self.rules {
+            let Source::CallAhead(new) = &mut rule.source else {
+                continue;
+            };
+            let same = old.rules.iter().find_map(|r| match &r.source {
+                Source::CallAhead(o) if o.settings() == new.settings() => Some(o),
+                _ => None,
+            });
+            if let Some(o) = same {
+                *new = Arc::clone(o);
+            }
         }
     }
 
