@@ -37,7 +37,7 @@ use postern_smtpc::{ClientSettings, Session};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::{CallAheadSettings, Checked, OnError};
+use super::{CallAheadSettings, OnError, RecipientCheck};
 
 /// Bounded answers with their expiry.
 pub(crate) struct Cache {
@@ -117,11 +117,11 @@ impl CallAhead {
     }
 
     /// Validates `addr` (`local@domain`), from the cache or by asking.
-    pub(crate) async fn check(&self, addr: &str, resolver: Option<&Resolver>) -> Checked {
+    pub(crate) async fn check(&self, addr: &str, resolver: Option<&Resolver>) -> RecipientCheck {
         let source = format!("call-ahead {}", self.settings.target());
         let key = cache_key(addr);
         if let Some(valid) = self.cache().get(&key, Instant::now()) {
-            return Checked {
+            return RecipientCheck {
                 verdict: if valid {
                     RecipientVerdict::Valid
                 } else {
@@ -146,7 +146,7 @@ impl CallAhead {
             Answer::Valid => {
                 self.cache()
                     .put(key, true, now + self.settings.cache_ttl, now);
-                Checked {
+                RecipientCheck {
                     verdict: RecipientVerdict::Valid,
                     source,
                     detail: None,
@@ -155,13 +155,13 @@ impl CallAhead {
             Answer::Unknown(said) => {
                 self.cache()
                     .put(key, false, now + self.settings.negative_ttl, now);
-                Checked {
+                RecipientCheck {
                     verdict: RecipientVerdict::Unknown(replies::unknown(addr)),
                     source,
                     detail: Some(format!("the internal host said: {said}")),
                 }
             }
-            Answer::Failed(why) => Checked {
+            Answer::Failed(why) => RecipientCheck {
                 verdict: match self.settings.on_error {
                     OnError::TempFail => {
                         RecipientVerdict::Unverifiable(replies::unverifiable(addr))

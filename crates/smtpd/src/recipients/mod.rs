@@ -162,7 +162,7 @@ pub struct RecipientRule {
 
 /// A verdict and where it came from, for the log and the transcript.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Checked {
+pub(crate) struct RecipientCheck {
     pub verdict: RecipientVerdict,
     /// `table /etc/postern/recipients.txt`, `call-ahead 10.0.0.5:25`, …
     pub source: String,
@@ -170,7 +170,7 @@ pub(crate) struct Checked {
     pub detail: Option<String>,
 }
 
-impl Checked {
+impl RecipientCheck {
     fn not_checked() -> Self {
         Self {
             verdict: RecipientVerdict::NotChecked,
@@ -245,16 +245,20 @@ impl Recipients {
     }
 
     /// Validates one recipient.
-    pub(crate) async fn check(&self, to: &ForwardPath, resolver: Option<&Resolver>) -> Checked {
+    pub(crate) async fn check(
+        &self,
+        to: &ForwardPath,
+        resolver: Option<&Resolver>,
+    ) -> RecipientCheck {
         // RFC 5321 §4.5.1: postmaster is always accepted.
         let ForwardPath::Mailbox(mb) = to else {
-            return Checked::not_checked();
+            return RecipientCheck::not_checked();
         };
         if is_postmaster(&mb.local_part) || !self.accepted.contains(&mb.domain) {
-            return Checked::not_checked();
+            return RecipientCheck::not_checked();
         }
         let Some(rule) = self.rules.iter().find(|r| r.domains.contains(&mb.domain)) else {
-            return Checked::not_checked();
+            return RecipientCheck::not_checked();
         };
         let addr = mb.to_string();
         match &rule.source {
@@ -268,11 +272,11 @@ impl Recipients {
 /// The Maildir check, as delivery with `create = false` decides: a folder
 /// is valid, a missing one unknown, anything else (permissions, a file in
 /// its place) cannot be verified.
-async fn maildir(m: &MaildirLookup, addr: &str) -> Checked {
+async fn maildir(m: &MaildirLookup, addr: &str) -> RecipientCheck {
     let source = format!("maildir {}", m.describe);
     let Some(path) = (m.path_of)(addr) else {
         // Delivery would refuse it too (553 5.1.3: it cannot name a folder).
-        return Checked {
+        return RecipientCheck {
             verdict: RecipientVerdict::Unknown(replies::unknown(addr)),
             source,
             detail: Some("the address cannot name a Maildir folder".into()),
@@ -293,7 +297,7 @@ async fn maildir(m: &MaildirLookup, addr: &str) -> Checked {
             Some(format!("{}: {e}", path.display())),
         ),
     };
-    Checked {
+    RecipientCheck {
         verdict,
         source,
         detail,

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use postern_policy::recipients::{RecipientTable, RecipientVerdict, replies};
 use tokio::time::Instant;
 
-use super::Checked;
+use super::RecipientCheck;
 
 /// The largest table file read (about a million addresses).
 pub(crate) const MAX_TABLE_BYTES: u64 = 64 * 1024 * 1024;
@@ -81,10 +81,12 @@ impl LiveTable {
             }
         };
         if let Some(old) = due {
+            // Clears `loading` however this ends (also when the session's
+            // task is dropped mid-await), so the file is looked at again.
+            let _loading = LoadingGuard(self);
             let path = self.path.clone();
             let loaded = tokio::task::spawn_blocking(move || load(&path, &old)).await;
             let mut s = self.lock();
-            s.loading = false;
             match loaded {
                 Ok(Reloaded::Table(t, stamp)) => {
                     s.table = Some(t);
@@ -98,25 +100,34 @@ impl LiveTable {
     }
 
     /// Looks `local@domain` up.
-    pub(crate) async fn check(&self, local: &str, domain: &str, addr: &str) -> Checked {
+    pub(crate) async fn check(&self, local: &str, domain: &str, addr: &str) -> RecipientCheck {
         let source = format!("table {}", self.path.display());
         match self.table().await {
-            Some(t) if t.contains(local, domain) => Checked {
+            Some(t) if t.contains(local, domain) => RecipientCheck {
                 verdict: RecipientVerdict::Valid,
                 source,
                 detail: None,
             },
-            Some(_) => Checked {
+            Some(_) => RecipientCheck {
                 verdict: RecipientVerdict::Unknown(replies::unknown(addr)),
                 source,
                 detail: None,
             },
-            None => Checked {
+            None => RecipientCheck {
                 verdict: RecipientVerdict::Unverifiable(replies::unverifiable(addr)),
                 source,
                 detail: Some("the table file could not be read".into()),
             },
         }
+    }
+}
+
+/// Clears `State::loading` when dropped.
+struct LoadingGuard<'a>(&'a LiveTable);
+
+impl Drop for LoadingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.lock().loading = false;
     }
 }
 
