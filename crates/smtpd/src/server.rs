@@ -109,6 +109,11 @@ impl Shared {
         Self {
             policy: Policy::new(&settings.relay),
             users: Arc::new(UserDb::new(&settings.users)),
+            // Tables and Maildir folders are read; no call-ahead is made.
+            recipients: crate::recipients::Recipients::for_trace(
+                &settings.relay,
+                &settings.recipients,
+            ),
             settings,
             tls,
         }

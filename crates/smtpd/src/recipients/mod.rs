@@ -181,6 +181,9 @@ impl RecipientCheck {
 }
 
 enum Source {
+    /// A call-ahead in `postern trace`: not made (nothing is sent in a dry
+    /// run); the target, for the answer's detail.
+    Skipped(String),
     Table(table::LiveTable),
     CallAhead(Arc<call_ahead::CallAhead>),
     Maildir(MaildirLookup),
@@ -219,6 +222,18 @@ impl Recipients {
             accepted: Domains::new(&relay.accepted_domains),
             rules,
         }
+    }
+
+    /// For `postern trace`: like [`Recipients::new`], but a call-ahead entry
+    /// is not made (a dry run sends nothing): its recipients are not checked.
+    pub(crate) fn for_trace(relay: &RelaySettings, rules: &[RecipientRule]) -> Self {
+        let mut r = Self::new(relay, rules);
+        for (rule, raw) in r.rules.iter_mut().zip(rules) {
+            if let RecipientSource::CallAhead(c) = &raw.source {
+                rule.source = Source::Skipped(c.target());
+            }
+        }
+        r
     }
 
     /// Takes over the call-ahead caches of `old` for every entry whose
@@ -265,6 +280,11 @@ impl Recipients {
             Source::Table(t) => t.check(&mb.local_part, &mb.domain, &addr).await,
             Source::CallAhead(c) => c.check(&addr, resolver).await,
             Source::Maildir(m) => maildir(m, &addr).await,
+            Source::Skipped(target) => RecipientCheck {
+                verdict: RecipientVerdict::NotChecked,
+                source: format!("call-ahead {target}"),
+                detail: Some("not made in a trace (a dry run sends nothing)".into()),
+            },
         }
     }
 }

@@ -67,11 +67,12 @@ where
                 ));
             }
             RecipientVerdict::NotChecked if checked.detail.is_some() => {
-                // on_error = "accept" after a failed check.
+                // on_error = "accept" after a failed check, or a call-ahead
+                // not made in `postern trace`.
                 self.in_tx(|| {
                     tracing::warn!(rcpt = %to, source = %checked.source,
                         detail = checked.detail.as_deref().unwrap_or(""),
-                        "rcpt accepted unverified (on_error = accept)");
+                        "rcpt accepted unverified");
                 });
                 self.event(&format!(
                     "rcpt accepted unverified <{to}> ({}{detail})",
