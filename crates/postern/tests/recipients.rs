@@ -157,3 +157,62 @@ fn unknown_users_are_refused_at_rcpt_and_never_bounced() {
     assert!(r.starts_with("250"), "{r}");
     gw.stop();
 }
+
+/// `postern trace` answers from the table (550 for an unknown user) but makes
+/// no call-ahead: a dry run sends nothing, so the internal host sees no
+/// connection and the call-ahead domain's recipient is not checked.
+#[test]
+fn trace_reads_the_table_and_makes_no_call_ahead() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mx = rt.block_on(FakeMx::start(MxTls::None));
+    mx.known_recipients(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), mx.addr());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postern"))
+        .arg("-c")
+        .arg(&cfg)
+        .args([
+            "trace",
+            "--ip",
+            "192.0.2.1",
+            "--from",
+            "a@outside.example",
+            "--rcpt",
+            "nobody@tab.example",
+            "--rcpt",
+            "dave@tab.example",
+            "--rcpt",
+            "anyone@example.com",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let replies: Vec<String> = v["dialogue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["dir"] == "S")
+        .map(|d| d["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        replies.iter().any(
+            |r| r == "550 5.1.1 <nobody@tab.example>: Recipient address rejected: User unknown"
+        ),
+        "{replies:#?}"
+    );
+    assert_eq!(
+        replies
+            .iter()
+            .filter(|r| r.starts_with("250 2.1.5"))
+            .count(),
+        2,
+        "{replies:#?}"
+    );
+    assert_eq!(mx.connections(), 0, "a trace made a call-ahead");
+}
