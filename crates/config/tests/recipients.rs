@@ -215,3 +215,30 @@ fn check_warns_about_tables_and_missing_routes() {
         "{w:?}"
     );
 }
+
+/// The commented `[[recipients]]` example in examples/postern.toml loads once
+/// uncommented (with the routes it refers to), without warnings.
+#[test]
+fn the_example_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/postern.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let start = text.find("# [[recipients]]").unwrap();
+    let end = start + text[start..].find("\n# ----").unwrap();
+    let block: String = text[start..end]
+        .lines()
+        .map(|l| {
+            l.strip_prefix("# ")
+                .unwrap_or(l.strip_prefix('#').unwrap_or(l))
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("recipients.txt"), "alice@example.com\n").unwrap();
+    let l = load_in(dir.path(), &format!("\n{block}\n")).unwrap();
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let r = &l.config.server.recipients;
+    assert_eq!(r.len(), 3);
+    assert!(matches!(r[0].source, RecipientSource::Table(_)));
+    assert!(matches!(r[1].source, RecipientSource::CallAhead(_)));
+    assert!(matches!(r[2].source, RecipientSource::Maildir(_)));
+}
