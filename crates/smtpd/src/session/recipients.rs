@@ -1,6 +1,8 @@
 //! The RCPT stage's recipient validation as the session runs it: asks the
 //! configuration's validator (`crate::recipients`) about the recipient the
-//! machine waits at, logs a refusal (operator log and transcript), and hands
+//! machine waits at, logs a refusal (operator log, transcript, and a session
+//! event in the mail log: rule `unknown_recipient` or
+//! `recipient_unverifiable`), and hands
 //! back the typed verdict — `RecipientVerdict::Unknown` is an invalid
 //! recipient, what the DHAP budget counts.
 //!
@@ -54,6 +56,7 @@ where
                     "rcpt refused: unknown recipient <{to}> ({}{detail})",
                     checked.source
                 ));
+                self.log_decision("rcpt", "unknown_recipient", Some(reply));
             }
             RecipientVerdict::Unverifiable(reply) => {
                 self.in_tx(|| {
@@ -65,6 +68,7 @@ where
                     "rcpt deferred: cannot verify recipient <{to}> ({}{detail})",
                     checked.source
                 ));
+                self.log_decision("rcpt", "recipient_unverifiable", Some(reply));
             }
             RecipientVerdict::NotChecked if checked.detail.is_some() => {
                 // on_error = "accept" after a failed check, or a call-ahead
