@@ -33,9 +33,12 @@
 
 use std::ops::Range;
 
+use postern_delivery::TlsLevel;
 use postern_delivery::{DeliverySettings, NextHop, Router};
 use postern_policy::recipients::RecipientTable;
-use postern_smtpd::{CallAheadSettings, MaildirLookup, OnError, RecipientRule, RecipientSource};
+use postern_smtpd::{
+    CallAheadSettings, CallAheadTls, MaildirLookup, OnError, RecipientRule, RecipientSource,
+};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -265,13 +268,15 @@ fn call_ahead(
     delivery: &DeliverySettings,
     cx: &mut Ctx<'_>,
 ) -> Option<RecipientSource> {
-    let (host, port) = if value.get_ref().trim() == "route" {
+    let (host, port, tls) = if value.get_ref().trim() == "route" {
         route_target(value, key, domains, delivery, cx)?
     } else {
         let parsed = crate::delivery::smarthost(value, &format!("{key}.call_ahead"), cx);
-        cx.keep(parsed)?
+        let (host, port) = cx.keep(parsed)?;
+        (host, port, CallAheadTls::Opportunistic)
     };
     let mut settings = CallAheadSettings::new(host, port, delivery.hostname.clone());
+    settings.tls = tls;
     if let Some(d) = &raw.timeout {
         settings.timeout = nonzero(d, &format!("{key}.timeout"), cx)?;
     }
@@ -309,17 +314,17 @@ fn call_ahead(
 }
 
 /// `call_ahead = "route"`: the smart host the `[[route]]` of every domain of
-/// the entry names (one host for all of them).
+/// the entry names (one host for all of them), and TLS after its level.
 fn route_target(
     value: &Spanned<String>,
     key: &str,
     domains: &[(String, Range<usize>)],
     delivery: &DeliverySettings,
     cx: &mut Ctx<'_>,
-) -> Option<(String, u16)> {
+) -> Option<(String, u16, CallAheadTls)> {
     let ckey = format!("{key}.call_ahead");
     let router = Router::new(std::sync::Arc::new(delivery.clone()));
-    let mut target: Option<(String, u16)> = None;
+    let mut target: Option<(String, u16, CallAheadTls)> = None;
     for (domain, span) in domains {
         let sample = if domain.starts_with('.') {
             format!("sub{domain}")
@@ -347,15 +352,20 @@ fn route_target(
                 ckey,
                 format!(
                     "the route of {domain} uses implicit TLS ({}), which the call-ahead does not \
-                     speak (it talks plain SMTP): this entry is left out; write \
+                     speak (it uses STARTTLS on a plain connection): this entry is left out; write \
                      call_ahead = \"host:25\"",
                     smart.key()
                 ),
             );
             return None;
         }
+        let tls = match route.tls {
+            TlsLevel::None => CallAheadTls::Off,
+            TlsLevel::Opportunistic | TlsLevel::OpportunisticStrict => CallAheadTls::Opportunistic,
+            _ => CallAheadTls::Required,
+        };
         match &target {
-            Some((th, tp)) if (th, *tp) != (&smart.host, smart.port) => {
+            Some((th, tp, _)) if (th, *tp) != (&smart.host, smart.port) => {
                 let e = cx.error(
                     value.span(),
                     ckey,
@@ -368,7 +378,7 @@ fn route_target(
                 cx.errors.push(e);
                 return None;
             }
-            _ => target = Some((smart.host.clone(), smart.port)),
+            _ => target = Some((smart.host.clone(), smart.port, tls)),
         }
     }
     target

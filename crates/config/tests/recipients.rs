@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 
 use postern_config::load_str;
-use postern_smtpd::{OnError, RecipientSource};
+use postern_smtpd::{CallAheadTls, OnError, RecipientSource};
 
 const BASE: &str = r#"data_dir = "/var/lib/postern"
 hostname = "mx.example.com"
@@ -92,6 +92,8 @@ maildir = true
     assert_eq!(c.negative_ttl.as_secs(), 300);
     assert_eq!(c.timeout.as_secs(), 3);
     assert_eq!(c.on_error, OnError::Accept);
+    // The route's level is the default, opportunistic: STARTTLS when offered.
+    assert_eq!(c.tls, CallAheadTls::Opportunistic);
     assert_eq!(c.helo_name, "mx.example.com");
     assert!(matches!(r[2].source, RecipientSource::Maildir(_)));
     assert_eq!(r[2].origin, "recipients[2]");
@@ -241,4 +243,27 @@ fn the_example_loads() {
     assert!(matches!(r[0].source, RecipientSource::Table(_)));
     assert!(matches!(r[1].source, RecipientSource::CallAhead(_)));
     assert!(matches!(r[2].source, RecipientSource::Maildir(_)));
+}
+
+#[test]
+fn call_ahead_tls_follows_the_route_level() {
+    let dir = tempfile::tempdir().unwrap();
+    for (level, want) in [
+        ("none", CallAheadTls::Off),
+        ("opportunistic-strict", CallAheadTls::Opportunistic),
+        ("verify", CallAheadTls::Required),
+    ] {
+        let src = format!(
+            "{}[[recipients]]\ndomains = [\"corp.example\"]\ncall_ahead = \"route\"\n",
+            BASE.replace(
+                "smarthost = \"10.0.0.5:2525\"\n",
+                &format!("smarthost = \"10.0.0.5:2525\"\ntls = \"{level}\"\n")
+            )
+        );
+        let l = load_str(&src, "postern.toml", dir.path()).unwrap();
+        let RecipientSource::CallAhead(c) = &l.config.server.recipients[0].source else {
+            panic!()
+        };
+        assert_eq!(c.tls, want, "{level}");
+    }
 }

@@ -31,7 +31,9 @@ pub mod trace;
 mod transcript;
 
 pub use auth::hash_password;
-pub use recipients::{CallAheadSettings, MaildirLookup, OnError, RecipientRule, RecipientSource};
+pub use recipients::{
+    CallAheadSettings, CallAheadTls, MaildirLookup, OnError, RecipientRule, RecipientSource,
+};
 pub use server::{Accepted, QueuedHook, Server, SmtpdError};
 pub use settings::{
     AuthMode, ListenerKind, ListenerSettings, ProxyProtocol, ServerSettings, SessionLimits,

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use postern_smtpd::{
-    CallAheadSettings, MaildirLookup, OnError, RecipientRule, RecipientSource, ServerSettings,
+    CallAheadSettings, CallAheadTls, MaildirLookup, OnError, RecipientRule, RecipientSource,
+    ServerSettings,
 };
 use postern_testkit::{Dialogue, FakeMx, MxTls};
 
@@ -290,4 +291,44 @@ async fn maildir_folder_must_exist() {
     d.cmd("RCPT TO:<bob@local.example>", 550).await;
     std::fs::create_dir_all(s.maildirs.join("local.example/bob")).unwrap();
     d.cmd("RCPT TO:<bob@local.example>", 250).await;
+}
+
+/// STARTTLS to the internal host: used when offered, and with `Required` a
+/// host that does not offer it gets no question (451).
+#[tokio::test]
+async fn call_ahead_uses_starttls() {
+    let issued = common::ca().issue(&["internal.test"]);
+    let tls_mx = FakeMx::start(MxTls::StartTls(postern_testkit::mx_tls_config(&issued))).await;
+    tls_mx.known_recipients(&["alice@tls.example"]);
+    let plain_mx = FakeMx::start(MxTls::None).await;
+    let required = |addr: std::net::SocketAddr| {
+        let RecipientSource::CallAhead(mut c) = call_ahead(addr, OnError::TempFail) else {
+            unreachable!()
+        };
+        c.tls = CallAheadTls::Required;
+        RecipientSource::CallAhead(c)
+    };
+    let rules = vec![
+        rule(&["tls.example"], required(tls_mx.addr()), 0),
+        rule(&["plain.example"], required(plain_mx.addr()), 1),
+    ];
+    let t = start_with(move |s: &mut ServerSettings| {
+        s.relay
+            .accepted_domains
+            .extend(["tls.example", "plain.example"].map(str::to_owned));
+        s.recipients = rules;
+    })
+    .await;
+    let mut d = mail(&t).await;
+    d.cmd("RCPT TO:<alice@tls.example>", 250).await;
+    d.cmd("RCPT TO:<bob@tls.example>", 550).await;
+    assert_eq!(tls_mx.handshakes(), 2);
+    let cmds = tls_mx.commands();
+    assert!(cmds.iter().any(|c| c == "STARTTLS"), "{cmds:?}");
+    d.cmd("RCPT TO:<alice@plain.example>", 451).await;
+    assert!(
+        !plain_mx.commands().iter().any(|c| c.starts_with("RCPT")),
+        "no question without TLS"
+    );
+    t.transcript_with("does not offer STARTTLS").await;
 }

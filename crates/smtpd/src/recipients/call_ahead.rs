@@ -13,9 +13,12 @@
 //! an answer about the user), a timeout or a connection failure: per
 //! `on_error` (`451 4.4.3` by default), and not cached.
 //!
-//! The connection is plaintext: the call-ahead carries one address, to a
-//! host on the operator's own network; STARTTLS per the route's level is
-//! left for later (docs/threat-model.md says so).
+//! TLS follows the route's level ([`CallAheadTls`]): STARTTLS when offered,
+//! or required. The certificate is recorded, not verified, whatever the
+//! route's level: the call-ahead carries one address to a host on the
+//! operator's own network, and an active attacker there could at worst
+//! change which of our recipients are refused — the message itself goes by
+//! the route, under its full TLS policy.
 //!
 //! # Security
 //! Answers are cached in a bounded map ([`Cache`]): a harvester sending a
@@ -37,7 +40,7 @@ use postern_smtpc::{ClientSettings, Session};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::{CallAheadSettings, OnError, RecipientCheck};
+use super::{CallAheadSettings, CallAheadTls, OnError, RecipientCheck};
 
 /// Bounded answers with their expiry.
 pub(crate) struct Cache {
@@ -86,6 +89,9 @@ impl Cache {
 /// One `[[recipients]] call_ahead` entry at run time.
 pub(crate) struct CallAhead {
     settings: CallAheadSettings,
+    /// The STARTTLS client configuration (`None`: TLS off, or it could not
+    /// be built — logged — and a required TLS fails each call-ahead).
+    tls: Option<postern_tls::client::ClientTls>,
     cache: Mutex<Cache>,
     slots: Semaphore,
 }
@@ -99,7 +105,25 @@ enum Answer {
 
 impl CallAhead {
     pub(crate) fn new(settings: CallAheadSettings) -> Self {
+        let tls = match settings.tls {
+            CallAheadTls::Off => None,
+            CallAheadTls::Opportunistic | CallAheadTls::Required => {
+                match postern_tls::client::ClientTls::new(
+                    &postern_tls::client::ClientTlsSettings::default(),
+                    postern_tls::client::Verify::Record,
+                    std::sync::Arc::new(rustls::RootCertStore::empty()),
+                ) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        tracing::error!(target = %settings.target(), error = %e,
+                            "call-ahead: cannot build the TLS client; STARTTLS is not used");
+                        None
+                    }
+                }
+            }
+        };
         Self {
+            tls,
             cache: Mutex::new(Cache::new(settings.cache_size)),
             slots: Semaphore::new(settings.max_concurrent.max(1)),
             settings,
@@ -189,8 +213,13 @@ impl CallAhead {
             Ok(c) => c,
             Err(e) => return Answer::Failed(e.to_string()),
         };
-        if let Err(e) = session.ehlo().await {
-            return Answer::Failed(e.to_string());
+        let ehlo = match session.ehlo().await {
+            Ok(e) => e,
+            Err(e) => return Answer::Failed(e.to_string()),
+        };
+        if let Some(why) = self.starttls(&mut session, ehlo.starttls).await {
+            let _ = session.quit().await;
+            return Answer::Failed(why);
         }
         let probe = session.probe_recipient(addr).await;
         let _ = session.quit().await;
@@ -206,6 +235,26 @@ impl CallAhead {
             500..=599 => Answer::Unknown(one_line(&rcpt)),
             _ => Answer::Failed(format!("RCPT TO answered {}", one_line(&rcpt))),
         }
+    }
+
+    /// STARTTLS per the settings; `Some(why)` when the call-ahead cannot go on.
+    async fn starttls(&self, session: &mut Session, offered: bool) -> Option<String> {
+        let required = self.settings.tls == CallAheadTls::Required;
+        let Some(tls) = &self.tls else {
+            return required.then(|| "TLS is required but the TLS client is unavailable".into());
+        };
+        if !offered {
+            return required.then(|| "TLS is required but the host does not offer STARTTLS".into());
+        }
+        let name = self
+            .settings
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        if let Err(e) = session.starttls(name, tls).await {
+            return Some(e.to_string());
+        }
+        session.ehlo().await.err().map(|e| e.to_string())
     }
 
     /// The internal host's address: an IP literal as is, a name through the

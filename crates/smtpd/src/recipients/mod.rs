@@ -49,6 +49,21 @@ pub enum OnError {
     Accept,
 }
 
+/// TLS on the call-ahead connection (from the route's level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CallAheadTls {
+    /// Plain SMTP (route level `none`).
+    Off,
+    /// STARTTLS when the host offers it, else plain (default; route levels
+    /// `opportunistic`, `opportunistic-strict`).
+    #[default]
+    Opportunistic,
+    /// STARTTLS or no answer (route levels `required`, `verify`, `dane`,
+    /// `mta-sts`). The certificate is recorded, not verified: see
+    /// `call_ahead.rs`.
+    Required,
+}
+
 /// An SMTP call-ahead: `MAIL FROM:<>` / `RCPT TO:<addr>` to the internal host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallAheadSettings {
@@ -71,6 +86,8 @@ pub struct CallAheadSettings {
     pub max_concurrent: usize,
     /// What a failed call-ahead means. Default `TempFail`.
     pub on_error: OnError,
+    /// STARTTLS to the internal host. Default `Opportunistic`.
+    pub tls: CallAheadTls,
 }
 
 impl CallAheadSettings {
@@ -86,6 +103,7 @@ impl CallAheadSettings {
             cache_size: 10_000,
             max_concurrent: 20,
             on_error: OnError::TempFail,
+            tls: CallAheadTls::Opportunistic,
         }
     }
 
