@@ -521,3 +521,74 @@ async fn reclassified_after_starttls_and_auth() {
         "{log}"
     );
 }
+
+/// DHAP: unknown recipients (recipient validation) spend the client's budget
+/// of invalid recipients per hour; past it every RCPT gets 550 5.1.1 "too
+/// many invalid recipients", even valid ones, and with `dhap_drop` the
+/// connection closes. A relay-network client is exempt.
+#[tokio::test]
+async fn directory_harvest_prevention() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("recipients.txt");
+    std::fs::write(&table, "alice@example.com\nbob@example.com\n").unwrap();
+    let mut dhap = MailFlowPolicy::new("DHAP", FlowAction::Accept);
+    dhap.max_invalid_recipients_per_hour = Some(2);
+    let mut drop = MailFlowPolicy::new("DHAP-DROP", FlowAction::Accept);
+    drop.max_invalid_recipients_per_hour = Some(1);
+    drop.dhap_drop = true;
+    let policies = vec![dhap, drop];
+    let p = &policies;
+    let groups = vec![
+        group("DROPPERS", &["127.0.0.19"], "DHAP-DROP", p),
+        group("ALL", &["all"], "DHAP", p),
+    ];
+    let admission = Admission::new(groups, policies, Vec::new());
+    let rules = vec![postern_smtpd::recipients::RecipientRule {
+        domains: vec!["example.com".into()],
+        source: postern_smtpd::recipients::RecipientSource::Table(table),
+        origin: "recipients[0]".into(),
+    }];
+    let srv = common::start_with(move |s| {
+        s.admission = admission;
+        s.recipients = rules;
+        s.relay.relay_networks = vec!["127.0.0.18/32".parse().unwrap()];
+    })
+    .await;
+    let addr = srv.addr("smtp");
+    let mut h = Dialogue::connect_from(ip("127.0.0.17"), addr).await;
+    h.expect(220).await;
+    h.cmd("EHLO harvester.test", 250).await;
+    h.cmd("MAIL FROM:<a@b.test>", 250).await;
+    h.cmd("RCPT TO:<alice@example.com>", 250).await;
+    h.cmd("RCPT TO:<nobody1@example.com>", 550).await;
+    h.cmd("RCPT TO:<nobody2@example.com>", 550).await;
+    // Budget spent: even a valid recipient is refused, with the DHAP reply.
+    let r = h.cmd("RCPT TO:<bob@example.com>", 550).await;
+    assert_eq!(
+        r.lines[0],
+        "5.1.1 Too many invalid recipients from [127.0.0.17]"
+    );
+    // Across sessions from the same address.
+    let mut h2 = Dialogue::connect_from(ip("127.0.0.17"), addr).await;
+    h2.expect(220).await;
+    h2.cmd("EHLO harvester.test", 250).await;
+    h2.cmd("MAIL FROM:<a@b.test>", 250).await;
+    h2.cmd("RCPT TO:<bob@example.com>", 550).await;
+    // dhap_drop: the first invalid spends the budget of 1, the next RCPT closes.
+    let mut d = Dialogue::connect_from(ip("127.0.0.19"), addr).await;
+    d.expect(220).await;
+    d.cmd("EHLO harvester.test", 250).await;
+    d.cmd("MAIL FROM:<a@b.test>", 250).await;
+    d.cmd("RCPT TO:<nobody@example.com>", 550).await;
+    d.cmd("RCPT TO:<alice@example.com>", 550).await;
+    assert!(d.is_closed().await);
+    // A relay-network client is never stopped by DHAP.
+    let mut r = Dialogue::connect_from(ip("127.0.0.18"), addr).await;
+    r.expect(220).await;
+    r.cmd("EHLO internal.test", 250).await;
+    r.cmd("MAIL FROM:<a@b.test>", 250).await;
+    for n in 0..4 {
+        r.cmd(&format!("RCPT TO:<typo{n}@example.com>"), 550).await;
+    }
+    r.cmd("RCPT TO:<alice@example.com>", 250).await;
+}

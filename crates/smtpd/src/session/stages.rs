@@ -190,6 +190,21 @@ where
             // rules took the RCPT. `RecipientVerdict::Unknown` is an invalid
             // recipient: the one DHAP counts.
             let checked = self.rcpt_recipient_check().await;
+            // DHAP: an unknown recipient spends the client's budget of
+            // invalid recipients (`max_invalid_recipients_per_hour`).
+            if matches!(
+                checked,
+                postern_policy::recipients::RecipientVerdict::Unknown(_)
+            ) && gateway
+                && !self.exempt()
+                && self.flow().max_invalid_recipients_per_hour.is_some()
+            {
+                let ip = self.gate.facts.ip;
+                self.ctx
+                    .counters
+                    .hit(&counting::key_ip("invalid", ip), Window::HOUR)
+                    .await;
+            }
             if let Some(reply) = checked.refusal() {
                 return Checked::Verdict(Verdict::Refuse(reply.clone()));
             }
