@@ -30,6 +30,7 @@ mod format;
 mod fs;
 mod group;
 mod id;
+mod io;
 mod reader;
 mod reuse;
 mod settings;

@@ -222,7 +222,7 @@ impl SmtpTransport {
             ret: env.params.ret.clone(),
             envid: env.params.envid.clone(),
         };
-        let mut body = match self.body(job) {
+        let mut body = match self.body(job).await {
             Ok(b) => b,
             Err(cause) => {
                 return HostResult::Next(Failure::transient(cause));
@@ -250,11 +250,55 @@ impl SmtpTransport {
         }
     }
 
-    /// Streams the message body from the spool through a blocking reader.
-    fn body(&self, job: &Job) -> Result<ChannelReader, CauseInfo> {
-        let reader = self
-            .spool
-            .open_message(&job.queue_id)
+    /// The message body from the spool. A body up to `WHOLE_BODY_MAX` is read
+    /// whole in one task on a spool I/O thread (one hand-off there and one
+    /// back); a larger one is streamed by a blocking reader in chunks, so it is
+    /// never held whole in memory. Opening the file fails here (the transaction
+    /// has not started); a read error or a bad CRC surfaces while the body is
+    /// sent, and the final dot is never sent.
+    async fn body(&self, job: &Job) -> Result<ChannelReader, CauseInfo> {
+        if job.envelope.message_size > WHOLE_BODY_MAX {
+            return self.streamed_body(job).await;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spool = self.spool.clone();
+        let id = job.queue_id;
+        self.spool.execute(move || {
+            let read = spool.open_message(&id).map(|mut reader| {
+                let mut buf = Vec::with_capacity(usize::try_from(reader.len()).unwrap_or(0));
+                // Bounded by the body length the trailer records, which is
+                // the envelope's `message_size`, at most `WHOLE_BODY_MAX`.
+                let tail = reader.read_to_end(&mut buf).err();
+                (buf, tail)
+            });
+            let _ = tx.send(read);
+        });
+        let (buf, tail) = match rx.await {
+            Ok(Ok(read)) => read,
+            Ok(Err(e)) => return Err(cause::spool_read(&e.to_string())),
+            Err(gone) => return Err(cause::spool_read(&gone.to_string())),
+        };
+        let (chunks, chunk_rx) = mpsc::channel(2);
+        if !buf.is_empty() {
+            let _ = chunks.try_send(Ok(buf));
+        }
+        if let Some(e) = tail {
+            let _ = chunks.try_send(Err(e));
+        }
+        Ok(ChannelReader {
+            rx: chunk_rx,
+            cur: Vec::new(),
+            pos: 0,
+        })
+    }
+
+    /// Streams a large message body from the spool through a blocking reader.
+    async fn streamed_body(&self, job: &Job) -> Result<ChannelReader, CauseInfo> {
+        let spool = self.spool.clone();
+        let id = job.queue_id;
+        let reader = tokio::task::spawn_blocking(move || spool.open_message(&id))
+            .await
+            .map_err(|e| cause::spool_read(&e.to_string()))?
             .map_err(|e| cause::spool_read(&e.to_string()))?;
         let (tx, rx) = mpsc::channel(4);
         tokio::task::spawn_blocking(move || {
@@ -369,6 +413,9 @@ impl HostResult {
         }
     }
 }
+
+/// Bodies up to this size are read whole, in one task, before they are sent.
+const WHOLE_BODY_MAX: u64 = 256 * 1024;
 
 /// Reads the message chunks sent by the blocking spool reader.
 struct ChannelReader {
