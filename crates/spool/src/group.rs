@@ -53,6 +53,10 @@ pub struct PoisonInfo {
 /// What the committer runs when a ticket's fsync is done (or failed).
 pub(crate) type Completion = Box<dyn FnOnce(Result<(), SpoolError>) + Send>;
 
+/// Work the committer does itself before its next fsync (a removal's rename or
+/// unlink), which then takes its ticket with [`Group::when_durable`].
+pub(crate) type Step = Box<dyn FnOnce() + Send>;
+
 #[derive(Default)]
 struct State {
     /// Tickets handed out so far (the last ticket number).
@@ -61,6 +65,8 @@ struct State {
     urgent: u64,
     /// Completions of tickets not yet durable, in ticket order.
     completions: VecDeque<(u64, Completion)>,
+    /// Steps for the committer to run before its next fsync.
+    steps: Vec<Step>,
     /// Threads parked in `wait_durable` (the committer skips `notify_all`
     /// when there are none).
     waiters: usize,
@@ -280,6 +286,41 @@ impl Group {
         }
     }
 
+    /// Hands `step` to the committer, which runs it before its next fsync
+    /// (lazily: like a lazy ticket, after up to the lazy window unless an
+    /// urgent ticket comes first), also while poisoned and at shutdown. The
+    /// step must be short (a rename, an unlink) and must not block.
+    pub(crate) fn run_step(&self, step: Step) {
+        let mut st = self.lock();
+        st.steps.push(step);
+        if st.idle {
+            self.work.notify_one();
+        }
+    }
+
+    /// Waits up to the lazy window for an urgent ticket (or shutdown, or
+    /// poison).
+    fn lazy_wait<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        if self.lazy_window.is_zero() {
+            return st;
+        }
+        let until = std::time::Instant::now() + self.lazy_window;
+        st.idle = true;
+        while st.urgent <= st.synced && !st.shutdown && !st.poisoned {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            st = self
+                .work
+                .wait_timeout(st, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        st.idle = false;
+        st
+    }
+
     /// Directory fsyncs done by the committer so far.
     pub(crate) fn dir_syncs(&self) -> u64 {
         self.lock().dir_syncs
@@ -311,8 +352,10 @@ impl Group {
         let _guard = OnPanic(self, dir);
 
         let mut st = self.lock();
+        // The lazy window was waited out for the work now pending.
+        let mut waited = false;
         loop {
-            let pending = st.requested > st.synced && !st.poisoned;
+            let pending = (st.requested > st.synced && !st.poisoned) || !st.steps.is_empty();
             if !pending {
                 if st.shutdown {
                     return;
@@ -343,26 +386,24 @@ impl Group {
                 st.idle = false;
                 continue;
             }
-            if st.urgent <= st.synced && !st.shutdown && !self.lazy_window.is_zero() {
-                // Only lazy tickets: give a commit the chance to share the fsync.
-                let until = std::time::Instant::now() + self.lazy_window;
-                st.idle = true;
-                while st.urgent <= st.synced && !st.shutdown && !st.poisoned {
-                    let left = until.saturating_duration_since(std::time::Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    st = self
-                        .work
-                        .wait_timeout(st, left)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
-                }
-                st.idle = false;
-                if st.poisoned {
-                    continue;
-                }
+            if !waited && st.urgent <= st.synced && !st.shutdown && !st.poisoned {
+                // Only lazy work: give a commit the chance to share the fsync.
+                st = self.lazy_wait(st);
+                waited = true;
+                continue;
             }
+            if !st.steps.is_empty() {
+                let steps = std::mem::take(&mut st.steps);
+                drop(st);
+                for step in steps {
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)).is_err() {
+                        tracing::error!("spool: a committer step panicked");
+                    }
+                }
+                st = self.lock();
+                continue;
+            }
+            waited = false;
             if !window.is_zero() {
                 drop(st);
                 std::thread::sleep(window);

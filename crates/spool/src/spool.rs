@@ -440,12 +440,12 @@ impl Spool {
         durable
     }
 
-    /// [`Spool::remove`] without waiting: takes `msg/<id>` away now (blocking:
-    /// call it on an I/O thread, [`Spool::execute`]), and `done` runs on the
-    /// committer thread once the removal is durable, with what `remove` would
-    /// have returned. The removal's directory fsync is *lazy*: it is shared with
-    /// the next commit's, or done after `SpoolSettings::removal_window` if no
-    /// commit comes; until then a crash may bring the message back (a
+    /// [`Spool::remove`] without blocking: the committer thread takes
+    /// `msg/<id>` away before its next directory fsync, and `done` runs there
+    /// once the removal is durable, with what `remove` would have returned.
+    /// The removal is *lazy*: it shares the next commit's directory fsync, or
+    /// is done after `SpoolSettings::removal_window` if no commit comes; until
+    /// then the message is still listed, and a crash may bring it back (a
     /// duplicate, never a loss: `docs/spool-format.md` §3). `done` must be
     /// short and must not block (send a message, no more).
     pub fn remove_then(
@@ -453,20 +453,23 @@ impl Spool {
         id: &QueueId,
         done: impl FnOnce(Result<(), SpoolError>) + Send + 'static,
     ) {
-        let path = self.inner.store.path(id);
-        let kept = match self.take_away(id, &path) {
-            Ok(kept) => kept,
-            Err(e) => return done(Err(e)),
-        };
-        let inner = Arc::clone(&self.inner);
+        let spool = self.clone();
         let id = *id;
-        self.inner.group.when_durable(
-            false,
-            Box::new(move |durable| {
-                finish_removal(&inner, &id, kept, &durable);
-                done(durable);
-            }),
-        );
+        self.inner.group.run_step(Box::new(move || {
+            let path = spool.inner.store.path(&id);
+            let kept = match spool.take_away(&id, &path) {
+                Ok(kept) => kept,
+                Err(e) => return done(Err(e)),
+            };
+            let inner = Arc::clone(&spool.inner);
+            spool.inner.group.when_durable(
+                false,
+                Box::new(move |durable| {
+                    finish_removal(&inner, &id, kept, &durable);
+                    done(durable);
+                }),
+            );
+        }));
     }
 
     /// Take `msg/<id>` out of `msg/`: renamed to `tmp/<id>.reuse` if reuse is on

@@ -278,34 +278,31 @@ impl<T: Transport> Scheduler<T> {
     }
 
     /// The removal of a message with nothing left to report, without a
-    /// blocking wait: the spool takes the file away on an I/O thread and
-    /// reports once the removal is durable (its directory fsync shared with
-    /// the commits in flight: `Spool::remove_then`). What `SettleJob::run`
-    /// does with `remove` and nothing else.
+    /// blocking wait or a thread hand-off: the spool's committer takes the
+    /// file away and reports once the removal is durable (its directory fsync
+    /// shared with the commits in flight: `Spool::remove_then`). What
+    /// `SettleJob::run` does with `remove` and nothing else.
     fn remove_settled(&self, id: QueueId) {
         let token = self.tracker.token();
         let tx = self.tx.clone();
-        let spool = self.spool.clone();
-        self.spool.execute(move || {
-            spool.remove_then(&id, move |res| {
-                if let Err(e) = res
-                    && !matches!(e, SpoolError::NotFound(_))
-                {
-                    // Taken away but maybe not durable (spool docs §3): not
-                    // listed any more either way; forget it.
-                    tracing::error!(queue_id = %id, error = %e,
+        self.spool.remove_then(&id, move |res| {
+            if let Err(e) = res
+                && !matches!(e, SpoolError::NotFound(_))
+            {
+                // Taken away but maybe not durable (spool docs §3): not
+                // listed any more either way; forget it.
+                tracing::error!(queue_id = %id, error = %e,
                         "delivery: removal of a finished message may not be durable");
-                }
-                let _ = tx.send(Event::Settled(Box::new(Settled {
-                    id,
-                    records: Vec::new(),
-                    new_messages: Vec::new(),
-                    removed: true,
-                    retry: false,
-                    delete_failed: false,
-                })));
-                drop(token);
-            });
+            }
+            let _ = tx.send(Event::Settled(Box::new(Settled {
+                id,
+                records: Vec::new(),
+                new_messages: Vec::new(),
+                removed: true,
+                retry: false,
+                delete_failed: false,
+            })));
+            drop(token);
         });
     }
 

@@ -250,35 +250,31 @@ impl SmtpTransport {
         }
     }
 
-    /// The message body from the spool. A body up to `WHOLE_BODY_MAX` is read
-    /// whole in one task on a spool I/O thread (one hand-off there and one
-    /// back); a larger one is streamed by a blocking reader in chunks, so it is
-    /// never held whole in memory. Opening the file fails here (the transaction
-    /// has not started); a read error or a bad CRC surfaces while the body is
-    /// sent, and the final dot is never sent.
+    /// The message body from the spool. A body up to `INLINE_BODY_MAX` is
+    /// read whole, right here: the file was written moments ago (or read by
+    /// the startup scan), so this is a copy from the page cache, shorter than
+    /// a hand-off to another thread and back (which is what each message paid
+    /// before: docs/benchmarks.md, "Issue 8 §7, third step"). A larger body is
+    /// streamed by a blocking reader in chunks, never held whole in memory.
+    /// Opening the file fails here (the transaction has not started); a read
+    /// error or a bad CRC surfaces while the body is sent, and the final dot
+    /// is never sent.
     async fn body(&self, job: &Job) -> Result<ChannelReader, CauseInfo> {
-        if job.envelope.message_size > WHOLE_BODY_MAX {
+        if job.envelope.message_size > INLINE_BODY_MAX {
             return self.streamed_body(job).await;
         }
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let spool = self.spool.clone();
-        let id = job.queue_id;
-        self.spool.execute(move || {
-            let read = spool.open_message(&id).map(|mut reader| {
-                let mut buf = Vec::with_capacity(usize::try_from(reader.len()).unwrap_or(0));
-                // Bounded by the body length the trailer records, which is
-                // the envelope's `message_size`, at most `WHOLE_BODY_MAX`.
-                let tail = reader.read_to_end(&mut buf).err();
-                (buf, tail)
-            });
-            let _ = tx.send(read);
-        });
-        let (buf, tail) = match rx.await {
-            Ok(Ok(read)) => read,
-            Ok(Err(e)) => return Err(cause::spool_read(&e.to_string())),
-            Err(gone) => return Err(cause::spool_read(&gone.to_string())),
-        };
-        let (chunks, chunk_rx) = mpsc::channel(2);
+        let mut reader = self
+            .spool
+            .open_message(&job.queue_id)
+            .map_err(|e| cause::spool_read(&e.to_string()))?;
+        // Bounded: the reader stops at the body length its trailer records,
+        // and a longer body than the envelope said is refused.
+        if reader.len() > INLINE_BODY_MAX {
+            return self.streamed_body(job).await;
+        }
+        let mut buf = Vec::with_capacity(usize::try_from(reader.len()).unwrap_or(0));
+        let tail = reader.read_to_end(&mut buf).err();
+        let (chunks, rx) = mpsc::channel(2);
         if !buf.is_empty() {
             let _ = chunks.try_send(Ok(buf));
         }
@@ -286,7 +282,7 @@ impl SmtpTransport {
             let _ = chunks.try_send(Err(e));
         }
         Ok(ChannelReader {
-            rx: chunk_rx,
+            rx,
             cur: Vec::new(),
             pos: 0,
         })
@@ -414,8 +410,9 @@ impl HostResult {
     }
 }
 
-/// Bodies up to this size are read whole, in one task, before they are sent.
-const WHOLE_BODY_MAX: u64 = 256 * 1024;
+/// Bodies up to this size are read whole, on the connection's task, before
+/// they are sent.
+const INLINE_BODY_MAX: u64 = 64 * 1024;
 
 /// Reads the message chunks sent by the blocking spool reader.
 struct ChannelReader {
