@@ -1,6 +1,6 @@
 //! The spool's I/O threads: a fixed set of threads (`spool-io-N`) that run the
-//! blocking file work of the async callers (write a body, fsync, rename, read a
-//! message, take a delivered message away), fed by one queue.
+//! blocking file work of the async callers (begin a message, write its body,
+//! fsync, rename), fed by one queue.
 //!
 //! Why not tokio's blocking pool: a `spawn_blocking` per step grows the pool to
 //! as many threads as there are sessions committing at once (each then parks

@@ -333,8 +333,8 @@ impl Spool {
 
     /// Runs `task` on one of the spool's I/O threads (`SpoolSettings::io_threads`),
     /// for async callers: the blocking spool calls (`begin`, `write_all`,
-    /// `Incoming::commit_then`, `open_message`, `remove_then`) belong there
-    /// rather than on tokio's blocking pool (`io.rs` says why). The task must
+    /// `Incoming::commit_then`) belong there rather than on tokio's blocking
+    /// pool (`io.rs` says why). The task must
     /// only do disk work and must not wait for anything else; it reports back
     /// itself (a channel, a callback). If it panics it is dropped, and whatever
     /// it owned with it.
