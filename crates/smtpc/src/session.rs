@@ -629,12 +629,17 @@ impl Session {
             if n == 0 {
                 break;
             }
-            out.clear();
+            // Each chunk is written once the next one is known to exist, so
+            // the last one goes out in the same write as the final dot: a
+            // small message is one segment, not two (one wake-up of the
+            // server, one send of ours fewer).
+            if !out.is_empty() {
+                self.write(Stage::Data, &out).await?;
+                total += out.len() as u64;
+                out.clear();
+            }
             encoder.encode(&input[..n], &mut out);
-            self.write(Stage::Data, &out).await?;
-            total += out.len() as u64;
         }
-        out.clear();
         encoder.finish(&mut out);
         self.write(Stage::Data, &out).await?;
         total += out.len() as u64;

@@ -5,7 +5,10 @@
 //! [`Incoming::write_all`]), then [`Incoming::commit`] appends the envelope and a
 //! trailer, fsyncs the file, renames it into `msg/`, and waits for a directory
 //! fsync shared with concurrent commits (group commit). Only then may the smtpd
-//! answer `250`. [`Spool::open`] recovers after a crash: `tmp/` is emptied and every
+//! answer `250`. Async callers run that work on the spool's own I/O threads
+//! ([`Spool::execute`]) and let the committer answer them
+//! ([`Incoming::commit_then`], [`Spool::remove_then`]) instead of parking a
+//! thread per commit. [`Spool::open`] recovers after a crash: `tmp/` is emptied and every
 //! file in `msg/` is validated; damaged ones go to `corrupt/`. The format, the
 //! protocol and the crash analysis are in `docs/spool-format.md`.
 //!
@@ -30,6 +33,7 @@ mod format;
 mod fs;
 mod group;
 mod id;
+mod io;
 mod reader;
 mod reuse;
 mod settings;

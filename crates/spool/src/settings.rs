@@ -34,6 +34,16 @@ pub struct SpoolSettings {
     pub space_check_interval: Duration,
     /// While the spool is poisoned, the log repeats it this often. Default 1 min.
     pub poison_reminder: Duration,
+    /// Threads that do the spool's blocking file work for async callers
+    /// ([`crate::Spool::execute`]). Default 4: enough file fsyncs in flight
+    /// at once to keep the group commit's batches full, few enough that their
+    /// malloc arenas stay few.
+    pub io_threads: usize,
+    /// Longest time a removal ([`crate::Spool::remove_then`]) waits for a
+    /// commit to share its directory fsync with, when no commit is waiting.
+    /// Default 10 ms. It only delays when a removal is durable (the window in
+    /// which a crash brings a delivered message back); 0: fsync at once.
+    pub removal_window: Duration,
 }
 
 /// Default free-space floor: 100 MiB.
@@ -50,6 +60,8 @@ impl SpoolSettings {
             min_free: DEFAULT_MIN_FREE,
             space_check_interval: Duration::from_secs(1),
             poison_reminder: Duration::from_mins(1),
+            io_threads: 4,
+            removal_window: Duration::from_millis(10),
         }
     }
 }

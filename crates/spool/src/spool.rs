@@ -28,6 +28,7 @@ use crate::format::{self, MAX_ENVELOPE_LEN, MessageReader, Trailer};
 use crate::fs::{HeldDirs, SpoolFs, StdFs, WriteFile};
 use crate::group::{Group, PoisonInfo};
 use crate::id::QueueId;
+use crate::io::IoPool;
 use crate::reader::{Listing, MSG_DIR, SpoolReader, Store, map_read_error, parse_name};
 use crate::reuse::{Kept, KeptFile, REUSE_MAX_BYTES, Reuse};
 use crate::settings::SpoolSettings;
@@ -66,6 +67,7 @@ struct Inner {
     store: Store,
     group: Arc<Group>,
     committer: Mutex<Option<JoinHandle<()>>>,
+    io: IoPool,
     reuse: Reuse,
     space: Space,
     _lock: Box<dyn Send + Sync>,
@@ -78,13 +80,23 @@ impl Drop for Inner {
         for file in self.reuse.take_all() {
             discard_file(self.fs.as_ref(), &file.path);
         }
-        self.group.shutdown();
+        // Queued tasks run first (they may still take tickets), then the
+        // committer serves what is left and stops. The last reference may be
+        // dropped on one of these threads (by a task or a completion): that
+        // thread is not joined, and ends by itself. On the committer, the I/O
+        // threads are not joined either: a task may be waiting for it.
         let handle = self
             .committer
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        let on_committer = handle
+            .as_ref()
+            .is_some_and(|h| h.thread().id() == std::thread::current().id());
+        self.io.shutdown(!on_committer);
+        self.group.shutdown();
         if let Some(handle) = handle
+            && !on_committer
             && handle.join().is_err()
         {
             tracing::error!("spool committer thread panicked");
@@ -142,7 +154,10 @@ impl Spool {
 
         let report = recover(fs.as_ref(), &tmp_dir, &msg_dir, &corrupt_dir)?;
 
-        let group = Arc::new(Group::new(settings.poison_reminder));
+        let group = Arc::new(Group::new(
+            settings.poison_reminder,
+            settings.removal_window,
+        ));
         let committer = {
             let group = Arc::clone(&group);
             // `msg/` stays open for the committer's fsyncs.
@@ -157,7 +172,10 @@ impl Spool {
                 .spawn(move || group.run_committer(&fs, &msg_dir, window))
                 .map_err(|e| SpoolError::io(SpoolOp::StartThread, dir.clone(), e))?
         };
+        let io = IoPool::start(settings.io_threads)
+            .map_err(|e| SpoolError::io(SpoolOp::StartThread, dir.clone(), e))?;
         let inner = Inner {
+            io,
             store: Store {
                 fs: Arc::clone(&fs),
                 msg_dir,
@@ -313,6 +331,17 @@ impl Spool {
         self.inner.group.dir_syncs()
     }
 
+    /// Runs `task` on one of the spool's I/O threads (`SpoolSettings::io_threads`),
+    /// for async callers: the blocking spool calls (`begin`, `write_all`,
+    /// `Incoming::commit_then`) belong there rather than on tokio's blocking
+    /// pool (`io.rs` says why). The task must
+    /// only do disk work and must not wait for anything else; it reports back
+    /// itself (a channel, a callback). If it panics it is dropped, and whatever
+    /// it owned with it.
+    pub fn execute(&self, task: impl FnOnce() + Send + 'static) {
+        self.inner.io.submit(Box::new(task));
+    }
+
     /// Start receiving a message: into a kept file of a delivered message if one
     /// is ready, else into a new `tmp/<new id>`. Blocking. Refuses like
     /// [`Spool::admit`] (without a size) when poisoned or below the free-space
@@ -404,34 +433,43 @@ impl Spool {
     /// listed either way, and its state file is kept, so that if a crash brings the
     /// message back its recorded outcomes come back with it.
     pub fn remove(&self, id: &QueueId) -> Result<(), SpoolError> {
-        let inner = &self.inner;
-        let path = inner.store.path(id);
+        let path = self.inner.store.path(id);
         let kept = self.take_away(id, &path)?;
-        let durable = inner.group.wait_durable();
-        if let Some(file) = kept {
-            if durable.is_ok() {
-                // The name in `msg/` is durably gone: nothing can find this inode
-                // as message `id` again, so it may be rewritten.
-                if let Err(file) = inner.reuse.put(file) {
-                    discard_file(inner.fs.as_ref(), &file.path);
-                }
-            } else {
-                // A crash may bring `msg/<id>` back, naming this inode: never
-                // rewrite it. Recovery deletes the `tmp/` name if this fails.
-                discard_file(inner.fs.as_ref(), &file.path);
-            }
-        }
-        if durable.is_ok() {
-            let state = inner.state_dir.join(id.as_str());
-            match inner.fs.remove_file(&state) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(path = %state.display(), error = %e, "spool: could not remove delivery state");
-                }
-            }
-        }
+        let durable = self.inner.group.wait_durable();
+        finish_removal(&self.inner, id, kept, &durable);
         durable
+    }
+
+    /// [`Spool::remove`] without blocking: the committer thread takes
+    /// `msg/<id>` away before its next directory fsync, and `done` runs there
+    /// once the removal is durable, with what `remove` would have returned.
+    /// The removal is *lazy*: it shares the next commit's directory fsync, or
+    /// is done after `SpoolSettings::removal_window` if no commit comes; until
+    /// then the message is still listed, and a crash may bring it back (a
+    /// duplicate, never a loss: `docs/spool-format.md` §3). `done` must be
+    /// short and must not block (send a message, no more).
+    pub fn remove_then(
+        &self,
+        id: &QueueId,
+        done: impl FnOnce(Result<(), SpoolError>) + Send + 'static,
+    ) {
+        let spool = self.clone();
+        let id = *id;
+        self.inner.group.run_step(Box::new(move || {
+            let path = spool.inner.store.path(&id);
+            let kept = match spool.take_away(&id, &path) {
+                Ok(kept) => kept,
+                Err(e) => return done(Err(e)),
+            };
+            let inner = Arc::clone(&spool.inner);
+            spool.inner.group.when_durable(
+                false,
+                Box::new(move |durable| {
+                    finish_removal(&inner, &id, kept, &durable);
+                    done(durable);
+                }),
+            );
+        }));
     }
 
     /// Take `msg/<id>` out of `msg/`: renamed to `tmp/<id>.reuse` if reuse is on
@@ -473,6 +511,39 @@ impl Spool {
             Ok(()) => Ok(None),
             Err(e) if not_found(&e) => Err(SpoolError::NotFound(*id)),
             Err(e) => Err(SpoolError::io(SpoolOp::Remove, path.to_path_buf(), e)),
+        }
+    }
+}
+
+/// The steps of a removal after its directory fsync (or its failure):
+/// hand a kept file to the reuse list, unlink `state/<id>`.
+fn finish_removal(
+    inner: &Inner,
+    id: &QueueId,
+    kept: Option<KeptFile>,
+    durable: &Result<(), SpoolError>,
+) {
+    if let Some(file) = kept {
+        if durable.is_ok() {
+            // The name in `msg/` is durably gone: nothing can find this inode
+            // as message `id` again, so it may be rewritten.
+            if let Err(file) = inner.reuse.put(file) {
+                discard_file(inner.fs.as_ref(), &file.path);
+            }
+        } else {
+            // A crash may bring `msg/<id>` back, naming this inode: never
+            // rewrite it. Recovery deletes the `tmp/` name if this fails.
+            discard_file(inner.fs.as_ref(), &file.path);
+        }
+    }
+    if durable.is_ok() {
+        let state = inner.state_dir.join(id.as_str());
+        match inner.fs.remove_file(&state) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %state.display(), error = %e, "spool: could not remove delivery state");
+            }
         }
     }
 }
@@ -566,7 +637,43 @@ impl Incoming {
     /// fsync, the rename and the (group) directory fsync, i.e. when it is safe to
     /// answer `250`. Sets `queue_id` and `message_size`, and `received_at` if
     /// empty; returns the envelope as stored.
-    pub fn commit(mut self, mut envelope: Envelope) -> Result<Envelope, SpoolError> {
+    pub fn commit(mut self, envelope: Envelope) -> Result<Envelope, SpoolError> {
+        let (envelope, msg_path) = self.write_out(envelope)?;
+        let durable = self.spool.group.wait_durable();
+        settle_commit(&self.spool, &msg_path, durable).map(|()| envelope)
+    }
+
+    /// [`Incoming::commit`] without waiting for the shared directory fsync:
+    /// the file is written, fsynced and renamed into `msg/` on the calling
+    /// thread (blocking: an I/O thread, [`Spool::execute`]), then `done` runs on
+    /// the committer thread once the directory fsync covered the rename — with
+    /// exactly what `commit` would have returned; only `Ok` allows a `250`.
+    /// Errors before the rename are given to `done` on the calling thread.
+    /// `done` must be short and must not block (send a message, no more).
+    pub fn commit_then(
+        mut self,
+        envelope: Envelope,
+        done: impl FnOnce(Result<Envelope, SpoolError>) + Send + 'static,
+    ) {
+        let (envelope, msg_path) = match self.write_out(envelope) {
+            Ok(x) => x,
+            Err(e) => return done(Err(e)),
+        };
+        let spool = Arc::clone(&self.spool);
+        drop(self);
+        let group = Arc::clone(&spool.group);
+        group.when_durable(
+            true,
+            Box::new(move |durable| {
+                done(settle_commit(&spool, &msg_path, durable).map(|()| envelope));
+            }),
+        );
+    }
+
+    /// Steps 3–5 of the commit protocol: envelope and trailer written, the
+    /// file fsynced and renamed into `msg/`. Returns the stored envelope and
+    /// the message's path; the caller waits for the directory fsync.
+    fn write_out(&mut self, mut envelope: Envelope) -> Result<(Envelope, PathBuf), SpoolError> {
         let group = Arc::clone(&self.spool.group);
         if group.is_poisoned() {
             return Err(SpoolError::Poisoned);
@@ -630,20 +737,7 @@ impl Incoming {
             .rename(&self.tmp_path, &msg_path)
             .map_err(|e| SpoolError::io(SpoolOp::Rename, msg_path.clone(), e))?;
         self.finished = true;
-
-        // 3. The name is durable: shared directory fsync.
-        match group.wait_durable() {
-            Ok(()) => Ok(envelope),
-            Err(err) => {
-                // Not acknowledged. Take it back so this process does not list it;
-                // a crash may still resurrect it (a duplicate, never a loss).
-                if let Err(e) = self.spool.fs.remove_file(&msg_path) {
-                    tracing::warn!(path = %msg_path.display(), error = %e,
-                        "spool: could not remove unacknowledged message after a failed commit");
-                }
-                Err(err)
-            }
-        }
+        Ok((envelope, msg_path))
     }
 
     /// Give up on this message; removes the temporary file.
@@ -660,6 +754,24 @@ impl Drop for Incoming {
         }
         discard_file(self.spool.fs.as_ref(), &self.tmp_path);
     }
+}
+
+/// The last step of a commit: the name is durable (shared directory fsync),
+/// or not — then the message is not acknowledged, and taken back so this
+/// process does not list it; a crash may still resurrect it (a duplicate,
+/// never a loss).
+fn settle_commit(
+    inner: &Inner,
+    msg_path: &Path,
+    durable: Result<(), SpoolError>,
+) -> Result<(), SpoolError> {
+    if durable.is_err()
+        && let Err(e) = inner.fs.remove_file(msg_path)
+    {
+        tracing::warn!(path = %msg_path.display(), error = %e,
+            "spool: could not remove unacknowledged message after a failed commit");
+    }
+    durable
 }
 
 fn sync_dir(fs: &dyn SpoolFs, dir: &Path) -> Result<(), SpoolError> {

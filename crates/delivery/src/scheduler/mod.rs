@@ -18,9 +18,12 @@
 //!                                          all final ─▶ Spool::remove
 //! ```
 //!
-//! Everything blocking (spool reads, state appends, DSN commits, removal) runs
-//! in `spawn_blocking` and reports back as an [`Event`]; the scheduler task
-//! itself never waits on the disk or the network. No operation scans the queue:
+//! Everything blocking (spool reads, state appends, DSN commits, removals with
+//! something to report) runs in `spawn_blocking` and reports back as an
+//! [`Event`]; the removal of a message with nothing left to report (the common
+//! case) is handed to the spool's committer (`Spool::remove_then`), which
+//! reports the same way. The scheduler task itself never waits on the disk or
+//! the network. No operation scans the queue:
 //! picking due work is a heap pop, and applying an outcome touches one message.
 //!
 //! The operator's verbs (`hold`, `release`, `delete`, `retry`, `flush`; see
@@ -37,7 +40,9 @@
 //!   commit point) is the record; no state file is written.
 //! - The duplicate window: between the remote `250` and that fsync, a crash
 //!   makes us deliver again after restart. It cannot be closed (RFC 1047); it is
-//!   kept to one fsync.
+//!   kept to one fsync (on the fast path plus at most the spool's
+//!   `removal_window`: the removal shares the next commit's directory fsync,
+//!   `Spool::remove_then`).
 //!
 //! # Security
 //! Envelopes and replies are untrusted text, only stored and logged. A DSN is

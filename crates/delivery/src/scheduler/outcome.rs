@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, PoisonError};
 
-use postern_spool::{Durability, QueueId, RcptStatus, StateRecord};
+use postern_spool::{Durability, QueueId, RcptStatus, SpoolError, StateRecord};
 use postern_track::{Expired, MailEvent, RcptOutcome};
 
 use crate::cause;
@@ -244,6 +244,11 @@ impl<T: Transport> Scheduler<T> {
         }
         m.settling = true;
         self.due.cancel(&id);
+        if nothing_to_do {
+            // Every recipient final and reported: only the removal is left.
+            self.remove_settled(id);
+            return;
+        }
         self.dsn_counter += 1;
         let job = SettleJob {
             id,
@@ -269,6 +274,35 @@ impl<T: Transport> Scheduler<T> {
         self.tracker.spawn_blocking(move || {
             let settled = job.run();
             let _ = tx.send(Event::Settled(Box::new(settled)));
+        });
+    }
+
+    /// The removal of a message with nothing left to report, without a
+    /// blocking wait or a thread hand-off: the spool's committer takes the
+    /// file away and reports once the removal is durable (its directory fsync
+    /// shared with the commits in flight: `Spool::remove_then`). What
+    /// `SettleJob::run` does with `remove` and nothing else.
+    fn remove_settled(&self, id: QueueId) {
+        let token = self.tracker.token();
+        let tx = self.tx.clone();
+        self.spool.remove_then(&id, move |res| {
+            if let Err(e) = res
+                && !matches!(e, SpoolError::NotFound(_))
+            {
+                // Taken away but maybe not durable (spool docs §3): not
+                // listed any more either way; forget it.
+                tracing::error!(queue_id = %id, error = %e,
+                        "delivery: removal of a finished message may not be durable");
+            }
+            let _ = tx.send(Event::Settled(Box::new(Settled {
+                id,
+                records: Vec::new(),
+                new_messages: Vec::new(),
+                removed: true,
+                retry: false,
+                delete_failed: false,
+            })));
+            drop(token);
         });
     }
 

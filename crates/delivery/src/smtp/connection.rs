@@ -222,7 +222,7 @@ impl SmtpTransport {
             ret: env.params.ret.clone(),
             envid: env.params.envid.clone(),
         };
-        let mut body = match self.body(job) {
+        let mut body = match self.body(job).await {
             Ok(b) => b,
             Err(cause) => {
                 return HostResult::Next(Failure::transient(cause));
@@ -250,11 +250,51 @@ impl SmtpTransport {
         }
     }
 
-    /// Streams the message body from the spool through a blocking reader.
-    fn body(&self, job: &Job) -> Result<ChannelReader, CauseInfo> {
-        let reader = self
+    /// The message body from the spool. A body up to `INLINE_BODY_MAX` is
+    /// read whole, right here: the file was written moments ago (or read by
+    /// the startup scan), so this is a copy from the page cache, shorter than
+    /// a hand-off to another thread and back (which is what each message paid
+    /// before: docs/benchmarks.md, "Issue 8 §7, third step"). A larger body is
+    /// streamed by a blocking reader in chunks, never held whole in memory.
+    /// Opening the file fails here (the transaction has not started); a read
+    /// error or a bad CRC surfaces while the body is sent, and the final dot
+    /// is never sent.
+    async fn body(&self, job: &Job) -> Result<ChannelReader, CauseInfo> {
+        if job.envelope.message_size > INLINE_BODY_MAX {
+            return self.streamed_body(job).await;
+        }
+        let mut reader = self
             .spool
             .open_message(&job.queue_id)
+            .map_err(|e| cause::spool_read(&e.to_string()))?;
+        // Bounded: the reader stops at the body length its trailer records,
+        // and a longer body than the envelope said is refused.
+        if reader.len() > INLINE_BODY_MAX {
+            return self.streamed_body(job).await;
+        }
+        let mut buf = Vec::with_capacity(usize::try_from(reader.len()).unwrap_or(0));
+        let tail = reader.read_to_end(&mut buf).err();
+        let (chunks, rx) = mpsc::channel(2);
+        if !buf.is_empty() {
+            let _ = chunks.try_send(Ok(buf));
+        }
+        if let Some(e) = tail {
+            let _ = chunks.try_send(Err(e));
+        }
+        Ok(ChannelReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        })
+    }
+
+    /// Streams a large message body from the spool through a blocking reader.
+    async fn streamed_body(&self, job: &Job) -> Result<ChannelReader, CauseInfo> {
+        let spool = self.spool.clone();
+        let id = job.queue_id;
+        let reader = tokio::task::spawn_blocking(move || spool.open_message(&id))
+            .await
+            .map_err(|e| cause::spool_read(&e.to_string()))?
             .map_err(|e| cause::spool_read(&e.to_string()))?;
         let (tx, rx) = mpsc::channel(4);
         tokio::task::spawn_blocking(move || {
@@ -369,6 +409,10 @@ impl HostResult {
         }
     }
 }
+
+/// Bodies up to this size are read whole, on the connection's task, before
+/// they are sent.
+const INLINE_BODY_MAX: u64 = 64 * 1024;
 
 /// Reads the message chunks sent by the blocking spool reader.
 struct ChannelReader {

@@ -330,18 +330,26 @@ where
         let incoming = body.incoming.take();
         let data = std::mem::take(&mut body.pending);
         let trace = body.trace.clone();
-        let res = tokio::task::spawn_blocking(move || {
-            let mut inc = match incoming {
-                Some(inc) => inc,
-                None => begin(&spool, &trace)?,
+        // On a spool I/O thread: write, fsync, rename; the committer answers
+        // once the shared directory fsync is done (one hand-off each way).
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let io = spool.clone();
+        io.execute(move || {
+            let started = incoming.map_or_else(|| begin(&spool, &trace), Ok);
+            let inc = match started.and_then(|mut inc| inc.write_all(&data).map(|()| inc)) {
+                Ok(inc) => inc,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
             };
-            inc.write_all(&data)?;
             let mut envelope = envelope;
             envelope.queue_id = *inc.queue_id();
-            inc.commit(envelope)
-        })
-        .await;
-        let result = match res {
+            inc.commit_then(envelope, move |res| {
+                let _ = tx.send(res);
+            });
+        });
+        let result = match rx.await {
             Ok(Ok(env)) => {
                 if let Some(span) = &self.tx_span {
                     span.record("queue_id", tracing::field::display(&env.queue_id));
@@ -372,8 +380,8 @@ where
                 });
                 Err(replies::spool_error(&e))
             }
-            Err(join) => {
-                tracing::error!(error = %join, "spool commit task failed");
+            Err(gone) => {
+                tracing::error!(error = %gone, "spool commit task failed");
                 Err(replies::spool_error(&SpoolError::Poisoned))
             }
         };
@@ -445,9 +453,9 @@ fn recipient_address(r: &postern_proto::RcptTo) -> String {
     }
 }
 
-/// Writes buffered body bytes to the spool file (begun on first use) on the
-/// blocking pool. A free function: nothing borrowed from the session is held
-/// across the await.
+/// Writes buffered body bytes to the spool file (begun on first use) on a
+/// spool I/O thread. A free function: nothing borrowed from the session is
+/// held across the await.
 async fn flush_body(spool: Spool, body: &mut Body) {
     if body.is_doomed() {
         body.pending.clear();
@@ -456,23 +464,22 @@ async fn flush_body(spool: Spool, body: &mut Body) {
     let incoming = body.incoming.take();
     let data = std::mem::take(&mut body.pending);
     let trace = body.trace.clone();
-    let res = tokio::task::spawn_blocking(move || {
-        let mut inc = match incoming {
-            Some(inc) => inc,
-            None => begin(&spool, &trace)?,
-        };
-        inc.write_all(&data)?;
-        Ok::<_, SpoolError>(inc)
-    })
-    .await;
-    match res {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let io = spool.clone();
+    io.execute(move || {
+        let written = incoming
+            .map_or_else(|| begin(&spool, &trace), Ok)
+            .and_then(|mut inc| inc.write_all(&data).map(|()| inc));
+        let _ = tx.send(written);
+    });
+    match rx.await {
         Ok(Ok(inc)) => body.incoming = Some(inc),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "spool write failed");
             body.failed = Some(replies::spool_error(&e));
         }
-        Err(join) => {
-            tracing::error!(error = %join, "spool writer task failed");
+        Err(gone) => {
+            tracing::error!(error = %gone, "spool writer task failed");
             body.failed = Some(replies::spool_error(&SpoolError::Poisoned));
         }
     }
