@@ -482,3 +482,58 @@ fn resolver_is_send_sync_clone() {
     fn check<T: Send + Sync + Clone + 'static>() {}
     check::<Resolver>();
 }
+
+/// DNS lists (RFC 5782): the reversed address under the zone (nibbles for
+/// IPv6); NXDOMAIN is "not listed", SERVFAIL an error; a positive answer is
+/// cached for its TTL (the resolver's cache: a second session from a listed
+/// address costs no query), a TTL of 0 is not.
+#[tokio::test]
+async fn dns_list_queries_answers_and_cache() {
+    let fake = FakeDns::start().await;
+    let r = resolver(&fake);
+    let v4: IpAddr = "192.0.2.7".parse().unwrap();
+    let v6: IpAddr = "2001:db8::1".parse().unwrap();
+    fake.add_a(
+        "7.2.0.192.bl.test",
+        "127.0.0.2".parse::<std::net::Ipv4Addr>().unwrap(),
+    );
+    let nibbles = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.bl.test";
+    fake.add_a(nibbles, "127.0.0.4".parse::<std::net::Ipv4Addr>().unwrap());
+    assert_eq!(
+        r.dns_list(v4, "bl.test").await.unwrap(),
+        ["127.0.0.2".parse::<std::net::Ipv4Addr>().unwrap()]
+    );
+    assert_eq!(
+        r.dns_list(v6, "bl.test.").await.unwrap(),
+        ["127.0.0.4".parse::<std::net::Ipv4Addr>().unwrap()]
+    );
+    let other: IpAddr = "192.0.2.8".parse().unwrap();
+    assert!(r.dns_list(other, "bl.test").await.unwrap().is_empty());
+    fake.fail("9.2.0.192.bl.test", DnsFailure::ServFail);
+    assert!(
+        r.dns_list("192.0.2.9".parse().unwrap(), "bl.test")
+            .await
+            .is_err()
+    );
+
+    let asked = |fake: &FakeDns, name: &str| {
+        fake.queries()
+            .iter()
+            .filter(|q| q.starts_with(name))
+            .count()
+    };
+    // TTL 0 (the default): every lookup asks.
+    r.dns_list(v4, "bl.test").await.unwrap();
+    assert_eq!(asked(&fake, "7.2.0.192.bl.test"), 2);
+    // TTL 300: the answer is cached.
+    fake.set_ttl(300);
+    fake.add_a(
+        "10.2.0.192.bl.test",
+        "127.0.0.2".parse::<std::net::Ipv4Addr>().unwrap(),
+    );
+    let ten: IpAddr = "192.0.2.10".parse().unwrap();
+    for _ in 0..3 {
+        assert_eq!(r.dns_list(ten, "bl.test").await.unwrap().len(), 1);
+    }
+    assert_eq!(asked(&fake, "10.2.0.192.bl.test"), 1);
+}

@@ -79,6 +79,8 @@ struct State {
     log: Vec<String>,
     /// Signs answer RRsets for queries with DO set.
     signer: Option<Arc<RrsetSigner>>,
+    /// TTL of answers (default [`TTL`]: nothing is cached).
+    ttl: u32,
 }
 
 impl FakeDns {
@@ -286,6 +288,13 @@ impl FakeDns {
         self
     }
 
+    /// Sets the TTL of positive answers from now on (default 0: a resolver
+    /// caches nothing), to test caching.
+    pub fn set_ttl(&self, ttl: u32) -> &Self {
+        self.state().ttl = ttl;
+        self
+    }
+
     /// Every question received so far, as `"name TYPE"` (lower case, no
     /// trailing dot), in arrival order. Retries appear more than once.
     pub fn queries(&self) -> Vec<String> {
@@ -347,7 +356,7 @@ impl State {
             if let Some(target) = cname {
                 answers.push(Record::from_rdata(
                     owner,
-                    TTL,
+                    self.ttl,
                     RData::CNAME(CNAME(target.clone())),
                 ));
                 current = key(&target.to_ascii());
@@ -356,7 +365,7 @@ impl State {
             answers.extend(
                 data.iter()
                     .filter(|d| d.record_type() == qtype)
-                    .map(|d| Record::from_rdata(owner.clone(), TTL, d.clone())),
+                    .map(|d| Record::from_rdata(owner.clone(), self.ttl, d.clone())),
             );
             break;
         }
