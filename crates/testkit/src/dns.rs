@@ -39,7 +39,8 @@ use hickory_server::net::runtime::Time;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 
-/// TTL of every fake record. Zero, so a resolver's cache never hides a record
+/// TTL of every fake record unless a test sets one ([`FakeDns::set_ttl`]).
+/// Zero, so a resolver's cache never hides a record
 /// a test adds or changes after the first lookup.
 const TTL: u32 = 0;
 
@@ -79,8 +80,8 @@ struct State {
     log: Vec<String>,
     /// Signs answer RRsets for queries with DO set.
     signer: Option<Arc<RrsetSigner>>,
-    /// TTL of answers (default [`TTL`]: nothing is cached).
-    ttl: u32,
+    /// TTL of answers ([`TTL`] unless set: nothing is cached).
+    ttl: Option<u32>,
 }
 
 impl FakeDns {
@@ -291,7 +292,7 @@ impl FakeDns {
     /// Sets the TTL of positive answers from now on (default 0: a resolver
     /// caches nothing), to test caching.
     pub fn set_ttl(&self, ttl: u32) -> &Self {
-        self.state().ttl = ttl;
+        self.state().ttl = Some(ttl);
         self
     }
 
@@ -356,7 +357,7 @@ impl State {
             if let Some(target) = cname {
                 answers.push(Record::from_rdata(
                     owner,
-                    self.ttl,
+                    self.ttl.unwrap_or(TTL),
                     RData::CNAME(CNAME(target.clone())),
                 ));
                 current = key(&target.to_ascii());
@@ -365,7 +366,7 @@ impl State {
             answers.extend(
                 data.iter()
                     .filter(|d| d.record_type() == qtype)
-                    .map(|d| Record::from_rdata(owner.clone(), self.ttl, d.clone())),
+                    .map(|d| Record::from_rdata(owner.clone(), self.ttl.unwrap_or(TTL), d.clone())),
             );
             break;
         }
