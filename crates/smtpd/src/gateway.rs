@@ -7,7 +7,9 @@
 //! same questions as a live session.
 //!
 //! # Security
-//! Every lookup has a deadline ([`LOOKUP_TIMEOUT`]); a lookup that fails or
+//! Every step has a deadline ([`LOOKUP_TIMEOUT`]: the PTR query, all
+//! forward lookups of the PTR names together, all DNS lists together); a
+//! lookup that fails or
 //! times out is recorded as failed and matches nothing — a DNS outage never
 //! rejects mail, nor allowlists it. At most [`MAX_PTR_NAMES`] PTR names are
 //! forward-checked (a hostile reverse zone could list hundreds; RFC 8601
@@ -166,15 +168,27 @@ async fn ptr(r: &Resolver, ip: IpAddr) -> Lookup<Vec<String>> {
 /// undecided when none confirmed and some lookup failed.
 async fn fcrdns(r: &Resolver, ip: IpAddr, names: &[String]) -> Lookup<bool> {
     let want = postern_policy::admission::matcher::canonical_ip(ip);
-    let mut failure = None;
+    // All names at once under one deadline: a hostile reverse zone listing
+    // ten slow names costs at most LOOKUP_TIMEOUT, not ten of them.
+    let mut set = tokio::task::JoinSet::new();
     for name in names.iter().take(MAX_PTR_NAMES) {
         // A PTR target spelled like an address ("192.0.2.1.") would be
         // taken as a literal by `addresses` and "confirm" itself.
         if name.trim_end_matches('.').parse::<IpAddr>().is_ok() {
             continue;
         }
-        match tokio::time::timeout(LOOKUP_TIMEOUT, r.addresses(name)).await {
-            Ok(Ok(found)) => {
+        let (r, name) = (r.clone(), name.clone());
+        set.spawn(async move {
+            let answer = r.addresses(&name).await;
+            (name, answer)
+        });
+    }
+    let deadline = tokio::time::Instant::now() + LOOKUP_TIMEOUT;
+    let mut failure = None;
+    loop {
+        match tokio::time::timeout_at(deadline, set.join_next()).await {
+            Ok(None) => break,
+            Ok(Some(Ok((_, Ok(found))))) => {
                 if found
                     .addrs
                     .iter()
@@ -183,13 +197,16 @@ async fn fcrdns(r: &Resolver, ip: IpAddr, names: &[String]) -> Lookup<bool> {
                     return Lookup::Done(true);
                 }
             }
-            Ok(Err(DnsError::NxDomain { .. } | DnsError::NoRecords { .. })) => {}
-            Ok(Err(e)) => failure = Some(e.to_string()),
+            Ok(Some(
+                Ok((_, Err(DnsError::NxDomain { .. } | DnsError::NoRecords { .. }))) | Err(_),
+            )) => {}
+            Ok(Some(Ok((_, Err(e))))) => failure = Some(e.to_string()),
             Err(_) => {
                 failure = Some(format!(
-                    "{name}: no answer within {}s",
+                    "forward lookups of the PTR names: no answer within {}s",
                     LOOKUP_TIMEOUT.as_secs()
                 ));
+                break;
             }
         }
     }
