@@ -184,23 +184,13 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     let spool_handle = spool.clone();
     let mut signals = Signals::install()?;
     // Sender groups ask DNS (PTR, FCrDNS, DNS lists) through their own
-    // resolver: its cache holds client addresses, delivery's recipient domains.
-    let needs_dns = cfg
-        .server
-        .admission
-        .groups
-        .iter()
-        .flat_map(|g| &g.matchers)
-        .any(|m| m.needs().is_some());
+    // resolver: its cache holds client addresses, delivery's recipient
+    // domains. Always there, so groups added by a reload can use DNS.
     let services = postern_smtpd::gateway::Services {
-        resolver: if needs_dns {
-            Some(
-                postern_dns::Resolver::new(&cfg.dns)
-                    .context("setting up the DNS resolver for sender groups")?,
-            )
-        } else {
-            None
-        },
+        resolver: Some(
+            postern_dns::Resolver::new(&cfg.dns)
+                .context("setting up the DNS resolver for sender groups")?,
+        ),
         counters: Some(
             postern_counters::open(&cfg.counters)
                 .context("opening the counter store ([counters])")?,

@@ -240,3 +240,30 @@ fn a_reload_applies_the_spool_floor() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     send(&rt, server.addr, "bob@a.example");
 }
+
+/// Sender groups and mail-flow policies are live: a reload that blocks the
+/// client's address applies to its next connection.
+#[test]
+fn a_reload_applies_sender_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "", "");
+    let server = Running::start(&cfg);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let greeting = |rt: &tokio::runtime::Runtime| {
+        rt.block_on(async {
+            let mut d = postern_testkit::Dialogue::connect(server.addr).await;
+            d.reply().await.map(|r| r.code)
+        })
+    };
+    assert_eq!(greeting(&rt), Some(220));
+    write_config(
+        dir.path(),
+        "",
+        "[[sender_group]]\nname = \"LOCAL\"\nmatch = [\"127.0.0.0/8\"]\npolicy = \"BLOCKED\"\n\
+         [[sender_group]]\nname = \"ALL\"\nmatch = [\"all\"]\npolicy = \"ACCEPTED\"\n\
+         [[mail_flow_policy]]\nname = \"BLOCKED\"\naction = \"reject\"\n\
+         [[mail_flow_policy]]\nname = \"ACCEPTED\"\naction = \"accept\"\n",
+    );
+    server.hup();
+    common::eventually("the reload blocks 127.0.0.1", || greeting(&rt) == Some(554));
+}
