@@ -335,6 +335,19 @@ fn greylist(raw: Option<&Spanned<RawGreylist>>, cx: &mut Ctx<'_>) -> GreylistSet
         );
         cx.errors.push(e);
     }
+    // The counter store keeps values for 1 ms … 366 days; outside that a
+    // setting would silently switch the feature off.
+    let max = std::time::Duration::from_hours(366 * 24);
+    for (v, key, val) in [
+        (&r.retry_window, "greylist.retry_window", g.retry_window),
+        (&r.pass_lifetime, "greylist.pass_lifetime", g.pass_lifetime),
+    ] {
+        if val > max || val.is_zero() {
+            let span = v.as_ref().map_or_else(|| raw.span(), Spanned::span);
+            let e = cx.error(span, key, "must be between 1s and 366d");
+            cx.errors.push(e);
+        }
+    }
     if g.delay.is_zero() {
         let span = r.delay.as_ref().map_or_else(|| raw.span(), Spanned::span);
         let e = cx.error(span, "greylist.delay", "must be at least 1s");
@@ -379,8 +392,9 @@ fn auth_ban(raw: Option<&Spanned<RawAuthBan>>, cx: &mut Ctx<'_>) -> AuthBanSetti
         (&r.ban, "auth_ban.ban", &mut b.ban),
     ] {
         if let Some(v) = v {
-            if v.get_ref().0.as_secs() == 0 {
-                let e = cx.error(v.span(), key, "must be at least 1s");
+            let d = v.get_ref().0;
+            if d.as_secs() == 0 || d > std::time::Duration::from_hours(366 * 24) {
+                let e = cx.error(v.span(), key, "must be between 1s and 366d");
                 cx.errors.push(e);
             }
             *field = v.get_ref().0;
@@ -481,6 +495,15 @@ fn flow_policy(
     f.max_recipients_per_message =
         positive(&p.max_recipients_per_message, "max_recipients_per_message")?
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    if let Some(s) = &p.max_message_size
+        && s.get_ref().0 == 0
+    {
+        return Err(cx.error(
+            s.span(),
+            format!("{key}.max_message_size"),
+            "must be at least 1 octet (leave the key out for the listener's limit)",
+        ));
+    }
     f.max_message_size = p.max_message_size.as_ref().map(|s| s.get_ref().0);
     f.max_concurrent_connections_per_ip = positive(
         &p.max_concurrent_connections_per_ip,

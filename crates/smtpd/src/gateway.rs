@@ -96,7 +96,11 @@ async fn fill(
                 facts.ptr = ptr(r, ip).await;
             }
             facts.fcrdns = match &facts.ptr {
-                Lookup::Done(names) => fcrdns(r, ip, names).await,
+                Lookup::Done(names) => {
+                    let (result, verified) = fcrdns(r, ip, names).await;
+                    facts.verified = verified;
+                    result
+                }
                 Lookup::Failed(why) => Lookup::Failed(why.clone()),
                 Lookup::NotAsked => Lookup::Failed("PTR not looked up".into()),
             };
@@ -166,7 +170,7 @@ async fn ptr(r: &Resolver, ip: IpAddr) -> Lookup<Vec<String>> {
 /// Forward-confirmed reverse DNS: some PTR name's A/AAAA includes `ip`.
 /// Pass as soon as one confirms; fail when every name answered without it;
 /// undecided when none confirmed and some lookup failed.
-async fn fcrdns(r: &Resolver, ip: IpAddr, names: &[String]) -> Lookup<bool> {
+async fn fcrdns(r: &Resolver, ip: IpAddr, names: &[String]) -> (Lookup<bool>, Vec<String>) {
     let want = postern_policy::admission::matcher::canonical_ip(ip);
     // All names at once under one deadline: a hostile reverse zone listing
     // ten slow names costs at most LOOKUP_TIMEOUT, not ten of them.
@@ -185,16 +189,19 @@ async fn fcrdns(r: &Resolver, ip: IpAddr, names: &[String]) -> Lookup<bool> {
     }
     let deadline = tokio::time::Instant::now() + LOOKUP_TIMEOUT;
     let mut failure = None;
+    // Every confirmed name (not only the first): `rdns-verified:` matches
+    // any of them.
+    let mut verified = Vec::new();
     loop {
         match tokio::time::timeout_at(deadline, set.join_next()).await {
             Ok(None) => break,
-            Ok(Some(Ok((_, Ok(found))))) => {
+            Ok(Some(Ok((name, Ok(found))))) => {
                 if found
                     .addrs
                     .iter()
                     .any(|a| postern_policy::admission::matcher::canonical_ip(*a) == want)
                 {
-                    return Lookup::Done(true);
+                    verified.push(name);
                 }
             }
             Ok(Some(
@@ -210,8 +217,11 @@ async fn fcrdns(r: &Resolver, ip: IpAddr, names: &[String]) -> Lookup<bool> {
             }
         }
     }
-    match failure {
+    verified.sort();
+    let result = match failure {
+        _ if !verified.is_empty() => Lookup::Done(true),
         Some(why) => Lookup::Failed(why),
         None => Lookup::Done(false),
-    }
+    };
+    (result, verified)
 }

@@ -448,6 +448,10 @@ impl Acceptor {
         shared: Arc<Shared>,
         listener: ListenerSettings,
     ) {
+        // A dual-stack socket (or a PROXY TCP6 header) shows an IPv4 client
+        // as ::ffff:a.b.c.d: one client, one key for the per-IP limits, the
+        // logs and the Received: header.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         match self.admission.admit(peer.ip()) {
             Ok(ticket) => {
                 let ctx = Context {

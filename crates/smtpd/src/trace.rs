@@ -104,8 +104,59 @@ pub struct TraceReport {
     pub dialogue: Vec<DialogueLine>,
 }
 
-/// Turns a store into a read-only dry run.
-struct DryRun(Arc<dyn CounterStore>);
+/// Turns a store into a read-only dry run. Writes go to a session-local
+/// overlay (never to the store), so the trace's second RCPT sees the first
+/// one's count, as the live session does.
+struct DryRun {
+    store: Arc<dyn CounterStore>,
+    hits: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    values: std::sync::Mutex<std::collections::HashMap<String, Overlay>>,
+}
+
+/// A value the trace wrote (in its overlay only).
+#[derive(Clone, Copy)]
+enum Overlay {
+    Set(u64),
+    Deleted,
+}
+
+impl DryRun {
+    fn new(store: Arc<dyn CounterStore>) -> Self {
+        Self {
+            store,
+            hits: std::sync::Mutex::default(),
+            values: std::sync::Mutex::default(),
+        }
+    }
+    fn added(&self, key: &str) -> u64 {
+        self.hits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .copied()
+            .unwrap_or(0)
+    }
+    /// The overlay's value, else the store's.
+    async fn read(&self, key: &str) -> Result<Option<u64>, CounterError> {
+        let local = self
+            .values
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .copied();
+        match local {
+            Some(Overlay::Set(v)) => Ok(Some(v)),
+            Some(Overlay::Deleted) => Ok(None),
+            None => self.store.get(key).await,
+        }
+    }
+    fn put(&self, key: &str, v: Option<u64>) {
+        self.values
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.to_owned(), v.map_or(Overlay::Deleted, Overlay::Set));
+    }
+}
 
 impl CounterStore for DryRun {
     fn hit<'a>(
@@ -114,39 +165,63 @@ impl CounterStore for DryRun {
         n: u64,
         window: Duration,
     ) -> BoxFuture<'a, Result<u64, CounterError>> {
-        Box::pin(async move { self.0.peek(key, window).await.map(|c| c + n) })
+        Box::pin(async move {
+            let c = self.store.peek(key, window).await?;
+            let added = {
+                let mut h = self
+                    .hits
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let e = h.entry(key.to_owned()).or_insert(0);
+                *e += n;
+                *e
+            };
+            Ok(c + added)
+        })
     }
     fn peek<'a>(
         &'a self,
         key: &'a str,
         window: Duration,
     ) -> BoxFuture<'a, Result<u64, CounterError>> {
-        self.0.peek(key, window)
+        Box::pin(async move { Ok(self.store.peek(key, window).await? + self.added(key)) })
     }
     fn set_if_absent<'a>(
         &'a self,
         key: &'a str,
-        _value: u64,
+        value: u64,
         _ttl: Duration,
     ) -> BoxFuture<'a, Result<Option<u64>, CounterError>> {
-        self.0.get(key)
+        Box::pin(async move {
+            let existing = self.read(key).await?;
+            if existing.is_none() {
+                self.put(key, Some(value));
+            }
+            Ok(existing)
+        })
     }
     fn set<'a>(
         &'a self,
-        _key: &'a str,
-        _value: u64,
+        key: &'a str,
+        value: u64,
         _ttl: Duration,
     ) -> BoxFuture<'a, Result<(), CounterError>> {
-        Box::pin(async { Ok(()) })
+        Box::pin(async move {
+            self.put(key, Some(value));
+            Ok(())
+        })
     }
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>, CounterError>> {
-        self.0.get(key)
+        Box::pin(self.read(key))
     }
-    fn delete<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<(), CounterError>> {
-        Box::pin(async { Ok(()) })
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), CounterError>> {
+        Box::pin(async move {
+            self.put(key, None);
+            Ok(())
+        })
     }
     fn backend(&self) -> &'static str {
-        self.0.backend()
+        self.store.backend()
     }
 }
 
@@ -162,6 +237,10 @@ pub enum TraceError {
     /// The scratch spool would not open.
     #[error("opening the scratch spool: {0}")]
     Spool(#[from] postern_spool::SpoolError),
+    /// A HELO name, sender or recipient holds CR, LF or another control
+    /// character (it would inject commands into the dry session).
+    #[error("{0:?} holds a control character; give one name or address per option")]
+    BadInput(String),
 }
 
 fn lookup_text(l: &Lookup<Vec<String>>) -> String {
@@ -210,6 +289,14 @@ pub async fn trace(
     counters: Arc<dyn CounterStore>,
     input: TraceInput,
 ) -> Result<TraceReport, TraceError> {
+    let values = std::iter::once(&input.helo)
+        .chain(input.from.iter())
+        .chain(input.rcpts.iter());
+    for v in values {
+        if v.chars().any(char::is_control) {
+            return Err(TraceError::BadInput(v.clone()));
+        }
+    }
     let mut listener = match &input.listener {
         None => settings.listeners.first().cloned(),
         Some(name) => settings.listeners.iter().find(|l| l.name == *name).cloned(),
@@ -290,7 +377,7 @@ pub async fn trace(
         on_queued: None,
         shutdown: CancellationToken::new(),
         resolver,
-        counters: Counters::new(Arc::new(DryRun(Arc::clone(&counters)))),
+        counters: Counters::new(Arc::new(DryRun::new(Arc::clone(&counters)))),
         mail_log: None,
         ip_sessions: 1,
         // `postern trace --ip` names the client itself: no load balancer.

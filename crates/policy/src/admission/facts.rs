@@ -60,6 +60,9 @@ pub struct ClientFacts {
     pub ptr: Lookup<Vec<String>>,
     /// Some PTR name resolves back to `ip` (RFC 8601 §2.7.3 "iprev").
     pub fcrdns: Lookup<bool>,
+    /// The PTR names that resolve back to `ip` (forward-confirmed), once
+    /// FCrDNS was looked up: what `rdns-verified:` matches.
+    pub verified: Vec<String>,
     /// The answers of every DNS list the groups use.
     pub lists: Lookup<Vec<ListAnswer>>,
 }
@@ -68,12 +71,15 @@ impl ClientFacts {
     /// A client with nothing looked up yet.
     pub fn new(ip: IpAddr, listener: impl Into<String>) -> Self {
         Self {
-            ip,
+            // A dual-stack socket or a PROXY TCP6 header shows an IPv4
+            // client as ::ffff:a.b.c.d; DNS (PTR, DNS lists) needs the IPv4.
+            ip: ip.to_canonical(),
             listener: listener.into(),
             tls: false,
             authenticated: false,
             ptr: Lookup::NotAsked,
             fcrdns: Lookup::NotAsked,
+            verified: Vec::new(),
             lists: Lookup::NotAsked,
         }
     }

@@ -272,7 +272,13 @@ impl Admission {
                         is_listing_code(c) && l.codes.as_ref().is_none_or(|p| p.matches(c))
                     })
                 });
-            if listed {
+            let failed = answers
+                .iter()
+                .find(|a| a.zone == l.zone)
+                .is_none_or(|a| a.result.is_err());
+            // A list that did not answer never raises the score (fail open):
+            // an allowlist (negative weight) that failed counts as listing.
+            if listed || (failed && l.weight < 0) {
                 score += l.weight;
             }
         }
@@ -301,6 +307,13 @@ impl Admission {
                 Lookup::NotAsked => Eval::Need(Need::Ptr),
                 Lookup::Failed(why) => Eval::Undecided(why.clone()),
                 Lookup::Done(names) => yes(names.is_empty() != *present),
+            },
+            Matcher::RdnsVerified(p) => match (&f.ptr, &f.fcrdns) {
+                (Lookup::NotAsked, _) => Eval::Need(Need::Ptr),
+                (_, Lookup::NotAsked) => Eval::Need(Need::Fcrdns),
+                _ if f.verified.iter().any(|n| p.matches(n)) => Eval::Yes,
+                (_, Lookup::Failed(why)) => Eval::Undecided(why.clone()),
+                _ => Eval::No,
             },
             Matcher::Fcrdns(pass) => match (&f.ptr, &f.fcrdns) {
                 (Lookup::NotAsked, _) => Eval::Need(Need::Ptr),

@@ -9,6 +9,7 @@
 //! | `rdns:mail.example.com`          | a PTR name of the client is exactly that              |
 //! | `rdns:.example.com`              | a PTR name ends with it (subdomains only)             |
 //! | `rdns:*.dyn.*.example`           | a PTR name matches the pattern (`*` any run, `?` one) |
+//! | `rdns-verified:PATTERN`          | a forward-confirmed PTR name matches (for allowlists) |
 //! | `ptr:none` / `ptr:present`       | the client has no PTR record / has one                |
 //! | `fcrdns:pass` / `fcrdns:fail`    | a PTR name resolves back to the client (or none does) |
 //! | `dnsbl:ZONE[=CODES]`, `dnswl:…`  | the client is listed in ZONE (with a code in CODES)   |
@@ -23,9 +24,11 @@
 //! # Security
 //! Every fact but the address, the listener, TLS and AUTH comes from DNS and can
 //! be forged by whoever controls the client's reverse zone: a PTR name alone
-//! is a claim, FCrDNS makes it the forward zone owner's claim too (seed 001).
-//! Allowlisting by `rdns:` without `fcrdns:pass` in the same group is flagged
-//! by `config check`. Answers outside 127/8 and Spamhaus-style error codes
+//! is a claim (`rdns:` matches claims: right for blocklists), FCrDNS makes it
+//! the forward zone owner's claim too (seed 001): `rdns-verified:` matches
+//! only names that resolve back to the client (ESA's verified hostname,
+//! Postfix's `client_name`). Allowlisting by `rdns:` is flagged by
+//! `config check`. Answers outside 127/8 and Spamhaus-style error codes
 //! (127.255.255.0/24: "query refused") never count as a listing.
 //!
 //! # Standards
@@ -220,8 +223,10 @@ pub enum Matcher {
     Net(IpNet),
     /// An inclusive address range of one family.
     Range(IpAddr, IpAddr),
-    /// `rdns:PATTERN`.
+    /// `rdns:PATTERN`: any PTR name (a claim).
     Rdns(NamePattern),
+    /// `rdns-verified:PATTERN`: a forward-confirmed PTR name.
+    RdnsVerified(NamePattern),
     /// `ptr:present` (true) / `ptr:none` (false).
     Ptr(bool),
     /// `fcrdns:pass` (true) / `fcrdns:fail` (false).
@@ -268,6 +273,9 @@ impl Matcher {
             "fcrdns:pass" => return Ok(Matcher::Fcrdns(true)),
             "fcrdns:fail" => return Ok(Matcher::Fcrdns(false)),
             _ => {}
+        }
+        if let Some(rest) = lower.strip_prefix("rdns-verified:") {
+            return NamePattern::parse(rest).map(Matcher::RdnsVerified);
         }
         if let Some(rest) = lower.strip_prefix("rdns:") {
             return NamePattern::parse(rest).map(Matcher::Rdns);
@@ -318,7 +326,7 @@ impl Matcher {
         }
         Err(err(format!(
             "`{s}` is not a match: use all, an address, a CIDR network, FIRST-LAST, \
-             rdns:NAME|.SUFFIX|PATTERN, ptr:none|present, fcrdns:pass|fail, \
+             rdns:NAME|.SUFFIX|PATTERN, rdns-verified:…, ptr:none|present, fcrdns:pass|fail, \
              dnsbl:ZONE[=CODES], dnswl:ZONE[=CODES], dnsbl-score>=N, authenticated, tls \
              or listener:NAME"
         )))
@@ -328,7 +336,7 @@ impl Matcher {
     pub fn needs(&self) -> Option<Need> {
         match self {
             Matcher::Rdns(_) | Matcher::Ptr(_) => Some(Need::Ptr),
-            Matcher::Fcrdns(_) => Some(Need::Fcrdns),
+            Matcher::Fcrdns(_) | Matcher::RdnsVerified(_) => Some(Need::Fcrdns),
             Matcher::DnsList { .. } | Matcher::DnsScoreAtLeast(_) => Some(Need::DnsLists),
             _ => None,
         }
@@ -374,6 +382,9 @@ impl fmt::Display for Matcher {
             ) => {
                 write!(f, "rdns:{s}")
             }
+            Matcher::RdnsVerified(
+                NamePattern::Exact(s) | NamePattern::Suffix(s) | NamePattern::Glob(s),
+            ) => write!(f, "rdns-verified:{s}"),
             Matcher::Ptr(true) => f.write_str("ptr:present"),
             Matcher::Ptr(false) => f.write_str("ptr:none"),
             Matcher::Fcrdns(true) => f.write_str("fcrdns:pass"),
@@ -406,6 +417,10 @@ mod tests {
             ("rdns:Mail.Example.COM.", "rdns:mail.example.com"),
             ("rdns:.dynamic.example", "rdns:.dynamic.example"),
             ("rdns:*.dyn.*", "rdns:*.dyn.*"),
+            (
+                "rdns-verified:.partner.example",
+                "rdns-verified:.partner.example",
+            ),
             ("ptr:none", "ptr:none"),
             ("fcrdns:fail", "fcrdns:fail"),
             (

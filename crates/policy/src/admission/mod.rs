@@ -88,6 +88,7 @@ pub fn lint(a: &Admission) -> Vec<Lint> {
             let open = g.matchers.iter().any(|m| match m {
                 Matcher::All
                 | Matcher::Rdns(_)
+                | Matcher::RdnsVerified(_)
                 | Matcher::Ptr(_)
                 | Matcher::Fcrdns(_)
                 | Matcher::DnsList { .. }
@@ -113,15 +114,12 @@ pub fn lint(a: &Admission) -> Vec<Lint> {
         let allows =
             policy.is_some_and(|p| matches!(p.action, FlowAction::Accept | FlowAction::Relay));
         let rdns = g.matchers.iter().any(|m| matches!(m, Matcher::Rdns(_)));
-        let fcrdns = g
-            .matchers
-            .iter()
-            .any(|m| matches!(m, Matcher::Fcrdns(true)));
-        if allows && rdns && !fcrdns && !all && g.policy_has_privilege(a) {
+        if allows && rdns && !all && g.policy_has_privilege(a) {
             out.push(Lint {
                 subject: format!("sender_group {}", g.name),
-                message: "trusts an rdns: name without fcrdns:pass: anyone controlling a reverse \
-                          zone can claim any name; put the rdns: group below an fcrdns:pass check"
+                message: "trusts rdns: names, which are claims: anyone controlling a reverse zone \
+                          can claim any name (and fcrdns:pass in the same group admits anyone \
+                          whose own names confirm); use rdns-verified: for allowlists"
                     .into(),
                 security: true,
             });

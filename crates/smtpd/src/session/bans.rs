@@ -74,7 +74,12 @@ where
         if banned {
             tracing::info!(user = ?login, "AUTH refused: login banned for failed logins");
             self.event("AUTH refused: login banned for failed logins ([auth_ban]): 454");
-            self.log_decision("auth", "auth_ban", None);
+            let reply = postern_proto::Reply::new(
+                454,
+                Some(postern_proto::EnhancedCode::new(4, 7, 0)),
+                "Temporary authentication failure",
+            );
+            self.log_decision("auth", "auth_ban", Some(&reply));
         }
         banned
     }

@@ -66,18 +66,20 @@ where
         let net = grey_net(self.gate.facts.ip);
         let from = from.reverse_path.to_string().to_ascii_lowercase();
         let to = to.forward_path.to_string().to_ascii_lowercase();
+        // Each key built whole by `key` (prefix included), so it never
+        // exceeds MAX_KEY_LEN whatever the sender's length.
         let triplet = postern_counters::key(&[&net, &from, &to]);
         let g = self.ctx.shared.settings.admission.greylist;
         let counters = self.ctx.counters.clone();
         let store = counters.store();
-        let ok_key = format!("grey-ok:{triplet}");
+        let ok_key = postern_counters::key(&["grey-ok", &net, &from, &to]);
         let net_key = postern_counters::key(&["grey-net-ok", &net]);
         if counters.ok(&ok_key, store.get(&ok_key).await)?.is_some()
             || counters.ok(&net_key, store.get(&net_key).await)?.is_some()
         {
             return None;
         }
-        let first_key = format!("grey:{triplet}");
+        let first_key = postern_counters::key(&["grey", &net, &from, &to]);
         let now = now();
         let first = counters.ok(
             &first_key,

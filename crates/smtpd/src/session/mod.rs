@@ -35,6 +35,8 @@ mod events;
 mod gateway_tests;
 mod greylist;
 mod recipients;
+#[cfg(test)]
+mod review_tests;
 mod stages;
 mod starttls;
 #[cfg(test)]

@@ -68,7 +68,7 @@ pub(super) struct Harness {
     _dir: tempfile::TempDir,
 }
 
-fn settings(dir: &std::path::Path, limits: SessionLimits) -> ServerSettings {
+pub(crate) fn settings(dir: &std::path::Path, limits: SessionLimits) -> ServerSettings {
     ServerSettings {
         listeners: vec![ListenerSettings {
             name: "smtp".into(),
@@ -119,6 +119,22 @@ pub(super) fn start_full(
     customize: impl FnOnce(&mut ServerSettings),
     resolver: Option<postern_dns::Resolver>,
 ) -> Harness {
+    start_full_from(
+        limits,
+        pipe,
+        customize,
+        resolver,
+        "192.0.2.7:4000".parse().unwrap(),
+    )
+}
+
+pub(super) fn start_full_from(
+    limits: SessionLimits,
+    pipe: usize,
+    customize: impl FnOnce(&mut ServerSettings),
+    resolver: Option<postern_dns::Resolver>,
+    peer: std::net::SocketAddr,
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let mut s = settings(dir.path(), limits);
     customize(&mut s);
@@ -144,7 +160,6 @@ pub(super) fn start_full(
         inner: server,
         writes: Arc::clone(&writes),
     };
-    let peer = "192.0.2.7:4000".parse().unwrap();
     let task = tokio::spawn(Session::new(Arc::from("T1"), ctx, stream, peer).run());
     Harness {
         client,
