@@ -101,3 +101,45 @@ async fn keygen_then_check_each_case_then_sign() {
         "{signed}"
     );
 }
+
+// An RSA record longer than 255 octets, published as the several strings
+// keygen prints, matches; two records at the name, or k= of another
+// algorithm, do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsa_record_in_several_strings_matches() {
+    let dns = FakeDns::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &dns);
+    let args = ["--domain", "example.com", "--selector", "r1"];
+    let out = postern(
+        &cfg,
+        &[&["keygen", "--algorithm", "rsa2048"], &args[..]].concat(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let line = String::from_utf8(out.stdout).unwrap();
+    let strings: Vec<&str> = line.trim().split('"').skip(1).step_by(2).collect();
+    assert!(strings.len() >= 2, "{line}");
+    let name = "r1._domainkey.example.com";
+    dns.add_txt_strings(name, &strings);
+    let out = postern(&cfg, &[&["check"], &args[..]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    dns.add_txt(name, "v=DKIM1; k=rsa; p=");
+    let out = postern(&cfg, &[&["check"], &args[..]].concat());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("dkim.several_records"),
+        "{}",
+        text(&out)
+    );
+
+    dns.remove(name);
+    dns.add_txt(name, &strings.concat().replace("k=rsa", "k=ed25519"));
+    let out = postern(&cfg, &[&["check"], &args[..]].concat());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("dkim.algorithm_mismatch"),
+        "{}",
+        text(&out)
+    );
+}
