@@ -7,6 +7,7 @@
 
 use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
+use postern_auth::canon::{relaxed_body, split_message};
 use postern_auth::keys::{Algorithm, DkimKeyFile, generate};
 use postern_auth::sign::{SignOptions, Signer};
 use postern_testkit::FakeDns;
@@ -80,14 +81,21 @@ async fn our_signatures_verify_with_mail_auth() {
                 message.extend_from_slice(body);
                 let signed = signer.sign(&message).unwrap();
                 let head = String::from_utf8_lossy(&signed[..200]).into_owned();
-                // mail-auth 0.13.3 verifies relaxed bodies with its own
-                // (buggy) canonicalization: whitespace-only trailing lines
-                // make it fail a correct signature. Those bodies are proven
-                // against dkimpy in scripts/interop-dkim.sh instead.
-                let buggy_case = relaxed_b && body.ends_with(b" \r\n\t\r\n");
-                let result = verify(&auth, &signed).await;
-                if buggy_case {
-                    continue;
+                let mut result = verify(&auth, &signed).await;
+                if relaxed_b && body.ends_with(b" \r\n\t\r\n") {
+                    // mail-auth 0.13.3's verifier has the same relaxed-body
+                    // bug: it fails this correct signature (dkimpy passes it,
+                    // scripts/interop-dkim.sh). The verification workaround
+                    // for the next slice: hand it the canonical body.
+                    assert_ne!(
+                        result,
+                        DkimResult::Pass,
+                        "mail-auth fixed? drop the workaround"
+                    );
+                    let (h, b) = split_message(&signed);
+                    let mut canonical = h.to_vec();
+                    canonical.extend_from_slice(&relaxed_body(b));
+                    result = verify(&auth, &canonical).await;
                 }
                 assert_eq!(
                     result,
