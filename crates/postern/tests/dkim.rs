@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use postern_testkit::FakeDns;
+use postern_testkit::{DnsFailure, FakeDns};
 
 fn config(dir: &Path, dns: &FakeDns) -> PathBuf {
     let ns = dns.addr();
@@ -83,6 +83,12 @@ async fn keygen_then_check_each_case_then_sign() {
     let out = postern(&cfg, &[&["check"], ARGS].concat());
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("dkim.key_revoked"), "{}", text(&out));
+
+    // SERVFAIL: a lookup failure, not "missing".
+    dns.fail(NAME, DnsFailure::ServFail);
+    let out = postern(&cfg, &[&["check"], ARGS].concat());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("dkim.dns_error"), "{}", text(&out));
 
     // Sign with the key from its default place.
     let msg = dir.path().join("m.eml");
