@@ -80,6 +80,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: CertCommand,
     },
+    /// DKIM keys: generate one and print its DNS record, check the published record, sign a message.
+    Dkim {
+        #[command(subcommand)]
+        command: DkimCommand,
+    },
     /// Send a test message and print the whole dialogue (swaks-like).
     Send(crate::send_cmd::SendArgs),
     /// What the gateway would do with a client, step by step: PTR, FCrDNS, DNS
@@ -122,6 +127,16 @@ pub(crate) enum TlsCommand {
 pub(crate) enum DnsCommand {
     /// MX records with preferences, addresses, null MX and DNSSEC status.
     Mx(crate::dns_cmd::DnsMxArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum DkimCommand {
+    /// Generate a private key (0600, never overwriting) and print the TXT record to publish.
+    Keygen(crate::dkim_cmd::KeygenArgs),
+    /// Look up the published key record and say whether it matches our key (exit 0) or what to fix (exit 1).
+    Check(crate::dkim_cmd::CheckArgs),
+    /// Print a message with a DKIM-Signature added (relaxed/relaxed, From oversigned).
+    Sign(crate::dkim_cmd::SignArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -12,6 +12,7 @@ mod cli;
 mod config_cmd;
 mod config_file;
 mod delivery_setup;
+mod dkim_cmd;
 mod dns_cmd;
 mod headers_cmd;
 mod out;
@@ -66,6 +67,15 @@ fn main() -> ExitCode {
         cli::Command::Cert {
             command: cli::CertCommand::Check(args),
         } => cert_cmd::run(config, &args),
+        cli::Command::Dkim {
+            command: cli::DkimCommand::Keygen(args),
+        } => dkim_cmd::keygen(config, &args),
+        cli::Command::Dkim {
+            command: cli::DkimCommand::Check(args),
+        } => dkim_cmd::check(config, &args),
+        cli::Command::Dkim {
+            command: cli::DkimCommand::Sign(args),
+        } => dkim_cmd::sign(config, &args),
         cli::Command::Send(args) => send_cmd::run(&args),
         cli::Command::Trace(args) => trace_cmd::run(config, &args),
     }
