@@ -201,7 +201,7 @@ fn lints() {
         .collect();
     assert_eq!(l.len(), 4, "{texts:#?}");
     assert!(
-        texts[0].starts_with("sender_group NAMED: trusts an rdns: name"),
+        texts[0].starts_with("sender_group NAMED: trusts rdns: names, which are claims"),
         "{texts:#?}"
     );
     assert!(
@@ -218,6 +218,11 @@ fn lints() {
     );
     assert!(l[0].security && l[1].security && !l[2].security);
     // No catch-all at all.
+    // rdns-verified: is what an allowlist should use: no lint.
+    let mut c = table();
+    c.groups
+        .insert(0, group("VERIFIED", &["rdns-verified:.partner.example"], 0));
+    assert!(lint(&c).is_empty(), "{:?}", lint(&c));
     let b = Admission::new(
         vec![group("ONE", &["192.0.2.1"], 0)],
         table().policies[..1].to_vec(),
