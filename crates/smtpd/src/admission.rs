@@ -45,6 +45,7 @@ impl Admission {
 
     /// Admits one session from `ip` or says why not.
     pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Ticket, Refusal> {
+        let ip = client_key(ip);
         let global = Arc::clone(&self.global)
             .try_acquire_owned()
             .map_err(|_| Refusal::Global)?;
@@ -62,6 +63,20 @@ impl Admission {
             admission: Arc::clone(self),
             ip,
         })
+    }
+}
+
+/// The key one client's sessions are counted under: the IPv4 address, or
+/// the IPv6 /64 (a host owns its whole /64 and could otherwise open a
+/// session per address until the global limit refuses everyone; the rate
+/// counters aggregate the same way).
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 @ IpAddr::V4(_) => v4,
     }
 }
 
@@ -110,5 +125,24 @@ mod tests {
         assert_eq!(a.admit(ip2).err(), Some(Refusal::Global));
         drop(t1);
         assert!(a.admit(ip1).is_ok());
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_is_one_client() {
+        let a = Admission::new(10, 2);
+        let x: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let y: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let _t1 = a.admit(x).unwrap();
+        let t2 = a.admit(y).unwrap();
+        assert_eq!(t2.sessions_from_ip(), 2);
+        assert_eq!(a.admit(x).err(), Some(Refusal::PerIp));
+        assert!(a.admit(other).is_ok());
+        // An IPv4-mapped address is the IPv4 client.
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        let _m1 = a.admit(v4).unwrap();
+        let _m2 = a.admit(mapped).unwrap();
+        assert_eq!(a.admit(v4).err(), Some(Refusal::PerIp));
     }
 }

@@ -308,6 +308,17 @@ impl Admission {
                 Lookup::Failed(why) => Eval::Undecided(why.clone()),
                 Lookup::Done(names) => yes(names.is_empty() != *present),
             },
+            Matcher::PtrError => match &f.ptr {
+                Lookup::NotAsked => Eval::Need(Need::Ptr),
+                Lookup::Failed(_) => Eval::Yes,
+                Lookup::Done(_) => Eval::No,
+            },
+            Matcher::FcrdnsError => match (&f.ptr, &f.fcrdns) {
+                (Lookup::NotAsked, _) => Eval::Need(Need::Ptr),
+                (_, Lookup::NotAsked) => Eval::Need(Need::Fcrdns),
+                (_, Lookup::Failed(_)) => Eval::Yes,
+                _ => Eval::No,
+            },
             Matcher::RdnsVerified(p) => match (&f.ptr, &f.fcrdns) {
                 (Lookup::NotAsked, _) => Eval::Need(Need::Ptr),
                 (_, Lookup::NotAsked) => Eval::Need(Need::Fcrdns),

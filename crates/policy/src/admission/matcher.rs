@@ -12,6 +12,7 @@
 //! | `rdns-verified:PATTERN`          | a forward-confirmed PTR name matches (for allowlists) |
 //! | `ptr:none` / `ptr:present`       | the client has no PTR record / has one                |
 //! | `fcrdns:pass` / `fcrdns:fail`    | a PTR name resolves back to the client (or none does) |
+//! | `ptr:error` / `fcrdns:error`     | that lookup failed (SERVFAIL, timeout): a broken reverse zone |
 //! | `dnsbl:ZONE[=CODES]`, `dnswl:…`  | the client is listed in ZONE (with a code in CODES)   |
 //! | `dnsbl-score>=N`                 | the weights of the `[[dns_list]]` zones listing it add up to N |
 //! | `authenticated`                  | the session authenticated (RFC 4954)                  |
@@ -231,6 +232,12 @@ pub enum Matcher {
     Ptr(bool),
     /// `fcrdns:pass` (true) / `fcrdns:fail` (false).
     Fcrdns(bool),
+    /// `ptr:error`: the PTR lookup failed (a DNS failure matches nothing
+    /// else; this lets a policy throttle broken reverse zones, which
+    /// spammers choose).
+    PtrError,
+    /// `fcrdns:error`: FCrDNS could not be decided (a lookup failed).
+    FcrdnsError,
     /// `dnsbl:ZONE[=CODES]` or `dnswl:…`.
     DnsList {
         /// The list's zone, lower case, no trailing dot.
@@ -272,6 +279,8 @@ impl Matcher {
             "ptr:present" => return Ok(Matcher::Ptr(true)),
             "fcrdns:pass" => return Ok(Matcher::Fcrdns(true)),
             "fcrdns:fail" => return Ok(Matcher::Fcrdns(false)),
+            "ptr:error" => return Ok(Matcher::PtrError),
+            "fcrdns:error" => return Ok(Matcher::FcrdnsError),
             _ => {}
         }
         if let Some(rest) = lower.strip_prefix("rdns-verified:") {
@@ -335,8 +344,10 @@ impl Matcher {
     /// The DNS facts this matcher needs, if any.
     pub fn needs(&self) -> Option<Need> {
         match self {
-            Matcher::Rdns(_) | Matcher::Ptr(_) => Some(Need::Ptr),
-            Matcher::Fcrdns(_) | Matcher::RdnsVerified(_) => Some(Need::Fcrdns),
+            Matcher::Rdns(_) | Matcher::Ptr(_) | Matcher::PtrError => Some(Need::Ptr),
+            Matcher::Fcrdns(_) | Matcher::RdnsVerified(_) | Matcher::FcrdnsError => {
+                Some(Need::Fcrdns)
+            }
             Matcher::DnsList { .. } | Matcher::DnsScoreAtLeast(_) => Some(Need::DnsLists),
             _ => None,
         }
@@ -389,6 +400,8 @@ impl fmt::Display for Matcher {
             Matcher::Ptr(false) => f.write_str("ptr:none"),
             Matcher::Fcrdns(true) => f.write_str("fcrdns:pass"),
             Matcher::Fcrdns(false) => f.write_str("fcrdns:fail"),
+            Matcher::PtrError => f.write_str("ptr:error"),
+            Matcher::FcrdnsError => f.write_str("fcrdns:error"),
             Matcher::DnsList { zone, codes: None } => write!(f, "dnsbl:{zone}"),
             Matcher::DnsList {
                 zone,
@@ -423,6 +436,8 @@ mod tests {
             ),
             ("ptr:none", "ptr:none"),
             ("fcrdns:fail", "fcrdns:fail"),
+            ("ptr:error", "ptr:error"),
+            ("fcrdns:error", "fcrdns:error"),
             (
                 "dnsbl:bl.example=127.0.0.[2..11]",
                 "dnsbl:bl.example=127.0.0.[2..11]",

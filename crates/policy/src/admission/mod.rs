@@ -89,6 +89,8 @@ pub fn lint(a: &Admission) -> Vec<Lint> {
                 Matcher::All
                 | Matcher::Rdns(_)
                 | Matcher::RdnsVerified(_)
+                | Matcher::PtrError
+                | Matcher::FcrdnsError
                 | Matcher::Ptr(_)
                 | Matcher::Fcrdns(_)
                 | Matcher::DnsList { .. }

@@ -230,3 +230,32 @@ fn lints() {
     );
     assert!(lint(&b)[0].message.starts_with("no group matches `all`"));
 }
+
+#[test]
+fn broken_reverse_zones_can_be_matched() {
+    let a = Admission::new(
+        vec![
+            group("BROKEN", &["ptr:error", "fcrdns:error"], 1),
+            group("ALL", &["all"], 0),
+        ],
+        vec![
+            MailFlowPolicy::new("ACCEPTED", FlowAction::Accept),
+            MailFlowPolicy::new("THROTTLED", FlowAction::Accept),
+        ],
+        Vec::new(),
+    );
+    let mut f = facts("198.51.100.7");
+    assert_eq!(a.classify(&f), Classified::Need(Need::Ptr));
+    f.ptr = Lookup::Failed("SERVFAIL".into());
+    let c = done(&a, &f);
+    assert_eq!(c.group.as_deref(), Some("BROKEN"));
+    assert_eq!(c.steps[0].to_string(), "BROKEN: matched by ptr:error");
+    // PTR fine, the forward lookups failed.
+    f.ptr = Lookup::Done(vec!["mx.example".into()]);
+    assert_eq!(a.classify(&f), Classified::Need(Need::Fcrdns));
+    f.fcrdns = Lookup::Failed("timeout".into());
+    assert_eq!(done(&a, &f).group.as_deref(), Some("BROKEN"));
+    // Both fine: not broken.
+    f.fcrdns = Lookup::Done(false);
+    assert_eq!(done(&a, &f).group.as_deref(), Some("ALL"));
+}
