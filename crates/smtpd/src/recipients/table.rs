@@ -88,6 +88,16 @@ impl LiveTable {
             let loaded = tokio::task::spawn_blocking(move || load(&path, &old)).await;
             let mut s = self.lock();
             match loaded {
+                // An empty table in place of a non-empty one is almost always
+                // a file caught mid-rewrite (`cat > table` truncates first):
+                // keep the old one and look again (remove the [[recipients]]
+                // entry to stop validating a domain).
+                Ok(Reloaded::Table(t, _))
+                    if t.is_empty() && s.table.as_ref().is_some_and(|old| !old.is_empty()) =>
+                {
+                    tracing::warn!(file = %self.path.display(),
+                        "recipients table is empty now; keeping the table last loaded");
+                }
                 Ok(Reloaded::Table(t, stamp)) => {
                     s.table = Some(t);
                     s.stamp = stamp;
@@ -176,6 +186,11 @@ fn load(path: &Path, old: &Stamp) -> Reloaded {
             return Reloaded::Failed(Some(now));
         }
     };
+    // Changed while we read it (rewritten in place): not a table to trust;
+    // the next look reads it again.
+    if stamp(path).ok() != Some(now) {
+        return Reloaded::Unchanged;
+    }
     let (table, bad) = RecipientTable::parse(&text);
     for b in &bad {
         tracing::warn!(
@@ -227,6 +242,28 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         tokio::time::advance(CHECK_EVERY).await;
         assert_eq!(verdict(&t, "bob").await, RecipientVerdict::Valid);
+    }
+
+    /// `cat > table` truncates first: an empty read never replaces a loaded
+    /// table (no user is refused because the file was caught mid-rewrite).
+    #[tokio::test(start_paused = true)]
+    async fn an_empty_rewrite_keeps_the_loaded_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("recipients.txt");
+        std::fs::write(&path, "alice@example.com\n").unwrap();
+        let t = LiveTable::open(path.clone());
+        assert_eq!(verdict(&t, "alice").await, RecipientVerdict::Valid);
+        std::fs::write(&path, "").unwrap();
+        tokio::time::advance(CHECK_EVERY).await;
+        assert_eq!(verdict(&t, "alice").await, RecipientVerdict::Valid);
+        // Once the new content is there, it is used.
+        std::fs::write(&path, "bob@example.com\n").unwrap();
+        tokio::time::advance(CHECK_EVERY).await;
+        assert_eq!(verdict(&t, "bob").await, RecipientVerdict::Valid);
+        assert!(matches!(
+            verdict(&t, "alice").await,
+            RecipientVerdict::Unknown(_)
+        ));
     }
 
     #[tokio::test]
