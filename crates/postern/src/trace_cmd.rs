@@ -122,14 +122,7 @@ pub(crate) fn run(config: Option<&Path>, args: &TraceArgs) -> ExitCode {
     let tls = crate::tls_setup::build(&mut cfg, generate)
         .ok()
         .and_then(|t| t.config);
-    let needs_dns = cfg
-        .server
-        .admission
-        .groups
-        .iter()
-        .flat_map(|g| &g.matchers)
-        .any(|m| m.needs().is_some());
-    let resolver = if needs_dns {
+    let resolver = if cfg.server.admission.needs_dns() {
         match postern_dns::Resolver::new(&cfg.dns) {
             Ok(r) => Some(r),
             Err(e) => {

@@ -191,13 +191,7 @@ impl Server {
         on_queued: Option<QueuedHook>,
         services: Services,
     ) -> Result<Self, SmtpdError> {
-        let needs_dns = settings
-            .admission
-            .groups
-            .iter()
-            .flat_map(|g| &g.matchers)
-            .any(|m| m.needs().is_some());
-        if needs_dns && services.resolver.is_none() {
+        if settings.admission.needs_dns() && services.resolver.is_none() {
             tracing::warn!(
                 "sender groups match on DNS facts but no resolver is set up; \
                 those matchers will match nothing"

@@ -166,6 +166,15 @@ impl Admission {
         }
     }
 
+    /// True when some group matches on a DNS fact (PTR, FCrDNS, DNS lists):
+    /// the server then needs a resolver.
+    pub fn needs_dns(&self) -> bool {
+        self.groups
+            .iter()
+            .flat_map(|g| &g.matchers)
+            .any(|m| m.needs().is_some())
+    }
+
     /// True when no sender group is configured (every client gets the default).
     pub fn is_empty(&self) -> bool {
         self.groups.is_empty()

@@ -133,6 +133,31 @@ fn bannered(name: &str, action: FlowAction, banner: &str) -> MailFlowPolicy {
     p
 }
 
+/// A session from 192.0.2.7 under SUSPECT (`fcrdns:fail`), PARTNERS
+/// (`rdns-verified:.partner.example`) and ALL, each with its own banner.
+fn partner_session(dns: &FakeDns) -> super::tests::Harness {
+    let a = groups(
+        &[
+            ("SUSPECT", &["fcrdns:fail"], 0),
+            ("PARTNERS", &["rdns-verified:.partner.example"], 1),
+            ("ALL", &["all"], 2),
+        ],
+        vec![
+            bannered("SUSPECT", FlowAction::Accept, "suspect"),
+            bannered("TRUSTED", FlowAction::Accept, "partner"),
+            bannered("ACCEPTED", FlowAction::Accept, "plain"),
+        ],
+        Vec::new(),
+    );
+    start_full_from(
+        SessionLimits::default(),
+        64 * 1024,
+        |s| s.admission = a,
+        Some(resolver(dns)),
+        "192.0.2.7:4000".parse().unwrap(),
+    )
+}
+
 /// A forged partner name in the client's own reverse zone, plus a second name
 /// that SERVFAILs (FCrDNS undecided, so `fcrdns:fail` does not match): an
 /// allowlist on `rdns-verified:` (what the lint asks for) does not let it in;
@@ -148,26 +173,7 @@ async fn forged_partner_ptr_does_not_reach_a_verified_allowlist() {
         "198.51.100.1".parse::<std::net::Ipv4Addr>().unwrap(),
     );
     dns.fail("x.evil.example", postern_testkit::DnsFailure::ServFail);
-    let a = groups(
-        &[
-            ("SUSPECT", &["fcrdns:fail"], 0),
-            ("PARTNERS", &["rdns-verified:.partner.example"], 1),
-            ("ALL", &["all"], 2),
-        ],
-        vec![
-            bannered("SUSPECT", FlowAction::Accept, "suspect"),
-            bannered("TRUSTED", FlowAction::Accept, "partner"),
-            bannered("ACCEPTED", FlowAction::Accept, "plain"),
-        ],
-        Vec::new(),
-    );
-    let mut h = start_full_from(
-        SessionLimits::default(),
-        64 * 1024,
-        |s| s.admission = a,
-        Some(resolver(&dns)),
-        "192.0.2.7:4000".parse().unwrap(),
-    );
+    let mut h = partner_session(&dns);
     let r = h.reply().await;
     assert_eq!(r, "220 mx.test ESMTP plain\r\n", "forged PTR allowlisted");
 
@@ -176,26 +182,7 @@ async fn forged_partner_ptr_does_not_reach_a_verified_allowlist() {
         "mx.partner.example",
         "192.0.2.7".parse::<std::net::Ipv4Addr>().unwrap(),
     );
-    let a = groups(
-        &[
-            ("SUSPECT", &["fcrdns:fail"], 0),
-            ("PARTNERS", &["rdns-verified:.partner.example"], 1),
-            ("ALL", &["all"], 2),
-        ],
-        vec![
-            bannered("SUSPECT", FlowAction::Accept, "suspect"),
-            bannered("TRUSTED", FlowAction::Accept, "partner"),
-            bannered("ACCEPTED", FlowAction::Accept, "plain"),
-        ],
-        Vec::new(),
-    );
-    let mut h = start_full_from(
-        SessionLimits::default(),
-        64 * 1024,
-        |s| s.admission = a,
-        Some(resolver(&dns)),
-        "192.0.2.7:4000".parse().unwrap(),
-    );
+    let mut h = partner_session(&dns);
     assert_eq!(h.reply().await, "220 mx.test ESMTP partner\r\n");
 }
 
@@ -253,26 +240,7 @@ async fn control_forged_partner_ptr_alone_is_suspect() {
         "mx.partner.example",
         "198.51.100.1".parse::<std::net::Ipv4Addr>().unwrap(),
     );
-    let a = groups(
-        &[
-            ("SUSPECT", &["fcrdns:fail"], 0),
-            ("PARTNERS", &["rdns-verified:.partner.example"], 1),
-            ("ALL", &["all"], 2),
-        ],
-        vec![
-            bannered("SUSPECT", FlowAction::Accept, "suspect"),
-            bannered("TRUSTED", FlowAction::Accept, "partner"),
-            bannered("ACCEPTED", FlowAction::Accept, "plain"),
-        ],
-        Vec::new(),
-    );
-    let mut h = start_full_from(
-        SessionLimits::default(),
-        64 * 1024,
-        |s| s.admission = a,
-        Some(resolver(&dns)),
-        "192.0.2.7:4000".parse().unwrap(),
-    );
+    let mut h = partner_session(&dns);
     assert_eq!(h.reply().await, "220 mx.test ESMTP suspect\r\n");
 }
 
