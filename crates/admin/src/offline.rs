@@ -198,6 +198,7 @@ mod tests {
             params: MailParams::default(),
             receipt: Receipt::default(),
             message_size: 0,
+            added_headers: String::new(),
         })
         .unwrap();
         id

@@ -195,7 +195,7 @@ impl MessageInfo {
             state,
             received_at: m.envelope.received_at.clone(),
             reverse_path: m.envelope.reverse_path.clone(),
-            message_size: m.envelope.message_size,
+            message_size: m.envelope.wire_size(),
             held_since: m.state.held_at_ms.map(rfc3339),
             next_attempt: m.state.next_due_ms().map(rfc3339),
             expires_at: m.expires_ms.map(rfc3339),
@@ -412,6 +412,7 @@ mod tests {
             params: postern_spool::MailParams::default(),
             receipt: postern_spool::Receipt::default(),
             message_size: 10,
+            added_headers: String::new(),
         };
         let n = rcpts.len();
         QueuedMessage {

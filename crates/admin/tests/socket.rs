@@ -82,6 +82,7 @@ fn message(rcpt: &str, deferred: bool) -> QueuedMessage {
         params: MailParams::default(),
         receipt: Receipt::default(),
         message_size: 42,
+        added_headers: String::new(),
     };
     let mut state = MessageState::new(1);
     if deferred {

@@ -107,6 +107,7 @@ fn envelope(rcpt: String) -> Envelope {
             tls: None,
         },
         message_size: 0,
+        added_headers: String::new(),
     }
 }
 

@@ -377,6 +377,7 @@ mod tests {
             params: MailParams::default(),
             receipt: Receipt::default(),
             message_size: 0,
+            added_headers: String::new(),
         };
         let r = DsnRecipient {
             address: "b@example.net".into(),

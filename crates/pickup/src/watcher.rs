@@ -647,6 +647,7 @@ fn commit(inc: Incoming, parsed: &Parsed, eight_bit: bool) -> Result<Envelope, S
             tls: None,
         },
         message_size: 0,
+        added_headers: String::new(),
     };
     inc.commit(envelope)
 }

@@ -52,6 +52,7 @@ fn envelope() -> Envelope {
             tls: None,
         },
         message_size: 0,
+        added_headers: String::new(),
     }
 }
 

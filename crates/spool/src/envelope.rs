@@ -34,6 +34,22 @@ pub struct Envelope {
     /// Body length in bytes as stored; set by `Incoming::commit`.
     #[serde(default)]
     pub message_size: u64,
+    /// Header fields added once the whole message was seen (at end of data):
+    /// our `Authentication-Results:` (RFC 8601) and `DKIM-Signature:` fields
+    /// (RFC 6376), complete with their CRLFs. Delivery sends them before the
+    /// stored body ([`crate::MessageReader`] yields them first), so the body
+    /// streamed to disk as it arrived is never rewritten. Empty for most
+    /// messages; absent in files written before it existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub added_headers: String,
+}
+
+impl Envelope {
+    /// The message's length as delivered: the added header fields plus the
+    /// stored body (RFC 1870 `SIZE=` on delivery).
+    pub fn wire_size(&self) -> u64 {
+        self.message_size + self.added_headers.len() as u64
+    }
 }
 
 /// One accepted recipient (RCPT TO).

@@ -234,6 +234,10 @@ pub fn validate_message_bytes(bytes: &[u8], expected_id: &QueueId) -> Result<Env
 /// `InvalidData` error instead of end-of-file, so a consumer that reads to the end
 /// (delivery, before sending the final dot) never completes a damaged body.
 pub struct MessageReader {
+    /// Header fields added at end of data (`Envelope::added_headers`), yielded
+    /// before the body; not covered by the body CRC (the envelope's CRC covers them).
+    prefix: Vec<u8>,
+    prefix_pos: usize,
     inner: io::BufReader<Box<dyn ReadFile>>,
     remaining: u64,
     len: u64,
@@ -246,6 +250,8 @@ impl MessageReader {
     pub(crate) fn new(mut file: Box<dyn ReadFile>, trailer: &Trailer) -> io::Result<Self> {
         file.seek(SeekFrom::Start(HEADER_LEN))?;
         Ok(Self {
+            prefix: Vec::new(),
+            prefix_pos: 0,
             inner: io::BufReader::with_capacity(64 * 1024, file),
             remaining: trailer.body_len,
             len: trailer.body_len,
@@ -255,19 +261,33 @@ impl MessageReader {
         })
     }
 
-    /// The body length in bytes.
-    pub fn len(&self) -> u64 {
-        self.len
+    /// Yields `prefix` (the envelope's added header fields) before the body.
+    pub(crate) fn with_prefix(mut self, prefix: Vec<u8>) -> Self {
+        self.prefix = prefix;
+        self.prefix_pos = 0;
+        self
     }
 
-    /// True for an empty body.
+    /// The message length in bytes: added header fields plus the body.
+    pub fn len(&self) -> u64 {
+        self.len + self.prefix.len() as u64
+    }
+
+    /// True for an empty message.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 }
 
 impl Read for MessageReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.prefix_pos < self.prefix.len() {
+            let rest = &self.prefix[self.prefix_pos..];
+            let n = rest.len().min(buf.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            self.prefix_pos += n;
+            return Ok(n);
+        }
         if self.remaining == 0 {
             if !self.checked {
                 let crc = self.hasher.clone().finalize();
@@ -348,6 +368,7 @@ mod tests {
             params: crate::MailParams::default(),
             receipt: crate::Receipt::default(),
             message_size: body.len() as u64,
+            added_headers: String::new(),
         };
         let json = serde_json::to_vec(&envelope).expect("serialize");
         let mut out = header().to_vec();

@@ -60,8 +60,10 @@ impl Store {
 
     pub(crate) fn open_message(&self, id: &QueueId) -> Result<MessageReader, SpoolError> {
         let (path, mut file) = self.open_file(id)?;
-        let (trailer, _) = read_meta(&path, file.as_mut(), id)?;
-        MessageReader::new(file, &trailer).map_err(|e| SpoolError::io(SpoolOp::Read, path, e))
+        let (trailer, env) = read_meta(&path, file.as_mut(), id)?;
+        MessageReader::new(file, &trailer)
+            .map(|r| r.with_prefix(env.added_headers.into_bytes()))
+            .map_err(|e| SpoolError::io(SpoolOp::Read, path, e))
     }
 
     pub(crate) fn scan(&self) -> Result<Listing, SpoolError> {

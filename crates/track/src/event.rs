@@ -468,6 +468,7 @@ mod tests {
                 }),
             },
             message_size: 1234,
+            added_headers: String::new(),
         };
         let r = Received::from_envelope(&env);
         assert_eq!(r.sender, "alice@example.com");

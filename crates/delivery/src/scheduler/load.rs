@@ -160,7 +160,7 @@ impl<T: Transport> Scheduler<T> {
             MailEvent::Queued(Queued {
                 sender: env.reverse_path.clone(),
                 rcpt_count: env.recipients.len(),
-                size: env.message_size,
+                size: env.wire_size(),
                 origin: l.origin.as_str().into(),
             }),
         );

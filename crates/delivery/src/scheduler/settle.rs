@@ -350,6 +350,7 @@ impl SettleJob {
                 tls: None,
             },
             message_size: 0,
+            added_headers: String::new(),
         })?;
         Ok(env.queue_id)
     }

@@ -216,7 +216,7 @@ impl SmtpTransport {
                     orcpt: r.orcpt.clone(),
                 })
                 .collect(),
-            size: Some(env.message_size),
+            size: Some(env.wire_size()),
             body: env.params.body.clone(),
             smtputf8: env.params.smtputf8,
             ret: env.params.ret.clone(),
@@ -260,7 +260,7 @@ impl SmtpTransport {
     /// error or a bad CRC surfaces while the body is sent, and the final dot
     /// is never sent.
     async fn body(&self, job: &Job) -> Result<ChannelReader, CauseInfo> {
-        if job.envelope.message_size > INLINE_BODY_MAX {
+        if job.envelope.wire_size() > INLINE_BODY_MAX {
             return self.streamed_body(job).await;
         }
         let mut reader = self

@@ -64,6 +64,7 @@ pub fn commit(spool: &Spool, from: &str, rcpts: &[Rcpt<'_>], params: MailParams)
                 tls: None,
             },
             message_size: 0,
+            added_headers: String::new(),
         })
         .unwrap();
     env.queue_id

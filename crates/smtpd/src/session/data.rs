@@ -440,6 +440,7 @@ where
                 }),
             },
             message_size: 0,
+            added_headers: String::new(),
         }
     }
 }

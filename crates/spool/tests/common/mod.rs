@@ -56,6 +56,7 @@ pub fn envelope(rcpts: usize) -> Envelope {
             }),
         },
         message_size: 0,
+        added_headers: String::new(),
     }
 }
 
