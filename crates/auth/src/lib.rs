@@ -20,6 +20,7 @@ pub mod cause;
 pub mod check;
 pub mod keys;
 pub mod sign;
+pub mod signing;
 
 pub use check::{CheckReport, Finding, check_record, check_records};
 pub use keys::{Algorithm, DkimKeyFile, KeyError, generate, load_key, write_key};

@@ -290,6 +290,14 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
 
     let recipients =
         crate::recipients::build(raw.recipients, &delivery, &relay.accepted_domains, cx)?;
+    let authentication = crate::authentication::build(
+        raw.authentication,
+        raw.dkim,
+        &dns,
+        base_limits.as_ref().map(|l| l.max_message_size),
+        cx,
+    );
+    let authentication = cx.keep(authentication)?;
 
     // Whole-server warnings.
     maildir_domains_accepted(&delivery, &relay.accepted_domains, cx);
@@ -317,6 +325,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         max_connections_per_ip,
         transcript,
         allow_insecure_auth: danger.allow_insecure_auth,
+        authentication,
     };
 
     Some(Config {

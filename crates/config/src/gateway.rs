@@ -34,6 +34,9 @@ use postern_policy::admission::{
     Admission, AuthBanSettings, AuthChecks, CodePattern, DnsList, FlowAction, GreylistSettings,
     MailFlowPolicy, Matcher, RejectAt, SenderGroup, lint, matcher::normalise_zone,
 };
+use postern_policy::authentication::{
+    AuthActions, DmarcFailAction, SpfFailAction, SpfStage, TempErrorAction,
+};
 use postern_proto::{EnhancedCode, Reply};
 use postern_smtpd::{AuthMode, TlsMode};
 use serde::Deserialize;
@@ -41,7 +44,7 @@ use toml::Spanned;
 
 use crate::build::Ctx;
 use crate::error::{ConfigError, did_you_mean};
-use crate::raw::{Count, Dur, Pick, Size};
+use crate::raw::{Choice, Count, Dur, Pick, Size};
 
 /// `[[sender_group]]`.
 #[derive(Debug, Deserialize)]
@@ -81,6 +84,37 @@ pub(crate) struct RawMailFlowPolicy {
     pub spf: Option<bool>,
     pub dkim: Option<bool>,
     pub dmarc: Option<bool>,
+    pub spf_fail: Option<Spanned<Pick<SpfFailAction>>>,
+    pub spf_at: Option<Spanned<Pick<SpfStage>>>,
+    pub dmarc_reject: Option<Spanned<Pick<DmarcFailAction>>>,
+    pub dmarc_quarantine: Option<Spanned<Pick<DmarcFailAction>>>,
+    pub auth_temperror: Option<Spanned<Pick<TempErrorAction>>>,
+}
+
+impl Choice for SpfFailAction {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("reject", Self::Reject),
+        ("tag", Self::Tag),
+        ("accept", Self::Accept),
+    ];
+}
+
+impl Choice for SpfStage {
+    const CHOICES: &'static [(&'static str, Self)] = &[("mail", Self::Mail), ("data", Self::Data)];
+}
+
+impl Choice for DmarcFailAction {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("reject", Self::Reject),
+        ("quarantine", Self::Quarantine),
+        ("tag", Self::Tag),
+        ("accept", Self::Accept),
+    ];
+}
+
+impl Choice for TempErrorAction {
+    const CHOICES: &'static [(&'static str, Self)] =
+        &[("tempfail", Self::TempFail), ("accept", Self::Accept)];
 }
 
 /// `[[dns_list]]`.
@@ -539,6 +573,31 @@ fn flow_policy(
         dkim: p.dkim.unwrap_or(true),
         dmarc: p.dmarc.unwrap_or(true),
     };
+    let mut a = AuthActions::default();
+    if let Some(v) = &p.spf_fail {
+        a.spf_fail = v.get_ref().0;
+    }
+    if let Some(v) = &p.spf_at {
+        a.spf_at = v.get_ref().0;
+    }
+    if let Some(v) = &p.dmarc_reject {
+        a.dmarc_reject = v.get_ref().0;
+    }
+    if let Some(v) = &p.dmarc_quarantine {
+        a.dmarc_quarantine = v.get_ref().0;
+        if a.dmarc_quarantine == DmarcFailAction::Reject {
+            return Err(cx.error(
+                v.span(),
+                format!("{key}.dmarc_quarantine"),
+                "must be \"quarantine\", \"tag\" or \"accept\": the domain asked for \
+                 quarantine, not rejection (RFC 7489 §6.3)",
+            ));
+        }
+    }
+    if let Some(v) = &p.auth_temperror {
+        a.temperror = v.get_ref().0;
+    }
+    f.auth_actions = a;
     Ok(f)
 }
 

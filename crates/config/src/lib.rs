@@ -24,6 +24,7 @@
 
 mod admin;
 mod build;
+mod authentication;
 mod counters;
 mod delivery;
 mod error;

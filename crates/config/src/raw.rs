@@ -50,6 +50,8 @@ pub(crate) struct RawConfig {
     pub auth_ban: Option<Spanned<crate::gateway::RawAuthBan>>,
     pub counters: Option<Spanned<crate::counters::RawCounters>>,
     pub recipients: Option<Vec<Spanned<crate::recipients::RawRecipients>>>,
+    pub authentication: Option<Spanned<crate::authentication::RawAuthentication>>,
+    pub dkim: Option<Vec<Spanned<crate::authentication::RawDkim>>>,
 }
 
 /// `[[listener]]`.

@@ -51,6 +51,7 @@ fn server_settings(dir: &std::path::Path) -> ServerSettings {
             format: TranscriptFormat::Text,
         },
         allow_insecure_auth: false,
+        authentication: postern_smtpd::AuthenticationSettings::default(),
         admission: postern_policy::admission::Admission::default(),
         recipients: Vec::new(),
     }

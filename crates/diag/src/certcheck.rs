@@ -1089,6 +1089,7 @@ mod tests {
                 format: TranscriptFormat::Text,
             },
             allow_insecure_auth: false,
+            authentication: postern_smtpd::AuthenticationSettings::default(),
             admission: postern_policy::admission::Admission::default(),
             recipients: Vec::new(),
         };

@@ -75,6 +75,7 @@ async fn start(key: KeyKind, customize: impl FnOnce(&mut TlsSettings)) -> Runnin
             format: TranscriptFormat::Text,
         },
         allow_insecure_auth: false,
+        authentication: postern_smtpd::AuthenticationSettings::default(),
         admission: postern_policy::admission::Admission::default(),
         recipients: Vec::new(),
     };

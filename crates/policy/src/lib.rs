@@ -14,6 +14,7 @@
 //! RFC 5321 §3.6 (relaying), RFC 5321 §7.1 (mail security and spoofing).
 
 pub mod admission;
+pub mod authentication;
 pub mod recipients;
 mod relay;
 mod stages;

@@ -36,6 +36,7 @@ pub use recipients::{
 };
 pub use server::{Accepted, QueuedHook, Server, SmtpdError};
 pub use settings::{
+    AuthenticationSettings,
     AuthMode, ListenerKind, ListenerSettings, ProxyProtocol, ServerSettings, SessionLimits,
     TlsMode, TranscriptFormat, TranscriptSettings, User, VrfyMode,
 };

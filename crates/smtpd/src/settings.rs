@@ -179,4 +179,49 @@ pub struct ServerSettings {
     /// Offer AUTH on listeners without TLS (`[danger] allow_insecure_auth`). Default
     /// false: AUTH is only ever offered after STARTTLS or on implicit TLS.
     pub allow_insecure_auth: bool,
+    /// `[authentication]` and `[[dkim]]`: SPF/DKIM/ARC/DMARC on the way in,
+    /// DKIM signing on the way out.
+    pub authentication: AuthenticationSettings,
+}
+
+/// `[authentication]` and `[[dkim]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticationSettings {
+    /// Verify inbound mail (SPF, DKIM, ARC, DMARC) where the client's
+    /// mail-flow policy asks for it. Default false.
+    pub verify: bool,
+    /// The authserv-id of our `Authentication-Results:` (RFC 8601 §2.5);
+    /// `None`: the listener's hostname.
+    pub authserv_id: Option<String>,
+    /// Messages larger than this are not DKIM-verified (read back whole at
+    /// end of data). Default 25 MiB.
+    pub max_verify_size: u64,
+    /// A public-suffix list file replacing the one built in.
+    pub public_suffix_list: Option<PathBuf>,
+    /// DNS servers for the checks (`[dns] nameservers`; empty: the system's).
+    pub nameservers: Vec<std::net::SocketAddr>,
+    /// Per-query DNS timeout (`[dns] timeout`).
+    pub dns_timeout: std::time::Duration,
+    /// Overrides and trusted ARC sealers.
+    pub exceptions: postern_policy::authentication::AuthExceptions,
+    /// Outbound DKIM signing.
+    pub signing: postern_auth::signing::SigningSettings,
+}
+
+impl Default for AuthenticationSettings {
+    fn default() -> Self {
+        Self {
+            verify: false,
+            authserv_id: None,
+            max_verify_size: 25 * 1024 * 1024,
+            public_suffix_list: None,
+            nameservers: Vec::new(),
+            dns_timeout: std::time::Duration::from_secs(5),
+            exceptions: postern_policy::authentication::AuthExceptions::default(),
+            signing: postern_auth::signing::SigningSettings {
+                sign_for: postern_auth::signing::SigningSettings::default_sign_for(),
+                keys: Vec::new(),
+            },
+        }
+    }
 }

@@ -633,6 +633,34 @@ impl Incoming {
         Ok(())
     }
 
+    /// Reads back the first `limit` body bytes written so far (blocking): the
+    /// smtpd verifies DKIM over the whole message at end of data, after most
+    /// of a large body was already streamed here. Flushes the buffer first;
+    /// the file stays open for more writes and the commit.
+    pub fn read_back(&mut self, limit: u64) -> Result<Vec<u8>, SpoolError> {
+        use std::io::{Read as _, Seek as _, SeekFrom};
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(self.earlier_failure());
+        };
+        let read_err = |path: &std::path::Path, e| SpoolError::io(SpoolOp::Read, path.to_path_buf(), e);
+        writer
+            .flush()
+            .map_err(|e| SpoolError::io(SpoolOp::Write, self.tmp_path.clone(), e))?;
+        let mut file = self
+            .spool
+            .fs
+            .open(&self.tmp_path)
+            .map_err(|e| read_err(&self.tmp_path, e))?;
+        file.seek(SeekFrom::Start(crate::format::HEADER_LEN))
+            .map_err(|e| read_err(&self.tmp_path, e))?;
+        let want = self.body_len.min(limit);
+        let mut out = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
+        file.take(want)
+            .read_to_end(&mut out)
+            .map_err(|e| read_err(&self.tmp_path, e))?;
+        Ok(out)
+    }
+
     /// Make the message durable and queued. Blocking: returns only after the file
     /// fsync, the rename and the (group) directory fsync, i.e. when it is safe to
     /// answer `250`. Sets `queue_id` and `message_size`, and `received_at` if

@@ -258,3 +258,20 @@ fn added_headers_come_before_the_body() {
     }
     assert_eq!(one, expected);
 }
+
+/// `Incoming::read_back` returns what was written so far (up to a limit),
+/// buffered bytes included, and the message still commits whole.
+#[test]
+fn read_back_before_commit() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let spool = open(tmp.path());
+    let body = common::body(3, 150_000);
+    let mut incoming = spool.begin().expect("begin");
+    incoming.write_all(&body[..100_000]).expect("write");
+    assert_eq!(incoming.read_back(u64::MAX).expect("read back"), &body[..100_000]);
+    assert_eq!(incoming.read_back(10).expect("read back"), &body[..10]);
+    incoming.write_all(&body[100_000..]).expect("write");
+    assert_eq!(incoming.read_back(u64::MAX).expect("read back"), body);
+    let stored = incoming.commit(common::envelope(1)).expect("commit");
+    assert!(read_body(&spool, &stored.queue_id) == body);
+}

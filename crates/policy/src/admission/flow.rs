@@ -133,6 +133,8 @@ pub struct MailFlowPolicy {
     /// Which message-authentication checks run (wired by the
     /// mail-authentication work).
     pub verify: AuthChecks,
+    /// What SPF / DMARC failures do (issue 10).
+    pub auth_actions: crate::authentication::AuthActions,
 }
 
 /// SPF / DKIM / DMARC on or off for a policy (all on by default).
@@ -182,6 +184,7 @@ impl MailFlowPolicy {
             greylist: false,
             exempt_from_bans: false,
             verify: AuthChecks::default(),
+            auth_actions: crate::authentication::AuthActions::default(),
         }
     }
 

@@ -105,6 +105,7 @@ pub async fn start_with(customize: impl FnOnce(&mut ServerSettings)) -> TestServ
             format: TranscriptFormat::Text,
         },
         allow_insecure_auth: false,
+        authentication: postern_smtpd::AuthenticationSettings::default(),
         admission: postern_policy::admission::Admission::default(),
         recipients: Vec::new(),
     };

@@ -95,6 +95,7 @@ pub(crate) fn settings(dir: &std::path::Path, limits: SessionLimits) -> ServerSe
             format: TranscriptFormat::Text,
         },
         allow_insecure_auth: false,
+        authentication: crate::settings::AuthenticationSettings::default(),
         admission: postern_policy::admission::Admission::default(),
         recipients: Vec::new(),
     }

@@ -103,6 +103,7 @@ pub fn settings(dir: &std::path::Path) -> ServerSettings {
             format: TranscriptFormat::Text,
         },
         allow_insecure_auth: false,
+        authentication: postern_smtpd::AuthenticationSettings::default(),
         admission: postern_policy::admission::Admission::default(),
         recipients: Vec::new(),
     }

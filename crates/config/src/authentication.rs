@@ -1,0 +1,317 @@
+//! `[authentication]` and `[[dkim]]`: SPF / DKIM / ARC / DMARC verification of
+//! inbound mail and DKIM signing of outbound mail (issue 10), from the file to
+//! `postern_smtpd::AuthenticationSettings`. The per-policy actions
+//! (`spf_fail`, `dmarc_reject`, …) are keys of `[[mail_flow_policy]]`
+//! (`gateway.rs`).
+//!
+//! ```toml
+//! [authentication]
+//! verify = true                        # default false
+//! authserv_id = "mx.example.net"       # default: the listener's hostname
+//! max_verify_size = "25MiB"            # larger messages are not DKIM-verified
+//! public_suffix_list = "/usr/share/publicsuffix/public_suffix_list.dat"  # default: built in
+//! trusted_arc_sealers = ["forwarder.example"]
+//! dkim_sign = ["authenticated", "relay-clients", "pickup"]   # default; "all" signs pass-through too
+//!
+//! [[authentication.override]]          # accept SPF/DMARC failures for a domain, with a reason
+//! domain = "lists.example.org"
+//! reason = "mailing list rewrites the subject"
+//!
+//! [[dkim]]
+//! domain = "example.com"
+//! selector = "s2026"
+//! key = "/etc/postern/dkim/example.com.s2026.pem"   # postern dkim keygen writes it
+//! sign = true                          # false: keep (record published), sign nothing
+//! canonicalization = "relaxed/relaxed" # default; or simple/simple, relaxed/simple, simple/relaxed
+//! headers = ["From", "From", "To", "Subject", "Date", "Message-ID"]  # default: a full list, From oversigned
+//! expire = "7d"                        # x= (optional)
+//! ```
+//!
+//! # Security
+//! Key files are loaded here, so a missing or unreadable key is a
+//! configuration error with its line, not a surprise on the first message.
+//! A key file readable by others gets a warning. Signing pass-through mail
+//! (`dkim_sign = ["all"]`) gets a warning: it lends the domain to anyone who
+//! can relay through us.
+
+use std::path::PathBuf;
+
+use postern_auth::signing::{DkimSigning, SignFor, SigningSettings};
+use postern_auth::{SignOptions, load_key};
+use postern_dns::DnsSettings;
+use postern_policy::authentication::{AuthExceptions, AuthOverride};
+use postern_smtpd::AuthenticationSettings;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::build::{Ctx, check_hostname, resolve};
+use crate::error::ConfigError;
+use crate::raw::{Choice, Dur, Pick, Size, quoted_list};
+
+/// `[authentication]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawAuthentication {
+    pub verify: Option<bool>,
+    pub authserv_id: Option<Spanned<String>>,
+    pub max_verify_size: Option<Spanned<Size>>,
+    pub public_suffix_list: Option<Spanned<String>>,
+    pub trusted_arc_sealers: Option<Vec<Spanned<String>>>,
+    pub dkim_sign: Option<Spanned<Vec<Spanned<Pick<SignFor>>>>>,
+    #[serde(rename = "override")]
+    pub overrides: Option<Vec<Spanned<RawOverride>>>,
+}
+
+/// `[[authentication.override]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawOverride {
+    pub domain: Spanned<String>,
+    pub reason: Spanned<String>,
+}
+
+/// `[[dkim]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawDkim {
+    pub domain: Spanned<String>,
+    pub selector: Spanned<String>,
+    pub key: Spanned<String>,
+    pub sign: Option<bool>,
+    pub canonicalization: Option<Spanned<String>>,
+    pub headers: Option<Spanned<Vec<String>>>,
+    pub expire: Option<Spanned<Dur>>,
+}
+
+impl Choice for SignFor {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("authenticated", Self::Authenticated),
+        ("relay-clients", Self::RelayClients),
+        ("pickup", Self::Pickup),
+        ("all", Self::All),
+    ];
+}
+
+/// The smallest `max_verify_size` accepted.
+const MIN_VERIFY_SIZE: u64 = 64 * 1024;
+
+/// Builds the settings.
+pub(crate) fn build(
+    raw: Option<Spanned<RawAuthentication>>,
+    dkim: Option<Vec<Spanned<RawDkim>>>,
+    dns: &DnsSettings,
+    max_message_size: Option<u64>,
+    cx: &mut Ctx<'_>,
+) -> Result<AuthenticationSettings, ConfigError> {
+    let mut s = AuthenticationSettings {
+        nameservers: dns.nameservers.clone(),
+        dns_timeout: dns.timeout,
+        ..AuthenticationSettings::default()
+    };
+    let r = raw.map(Spanned::into_inner).unwrap_or_default();
+    s.verify = r.verify.unwrap_or(false);
+    if let Some(v) = &r.authserv_id {
+        let id = v.get_ref().trim().trim_end_matches('.').to_ascii_lowercase();
+        if check_hostname(&id, false).is_err() {
+            return Err(cx.error(
+                v.span(),
+                "authentication.authserv_id",
+                "must be a host name (RFC 8601 §2.5 recommends the receiving host's name), \
+                 e.g. \"mx.example.net\"",
+            ));
+        }
+        s.authserv_id = Some(id);
+    }
+    if let Some(v) = &r.max_verify_size {
+        let n = v.get_ref().0;
+        if n < MIN_VERIFY_SIZE {
+            return Err(cx.error(
+                v.span(),
+                "authentication.max_verify_size",
+                "must be at least \"64KiB\", e.g. \"25MiB\"",
+            ));
+        }
+        s.max_verify_size = n;
+        if let Some(max) = max_message_size
+            && n < max
+        {
+            cx.warn(
+                Some(v.span()),
+                "authentication.max_verify_size",
+                format!(
+                    "smaller than [limits] max_message_size ({max} bytes): larger messages are \
+                     not DKIM-verified, and DMARC then rests on SPF alone"
+                ),
+            );
+        }
+    }
+    if let Some(v) = &r.public_suffix_list {
+        let path = resolve(cx.base_dir, v.get_ref());
+        if !path.is_file() {
+            cx.warn(
+                Some(v.span()),
+                "authentication.public_suffix_list",
+                format!(
+                    "{} is not a file: the built-in list is used until it exists",
+                    path.display()
+                ),
+            );
+        }
+        s.public_suffix_list = Some(path);
+    }
+    let mut exceptions = AuthExceptions::default();
+    for (i, sealer) in r.trusted_arc_sealers.iter().flatten().enumerate() {
+        let d = domain(sealer, &format!("authentication.trusted_arc_sealers[{i}]"), cx)?;
+        exceptions.trusted_arc_sealers.push(d);
+    }
+    for (i, o) in r.overrides.iter().flatten().enumerate() {
+        let o = o.get_ref();
+        let key = format!("authentication.override[{i}]");
+        let d = domain(&o.domain, &format!("{key}.domain"), cx)?;
+        let reason = o.reason.get_ref().trim();
+        if reason.is_empty() || reason.len() > 200 || reason.chars().any(char::is_control) {
+            return Err(cx.error(
+                o.reason.span(),
+                format!("{key}.reason"),
+                "must be 1 to 200 printable characters saying why (it is logged and reported)",
+            ));
+        }
+        exceptions.overrides.push(AuthOverride {
+            domain: d,
+            reason: reason.to_owned(),
+        });
+    }
+    s.exceptions = exceptions;
+    if let Some(v) = &r.dkim_sign {
+        let list: Vec<SignFor> = v.get_ref().iter().map(|p| p.get_ref().0).collect();
+        if list.contains(&SignFor::All) {
+            cx.warn(
+                Some(v.span()),
+                "authentication.dkim_sign",
+                "\"all\" signs mail merely passing through as well: anyone who can relay \
+                 through this server gets your domain's signature",
+            );
+        }
+        s.signing.sign_for = list;
+    }
+    s.signing.keys = keys(dkim.unwrap_or_default(), cx)?;
+    Ok(s)
+}
+
+/// A domain name value, lower case, no trailing dot.
+fn domain(v: &Spanned<String>, key: &str, cx: &Ctx<'_>) -> Result<String, ConfigError> {
+    let d = v.get_ref().trim().trim_end_matches('.').to_ascii_lowercase();
+    if !d.contains('.') || check_hostname(&d, false).is_err() {
+        return Err(cx.error(v.span(), key, "must be a domain name, e.g. \"example.com\""));
+    }
+    Ok(d)
+}
+
+/// The `[[dkim]]` keys, each loaded once to check it.
+fn keys(raw: Vec<Spanned<RawDkim>>, cx: &mut Ctx<'_>) -> Result<Vec<DkimSigning>, ConfigError> {
+    let mut out: Vec<DkimSigning> = Vec::new();
+    for (i, entry) in raw.iter().enumerate() {
+        let e = entry.get_ref();
+        let key = format!("dkim[{i}]");
+        let d = domain(&e.domain, &format!("{key}.domain"), cx)?;
+        let selector = e.selector.get_ref().trim().to_ascii_lowercase();
+        if postern_auth::keys::check_name("selector", &selector).is_err() {
+            return Err(cx.error(
+                e.selector.span(),
+                format!("{key}.selector"),
+                "must be one or more DNS labels (letters, digits, hyphens), e.g. \"s2026\"",
+            ));
+        }
+        if out.iter().any(|k| k.domain == d && k.selector == selector) {
+            return Err(cx.error(
+                entry.span(),
+                key,
+                format!("a second key for {d} with selector {selector}"),
+            ));
+        }
+        let path: PathBuf = resolve(cx.base_dir, e.key.get_ref());
+        let sign = e.sign.unwrap_or(true);
+        if sign {
+            if let Err(err) = load_key(&path) {
+                return Err(cx.error(e.key.span(), format!("{key}.key"), err.to_string()));
+            }
+            key_permissions(&path, &format!("{key}.key"), &e.key, cx);
+        }
+        let mut options = SignOptions::default();
+        if let Some(c) = &e.canonicalization {
+            let (h, b) = match c.get_ref().as_str() {
+                "relaxed/relaxed" | "relaxed" => (true, true),
+                "simple/simple" | "simple" => (false, false),
+                "relaxed/simple" => (true, false),
+                "simple/relaxed" => (false, true),
+                _ => {
+                    return Err(cx.error(
+                        c.span(),
+                        format!("{key}.canonicalization"),
+                        format!(
+                            "must be one of {} (header/body, RFC 6376 §3.4)",
+                            quoted_list([
+                                "relaxed/relaxed",
+                                "simple/simple",
+                                "relaxed/simple",
+                                "simple/relaxed"
+                            ])
+                        ),
+                    ));
+                }
+            };
+            options.header_relaxed = h;
+            options.body_relaxed = b;
+        }
+        if let Some(h) = &e.headers {
+            let list: Vec<String> = h.get_ref().iter().map(|s| s.trim().to_owned()).collect();
+            if !list.iter().any(|n| n.eq_ignore_ascii_case("from")) {
+                return Err(cx.error(
+                    h.span(),
+                    format!("{key}.headers"),
+                    "must include \"From\" (RFC 6376 §5.4: the From field MUST be signed)",
+                ));
+            }
+            if list
+                .iter()
+                .any(|n| n.is_empty() || !n.bytes().all(|b| b.is_ascii_graphic() && b != b':'))
+            {
+                return Err(cx.error(
+                    h.span(),
+                    format!("{key}.headers"),
+                    "header names are printable ASCII without ':' or spaces",
+                ));
+            }
+            options.headers = list;
+        }
+        if let Some(x) = &e.expire {
+            options.expire_after = x.get_ref().0.as_secs();
+        }
+        out.push(DkimSigning {
+            domain: d,
+            selector,
+            key: path,
+            sign,
+            options,
+        });
+    }
+    Ok(out)
+}
+
+/// Warns when a private key is readable by group or others.
+fn key_permissions(path: &std::path::Path, key: &str, v: &Spanned<String>, cx: &mut Ctx<'_>) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        cx.warn(
+            Some(v.span()),
+            key,
+            format!(
+                "{} is readable by other users (mode {:o}): chmod 600 it",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            ),
+        );
+    }
+}
