@@ -143,7 +143,7 @@ impl DkimKeyFile {
     }
 
     /// The private key for `mail-auth`'s signer.
-    pub(crate) fn signing_key(&self) -> Result<mail_auth::common::crypto::DkimKey, KeyError> {
+    pub fn signing_key(&self) -> Result<mail_auth::common::crypto::DkimKey, KeyError> {
         use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
         let bad = || KeyError::Unsupported {
             path: PathBuf::from("(loaded key)"),

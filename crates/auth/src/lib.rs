@@ -2,7 +2,10 @@
 //! DKIM key generation and loading with the exact DNS record to publish
 //! ([`keys`]), DKIM signing ([`sign`]) with a workaround for the library's
 //! relaxed-body bug ([`canon`]), and checking a published DKIM key record
-//! against our key ([`check`], causes and fixes in [`cause`]).
+//! against our key ([`check`], causes and fixes in [`cause`]); inbound
+//! verification: SPF, every DKIM signature, ARC and DMARC (RFC 7489, with a
+//! public-suffix list shipped in the binary) and the
+//! `Authentication-Results:` field ([`verify`]).
 //!
 //! A crate of its own, not a `policy` module (ADR 0011): it does I/O (DNS,
 //! key files) and cryptography; `policy` stays pure.
@@ -13,7 +16,8 @@
 //!
 //! # Standards
 //! RFC 6376 (DKIM), RFC 8463 (Ed25519-SHA256 for DKIM), RFC 8301 (RSA ≥ 1024,
-//! SHA-256 only).
+//! SHA-256 only), RFC 7208 (SPF), RFC 8617 (ARC), RFC 7489 (DMARC), RFC 8601
+//! (Authentication-Results).
 
 pub mod canon;
 pub mod cause;
@@ -21,7 +25,13 @@ pub mod check;
 pub mod keys;
 pub mod sign;
 pub mod signing;
+pub mod verify;
 
 pub use check::{CheckReport, Finding, check_record, check_records};
 pub use keys::{Algorithm, DkimKeyFile, KeyError, generate, load_key, write_key};
 pub use sign::{SignError, SignOptions, Signer};
+pub use verify::{
+    ArcResult, ArcVerdict, AuthResults, DkimResult, DkimVerdict, DmarcPolicy, DmarcPublished,
+    DmarcResult, DmarcVerdict, SpfResult, SpfVerdict, SpfVerdicts, Verifier, VerifierSettings,
+    VerifyError, VerifyInput,
+};
