@@ -199,6 +199,7 @@ mod tests {
             receipt: Receipt::default(),
             message_size: 0,
             added_headers: String::new(),
+            hold: None,
         })
         .unwrap();
         id

@@ -413,6 +413,7 @@ mod tests {
             receipt: postern_spool::Receipt::default(),
             message_size: 10,
             added_headers: String::new(),
+            hold: None,
         };
         let n = rcpts.len();
         QueuedMessage {

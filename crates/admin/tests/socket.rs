@@ -83,6 +83,7 @@ fn message(rcpt: &str, deferred: bool) -> QueuedMessage {
         receipt: Receipt::default(),
         message_size: 42,
         added_headers: String::new(),
+        hold: None,
     };
     let mut state = MessageState::new(1);
     if deferred {

@@ -93,7 +93,11 @@ pub struct SigningSettings {
 impl SigningSettings {
     /// The default scope: our own users' mail, never pass-through.
     pub fn default_sign_for() -> Vec<SignFor> {
-        vec![SignFor::Authenticated, SignFor::RelayClients, SignFor::Pickup]
+        vec![
+            SignFor::Authenticated,
+            SignFor::RelayClients,
+            SignFor::Pickup,
+        ]
     }
 }
 
@@ -252,11 +256,11 @@ pub fn from_domain(message: &[u8]) -> Option<String> {
         if let Some(v) = current.take() {
             value = Some(v);
         }
-        if let Some(colon) = line.iter().position(|&b| b == b':') {
-            if line[..colon].trim_ascii().eq_ignore_ascii_case(b"from") {
-                count += 1;
-                current = Some(line[colon + 1..].to_vec());
-            }
+        if let Some(colon) = line.iter().position(|&b| b == b':')
+            && line[..colon].trim_ascii().eq_ignore_ascii_case(b"from")
+        {
+            count += 1;
+            current = Some(line[colon + 1..].to_vec());
         }
     }
     if let Some(v) = current.take() {

@@ -111,7 +111,11 @@ pub(crate) fn build(
     let r = raw.map(Spanned::into_inner).unwrap_or_default();
     s.verify = r.verify.unwrap_or(false);
     if let Some(v) = &r.authserv_id {
-        let id = v.get_ref().trim().trim_end_matches('.').to_ascii_lowercase();
+        let id = v
+            .get_ref()
+            .trim()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
         if check_hostname(&id, false).is_err() {
             return Err(cx.error(
                 v.span(),
@@ -161,7 +165,11 @@ pub(crate) fn build(
     }
     let mut exceptions = AuthExceptions::default();
     for (i, sealer) in r.trusted_arc_sealers.iter().flatten().enumerate() {
-        let d = domain(sealer, &format!("authentication.trusted_arc_sealers[{i}]"), cx)?;
+        let d = domain(
+            sealer,
+            &format!("authentication.trusted_arc_sealers[{i}]"),
+            cx,
+        )?;
         exceptions.trusted_arc_sealers.push(d);
     }
     for (i, o) in r.overrides.iter().flatten().enumerate() {
@@ -200,7 +208,11 @@ pub(crate) fn build(
 
 /// A domain name value, lower case, no trailing dot.
 fn domain(v: &Spanned<String>, key: &str, cx: &Ctx<'_>) -> Result<String, ConfigError> {
-    let d = v.get_ref().trim().trim_end_matches('.').to_ascii_lowercase();
+    let d = v
+        .get_ref()
+        .trim()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
     if !d.contains('.') || check_hostname(&d, false).is_err() {
         return Err(cx.error(v.span(), key, "must be a domain name, e.g. \"example.com\""));
     }

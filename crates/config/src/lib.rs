@@ -23,8 +23,8 @@
 //! (TLS 1.0/1.1 deprecated), RFC 4954 (AUTH), TOML 1.1.
 
 mod admin;
-mod build;
 mod authentication;
+mod build;
 mod counters;
 mod delivery;
 mod error;

@@ -108,6 +108,7 @@ fn envelope(rcpt: String) -> Envelope {
         },
         message_size: 0,
         added_headers: String::new(),
+        hold: None,
     }
 }
 

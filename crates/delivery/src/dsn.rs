@@ -378,6 +378,7 @@ mod tests {
             receipt: Receipt::default(),
             message_size: 0,
             added_headers: String::new(),
+            hold: None,
         };
         let r = DsnRecipient {
             address: "b@example.net".into(),

@@ -648,6 +648,7 @@ fn commit(inc: Incoming, parsed: &Parsed, eight_bit: bool) -> Result<Envelope, S
         },
         message_size: 0,
         added_headers: String::new(),
+        hold: None,
     };
     inc.commit(envelope)
 }

@@ -255,7 +255,9 @@ pub fn spf_fail_reply(domain: &str) -> Reply {
     Reply::new(
         550,
         Some(EnhancedCode::new(5, 7, 23)),
-        format!("SPF validation failed: {domain} does not designate this host as a permitted sender"),
+        format!(
+            "SPF validation failed: {domain} does not designate this host as a permitted sender"
+        ),
     )
 }
 
@@ -324,7 +326,7 @@ fn override_for(facts: &AuthFacts, exceptions: &AuthExceptions) -> Option<Overri
 
 /// The decision for a message at end of data.
 pub fn decide(
-    actions: &AuthActions,
+    actions: AuthActions,
     exceptions: &AuthExceptions,
     facts: &AuthFacts,
 ) -> (AuthDisposition, Option<OverrideReason>) {
@@ -341,7 +343,7 @@ pub fn decide(
     (spf_decision(actions, facts), None)
 }
 
-fn dmarc_decision(actions: &AuthActions, facts: &AuthFacts) -> Option<AuthDisposition> {
+fn dmarc_decision(actions: AuthActions, facts: &AuthFacts) -> Option<AuthDisposition> {
     let domain = &facts.from_domain;
     match facts.dmarc? {
         DmarcOutcome::TempError if actions.temperror == TempErrorAction::TempFail => {
@@ -375,7 +377,7 @@ fn dmarc_decision(actions: &AuthActions, facts: &AuthFacts) -> Option<AuthDispos
 }
 
 /// The SPF part alone (also what `spf_at = "mail"` answers at MAIL FROM).
-pub fn spf_decision(actions: &AuthActions, facts: &AuthFacts) -> AuthDisposition {
+pub fn spf_decision(actions: AuthActions, facts: &AuthFacts) -> AuthDisposition {
     let domain = &facts.spf_domain;
     match facts.spf {
         Some(SpfOutcome::Fail) => match actions.spf_fail {
@@ -414,16 +416,21 @@ mod tests {
 
     fn code(d: &AuthDisposition) -> Option<(u16, String)> {
         match d {
-            AuthDisposition::Reject(r) | AuthDisposition::TempFail(r) => {
-                Some((r.code, r.enhanced.map(|e| e.to_string()).unwrap_or_default()))
-            }
+            AuthDisposition::Reject(r) | AuthDisposition::TempFail(r) => Some((
+                r.code,
+                r.enhanced.map(|e| e.to_string()).unwrap_or_default(),
+            )),
             _ => None,
         }
     }
 
     #[test]
     fn pass_is_accepted() {
-        let (d, o) = decide(&AuthActions::default(), &AuthExceptions::default(), &facts());
+        let (d, o) = decide(
+            &AuthActions::default(),
+            &AuthExceptions::default(),
+            &facts(),
+        );
         assert_eq!(d, AuthDisposition::Accept);
         assert!(o.is_none());
     }
@@ -432,7 +439,7 @@ mod tests {
     fn dmarc_reject_is_550_5_7_1_by_default() {
         let mut f = facts();
         f.dmarc = Some(DmarcOutcome::Fail);
-        let (d, _) = decide(&AuthActions::default(), &AuthExceptions::default(), &f);
+        let (d, _) = decide(AuthActions::default(), &AuthExceptions::default(), &f);
         assert_eq!(code(&d), Some((550, "5.7.1".into())));
     }
 
@@ -441,11 +448,15 @@ mod tests {
         let mut f = facts();
         f.dmarc = Some(DmarcOutcome::Fail);
         f.dmarc_request = DmarcRequest::Quarantine;
-        let (d, _) = decide(&AuthActions::default(), &AuthExceptions::default(), &f);
+        let (d, _) = decide(AuthActions::default(), &AuthExceptions::default(), &f);
         assert!(matches!(d, AuthDisposition::Quarantine(_)), "{d:?}");
         f.dmarc_request = DmarcRequest::None;
-        let (d, _) = decide(&AuthActions::default(), &AuthExceptions::default(), &f);
-        assert_eq!(d, AuthDisposition::Accept, "p=none or sampled out: monitor only");
+        let (d, _) = decide(AuthActions::default(), &AuthExceptions::default(), &f);
+        assert_eq!(
+            d,
+            AuthDisposition::Accept,
+            "p=none or sampled out: monitor only"
+        );
     }
 
     #[test]
@@ -456,13 +467,13 @@ mod tests {
             dmarc_reject: DmarcFailAction::Quarantine,
             ..AuthActions::default()
         };
-        let (d, _) = decide(&actions, &AuthExceptions::default(), &f);
+        let (d, _) = decide(actions, &AuthExceptions::default(), &f);
         assert!(matches!(d, AuthDisposition::Quarantine(_)));
         let actions = AuthActions {
             dmarc_reject: DmarcFailAction::Tag,
             ..AuthActions::default()
         };
-        let (d, _) = decide(&actions, &AuthExceptions::default(), &f);
+        let (d, _) = decide(actions, &AuthExceptions::default(), &f);
         assert!(matches!(d, AuthDisposition::Tag(_)));
     }
 
@@ -470,14 +481,14 @@ mod tests {
     fn temperror_is_never_a_5xx() {
         let mut f = facts();
         f.dmarc = Some(DmarcOutcome::TempError);
-        let (d, _) = decide(&AuthActions::default(), &AuthExceptions::default(), &f);
+        let (d, _) = decide(AuthActions::default(), &AuthExceptions::default(), &f);
         assert_eq!(code(&d), Some((451, "4.7.0".into())));
         let accept = AuthActions {
             temperror: TempErrorAction::Accept,
             ..AuthActions::default()
         };
         assert_eq!(
-            decide(&accept, &AuthExceptions::default(), &f).0,
+            decide(accept, &AuthExceptions::default(), &f).0,
             AuthDisposition::Accept
         );
         // SPF temperror matters only where SPF fail would reject.
@@ -485,14 +496,14 @@ mod tests {
         f.dmarc = Some(DmarcOutcome::None);
         f.spf = Some(SpfOutcome::TempError);
         assert_eq!(
-            decide(&AuthActions::default(), &AuthExceptions::default(), &f).0,
+            decide(AuthActions::default(), &AuthExceptions::default(), &f).0,
             AuthDisposition::Accept
         );
         let reject = AuthActions {
             spf_fail: SpfFailAction::Reject,
             ..AuthActions::default()
         };
-        let (d, _) = decide(&reject, &AuthExceptions::default(), &f);
+        let (d, _) = decide(reject, &AuthExceptions::default(), &f);
         assert_eq!(code(&d), Some((451, "4.7.24".into())));
     }
 
@@ -501,13 +512,13 @@ mod tests {
         let mut f = facts();
         f.dmarc = Some(DmarcOutcome::None);
         f.spf = Some(SpfOutcome::Fail);
-        let (d, _) = decide(&AuthActions::default(), &AuthExceptions::default(), &f);
+        let (d, _) = decide(AuthActions::default(), &AuthExceptions::default(), &f);
         assert!(matches!(d, AuthDisposition::Tag(_)), "default tags");
         let reject = AuthActions {
             spf_fail: SpfFailAction::Reject,
             ..AuthActions::default()
         };
-        let (d, _) = decide(&reject, &AuthExceptions::default(), &f);
+        let (d, _) = decide(reject, &AuthExceptions::default(), &f);
         assert_eq!(code(&d), Some((550, "5.7.23".into())));
     }
 
@@ -523,7 +534,7 @@ mod tests {
             }],
             trusted_arc_sealers: vec!["forwarder.example".into()],
         };
-        let (d, o) = decide(&AuthActions::default(), &ex, &f);
+        let (d, o) = decide(AuthActions::default(), &ex, &f);
         assert_eq!(d, AuthDisposition::Accept);
         assert_eq!(o.map(|o| o.report_type()), Some("local_policy"));
 
@@ -531,20 +542,20 @@ mod tests {
         f.mail_from_domain = "sender.example".into();
         f.arc_pass = true;
         f.arc_last_sealer = Some("mx.forwarder.example".into());
-        let (d, o) = decide(&AuthActions::default(), &ex, &f);
+        let (d, o) = decide(AuthActions::default(), &ex, &f);
         assert_eq!(d, AuthDisposition::Accept);
         assert_eq!(o.map(|o| o.report_type()), Some("trusted_forwarder"));
 
         // A broken chain, or an untrusted sealer, does not help.
         f.arc_pass = false;
         assert!(matches!(
-            decide(&AuthActions::default(), &ex, &f).0,
+            decide(AuthActions::default(), &ex, &f).0,
             AuthDisposition::Reject(_)
         ));
         f.arc_pass = true;
         f.arc_last_sealer = Some("evilforwarder.example".into());
         assert!(matches!(
-            decide(&AuthActions::default(), &ex, &f).0,
+            decide(AuthActions::default(), &ex, &f).0,
             AuthDisposition::Reject(_)
         ));
     }

@@ -20,6 +20,7 @@ mod auth;
 mod conn;
 mod counting;
 pub mod gateway;
+mod mailauth;
 mod proxy;
 mod received;
 pub mod recipients;
@@ -31,13 +32,13 @@ pub mod trace;
 mod transcript;
 
 pub use auth::hash_password;
+pub use mailauth::MailAuthError;
 pub use recipients::{
     CallAheadSettings, CallAheadTls, MaildirLookup, OnError, RecipientRule, RecipientSource,
 };
 pub use server::{Accepted, QueuedHook, Server, SmtpdError};
 pub use settings::{
-    AuthenticationSettings,
-    AuthMode, ListenerKind, ListenerSettings, ProxyProtocol, ServerSettings, SessionLimits,
-    TlsMode, TranscriptFormat, TranscriptSettings, User, VrfyMode,
+    AuthMode, AuthenticationSettings, ListenerKind, ListenerSettings, ProxyProtocol,
+    ServerSettings, SessionLimits, TlsMode, TranscriptFormat, TranscriptSettings, User, VrfyMode,
 };
 pub use transcript::{Direction, Transcript};

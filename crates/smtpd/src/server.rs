@@ -58,6 +58,10 @@ pub enum SmtpdError {
         /// What the listener asks for.
         mode: &'static str,
     },
+    /// Mail authentication could not be set up (resolver, public-suffix
+    /// list, a DKIM key).
+    #[error(transparent)]
+    MailAuth(#[from] crate::mailauth::MailAuthError),
 }
 
 /// What sessions read from the server; swapped as a whole on reload, so a
@@ -69,6 +73,8 @@ pub struct Shared {
     pub(crate) users: Arc<UserDb>,
     /// Recipient validation (tables read at start and on each reload).
     pub(crate) recipients: crate::recipients::Recipients,
+    /// Verification and signing (`[authentication]`, `[[dkim]]`).
+    pub(crate) mail_auth: crate::mailauth::MailAuth,
 }
 
 impl Shared {
@@ -89,7 +95,9 @@ impl Shared {
                 });
             }
         }
+        let mail_auth = crate::mailauth::MailAuth::new(&settings.authentication)?;
         Ok(Self {
+            mail_auth,
             policy: Policy::new(&settings.relay),
             users: Arc::new(UserDb::new(&settings.users)),
             recipients: crate::recipients::Recipients::new(&settings.relay, &settings.recipients),
@@ -107,6 +115,8 @@ impl Shared {
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> Self {
         Self {
+            // A trace decides on the session, not on a message's content.
+            mail_auth: crate::mailauth::MailAuth::default(),
             policy: Policy::new(&settings.relay),
             users: Arc::new(UserDb::new(&settings.users)),
             // Tables and Maildir folders are read; no call-ahead is made.

@@ -42,6 +42,12 @@ pub struct Envelope {
     /// messages; absent in files written before it existed.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub added_headers: String,
+    /// Accepted *held*, with the reason (a DMARC `p=quarantine` failure under
+    /// a policy that quarantines): delivery does not attempt it until an
+    /// operator releases it (`postern queue release`), which is recorded in
+    /// `state/<id>` like any release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<String>,
 }
 
 impl Envelope {

@@ -369,6 +369,7 @@ mod tests {
             receipt: crate::Receipt::default(),
             message_size: body.len() as u64,
             added_headers: String::new(),
+            hold: None,
         };
         let json = serde_json::to_vec(&envelope).expect("serialize");
         let mut out = header().to_vec();

@@ -642,7 +642,8 @@ impl Incoming {
         let Some(writer) = self.writer.as_mut() else {
             return Err(self.earlier_failure());
         };
-        let read_err = |path: &std::path::Path, e| SpoolError::io(SpoolOp::Read, path.to_path_buf(), e);
+        let read_err =
+            |path: &std::path::Path, e| SpoolError::io(SpoolOp::Read, path.to_path_buf(), e);
         writer
             .flush()
             .map_err(|e| SpoolError::io(SpoolOp::Write, self.tmp_path.clone(), e))?;

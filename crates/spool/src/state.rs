@@ -323,6 +323,12 @@ impl MessageState {
         state
     }
 
+    /// Starts held (a message accepted held, `Envelope::hold`, with no
+    /// state file yet).
+    pub fn hold_from(&mut self, at_ms: u64) {
+        self.held_at_ms = Some(at_ms);
+    }
+
     /// The operator holds the message (`postern queue hold`).
     pub fn is_held(&self) -> bool {
         self.held_at_ms.is_some()

@@ -268,7 +268,10 @@ fn read_back_before_commit() {
     let body = common::body(3, 150_000);
     let mut incoming = spool.begin().expect("begin");
     incoming.write_all(&body[..100_000]).expect("write");
-    assert_eq!(incoming.read_back(u64::MAX).expect("read back"), &body[..100_000]);
+    assert_eq!(
+        incoming.read_back(u64::MAX).expect("read back"),
+        &body[..100_000]
+    );
     assert_eq!(incoming.read_back(10).expect("read back"), &body[..10]);
     incoming.write_all(&body[100_000..]).expect("write");
     assert_eq!(incoming.read_back(u64::MAX).expect("read back"), body);

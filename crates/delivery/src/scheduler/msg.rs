@@ -47,11 +47,15 @@ impl Msg {
     ) -> Self {
         let n = env.recipients.len();
         let has_file = state.is_some();
-        let state = state.unwrap_or_else(|| MessageState::new(n));
+        let mut state = state.unwrap_or_else(|| MessageState::new(n));
         let received_ms = parse_rfc3339_ms(&env.received_at)
             .or_else(|| Some(env.queue_id.timestamp_micros() / 1000))
             .filter(|t| *t > 0)
             .unwrap_or(now);
+        // Accepted held (a quarantine): held until a release is recorded.
+        if env.hold.is_some() && !has_file {
+            state.hold_from(received_ms);
+        }
         Self {
             expires_ms: received_ms.saturating_add(ms(settings.max_lifetime)),
             env: Arc::new(env),

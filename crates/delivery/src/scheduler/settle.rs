@@ -351,6 +351,7 @@ impl SettleJob {
             },
             message_size: 0,
             added_headers: String::new(),
+            hold: None,
         })?;
         Ok(env.queue_id)
     }

@@ -43,15 +43,53 @@ const DATA_READ_CHUNK: usize = 32 * 1024;
 
 /// A message body on its way to the spool.
 pub(crate) struct Body {
-    incoming: Option<Incoming>,
-    pending: Vec<u8>,
-    total: u64,
+    pub(super) incoming: Option<Incoming>,
+    pub(super) pending: Vec<u8>,
+    pub(super) total: u64,
     max: u64,
     too_big: bool,
     failed: Option<Reply>,
     trace: Trace,
     /// BDAT only: the smuggling checks across chunks.
     checker: Option<BdatChecker>,
+    /// Our authserv-id when `Authentication-Results:` fields claiming it
+    /// must be removed before the header section is stored (RFC 8601 §5).
+    scrub: Option<std::sync::Arc<str>>,
+}
+
+/// The header section is held back (not written to the spool) until it is
+/// complete or this long, so forged `Authentication-Results:` can be
+/// removed before anything is stored.
+const HEADER_HOLD_MAX: usize = 1024 * 1024;
+
+impl Body {
+    /// Whether buffered bytes may go to the spool now: not while the
+    /// header section that must still be scrubbed is incomplete.
+    fn may_flush(&self) -> bool {
+        self.incoming.is_some()
+            || self.scrub.is_none()
+            || self.pending.len() >= HEADER_HOLD_MAX
+            || self.pending.windows(4).any(|w| w == b"\r\n\r\n")
+            || self.pending.starts_with(b"\r\n")
+    }
+}
+
+/// The first bytes of a message with forged results removed (`scrub`).
+fn scrubbed(data: Vec<u8>, scrub: Option<&str>) -> Vec<u8> {
+    match scrub {
+        None => data,
+        Some(id) => {
+            let (out, removed) = postern_auth::verify::remove_claimed_results(&data, id);
+            if removed > 0 {
+                tracing::info!(
+                    removed,
+                    "removed incoming Authentication-Results fields claiming our authserv-id \
+                     (RFC 8601 §5)"
+                );
+            }
+            out
+        }
+    }
 }
 
 impl Body {
@@ -139,7 +177,7 @@ where
             self.inbuf.advance(consumed);
             let added = body.pending.len() - before;
             body.grew(added);
-            if body.pending.len() >= FLUSH_THRESHOLD {
+            if body.pending.len() >= FLUSH_THRESHOLD && body.may_flush() {
                 flush_body(self.ctx.spool.clone(), &mut body).await;
             }
             if status == DataStatus::Done {
@@ -211,7 +249,7 @@ where
                 body.pending.extend_from_slice(&chunk);
             }
             body.grew(take);
-            if body.pending.len() >= FLUSH_THRESHOLD {
+            if body.pending.len() >= FLUSH_THRESHOLD && body.may_flush() {
                 flush_body(self.ctx.spool.clone(), &mut body).await;
             }
         }
@@ -301,6 +339,17 @@ where
             too_big: false,
             failed: None,
             checker: bdat.then(|| BdatChecker::new(&self.ctx.listener.limits.proto)),
+            scrub: self.auth_plan().verify.then(|| {
+                let id = self
+                    .ctx
+                    .shared
+                    .settings
+                    .authentication
+                    .authserv_id
+                    .clone()
+                    .unwrap_or_else(|| self.ctx.listener.hostname.clone());
+                std::sync::Arc::from(id)
+            }),
             trace: Trace {
                 helo: facts.helo.clone().unwrap_or_default(),
                 peer: self.peer,
@@ -325,7 +374,41 @@ where
             self.machine.handle(Event::Committed(Err(reply)));
             return;
         };
-        let envelope = self.envelope_for(tx);
+        let mut envelope = self.envelope_for(tx);
+        // Small messages were never flushed: their header section is scrubbed
+        // here, before verification sees it and before it is stored.
+        if body.incoming.is_none() && body.scrub.is_some() {
+            let pending = std::mem::take(&mut body.pending);
+            body.pending = scrubbed(pending, body.scrub.as_deref());
+        }
+        let plan = self.auth_plan();
+        if plan.any() {
+            let limit = self.ctx.shared.settings.authentication.max_verify_size;
+            let message =
+                match super::mailauth::read_message(self.ctx.spool.clone(), &mut body, limit).await
+                {
+                    Ok(m) => m,
+                    Err(reply) => {
+                        self.discard(body);
+                        self.machine.handle(Event::Committed(Err(reply)));
+                        return;
+                    }
+                };
+            match self.authenticate(plan, message.as_deref()).await {
+                super::mailauth::AuthStep::Store {
+                    added_headers,
+                    hold,
+                } => {
+                    envelope.added_headers = added_headers;
+                    envelope.hold = hold;
+                }
+                super::mailauth::AuthStep::Refuse(reply) => {
+                    self.discard(body);
+                    self.machine.handle(Event::Committed(Err(reply)));
+                    return;
+                }
+            }
+        }
         let spool = self.ctx.spool.clone();
         let incoming = body.incoming.take();
         let data = std::mem::take(&mut body.pending);
@@ -388,6 +471,14 @@ where
         self.machine.handle(Event::Committed(result));
     }
 
+    /// Drops a message that will not be stored (its tmp file is removed on a
+    /// spool I/O thread).
+    fn discard(&self, mut body: Body) {
+        if let Some(incoming) = body.incoming.take() {
+            self.ctx.spool.execute(move || drop(incoming));
+        }
+    }
+
     /// The envelope as it will be stored (the queue id is set at commit).
     fn envelope_for(&self, tx: &Transaction) -> Envelope {
         let mail = &tx.mail;
@@ -441,6 +532,7 @@ where
             },
             message_size: 0,
             added_headers: String::new(),
+            hold: None,
         }
     }
 }
@@ -463,7 +555,10 @@ async fn flush_body(spool: Spool, body: &mut Body) {
         return;
     }
     let incoming = body.incoming.take();
-    let data = std::mem::take(&mut body.pending);
+    let mut data = std::mem::take(&mut body.pending);
+    if incoming.is_none() {
+        data = scrubbed(data, body.scrub.as_deref());
+    }
     let trace = body.trace.clone();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let io = spool.clone();

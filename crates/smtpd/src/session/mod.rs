@@ -34,6 +34,7 @@ mod events;
 #[cfg(test)]
 mod gateway_tests;
 mod greylist;
+mod mailauth;
 mod recipients;
 #[cfg(test)]
 mod review_tests;
@@ -138,6 +139,8 @@ pub(crate) struct Session<S> {
     tx_span: Option<tracing::Span>,
     /// Sender group and mail-flow policy state.
     gate: stages::Gate,
+    /// SPF checked at MAIL FROM (`spf_at = "mail"`), reused at end of data.
+    spf_at_mail: Option<postern_auth::verify::SpfVerdicts>,
     /// Session events logged so far (numbers their event ids).
     events: std::cell::Cell<u32>,
 }
@@ -168,6 +171,7 @@ where
             body: None,
             tx_span: None,
             gate,
+            spf_at_mail: None,
             events: std::cell::Cell::new(0),
         }
     }

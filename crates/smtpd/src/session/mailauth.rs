@@ -1,0 +1,289 @@
+//! End of data: verify the message, decide on the verdicts, and produce the
+//! header fields to add (`crate::mailauth` explains the steps).
+//!
+//! # Security
+//! Runs before the commit, so a refused message is never stored and never
+//! answered `250` (tenet 1). A verification never waits longer than its DNS
+//! timeouts; a DNS failure defers (`451`), never rejects.
+//!
+//! # Standards
+//! RFC 8601 §5 (one `Authentication-Results:` by us, at the top), RFC 7489
+//! §6.6 (DMARC at the receiver), RFC 7208 §8 (SPF results).
+
+use postern_auth::signing::Origin;
+use postern_auth::verify::{
+    ArcResult, ArcVerdict, AuthResults, DmarcPolicy, DmarcResult, DmarcVerdict, VerifyInput,
+};
+use postern_policy::admission::FlowAction;
+use postern_policy::authentication::{self as decide, AuthDisposition};
+use postern_proto::{Reply, ReversePath};
+use postern_spool::SpoolError;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::Session;
+use super::data::Body;
+use crate::mailauth::{facts, field, summary};
+use crate::replies;
+
+/// What mail authentication does for the current transaction.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct AuthPlan {
+    /// Verify (SPF, DKIM, ARC, DMARC).
+    pub(super) verify: bool,
+    /// Sign with our `[[dkim]]` keys.
+    pub(super) sign: bool,
+}
+
+impl AuthPlan {
+    pub(super) fn any(self) -> bool {
+        self.verify || self.sign
+    }
+}
+
+/// The outcome for a message about to be committed.
+pub(super) enum AuthStep {
+    /// Store it, with these header fields prepended and, when held, the reason.
+    Store {
+        added_headers: String,
+        hold: Option<String>,
+    },
+    /// Refuse it (`4xx`/`5xx`); nothing is stored.
+    Refuse(Reply),
+}
+
+impl<S> Session<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    /// Our own users' mail is signed and not verified; anyone else's is
+    /// verified where the policy asks.
+    pub(super) fn auth_plan(&self) -> AuthPlan {
+        let ma = &self.ctx.shared.mail_auth;
+        if ma.verifier.is_none() && ma.signing.is_empty() {
+            return AuthPlan::default();
+        }
+        let authenticated = self.machine.facts().auth_user.is_some();
+        let flow = self.flow();
+        let relay_client = flow.action == FlowAction::Relay
+            || self
+                .ctx
+                .shared
+                .policy
+                .relay()
+                .is_relay_client(self.peer.ip());
+        let origin = if authenticated {
+            Origin::Authenticated
+        } else if relay_client {
+            Origin::RelayClient
+        } else {
+            Origin::Other
+        };
+        let checks = flow.verify;
+        AuthPlan {
+            verify: ma.verifier.is_some()
+                && origin == Origin::Other
+                && (checks.spf || checks.dkim || checks.dmarc),
+            sign: ma.signing.applies(origin),
+        }
+    }
+}
+
+/// The message as stored so far (our `Received:` included when part of it
+/// is on disk), at most `limit` octets; `None` when it is larger. A free
+/// function: nothing of the session is borrowed across the spool hand-off.
+pub(super) async fn read_message(
+    spool: postern_spool::Spool,
+    body: &mut Body,
+    limit: u64,
+) -> Result<Option<Vec<u8>>, Reply> {
+    if body.total > limit {
+        return Ok(None);
+    }
+    let Some(mut incoming) = body.incoming.take() else {
+        return Ok(Some(body.pending.clone()));
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    spool.execute(move || {
+        let read = incoming.read_back(limit);
+        let _ = tx.send((incoming, read));
+    });
+    match rx.await {
+        Ok((incoming, Ok(mut bytes))) => {
+            body.incoming = Some(incoming);
+            bytes.extend_from_slice(&body.pending);
+            Ok(Some(bytes))
+        }
+        Ok((incoming, Err(e))) => {
+            body.incoming = Some(incoming);
+            tracing::error!(error = %e, "cannot read the message back for authentication");
+            Err(replies::spool_error(&e))
+        }
+        Err(_) => Err(replies::spool_error(&SpoolError::Poisoned)),
+    }
+}
+
+impl<S> Session<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    /// Verifies, decides and signs; the header fields to add or the refusal.
+    pub(super) async fn authenticate(
+        &mut self,
+        plan: AuthPlan,
+        message: Option<&[u8]>,
+    ) -> AuthStep {
+        let shared = std::sync::Arc::clone(&self.ctx.shared);
+        let ma = &shared.mail_auth;
+        let settings = &shared.settings.authentication;
+        let authserv_id = settings
+            .authserv_id
+            .clone()
+            .unwrap_or_else(|| self.ctx.listener.hostname.clone());
+        let mail_from = match self.machine.transaction().map(|t| &t.mail.reverse_path) {
+            Some(ReversePath::Mailbox(mb)) => mb.to_string(),
+            _ => String::new(),
+        };
+        let helo = self.machine.facts().helo.clone().unwrap_or_default();
+        let hostname = self.ctx.listener.hostname.clone();
+        let ip = self.peer.ip();
+        let mut added = String::new();
+        let mut hold = None;
+
+        if plan.sign
+            && let Some(message) = message
+        {
+            match ma.signing.sign(message) {
+                Ok((fields, signed)) => {
+                    for s in &signed {
+                        self.event(&format!("DKIM-signed d={} s={}", s.domain, s.selector));
+                    }
+                    self.in_tx(|| {
+                        if !signed.is_empty() {
+                            tracing::info!(signatures = signed.len(), "DKIM-signed");
+                        }
+                    });
+                    added.push_str(&fields);
+                }
+                // Sending unsigned is better than refusing our own user's
+                // mail; the operator learns why from the log.
+                Err(e) => {
+                    self.in_tx(|| tracing::warn!(error = %e, "DKIM signing failed; sent unsigned"));
+                }
+            }
+        }
+
+        if plan.verify
+            && let Some(verifier) = &ma.verifier
+        {
+            let results = if let Some(m) = message {
+                verifier
+                    .verify(&VerifyInput {
+                        message: m,
+                        ip,
+                        helo: &helo,
+                        mail_from: &mail_from,
+                        our_hostname: &hostname,
+                        spf: self.spf_at_mail.take(),
+                    })
+                    .await
+            } else {
+                let spf = match self.spf_at_mail.take() {
+                    Some(s) => s,
+                    None => verifier.spf(ip, &helo, &mail_from, &hostname).await,
+                };
+                too_large(spf)
+            };
+            let line = summary(&results);
+            self.event(&format!("authentication: {line}"));
+            let flow = self.flow().clone();
+            let mut f = facts(&results, &mail_from);
+            if !flow.verify.spf {
+                f.spf = None;
+            }
+            if !flow.verify.dmarc {
+                f.dmarc = None;
+            }
+            let (disposition, overridden) =
+                decide::decide(flow.auth_actions, &settings.exceptions, &f);
+            self.in_tx(|| {
+                tracing::info!(
+                    action = disposition.as_str(),
+                    overridden = overridden.as_ref().map(decide::OverrideReason::describe),
+                    "authentication: {line}"
+                );
+            });
+            if let Some(o) = &overridden {
+                self.event(&format!(
+                    "authentication failure accepted: {}",
+                    o.describe()
+                ));
+            }
+            record_dmarc(&results, &disposition);
+            let ar = format!(
+                "Authentication-Results: {}\r\n",
+                results.header_value(&authserv_id)
+            );
+            match disposition {
+                AuthDisposition::Reject(reply) | AuthDisposition::TempFail(reply) => {
+                    self.log_decision("data", "authentication", Some(&reply));
+                    return AuthStep::Refuse(reply);
+                }
+                AuthDisposition::Quarantine(why) => {
+                    added.push_str(&field("X-Postern-Quarantine", &why));
+                    self.event(&format!("held for review: {why}"));
+                    hold = Some(why);
+                }
+                AuthDisposition::Tag(why) => {
+                    added.push_str(&field("X-Postern-Auth-Warning", &why));
+                }
+                AuthDisposition::Accept => {}
+            }
+            added.push_str(&ar);
+        }
+        AuthStep::Store {
+            added_headers: added,
+            hold,
+        }
+    }
+}
+
+/// Hook for DMARC aggregate reports (only messages whose DMARC record asks
+/// for `rua=` reports are of interest).
+fn record_dmarc(results: &AuthResults, disposition: &AuthDisposition) {
+    if results.dmarc.rua.is_empty() {
+        return;
+    }
+    tracing::debug!(
+        domain = %results.dmarc.from_domain,
+        disposition = disposition.as_str(),
+        "DMARC result for aggregate reports"
+    );
+}
+
+/// Results for a message too large to verify: SPF only, said in the header.
+fn too_large(spf: postern_auth::verify::SpfVerdicts) -> AuthResults {
+    let why = "message larger than [authentication] max_verify_size: not verified";
+    AuthResults {
+        spf,
+        dkim: Vec::new(),
+        arc: ArcVerdict {
+            result: ArcResult::None,
+            instances: 0,
+            sealers: Vec::new(),
+            reason: why.into(),
+        },
+        dmarc: DmarcVerdict {
+            result: DmarcResult::None,
+            from_domain: String::new(),
+            org_domain: String::new(),
+            policy: DmarcPolicy::None,
+            pct: 100,
+            sampled: false,
+            spf_aligned: false,
+            dkim_aligned: false,
+            rua: Vec::new(),
+            reason: why.into(),
+            published: None,
+        },
+    }
+}

@@ -1,0 +1,241 @@
+//! Mail authentication in a real server (issue 10): SPF, DKIM and DMARC
+//! checked at end of data against a `FakeDns`, the per-policy actions
+//! (reject, quarantine = held, temperror = 451), our
+//! `Authentication-Results:` added and forged ones removed, and DKIM signing
+//! of an authenticated user's mail (verified by the same verifier).
+
+mod common;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use postern_auth::signing::{DkimSigning, SignFor, SigningSettings};
+use postern_auth::verify::{DkimResult, DmarcResult, Verifier, VerifierSettings, VerifyInput};
+use postern_auth::{Algorithm, SignOptions, Signer, generate};
+use postern_smtpd::ServerSettings;
+use postern_testkit::{Dialogue, DnsFailure, FakeDns};
+
+const CLIENT: &str = "127.0.0.1";
+
+struct Env {
+    srv: common::TestServer,
+    dns: FakeDns,
+    _keys: tempfile::TempDir,
+    signer: Signer,
+}
+
+/// A server verifying with `FakeDns`; `sender.example` publishes SPF for
+/// 127.0.0.1, a DKIM key (selector s1) and DMARC p=reject; `quar.example`
+/// p=quarantine; `example.com` (ours) has a signing key.
+async fn start() -> Env {
+    let dns = FakeDns::start().await;
+    let keys = tempfile::tempdir().unwrap();
+    let (sender_key, _) = generate(Algorithm::Ed25519).unwrap();
+    dns.add_txt("sender.example", "v=spf1 ip4:127.0.0.1 -all");
+    dns.add_txt("s1._domainkey.sender.example", &sender_key.record_text());
+    dns.add_txt("_dmarc.sender.example", "v=DMARC1; p=reject");
+    dns.add_txt("quar.example", "v=spf1 -all");
+    dns.add_txt("_dmarc.quar.example", "v=DMARC1; p=quarantine");
+    dns.add_txt("spoofed.example", "v=spf1 -all");
+    dns.add_txt("_dmarc.spoofed.example", "v=DMARC1; p=reject");
+    dns.add_txt("broken.example", "v=spf1 ip4:127.0.0.1 -all");
+    dns.fail("_dmarc.broken.example", DnsFailure::ServFail);
+    let signer = Signer::new(&sender_key, "sender.example", "s1", &SignOptions::default()).unwrap();
+
+    let (our_key, pem) = generate(Algorithm::Ed25519).unwrap();
+    let key_path = keys.path().join("example.com.pem");
+    postern_auth::write_key(&key_path, &pem).unwrap();
+    dns.add_txt("ours._domainkey.example.com", &our_key.record_text());
+    dns.add_txt("example.com", "v=spf1 -all");
+    dns.add_txt("_dmarc.example.com", "v=DMARC1; p=reject");
+
+    let nameservers = dns.nameservers();
+    let srv = common::start_with(move |s: &mut ServerSettings| {
+        s.authentication.verify = true;
+        s.authentication.nameservers = nameservers;
+        s.authentication.dns_timeout = Duration::from_secs(2);
+        s.authentication.signing = SigningSettings {
+            sign_for: vec![SignFor::Authenticated],
+            keys: vec![DkimSigning {
+                domain: "example.com".into(),
+                selector: "ours".into(),
+                key: key_path,
+                sign: true,
+                options: SignOptions::default(),
+            }],
+        };
+    })
+    .await;
+    Env {
+        srv,
+        dns,
+        _keys: keys,
+        signer,
+    }
+}
+
+impl Env {
+    async fn client(&self) -> Dialogue {
+        let mut d =
+            Dialogue::connect_from(CLIENT.parse::<IpAddr>().unwrap(), self.srv.addr("smtp")).await;
+        d.expect(220).await;
+        d.cmd("EHLO client.sender.example", 250).await;
+        d
+    }
+
+    async fn send(&self, from: &str, message: &str) -> postern_testkit::SmtpReply {
+        let mut d = self.client().await;
+        common::send_message(&mut d, from, "bob@example.com", message).await
+    }
+}
+
+fn message(from: &str, extra: &str) -> String {
+    format!(
+        "{extra}From: <{from}>\r\nTo: <bob@example.com>\r\nSubject: hello\r\n\
+         Date: Sun, 06 Dec 2026 19:00:00 +0000\r\nMessage-ID: <1@x>\r\n\r\nHi Bob.\r\n"
+    )
+}
+
+#[tokio::test]
+async fn spoofed_p_reject_domain_is_refused_and_not_stored() {
+    let env = start().await;
+    let r = env
+        .send("ceo@spoofed.example", &message("ceo@spoofed.example", ""))
+        .await;
+    assert_eq!(r.code, 550, "{}", r.text());
+    assert!(r.text().contains("5.7.1"), "{}", r.text());
+    assert!(env.srv.messages().is_empty(), "nothing stored");
+}
+
+#[tokio::test]
+async fn signed_mail_passes_gets_our_results_and_forged_ones_are_removed() {
+    let env = start().await;
+    let forged = "Authentication-Results: mx.test.example; dmarc=pass header.from=sender.example\r\n\
+                  Authentication-Results: other.example; spf=pass\r\n";
+    let plain = message("alice@sender.example", forged);
+    let signed = String::from_utf8(env.signer.sign(plain.as_bytes()).unwrap()).unwrap();
+    let r = env.send("alice@sender.example", &signed).await;
+    assert_eq!(r.code, 250, "{}", r.text());
+    let msgs = env.srv.messages();
+    let (envelope, stored) = &msgs[0];
+    let stored = String::from_utf8_lossy(stored);
+    let ar = &envelope.added_headers;
+    assert!(
+        ar.starts_with("Authentication-Results: mx.test.example;"),
+        "{ar}"
+    );
+    let unfolded = ar.replace("\r\n ", " ").replace("\r\n\t", " ");
+    for want in [
+        "spf=pass",
+        "dkim=pass",
+        "header.d=sender.example",
+        "dmarc=pass",
+    ] {
+        assert!(unfolded.contains(want), "{want} missing in {unfolded}");
+    }
+    assert!(
+        stored.starts_with(ar.as_str()),
+        "the added fields come first"
+    );
+    assert!(
+        !stored.contains("mx.test.example; dmarc=pass header.from"),
+        "the forged result claiming our id is gone:\n{stored}"
+    );
+    assert!(stored.contains("Authentication-Results: other.example; spf=pass"));
+    assert!(envelope.hold.is_none());
+}
+
+#[tokio::test]
+async fn p_quarantine_failure_is_accepted_held() {
+    let env = start().await;
+    let r = env
+        .send("news@quar.example", &message("news@quar.example", ""))
+        .await;
+    assert_eq!(r.code, 250, "{}", r.text());
+    let msgs = env.srv.messages();
+    let (envelope, stored) = &msgs[0];
+    assert!(
+        envelope
+            .hold
+            .as_deref()
+            .is_some_and(|h| h.contains("DMARC")),
+        "{:?}",
+        envelope.hold
+    );
+    assert!(String::from_utf8_lossy(stored).contains("X-Postern-Quarantine:"));
+}
+
+#[tokio::test]
+async fn dns_failure_defers_never_rejects() {
+    let env = start().await;
+    let r = env
+        .send("a@broken.example", &message("a@broken.example", ""))
+        .await;
+    assert_eq!(r.code, 451, "{}", r.text());
+    assert!(env.srv.messages().is_empty());
+}
+
+#[tokio::test]
+async fn authenticated_mail_is_signed_not_verified() {
+    let env = start().await;
+    let mut d = env.srv.connect_starttls("submission").await;
+    d.cmd("EHLO laptop", 250).await;
+    let token = base64_plain(common::USER, common::PASSWORD);
+    d.cmd(&format!("AUTH PLAIN {token}"), 235).await;
+    let body = message("alice@example.com", "");
+    let r = common::send_message(
+        &mut d,
+        "alice@example.com",
+        "carol@elsewhere.example",
+        &body,
+    )
+    .await;
+    assert_eq!(r.code, 250, "{}", r.text());
+    let msgs = env.srv.messages();
+    let (envelope, stored) = &msgs[0];
+    assert!(
+        envelope.added_headers.starts_with("DKIM-Signature:"),
+        "{}",
+        envelope.added_headers
+    );
+    assert!(
+        !envelope.added_headers.contains("Authentication-Results"),
+        "our own mail is not verified"
+    );
+
+    // The signature verifies with the published key (as a receiver would).
+    let verifier = Verifier::new(&VerifierSettings {
+        nameservers: env.dns.nameservers(),
+        timeout: Duration::from_secs(2),
+        ..VerifierSettings::default()
+    })
+    .unwrap();
+    let results = verifier
+        .verify(&VerifyInput {
+            message: stored,
+            ip: "192.0.2.1".parse().unwrap(),
+            helo: "mx.test.example",
+            mail_from: "alice@example.com",
+            our_hostname: "receiver.example",
+            spf: None,
+        })
+        .await;
+    assert_eq!(results.dkim.len(), 1);
+    assert_eq!(
+        results.dkim[0].result,
+        DkimResult::Pass,
+        "{:?}",
+        results.dkim[0]
+    );
+    assert_eq!(
+        results.dmarc.result,
+        DmarcResult::Pass,
+        "{:?}",
+        results.dmarc
+    );
+}
+
+fn base64_plain(user: &str, pass: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{pass}"))
+}
