@@ -36,7 +36,7 @@
 
 use std::path::PathBuf;
 
-use postern_auth::signing::{DkimSigning, SignFor, SigningSettings};
+use postern_auth::signing::{DkimSigning, SignFor};
 use postern_auth::{SignOptions, load_key};
 use postern_dns::DnsSettings;
 use postern_policy::authentication::{AuthExceptions, AuthOverride};
@@ -202,7 +202,7 @@ pub(crate) fn build(
         }
         s.signing.sign_for = list;
     }
-    s.signing.keys = keys(dkim.unwrap_or_default(), cx)?;
+    s.signing.keys = keys(&dkim.unwrap_or_default(), cx)?;
     Ok(s)
 }
 
@@ -220,7 +220,7 @@ fn domain(v: &Spanned<String>, key: &str, cx: &Ctx<'_>) -> Result<String, Config
 }
 
 /// The `[[dkim]]` keys, each loaded once to check it.
-fn keys(raw: Vec<Spanned<RawDkim>>, cx: &mut Ctx<'_>) -> Result<Vec<DkimSigning>, ConfigError> {
+fn keys(raw: &[Spanned<RawDkim>], cx: &mut Ctx<'_>) -> Result<Vec<DkimSigning>, ConfigError> {
     let mut out: Vec<DkimSigning> = Vec::new();
     for (i, entry) in raw.iter().enumerate() {
         let e = entry.get_ref();

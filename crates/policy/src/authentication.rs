@@ -426,11 +426,7 @@ mod tests {
 
     #[test]
     fn pass_is_accepted() {
-        let (d, o) = decide(
-            &AuthActions::default(),
-            &AuthExceptions::default(),
-            &facts(),
-        );
+        let (d, o) = decide(AuthActions::default(), &AuthExceptions::default(), &facts());
         assert_eq!(d, AuthDisposition::Accept);
         assert!(o.is_none());
     }

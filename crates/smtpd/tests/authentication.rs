@@ -4,6 +4,8 @@
 //! `Authentication-Results:` added and forged ones removed, and DKIM signing
 //! of an authenticated user's mail (verified by the same verifier).
 
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
 mod common;
 
 use std::net::IpAddr;
