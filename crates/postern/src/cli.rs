@@ -85,6 +85,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: DkimCommand,
     },
+    /// Mail authentication: re-verify a saved message (SPF, DKIM, ARC, DMARC).
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
     /// Send a test message and print the whole dialogue (swaks-like).
     Send(crate::send_cmd::SendArgs),
     /// What the gateway would do with a client, step by step: PTR, FCrDNS, DNS
@@ -137,6 +142,14 @@ pub(crate) enum DkimCommand {
     Check(crate::dkim_cmd::CheckArgs),
     /// Print a message with a DKIM-Signature added (relaxed/relaxed, From oversigned).
     Sign(crate::dkim_cmd::SignArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum AuthCommand {
+    /// Re-verify a saved message offline: SPF (HELO, MAIL FROM), every DKIM
+    /// signature, ARC, DMARC, one verdict per line with the reason, and the
+    /// Authentication-Results field. Exit 0 unless DMARC fails (1).
+    Check(crate::auth_cmd::AuthCheckArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -7,6 +7,7 @@
 //! directory. Insecure `[danger]` settings are logged at every start.
 
 mod admin_setup;
+mod auth_cmd;
 mod cert_cmd;
 mod cli;
 mod config_cmd;
@@ -76,6 +77,9 @@ fn main() -> ExitCode {
         cli::Command::Dkim {
             command: cli::DkimCommand::Sign(args),
         } => dkim_cmd::sign(config, &args),
+        cli::Command::Auth {
+            command: cli::AuthCommand::Check(args),
+        } => auth_cmd::check(config, &args),
         cli::Command::Send(args) => send_cmd::run(&args),
         cli::Command::Trace(args) => trace_cmd::run(config, &args),
     }
