@@ -169,8 +169,11 @@ async fn client_from_received_or_none_and_json() {
         .unwrap()
         .lines()
         .filter(|l| !l.starts_with("Received:") && !l.starts_with("\tby mx"))
-        .map(|l| format!("{l}\n"))
-        .collect::<String>()
+        .fold(String::new(), |mut acc, l| {
+            acc.push_str(l);
+            acc.push('\n');
+            acc
+        })
         .into_bytes();
     std::fs::write(&file, &bare).unwrap();
     let out = auth_check(&dns, &file, &["--json"]);
