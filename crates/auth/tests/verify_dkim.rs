@@ -320,3 +320,39 @@ async fn arc_chain_validation() {
     assert_eq!(r.arc.sealers, ["lists.example.org"]);
     assert_eq!(r.spf.mail_from.result, SpfResult::None);
 }
+
+/// A message with many signatures costs at most `MAX_SIGNATURES` key
+/// lookups; the rest are reported `policy`.
+#[tokio::test]
+async fn signatures_past_the_limit_are_not_looked_up() {
+    let dns = FakeDns::start().await;
+    let (key, _) = generate(Algorithm::Ed25519).unwrap();
+    let v = verifier(&dns);
+    let mut m = message(b"Hello.\r\n");
+    for i in 0..25 {
+        m = Signer::new(
+            &key,
+            "example.com",
+            &format!("s{i}"),
+            &SignOptions::default(),
+        )
+        .unwrap()
+        .sign(&m)
+        .unwrap();
+    }
+    let r = v.verify(&input(&m)).await;
+    assert_eq!(r.dkim.len(), 25);
+    let limit = postern_auth::verify::dkim::MAX_SIGNATURES;
+    let policy = r
+        .dkim
+        .iter()
+        .filter(|d| d.result == DkimResult::Policy)
+        .count();
+    assert_eq!(policy, 25 - limit, "{:?}", r.dkim);
+    let key_queries = dns
+        .queries()
+        .iter()
+        .filter(|q| q.contains("_domainkey"))
+        .count();
+    assert!(key_queries <= limit * 2, "{key_queries} key lookups");
+}

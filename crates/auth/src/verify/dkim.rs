@@ -14,7 +14,10 @@
 //! No second parse, and no extra work for bodies without such lines.
 //!
 //! # Security
-//! Signatures with `l=` are refused at parse time (strict parsing: `l=`
+//! At most [`MAX_SIGNATURES`] signatures are verified per message (each
+//! costs a DNS lookup, so a message with thousands would be a lookup
+//! amplifier; RFC 6376 §6.1 lets verifiers limit them); the others get
+//! `policy` with the reason. Signatures with `l=` are refused at parse time (strict parsing: `l=`
 //! lets anyone append content, RFC 6376 §8.2) and reported `permerror`.
 //! `rsa-sha1` never passes (RFC 8301 §3.1). A signature that cannot be
 //! parsed is `permerror`, never a panic.
@@ -31,6 +34,30 @@ use mail_auth::{AuthenticatedMessage, DkimOutput, DnsError, Error};
 
 use super::results::{DkimResult, DkimVerdict};
 use crate::canon;
+
+/// Signatures verified per message; the rest are reported `policy`.
+pub const MAX_SIGNATURES: usize = 10;
+
+/// Removes the signatures past [`MAX_SIGNATURES`] from the parsed message
+/// and returns their (`policy`) verdicts.
+pub fn over_limit(message: &mut AuthenticatedMessage<'_>) -> Vec<DkimVerdict> {
+    if message.dkim_headers.len() <= MAX_SIGNATURES {
+        return Vec::new();
+    }
+    message
+        .dkim_headers
+        .split_off(MAX_SIGNATURES)
+        .iter()
+        .map(|h| DkimVerdict {
+            result: DkimResult::Policy,
+            domain: h.header.d.to_ascii_lowercase(),
+            selector: h.header.s.clone(),
+            algorithm: algorithm_name(h.header.a).to_owned(),
+            header_b: STANDARD.encode(&h.header.b).chars().take(8).collect(),
+            reason: format!("not verified: more than {MAX_SIGNATURES} signatures"),
+        })
+        .collect()
+}
 
 /// Whether the body ends in lines that are whitespace-only but not empty:
 /// the only case where `mail-auth`'s relaxed body hash is wrong.
