@@ -278,26 +278,86 @@ async fn ten_dns_lookups_are_the_limit() {
     );
 }
 
-/// RFC 7208 §4.6.4 asks (SHOULD) for a limit of 2 void lookups;
-/// `mail-auth` 0.13.3 does not count them (see `verify::spf`). This test
-/// pins that: three lookups of names that do not exist still reach the
-/// `ip4` match. When an upgrade adds the limit, this fails: update the docs
-/// (docs/authentication.md) and flip the expectation to `permerror`.
+/// RFC 7208 §4.6.4: more than 2 void lookups (names without records) →
+/// permerror. mail-auth 0.13.3 does not count them; we do (`verify::void`),
+/// counting only the queries mechanisms make themselves.
 #[tokio::test]
-async fn void_lookups_are_bounded_only_by_the_ten_lookup_limit() {
+async fn more_than_two_void_lookups_are_a_permerror() {
     let dns = FakeDns::start().await;
+    dns.set_ttl(300);
     dns.add_txt(
-        "void.spf.test",
+        "void3.spf.test",
         "v=spf1 a:n1.spf.test a:n2.spf.test a:n3.spf.test ip4:192.0.2.80 -all",
     );
     dns.add_txt(
-        "voids.spf.test",
-        &format!("v=spf1 {}ip4:192.0.2.80 -all", "a:nx.spf.test ".repeat(11)),
+        "void2.spf.test",
+        "v=spf1 a:n1.spf.test mx:n2.spf.test ip4:192.0.2.80 -all",
+    );
+    // Voids in an included record count for the whole check.
+    dns.add_txt(
+        "voidinc.spf.test",
+        "v=spf1 a:n1.spf.test include:inner.spf.test -all",
+    )
+    .add_txt(
+        "inner.spf.test",
+        "v=spf1 a:n2.spf.test a:n3.spf.test ip4:192.0.2.80 -all",
+    );
+    // The match comes before the third void lookup: no error.
+    dns.add_txt(
+        "early.spf.test",
+        "v=spf1 a:n1.spf.test a:n2.spf.test ip4:192.0.2.80 a:n3.spf.test -all",
+    );
+    // MX hosts with only AAAA records, checked for an IPv4 client: the
+    // exchanges' A lookups are not the mechanism's own query, never counted.
+    dns.add_txt(
+        "v6mx.spf.test",
+        "v=spf1 mx a:n1.spf.test ip4:192.0.2.80 -all",
+    );
+    for i in 1..=4 {
+        let host = format!("mx{i}.v6mx.spf.test");
+        dns.add_mx("v6mx.spf.test", 10, &host).add_aaaa(
+            &host,
+            format!("2001:db8::{i}")
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap(),
+        );
+    }
+    // `exists` of missing names: not counted (see verify::void).
+    dns.add_txt(
+        "exists.spf.test",
+        "v=spf1 exists:n1.spf.test exists:n2.spf.test exists:n3.spf.test ip4:192.0.2.80 -all",
     );
     let v = verifier(&dns);
-    assert_eq!(
-        mail_from(&v, "192.0.2.80", "u@void.spf.test").await,
-        SpfResult::Pass
+    // Twice: the second round runs on cached answers.
+    for round in 0..2 {
+        for (sender, want) in [
+            ("u@void3.spf.test", SpfResult::PermError),
+            ("u@void2.spf.test", SpfResult::Pass),
+            ("u@voidinc.spf.test", SpfResult::PermError),
+            ("u@early.spf.test", SpfResult::Pass),
+            ("u@v6mx.spf.test", SpfResult::Pass),
+            ("u@exists.spf.test", SpfResult::Pass),
+        ] {
+            assert_eq!(
+                mail_from(&v, "192.0.2.80", sender).await,
+                want,
+                "{sender} round {round}"
+            );
+        }
+    }
+    let verdict = v
+        .spf(ip("192.0.2.80"), "h", "u@void3.spf.test", "mx")
+        .await
+        .mail_from;
+    assert!(
+        verdict.reason.contains("RFC 7208 §4.6.4"),
+        "{}",
+        verdict.reason
+    );
+    // Eleven `a` lookups: the 10-lookup limit or the void limit, permerror either way.
+    dns.add_txt(
+        "voids.spf.test",
+        &format!("v=spf1 {}ip4:192.0.2.80 -all", "a:nx.spf.test ".repeat(11)),
     );
     assert_eq!(
         mail_from(&v, "192.0.2.80", "u@voids.spf.test").await,

@@ -26,6 +26,7 @@ pub mod header;
 pub mod psl;
 pub mod results;
 pub mod spf;
+pub mod void;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;

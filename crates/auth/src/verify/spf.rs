@@ -5,9 +5,10 @@
 //! `mail-auth` enforces the limit of 10 DNS-querying mechanisms and
 //! modifiers per check (§4.6.4: `include`, `a`, `mx`, `ptr`, `exists`,
 //! `redirect`; exceeded → `permerror`), at most 10 MX names per `mx`, and a
-//! 20-second wall-clock bound per check. It does **not** count void lookups
-//! (§4.6.4's SHOULD of 2): a record full of `a:` names that do not exist is
-//! still bounded by the 10-lookup limit. `tests/spf.rs` shows both.
+//! 20-second wall-clock bound per check. It does not count void lookups
+//! (§4.6.4's SHOULD of 2): we do, through the caches it is handed
+//! ([`super::void`]; more than 2 → `permerror`). `tests/verify_spf.rs`
+//! shows both limits.
 //! A DNS failure is `temperror`, never `fail`.
 //!
 //! # Standards
@@ -18,8 +19,11 @@ use std::net::IpAddr;
 
 use mail_auth::spf::verify::SpfParameters;
 
+use mail_auth::Parameters;
+
 use super::Inner;
 use super::results::{SpfResult, SpfVerdict, SpfVerdicts};
+use super::void::{Counting, Kind, MAX_VOID_LOOKUPS, Tracker};
 
 /// Both checks.
 pub(crate) async fn check(
@@ -71,7 +75,39 @@ async fn one(
     } else {
         SpfParameters::verify_mail_from(ip, helo, our_hostname, sender)
     };
-    let output = inner.auth.verify_spf(inner.params(params)).await;
+    let tracker = Tracker::default();
+    let (txt, mx) = (
+        Counting::new(&inner.txt, &tracker, Kind::Txt),
+        Counting::new(&inner.mx, &tracker, Kind::Mx),
+    );
+    let (v4, v6, ptr) = (
+        Counting::new(&inner.ipv4, &tracker, Kind::V4),
+        Counting::new(&inner.ipv6, &tracker, Kind::V6),
+        Counting::new(&inner.ptr, &tracker, Kind::Ptr),
+    );
+    let params = Parameters::new(params)
+        .with_txt_cache(&txt)
+        .with_mx_cache(&mx)
+        .with_ipv4_cache(&v4)
+        .with_ipv6_cache(&v6)
+        .with_ptr_cache(&ptr);
+    let output = inner.auth.verify_spf(params).await;
+    let voids = tracker.voids(output.result());
+    if voids > MAX_VOID_LOOKUPS && output.result() != mail_auth::SpfResult::PermError {
+        return SpfVerdict {
+            result: SpfResult::PermError,
+            domain: domain.to_owned(),
+            identity: if sender.is_empty() {
+                format!("postmaster@{domain}")
+            } else {
+                sender.to_owned()
+            },
+            reason: format!(
+                "SPF evaluation for {domain} met {voids} DNS names without records; \
+                 more than {MAX_VOID_LOOKUPS} is an error (RFC 7208 §4.6.4)"
+            ),
+        };
+    }
     let result = map(output.result());
     let identity = if sender.is_empty() {
         format!("postmaster@{domain}")
