@@ -215,15 +215,20 @@ fn aligned(psl: &PublicSuffixList, a: &str, b: &str, mode: Alignment) -> bool {
     }
 }
 
-/// The From domains of a message (lower case, deduplicated).
+/// The From domains of a message (lower case, A-labels for internationalised
+/// names (RFC 6531 mail), deduplicated).
 pub(crate) fn from_domains(froms: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for from in froms {
         let domain = from
             .rsplit_once('@')
             .map_or("", |(_, d)| d)
-            .trim_end_matches('.')
-            .to_ascii_lowercase();
+            .trim_end_matches('.');
+        let domain = if domain.is_ascii() {
+            domain.to_ascii_lowercase()
+        } else {
+            idna::domain_to_ascii(domain).unwrap_or_else(|_| domain.to_lowercase())
+        };
         if !domain.is_empty() && !out.contains(&domain) {
             out.push(domain);
         }
@@ -470,6 +475,8 @@ mod tests {
     fn from_domains_are_deduplicated() {
         let f = from_domains(&["a@X.example".into(), "b@x.example".into()]);
         assert_eq!(f, ["x.example"]);
+        let f = from_domains(&["a@bücher.example".into(), "b@xn--bcher-kva.example".into()]);
+        assert_eq!(f, ["xn--bcher-kva.example"]);
         assert!(from_domains(&[]).is_empty());
     }
 }
