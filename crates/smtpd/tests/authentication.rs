@@ -241,3 +241,50 @@ fn base64_plain(user: &str, pass: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{pass}"))
 }
+
+/// `spf_at = "mail"` with `spf_fail = "reject"`: a forged envelope sender is
+/// refused at MAIL FROM with `550 5.7.23`, before any data; a permitted one
+/// goes on (its SPF verdict reused at end of data).
+#[tokio::test]
+async fn spf_at_mail_from_refuses_before_data() {
+    use postern_policy::admission::{Admission, FlowAction, MailFlowPolicy, Matcher, SenderGroup};
+    use postern_policy::authentication::{SpfFailAction, SpfStage};
+    let dns = FakeDns::start().await;
+    dns.add_txt("forged.example", "v=spf1 ip4:192.0.2.1 -all");
+    dns.add_txt("sender.example", "v=spf1 ip4:127.0.0.1 -all");
+    let nameservers = dns.nameservers();
+    let srv = common::start_with(move |s: &mut ServerSettings| {
+        s.authentication.verify = true;
+        s.authentication.nameservers = nameservers;
+        let mut p = MailFlowPolicy::new("STRICT", FlowAction::Accept);
+        p.auth_actions.spf_at = SpfStage::Mail;
+        p.auth_actions.spf_fail = SpfFailAction::Reject;
+        s.admission = Admission::new(
+            vec![SenderGroup {
+                name: "ALL".into(),
+                matchers: vec![Matcher::parse("all").unwrap()],
+                policy: 0,
+                listeners: Vec::new(),
+            }],
+            vec![p],
+            Vec::new(),
+        );
+    })
+    .await;
+    let mut d = Dialogue::connect_from(CLIENT.parse::<IpAddr>().unwrap(), srv.addr("smtp")).await;
+    d.expect(220).await;
+    d.cmd("EHLO client.sender.example", 250).await;
+    let r = d.cmd("MAIL FROM:<boss@forged.example>", 550).await;
+    assert!(r.text().contains("5.7.23"), "{}", r.text());
+    let r = common::send_message(
+        &mut d,
+        "alice@sender.example",
+        "bob@example.com",
+        &message("alice@sender.example", ""),
+    )
+    .await;
+    assert_eq!(r.code, 250, "{}", r.text());
+    let msgs = srv.messages();
+    let ar = msgs[0].0.added_headers.replace("\r\n ", " ");
+    assert!(ar.contains("spf=pass"), "{ar}");
+}

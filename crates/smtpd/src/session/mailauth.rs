@@ -15,14 +15,17 @@ use postern_auth::verify::{
     ArcResult, ArcVerdict, AuthResults, DmarcPolicy, DmarcResult, DmarcVerdict, VerifyInput,
 };
 use postern_policy::admission::FlowAction;
-use postern_policy::authentication::{self as decide, AuthDisposition};
+use postern_policy::authentication::{
+    self as decide, AuthDisposition, AuthFacts, DmarcRequest, SpfStage,
+};
+use postern_proto::session::{Stage, Verdict};
 use postern_proto::{Reply, ReversePath};
 use postern_spool::SpoolError;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Session;
 use super::data::Body;
-use crate::mailauth::{facts, field, summary};
+use crate::mailauth::{facts, field, spf_outcome, summary};
 use crate::replies;
 
 /// What mail authentication does for the current transaction.
@@ -126,6 +129,68 @@ impl<S> Session<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    /// SPF at MAIL FROM time (`spf_at = "mail"`): checks now, refuses a
+    /// `fail` under `spf_fail = "reject"` (or defers a DNS failure) before
+    /// any data is sent, and keeps the verdicts for end of data.
+    pub(super) async fn spf_at_mail_check(&mut self) -> Option<Verdict> {
+        self.spf_at_mail = None;
+        let flow = self.flow().clone();
+        if !self.auth_plan().verify
+            || !flow.verify.spf
+            || flow.auth_actions.spf_at != SpfStage::Mail
+        {
+            return None;
+        }
+        let shared = std::sync::Arc::clone(&self.ctx.shared);
+        let verifier = shared.mail_auth.verifier.as_ref()?;
+        let mail_from = match self.machine.stage() {
+            Some(Stage::Mail { from }) => match &from.reverse_path {
+                ReversePath::Mailbox(mb) => mb.to_string(),
+                ReversePath::Null => String::new(),
+            },
+            _ => return None,
+        };
+        let helo = self.machine.facts().helo.clone().unwrap_or_default();
+        let hostname = self.ctx.listener.hostname.clone();
+        let spf = verifier
+            .spf(self.peer.ip(), &helo, &mail_from, &hostname)
+            .await;
+        let m = &spf.mail_from;
+        let facts = AuthFacts {
+            spf: Some(spf_outcome(m.result)),
+            spf_domain: m.domain.clone(),
+            dmarc: None,
+            dmarc_request: DmarcRequest::None,
+            from_domain: String::new(),
+            mail_from_domain: m.domain.to_ascii_lowercase(),
+            arc_pass: false,
+            arc_last_sealer: None,
+        };
+        let (disposition, overridden) = decide::decide(
+            flow.auth_actions,
+            &shared.settings.authentication.exceptions,
+            &facts,
+        );
+        self.event(&format!(
+            "SPF at MAIL FROM: {} ({}){}",
+            m.result.as_str(),
+            m.domain,
+            overridden
+                .as_ref()
+                .map(|o| format!("; accepted: {}", o.describe()))
+                .unwrap_or_default()
+        ));
+        self.spf_at_mail = Some(spf);
+        match disposition {
+            AuthDisposition::Reject(reply) | AuthDisposition::TempFail(reply) => {
+                self.log_decision("mail", "spf", Some(&reply));
+                self.in_tx(|| tracing::info!(action = "refused", "SPF at MAIL FROM"));
+                Some(Verdict::Refuse(reply))
+            }
+            _ => None,
+        }
+    }
+
     /// Verifies, decides and signs; the header fields to add or the refusal.
     pub(super) async fn authenticate(
         &mut self,

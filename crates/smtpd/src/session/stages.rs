@@ -185,6 +185,12 @@ where
             }
         }
         let verdict = self.session_policy();
+        if kind == StageKind::Mail && verdict == Verdict::Accept {
+            // SPF at MAIL FROM (`spf_at = "mail"`): a refusal before DATA.
+            if let Some(refused) = self.spf_at_mail_check().await {
+                return Checked::Verdict(refused);
+            }
+        }
         if kind == StageKind::Rcpt && verdict == Verdict::Accept {
             // Recipient validation (`recipients.rs`), once policy and relay
             // rules took the RCPT. `RecipientVerdict::Unknown` is an invalid
