@@ -70,4 +70,6 @@ mod watcher;
 
 pub use parse::{MAX_HEADER_BLOCK, MAX_RECIPIENTS, Parsed, parse_header, received_header};
 pub use settings::PickupSettings;
-pub use watcher::{LISTENER, MAX_FILES_PER_SCAN, OnQueued, Pickup, PickupHandle, ScanReport};
+pub use watcher::{
+    LISTENER, MAX_FILES_PER_SCAN, OnQueued, Pickup, PickupHandle, ScanReport, SharedSigning,
+};

@@ -142,6 +142,8 @@ fn unreadable(e: &io::Error) -> String {
 /// [`Pickup::start`] runs passes on the tokio runtime until shut down.
 pub struct Pickup {
     settings: PickupSettings,
+    /// `[[dkim]]` keys (shared with reload): pickup mail is our users' mail.
+    signing: Option<SharedSigning>,
     spool: Spool,
     on_queued: OnQueued,
     log: MailLog,
@@ -159,6 +161,9 @@ impl std::fmt::Debug for Pickup {
             .finish_non_exhaustive()
     }
 }
+
+/// The DKIM signing keys, replaced on `SIGHUP` by the binary.
+pub type SharedSigning = std::sync::Arc<std::sync::RwLock<postern_auth::signing::SigningTable>>;
 
 fn create_private_dir(dir: &Path) -> io::Result<()> {
     std::fs::DirBuilder::new()
@@ -189,6 +194,7 @@ impl Pickup {
         create_private_dir(&settings.dir)?;
         Ok(Self {
             settings,
+            signing: None,
             spool,
             on_queued,
             log,
@@ -196,6 +202,43 @@ impl Pickup {
             held: HashMap::new(),
             dir_error: false,
         })
+    }
+
+    /// Signs picked-up messages with these `[[dkim]]` keys when
+    /// `[authentication] dkim_sign` includes `pickup` (RFC 6376 §5).
+    #[must_use]
+    pub fn with_signing(mut self, signing: SharedSigning) -> Self {
+        self.signing = Some(signing);
+        self
+    }
+
+    /// The `DKIM-Signature:` fields for the message written so far (empty
+    /// when nothing signs it). A signing failure sends it unsigned, logged.
+    fn signatures(&self, inc: &mut Incoming) -> Result<String, SpoolError> {
+        let table = match &self.signing {
+            Some(s) => s
+                .read()
+                .map_or_else(|poisoned| poisoned.into_inner().clone(), |t| t.clone()),
+            None => return Ok(String::new()),
+        };
+        if !table.applies(postern_auth::signing::Origin::Pickup) {
+            return Ok(String::new());
+        }
+        let message = inc.read_back(self.settings.max_message_size)?;
+        match table.sign(&message) {
+            Ok((fields, signed)) => {
+                for s in &signed {
+                    tracing::info!(queue_id = %inc.queue_id(), domain = %s.domain,
+                        selector = %s.selector, "pickup: DKIM-signed");
+                }
+                Ok(fields)
+            }
+            Err(e) => {
+                tracing::warn!(queue_id = %inc.queue_id(), error = %e,
+                    "pickup: DKIM signing failed; queued unsigned");
+                Ok(String::new())
+            }
+        }
     }
 
     /// Runs scans on the current tokio runtime (each on the blocking pool):
@@ -574,7 +617,8 @@ impl Pickup {
         if read != ident.len || Ident::of(&now_meta) != ident {
             return Err(Failure::Changing);
         }
-        commit(inc, &parsed, eight_bit).map_err(Failure::Spool)
+        let added = self.signatures(&mut inc).map_err(Failure::Spool)?;
+        commit(inc, &parsed, eight_bit, added).map_err(Failure::Spool)
     }
 
     /// Unlinks the queued file (if it is still the one we read) and makes the
@@ -620,7 +664,12 @@ fn read_some(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// The envelope of a pickup message, committed.
-fn commit(inc: Incoming, parsed: &Parsed, eight_bit: bool) -> Result<Envelope, SpoolError> {
+fn commit(
+    inc: Incoming,
+    parsed: &Parsed,
+    eight_bit: bool,
+    added_headers: String,
+) -> Result<Envelope, SpoolError> {
     let envelope = Envelope {
         queue_id: *inc.queue_id(),
         received_at: String::new(),
@@ -647,7 +696,7 @@ fn commit(inc: Incoming, parsed: &Parsed, eight_bit: bool) -> Result<Envelope, S
             tls: None,
         },
         message_size: 0,
-        added_headers: String::new(),
+        added_headers,
         hold: None,
     };
     inc.commit(envelope)

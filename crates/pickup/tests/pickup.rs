@@ -451,3 +451,49 @@ async fn a_reload_moves_the_watcher_to_the_new_folder() {
     handle.shutdown(Duration::from_secs(5)).await;
     s.delivery.shutdown(Duration::from_secs(5)).await;
 }
+
+/// `[[dkim]]` keys sign picked-up mail (our users' mail) when
+/// `dkim_sign` includes `pickup`: the signature goes into the envelope's
+/// added header fields, first in the delivered message, over the message as
+/// stored (From: app@example.com → d=example.com); without `pickup` in the
+/// scope nothing is signed.
+#[tokio::test]
+async fn picked_up_mail_is_dkim_signed_when_the_scope_says_so() {
+    use postern_auth::signing::{DkimSigning, SignFor, SigningSettings, SigningTable};
+    let s = setup_with(None).await;
+    let (_, pem) = postern_auth::generate(postern_auth::Algorithm::Ed25519).unwrap();
+    let key = s.root.join("example.com.pem");
+    postern_auth::write_key(&key, &pem).unwrap();
+    let settings = |sign_for| SigningSettings {
+        sign_for,
+        keys: vec![DkimSigning {
+            domain: "example.com".into(),
+            selector: "pick".into(),
+            key: key.clone(),
+            sign: true,
+            options: postern_auth::SignOptions::default(),
+        }],
+    };
+    let table = SigningTable::load(&settings(vec![SignFor::Pickup])).unwrap();
+    let shared = Arc::new(std::sync::RwLock::new(table));
+    let mut p = s
+        .pickup(s.pickup_settings())
+        .with_signing(Arc::clone(&shared));
+    s.drop_file("signed.eml", IIS);
+    let id = p.scan().queued[0];
+    let env = s.spool.envelope(&id).unwrap();
+    assert!(
+        env.added_headers.starts_with("DKIM-Signature:"),
+        "{}",
+        env.added_headers
+    );
+    assert!(env.added_headers.contains("d=example.com"));
+    assert!(env.added_headers.contains("s=pick"));
+    assert!(s.body(&id).starts_with("DKIM-Signature:"));
+
+    // Out of scope (SIGHUP replaced the table): unsigned.
+    *shared.write().unwrap() = SigningTable::load(&settings(vec![SignFor::Authenticated])).unwrap();
+    s.drop_file("unsigned.eml", IIS);
+    let id = p.scan().queued[0];
+    assert_eq!(s.spool.envelope(&id).unwrap().added_headers, "");
+}

@@ -188,6 +188,21 @@ fn write_envelope(out: &mut String, env: &Envelope) {
             let _ = writeln!(out, "inbound tls:  none (plaintext)");
         }
     }
+    // Issue 10: our verdicts, the signatures we added, a quarantine hold.
+    let received = postern_track::Received::from_envelope(env);
+    if let Some(ar) = &received.authentication {
+        let _ = writeln!(out, "auth results: {}", clean(ar));
+    }
+    for sig in &received.dkim_signed {
+        let _ = writeln!(out, "dkim signed:  {}", clean(sig));
+    }
+    if let Some(why) = &env.hold {
+        let _ = writeln!(
+            out,
+            "held:         {} (postern queue release to deliver)",
+            clean(why)
+        );
+    }
     for rc in &env.recipients {
         let mut extra = String::new();
         if let Some(n) = &rc.notify {

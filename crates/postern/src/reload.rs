@@ -42,6 +42,8 @@ pub(crate) struct Live {
     pub(crate) server: Server,
     pub(crate) delivery: DeliveryHandle,
     pub(crate) pickup: Option<PickupHandle>,
+    /// The pickup folder's `[[dkim]]` keys.
+    pub(crate) signing: postern_pickup::SharedSigning,
     pub(crate) spool: Spool,
     pub(crate) mail_log: MailLog,
     pub(crate) config: Config,
@@ -70,6 +72,8 @@ async fn apply(live: &mut Live, path: Option<&Path>) -> anyhow::Result<()> {
     for w in &tls.warnings {
         tracing::warn!("tls: {w}");
     }
+    let signing = postern_auth::signing::SigningTable::load(&cfg.server.authentication.signing)
+        .context("loading the [[dkim]] keys")?;
     // Built before anything changes: an error keeps delivery as it was.
     let transport =
         crate::delivery_setup::transport(cfg, live.spool.clone(), live.mail_log.clone()).await?;
@@ -78,6 +82,10 @@ async fn apply(live: &mut Live, path: Option<&Path>) -> anyhow::Result<()> {
         .context("the listeners' new settings")?;
     crate::delivery_setup::apply_reload(cfg, &live.delivery, transport);
     live.spool.set_min_free(cfg.server.spool.min_free);
+    match live.signing.write() {
+        Ok(mut t) => *t = signing,
+        Err(poisoned) => *poisoned.into_inner() = signing,
+    }
     reload_pickup(live, cfg).await;
     live.config = loaded.config;
     Ok(())
@@ -105,7 +113,7 @@ async fn reload_pickup(live: &mut Live, cfg: &Config) {
                 Arc::new(move |id| notifier.notify_pickup(id)),
                 live.mail_log.clone(),
             ) {
-                Ok(p) => live.pickup = Some(p.start()),
+                Ok(p) => live.pickup = Some(p.with_signing(Arc::clone(&live.signing)).start()),
                 Err(e) => tracing::error!(dir = %cfg.pickup.dir.display(), error = %e,
                     "pickup: cannot create the folder; the pickup folder stays off"),
             }

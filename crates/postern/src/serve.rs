@@ -167,6 +167,12 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
         );
         notifier.notify_committed(a.envelope);
     });
+    // `[[dkim]]` keys for the pickup folder (the smtpd loads its own):
+    // replaced on SIGHUP.
+    let signing: postern_pickup::SharedSigning = Arc::new(std::sync::RwLock::new(
+        postern_auth::signing::SigningTable::load(&cfg.server.authentication.signing)
+            .context("loading the [[dkim]] keys")?,
+    ));
     let pickup = if cfg.pickup.enabled {
         let notifier = delivery.notifier();
         let p = Pickup::new(
@@ -175,7 +181,8 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
             Arc::new(move |id| notifier.notify_pickup(id)),
             mail_log.clone(),
         )
-        .with_context(|| format!("creating the pickup folder {}", cfg.pickup.dir.display()))?;
+        .with_context(|| format!("creating the pickup folder {}", cfg.pickup.dir.display()))?
+        .with_signing(Arc::clone(&signing));
         Some(p.start())
     } else {
         tracing::info!("pickup folder disabled ([pickup] enabled = false)");
@@ -239,6 +246,7 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
         server,
         delivery,
         pickup,
+        signing,
         spool: spool_handle,
         mail_log,
         config: loaded.config,

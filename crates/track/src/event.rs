@@ -188,6 +188,61 @@ pub struct Received {
     /// Inbound TLS version and cipher, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<String>,
+    /// Our `Authentication-Results:` value, unfolded: every SPF / DKIM
+    /// (domain, selector) / ARC / DMARC verdict (issue 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<String>,
+    /// The DKIM signatures we added, `d=domain s=selector` each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dkim_signed: Vec<String>,
+    /// Accepted held for review (a DMARC quarantine), with the reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
+}
+
+/// The fields named `name` among `headers` (complete header fields with
+/// CRLFs), each unfolded, without the name.
+pub fn header_values(headers: &str, name: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut current: Option<String> = None;
+    for line in headers.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            if let Some(c) = current.as_mut() {
+                c.push(' ');
+                c.push_str(line.trim());
+            }
+            continue;
+        }
+        if let Some(c) = current.take() {
+            out.push(c);
+        }
+        if let Some((n, v)) = line.split_once(':')
+            && n.trim().eq_ignore_ascii_case(name)
+        {
+            current = Some(v.trim().to_owned());
+        }
+    }
+    if let Some(c) = current {
+        out.push(c);
+    }
+    out
+}
+
+/// `d=… s=…` of each DKIM-Signature value.
+fn signature_ids(values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .map(|v| {
+            let tag = |t: &str| {
+                v.split(';')
+                    .filter_map(|kv| kv.split_once('='))
+                    .find(|(k, _)| k.trim() == t)
+                    .map(|(_, x)| x.split_whitespace().collect::<String>())
+                    .unwrap_or_default()
+            };
+            format!("d={} s={}", tag("d"), tag("s"))
+        })
+        .collect()
 }
 
 impl Received {
@@ -207,6 +262,11 @@ impl Received {
                 .tls
                 .as_ref()
                 .map(|t| format!("{} {}", t.version, t.cipher)),
+            authentication: header_values(&env.added_headers, "Authentication-Results")
+                .into_iter()
+                .next(),
+            dkim_signed: signature_ids(&header_values(&env.added_headers, "DKIM-Signature")),
+            held: env.hold.clone(),
         }
     }
 }
@@ -473,6 +533,17 @@ mod tests {
         };
         let r = Received::from_envelope(&env);
         assert_eq!(r.sender, "alice@example.com");
+        assert_eq!(r.authentication, None);
+        let mut env = env;
+        env.added_headers = "DKIM-Signature: v=1; a=ed25519-sha256; d=example.com;\r\n s=s2026; h=from; bh=x; b=y\r\n\
+                             Authentication-Results: mx.example.net;\r\n spf=pass smtp.mailfrom=a@b.example\r\n"
+            .into();
+        let r = Received::from_envelope(&env);
+        assert_eq!(
+            r.authentication.as_deref(),
+            Some("mx.example.net; spf=pass smtp.mailfrom=a@b.example")
+        );
+        assert_eq!(r.dkim_signed, vec!["d=example.com s=s2026".to_owned()]);
         assert_eq!(r.rcpts, ["bob@example.net", "carol@example.org"]);
         assert_eq!(r.size, 1234);
         assert_eq!(
