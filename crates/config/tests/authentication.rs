@@ -2,6 +2,8 @@
 //! mail-flow policy's authentication actions: what loads, and every refusal
 //! with file:line:column and the key.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{error, load, with};
