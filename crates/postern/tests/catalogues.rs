@@ -585,14 +585,58 @@ fn counter_causes_are_documented_and_true() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// `postern dkim check`'s findings (`postern_auth::cause`, ADR 0011): well
+/// formed, unique, in no other catalogue, documented in
+/// docs/authentication.md, every fix true.
+#[test]
+fn dkim_causes_are_documented_and_true() {
+    let ids = postern_auth::cause::ALL;
+    let doc = read_doc("authentication.md");
+    let mut seen = HashSet::new();
+    let mut cli = Cli {
+        help: HashMap::new(),
+    };
+    let mut problems = Vec::new();
+    for id in ids {
+        assert!(well_formed(id), "dkim: malformed id {id:?}");
+        assert!(seen.insert(id), "dkim: {id} listed twice");
+        assert!(!postern_tls::cause::RETIRED.contains(id));
+        for (_, others) in CATALOGUES {
+            assert!(!others.contains(id), "dkim: {id} is in another catalogue");
+        }
+        assert!(
+            doc.contains(&format!("`{id}`")),
+            "{id} not in docs/authentication.md"
+        );
+        let fix = postern_auth::cause::fix(id);
+        assert!(!fix.is_empty(), "{id} has no fix");
+        problems.extend(check_fix(fix, id, &mut cli));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 // ---------------------------------------------------------------------------
 // Checking a fix text.
 
 /// The top-level tables of postern.toml (a dotted `table.key` outside the
 /// notation is refused whatever the key).
 const TABLES: &[&str] = &[
-    "tls", "delivery", "route", "dns", "listener", "limits", "relay", "smtp", "log", "danger",
-    "pickup", "admin", "user", "counters",
+    "tls",
+    "delivery",
+    "route",
+    "dns",
+    "listener",
+    "limits",
+    "relay",
+    "smtp",
+    "log",
+    "danger",
+    "pickup",
+    "admin",
+    "user",
+    "counters",
+    "authentication",
+    "dkim",
 ];
 
 /// The backtick spans of `text` (odd pieces).
