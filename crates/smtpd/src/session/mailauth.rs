@@ -214,6 +214,12 @@ where
         let mut added = String::new();
         let mut hold = None;
 
+        if plan.sign && message.is_none() {
+            self.event("not DKIM-signed: larger than [authentication] max_verify_size");
+            self.in_tx(|| {
+                tracing::warn!("not DKIM-signed: larger than [authentication] max_verify_size");
+            });
+        }
         if plan.sign
             && let Some(message) = message
         {
