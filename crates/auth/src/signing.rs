@@ -237,14 +237,29 @@ impl SigningTable {
     }
 }
 
-/// The domain of the single `From:` field's single address, lower case.
-/// `None` when there is no `From:`, more than one, or more than one address
-/// (RFC 7489 §6.6.1: such messages are not ours to vouch for).
-pub fn from_domain(message: &[u8]) -> Option<String> {
+/// The authors of a message: how many `From:` fields it has and the
+/// domains of every address in them (lower case, in order).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Authors {
+    /// `From:` fields in the header section.
+    pub fields: usize,
+    /// The domain of each address (duplicates kept).
+    pub domains: Vec<String>,
+}
+
+impl Authors {
+    /// Several `From:` fields, or addresses in more than one domain (RFC
+    /// 7489 §6.6.1: which one the reader trusts is the sender's choice).
+    pub fn is_ambiguous(&self) -> bool {
+        self.fields > 1 || self.domains.iter().any(|d| *d != self.domains[0])
+    }
+}
+
+/// The `From:` fields of `message` and their addresses' domains.
+pub fn authors(message: &[u8]) -> Authors {
     let (headers, _) = crate::canon::split_message(message);
-    let mut value: Option<Vec<u8>> = None;
+    let mut values: Vec<Vec<u8>> = Vec::new();
     let mut current: Option<Vec<u8>> = None;
-    let mut count = 0;
     for line in headers.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
@@ -254,28 +269,39 @@ pub fn from_domain(message: &[u8]) -> Option<String> {
             continue;
         }
         if let Some(v) = current.take() {
-            value = Some(v);
+            values.push(v);
         }
         if let Some(colon) = line.iter().position(|&b| b == b':')
             && line[..colon].trim_ascii().eq_ignore_ascii_case(b"from")
         {
-            count += 1;
             current = Some(line[colon + 1..].to_vec());
         }
     }
     if let Some(v) = current.take() {
-        value = Some(v);
+        values.push(v);
     }
-    if count != 1 {
-        return None;
+    let domains = values
+        .iter()
+        .flat_map(|v| mail_parser_addresses(&String::from_utf8_lossy(v)))
+        .filter_map(|a| {
+            a.rsplit_once('@')
+                .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())
+        })
+        .filter(|d| !d.is_empty())
+        .collect();
+    Authors {
+        fields: values.len(),
+        domains,
     }
-    let text = String::from_utf8_lossy(&value?).into_owned();
-    let addresses = mail_parser_addresses(&text);
-    match addresses.as_slice() {
-        [one] => one
-            .rsplit_once('@')
-            .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())
-            .filter(|d| !d.is_empty()),
+}
+
+/// The domain of the single `From:` field's single address, lower case.
+/// `None` when there is no `From:`, more than one, or more than one address
+/// (RFC 7489 §6.6.1: such messages are not ours to vouch for).
+pub fn from_domain(message: &[u8]) -> Option<String> {
+    let a = authors(message);
+    match (a.fields, a.domains.as_slice()) {
+        (1, [one]) => Some(one.clone()),
         _ => None,
     }
 }
@@ -319,5 +345,9 @@ mod tests {
             None
         );
         assert_eq!(from_domain(b"From: a@b.example, c@d.example\r\n\r\n"), None);
+        assert!(authors(b"From: a@b.example, c@d.example\r\n\r\n").is_ambiguous());
+        assert!(authors(b"From: a@b.example\r\nFrom: a@b.example\r\n\r\n").is_ambiguous());
+        assert!(!authors(b"From: a@b.example, c@B.example\r\n\r\n").is_ambiguous());
+        assert!(!authors(b"To: x@y.example\r\n\r\n").is_ambiguous());
     }
 }

@@ -7,8 +7,9 @@
 //! ```toml
 //! [authentication]
 //! verify = true                        # default false
-//! authserv_id = "mx.example.net"       # default: the listener's hostname
-//! max_verify_size = "25MiB"            # larger messages are not DKIM-verified
+//! authserv_id = "mx.example.net"       # default: the top-level hostname
+//! max_verify_size = "25MiB"            # larger messages: header only, DKIM cannot pass
+//! verify_memory = "256MiB"             # all sessions' messages held for verification
 //! public_suffix_list = "/usr/share/publicsuffix/public_suffix_list.dat"  # default: built in
 //! trusted_arc_sealers = ["forwarder.example"]
 //! dkim_sign = ["authenticated", "relay-clients", "pickup"]   # default; "all" signs pass-through too
@@ -37,6 +38,7 @@
 use std::path::PathBuf;
 
 use postern_auth::signing::{DkimSigning, SignFor};
+use postern_auth::verify::PublicSuffixList;
 use postern_auth::{SignOptions, load_key};
 use postern_dns::DnsSettings;
 use postern_policy::authentication::{AuthExceptions, AuthOverride};
@@ -55,6 +57,7 @@ pub(crate) struct RawAuthentication {
     pub verify: Option<bool>,
     pub authserv_id: Option<Spanned<String>>,
     pub max_verify_size: Option<Spanned<Size>>,
+    pub verify_memory: Option<Spanned<Size>>,
     pub public_suffix_list: Option<Spanned<String>>,
     pub trusted_arc_sealers: Option<Vec<Spanned<String>>>,
     pub dkim_sign: Option<Spanned<Vec<Spanned<Pick<SignFor>>>>>,
@@ -101,6 +104,7 @@ pub(crate) fn build(
     dkim: Option<Vec<Spanned<RawDkim>>>,
     dns: &DnsSettings,
     max_message_size: Option<u64>,
+    hostname: Option<&str>,
     cx: &mut Ctx<'_>,
 ) -> Result<AuthenticationSettings, ConfigError> {
     let mut s = AuthenticationSettings {
@@ -110,6 +114,10 @@ pub(crate) fn build(
     };
     let r = raw.map(Spanned::into_inner).unwrap_or_default();
     s.verify = r.verify.unwrap_or(false);
+    // One authserv-id for the whole server (every listener, and every node
+    // behind one MX that shares the name), so a forgery naming it is removed
+    // whichever listener receives it.
+    s.authserv_id = hostname.map(|h| h.trim_end_matches('.').to_ascii_lowercase());
     if let Some(v) = &r.authserv_id {
         let id = v
             .get_ref()
@@ -143,26 +151,37 @@ pub(crate) fn build(
                 Some(v.span()),
                 "authentication.max_verify_size",
                 format!(
-                    "smaller than [limits] max_message_size ({max} bytes): larger messages are \
-                     not DKIM-verified, and DMARC then rests on SPF alone"
+                    "smaller than [limits] max_message_size ({max} bytes): for larger messages \
+                     only the header is read, no DKIM signature can pass, and DMARC passes only \
+                     on aligned SPF (mail from DKIM-only domains with p=reject is refused)"
                 ),
             );
         }
     }
-    if let Some(v) = &r.public_suffix_list {
-        let path = resolve(cx.base_dir, v.get_ref());
-        if !path.is_file() {
-            cx.warn(
-                Some(v.span()),
-                "authentication.public_suffix_list",
-                format!(
-                    "{} is not a file: the built-in list is used until it exists",
-                    path.display()
-                ),
-            );
+    if let Some(v) = &r.verify_memory {
+        let n = v.get_ref().0;
+        if n < MIN_VERIFY_SIZE {
+            return Err(cx.error(
+                v.span(),
+                "authentication.verify_memory",
+                "must be at least \"64KiB\", e.g. \"256MiB\"",
+            ));
         }
-        s.public_suffix_list = Some(path);
+        s.verify_memory = n;
     }
+    let psl = match &r.public_suffix_list {
+        Some(v) => {
+            let path = resolve(cx.base_dir, v.get_ref());
+            // Read now: a missing or broken list is an error here, not a
+            // server that will not start.
+            let list = PublicSuffixList::from_file(&path).map_err(|e| {
+                cx.error(v.span(), "authentication.public_suffix_list", e.to_string())
+            })?;
+            s.public_suffix_list = Some(path);
+            list
+        }
+        None => PublicSuffixList::shipped(),
+    };
     let mut exceptions = AuthExceptions::default();
     for (i, sealer) in r.trusted_arc_sealers.iter().flatten().enumerate() {
         let d = domain(
@@ -175,7 +194,7 @@ pub(crate) fn build(
     for (i, o) in r.overrides.iter().flatten().enumerate() {
         let o = o.get_ref();
         let key = format!("authentication.override[{i}]");
-        let d = domain(&o.domain, &format!("{key}.domain"), cx)?;
+        let d = registrable(&o.domain, &format!("{key}.domain"), &psl, cx)?;
         let reason = o.reason.get_ref().trim();
         if reason.is_empty() || reason.len() > 200 || reason.chars().any(char::is_control) {
             return Err(cx.error(
@@ -215,6 +234,28 @@ fn domain(v: &Spanned<String>, key: &str, cx: &Ctx<'_>) -> Result<String, Config
         .to_ascii_lowercase();
     if !d.contains('.') || check_hostname(&d, false).is_err() {
         return Err(cx.error(v.span(), key, "must be a domain name, e.g. \"example.com\""));
+    }
+    Ok(d)
+}
+
+/// A domain that must be registrable: an override or trusted sealer of a
+/// public suffix (`co.uk`) would cover every domain under it.
+fn registrable(
+    v: &Spanned<String>,
+    key: &str,
+    psl: &PublicSuffixList,
+    cx: &Ctx<'_>,
+) -> Result<String, ConfigError> {
+    let d = domain(v, key, cx)?;
+    if psl.public_suffix(&d) == d {
+        return Err(cx.error(
+            v.span(),
+            key,
+            format!(
+                "{d} is a public suffix (it would cover every domain registered under it): \
+                 name the organisation's domain, e.g. \"example.{d}\""
+            ),
+        ));
     }
     Ok(d)
 }

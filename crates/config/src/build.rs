@@ -295,6 +295,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         raw.dkim,
         &dns,
         base_limits.as_ref().map(|l| l.max_message_size),
+        raw.hostname.as_ref().map(|h| h.get_ref().as_str()),
         cx,
     );
     let authentication = cx.keep(authentication)?;

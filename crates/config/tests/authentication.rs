@@ -157,10 +157,43 @@ fn the_example_section_loads() {
         .collect::<Vec<_>>()
         .join("\n")
         .replace("/var/lib/postern/dkim/example.com.s2026.pem", &key)
-        .replace("/usr/share/publicsuffix/public_suffix_list.dat", &key);
+        .replace(
+            "/usr/share/publicsuffix/public_suffix_list.dat",
+            &format!(
+                "{}/../auth/data/public_suffix_list.dat",
+                env!("CARGO_MANIFEST_DIR")
+            ),
+        );
     let l = load(&with(&block)).unwrap();
     let a = &l.config.server.authentication;
     assert_eq!(a.signing.keys.len(), 1);
     assert_eq!(a.exceptions.overrides.len(), 1);
     assert_eq!(a.authserv_id.as_deref(), Some("mx.example.com"));
+}
+
+#[test]
+fn public_suffixes_and_missing_lists_are_refused() {
+    let e = error(&with(
+        "[[authentication.override]]\ndomain = \"co.uk\"\nreason = \"x\"\n",
+    ));
+    assert!(
+        e.contains("postern.toml:12:10: authentication.override[0].domain:")
+            && e.contains("public suffix"),
+        "{e}"
+    );
+    let e = error(&with("[authentication]\ntrusted_arc_sealers = [\"com\"]\n"));
+    assert!(e.contains("authentication.trusted_arc_sealers[0]"), "{e}");
+    let e = error(&with(
+        "[authentication]\npublic_suffix_list = \"/nonexistent/psl.dat\"\n",
+    ));
+    assert!(
+        e.starts_with("postern.toml:12:22: authentication.public_suffix_list:"),
+        "{e}"
+    );
+    // The server-wide hostname is the default authserv-id.
+    let c = load(&with("")).unwrap().config;
+    assert_eq!(
+        c.server.authentication.authserv_id.as_deref(),
+        Some("mx.example.com")
+    );
 }

@@ -90,8 +90,13 @@ pub struct AuthFacts {
     pub mail_from_domain: String,
     /// The ARC chain validated (RFC 8617 `arc=pass`).
     pub arc_pass: bool,
-    /// The `d=` of the newest ARC-Seal, lower case, when the chain passed.
+    /// The `d=` of the newest ARC-Seal, lower case, when the chain passed
+    /// and that sealer's own `ARC-Authentication-Results` said `dmarc=pass`.
     pub arc_last_sealer: Option<String>,
+    /// The message has several `From:` fields or several author domains
+    /// (RFC 5322 §3.6 allows one field; RFC 7489 §6.6.1): which domain the
+    /// reader sees is the client's choice, so DMARC cannot vouch for it.
+    pub ambiguous_author: bool,
 }
 
 /// What to do with SPF `fail` (ESA: "SPF fail: reject / tag / accept").
@@ -300,8 +305,12 @@ fn within(domain: &str, parent: &str) -> bool {
 
 /// The override that applies, if any (operator overrides first).
 fn override_for(facts: &AuthFacts, exceptions: &AuthExceptions) -> Option<OverrideReason> {
+    // The envelope domain counts only when SPF vouched for it: anyone can
+    // write any MAIL FROM (an override for a list must not open DMARC for
+    // every From domain to whoever names the list in MAIL FROM).
+    let mail_from = (facts.spf == Some(SpfOutcome::Pass)).then_some(&facts.mail_from_domain);
     for o in &exceptions.overrides {
-        for d in [&facts.from_domain, &facts.mail_from_domain] {
+        for d in std::iter::once(&facts.from_domain).chain(mail_from) {
             if !d.is_empty() && within(d, &o.domain) {
                 return Some(OverrideReason::LocalPolicy {
                     domain: o.domain.clone(),
@@ -330,6 +339,9 @@ pub fn decide(
     exceptions: &AuthExceptions,
     facts: &AuthFacts,
 ) -> (AuthDisposition, Option<OverrideReason>) {
+    if facts.ambiguous_author && facts.dmarc.is_some() {
+        return (ambiguous_author(actions), None);
+    }
     let dmarc_fail = facts.dmarc == Some(DmarcOutcome::Fail);
     let spf_fail = facts.spf == Some(SpfOutcome::Fail);
     if (dmarc_fail || spf_fail)
@@ -341,6 +353,23 @@ pub fn decide(
         return (d, None);
     }
     (spf_decision(actions, facts), None)
+}
+
+/// Several authors: treated like a DMARC failure under `p=reject` (the
+/// strictest reading of RFC 7489 §6.6.1: every author domain would have to
+/// pass, and we cannot tell which one the reader trusts).
+fn ambiguous_author(actions: AuthActions) -> AuthDisposition {
+    let why = "several From: fields or author domains (RFC 7489 §6.6.1)";
+    match actions.dmarc_reject {
+        DmarcFailAction::Reject => AuthDisposition::Reject(Reply::new(
+            550,
+            Some(EnhancedCode::new(5, 7, 1)),
+            "Message rejected: it must have exactly one From: field with one author domain",
+        )),
+        DmarcFailAction::Quarantine => AuthDisposition::Quarantine(why.to_owned()),
+        DmarcFailAction::Tag => AuthDisposition::Tag(why.to_owned()),
+        DmarcFailAction::Accept => AuthDisposition::Accept,
+    }
 }
 
 fn dmarc_decision(actions: AuthActions, facts: &AuthFacts) -> Option<AuthDisposition> {
@@ -411,6 +440,7 @@ mod tests {
             mail_from_domain: "sender.example".into(),
             arc_pass: false,
             arc_last_sealer: None,
+            ambiguous_author: false,
         }
     }
 
@@ -504,6 +534,20 @@ mod tests {
     }
 
     #[test]
+    fn several_authors_are_refused_like_dmarc_reject() {
+        let mut f = facts();
+        f.ambiguous_author = true;
+        let (d, _) = decide(AuthActions::default(), &AuthExceptions::default(), &f);
+        assert_eq!(code(&d), Some((550, "5.7.1".into())));
+        f.dmarc = None;
+        assert_eq!(
+            decide(AuthActions::default(), &AuthExceptions::default(), &f).0,
+            AuthDisposition::Accept,
+            "not when DMARC is off for the policy"
+        );
+    }
+
+    #[test]
     fn spf_fail_actions() {
         let mut f = facts();
         f.dmarc = Some(DmarcOutcome::None);
@@ -541,6 +585,22 @@ mod tests {
         let (d, o) = decide(AuthActions::default(), &ex, &f);
         assert_eq!(d, AuthDisposition::Accept);
         assert_eq!(o.map(|o| o.report_type()), Some("trusted_forwarder"));
+
+        // An override for the envelope domain counts only when SPF passed.
+        let mut g = facts();
+        g.dmarc = Some(DmarcOutcome::Fail);
+        g.from_domain = "bank.example".into();
+        g.mail_from_domain = "list.example".into();
+        g.spf = Some(SpfOutcome::Fail);
+        assert!(matches!(
+            decide(AuthActions::default(), &ex, &g).0,
+            AuthDisposition::Reject(_)
+        ));
+        g.spf = Some(SpfOutcome::Pass);
+        assert_eq!(
+            decide(AuthActions::default(), &ex, &g).0,
+            AuthDisposition::Accept
+        );
 
         // A broken chain, or an untrusted sealer, does not help.
         f.arc_pass = false;

@@ -46,13 +46,27 @@ pub enum MailAuthError {
 }
 
 /// The verifier and signing keys of the current configuration.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct MailAuth {
     /// `None` when `[authentication] verify` is off.
     pub(crate) verifier: Option<Verifier>,
     /// The `[[dkim]]` keys that sign.
     pub(crate) signing: SigningTable,
+    /// Messages held in memory for verification or signing, in KiB
+    /// (`[authentication] verify_memory`), shared by all sessions.
+    pub(crate) memory: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The budget's size in KiB.
+    pub(crate) memory_kib: u32,
 }
+
+impl Default for MailAuth {
+    fn default() -> Self {
+        Self::with_budget(None, SigningTable::default(), DEFAULT_VERIFY_MEMORY)
+    }
+}
+
+/// Default `[authentication] verify_memory`: 256 MiB.
+pub const DEFAULT_VERIFY_MEMORY: u64 = 256 * 1024 * 1024;
 
 impl MailAuth {
     pub(crate) fn new(s: &AuthenticationSettings) -> Result<Self, MailAuthError> {
@@ -66,24 +80,70 @@ impl MailAuth {
         } else {
             None
         };
-        Ok(Self {
+        Ok(Self::with_budget(
             verifier,
-            signing: SigningTable::load(&s.signing)?,
-        })
+            SigningTable::load(&s.signing)?,
+            s.verify_memory,
+        ))
+    }
+
+    fn with_budget(verifier: Option<Verifier>, signing: SigningTable, bytes: u64) -> Self {
+        let kib = u32::try_from(bytes / 1024).unwrap_or(u32::MAX).max(1);
+        Self {
+            verifier,
+            signing,
+            memory: std::sync::Arc::new(tokio::sync::Semaphore::new(kib as usize)),
+            memory_kib: kib,
+        }
     }
 }
 
-/// The policy's view of a message's verdicts.
-pub(crate) fn facts(results: &AuthResults, mail_from: &str) -> AuthFacts {
+/// Whether the ARC set `instance`'s own `ARC-Authentication-Results`
+/// recorded `dmarc=pass` (RFC 8617 §4.1.1): a trusted sealer's valid chain
+/// overrides our DMARC failure only when the sealer itself saw a pass.
+pub(crate) fn sealer_saw_dmarc_pass(message: &[u8], instance: u32) -> bool {
+    postern_auth::canon::header_values(message, "ARC-Authentication-Results")
+        .iter()
+        .any(|v| {
+            let mut parts = v.splitn(2, ';');
+            let i = parts.next().unwrap_or("").trim();
+            let rest = parts.next().unwrap_or("");
+            i.strip_prefix("i=")
+                .and_then(|n| n.trim().parse::<u32>().ok())
+                == Some(instance)
+                && rest
+                    .split(|c: char| c == ';' || c.is_whitespace())
+                    .any(|w| w.eq_ignore_ascii_case("dmarc=pass"))
+        })
+}
+
+/// The policy's view of a message's verdicts (`message`: the message
+/// verified, for the author count and the trusted sealer's own verdict).
+pub(crate) fn facts(results: &AuthResults, mail_from: &str, message: Option<&[u8]>) -> AuthFacts {
     let spf = &results.spf.mail_from;
     let dmarc = &results.dmarc;
     let dmarc_outcome = match dmarc.result {
         DmarcResult::Pass => DmarcOutcome::Pass,
         DmarcResult::Fail => DmarcOutcome::Fail,
         DmarcResult::None => DmarcOutcome::None,
+        // A temporary failure matters only when the domain asks for action:
+        // a known p=none record cannot turn into a refusal.
+        DmarcResult::TempError
+            if dmarc.published.is_some() && dmarc.policy == DmarcPolicy::None =>
+        {
+            DmarcOutcome::None
+        }
         DmarcResult::TempError => DmarcOutcome::TempError,
         DmarcResult::PermError => DmarcOutcome::PermError,
     };
+    let arc_pass = results.arc.result == postern_auth::verify::ArcResult::Pass;
+    let newest = u32::try_from(results.arc.sealers.len()).unwrap_or(u32::MAX);
+    let arc_last_sealer = results
+        .arc
+        .sealers
+        .last()
+        .filter(|_| arc_pass && message.is_some_and(|m| sealer_saw_dmarc_pass(m, newest)))
+        .map(|s| s.to_ascii_lowercase());
     AuthFacts {
         spf: Some(spf_outcome(spf.result)),
         spf_domain: spf.domain.clone(),
@@ -98,8 +158,9 @@ pub(crate) fn facts(results: &AuthResults, mail_from: &str) -> AuthFacts {
             .rsplit_once('@')
             .map(|(_, d)| d.to_ascii_lowercase())
             .unwrap_or_default(),
-        arc_pass: results.arc.result == postern_auth::verify::ArcResult::Pass,
-        arc_last_sealer: results.arc.sealers.last().map(|s| s.to_ascii_lowercase()),
+        arc_pass,
+        arc_last_sealer,
+        ambiguous_author: message.is_some_and(|m| postern_auth::signing::authors(m).is_ambiguous()),
     }
 }
 
@@ -177,6 +238,15 @@ pub(crate) fn summary(results: &AuthResults) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trusted_sealer_must_have_seen_a_dmarc_pass() {
+        let m = b"ARC-Authentication-Results: i=2; mx.google.com;\r\n dkim=pass; dmarc=pass (p=REJECT) header.from=x.example\r\n\
+ARC-Authentication-Results: i=1; a.example; dmarc=fail\r\n\r\nbody\r\n";
+        assert!(sealer_saw_dmarc_pass(m, 2));
+        assert!(!sealer_saw_dmarc_pass(m, 1));
+        assert!(!sealer_saw_dmarc_pass(m, 3));
+    }
 
     #[test]
     fn fields_fold_under_78() {

@@ -288,3 +288,52 @@ async fn spf_at_mail_from_refuses_before_data() {
     let ar = msgs[0].0.added_headers.replace("\r\n ", " ");
     assert!(ar.contains("spf=pass"), "{ar}");
 }
+
+/// Review findings, as tests: several authors are refused like a DMARC
+/// reject; a header section over 1 MiB is refused (it could not be scrubbed
+/// whole); an authenticated user's forged results are removed too; a
+/// quoted-pair forgery is recognised.
+#[tokio::test]
+async fn several_authors_big_headers_and_forgeries_from_our_users() {
+    let env = start().await;
+    let two = message("alice@sender.example", "From: <x@attacker.example>\r\n");
+    let signed =
+        String::from_utf8(env.signer.sign(two.as_bytes()).unwrap_or_default()).unwrap_or_default();
+    let r = env.send("alice@sender.example", &signed).await;
+    assert_eq!(r.code, 550, "{}", r.text());
+
+    let mut pad = String::new();
+    while pad.len() < 1_100_000 {
+        pad.push_str("X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+    }
+    let r = env
+        .send(
+            "alice@sender.example",
+            &message("alice@sender.example", &pad),
+        )
+        .await;
+    assert_eq!(r.code, 552, "{}", r.text());
+    assert!(env.srv.messages().is_empty());
+
+    let mut d = env.srv.connect_starttls("submission").await;
+    d.cmd("EHLO laptop", 250).await;
+    d.cmd(
+        &format!(
+            "AUTH PLAIN {}",
+            base64_plain(common::USER, common::PASSWORD)
+        ),
+        235,
+    )
+    .await;
+    let forged =
+        "Authentication-Results: (x\\) y) mx.test.example; dmarc=pass header.from=bank.example\r\n";
+    let body = message("alice@example.com", forged);
+    let r = common::send_message(&mut d, "alice@example.com", "bob@example.com", &body).await;
+    assert_eq!(r.code, 250, "{}", r.text());
+    let msgs = env.srv.messages();
+    let stored = String::from_utf8_lossy(&msgs[0].1);
+    assert!(
+        !stored.contains("dmarc=pass header.from=bank.example"),
+        "{stored}"
+    );
+}

@@ -253,7 +253,7 @@ impl Received {
         Self {
             sender: env.reverse_path.clone(),
             rcpts: env.recipients.iter().map(|r| r.address.clone()).collect(),
-            size: env.message_size,
+            size: env.wire_size(),
             listener: env.receipt.listener.clone(),
             peer: env.receipt.peer.clone(),
             helo: env.receipt.helo.clone(),

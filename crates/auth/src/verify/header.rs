@@ -178,17 +178,48 @@ fn fold(atoms: &[String]) -> String {
 }
 
 /// The authserv-id of an `Authentication-Results` value: the first word,
-/// comments and folding removed, without a version number.
+/// comments and folding removed, a quoted string unquoted, without a version
+/// number. Quoted-pairs (`\x`, RFC 5322 §3.2.1) are honoured inside
+/// comments and quoted strings the way RFC 8601 parsers read them, so
+/// `(x\) y) ours` and `"ours\.example"` are recognised as claiming `ours`
+/// (a forgery that a stricter reading would keep).
 fn authserv_id_of(value: &[u8]) -> String {
     let text = String::from_utf8_lossy(value);
     let mut out = String::new();
     let mut depth = 0u32;
+    let mut quoted = false;
     let mut started = false;
-    for c in text.chars() {
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if depth > 0 {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                _ => {}
+            }
+            continue;
+        }
+        if quoted {
+            match c {
+                '\\' => {
+                    if let Some(n) = chars.next() {
+                        out.push(n);
+                    }
+                }
+                '"' => quoted = false,
+                c => out.push(c),
+            }
+            continue;
+        }
         match c {
             '(' => depth += 1,
-            ')' if depth > 0 => depth -= 1,
-            _ if depth > 0 => {}
+            '"' => {
+                started = true;
+                quoted = true;
+            }
             ';' => break,
             c if c.is_whitespace() => {
                 if started {
@@ -201,7 +232,7 @@ fn authserv_id_of(value: &[u8]) -> String {
             }
         }
     }
-    out.trim_matches('"').to_owned()
+    out
 }
 
 /// `message` without the `Authentication-Results:` fields whose
@@ -264,6 +295,20 @@ Authentication-Results: (comment) mx.example.net 1; dmarc=pass\r\n\
 Subject: x\r\n\r\nAuthentication-Results: mx.example.net; body stays\r\n";
         let (out, n) = remove_claimed_results(msg, "mx.example.net");
         assert_eq!(n, 2);
+        // Quoted-pairs in comments and quoted strings (RFC 5322 §3.2.1).
+        for forged in [
+            &b"Authentication-Results: (x\\) y) mx.example.net; dmarc=pass\r\n\r\n"[..],
+            b"Authentication-Results: \"mx.example\\.net\"; dkim=pass\r\n\r\n",
+            b"Authentication-Results:\r\n (c (nested)) \"MX.EXAMPLE.NET\" 1; spf=pass\r\n\r\n",
+        ] {
+            let (_, n) = remove_claimed_results(forged, "mx.example.net");
+            assert_eq!(n, 1, "{}", String::from_utf8_lossy(forged));
+        }
+        let (_, n) = remove_claimed_results(
+            b"Authentication-Results: \"mx.example.net.evil\"; x=y\r\n\r\n",
+            "mx.example.net",
+        );
+        assert_eq!(n, 0);
         assert_eq!(
             String::from_utf8_lossy(&out),
             "Authentication-Results: other.example; spf=pass\r\nSubject: x\r\n\r\n\

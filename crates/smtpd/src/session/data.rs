@@ -55,22 +55,45 @@ pub(crate) struct Body {
     /// Our authserv-id when `Authentication-Results:` fields claiming it
     /// must be removed before the header section is stored (RFC 8601 §5).
     scrub: Option<std::sync::Arc<str>>,
+    /// How far `pending` was searched for the end of the header section
+    /// (`None` once it was found): each byte is looked at once.
+    header_scan: Option<usize>,
 }
 
 /// The header section is held back (not written to the spool) until it is
-/// complete or this long, so forged `Authentication-Results:` can be
-/// removed before anything is stored.
-const HEADER_HOLD_MAX: usize = 1024 * 1024;
+/// complete, so forged `Authentication-Results:` can be removed before
+/// anything is stored; a header section longer than this is refused
+/// (`552 5.3.4`): scrubbing must see all of it.
+pub(super) const HEADER_HOLD_MAX: usize = 1024 * 1024;
 
 impl Body {
     /// Whether buffered bytes may go to the spool now: not while the
-    /// header section that must still be scrubbed is incomplete.
-    fn may_flush(&self) -> bool {
-        self.incoming.is_some()
-            || self.scrub.is_none()
-            || self.pending.len() >= HEADER_HOLD_MAX
-            || self.pending.windows(4).any(|w| w == b"\r\n\r\n")
-            || self.pending.starts_with(b"\r\n")
+    /// header section that must still be scrubbed is incomplete. Past
+    /// [`HEADER_HOLD_MAX`] without its end the message is refused.
+    fn may_flush(&mut self) -> bool {
+        if self.incoming.is_some() || self.scrub.is_none() {
+            return true;
+        }
+        let Some(from) = self.header_scan else {
+            return true;
+        };
+        let start = from.saturating_sub(3);
+        let found = self.pending.starts_with(b"\r\n")
+            || self.pending[start..].windows(4).any(|w| w == b"\r\n\r\n");
+        if found {
+            self.header_scan = None;
+            return true;
+        }
+        self.header_scan = Some(self.pending.len());
+        if self.pending.len() >= HEADER_HOLD_MAX {
+            self.failed = Some(Reply::new(
+                552,
+                Some(postern_proto::EnhancedCode::new(5, 3, 4)),
+                "Message header section too large (more than 1 MiB)",
+            ));
+            self.pending = Vec::new();
+        }
+        false
     }
 }
 
@@ -180,6 +203,9 @@ where
             if body.pending.len() >= FLUSH_THRESHOLD && body.may_flush() {
                 flush_body(self.ctx.spool.clone(), &mut body).await;
             }
+            if body.is_doomed() {
+                body.pending.clear();
+            }
             if status == DataStatus::Done {
                 break;
             }
@@ -251,6 +277,9 @@ where
             body.grew(take);
             if body.pending.len() >= FLUSH_THRESHOLD && body.may_flush() {
                 flush_body(self.ctx.spool.clone(), &mut body).await;
+            }
+            if body.is_doomed() {
+                body.pending.clear();
             }
         }
         if last && let Some(checker) = &mut body.checker {
@@ -339,17 +368,16 @@ where
             too_big: false,
             failed: None,
             checker: bdat.then(|| BdatChecker::new(&self.ctx.listener.limits.proto)),
-            scrub: self.auth_plan().verify.then(|| {
-                let id = self
-                    .ctx
-                    .shared
-                    .settings
-                    .authentication
-                    .authserv_id
-                    .clone()
-                    .unwrap_or_else(|| self.ctx.listener.hostname.clone());
-                std::sync::Arc::from(id)
-            }),
+            // Whoever the client is: an authenticated user's message must
+            // not carry a verdict under our name either.
+            scrub: self
+                .ctx
+                .shared
+                .mail_auth
+                .verifier
+                .is_some()
+                .then(|| std::sync::Arc::from(self.authserv_id())),
+            header_scan: Some(0),
             trace: Trace {
                 helo: facts.helo.clone().unwrap_or_default(),
                 peer: self.peer,
@@ -383,8 +411,19 @@ where
         }
         let plan = self.auth_plan();
         if plan.any() {
+            // A server-wide budget for messages held in memory while they
+            // are verified or signed; a bounded wait, then 451 4.3.2.
+            let shared = std::sync::Arc::clone(&self.ctx.shared);
+            let _permit = match super::mailauth::reserve(&shared.mail_auth, body.total).await {
+                Ok(p) => p,
+                Err(reply) => {
+                    self.discard(body);
+                    self.machine.handle(Event::Committed(Err(reply)));
+                    return;
+                }
+            };
             let limit = self.ctx.shared.settings.authentication.max_verify_size;
-            let message =
+            let input =
                 match super::mailauth::read_message(self.ctx.spool.clone(), &mut body, limit).await
                 {
                     Ok(m) => m,
@@ -394,7 +433,7 @@ where
                         return;
                     }
                 };
-            match self.authenticate(plan, message.as_deref()).await {
+            match self.authenticate(plan, &input).await {
                 super::mailauth::AuthStep::Store {
                     added_headers,
                     hold,

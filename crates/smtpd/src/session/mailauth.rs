@@ -12,7 +12,8 @@
 
 use postern_auth::signing::Origin;
 use postern_auth::verify::{
-    ArcResult, ArcVerdict, AuthResults, DmarcPolicy, DmarcResult, DmarcVerdict, VerifyInput,
+    ArcResult, ArcVerdict, AuthResults, DkimResult, DmarcPolicy, DmarcResult, DmarcVerdict,
+    SpfResult, SpfVerdict, SpfVerdicts, VerifyInput,
 };
 use postern_policy::admission::FlowAction;
 use postern_policy::authentication::{
@@ -91,30 +92,65 @@ where
     }
 }
 
-/// The message as stored so far (our `Received:` included when part of it
-/// is on disk), at most `limit` octets; `None` when it is larger. A free
-/// function: nothing of the session is borrowed across the spool hand-off.
+/// The message for verification and signing.
+pub(super) enum ForAuth {
+    /// The whole message as stored so far (our `Received:` included when
+    /// part of it is on disk).
+    Full(Vec<u8>),
+    /// Larger than `max_verify_size`: only its header section (DKIM cannot
+    /// be verified, DMARC can pass on aligned SPF only).
+    HeaderOnly(Vec<u8>),
+}
+
+/// The header section of `bytes` with its blank line (all of it when there
+/// is no blank line).
+fn header_section(bytes: &[u8]) -> Vec<u8> {
+    if let Some(i) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+        bytes[..i + 4].to_vec()
+    } else {
+        let mut v = bytes.to_vec();
+        v.extend_from_slice(b"\r\n");
+        v
+    }
+}
+
+/// The message for authentication (whole up to `limit` octets, else its
+/// header section). A free function: nothing of the session is borrowed
+/// across the spool hand-off.
 pub(super) async fn read_message(
     spool: postern_spool::Spool,
     body: &mut Body,
     limit: u64,
-) -> Result<Option<Vec<u8>>, Reply> {
-    if body.total > limit {
-        return Ok(None);
-    }
+) -> Result<ForAuth, Reply> {
+    let whole = body.total <= limit;
     let Some(mut incoming) = body.incoming.take() else {
-        return Ok(Some(body.pending.clone()));
+        return Ok(if whole {
+            ForAuth::Full(body.pending.clone())
+        } else {
+            ForAuth::HeaderOnly(header_section(&body.pending))
+        });
+    };
+    // The caller checked the size (`total` excludes our Received: field, so
+    // the file is a little longer): read all of it, or the header section.
+    let want = if whole {
+        u64::MAX
+    } else {
+        (super::data::HEADER_HOLD_MAX + 64 * 1024) as u64
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     spool.execute(move || {
-        let read = incoming.read_back(limit);
+        let read = incoming.read_back(want);
         let _ = tx.send((incoming, read));
     });
     match rx.await {
         Ok((incoming, Ok(mut bytes))) => {
             body.incoming = Some(incoming);
-            bytes.extend_from_slice(&body.pending);
-            Ok(Some(bytes))
+            if whole {
+                bytes.extend_from_slice(&body.pending);
+                Ok(ForAuth::Full(bytes))
+            } else {
+                Ok(ForAuth::HeaderOnly(header_section(&bytes)))
+            }
         }
         Ok((incoming, Err(e))) => {
             body.incoming = Some(incoming);
@@ -125,10 +161,70 @@ pub(super) async fn read_message(
     }
 }
 
+/// Takes `size` octets (in KiB, at most the whole budget) of the server's
+/// verification memory, waiting at most 30 s for other sessions to finish.
+pub(super) async fn reserve(
+    ma: &crate::mailauth::MailAuth,
+    size: u64,
+) -> Result<tokio::sync::OwnedSemaphorePermit, Reply> {
+    let kib = u32::try_from(size / 1024 + 1)
+        .unwrap_or(u32::MAX)
+        .min(ma.memory_kib);
+    let wait = std::sync::Arc::clone(&ma.memory).acquire_many_owned(kib);
+    if let Ok(Ok(permit)) = tokio::time::timeout(VERIFY_DEADLINE, wait).await {
+        Ok(permit)
+    } else {
+        {
+            tracing::warn!(
+                size,
+                "authentication memory budget ([authentication] verify_memory) exhausted for 30 s"
+            );
+            Err(Reply::new(
+                451,
+                Some(postern_proto::EnhancedCode::new(4, 3, 2)),
+                "Too many messages being checked now, try again later",
+            ))
+        }
+    }
+}
+
+/// The longest a whole verification (or SPF at MAIL FROM) may take: RFC
+/// 7208 §4.6.4 asks for an overall limit of at least 20 s; past it the
+/// checks count as `temperror` (a `451` or an accept, per policy).
+const VERIFY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// SPF verdicts for a check that did not finish in time.
+fn spf_timed_out(helo: &str, mail_from: &str) -> SpfVerdicts {
+    let v = |domain: &str| SpfVerdict {
+        result: SpfResult::TempError,
+        domain: domain.to_owned(),
+        identity: String::new(),
+        reason: "SPF evaluation did not finish within 30 s".into(),
+    };
+    let from_domain = mail_from.rsplit_once('@').map_or(helo, |(_, d)| d);
+    SpfVerdicts {
+        helo: v(helo),
+        mail_from: v(from_domain),
+    }
+}
+
 impl<S> Session<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    /// Our authserv-id: `[authentication] authserv_id` (the configuration
+    /// fills in the server's hostname when it is not set), else the
+    /// listener's hostname.
+    pub(super) fn authserv_id(&self) -> String {
+        self.ctx
+            .shared
+            .settings
+            .authentication
+            .authserv_id
+            .clone()
+            .unwrap_or_else(|| self.ctx.listener.hostname.clone())
+    }
+
     /// SPF at MAIL FROM time (`spf_at = "mail"`): checks now, refuses a
     /// `fail` under `spf_fail = "reject"` (or defers a DNS failure) before
     /// any data is sent, and keeps the verdicts for end of data.
@@ -152,9 +248,12 @@ where
         };
         let helo = self.machine.facts().helo.clone().unwrap_or_default();
         let hostname = self.ctx.listener.hostname.clone();
-        let spf = verifier
-            .spf(self.peer.ip(), &helo, &mail_from, &hostname)
-            .await;
+        let spf = tokio::time::timeout(
+            VERIFY_DEADLINE,
+            verifier.spf(self.peer.ip(), &helo, &mail_from, &hostname),
+        )
+        .await
+        .unwrap_or_else(|_| spf_timed_out(&helo, &mail_from));
         let m = &spf.mail_from;
         let facts = AuthFacts {
             spf: Some(spf_outcome(m.result)),
@@ -165,6 +264,7 @@ where
             mail_from_domain: m.domain.to_ascii_lowercase(),
             arc_pass: false,
             arc_last_sealer: None,
+            ambiguous_author: false,
         };
         let (disposition, overridden) = decide::decide(
             flow.auth_actions,
@@ -192,18 +292,15 @@ where
     }
 
     /// Verifies, decides and signs; the header fields to add or the refusal.
-    pub(super) async fn authenticate(
-        &mut self,
-        plan: AuthPlan,
-        message: Option<&[u8]>,
-    ) -> AuthStep {
+    pub(super) async fn authenticate(&mut self, plan: AuthPlan, input: &ForAuth) -> AuthStep {
+        let (message, header_only) = match input {
+            ForAuth::Full(m) => (Some(m.as_slice()), None),
+            ForAuth::HeaderOnly(h) => (None, Some(h.as_slice())),
+        };
         let shared = std::sync::Arc::clone(&self.ctx.shared);
         let ma = &shared.mail_auth;
         let settings = &shared.settings.authentication;
-        let authserv_id = settings
-            .authserv_id
-            .clone()
-            .unwrap_or_else(|| self.ctx.listener.hostname.clone());
+        let authserv_id = self.authserv_id();
         let mail_from = match self.machine.transaction().map(|t| &t.mail.reverse_path) {
             Some(ReversePath::Mailbox(mb)) => mb.to_string(),
             _ => String::new(),
@@ -246,28 +343,35 @@ where
         if plan.verify
             && let Some(verifier) = &ma.verifier
         {
-            let results = if let Some(m) = message {
-                verifier
-                    .verify(&VerifyInput {
-                        message: m,
-                        ip,
-                        helo: &helo,
-                        mail_from: &mail_from,
-                        our_hostname: &hostname,
-                        spf: self.spf_at_mail.take(),
-                    })
-                    .await
-            } else {
-                let spf = match self.spf_at_mail.take() {
-                    Some(s) => s,
-                    None => verifier.spf(ip, &helo, &mail_from, &hostname).await,
-                };
-                too_large(spf)
+            let verified = message.or(header_only).unwrap_or_default();
+            let spf = self.spf_at_mail.take();
+            let verify_input = VerifyInput {
+                message: verified,
+                ip,
+                helo: &helo,
+                mail_from: &mail_from,
+                our_hostname: &hostname,
+                spf,
             };
+            let run = verifier.verify(&verify_input);
+            let mut results = if let Ok(r) = tokio::time::timeout(VERIFY_DEADLINE, run).await {
+                r
+            } else {
+                self.in_tx(|| tracing::warn!("authentication did not finish within 30 s"));
+                timed_out(spf_timed_out(&helo, &mail_from))
+            };
+            if header_only.is_some() {
+                // The body was not read: no DKIM signature can pass, so DMARC
+                // (already computed that way) passes on aligned SPF only.
+                for d in &mut results.dkim {
+                    d.result = DkimResult::Policy;
+                    d.reason = TOO_LARGE.into();
+                }
+            }
             let line = summary(&results);
             self.event(&format!("authentication: {line}"));
             let flow = self.flow().clone();
-            let mut f = facts(&results, &mail_from);
+            let mut f = facts(&results, &mail_from, Some(verified));
             if !flow.verify.spf {
                 f.spf = None;
             }
@@ -331,9 +435,13 @@ fn record_dmarc(results: &AuthResults, disposition: &AuthDisposition) {
     );
 }
 
-/// Results for a message too large to verify: SPF only, said in the header.
-fn too_large(spf: postern_auth::verify::SpfVerdicts) -> AuthResults {
-    let why = "message larger than [authentication] max_verify_size: not verified";
+/// Why a large message's DKIM signatures were not checked.
+const TOO_LARGE: &str = "message larger than [authentication] max_verify_size: body not verified";
+
+/// Results for a verification that did not finish in time: temporary
+/// errors, which the policy defers (or accepts) as it does DNS failures.
+fn timed_out(spf: SpfVerdicts) -> AuthResults {
+    let why = "verification did not finish within 30 s";
     AuthResults {
         spf,
         dkim: Vec::new(),
@@ -344,7 +452,7 @@ fn too_large(spf: postern_auth::verify::SpfVerdicts) -> AuthResults {
             reason: why.into(),
         },
         dmarc: DmarcVerdict {
-            result: DmarcResult::None,
+            result: DmarcResult::TempError,
             from_domain: String::new(),
             org_domain: String::new(),
             policy: DmarcPolicy::None,
