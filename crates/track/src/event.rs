@@ -545,7 +545,11 @@ mod tests {
         );
         assert_eq!(r.dkim_signed, vec!["d=example.com s=s2026".to_owned()]);
         assert_eq!(r.rcpts, ["bob@example.net", "carol@example.org"]);
-        assert_eq!(r.size, 1234);
+        assert_eq!(
+            r.size,
+            1234 + env.added_headers.len() as u64,
+            "the size as delivered"
+        );
         assert_eq!(
             (r.listener.as_str(), r.peer.as_str()),
             ("smtp", "192.0.2.7:40000")
