@@ -322,3 +322,65 @@ impl RetryOne for postern_delivery::DeliveryHandle {
             .outcome
     }
 }
+
+/// A message accepted held (a DMARC quarantine, `Envelope::hold`) is not
+/// attempted; released, it is delivered; never released, it is removed
+/// after `max_lifetime` without a DSN (`deleted`, via `quarantine-expiry`).
+#[tokio::test(start_paused = true)]
+async fn quarantined_messages_wait_for_a_release_or_expire_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = open_spool(dir.path());
+    let t = Scripted::new(&spool);
+    t.answer("bob@example.net", vec![ok()]);
+    let mut s = slow_retries(dir.path());
+    s.max_lifetime = Duration::from_hours(2);
+    let (h, mem) = run(s, &spool, Arc::clone(&t));
+    let quarantined = |to: &str| {
+        let mut inc = spool.begin().unwrap();
+        inc.write_all(b"Subject: x\r\n\r\nbody\r\n").unwrap();
+        let mut env = postern_spool::Envelope {
+            queue_id: *inc.queue_id(),
+            received_at: String::new(),
+            reverse_path: "ceo@spoofed.example".into(),
+            recipients: vec![postern_spool::EnvelopeRecipient {
+                address: to.into(),
+                notify: None,
+                orcpt: None,
+            }],
+            params: MailParams::default(),
+            receipt: postern_spool::Receipt::default(),
+            message_size: 0,
+            added_headers: String::new(),
+            hold: Some("DMARC fail for spoofed.example (p=quarantine)".into()),
+        };
+        env.queue_id = *inc.queue_id();
+        inc.commit(env).unwrap().queue_id
+    };
+    let released = quarantined("bob@example.net");
+    let expired = quarantined("carol@example.org");
+    h.notify(released);
+    h.notify(expired);
+    wait_for(&h, "both loaded held", |s| s.held_messages == 2).await;
+    idle(Duration::from_mins(30)).await;
+    assert!(t.calls().is_empty(), "nothing attempted while held");
+
+    assert_eq!(
+        h.release(released).await.unwrap().outcome,
+        VerbOutcome::Done
+    );
+    wait_for(&h, "the released one delivered", |s| s.messages == 1).await;
+    assert_eq!(t.calls_for("bob@example.net").len(), 1);
+
+    idle(Duration::from_hours(2)).await;
+    wait_for(&h, "the other expired", |s| s.messages == 0).await;
+    assert!(
+        t.calls_for("carol@example.org").is_empty(),
+        "never attempted"
+    );
+    assert!(t.calls().iter().all(|c| !c.sender.is_empty()), "no DSN");
+    let MailEvent::Deleted(a) = mem.for_queue_id(&expired).pop().unwrap() else {
+        panic!("{:?}", mem.names(&expired))
+    };
+    assert_eq!(a.via, "quarantine-expiry");
+    h.shutdown(Duration::from_secs(5)).await;
+}

@@ -420,6 +420,19 @@ impl<T: Transport> Scheduler<T> {
             }
             return;
         };
+        if m.state.is_held() && m.env.hold.is_some() && !m.deleting && !m.settling {
+            if now >= m.expires_ms {
+                // Never released: removed without a DSN (its sender failed
+                // DMARC; a bounce would be backscatter to a forged address).
+                tracing::info!(queue_id = %id, reason = ?m.env.hold,
+                    "quarantine: a held message expired unreleased after max_lifetime; deleted without a DSN");
+                m.delete_via = "quarantine-expiry";
+                self.delete(id, Reply(None));
+            } else {
+                self.due.schedule(id, m.expires_ms);
+            }
+            return;
+        }
         if m.settling || m.deleting || m.state.is_held() {
             return;
         }

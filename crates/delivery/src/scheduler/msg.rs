@@ -34,6 +34,8 @@ pub(super) struct Msg {
     /// Who waits for the removal's report (a delete that did not have to wait
     /// for an attempt).
     pub(super) delete_reply: Option<oneshot::Sender<VerbReport>>,
+    /// Who deleted it, for the `deleted` event (`admin`, `quarantine-expiry`).
+    pub(super) delete_via: &'static str,
     /// Serialises appends to `state/<id>` from blocking tasks.
     pub(super) file_lock: Arc<Mutex<()>>,
 }
@@ -71,6 +73,7 @@ impl Msg {
             deleting: false,
             delete_in_flight: 0,
             delete_reply: None,
+            delete_via: "admin",
             file_lock: Arc::new(Mutex::new(())),
         }
     }
@@ -78,8 +81,13 @@ impl Msg {
     /// The earliest time a not-busy, non-final recipient is due; `None` also
     /// while the message is held or being deleted (never scheduled then).
     pub(super) fn next_due(&self) -> Option<u64> {
-        if self.state.is_held() || self.deleting {
+        if self.deleting {
             return None;
+        }
+        if self.state.is_held() {
+            // A quarantined message (accepted held) is due once: when it
+            // expires, unreleased, after `max_lifetime`.
+            return self.env.hold.is_some().then_some(self.expires_ms);
         }
         self.state
             .rcpts

@@ -280,7 +280,7 @@ impl<T: Transport> Scheduler<T> {
         self.due.cancel(&id);
         let action = QueueAction {
             rcpts: m.open_addresses(),
-            via: "admin".into(),
+            via: m.delete_via.into(),
             in_flight: m.delete_in_flight,
         };
         let reply = Reply(m.delete_reply.take());
