@@ -24,17 +24,19 @@
 # the differences on - off in CPU ms per message (the issue's figure).
 #
 #   scripts/bench/authentication.sh [--bin PATH] [--runs 3] [--rounds 2] [--n 10000]
-#       [--only verify|sign] [--keep DIR]
+#       [--only verify|sign] [--keep DIR] [--perf-record LABEL]
 #
 # --keep DIR: work directory kept afterwards (keys, messages, configs, results,
 #   the sink's saved messages, dnsmasq's query log); default a temporary one.
+# --perf-record LABEL: `perf record -g` of run 2 of LABEL's first call (needs root
+#   and --keep): DIR/runs-LABEL/perf.data.
 # Needs dnsmasq (apt-get install dnsmasq-base), python3 and the harness's smtpload
 # source (/work/shared/bench/smtpload, or SMTPLOAD_SRC=DIR): it is copied to
 # /tmp/postern-authbench-smtpload, patched with scripts/bench/smtpload-message.patch
 # (send a given file as every message; sink --save) and built there (offline).
 set -euo pipefail
 BIN=${POSTERN_BIN:-/work/tgt-bench/release/postern}
-RUNS=3; ROUNDS=2; N=10000; ONLY=""; KEEP=""
+RUNS=3; ROUNDS=2; N=10000; ONLY=""; KEEP=""; PERF=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) BIN=$2; shift 2 ;;
@@ -43,11 +45,13 @@ while [ $# -gt 0 ]; do
     --n) N=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
     --keep) KEEP=$2; shift 2 ;;
-    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+    --perf-record) PERF=$2; shift 2 ;;
+    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 case "$ONLY" in ""|verify|sign) ;; *) echo "--only: verify or sign" >&2; exit 2 ;; esac
+[ -z "$PERF" ] || [ -n "$KEEP" ] || { echo "--perf-record needs --keep DIR" >&2; exit 2; }
 HERE=$(cd "$(dirname "$0")" && pwd)
 [ -x "$BIN" ] || { echo "no postern binary at $BIN (--bin)" >&2; exit 1; }
 DNSMASQ=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
@@ -143,6 +147,7 @@ done
 run() { # label, message file, extra args...
   local label=$1 msg=$2; shift 2
   local q0 q1 out
+  if [ "$label" = "$PERF" ] && [ "$RUNS" -ge 2 ]; then set -- "$@" --perf-record 2; PERF=""; fi
   q0=$(queries)
   out=$("$HERE/postern-runs.sh" --bin "$BIN" --runs "$RUNS" --n "$N" --dir "$W/runs-$label" \
     --smtpload "$L" --message "$msg" --sink-save "$W/sink-$label.eml" \
