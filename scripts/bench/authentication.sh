@@ -24,19 +24,21 @@
 # the differences on - off in CPU ms per message (the issue's figure).
 #
 #   scripts/bench/authentication.sh [--bin PATH] [--runs 3] [--rounds 2] [--n 10000]
-#       [--only verify|sign] [--keep DIR] [--perf-record LABEL]
+#       [--only verify|sign] [--keep DIR] [--perf-record LABEL] [--perf-stat]
 #
 # --keep DIR: work directory kept afterwards (keys, messages, configs, results,
 #   the sink's saved messages, dnsmasq's query log); default a temporary one.
 # --perf-record LABEL: `perf record -g` of run 2 of LABEL's first call (needs root
 #   and --keep): DIR/runs-LABEL/perf.data.
+# --perf-stat: `perf stat` of run 2 of every label's first call (root): context
+#   switches, futex and file syscalls per message, printed under the run.
 # Needs dnsmasq (apt-get install dnsmasq-base), python3 and the harness's smtpload
 # source (/work/shared/bench/smtpload, or SMTPLOAD_SRC=DIR): it is copied to
 # /tmp/postern-authbench-smtpload, patched with scripts/bench/smtpload-message.patch
 # (send a given file as every message; sink --save) and built there (offline).
 set -euo pipefail
 BIN=${POSTERN_BIN:-/work/tgt-bench/release/postern}
-RUNS=3; ROUNDS=2; N=10000; ONLY=""; KEEP=""; PERF=""
+RUNS=3; ROUNDS=2; N=10000; ONLY=""; KEEP=""; PERF=""; PSTAT=""; STATTED=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) BIN=$2; shift 2 ;;
@@ -46,7 +48,8 @@ while [ $# -gt 0 ]; do
     --only) ONLY=$2; shift 2 ;;
     --keep) KEEP=$2; shift 2 ;;
     --perf-record) PERF=$2; shift 2 ;;
-    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
+    --perf-stat) PSTAT=1; shift ;;
+    -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -148,6 +151,9 @@ run() { # label, message file, extra args...
   local label=$1 msg=$2; shift 2
   local q0 q1 out
   if [ "$label" = "$PERF" ] && [ "$RUNS" -ge 2 ]; then set -- "$@" --perf-record 2; PERF=""; fi
+  if [ -n "$PSTAT" ] && [ "$RUNS" -ge 2 ] && [[ " $STATTED " != *" $label "* ]]; then
+    set -- "$@" --perf-stat 2; STATTED="$STATTED $label"
+  fi
   q0=$(queries)
   out=$("$HERE/postern-runs.sh" --bin "$BIN" --runs "$RUNS" --n "$N" --dir "$W/runs-$label" \
     --smtpload "$L" --message "$msg" --sink-save "$W/sink-$label.eml" \
@@ -155,6 +161,7 @@ run() { # label, message file, extra args...
     || fail "$label: postern-runs.sh failed: $out; $(tail -c 600 "$W/runs-$label/send.out" 2> /dev/null); $(grep -v ' WARN tls' "$W/runs-$label/stderr.log" | tail -3)"
   q1=$(queries)
   echo "$out" | sed -n "s/^run [0-9]*: /$label /p" | tee -a "$W/results"
+  echo "$out" | grep ' per msg$' || true
   echo "$out" | grep -q 'failed 0,' || fail "$label: messages failed: $out"
   verify_run "$label"
   echo "  ($label: $((q1 - q0)) DNS queries to dnsmasq during ${RUNS} x $N messages)"
