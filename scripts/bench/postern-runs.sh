@@ -10,13 +10,18 @@
 #   scripts/bench/postern-runs.sh [--bin PATH] [--runs 4] [--n 10000] [--tls]
 #       [--perf-record K] [--perf-stat K] [--transcript true|false] [--mail-log true|false]
 #       [--dir /tmp/postern-runs] [--extra FILE] [--relay-networks '["127.0.0.0/8"]']
-#       [--nameserver 127.0.0.1:53]
+#       [--nameserver 127.0.0.1:53] [--smtpload PATH] [--message FILE] [--sink-save FILE]
 #
 # --perf-record K: `perf record -F 999 -g` of run K into DIR/perf.data;
 # --extra FILE: TOML appended to the generated configuration (tables only: sender
 #   groups, policies, DNS lists for scripts/bench/admission.sh);
 # --perf-stat K: `perf stat` (context switches, futex and file syscalls) of run K,
 #   printed per message. Ports 24225 (Postern) and 24226 (sink), 127.0.0.1 only.
+# --smtpload PATH: this smtpload binary instead of the harness's;
+# --message FILE: every message is this file (needs an smtpload built with
+#   scripts/bench/smtpload-message.patch, as scripts/bench/authentication.sh does);
+# --sink-save FILE: the sink writes the first message it receives in each run there
+#   (same patch).
 # Needs the harness's smtpload (built by scripts/bench.sh) and, for --perf-*, root.
 # The previous data directory is deleted at the END of a call, so the deletions do
 # not fall into its own runs (they do fall into the next call's first minutes:
@@ -25,6 +30,7 @@ set -euo pipefail
 BIN=${POSTERN_BIN:-/work/tgt-bench/release/postern}
 RUNS=4; N=10000; TLS=""; PREC=0; PSTAT=0; TRANSCRIPT=true; MAILLOG=true
 EXTRA=""; RELAYNETS='["127.0.0.0/8"]'; NAMESERVER="127.0.0.1:53"
+L=""; SEND_EXTRA=(); SINK_EXTRA=()
 D=/tmp/postern-runs
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -40,15 +46,17 @@ while [ $# -gt 0 ]; do
     --extra) EXTRA=$2; shift 2 ;;
     --relay-networks) RELAYNETS=$2; shift 2 ;;
     --nameserver) NAMESERVER=$2; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --smtpload) L=$2; shift 2 ;;
+    --message) SEND_EXTRA=(--message "$2"); shift 2 ;;
+    --sink-save) SINK_EXTRA=(--save "$2"); shift 2 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-L=""
-for c in /work/shared/bench/smtpload/target/release/smtpload /tmp/smtpbench-harness/smtpload/target/release/smtpload; do
+[ -z "$L" ] && for c in /work/shared/bench/smtpload/target/release/smtpload /tmp/smtpbench-harness/smtpload/target/release/smtpload; do
   [ -x "$c" ] && L=$c && break
 done
-[ -n "$L" ] || { echo "no smtpload binary (run scripts/bench.sh once)" >&2; exit 1; }
+[ -n "$L" ] && [ -x "$L" ] || { echo "no smtpload binary (run scripts/bench.sh once)" >&2; exit 1; }
 mkdir -p "$D/certs"
 if [ ! -s "$D/certs/cert.pem" ]; then
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
@@ -95,18 +103,18 @@ CF
 NO_COLOR=1 nice -n -10 "$BIN" serve --config "$D/postern.toml" > "$D/stdout.log" 2> "$D/stderr.log" &
 P=$!
 trap 'kill $P 2>/dev/null || true' EXIT
-for _ in $(seq 1 300); do grep -q "listener bench" "$D/stdout.log" && break; sleep 0.1; done
+for _ in $(seq 1 300); do grep -q "listener bench" "$D/stdout.log" 2> /dev/null && break; sleep 0.1; done
 cpu() { awk '{print $14 + $15}' "/proc/$P/stat"; }
 EVENTS=task-clock,context-switches,syscalls:sys_enter_futex,syscalls:sys_enter_fsync,syscalls:sys_enter_openat,syscalls:sys_enter_rename,syscalls:sys_enter_unlink,syscalls:sys_enter_write,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom
 for r in $(seq 1 "$RUNS"); do
-  nice -n -10 "$L" sink --addr 127.0.0.1:24226 --expect "$N" --idle-timeout 60 > "$D/sink.out" 2> /dev/null &
+  nice -n -10 "$L" sink --addr 127.0.0.1:24226 --expect "$N" --idle-timeout 60 "${SINK_EXTRA[@]}" > "$D/sink.out" 2> /dev/null &
   S=$!
   for _ in $(seq 1 50); do ss -ltn | grep -q ":24226 " && break; sleep 0.1; done
   PR=""
   [ "$r" = "$PREC" ] && { perf record -F 999 -g -p "$P" -o "$D/perf.data" > /dev/null 2>&1 & PR=$!; }
   [ "$r" = "$PSTAT" ] && { perf stat -e "$EVENTS" -p "$P" -o "$D/stat.out" & PR=$!; }
   c0=$(cpu); t0=$(date +%s.%N)
-  nice -n -10 "$L" send --addr 127.0.0.1:24225 --count "$N" --conc 50 --per-conn 200 --size 10240 $TLS > "$D/send.out"
+  nice -n -10 "$L" send --addr 127.0.0.1:24225 --count "$N" --conc 50 --per-conn 200 --size 10240 $TLS "${SEND_EXTRA[@]}" > "$D/send.out"
   wait "$S"
   t1=$(date +%s.%N); c1=$(cpu)
   [ -n "$PR" ] && { kill -INT "$PR"; wait "$PR" || true; }
