@@ -433,7 +433,9 @@ where
                         return;
                     }
                 };
-            match self.authenticate(plan, &input).await {
+            let step = self.authenticate(plan, &input).await;
+            super::mailauth::restore(&mut body, input);
+            match step {
                 super::mailauth::AuthStep::Store {
                     added_headers,
                     hold,

@@ -102,6 +102,16 @@ pub(super) enum ForAuth {
     HeaderOnly(Vec<u8>),
 }
 
+/// Gives a message that was lent whole (never flushed) back to its body.
+pub(super) fn restore(body: &mut Body, input: ForAuth) {
+    if body.incoming.is_none()
+        && body.pending.is_empty()
+        && let ForAuth::Full(bytes) = input
+    {
+        body.pending = bytes;
+    }
+}
+
 /// The header section of `bytes` with its blank line (all of it when there
 /// is no blank line).
 fn header_section(bytes: &[u8]) -> Vec<u8> {
@@ -124,8 +134,9 @@ pub(super) async fn read_message(
 ) -> Result<ForAuth, Reply> {
     let whole = body.total <= limit;
     let Some(mut incoming) = body.incoming.take() else {
+        // Lent, not copied: the caller puts it back (`restore`).
         return Ok(if whole {
-            ForAuth::Full(body.pending.clone())
+            ForAuth::Full(std::mem::take(&mut body.pending))
         } else {
             ForAuth::HeaderOnly(header_section(&body.pending))
         });
