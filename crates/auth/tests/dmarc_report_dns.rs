@@ -80,7 +80,7 @@ async fn unauthorised_external_destination() {
 async fn same_organisation_needs_no_lookup() {
     let dns = FakeDns::start().await;
     let auth = authenticator(&dns);
-    let org: &OrgDomain = &two_labels;
+    let org: &OrgDomain<'_> = &two_labels;
     // Subdomain of the policy domain: internal under any org function.
     assert_eq!(
         authorized(&auth, "corp.example", "reports.corp.example", &same_name).await,

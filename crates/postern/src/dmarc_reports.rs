@@ -34,6 +34,7 @@ use postern_auth::report::{
     self as rpt, DayPlan, Outcome, RecorderHandle, ReportError, ReportRecorder, ReportSettings,
     ReportSink, SpoolSink,
 };
+use postern_auth::verify::PublicSuffixList;
 use postern_spool::Spool;
 use time::{Date, OffsetDateTime};
 use tokio_util::sync::CancellationToken;
@@ -72,6 +73,19 @@ pub(crate) fn authenticator(
     opts.timeout = dns.timeout;
     opts.attempts = dns.attempts.max(1);
     MessageAuthenticator::new(config, opts).map_err(|e| e.to_string())
+}
+
+/// The public-suffix list for RFC 7489 §7.1's organisational domains: the
+/// `[authentication] public_suffix_list` file, else the one built in.
+fn public_suffixes(path: Option<&Path>) -> PublicSuffixList {
+    match path.map(PublicSuffixList::from_file) {
+        Some(Ok(l)) => l,
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "dmarc reports: using the built-in public-suffix list");
+            PublicSuffixList::shipped()
+        }
+        None => PublicSuffixList::shipped(),
+    }
 }
 
 /// When `day`'s reports are due: the next day at `send_at`.
@@ -118,6 +132,7 @@ impl DmarcReports {
 pub(crate) fn start(
     settings: &ReportSettings,
     dns: &postern_dns::DnsSettings,
+    public_suffix_list: Option<&Path>,
     hostname: &str,
     spool: Spool,
     notifier: postern_delivery::Notifier,
@@ -133,6 +148,7 @@ pub(crate) fn start(
     let job = Job {
         settings: settings.clone(),
         auth: Arc::new(auth),
+        psl: Arc::new(public_suffixes(public_suffix_list)),
         hostname: hostname.to_owned(),
         spool,
         notifier,
@@ -152,6 +168,7 @@ pub(crate) fn start(
 struct Job {
     settings: ReportSettings,
     auth: Arc<MessageAuthenticator>,
+    psl: Arc<PublicSuffixList>,
     hostname: String,
     spool: Spool,
     notifier: postern_delivery::Notifier,
@@ -182,19 +199,19 @@ impl Job {
                 return;
             }
         };
+        let org = |d: &str| self.psl.organizational_domain(d);
         for day in days
             .into_iter()
             .filter(|d| due(*d, self.settings.send_at) <= now)
         {
-            let plan =
-                match rpt::plan_day(&self.settings, day, &self.auth, &rpt::same_name, now).await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::warn!(day = %rpt::day_name(day), error = %e,
+            let plan = match rpt::plan_day(&self.settings, day, &self.auth, &org, now).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(day = %rpt::day_name(day), error = %e,
                             "dmarc reports: cannot read the day");
-                        continue;
-                    }
-                };
+                    continue;
+                }
+            };
             if plan.domains.iter().all(|d| d.already_sent) {
                 continue;
             }
@@ -356,7 +373,9 @@ pub(crate) fn report(config: Option<&Path>, args: &ReportArgs) -> ExitCode {
         }
     };
     let now = OffsetDateTime::now_utc();
-    let plan = match rt.block_on(rpt::plan_day(settings, day, &auth, &rpt::same_name, now)) {
+    let psl = public_suffixes(cfg.server.authentication.public_suffix_list.as_deref());
+    let org = |d: &str| psl.organizational_domain(d);
+    let plan = match rt.block_on(rpt::plan_day(settings, day, &auth, &org, now)) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");

@@ -163,6 +163,7 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     let dmarc = crate::dmarc_reports::start(
         &cfg.dmarc_reports,
         &cfg.dns,
+        cfg.server.authentication.public_suffix_list.as_deref(),
         &cfg.delivery.hostname,
         spool.clone(),
         delivery.notifier(),

@@ -43,7 +43,7 @@ use super::{ReportError, ReportSettings};
 /// its public-suffix lookup; [`same_name`] treats every name as its own
 /// organisation (then only the policy domain and its subdomains count as
 /// internal, like mail-auth's check).
-pub type OrgDomain = dyn Fn(&str) -> String + Send + Sync;
+pub type OrgDomain<'a> = dyn Fn(&str) -> String + Send + Sync + 'a;
 
 /// Every name is its own organisational domain.
 pub fn same_name(name: &str) -> String {
@@ -204,7 +204,7 @@ pub async fn authorized(
     auth: &MessageAuthenticator,
     policy_domain: &str,
     dest_domain: &str,
-    org: &OrgDomain,
+    org: &OrgDomain<'_>,
 ) -> Option<bool> {
     let internal = dest_domain == policy_domain
         || dest_domain.ends_with(&format!(".{policy_domain}"))
@@ -223,7 +223,7 @@ pub async fn plan_day(
     settings: &ReportSettings,
     day: Date,
     auth: &MessageAuthenticator,
-    org: &OrgDomain,
+    org: &OrgDomain<'_>,
     now: OffsetDateTime,
 ) -> Result<DayPlan, ReportError> {
     let agg = Aggregate::read_day(&settings.dir, day)?;
@@ -247,7 +247,7 @@ async fn plan_domain(
     day: Date,
     d: &DomainDay,
     auth: &MessageAuthenticator,
-    org: &OrgDomain,
+    org: &OrgDomain<'_>,
     now: OffsetDateTime,
     index: usize,
 ) -> DomainPlan {
