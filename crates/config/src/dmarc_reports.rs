@@ -220,6 +220,29 @@ mod tests {
         assert_eq!(d.limits.max_records_per_domain_per_day, 500);
     }
 
+    /// The commented block in examples/postern.toml loads once its key lines
+    /// are uncommented.
+    #[test]
+    fn the_example_block_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/postern.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let start = text.find("# [dmarc_reports]").unwrap();
+        let end = start + text[start..].find("\n\n").unwrap();
+        let block: Vec<&str> = text[start..end]
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.starts_with('[') || l.contains(" = "))
+            .collect();
+        assert_eq!(block.len(), 9, "{block:?}");
+        let c = load(&(block.join("\n") + "\n")).unwrap().config;
+        let d = &c.dmarc_reports;
+        assert!(d.enabled);
+        assert_eq!(d.reporter.email, "dmarc-noreply@example.com");
+        assert_eq!(d.send_at, Duration::from_hours(1));
+        assert_eq!(d.retention_days, 7);
+        assert_eq!(d.limits.max_records_per_domain_per_day, 100_000);
+    }
+
     #[test]
     fn errors_name_the_place() {
         let err = |extra: &str| load(extra).unwrap_err().to_string();
