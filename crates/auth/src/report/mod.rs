@@ -1,7 +1,8 @@
 //! DMARC aggregate reports (issue 10 item 5): what we record per message,
 //! how a day is grouped, and the report messages we queue.
 //!
-//! The flow: the smtpd hands a [`ReportRecord`] per evaluated message to a
+//! The flow: the smtpd turns each verified message's results into a
+//! [`ReportRecord`] ([`ReportRecord::from_results`]) and hands it to a
 //! [`ReportRecorder`] (never blocks; JSON lines, one file per UTC day).
 //! Once a day the server calls [`plan_day`] for the days not yet reported
 //! ([`days_to_report`]), then [`execute`] with a [`SpoolSink`]: one message
@@ -26,6 +27,7 @@
 
 mod aggregate;
 mod days;
+mod from_verify;
 mod message;
 mod record;
 mod recorder;
@@ -38,6 +40,7 @@ use std::time::Duration;
 
 pub use aggregate::{Aggregate, DomainDay, RowKey};
 pub use days::{day_bounds, day_name, day_of, parse_day, today};
+pub use from_verify::Evaluated;
 pub use message::{ReportMessage, rfc5322_date};
 pub use record::{Alignment, Disposition, PolicyOverride, Published, ReportRecord};
 pub use recorder::{

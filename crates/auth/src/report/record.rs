@@ -119,14 +119,18 @@ impl ReportRecord {
         self.rua.iter().any(|u| !u.trim().is_empty())
     }
 
-    /// Lower-cases the domains and reduces addresses to their domain, so
-    /// that rows group as the report means them (RFC 7489 Appendix C: the
-    /// identifiers are domains).
+    /// Lower-cases the domains (and result words) and reduces addresses to
+    /// their domain, so that rows group as the report means them (RFC 7489
+    /// Appendix C: the identifiers are domains).
     pub fn normalize(&mut self) {
         self.header_from = domain_of(&self.header_from);
         self.envelope_from = domain_of(&self.envelope_from);
         self.envelope_to = self.envelope_to.as_deref().map(domain_of);
         self.policy_domain = domain_of(&self.policy_domain);
+        for (domain, _, result) in self.dkim.iter_mut().chain(self.spf.iter_mut()) {
+            *domain = domain.trim_end_matches('.').to_ascii_lowercase();
+            *result = result.to_ascii_lowercase();
+        }
     }
 }
 
