@@ -143,7 +143,7 @@ fn per_domain_cap_holds_across_a_restart() {
 }
 
 #[test]
-fn too_many_domains_in_a_day_are_dropped() {
+fn too_many_domains_or_bytes_in_a_day_are_dropped() {
     let tmp = tempfile::tempdir().unwrap();
     let limits = RecorderLimits {
         max_domains_per_day: 2,
@@ -156,6 +156,23 @@ fn too_many_domains_in_a_day_are_dropped() {
     handle.shutdown();
     let s = recorder.stats();
     assert_eq!((s.written, s.dropped_over_cap), (3, 1));
+
+    // The day's file is capped too, all domains together.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut one = rec("a.example", "192.0.2.1", NOON);
+    one.normalize();
+    let line = serde_json::to_string(&one).unwrap().len() as u64 + 1;
+    let limits = RecorderLimits {
+        max_bytes_per_day: 2 * line + line / 2,
+        ..RecorderLimits::default()
+    };
+    let (recorder, handle) = ReportRecorder::open(tmp.path(), limits).unwrap();
+    for d in ["a.example", "b.example", "c.example"] {
+        recorder.record(rec(d, "192.0.2.1", NOON));
+    }
+    handle.shutdown();
+    let s = recorder.stats();
+    assert_eq!((s.written, s.dropped_over_cap), (2, 1));
 }
 
 #[test]

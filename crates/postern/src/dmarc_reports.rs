@@ -204,14 +204,25 @@ impl Job {
             .into_iter()
             .filter(|d| due(*d, self.settings.send_at) <= now)
         {
-            let plan = match rpt::plan_day(&self.settings, day, &self.auth, &org, now).await {
-                Ok(p) => p,
-                Err(e) => {
+            // Reading and grouping a day is blocking file I/O: off the runtime.
+            let dir = self.settings.dir.clone();
+            let agg = match tokio::task::spawn_blocking(move || {
+                postern_auth::report::Aggregate::read_day(&dir, day)
+            })
+            .await
+            {
+                Ok(Ok(a)) => a,
+                Ok(Err(e)) => {
                     tracing::warn!(day = %rpt::day_name(day), error = %e,
-                            "dmarc reports: cannot read the day");
+                        "dmarc reports: cannot read the day");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "dmarc reports: the reading task failed");
                     continue;
                 }
             };
+            let plan = rpt::plan_aggregate(&self.settings, day, &agg, &self.auth, &org, now).await;
             if plan.domains.iter().all(|d| d.already_sent) {
                 continue;
             }

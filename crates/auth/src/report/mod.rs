@@ -49,7 +49,7 @@ pub use recorder::{
 pub use rua::{Destination, RuaError, parse as parse_rua};
 pub use send::{
     DayPlan, DestinationPlan, DomainPlan, OrgDomain, Outcome, ReportSink, Sent, Skip, SpoolSink,
-    authorized, days_to_report, execute, marker, plan_day, prune, same_name,
+    authorized, days_to_report, execute, marker, plan_aggregate, plan_day, prune, same_name,
 };
 pub use xml::{Reporter, gzip, report, to_xml};
 

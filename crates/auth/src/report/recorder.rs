@@ -6,8 +6,9 @@
 //! [`ReportRecorder::record`] never blocks and never fails: when the channel
 //! is full the record is dropped and counted; the writer logs the drop
 //! counters at most once a minute. The writer also caps what one policy
-//! domain may add in one day (records and bytes) and how many domains a day
-//! may hold, and counts what the caps dropped ([`RecorderStats`]).
+//! domain may add in one day (records and bytes), how many domains a day
+//! may hold and how large a day's file may grow, and counts what the caps
+//! dropped ([`RecorderStats`]).
 //!
 //! Appends are not fsynced: a crash may lose the last batch of records, which
 //! only makes a report slightly incomplete (reports are statistics, not
@@ -54,6 +55,8 @@ pub struct RecorderLimits {
     pub max_bytes_per_domain_per_day: u64,
     /// Policy domains one day may hold.
     pub max_domains_per_day: usize,
+    /// Bytes one day's file may hold, all domains together.
+    pub max_bytes_per_day: u64,
 }
 
 impl Default for RecorderLimits {
@@ -63,6 +66,7 @@ impl Default for RecorderLimits {
             max_records_per_domain_per_day: 100_000,
             max_bytes_per_domain_per_day: 64 * 1024 * 1024,
             max_domains_per_day: 50_000,
+            max_bytes_per_day: 1024 * 1024 * 1024,
         }
     }
 }
@@ -187,6 +191,7 @@ impl RecordQueue {
             counters: self.counters,
             per_domain: HashMap::new(),
             domains: HashMap::new(),
+            day_bytes: HashMap::new(),
             last_log: Instant::now(),
             logged: RecorderStats::default(),
         };
@@ -265,6 +270,8 @@ struct Writer {
     per_domain: HashMap<(Date, String), DomainDay>,
     /// Day → how many policy domains it holds.
     domains: HashMap<Date, usize>,
+    /// Day → bytes in its file.
+    day_bytes: HashMap<Date, u64>,
     last_log: Instant,
     logged: RecorderStats,
 }
@@ -322,6 +329,7 @@ impl Writer {
                 let e = self.per_domain.entry(key).or_default();
                 e.records = e.records.saturating_add(1);
                 e.bytes += line.len() as u64 + 1;
+                *self.day_bytes.entry(day).or_default() += line.len() as u64 + 1;
             }
         }
     }
@@ -342,7 +350,9 @@ impl Writer {
             let known = self.per_domain.contains_key(&key);
             let per_day = self.domains.get(&day).copied().unwrap_or(0);
             let e = self.per_domain.get(&key).copied().unwrap_or_default();
+            let day_bytes = self.day_bytes.get(&day).copied().unwrap_or(0);
             let over = (!known && per_day >= self.limits.max_domains_per_day)
+                || day_bytes + line.len() as u64 > self.limits.max_bytes_per_day
                 || e.records >= self.limits.max_records_per_domain_per_day
                 || e.bytes + line.len() as u64 > self.limits.max_bytes_per_domain_per_day;
             if over {
@@ -354,6 +364,7 @@ impl Writer {
             if !known {
                 *self.domains.entry(day).or_default() += 1;
             }
+            *self.day_bytes.entry(day).or_default() += line.len() as u64;
             let entry = self.per_domain.entry(key).or_default();
             entry.records += 1;
             entry.bytes += line.len() as u64;
@@ -383,6 +394,7 @@ impl Writer {
             let keep_from = newest.previous_day().unwrap_or(newest);
             self.per_domain.retain(|(d, _), _| *d >= keep_from);
             self.domains.retain(|d, _| *d >= keep_from);
+            self.day_bytes.retain(|d, _| *d >= keep_from);
         }
     }
 

@@ -218,7 +218,8 @@ pub async fn authorized(
         .map(|ok| !ok.is_empty())
 }
 
-/// Builds the plan for `day` from the day file in `settings.dir`.
+/// Builds the plan for `day` from the day file in `settings.dir` (reads
+/// the file in place: see [`plan_aggregate`] to read it elsewhere).
 pub async fn plan_day(
     settings: &ReportSettings,
     day: Date,
@@ -227,6 +228,19 @@ pub async fn plan_day(
     now: OffsetDateTime,
 ) -> Result<DayPlan, ReportError> {
     let agg = Aggregate::read_day(&settings.dir, day)?;
+    Ok(plan_aggregate(settings, day, &agg, auth, org, now).await)
+}
+
+/// Builds the plan for `day` from its records, already read and grouped
+/// ([`Aggregate::read_day`], blocking file I/O).
+pub async fn plan_aggregate(
+    settings: &ReportSettings,
+    day: Date,
+    agg: &Aggregate,
+    auth: &MessageAuthenticator,
+    org: &OrgDomain<'_>,
+    now: OffsetDateTime,
+) -> DayPlan {
     let mut domains = Vec::with_capacity(agg.domains.len());
     for (i, d) in agg.domains.values().enumerate() {
         if !is_plain_domain(&d.policy_domain) {
@@ -235,11 +249,11 @@ pub async fn plan_day(
         }
         domains.push(plan_domain(settings, day, d, auth, org, now, i).await);
     }
-    Ok(DayPlan {
+    DayPlan {
         day,
         domains,
         bad_lines: agg.bad_lines,
-    })
+    }
 }
 
 async fn plan_domain(
