@@ -417,7 +417,8 @@ async fn report_queued_into_the_spool_once() {
     let body = read_queued(&spool, env);
     assert!(
         body.contains(
-            "\r\nSubject: Report Domain: a.example Submitter: receiver.example \
+            // Folded (RFC 5322 §2.2.3): the one-line form is longer than 78.
+            "\r\nSubject: Report Domain: a.example\r\n Submitter: receiver.example\r\n \
          Report-ID: <20261205.a.example.receiver.example>\r\n"
         ),
         "{body}"

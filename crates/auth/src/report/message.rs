@@ -86,6 +86,23 @@ pub fn rfc5322_date(t: OffsetDateTime) -> String {
 }
 
 impl ReportMessage<'_> {
+    /// RFC 7489 §7.2.1.1 subject, folded at its spaces (RFC 5322 §2.2.3)
+    /// when longer than 78 characters: long domains cannot push the line
+    /// past 998.
+    fn subject(&self) -> String {
+        let parts = [
+            format!("Report Domain: {}", clean(self.policy_domain)),
+            format!("Submitter: {}", clean(self.submitter)),
+            format!("Report-ID: <{}>", clean(self.report_id)),
+        ];
+        let one = parts.join(" ");
+        if one.len() + "Subject: ".len() <= 78 {
+            one
+        } else {
+            parts.join("\r\n ")
+        }
+    }
+
     /// The message, CRLF line ends.
     pub fn build(&self) -> Vec<u8> {
         let boundary = format!("=_postern_dmarc_{}", clean(self.unique));
@@ -97,7 +114,7 @@ impl ReportMessage<'_> {
              To: <{}>\r\n\
              Date: {}\r\n\
              Message-ID: <{}@{}>\r\n\
-             Subject: Report Domain: {} Submitter: {} Report-ID: <{}>\r\n\
+             Subject: {}\r\n\
              MIME-Version: 1.0\r\n\
              Auto-Submitted: auto-generated\r\n\
              Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\
@@ -124,9 +141,7 @@ impl ReportMessage<'_> {
             rfc5322_date(self.date),
             clean(self.unique),
             clean(self.submitter),
-            clean(self.policy_domain),
-            clean(self.submitter),
-            clean(self.report_id),
+            self.subject(),
             clean(self.submitter),
             clean(self.policy_domain),
             clean(self.submitter),
@@ -152,6 +167,28 @@ mod tests {
         let t = OffsetDateTime::from_unix_timestamp(1_796_518_800)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         assert_eq!(rfc5322_date(t), "Sun, 06 Dec 2026 01:00:00 +0000");
+    }
+
+    #[test]
+    fn long_subject_is_folded() {
+        let long = format!("{}.example", "a".repeat(60));
+        let msg = ReportMessage {
+            org_name: "R",
+            from: "dmarc@example.com",
+            to: "a@b.example",
+            submitter: "example.com",
+            policy_domain: &long,
+            report_id: "id",
+            attachment_name: "x.xml.gz",
+            gz: b"",
+            date: OffsetDateTime::UNIX_EPOCH,
+            unique: "u",
+        }
+        .build();
+        let text = String::from_utf8(msg).unwrap_or_default();
+        assert!(text.contains(&format!(
+            "\r\nSubject: Report Domain: {long}\r\n Submitter: example.com\r\n Report-ID: <id>\r\n"
+        )), "{text}");
     }
 
     #[test]
