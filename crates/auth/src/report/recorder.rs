@@ -299,11 +299,14 @@ impl Writer {
                     }
                 }
             }
-            if !batch.is_empty() {
+            let busy = !batch.is_empty();
+            if busy {
                 self.write(&mut batch);
-                continue;
             }
             self.log_drops(false);
+            if busy {
+                continue;
+            }
             if closed || stop.load(Ordering::Relaxed) {
                 self.log_drops(true);
                 return;
