@@ -2,8 +2,10 @@
 //! report --dry-run --out DIR` (what would be sent, XML written, nothing
 //! queued), `postern dmarc report` (queued through the pickup folder,
 //! marked sent, not again), and `postern serve` catching up a due day at
-//! start-up through its spool, once across a restart. `[dns]` points at
-//! FakeDns (RFC 7489 §7.1 authorisation of an external destination).
+//! start-up through its spool — delivered to a FakeMx standing for the
+//! domain's mail server, read back with mail-auth's report parser — once
+//! across a restart. `[dns]` points at FakeDns (RFC 7489 §7.1
+//! authorisation of an external destination).
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 mod common;
@@ -12,9 +14,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{Running, eventually};
-use postern_testkit::FakeDns;
+use postern_testkit::{FakeDns, FakeMx, MxTls};
 
 fn config(dir: &Path, dns: &FakeDns) -> PathBuf {
+    config_with(dir, dns, "")
+}
+
+fn config_with(dir: &Path, dns: &FakeDns, extra: &str) -> PathBuf {
     let ns = dns.addr();
     let cfg = format!(
         "data_dir = \"data\"\nhostname = \"mx.receiver.example\"\n\
@@ -22,7 +28,7 @@ fn config(dir: &Path, dns: &FakeDns) -> PathBuf {
          [relay]\naccepted_domains = [\"receiver.example\"]\n\
          [dns]\nnameservers = [\"{ns}\"]\n\
          [dmarc_reports]\nenabled = true\norg_name = \"Receiver Example\"\n\
-         email = \"dmarc-noreply@receiver.example\"\nsend_at = \"00:00\"\n"
+         email = \"dmarc-noreply@receiver.example\"\nsend_at = \"00:00\"\n{extra}"
     );
     let path = dir.join("postern.toml");
     std::fs::write(&path, cfg).unwrap();
@@ -151,8 +157,13 @@ async fn dry_run_then_send_through_pickup_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_catches_up_a_due_day_once() {
     let dns = FakeDns::start().await;
+    let mx = FakeMx::start(MxTls::None).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &dns);
+    let route = format!(
+        "[[route]]\ndomains = [\"a.example\"]\nsmarthost = \"{}\"\ntls = \"none\"\n",
+        mx.addr()
+    );
+    let cfg = config_with(dir.path(), &dns, &route);
     // Yesterday (UTC): due today at send_at = 00:00, so at start-up.
     let now = time::OffsetDateTime::now_utc();
     let yesterday = now.date().previous_day().unwrap();
@@ -177,6 +188,17 @@ async fn server_catches_up_a_due_day_once() {
     let queue_id = text.trim().split(' ').nth(1).unwrap().to_owned();
     assert!(text.starts_with("dmarc@a.example "), "{text}");
     assert!(log.contains(&queue_id), "{log}");
+
+    // Delivered like any message, and it is a report.
+    eventually("the report delivered", || {
+        !mx.received_for("dmarc@a.example").is_empty()
+    });
+    let got = &mx.received_for("dmarc@a.example")[0];
+    assert_eq!(got.mail_from, "dmarc-noreply@receiver.example");
+    let report = mail_auth::report::Report::parse_rfc5322(&got.data, 1 << 20).unwrap();
+    assert_eq!(report.domain(), "a.example");
+    assert_eq!(report.records().len(), 1);
+    assert_eq!(report.records()[0].count(), 2);
     server.stop();
 
     // A restart does not send the day again.
