@@ -5,7 +5,8 @@
 //! against our key ([`check`], causes and fixes in [`cause`]); inbound
 //! verification: SPF, every DKIM signature, ARC and DMARC (RFC 7489, with a
 //! public-suffix list shipped in the binary) and the
-//! `Authentication-Results:` field ([`verify`]).
+//! `Authentication-Results:` field ([`verify`]); DMARC aggregate reports
+//! ([`report`]: recorder, aggregation, report messages).
 //!
 //! A crate of its own, not a `policy` module (ADR 0011): it does I/O (DNS,
 //! key files) and cryptography; `policy` stays pure.
@@ -23,6 +24,7 @@ pub mod canon;
 pub mod cause;
 pub mod check;
 pub mod keys;
+pub mod report;
 pub mod sign;
 pub mod signing;
 pub mod verify;

@@ -180,6 +180,8 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
     let admin = cx.keep(admin);
     let counters = crate::counters::build(raw.counters, cx);
     let counters = cx.keep(counters);
+    let dmarc_reports = crate::dmarc_reports::build(raw.dmarc_reports, &data_dir, cx);
+    let dmarc_reports = cx.keep(dmarc_reports);
     let spool = crate::spool::build(
         raw.spool,
         &data_dir,
@@ -264,6 +266,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         Some(relay),
         Some(transcript_path),
         Some(admission),
+        Some(dmarc_reports),
     ) = (
         max_connections,
         max_connections_per_ip,
@@ -277,6 +280,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         relay,
         transcript_path,
         admission,
+        dmarc_reports,
     )
     else {
         return None;
@@ -341,6 +345,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         pickup,
         admin,
         counters,
+        dmarc_reports,
         source: cx.origin.to_owned(),
     })
 }

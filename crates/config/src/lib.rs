@@ -27,6 +27,7 @@ mod authentication;
 mod build;
 mod counters;
 mod delivery;
+mod dmarc_reports;
 mod error;
 mod gateway;
 mod pickup;
@@ -79,6 +80,8 @@ pub struct Config {
     /// `[counters]`: where limits, greylisting and bans keep their counts
     /// (`postern_counters::open` turns it into the store).
     pub counters: postern_counters::CounterSettings,
+    /// `[dmarc_reports]`: DMARC aggregate reports.
+    pub dmarc_reports: postern_auth::report::ReportSettings,
     /// The file name the configuration came from, or `<embedded default>`.
     pub source: String,
 }

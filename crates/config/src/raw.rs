@@ -52,6 +52,7 @@ pub(crate) struct RawConfig {
     pub recipients: Option<Vec<Spanned<crate::recipients::RawRecipients>>>,
     pub authentication: Option<Spanned<crate::authentication::RawAuthentication>>,
     pub dkim: Option<Vec<Spanned<crate::authentication::RawDkim>>>,
+    pub dmarc_reports: Option<Spanned<crate::dmarc_reports::RawDmarcReports>>,
 }
 
 /// `[[listener]]`.

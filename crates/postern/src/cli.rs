@@ -90,6 +90,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: AuthCommand,
     },
+    /// DMARC aggregate reports: preview or send a day's reports.
+    Dmarc {
+        #[command(subcommand)]
+        command: DmarcCommand,
+    },
     /// Send a test message and print the whole dialogue (swaks-like).
     Send(crate::send_cmd::SendArgs),
     /// What the gateway would do with a client, step by step: PTR, FCrDNS, DNS
@@ -150,6 +155,14 @@ pub(crate) enum AuthCommand {
     /// signature, ARC, DMARC, one verdict per line with the reason, and the
     /// Authentication-Results field. Exit 0 unless DMARC fails (1).
     Check(crate::auth_cmd::AuthCheckArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum DmarcCommand {
+    /// A day's aggregate reports (default yesterday, UTC): --dry-run prints per
+    /// domain and destination what would be sent (--out DIR writes the XML);
+    /// without it, queues them through the pickup folder and marks them sent.
+    Report(crate::dmarc_reports::ReportArgs),
 }
 
 #[derive(Subcommand, Debug)]

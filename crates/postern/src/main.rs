@@ -14,6 +14,7 @@ mod config_cmd;
 mod config_file;
 mod delivery_setup;
 mod dkim_cmd;
+mod dmarc_reports;
 mod dns_cmd;
 mod headers_cmd;
 mod out;
@@ -80,6 +81,9 @@ fn main() -> ExitCode {
         cli::Command::Auth {
             command: cli::AuthCommand::Check(args),
         } => auth_cmd::check(config, &args),
+        cli::Command::Dmarc {
+            command: cli::DmarcCommand::Report(args),
+        } => dmarc_reports::report(config, &args),
         cli::Command::Send(args) => send_cmd::run(&args),
         cli::Command::Trace(args) => trace_cmd::run(config, &args),
     }

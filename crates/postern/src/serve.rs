@@ -158,6 +158,16 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     if let Some(a) = &admin {
         crate::out::sayln!("postern: admin socket {}", a.path().display());
     }
+    // DMARC aggregate reports: the recorder (for the smtpd's sessions) and
+    // the daily job that queues reports through the spool.
+    let dmarc = crate::dmarc_reports::start(
+        &cfg.dmarc_reports,
+        &cfg.dns,
+        cfg.server.authentication.public_suffix_list.as_deref(),
+        &cfg.delivery.hostname,
+        spool.clone(),
+        delivery.notifier(),
+    )?;
     let notifier = delivery.notifier();
     let received_log = mail_log.clone();
     let on_queued: QueuedHook = Arc::new(move |a| {
@@ -266,6 +276,9 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     }
     if let Some(a) = admin {
         a.shutdown(ADMIN_GRACE).await;
+    }
+    if let Some(d) = dmarc {
+        d.shutdown().await;
     }
     delivery.shutdown(SHUTDOWN_GRACE).await;
     let _ = tokio::task::spawn_blocking(move || mail_log.flush()).await;
