@@ -213,6 +213,9 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
                 .context("opening the counter store ([counters])")?,
         ),
         mail_log: Some(mail_log.clone()),
+        dmarc_reports: dmarc
+            .as_ref()
+            .map(crate::dmarc_reports::DmarcReports::recorder),
     };
     let server = Server::start_with(
         cfg.server.clone(),

@@ -45,6 +45,9 @@ pub struct Services {
     /// The mail log, for session events (rejected, deferred, throttled,
     /// greylisted).
     pub mail_log: Option<postern_track::MailLog>,
+    /// Where DMARC results go for aggregate reports (`[dmarc_reports]`;
+    /// `None`: nowhere). Recording never blocks a session.
+    pub dmarc_reports: Option<postern_auth::report::ReportRecorder>,
 }
 
 impl std::fmt::Debug for Services {
@@ -53,6 +56,7 @@ impl std::fmt::Debug for Services {
             .field("resolver", &self.resolver)
             .field("counters", &self.counters.as_ref().map(|c| c.backend()))
             .field("mail_log", &self.mail_log)
+            .field("dmarc_reports", &self.dmarc_reports.is_some())
             .finish()
     }
 }

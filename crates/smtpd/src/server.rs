@@ -468,6 +468,7 @@ impl Acceptor {
                     resolver: self.services.resolver.clone(),
                     counters: self.counters.clone(),
                     mail_log: self.services.mail_log.clone(),
+                    dmarc_reports: self.services.dmarc_reports.clone(),
                     ip_sessions: ticket.sessions_from_ip(),
                     proxy: via,
                 };

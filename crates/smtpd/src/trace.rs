@@ -379,6 +379,7 @@ pub async fn trace(
         resolver,
         counters: Counters::new(Arc::new(DryRun::new(Arc::clone(&counters)))),
         mail_log: None,
+        dmarc_reports: None,
         ip_sessions: 1,
         // `postern trace --ip` names the client itself: no load balancer.
         proxy: None,

@@ -21,6 +21,8 @@ const CLIENT: &str = "127.0.0.1";
 
 struct Env {
     srv: common::TestServer,
+    reports: tempfile::TempDir,
+    recorder: Option<postern_auth::report::RecorderHandle>,
     dns: FakeDns,
     _keys: tempfile::TempDir,
     signer: Signer,
@@ -35,11 +37,17 @@ async fn start() -> Env {
     let (sender_key, _) = generate(Algorithm::Ed25519).unwrap();
     dns.add_txt("sender.example", "v=spf1 ip4:127.0.0.1 -all");
     dns.add_txt("s1._domainkey.sender.example", &sender_key.record_text());
-    dns.add_txt("_dmarc.sender.example", "v=DMARC1; p=reject");
+    dns.add_txt(
+        "_dmarc.sender.example",
+        "v=DMARC1; p=reject; rua=mailto:dmarc@sender.example",
+    );
     dns.add_txt("quar.example", "v=spf1 -all");
     dns.add_txt("_dmarc.quar.example", "v=DMARC1; p=quarantine");
     dns.add_txt("spoofed.example", "v=spf1 -all");
-    dns.add_txt("_dmarc.spoofed.example", "v=DMARC1; p=reject");
+    dns.add_txt(
+        "_dmarc.spoofed.example",
+        "v=DMARC1; p=reject; rua=mailto:dmarc@spoofed.example",
+    );
     dns.add_txt("broken.example", "v=spf1 ip4:127.0.0.1 -all");
     dns.fail("_dmarc.broken.example", DnsFailure::ServFail);
     let signer = Signer::new(&sender_key, "sender.example", "s1", &SignOptions::default()).unwrap();
@@ -52,24 +60,39 @@ async fn start() -> Env {
     dns.add_txt("_dmarc.example.com", "v=DMARC1; p=reject");
 
     let nameservers = dns.nameservers();
-    let srv = common::start_with(move |s: &mut ServerSettings| {
-        s.authentication.verify = true;
-        s.authentication.nameservers = nameservers;
-        s.authentication.dns_timeout = Duration::from_secs(2);
-        s.authentication.signing = SigningSettings {
-            sign_for: vec![SignFor::Authenticated],
-            keys: vec![DkimSigning {
-                domain: "example.com".into(),
-                selector: "ours".into(),
-                key: key_path,
-                sign: true,
-                options: SignOptions::default(),
-            }],
-        };
-    })
+    let reports = tempfile::tempdir().unwrap();
+    let (recorder, handle) = postern_auth::report::ReportRecorder::open(
+        reports.path(),
+        postern_auth::report::RecorderLimits::default(),
+    )
+    .unwrap();
+    let services = postern_smtpd::gateway::Services {
+        dmarc_reports: Some(recorder),
+        ..postern_smtpd::gateway::Services::default()
+    };
+    let srv = common::start_with_services(
+        move |s: &mut ServerSettings| {
+            s.authentication.verify = true;
+            s.authentication.nameservers = nameservers;
+            s.authentication.dns_timeout = Duration::from_secs(2);
+            s.authentication.signing = SigningSettings {
+                sign_for: vec![SignFor::Authenticated],
+                keys: vec![DkimSigning {
+                    domain: "example.com".into(),
+                    selector: "ours".into(),
+                    key: key_path,
+                    sign: true,
+                    options: SignOptions::default(),
+                }],
+            };
+        },
+        services,
+    )
     .await;
     Env {
         srv,
+        reports,
+        recorder: Some(handle),
         dns,
         _keys: keys,
         signer,
@@ -77,6 +100,19 @@ async fn start() -> Env {
 }
 
 impl Env {
+    /// The DMARC records written so far (the recorder is stopped first).
+    fn reports(mut self) -> Vec<String> {
+        if let Some(h) = self.recorder.take() {
+            h.shutdown();
+        }
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(self.reports.path()).unwrap() {
+            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            out.extend(text.lines().map(str::to_owned));
+        }
+        out
+    }
+
     async fn client(&self) -> Dialogue {
         let mut d =
             Dialogue::connect_from(CLIENT.parse::<IpAddr>().unwrap(), self.srv.addr("smtp")).await;
@@ -107,6 +143,14 @@ async fn spoofed_p_reject_domain_is_refused_and_not_stored() {
     assert_eq!(r.code, 550, "{}", r.text());
     assert!(r.text().contains("5.7.1"), "{}", r.text());
     assert!(env.srv.messages().is_empty(), "nothing stored");
+    // The refusal is recorded for the domain's aggregate report.
+    let records = env.reports();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(
+        records[0].contains("spoofed.example") && records[0].contains("reject"),
+        "{}",
+        records[0]
+    );
 }
 
 #[tokio::test]

@@ -145,6 +145,7 @@ async fn start() -> Gw {
             resolver: Some(resolver),
             counters: None,
             mail_log: Some(mail_log),
+            dmarc_reports: None,
         },
     )
     .await;

@@ -404,7 +404,13 @@ where
                     o.describe()
                 ));
             }
-            record_dmarc(&results, &disposition);
+            record_dmarc(
+                self.ctx.dmarc_reports.as_ref(),
+                &results,
+                &disposition,
+                overridden.as_ref(),
+                ip,
+            );
             let ar = format!(
                 "Authentication-Results: {}\r\n",
                 results.header_value(&authserv_id)
@@ -433,17 +439,43 @@ where
     }
 }
 
-/// Hook for DMARC aggregate reports (only messages whose DMARC record asks
-/// for `rua=` reports are of interest).
-fn record_dmarc(results: &AuthResults, disposition: &AuthDisposition) {
-    if results.dmarc.rua.is_empty() {
+/// Records the DMARC result for aggregate reports (RFC 7489 §7.2): what the
+/// domain's policy asked and what we did. Messages deferred (`4xx`) are not
+/// recorded: they were not handled and will come back.
+fn record_dmarc(
+    recorder: Option<&postern_auth::report::ReportRecorder>,
+    results: &AuthResults,
+    disposition: &AuthDisposition,
+    overridden: Option<&decide::OverrideReason>,
+    source_ip: std::net::IpAddr,
+) {
+    use postern_auth::report::{Disposition, Evaluated, PolicyOverride, ReportRecord};
+    let Some(recorder) = recorder else {
         return;
+    };
+    let disposition = match disposition {
+        AuthDisposition::Reject(_) => Disposition::Reject,
+        AuthDisposition::Quarantine(_) => Disposition::Quarantine,
+        AuthDisposition::Accept | AuthDisposition::Tag(_) => Disposition::None,
+        AuthDisposition::TempFail(_) => return,
+    };
+    let override_reason = overridden.map(|o| {
+        let kind = match o {
+            decide::OverrideReason::LocalPolicy { .. } => PolicyOverride::LocalPolicy,
+            decide::OverrideReason::TrustedForwarder { .. } => PolicyOverride::TrustedForwarder,
+        };
+        (kind, o.describe())
+    });
+    let evaluated = Evaluated {
+        time: time::OffsetDateTime::now_utc().unix_timestamp(),
+        source_ip,
+        envelope_to: None,
+        disposition,
+        override_reason,
+    };
+    if let Some(record) = ReportRecord::from_results(results, &evaluated) {
+        recorder.record(record);
     }
-    tracing::debug!(
-        domain = %results.dmarc.from_domain,
-        disposition = disposition.as_str(),
-        "DMARC result for aggregate reports"
-    );
 }
 
 /// Why a large message's DKIM signatures were not checked.

@@ -112,6 +112,8 @@ pub(crate) struct Context {
     pub(crate) counters: crate::counting::Counters,
     /// Where session events go (`None`: nowhere).
     pub(crate) mail_log: Option<postern_track::MailLog>,
+    /// DMARC aggregate-report recorder (`None`: reports off).
+    pub(crate) dmarc_reports: Option<postern_auth::report::ReportRecorder>,
     /// Sessions open from the client's address, this one included.
     pub(crate) ip_sessions: usize,
     /// The load balancer the client came through (PROXY protocol), if any.

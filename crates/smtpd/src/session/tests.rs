@@ -152,6 +152,7 @@ pub(super) fn start_full_from(
         resolver,
         counters: crate::counting::Counters::default(),
         mail_log: None,
+        dmarc_reports: None,
         ip_sessions: 1,
         proxy: None,
     };
