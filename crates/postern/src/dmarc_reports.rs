@@ -114,7 +114,6 @@ pub(crate) struct DmarcReports {
 
 impl DmarcReports {
     /// The sessions' handle (`ReportRecorder::record` never blocks).
-    #[allow(dead_code)] // handed to the smtpd by the verification wiring
     pub(crate) fn recorder(&self) -> ReportRecorder {
         self.recorder.clone()
     }
