@@ -44,6 +44,9 @@ const PATH_KEYS: &[&str] = &[
     "recipients[].table",
     "pickup.dir",
     "admin.socket",
+    "authentication.public_suffix_list",
+    "dkim[].key",
+    "dmarc_reports.dir",
 ];
 
 /// Keys holding a secret.
@@ -286,6 +289,14 @@ mod tests {
             ("spool", &[]),
             ("counters", &["redis_url"]),
             ("danger", &[]),
+            (
+                "authentication",
+                &["authserv_id", "public_suffix_list", "override"],
+            ),
+            (
+                "dmarc_reports",
+                &["dir", "org_name", "email", "contact_info"],
+            ),
         ];
         for (table, dependent) in no_fixed_default {
             let src = format!("{minimal}[{table}]\nzz_probe = 1\n");
