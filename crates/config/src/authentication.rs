@@ -8,7 +8,7 @@
 //! [authentication]
 //! verify = true                        # default false
 //! authserv_id = "mx.example.net"       # default: the top-level hostname
-//! max_verify_size = "25MiB"            # larger messages: header only, DKIM cannot pass
+//! max_verify_size = "25MiB"            # default: [limits] max_message_size; larger: header only
 //! verify_memory = "256MiB"             # all sessions' messages held for verification
 //! public_suffix_list = "/usr/share/publicsuffix/public_suffix_list.dat"  # default: built in
 //! trusted_arc_sealers = ["forwarder.example"]
@@ -133,6 +133,11 @@ pub(crate) fn build(
             ));
         }
         s.authserv_id = Some(id);
+    }
+    // Unset: every message the server accepts is verified whole (the
+    // memory is bounded by verify_memory, not by refusing to look).
+    if let Some(max) = max_message_size {
+        s.max_verify_size = s.max_verify_size.max(max);
     }
     if let Some(v) = &r.max_verify_size {
         let n = v.get_ref().0;

@@ -291,7 +291,12 @@ mod tests {
             ("danger", &[]),
             (
                 "authentication",
-                &["authserv_id", "public_suffix_list", "override"],
+                &[
+                    "authserv_id",
+                    "public_suffix_list",
+                    "override",
+                    "max_verify_size",
+                ],
             ),
             (
                 "dmarc_reports",

@@ -122,6 +122,29 @@ fn refusals_name_the_line_and_key() {
 }
 
 #[test]
+fn max_verify_size_follows_the_message_size_limit() {
+    let c = load(&with("[limits]\nmax_message_size = \"50MiB\"\n"))
+        .unwrap()
+        .config;
+    assert_eq!(c.server.authentication.max_verify_size, 50 * 1024 * 1024);
+    let l = load(&with(
+        "[limits]\nmax_message_size = \"50MiB\"\n[authentication]\nmax_verify_size = \"10MiB\"\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        l.config.server.authentication.max_verify_size,
+        10 * 1024 * 1024
+    );
+    assert!(
+        l.warnings
+            .iter()
+            .any(|w| w.to_string().contains("authentication.max_verify_size")),
+        "{:?}",
+        l.warnings
+    );
+}
+
+#[test]
 fn headers_must_sign_from() {
     let dir = tempfile::tempdir().unwrap();
     let key = key_file(dir.path());
