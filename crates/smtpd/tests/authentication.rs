@@ -381,3 +381,55 @@ async fn several_authors_big_headers_and_forgeries_from_our_users() {
         "{stored}"
     );
 }
+
+/// Greylisting keyed on the SPF-validated sender domain (RFC 6647 §4.2.1):
+/// a retry from another host of the sender's pool (another /24, which the
+/// domain's SPF record authorises) passes once the delay is over; a sender
+/// whose SPF does not pass is still keyed on its network.
+#[tokio::test]
+async fn greylisting_follows_an_spf_validated_domain_across_its_pool() {
+    use postern_policy::admission::{Admission, FlowAction, MailFlowPolicy, Matcher, SenderGroup};
+    let dns = FakeDns::start().await;
+    dns.add_txt("pool.example", "v=spf1 ip4:127.0.0.0/8 -all");
+    let nameservers = dns.nameservers();
+    let srv = common::start_with(move |s: &mut ServerSettings| {
+        s.authentication.verify = true;
+        s.authentication.nameservers = nameservers;
+        let mut p = MailFlowPolicy::new("GREY", FlowAction::Accept);
+        p.greylist = true;
+        let mut a = Admission::new(
+            vec![SenderGroup {
+                name: "ALL".into(),
+                matchers: vec![Matcher::parse("all").unwrap()],
+                policy: 0,
+                listeners: Vec::new(),
+            }],
+            vec![p],
+            Vec::new(),
+        );
+        a.greylist.delay = Duration::from_secs(1);
+        s.admission = a;
+    })
+    .await;
+    let session = |ip: &'static str| {
+        let addr = srv.addr("smtp");
+        async move {
+            let mut d = Dialogue::connect_from(ip.parse::<IpAddr>().unwrap(), addr).await;
+            d.expect(220).await;
+            d.cmd("EHLO out.pool.example", 250).await;
+            d
+        }
+    };
+    let mut first = session("127.0.0.1").await;
+    first.cmd("MAIL FROM:<news@pool.example>", 250).await;
+    first.cmd("RCPT TO:<bob@example.com>", 450).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Another /24 of the same SPF-authorised pool: passes.
+    let mut retry = session("127.0.1.1").await;
+    retry.cmd("MAIL FROM:<news@pool.example>", 250).await;
+    retry.cmd("RCPT TO:<bob@example.com>", 250).await;
+    // No SPF record: keyed on the network, so a new /24 starts over.
+    let mut other = session("127.0.2.1").await;
+    other.cmd("MAIL FROM:<x@nospf.example>", 250).await;
+    other.cmd("RCPT TO:<bob@example.com>", 450).await;
+}

@@ -13,7 +13,10 @@
 //! Never for authenticated, relay-network or `relay` clients (their own
 //! mail must not wait), and a store that does not answer lets mail through
 //! (fail open). The network is the /24 (IPv4) or /64 (IPv6): large providers
-//! retry from another address of the same pool. The recipient and sender are
+//! retry from another address of the same pool. With `[authentication]
+//! verify` on, a sender whose MAIL FROM domain passes SPF is keyed on that
+//! domain instead of the network (`spf:<domain>`, RFC 6647 §4.2.1): large
+//! senders retry from any host their SPF record names. The recipient and sender are
 //! lower-cased and made safe by `postern_counters::key` (encoded, bounded).
 //!
 //! # Standards
@@ -63,9 +66,10 @@ where
         let Some(Stage::Rcpt { from, to, .. }) = self.machine.stage() else {
             return None;
         };
-        let net = grey_net(self.gate.facts.ip);
         let from = from.reverse_path.to_string().to_ascii_lowercase();
         let to = to.forward_path.to_string().to_ascii_lowercase();
+        // The client network, or the SPF-validated sender domain.
+        let net = self.greylist_identity(grey_net(self.gate.facts.ip)).await;
         // Each key built whole by `key` (prefix included), so it never
         // exceeds MAX_KEY_LEN whatever the sender's length.
         let triplet = postern_counters::key(&[&net, &from, &to]);

@@ -202,7 +202,7 @@ pub(super) async fn reserve(
 /// The longest a whole verification (or SPF at MAIL FROM) may take: RFC
 /// 7208 §4.6.4 asks for an overall limit of at least 20 s; past it the
 /// checks count as `temperror` (a `451` or an accept, per policy).
-const VERIFY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+pub(super) const VERIFY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// SPF verdicts for a check that did not finish in time.
 fn spf_timed_out(helo: &str, mail_from: &str) -> SpfVerdicts {
@@ -234,6 +234,43 @@ where
             .authserv_id
             .clone()
             .unwrap_or_else(|| self.ctx.listener.hostname.clone())
+    }
+
+    /// The greylisting identity of the client (RFC 6647 §4.2.1): the
+    /// MAIL FROM domain when SPF passed for it (`spf:<domain>` — a large
+    /// sender retries from any host its SPF record names, so its network
+    /// would greylist it again and again), else `net` (the client's /24 or
+    /// /64). SPF is checked here when verification is on and it was not yet
+    /// (once per transaction: end of data reuses the verdict).
+    pub(super) async fn greylist_identity(&mut self, net: String) -> String {
+        let shared = std::sync::Arc::clone(&self.ctx.shared);
+        let Some(verifier) = shared.mail_auth.verifier.as_ref() else {
+            return net;
+        };
+        if !self.flow().verify.spf {
+            return net;
+        }
+        if self.spf_at_mail.is_none() {
+            let mail_from = match self.machine.transaction().map(|t| &t.mail.reverse_path) {
+                Some(ReversePath::Mailbox(mb)) => mb.to_string(),
+                _ => String::new(),
+            };
+            let helo = self.machine.facts().helo.clone().unwrap_or_default();
+            let hostname = self.ctx.listener.hostname.clone();
+            let spf = tokio::time::timeout(
+                VERIFY_DEADLINE,
+                verifier.spf(self.peer.ip(), &helo, &mail_from, &hostname),
+            )
+            .await
+            .unwrap_or_else(|_| spf_timed_out(&helo, &mail_from));
+            self.spf_at_mail = Some(spf);
+        }
+        match &self.spf_at_mail {
+            Some(v) if v.mail_from.result == SpfResult::Pass && !v.mail_from.domain.is_empty() => {
+                format!("spf:{}", v.mail_from.domain.to_ascii_lowercase())
+            }
+            _ => net,
+        }
     }
 
     /// SPF at MAIL FROM time (`spf_at = "mail"`): checks now, refuses a
