@@ -138,12 +138,14 @@ pub(crate) fn keep_restart_only(old: &Config, new: &mut Config) -> Vec<String> {
             new.pickup.dir.clone(),
             new.pickup.badmail_dir.clone(),
             new.delivery.badmail_dir.clone(),
+            new.dmarc_reports.dir.clone(),
         ];
         paths.iter_mut().for_each(rebase);
-        let [pickup, pickup_badmail, badmail] = paths;
+        let [pickup, pickup_badmail, badmail, dmarc] = paths;
         new.pickup.dir = pickup;
         new.pickup.badmail_dir = pickup_badmail;
         new.delivery.badmail_dir = badmail;
+        new.dmarc_reports.dir = dmarc;
         if let Some(mut cache) = new.delivery.mta_sts_cache.clone() {
             rebase(&mut cache);
             new.delivery.mta_sts_cache = Some(cache);
@@ -192,6 +194,11 @@ pub(crate) fn keep_restart_only(old: &Config, new: &mut Config) -> Vec<String> {
     if new.counters != old.counters {
         changed.push("counters".to_owned());
         new.counters = old.counters.clone();
+    }
+    // The recorder and the daily job are started once (`dmarc_reports::start`).
+    if new.dmarc_reports != old.dmarc_reports {
+        changed.push("dmarc_reports".to_owned());
+        new.dmarc_reports = old.dmarc_reports.clone();
     }
     changed
 }
@@ -251,5 +258,17 @@ mod tests {
         assert_eq!(new.server.spool.dir, old.server.spool.dir);
         assert_eq!(new.pickup.dir, old.pickup.dir, "derived from data_dir");
         assert_eq!(new.delivery.badmail_dir, old.delivery.badmail_dir);
+        assert_eq!(new.dmarc_reports, old.dmarc_reports, "derived from data_dir");
+    }
+
+    #[test]
+    fn dmarc_reports_need_a_restart() {
+        let old = load(BASE);
+        let mut new = load(&format!(
+            "{BASE}\n[dmarc_reports]\nenabled = true\norg_name = \"Example\"\n\
+             email = \"dmarc@example.com\"\n"
+        ));
+        assert_eq!(keep_restart_only(&old, &mut new), ["dmarc_reports"]);
+        assert_eq!(new.dmarc_reports, old.dmarc_reports);
     }
 }
