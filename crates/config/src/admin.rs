@@ -67,17 +67,8 @@ pub(crate) fn build(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use crate::test_support::{MINIMAL, load};
     use std::path::Path;
-
-    const MINIMAL: &str = "data_dir = \"/var/lib/postern\"\nhostname = \"mx.example.com\"\n\n[[listener]]\nname = \"smtp\"\naddress = \"127.0.0.1:25\"\nkind = \"smtp\"\n\n[relay]\naccepted_domains = [\"example.com\"]\n";
-
-    fn load(extra: &str) -> Result<crate::Loaded, crate::ConfigError> {
-        crate::load_str(
-            &format!("{MINIMAL}{extra}"),
-            "postern.toml",
-            Path::new("/etc/postern"),
-        )
-    }
 
     #[test]
     fn default_is_in_the_data_dir() {

@@ -187,20 +187,11 @@ fn is_loopback(url: &str) -> bool {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use crate::test_support::{MINIMAL, load};
     use std::path::Path;
     use std::time::Duration;
 
     use postern_counters::{Backend, CounterSettings};
-
-    const MINIMAL: &str = "data_dir = \"/var/lib/postern\"\nhostname = \"mx.example.com\"\n\n[[listener]]\nname = \"smtp\"\naddress = \"127.0.0.1:25\"\nkind = \"smtp\"\n\n[relay]\naccepted_domains = [\"example.com\"]\n";
-
-    fn load(extra: &str) -> Result<crate::Loaded, crate::ConfigError> {
-        crate::load_str(
-            &format!("{MINIMAL}{extra}"),
-            "postern.toml",
-            Path::new("/etc/postern"),
-        )
-    }
 
     fn warnings(extra: &str) -> Vec<String> {
         load(extra)

@@ -939,20 +939,11 @@ fn dns_settings(raw: Option<Spanned<RawDns>>, cx: &Ctx<'_>) -> Result<DnsSetting
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use crate::test_support::load;
     use std::path::Path;
     use std::time::Duration;
 
     use postern_delivery::{DomainPattern, RouteTarget, TlsLevel};
-
-    const MINIMAL: &str = "data_dir = \"/var/lib/postern\"\nhostname = \"mx.example.com\"\n\n[[listener]]\nname = \"smtp\"\naddress = \"127.0.0.1:25\"\nkind = \"smtp\"\n\n[relay]\naccepted_domains = [\"example.com\"]\n";
-
-    fn load(extra: &str) -> Result<crate::Loaded, crate::ConfigError> {
-        crate::load_str(
-            &format!("{MINIMAL}{extra}"),
-            "postern.toml",
-            Path::new("/etc/postern"),
-        )
-    }
 
     fn error(extra: &str) -> String {
         load(extra).unwrap_err().to_string()

@@ -37,6 +37,8 @@ mod recipients;
 mod recover;
 mod show;
 mod spool;
+#[cfg(test)]
+mod test_support;
 mod tls_names;
 mod units;
 

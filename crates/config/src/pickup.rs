@@ -75,18 +75,9 @@ pub(crate) fn build(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use crate::test_support::load;
     use std::path::Path;
     use std::time::Duration;
-
-    const MINIMAL: &str = "data_dir = \"/var/lib/postern\"\nhostname = \"mx.example.com\"\n\n[[listener]]\nname = \"smtp\"\naddress = \"127.0.0.1:25\"\nkind = \"smtp\"\n\n[relay]\naccepted_domains = [\"example.com\"]\n";
-
-    fn load(extra: &str) -> Result<crate::Loaded, crate::ConfigError> {
-        crate::load_str(
-            &format!("{MINIMAL}{extra}"),
-            "postern.toml",
-            Path::new("/etc/postern"),
-        )
-    }
 
     #[test]
     fn defaults_follow_data_dir_limits_and_delivery() {

@@ -258,7 +258,10 @@ mod tests {
         assert_eq!(new.server.spool.dir, old.server.spool.dir);
         assert_eq!(new.pickup.dir, old.pickup.dir, "derived from data_dir");
         assert_eq!(new.delivery.badmail_dir, old.delivery.badmail_dir);
-        assert_eq!(new.dmarc_reports, old.dmarc_reports, "derived from data_dir");
+        assert_eq!(
+            new.dmarc_reports, old.dmarc_reports,
+            "derived from data_dir"
+        );
     }
 
     #[test]
