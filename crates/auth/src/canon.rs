@@ -94,42 +94,6 @@ pub fn to_crlf(message: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The values of the header fields named `name` (case-insensitive), each
-/// unfolded (CRLF + WSP → one space) and trimmed, in order.
-pub fn header_values(message: &[u8], name: &str) -> Vec<String> {
-    let (headers, _) = split_message(message);
-    let mut out = Vec::new();
-    let mut current: Option<String> = None;
-    for line in headers.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
-            if let Some(c) = current.as_mut() {
-                c.push(' ');
-                c.push_str(String::from_utf8_lossy(line).trim());
-            }
-            continue;
-        }
-        if let Some(c) = current.take() {
-            out.push(c);
-        }
-        if let Some(colon) = line.iter().position(|&b| b == b':')
-            && line[..colon]
-                .trim_ascii()
-                .eq_ignore_ascii_case(name.as_bytes())
-        {
-            current = Some(
-                String::from_utf8_lossy(&line[colon + 1..])
-                    .trim()
-                    .to_owned(),
-            );
-        }
-    }
-    if let Some(c) = current {
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

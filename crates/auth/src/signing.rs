@@ -257,32 +257,10 @@ impl Authors {
 
 /// The `From:` fields of `message` and their addresses' domains.
 pub fn authors(message: &[u8]) -> Authors {
-    let (headers, _) = crate::canon::split_message(message);
-    let mut values: Vec<Vec<u8>> = Vec::new();
-    let mut current: Option<Vec<u8>> = None;
-    for line in headers.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
-            if let Some(v) = current.as_mut() {
-                v.extend_from_slice(line);
-            }
-            continue;
-        }
-        if let Some(v) = current.take() {
-            values.push(v);
-        }
-        if let Some(colon) = line.iter().position(|&b| b == b':')
-            && line[..colon].trim_ascii().eq_ignore_ascii_case(b"from")
-        {
-            current = Some(line[colon + 1..].to_vec());
-        }
-    }
-    if let Some(v) = current.take() {
-        values.push(v);
-    }
+    let values = postern_proto::header_values(message, "From");
     let domains = values
         .iter()
-        .flat_map(|v| mail_parser_addresses(&String::from_utf8_lossy(v)))
+        .flat_map(|v| mail_parser_addresses(v))
         .filter_map(|a| {
             a.rsplit_once('@')
                 .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())

@@ -48,7 +48,7 @@ use toml::Spanned;
 
 use crate::build::{Ctx, check_hostname, resolve};
 use crate::error::ConfigError;
-use crate::raw::{Choice, Dur, Pick, Size, quoted_list};
+use crate::raw::{Choice, Dur, Pick, Size};
 
 /// `[authentication]`.
 #[derive(Debug, Default, Deserialize)]
@@ -81,9 +81,36 @@ pub(crate) struct RawDkim {
     pub selector: Spanned<String>,
     pub key: Spanned<String>,
     pub sign: Option<bool>,
-    pub canonicalization: Option<Spanned<String>>,
+    pub canonicalization: Option<Spanned<Pick<Canon>>>,
     pub headers: Option<Spanned<Vec<String>>>,
     pub expire: Option<Spanned<Dur>>,
+}
+
+/// `c=` header/body canonicalization (RFC 6376 §3.4): relaxed or simple each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Canon {
+    header_relaxed: bool,
+    body_relaxed: bool,
+}
+
+impl Choice for Canon {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("relaxed/relaxed", Self::of(true, true)),
+        ("simple/simple", Self::of(false, false)),
+        ("relaxed/simple", Self::of(true, false)),
+        ("simple/relaxed", Self::of(false, true)),
+        ("relaxed", Self::of(true, true)),
+        ("simple", Self::of(false, false)),
+    ];
+}
+
+impl Canon {
+    const fn of(header_relaxed: bool, body_relaxed: bool) -> Self {
+        Self {
+            header_relaxed,
+            body_relaxed,
+        }
+    }
 }
 
 impl Choice for SignFor {
@@ -297,29 +324,9 @@ fn keys(raw: &[Spanned<RawDkim>], cx: &mut Ctx<'_>) -> Result<Vec<DkimSigning>, 
         }
         let mut options = SignOptions::default();
         if let Some(c) = &e.canonicalization {
-            let (h, b) = match c.get_ref().as_str() {
-                "relaxed/relaxed" | "relaxed" => (true, true),
-                "simple/simple" | "simple" => (false, false),
-                "relaxed/simple" => (true, false),
-                "simple/relaxed" => (false, true),
-                _ => {
-                    return Err(cx.error(
-                        c.span(),
-                        format!("{key}.canonicalization"),
-                        format!(
-                            "must be one of {} (header/body, RFC 6376 §3.4)",
-                            quoted_list([
-                                "relaxed/relaxed",
-                                "simple/simple",
-                                "relaxed/simple",
-                                "simple/relaxed"
-                            ])
-                        ),
-                    ));
-                }
-            };
-            options.header_relaxed = h;
-            options.body_relaxed = b;
+            let c = c.get_ref().0;
+            options.header_relaxed = c.header_relaxed;
+            options.body_relaxed = c.body_relaxed;
         }
         if let Some(h) = &e.headers {
             let list: Vec<String> = h.get_ref().iter().map(|s| s.trim().to_owned()).collect();

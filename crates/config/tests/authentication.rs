@@ -220,3 +220,14 @@ fn public_suffixes_and_missing_lists_are_refused() {
         Some("mx.example.com")
     );
 }
+
+#[test]
+fn canonicalization_is_one_of_the_listed_forms() {
+    let e = error(&with(
+        "[[dkim]]\ndomain = \"example.com\"\nselector = \"s1\"\nkey = \"k.pem\"\ncanonicalization = \"loose\"\n",
+    ));
+    assert!(
+        e.contains("postern.toml:15:20:") && e.contains("\"relaxed/simple\""),
+        "{e}"
+    );
+}

@@ -46,9 +46,9 @@ pub(crate) struct KeygenArgs {
     pub(crate) out: Option<PathBuf>,
 }
 
-/// `postern dkim check` arguments.
+/// The key `check` and `sign` use: domain, selector and where it is.
 #[derive(clap::Args, Debug)]
-pub(crate) struct CheckArgs {
+pub(crate) struct KeyArgs {
     /// The signing domain (d=).
     #[arg(long)]
     pub(crate) domain: String,
@@ -60,18 +60,32 @@ pub(crate) struct CheckArgs {
     pub(crate) key: Option<PathBuf>,
 }
 
+impl KeyArgs {
+    /// Checks the names and loads the key: its path and the key, or the
+    /// exit code after saying why.
+    fn load(&self, config: Option<&Path>) -> Result<(PathBuf, keys::DkimKeyFile), ExitCode> {
+        names(&self.domain, &self.selector)?;
+        let path = key_path(config, self.key.as_deref(), &self.domain, &self.selector)?;
+        let key = keys::load_key(&path).map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        })?;
+        Ok((path, key))
+    }
+}
+
+/// `postern dkim check` arguments.
+#[derive(clap::Args, Debug)]
+pub(crate) struct CheckArgs {
+    #[command(flatten)]
+    pub(crate) key: KeyArgs,
+}
+
 /// `postern dkim sign` arguments.
 #[derive(clap::Args, Debug)]
 pub(crate) struct SignArgs {
-    /// The signing domain (d=).
-    #[arg(long)]
-    pub(crate) domain: String,
-    /// The selector (s=).
-    #[arg(long)]
-    pub(crate) selector: String,
-    /// Private key file (default: <data_dir>/dkim/<domain>.<selector>.key).
-    #[arg(long, value_name = "FILE")]
-    pub(crate) key: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) key: KeyArgs,
     /// Canonicalization simple/simple instead of relaxed/relaxed.
     #[arg(long)]
     pub(crate) simple: bool,
@@ -158,20 +172,13 @@ pub(crate) fn keygen(config: Option<&Path>, args: &KeygenArgs) -> ExitCode {
 
 /// `postern dkim check`.
 pub(crate) fn check(config: Option<&Path>, args: &CheckArgs) -> ExitCode {
-    if let Err(c) = names(&args.domain, &args.selector) {
-        return c;
-    }
-    let path = match key_path(config, args.key.as_deref(), &args.domain, &args.selector) {
-        Ok(p) => p,
+    let (path, key) = match args.key.load(config) {
+        Ok(k) => k,
         Err(c) => return c,
     };
-    let key = match keys::load_key(&path) {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let KeyArgs {
+        domain, selector, ..
+    } = &args.key;
     let cfg = match data_dir(config) {
         Ok(c) => c,
         Err(c) => return c,
@@ -194,10 +201,7 @@ pub(crate) fn check(config: Option<&Path>, args: &CheckArgs) -> ExitCode {
         }
     };
     let report = rt.block_on(postern_auth::check::lookup(
-        &resolver,
-        &args.domain,
-        &args.selector,
-        &key,
+        &resolver, domain, selector, &key,
     ));
     println!("record  {}", report.name);
     for r in &report.records {
@@ -223,19 +227,9 @@ pub(crate) fn check(config: Option<&Path>, args: &CheckArgs) -> ExitCode {
 
 /// `postern dkim sign`.
 pub(crate) fn sign(config: Option<&Path>, args: &SignArgs) -> ExitCode {
-    if let Err(c) = names(&args.domain, &args.selector) {
-        return c;
-    }
-    let path = match key_path(config, args.key.as_deref(), &args.domain, &args.selector) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
-    let key = match keys::load_key(&path) {
+    let (_, key) = match args.key.load(config) {
         Ok(k) => k,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(c) => return c,
     };
     let mut raw = Vec::new();
     let read = if args.file.as_os_str() == "-" {
@@ -253,8 +247,8 @@ pub(crate) fn sign(config: Option<&Path>, args: &SignArgs) -> ExitCode {
         body_relaxed: !args.simple,
         ..SignOptions::default()
     };
-    let signed =
-        Signer::new(&key, &args.domain, &args.selector, &options).and_then(|s| s.sign(&message));
+    let signed = Signer::new(&key, &args.key.domain, &args.key.selector, &options)
+        .and_then(|s| s.sign(&message));
     match signed {
         Ok(out) => {
             let mut stdout = std::io::stdout().lock();

@@ -102,7 +102,7 @@ impl MailAuth {
 /// recorded `dmarc=pass` (RFC 8617 §4.1.1): a trusted sealer's valid chain
 /// overrides our DMARC failure only when the sealer itself saw a pass.
 pub(crate) fn sealer_saw_dmarc_pass(message: &[u8], instance: u32) -> bool {
-    postern_auth::canon::header_values(message, "ARC-Authentication-Results")
+    postern_proto::header_values(message, "ARC-Authentication-Results")
         .iter()
         .any(|v| {
             let mut parts = v.splitn(2, ';');

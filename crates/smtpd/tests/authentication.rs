@@ -127,6 +127,23 @@ impl Env {
     }
 }
 
+/// One sender group, ALL, under `policy`.
+fn everyone_under(
+    policy: postern_policy::admission::MailFlowPolicy,
+) -> postern_policy::admission::Admission {
+    use postern_policy::admission::{Admission, Matcher, SenderGroup};
+    Admission::new(
+        vec![SenderGroup {
+            name: "ALL".into(),
+            matchers: vec![Matcher::parse("all").unwrap()],
+            policy: 0,
+            listeners: Vec::new(),
+        }],
+        vec![policy],
+        Vec::new(),
+    )
+}
+
 fn message(from: &str, extra: &str) -> String {
     format!(
         "{extra}From: <{from}>\r\nTo: <bob@example.com>\r\nSubject: hello\r\n\
@@ -291,7 +308,7 @@ fn base64_plain(user: &str, pass: &str) -> String {
 /// goes on (its SPF verdict reused at end of data).
 #[tokio::test]
 async fn spf_at_mail_from_refuses_before_data() {
-    use postern_policy::admission::{Admission, FlowAction, MailFlowPolicy, Matcher, SenderGroup};
+    use postern_policy::admission::{FlowAction, MailFlowPolicy};
     use postern_policy::authentication::{SpfFailAction, SpfStage};
     let dns = FakeDns::start().await;
     dns.add_txt("forged.example", "v=spf1 ip4:192.0.2.1 -all");
@@ -303,16 +320,7 @@ async fn spf_at_mail_from_refuses_before_data() {
         let mut p = MailFlowPolicy::new("STRICT", FlowAction::Accept);
         p.auth_actions.spf_at = SpfStage::Mail;
         p.auth_actions.spf_fail = SpfFailAction::Reject;
-        s.admission = Admission::new(
-            vec![SenderGroup {
-                name: "ALL".into(),
-                matchers: vec![Matcher::parse("all").unwrap()],
-                policy: 0,
-                listeners: Vec::new(),
-            }],
-            vec![p],
-            Vec::new(),
-        );
+        s.admission = everyone_under(p);
     })
     .await;
     let mut d = Dialogue::connect_from(CLIENT.parse::<IpAddr>().unwrap(), srv.addr("smtp")).await;
@@ -388,7 +396,7 @@ async fn several_authors_big_headers_and_forgeries_from_our_users() {
 /// whose SPF does not pass is still keyed on its network.
 #[tokio::test]
 async fn greylisting_follows_an_spf_validated_domain_across_its_pool() {
-    use postern_policy::admission::{Admission, FlowAction, MailFlowPolicy, Matcher, SenderGroup};
+    use postern_policy::admission::{FlowAction, MailFlowPolicy};
     let dns = FakeDns::start().await;
     dns.add_txt("pool.example", "v=spf1 ip4:127.0.0.0/8 -all");
     let nameservers = dns.nameservers();
@@ -397,16 +405,7 @@ async fn greylisting_follows_an_spf_validated_domain_across_its_pool() {
         s.authentication.nameservers = nameservers;
         let mut p = MailFlowPolicy::new("GREY", FlowAction::Accept);
         p.greylist = true;
-        let mut a = Admission::new(
-            vec![SenderGroup {
-                name: "ALL".into(),
-                matchers: vec![Matcher::parse("all").unwrap()],
-                policy: 0,
-                listeners: Vec::new(),
-            }],
-            vec![p],
-            Vec::new(),
-        );
+        let mut a = everyone_under(p);
         a.greylist.delay = Duration::from_secs(1);
         s.admission = a;
     })

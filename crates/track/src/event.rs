@@ -200,34 +200,6 @@ pub struct Received {
     pub held: Option<String>,
 }
 
-/// The fields named `name` among `headers` (complete header fields with
-/// CRLFs), each unfolded, without the name.
-pub fn header_values(headers: &str, name: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut current: Option<String> = None;
-    for line in headers.split("\r\n") {
-        if line.starts_with([' ', '\t']) {
-            if let Some(c) = current.as_mut() {
-                c.push(' ');
-                c.push_str(line.trim());
-            }
-            continue;
-        }
-        if let Some(c) = current.take() {
-            out.push(c);
-        }
-        if let Some((n, v)) = line.split_once(':')
-            && n.trim().eq_ignore_ascii_case(name)
-        {
-            current = Some(v.trim().to_owned());
-        }
-    }
-    if let Some(c) = current {
-        out.push(c);
-    }
-    out
-}
-
 /// `d=… s=…` of each DKIM-Signature value.
 fn signature_ids(values: &[String]) -> Vec<String> {
     values
@@ -262,10 +234,16 @@ impl Received {
                 .tls
                 .as_ref()
                 .map(|t| format!("{} {}", t.version, t.cipher)),
-            authentication: header_values(&env.added_headers, "Authentication-Results")
-                .into_iter()
-                .next(),
-            dkim_signed: signature_ids(&header_values(&env.added_headers, "DKIM-Signature")),
+            authentication: postern_proto::header_values(
+                env.added_headers.as_bytes(),
+                "Authentication-Results",
+            )
+            .into_iter()
+            .next(),
+            dkim_signed: signature_ids(&postern_proto::header_values(
+                env.added_headers.as_bytes(),
+                "DKIM-Signature",
+            )),
             held: env.hold.clone(),
         }
     }

@@ -112,16 +112,14 @@ pub(super) fn restore(body: &mut Body, input: ForAuth) {
     }
 }
 
-/// The header section of `bytes` with its blank line (all of it when there
-/// is no blank line).
+/// The header section of `bytes` with its blank line (one is added when
+/// the message has none, so it still parses as a message).
 fn header_section(bytes: &[u8]) -> Vec<u8> {
-    if let Some(i) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
-        bytes[..i + 4].to_vec()
-    } else {
-        let mut v = bytes.to_vec();
-        v.extend_from_slice(b"\r\n");
-        v
+    let mut head = postern_auth::canon::split_message(bytes).0.to_vec();
+    if !head.ends_with(b"\r\n\r\n") && head != b"\r\n" {
+        head.extend_from_slice(b"\r\n");
     }
+    head
 }
 
 /// The message for authentication (whole up to `limit` octets, else its
