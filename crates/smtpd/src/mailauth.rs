@@ -87,7 +87,11 @@ impl MailAuth {
         ))
     }
 
-    fn with_budget(verifier: Option<Verifier>, signing: SigningTable, bytes: u64) -> Self {
+    pub(crate) fn with_budget(
+        verifier: Option<Verifier>,
+        signing: SigningTable,
+        bytes: u64,
+    ) -> Self {
         let kib = u32::try_from(bytes / 1024).unwrap_or(u32::MAX).max(1);
         Self {
             verifier,

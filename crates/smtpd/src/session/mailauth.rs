@@ -544,3 +544,44 @@ fn timed_out(spf: SpfVerdicts) -> AuthResults {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use postern_policy::authentication::{AuthActions, AuthExceptions};
+
+    /// The server-wide budget: a session that cannot get its share within
+    /// the deadline gets `451 4.3.2`, and gets it once memory is free.
+    #[tokio::test(start_paused = true)]
+    async fn the_verification_memory_budget_defers_when_exhausted() {
+        let ma = crate::mailauth::MailAuth::with_budget(
+            None,
+            postern_auth::signing::SigningTable::default(),
+            64 * 1024,
+        );
+        let held = reserve(&ma, 64 * 1024).await.expect("the whole budget");
+        let refused = reserve(&ma, 10 * 1024).await.expect_err("budget exhausted");
+        assert_eq!(refused.code, 451);
+        assert_eq!(
+            refused.enhanced.map(|e| e.to_string()),
+            Some("4.3.2".into())
+        );
+        drop(held);
+        assert!(reserve(&ma, 10 * 1024).await.is_ok());
+        // A message larger than the whole budget takes all of it, not forever.
+        assert!(reserve(&ma, 10 << 20).await.is_ok());
+    }
+
+    /// A verification that runs past the deadline is a temporary error:
+    /// `451`, never a rejection.
+    #[test]
+    fn a_timed_out_verification_defers() {
+        let results = timed_out(spf_timed_out("client.example", "a@b.example"));
+        let f = crate::mailauth::facts(&results, "a@b.example", None);
+        let (d, _) = decide::decide(AuthActions::default(), &AuthExceptions::default(), &f);
+        match d {
+            AuthDisposition::TempFail(r) => assert_eq!(r.code, 451),
+            other => panic!("{other:?}"),
+        }
+    }
+}
