@@ -7,7 +7,11 @@
 #  C. messages signed by dkimpy verify in Postern (`postern auth check
 #     --nameserver`, key records served by dnsmasq on 127.0.0.1);
 #  D. messages signed by opendkim (`opendkim -t` in sign mode, the same
-#     libopendkim) verify in Postern.
+#     libopendkim) verify in Postern;
+#  E. the running server (`postern serve`, [authentication] verify = true, DNS
+#     from the same dnsmasq) takes a dkimpy-signed message from swaks with
+#     dkim=pass dmarc=pass in its Authentication-Results, and refuses an
+#     unsigned one claiming a p=reject domain with 550 5.7.1.
 # Cases: Ed25519 and RSA-2048 keys x relaxed and simple canonicalization x
 # bodies with trailing blank lines, whitespace-only trailing lines (mail-auth
 # 0.13.3's relaxed-body bug, both directions), inner whitespace runs, 8-bit
@@ -21,7 +25,7 @@
 # we gave it (CRLF or LF), and it verifies only through live DNS on port 53;
 # the filter's test mode signs with any c=/a= from a config file and resolves
 # keys from a file, fully offline.
-# Installs python3-dkim, python3-nacl, opendkim, opendkim-tools and dnsmasq
+# Installs python3-dkim, python3-nacl, opendkim, opendkim-tools, dnsmasq and swaks
 # from Debian when missing.
 # Usage: scripts/interop-dkim.sh [path/to/postern]   (default: target/debug/postern)
 set -euo pipefail
@@ -33,6 +37,7 @@ need=""
 "$PY" -c 'import dkim, nacl' 2>/dev/null || need="$need python3-dkim python3-nacl"
 command -v opendkim >/dev/null 2>&1 || [ -x /usr/sbin/opendkim ] || need="$need opendkim opendkim-tools"
 command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need="$need dnsmasq"
+command -v swaks >/dev/null 2>&1 || need="$need swaks"
 if [ -n "$need" ]; then
   (apt-get install -y $need || (apt-get update && apt-get install -y $need)) >/dev/null
 fi
@@ -44,8 +49,10 @@ W=$(mktemp -d)
 # (/tmp): work in a private directory inside the temp dir.
 chmod 700 "$W"
 DNSMASQ_PID=
+SERVER_PID=
 cleanup() {
   [ -n "$DNSMASQ_PID" ] && kill "$DNSMASQ_PID" 2>/dev/null
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
   rm -rf "$W"
 }
 trap cleanup EXIT
@@ -140,7 +147,8 @@ PORT=$("$PY" -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DG
 txt_arg() { printf -- '--txt-record=%s' "$1"; fold -w 255 "$2" | while IFS= read -r c; do printf ',%s' "$c"; done; }
 "$DNSMASQ" --keep-in-foreground --port "$PORT" --listen-address 127.0.0.1 --bind-interfaces \
   --no-resolv --no-hosts --conf-file=/dev/null --log-facility="$W/dnsmasq.log" \
-  "$(txt_arg rsa._domainkey.example.com "$W/rsa.txt")" "$(txt_arg ed._domainkey.example.com "$W/ed.txt")" &
+  "$(txt_arg rsa._domainkey.example.com "$W/rsa.txt")" "$(txt_arg ed._domainkey.example.com "$W/ed.txt")" \
+  '--txt-record=example.com,v=spf1 ip4:192.0.2.1 -all' '--txt-record=_dmarc.example.com,v=DMARC1; p=reject' &
 DNSMASQ_PID=$!
 for _ in $(seq 1 100); do grep -q started "$W/dnsmasq.log" 2>/dev/null && break; sleep 0.1; done
 grep -q started "$W/dnsmasq.log" || fail "dnsmasq did not start: $(cat "$W/dnsmasq.log" 2>/dev/null)"
@@ -228,3 +236,56 @@ sed -i 's/^Subject: A subject/Subject: B subject/' "$W/s.eml"
 if postern_verify "$W/s.eml"; then fail "Postern verified a tampered opendkim message"; fi
 pass "tampered messages fail in Postern"
 echo "interop-dkim: $nc dkimpy and $nd opendkim signatures verified by Postern ($skipped opendkim ed25519 simple/simple signatures skipped: opendkim and dkimpy reject them too)"
+
+# ---------------------------------------------------------------------------
+# E. The server: `postern serve` with [authentication] verify = true asks the
+# same dnsmasq; swaks sends (from 127.0.0.1, which example.com's SPF does not
+# allow) a dkimpy-signed message — DKIM aligns, DMARC passes, accepted with our
+# Authentication-Results — and an unsigned one claiming example.com — DMARC
+# fails under p=reject: 550 5.7.1, nothing queued.
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+P25=$(free_port)
+cat > "$W/postern.toml" <<TOML
+data_dir = "$W/data"
+hostname = "mx.interop.test"
+[[listener]]
+name = "smtp"
+address = "127.0.0.1:$P25"
+kind = "smtp"
+tls = "off"
+[relay]
+accepted_domains = ["example.net"]
+[dns]
+nameservers = ["127.0.0.1:$PORT"]
+[authentication]
+verify = true
+[pickup]
+enabled = false
+# Delivery runs inside serve: a refusing smart host keeps mail queued for the checks.
+[[route]]
+domains = ["*"]
+smarthost = "127.0.0.1:9"
+TOML
+"$BIN" config check --config "$W/postern.toml" >/dev/null || fail "config check: $("$BIN" config check --config "$W/postern.toml" 2>&1)"
+"$BIN" serve --config "$W/postern.toml" >"$W/serve.out" 2>"$W/serve.err" &
+SERVER_PID=$!
+for _ in $(seq 100); do grep -q "listener smtp" "$W/serve.out" 2>/dev/null && break; sleep 0.1; done
+grep -q "listener smtp" "$W/serve.out" || fail "server did not start: $(tail -5 "$W/serve.err")"
+
+printf "${HEAD}Hello Bob.\r\n" > "$W/m.eml"
+"$PY" "$W/sign.py" "$W/m.eml" "$W/keys/example.com.rsa.key" rsa relaxed rsa > "$W/s.eml"
+out=$(swaks --server "127.0.0.1:$P25" --from alice@example.com --to bob@example.net \
+  --data "$W/s.eml" 2>&1) || fail "swaks signed message refused: $out"
+id=$(printf '%s\n' "$out" | sed -n 's/.*queued as \([0-9A-Z]*\).*/\1/p' | head -1)
+[ -n "$id" ] || fail "no queue id in: $out"
+"$BIN" queue show "$id" --config "$W/postern.toml" > "$W/show.out" 2>&1 || fail "queue show: $(cat "$W/show.out")"
+for want in "spf=fail" "dkim=pass" "header.d=example.com" "dmarc=pass"; do
+  grep -q "^auth results: mx.interop.test;.*$want" "$W/show.out" || fail "server: $want missing: $(cat "$W/show.out")"
+done
+pass "server: a dkimpy-signed message sent by swaks is accepted with Authentication-Results dkim=pass dmarc=pass"
+
+printf "${HEAD}Pay this invoice.\r\n" > "$W/spoof.eml"
+out=$(swaks --server "127.0.0.1:$P25" --from ceo@example.com --to bob@example.net \
+  --data "$W/spoof.eml" 2>&1 || true)
+printf '%s\n' "$out" | grep -q '<\*\* 550 5.7.1 ' || fail "server: the spoof was not refused 550 5.7.1: $out"
+pass "server: an unsigned message claiming example.com (p=reject) is refused 550 5.7.1 by the running server"
