@@ -200,6 +200,7 @@ mod tests {
             message_size: 0,
             added_headers: String::new(),
             hold: None,
+            quarantine: None,
         })
         .unwrap();
         id

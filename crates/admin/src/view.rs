@@ -414,6 +414,7 @@ mod tests {
             message_size: 10,
             added_headers: String::new(),
             hold: None,
+            quarantine: None,
         };
         let n = rcpts.len();
         QueuedMessage {

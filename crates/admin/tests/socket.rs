@@ -84,6 +84,7 @@ fn message(rcpt: &str, deferred: bool) -> QueuedMessage {
         message_size: 42,
         added_headers: String::new(),
         hold: None,
+        quarantine: None,
     };
     let mut state = MessageState::new(1);
     if deferred {

@@ -109,6 +109,7 @@ fn envelope(rcpt: String) -> Envelope {
         message_size: 0,
         added_headers: String::new(),
         hold: None,
+        quarantine: None,
     }
 }
 

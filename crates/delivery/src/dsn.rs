@@ -379,6 +379,7 @@ mod tests {
             message_size: 0,
             added_headers: String::new(),
             hold: None,
+            quarantine: None,
         };
         let r = DsnRecipient {
             address: "b@example.net".into(),

@@ -9,6 +9,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use postern_spool::Quarantines;
 use postern_tls::client::ClientTlsSettings;
 
 pub use crate::maildir::MaildirTemplate;
@@ -221,6 +222,9 @@ pub struct DeliverySettings {
     /// policy protects against an attacker who blocks the TXT lookup or the
     /// fetch). Default `<data_dir>/mta-sts`; `None` disables the cache.
     pub mta_sts_cache: Option<PathBuf>,
+    /// Named quarantines: retention and what happens at expiry
+    /// (`[[quarantine]]`; `postern_spool::Quarantines` has the built-ins).
+    pub quarantines: Quarantines,
 }
 
 /// RFC 5321 §4.5.4.1: retry no sooner than 30 minutes is the RFC's advice for the
@@ -259,6 +263,7 @@ impl DeliverySettings {
             client_tls: ClientTlsSettings::default(),
             mta_sts: MtaStsFetch::default(),
             mta_sts_cache: Some(data_dir.join("mta-sts")),
+            quarantines: Quarantines::default(),
         }
     }
 

@@ -324,18 +324,34 @@ impl RetryOne for postern_delivery::DeliveryHandle {
 }
 
 /// A message accepted held (a DMARC quarantine, `Envelope::hold`) is not
-/// attempted; released, it is delivered; never released, it is removed
-/// after `max_lifetime` without a DSN (`deleted`, via `quarantine-expiry`).
+/// attempted; released, it is delivered; never released, at the end of its
+/// quarantine's retention it is removed without a DSN (`deleted`, via
+/// `quarantine-expiry`) — or, from a quarantine whose `on_expiry` is
+/// `release`, delivered (`released`, via `quarantine-expiry`).
 #[tokio::test(start_paused = true)]
 async fn quarantined_messages_wait_for_a_release_or_expire_silently() {
     let dir = tempfile::tempdir().unwrap();
     let spool = open_spool(dir.path());
     let t = Scripted::new(&spool);
     t.answer("bob@example.net", vec![ok()]);
+    t.answer("dave@example.com", vec![ok()]);
     let mut s = slow_retries(dir.path());
-    s.max_lifetime = Duration::from_hours(2);
+    s.max_lifetime = Duration::from_hours(1);
+    let policy = postern_spool::QuarantineSpec {
+        retention: Duration::from_hours(2),
+        on_expiry: postern_spool::OnExpiry::Delete,
+        description: String::new(),
+    };
+    s.quarantines.insert("policy", policy.clone());
+    s.quarantines.insert(
+        "review",
+        postern_spool::QuarantineSpec {
+            on_expiry: postern_spool::OnExpiry::Release,
+            ..policy
+        },
+    );
     let (h, mem) = run(s, &spool, Arc::clone(&t));
-    let quarantined = |to: &str| {
+    let quarantined = |to: &str, name: Option<&str>| {
         let mut inc = spool.begin().unwrap();
         inc.write_all(b"Subject: x\r\n\r\nbody\r\n").unwrap();
         let mut env = postern_spool::Envelope {
@@ -352,16 +368,20 @@ async fn quarantined_messages_wait_for_a_release_or_expire_silently() {
             message_size: 0,
             added_headers: String::new(),
             hold: Some("DMARC fail for spoofed.example (p=quarantine)".into()),
+            quarantine: name.map(str::to_owned),
         };
         env.queue_id = *inc.queue_id();
         inc.commit(env).unwrap().queue_id
     };
-    let released = quarantined("bob@example.net");
-    let expired = quarantined("carol@example.org");
+    let released = quarantined("bob@example.net", None);
+    let expired = quarantined("carol@example.org", Some("policy"));
+    let let_go = quarantined("dave@example.com", Some("review"));
     h.notify(released);
     h.notify(expired);
-    wait_for(&h, "both loaded held", |s| s.held_messages == 2).await;
-    idle(Duration::from_mins(30)).await;
+    h.notify(let_go);
+    wait_for(&h, "all loaded held", |s| s.held_messages == 3).await;
+    // Longer than max_lifetime: time in a quarantine is not delivery time.
+    idle(Duration::from_mins(90)).await;
     assert!(t.calls().is_empty(), "nothing attempted while held");
 
     assert_eq!(
@@ -372,7 +392,14 @@ async fn quarantined_messages_wait_for_a_release_or_expire_silently() {
     assert_eq!(t.calls_for("bob@example.net").len(), 1);
 
     idle(Duration::from_hours(2)).await;
-    wait_for(&h, "the other expired", |s| s.messages == 0).await;
+    wait_for(&h, "the others expired", |s| s.messages == 0).await;
+    assert_eq!(
+        t.calls_for("dave@example.com").len(),
+        1,
+        "released at expiry and delivered"
+    );
+    let names = mem.names(&let_go);
+    assert!(names.contains(&"released"), "{names:?}");
     assert!(
         t.calls_for("carol@example.org").is_empty(),
         "never attempted"

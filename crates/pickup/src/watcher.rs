@@ -698,6 +698,7 @@ fn commit(
         message_size: 0,
         added_headers,
         hold: None,
+        quarantine: None,
     };
     inc.commit(envelope)
 }

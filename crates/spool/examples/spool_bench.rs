@@ -40,6 +40,7 @@ fn envelope() -> Envelope {
         message_size: 0,
         added_headers: String::new(),
         hold: None,
+        quarantine: None,
     }
 }
 

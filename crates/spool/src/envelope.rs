@@ -43,14 +43,31 @@ pub struct Envelope {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub added_headers: String,
     /// Accepted *held*, with the reason (a DMARC `p=quarantine` failure under
-    /// a policy that quarantines): delivery does not attempt it until an
-    /// operator releases it (`postern queue release`), which is recorded in
-    /// `state/<id>` like any release.
+    /// a policy that quarantines, a filter rule, a virus): delivery does not
+    /// attempt it until an operator releases it (`postern quarantine release`),
+    /// which is recorded in `state/<id>` like any release, or its quarantine's
+    /// retention ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold: Option<String>,
+    /// The named quarantine a held message is in (`[[quarantine]]`; its
+    /// retention and what happens at expiry). Absent with `hold` set (files
+    /// written before named quarantines existed): [`DEFAULT_QUARANTINE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<String>,
 }
 
+/// The quarantine of a message accepted held without a name: `policy`
+/// (DMARC quarantines and files from before named quarantines).
+pub const DEFAULT_QUARANTINE: &str = "policy";
+
 impl Envelope {
+    /// The quarantine this message is in: `None` unless it was accepted held.
+    pub fn quarantine_name(&self) -> Option<&str> {
+        self.hold
+            .as_ref()
+            .map(|_| self.quarantine.as_deref().unwrap_or(DEFAULT_QUARANTINE))
+    }
+
     /// The message's length as delivered: the added header fields plus the
     /// stored body (RFC 1870 `SIZE=` on delivery).
     pub fn wire_size(&self) -> u64 {

@@ -370,6 +370,7 @@ mod tests {
             message_size: body.len() as u64,
             added_headers: String::new(),
             hold: None,
+            quarantine: None,
         };
         let json = serde_json::to_vec(&envelope).expect("serialize");
         let mut out = header().to_vec();

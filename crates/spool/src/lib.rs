@@ -34,6 +34,7 @@ mod fs;
 mod group;
 mod id;
 mod io;
+mod quarantine;
 mod reader;
 mod reuse;
 mod settings;
@@ -41,12 +42,15 @@ mod space;
 mod spool;
 pub mod state;
 
-pub use envelope::{Envelope, EnvelopeRecipient, MailParams, Receipt, ReceiptTls, rfc3339_now};
+pub use envelope::{
+    DEFAULT_QUARANTINE, Envelope, EnvelopeRecipient, MailParams, Receipt, ReceiptTls, rfc3339_now,
+};
 pub use error::{SpoolError, SpoolOp};
 pub use format::{MessageReader, validate_message_bytes};
 pub use fs::{DirHandle, FaultFs, ReadFile, SpoolFs, StdFs, WriteFile};
 pub use group::PoisonInfo;
 pub use id::{QUEUE_ID_LEN, QueueId};
+pub use quarantine::{BUILTIN_QUARANTINES, OnExpiry, QuarantineSpec, Quarantines};
 pub use reader::{Listing, SpoolReader};
 pub use settings::{DEFAULT_MIN_FREE, SpoolSettings};
 pub use spool::{Incoming, RecoveryReport, Spool};

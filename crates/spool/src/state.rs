@@ -203,6 +203,10 @@ pub struct MessageState {
     /// wins): Unix time (ms) of the record that held it. Nothing is attempted
     /// until it is released; see [`MessageState::is_held`].
     pub held_at_ms: Option<u64>,
+    /// Unix time (ms) of the last release (`hold` record with `held: false`):
+    /// a message accepted held into a quarantine is out of it once released,
+    /// even if the operator holds it again later.
+    pub released_at_ms: Option<u64>,
     /// Lines applied.
     pub records: usize,
     /// Lines skipped: unparseable, other version, unknown recipient index.
@@ -282,6 +286,9 @@ impl MessageState {
             }
             StateRecord::Hold { held, at_ms } => {
                 self.held_at_ms = held.then_some(*at_ms);
+                if !held {
+                    self.released_at_ms = Some(*at_ms);
+                }
                 true
             }
         }
@@ -327,6 +334,12 @@ impl MessageState {
     /// state file yet).
     pub fn hold_from(&mut self, at_ms: u64) {
         self.held_at_ms = Some(at_ms);
+    }
+
+    /// Held and never released: still in the quarantine it was accepted
+    /// into (with `Envelope::hold`), not merely held by the operator.
+    pub fn is_quarantined(&self, accepted_held: bool) -> bool {
+        accepted_held && self.is_held() && self.released_at_ms.is_none()
     }
 
     /// The operator holds the message (`postern queue hold`).

@@ -508,6 +508,7 @@ mod tests {
             message_size: 1234,
             added_headers: String::new(),
             hold: None,
+            quarantine: None,
         };
         let r = Received::from_envelope(&env);
         assert_eq!(r.sender, "alice@example.com");

@@ -177,6 +177,7 @@ impl ReportSink for SpoolSink<'_> {
             message_size: 0,
             added_headers: String::new(),
             hold: None,
+            quarantine: None,
         })?;
         (self.on_queued)(&env);
         Ok(env.queue_id.to_string())

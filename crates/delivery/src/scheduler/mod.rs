@@ -58,7 +58,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use postern_spool::{
-    Envelope, MessageState, QueueId, RcptStatus, Spool, SpoolError, StateRecord, StateStore,
+    Envelope, MessageState, OnExpiry, QueueId, RcptStatus, Spool, SpoolError, StateRecord,
+    StateStore,
 };
 use postern_track::{CauseInfo, MailLog};
 use tokio::sync::{mpsc, oneshot};
@@ -420,16 +421,27 @@ impl<T: Transport> Scheduler<T> {
             }
             return;
         };
-        if m.state.is_held() && m.env.hold.is_some() && !m.deleting && !m.settling {
-            if now >= m.expires_ms {
-                // Never released: removed without a DSN (its sender failed
-                // DMARC; a bounce would be backscatter to a forged address).
-                tracing::info!(queue_id = %id, reason = ?m.env.hold,
-                    "quarantine: a held message expired unreleased after max_lifetime; deleted without a DSN");
-                m.delete_via = "quarantine-expiry";
-                self.delete(id, Reply(None));
-            } else {
-                self.due.schedule(id, m.expires_ms);
+        if m.is_quarantined() && !m.deleting && !m.settling {
+            let until = m.quarantine_until_ms.unwrap_or(m.expires_ms);
+            if now < until {
+                self.due.schedule(id, until);
+                return;
+            }
+            let name = m.env.quarantine_name().unwrap_or_default().to_owned();
+            match self.settings.quarantines.get(&name).on_expiry {
+                OnExpiry::Delete => {
+                    // Never released: removed without a DSN (its sender may
+                    // be forged; a bounce would be backscatter).
+                    tracing::info!(queue_id = %id, quarantine = %name, reason = ?m.env.hold,
+                        "quarantine: retention ended unreleased; deleted without a DSN");
+                    m.delete_via = "quarantine-expiry";
+                    self.delete(id, Reply(None));
+                }
+                OnExpiry::Release => {
+                    tracing::info!(queue_id = %id, quarantine = %name,
+                        "quarantine: retention ended; released into delivery");
+                    self.hold(id, false, "quarantine-expiry", Reply(None));
+                }
             }
             return;
         }

@@ -17,6 +17,8 @@ pub(super) struct Msg {
     pub(super) has_file: bool,
     pub(super) received_ms: u64,
     pub(super) expires_ms: u64,
+    /// Accepted into a quarantine: when its retention ends (Unix ms).
+    pub(super) quarantine_until_ms: Option<u64>,
     pub(super) busy: Vec<bool>,
     /// Success DSN duty passed on to the next hop (in memory only).
     pub(super) remote_dsn: Vec<bool>,
@@ -58,8 +60,11 @@ impl Msg {
         if env.hold.is_some() && !has_file {
             state.hold_from(received_ms);
         }
+        let quarantine_until_ms = quarantine_until(&env, received_ms, settings);
+        let lifetime_from = lifetime_base(&env, &state, received_ms);
         Self {
-            expires_ms: received_ms.saturating_add(ms(settings.max_lifetime)),
+            expires_ms: lifetime_from.saturating_add(ms(settings.max_lifetime)),
+            quarantine_until_ms,
             env: Arc::new(env),
             state,
             has_file,
@@ -85,9 +90,13 @@ impl Msg {
             return None;
         }
         if self.state.is_held() {
-            // A quarantined message (accepted held) is due once: when it
-            // expires, unreleased, after `max_lifetime`.
-            return self.env.hold.is_some().then_some(self.expires_ms);
+            // A quarantined message (accepted held, never released) is due
+            // once: when its quarantine's retention ends.
+            return if self.is_quarantined() {
+                self.quarantine_until_ms
+            } else {
+                None
+            };
         }
         self.state
             .rcpts
@@ -99,6 +108,19 @@ impl Msg {
                 _ => 0,
             })
             .min()
+    }
+
+    /// Still in the quarantine it was accepted into.
+    pub(super) fn is_quarantined(&self) -> bool {
+        self.state.is_quarantined(self.env.hold.is_some())
+    }
+
+    /// Recomputes the lifetime and the quarantine's end from `settings`
+    /// (a reload).
+    pub(super) fn apply_settings(&mut self, settings: &DeliverySettings) {
+        self.quarantine_until_ms = quarantine_until(&self.env, self.received_ms, settings);
+        self.expires_ms = lifetime_base(&self.env, &self.state, self.received_ms)
+            .saturating_add(ms(settings.max_lifetime));
     }
 
     pub(super) fn notify_of(&self, i: usize) -> Notify {
@@ -182,5 +204,22 @@ impl Notify {
             }
         }
         n
+    }
+}
+
+/// When a message accepted into a quarantine leaves it unless an operator
+/// decides first: receipt plus the quarantine's retention.
+fn quarantine_until(env: &Envelope, received_ms: u64, settings: &DeliverySettings) -> Option<u64> {
+    env.quarantine_name()
+        .map(|q| received_ms.saturating_add(ms(settings.quarantines.get(q).retention)))
+}
+
+/// Where `max_lifetime` counts from: receipt, or for a message accepted held
+/// its release (time in a quarantine is not delivery time; a message released
+/// after the lifetime would otherwise bounce at its first deferral).
+fn lifetime_base(env: &Envelope, state: &MessageState, received_ms: u64) -> u64 {
+    match (env.hold.is_some(), state.released_at_ms) {
+        (true, Some(at)) => at.max(received_ms),
+        _ => received_ms,
     }
 }

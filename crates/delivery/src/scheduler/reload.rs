@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use postern_spool::QueueId;
 
-use crate::clock::ms;
 use crate::route::Router;
 use crate::settings::DeliverySettings;
 use crate::transport::{Job, Transport};
@@ -37,9 +36,8 @@ impl<T: Transport> Scheduler<T> {
         self.router = Router::new(Arc::clone(&self.settings));
         self.transport = transport;
         let taken = self.take_all_waiting_jobs();
-        let lifetime = ms(self.settings.max_lifetime);
         for m in self.msgs.values_mut() {
-            m.expires_ms = m.received_ms.saturating_add(lifetime);
+            m.apply_settings(&self.settings);
         }
         let mut rescheduled = 0;
         for id in taken {

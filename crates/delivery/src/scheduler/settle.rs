@@ -352,6 +352,7 @@ impl SettleJob {
             message_size: 0,
             added_headers: String::new(),
             hold: None,
+            quarantine: None,
         })?;
         Ok(env.queue_id)
     }

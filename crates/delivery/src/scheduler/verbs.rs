@@ -7,6 +7,7 @@ use std::sync::{Arc, PoisonError};
 use postern_spool::{Durability, QueueId, RcptStatus, SpoolError, StateRecord};
 use postern_track::{MailEvent, QueueAction};
 
+use crate::clock::ms;
 use crate::control::{Verb, VerbOutcome, VerbReport};
 use crate::route::domain_of;
 use crate::transport::Transport;
@@ -16,8 +17,8 @@ use super::{Event, Reply, Scheduler, Settled};
 impl<T: Transport> Scheduler<T> {
     pub(super) fn control(&mut self, verb: Verb, reply: Reply) {
         match verb {
-            Verb::Hold(id) => self.hold(id, true, reply),
-            Verb::Release(id) => self.hold(id, false, reply),
+            Verb::Hold(id) => self.hold(id, true, "admin", reply),
+            Verb::Release(id) => self.hold(id, false, "admin", reply),
             Verb::Delete(id) => self.delete(id, reply),
             Verb::Retry(Some(id)) if self.unloadable.contains_key(&id) => {
                 let n = self.retry_loads(Some(id));
@@ -119,8 +120,8 @@ impl<T: Transport> Scheduler<T> {
     }
 
     /// `hold` (`held`) or `release` (`!held`): recorded in `state/<id>`
-    /// (fsynced) before the answer.
-    pub(super) fn hold(&mut self, id: QueueId, held: bool, reply: Reply) {
+    /// (fsynced) before the answer. `via`: who (`admin`, `quarantine-expiry`).
+    pub(super) fn hold(&mut self, id: QueueId, held: bool, via: &str, reply: Reply) {
         if let Some(o) = self.refusal(&id) {
             reply.send(VerbReport::outcome(o));
             return;
@@ -139,9 +140,15 @@ impl<T: Transport> Scheduler<T> {
         }
         let rec = StateRecord::Hold { held, at_ms: now };
         m.state.apply(&rec);
+        if !held {
+            // Out of a quarantine: the lifetime counts from now.
+            m.expires_ms = m
+                .expires_ms
+                .max(now.saturating_add(ms(self.settings.max_lifetime)));
+        }
         let action = QueueAction {
             rcpts: m.open_addresses(),
-            via: "admin".into(),
+            via: via.into(),
             in_flight: 0,
         };
         if held {

@@ -66,6 +66,7 @@ pub fn commit(spool: &Spool, from: &str, rcpts: &[Rcpt<'_>], params: MailParams)
             message_size: 0,
             added_headers: String::new(),
             hold: None,
+            quarantine: None,
         })
         .unwrap();
     env.queue_id

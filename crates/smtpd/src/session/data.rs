@@ -574,6 +574,7 @@ where
             message_size: 0,
             added_headers: String::new(),
             hold: None,
+            quarantine: None,
         }
     }
 }

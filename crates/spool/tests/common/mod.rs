@@ -58,6 +58,7 @@ pub fn envelope(rcpts: usize) -> Envelope {
         message_size: 0,
         added_headers: String::new(),
         hold: None,
+        quarantine: None,
     }
 }
 
