@@ -231,6 +231,9 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/queue/{id}/retry", post(retry))
         .route("/v1/queue/{id}/hold", post(hold))
         .route("/v1/queue/{id}/release", post(release))
+        .route("/v1/quarantine", get(quarantine_list))
+        .route("/v1/quarantine/{id}", get(show).delete(quarantine_delete))
+        .route("/v1/quarantine/{id}/release", post(quarantine_release))
         .route("/v1/spool/recheck", post(recheck))
         .route("/v1/trace", get(trace))
         .fallback(not_found)
@@ -352,6 +355,8 @@ struct ListQuery {
     state: Option<String>,
     domain: Option<String>,
     older_than: Option<String>,
+    /// Only messages in this quarantine (`*`: any).
+    quarantine: Option<String>,
 }
 
 /// `GET /v1/queue` answer.
@@ -376,6 +381,7 @@ async fn list(State(s): State<Arc<AppState>>, Query(q): Query<ListQuery>) -> Res
         }
     }
     filter.domain = q.domain.filter(|d| !d.is_empty());
+    filter.quarantine = q.quarantine.filter(|d| !d.is_empty());
     if let Some(a) = &q.older_than {
         match view::parse_age(a) {
             Ok(v) => filter.older_than_secs = Some(v),
@@ -488,6 +494,66 @@ async fn delete(State(s): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) ->
         Ok(id) => verb(&s, Verb::Delete(id)).await,
         Err(r) => *r,
     }
+}
+
+/// `GET /v1/quarantine[?name=N]`: the quarantined messages (all
+/// quarantines, or one), with the queue listing's shape.
+async fn quarantine_list(
+    State(s): State<Arc<AppState>>,
+    Query(q): Query<QuarantineQuery>,
+) -> Response {
+    let query = ListQuery {
+        quarantine: Some(
+            q.name
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "*".into()),
+        ),
+        ..ListQuery::default()
+    };
+    list(State(s), Query(query)).await
+}
+
+/// `GET /v1/quarantine` query parameters.
+#[derive(Debug, Default, Deserialize)]
+struct QuarantineQuery {
+    name: Option<String>,
+}
+
+/// The verb, on a message that is in a quarantine (a `409` otherwise: the
+/// quarantine endpoints never touch ordinary queued mail).
+async fn quarantined_verb(s: &AppState, id: &str, make: fn(QueueId) -> Verb) -> Response {
+    let id = match parse_id(id) {
+        Ok(id) => id,
+        Err(r) => return *r,
+    };
+    let Some(found) = timed(s.control.messages(Some(id))).await else {
+        return stopped();
+    };
+    match found.first() {
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("not found: {id} (not in the queue)"),
+        ),
+        Some(m) if MessageInfo::of(m, false).quarantine.is_none() => error(
+            StatusCode::CONFLICT,
+            format!("{id} is not in a quarantine; `postern queue` acts on ordinary queued mail"),
+        ),
+        Some(_) => verb(s, make(id)).await,
+    }
+}
+
+async fn quarantine_release(
+    State(s): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    quarantined_verb(&s, &id, Verb::Release).await
+}
+
+async fn quarantine_delete(
+    State(s): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    quarantined_verb(&s, &id, Verb::Delete).await
 }
 
 async fn flush(State(s): State<Arc<AppState>>, UrlPath(domain): UrlPath<String>) -> Response {

@@ -19,7 +19,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use postern_spool::{Envelope, MessageState, QueueId, RcptStatus, Spool, SpoolError, StateStore};
+use postern_spool::{
+    Envelope, MessageState, Quarantines, QueueId, RcptStatus, Spool, SpoolError, StateStore,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::health::Unreadable;
@@ -37,6 +39,19 @@ pub struct QueuedMessage {
     pub deleting: bool,
     /// Unix time (ms) after which a deferral bounces as expired, if known.
     pub expires_ms: Option<u64>,
+    /// Still in the quarantine it was accepted into: when its retention
+    /// ends (Unix ms), if known.
+    pub quarantine_until_ms: Option<u64>,
+}
+
+/// What the spool alone does not say about time: the delivery lifetime and
+/// the quarantines' retention (from the configuration, for a stopped server).
+#[derive(Debug, Clone, Default)]
+pub struct Lifetimes {
+    /// `[delivery] max_lifetime`.
+    pub max_lifetime: Option<Duration>,
+    /// `[[quarantine]]`s.
+    pub quarantines: Option<Quarantines>,
 }
 
 /// A message's or a recipient's state word.
@@ -140,6 +155,15 @@ pub struct MessageInfo {
     /// When deferrals start to bounce as expired, RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    /// The quarantine it is in (accepted held, not released yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<String>,
+    /// Why it was accepted held (kept after a release).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_reason: Option<String>,
+    /// When its quarantine's retention ends, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine_until: Option<String>,
     /// Every recipient.
     pub recipients: Vec<RecipientInfo>,
     /// The whole envelope (`show` only).
@@ -199,6 +223,13 @@ impl MessageInfo {
             held_since: m.state.held_at_ms.map(rfc3339),
             next_attempt: m.state.next_due_ms().map(rfc3339),
             expires_at: m.expires_ms.map(rfc3339),
+            quarantine: m
+                .state
+                .is_quarantined(m.envelope.hold.is_some())
+                .then(|| m.envelope.quarantine_name().map(str::to_owned))
+                .flatten(),
+            hold_reason: m.envelope.hold.clone(),
+            quarantine_until: m.quarantine_until_ms.map(rfc3339),
             recipients,
             envelope: detail.then(|| (*m.envelope).clone()),
         }
@@ -217,6 +248,9 @@ pub struct Filter {
     /// Received longer ago than this many seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub older_than_secs: Option<u64>,
+    /// In a quarantine: this one by name, or any (`*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<String>,
 }
 
 impl Filter {
@@ -233,6 +267,14 @@ impl Filter {
                     .rsplit_once('@')
                     .is_some_and(|(_, rd)| rd.eq_ignore_ascii_case(d))
             })
+        {
+            return false;
+        }
+        if let Some(q) = &self.quarantine
+            && !info
+                .quarantine
+                .as_deref()
+                .is_some_and(|name| q == "*" || name == q)
         {
             return false;
         }
@@ -271,9 +313,10 @@ pub struct SpoolContents {
 }
 
 /// Every message in the spool at `dir` with its recorded state (server
-/// stopped, or `--spool`): read-only, no lock. `lifetime` gives `expires_at`.
-/// A file that cannot be read is listed in `unreadable` with the reason.
-pub fn read_spool(dir: &Path, lifetime: Option<Duration>) -> Result<SpoolContents, SpoolError> {
+/// stopped, or `--spool`): read-only, no lock. `lifetimes` give `expires_at`
+/// and `quarantine_until`. A file that cannot be read is listed in
+/// `unreadable` with the reason.
+pub fn read_spool(dir: &Path, lifetimes: &Lifetimes) -> Result<SpoolContents, SpoolError> {
     let reader = Spool::open_read_only(dir)?;
     let states = StateStore::new(dir);
     let listing = reader.scan()?;
@@ -288,7 +331,7 @@ pub fn read_spool(dir: &Path, lifetime: Option<Duration>) -> Result<SpoolContent
     }
     for env in listing.envelopes {
         let id = env.queue_id;
-        match from_disk(env, &states, lifetime) {
+        match from_disk(env, &states, lifetimes) {
             Ok(m) => out.messages.push(m),
             Err(e) => out.unreadable.push(Unreadable {
                 name: id.to_string(),
@@ -306,11 +349,11 @@ pub fn read_spool(dir: &Path, lifetime: Option<Duration>) -> Result<SpoolContent
 pub fn read_one(
     dir: &Path,
     id: &QueueId,
-    lifetime: Option<Duration>,
+    lifetimes: &Lifetimes,
 ) -> Result<Option<QueuedMessage>, SpoolError> {
     let reader = Spool::open_read_only(dir)?;
     match reader.envelope(id) {
-        Ok(env) => from_disk(env, &StateStore::new(dir), lifetime).map(Some),
+        Ok(env) => from_disk(env, &StateStore::new(dir), lifetimes).map(Some),
         Err(SpoolError::NotFound(_)) => Ok(None),
         Err(e) => Err(e),
     }
@@ -319,16 +362,32 @@ pub fn read_one(
 fn from_disk(
     env: Envelope,
     states: &StateStore,
-    lifetime: Option<Duration>,
+    lifetimes: &Lifetimes,
 ) -> Result<QueuedMessage, SpoolError> {
     let n = env.recipients.len();
-    let state = states
+    let mut state = states
         .load(&env.queue_id, n)?
         .unwrap_or_else(|| MessageState::new(n));
-    let expires_ms = lifetime.map(|l| {
-        received_ms(&env).saturating_add(u64::try_from(l.as_millis()).unwrap_or(u64::MAX))
-    });
+    let received = received_ms(&env);
+    if env.hold.is_some() && state.records == 0 {
+        // Accepted held, no state file yet: held since receipt.
+        state.hold_from(received);
+    }
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    // As the scheduler counts it: from a quarantine's release, else receipt.
+    let base = match (env.hold.is_some(), state.released_at_ms) {
+        (true, Some(at)) => at.max(received),
+        _ => received,
+    };
+    let expires_ms = lifetimes.max_lifetime.map(|l| base.saturating_add(ms(l)));
+    let quarantine_until_ms = match (&lifetimes.quarantines, env.quarantine_name()) {
+        (Some(q), Some(name)) if state.is_quarantined(true) => {
+            Some(received.saturating_add(ms(q.get(name).retention)))
+        }
+        _ => None,
+    };
     Ok(QueuedMessage {
+        quarantine_until_ms,
         envelope: Arc::new(env),
         state,
         in_flight: vec![false; n],
@@ -423,6 +482,7 @@ mod tests {
             in_flight: vec![false; n],
             deleting: false,
             expires_ms: None,
+            quarantine_until_ms: None,
         }
     }
 

@@ -105,6 +105,7 @@ fn message(rcpt: &str, deferred: bool) -> QueuedMessage {
         in_flight: vec![false],
         deleting: false,
         expires_ms: None,
+        quarantine_until_ms: None,
     }
 }
 

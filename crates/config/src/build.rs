@@ -182,6 +182,8 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
     let counters = cx.keep(counters);
     let dmarc_reports = crate::dmarc_reports::build(raw.dmarc_reports, &data_dir, cx);
     let dmarc_reports = cx.keep(dmarc_reports);
+    let quarantines = crate::quarantine::build(raw.quarantine, cx);
+    let quarantines = cx.keep(quarantines);
     let spool = crate::spool::build(
         raw.spool,
         &data_dir,
@@ -267,6 +269,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         Some(transcript_path),
         Some(admission),
         Some(dmarc_reports),
+        Some(quarantines),
     ) = (
         max_connections,
         max_connections_per_ip,
@@ -281,10 +284,13 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         transcript_path,
         admission,
         dmarc_reports,
+        quarantines,
     )
     else {
         return None;
     };
+    let mut delivery = delivery;
+    delivery.quarantines = quarantines;
     let transcript = TranscriptSettings {
         path: transcript_path,
         format: log

@@ -32,6 +32,7 @@ mod error;
 mod gateway;
 mod pickup;
 mod proxy;
+mod quarantine;
 mod raw;
 mod recipients;
 mod recover;

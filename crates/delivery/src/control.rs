@@ -161,4 +161,6 @@ pub struct MessageView {
     pub deleting: bool,
     /// Unix time (ms) after which a deferral bounces as expired.
     pub expires_ms: u64,
+    /// Still in the quarantine it was accepted into: when its retention ends.
+    pub quarantine_until_ms: Option<u64>,
 }

@@ -62,6 +62,7 @@ impl QueueControl for DeliveryControl {
                         in_flight: v.in_flight,
                         deleting: v.deleting,
                         expires_ms: Some(v.expires_ms),
+                        quarantine_until_ms: v.quarantine_until_ms,
                     })
                     .collect(),
             )

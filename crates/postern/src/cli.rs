@@ -55,6 +55,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: QueueCommand,
     },
+    /// Named quarantines and the messages in them: list, show, release, delete.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
     /// The message spool: its health (`status`), `recheck` after a disk problem.
     Spool {
         #[command(subcommand)]
@@ -212,6 +217,42 @@ pub(crate) struct SpoolLocation {
     /// Spool directory (overrides the configuration's `<data_dir>/spool`).
     #[arg(long, value_name = "DIR")]
     pub(crate) spool: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum QuarantineCommand {
+    /// The quarantines (retention, what happens at expiry, how many messages)
+    /// and the messages in them.
+    List {
+        /// Only this quarantine.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        location: SpoolLocation,
+        /// One JSON object per message and line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One quarantined message: why, until when, its header fields, its history.
+    Show {
+        /// Queue id.
+        id: String,
+        #[command(flatten)]
+        location: SpoolLocation,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Release into delivery with the original envelope (a `released` event).
+    Release {
+        /// Queue id.
+        id: String,
+    },
+    /// Delete without a DSN (a `deleted` event).
+    Delete {
+        /// Queue id.
+        id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -18,6 +18,7 @@ mod dmarc_reports;
 mod dns_cmd;
 mod headers_cmd;
 mod out;
+mod quarantine_cmd;
 mod queue_cmd;
 mod queue_show;
 mod reload;
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
             command: cli::UserCommand::Hash(args),
         } => user_cmd::hash(&args),
         cli::Command::Queue { command } => queue_cmd::run(config, &command),
+        cli::Command::Quarantine { command } => quarantine_cmd::run(config, &command),
         cli::Command::Spool { command } => spool_cmd::run(config, &command),
         cli::Command::Tls {
             command: cli::TlsCommand::Scan(args),

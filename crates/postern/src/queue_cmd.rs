@@ -21,8 +21,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
+use postern_admin::view::Lifetimes;
 use postern_admin::{
     AdminClient, AdminSettings, ClientError, Filter, ListBody, MessageInfo, SpoolHealth, State,
     Verb, VerbReport,
@@ -43,7 +43,7 @@ pub(crate) struct Place {
     /// `None` with `--spool`, or with `[admin] enabled = false`.
     pub(crate) admin: Option<AdminSettings>,
     pub(crate) mail_log: Option<PathBuf>,
-    pub(crate) lifetime: Option<Duration>,
+    pub(crate) lifetimes: Lifetimes,
 }
 
 pub(crate) fn from_config(config: Option<&Path>) -> Result<Place, ExitCode> {
@@ -62,7 +62,10 @@ pub(crate) fn from_config(config: Option<&Path>) -> Result<Place, ExitCode> {
         spool: c.server.spool,
         admin: c.admin.enabled.then_some(c.admin),
         mail_log: c.delivery.mail_log,
-        lifetime: Some(c.delivery.max_lifetime),
+        lifetimes: Lifetimes {
+            max_lifetime: Some(c.delivery.max_lifetime),
+            quarantines: Some(c.delivery.quarantines),
+        },
     })
 }
 
@@ -73,7 +76,7 @@ pub(crate) fn place(config: Option<&Path>, loc: &SpoolLocation) -> Result<Place,
             spool: SpoolSettings::new(dir.clone()),
             admin: None,
             mail_log: None,
-            lifetime: None,
+            lifetimes: Lifetimes::default(),
         });
     }
     from_config(config)
@@ -191,6 +194,7 @@ fn filter(
         state: state.map(State::parse).transpose()?,
         domain: domain.map(|d| d.trim().trim_end_matches('.').to_owned()),
         older_than_secs: older.map(postern_admin::view::parse_age).transpose()?,
+        quarantine: None,
     })
 }
 
@@ -223,14 +227,14 @@ pub(crate) fn server_refused(status: u16, v: &serde_json::Value) -> ExitCode {
 /// a failure is printed and becomes exit status 1.
 pub(crate) async fn read_offline<T: Send + 'static>(
     place: &Place,
-    read: impl FnOnce(&Path, Option<Duration>) -> Result<T, SpoolError> + Send + 'static,
+    read: impl FnOnce(&Path, &Lifetimes) -> Result<T, SpoolError> + Send + 'static,
 ) -> Result<T, ExitCode> {
     if !place.spool.dir.exists() {
         return Err(place.no_spool());
     }
     let dir = place.spool.dir.clone();
-    let lifetime = place.lifetime;
-    match tokio::task::spawn_blocking(move || read(&dir, lifetime)).await {
+    let lifetimes = place.lifetimes.clone();
+    match tokio::task::spawn_blocking(move || read(&dir, &lifetimes)).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {
             eprintln!(

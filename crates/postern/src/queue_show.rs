@@ -47,8 +47,8 @@ pub(crate) async fn show(
         Ok(Some((404, _))) => (None, local_events(place.mail_log.as_deref(), id).await),
         Ok(Some((status, v))) => return server_refused(status, &v),
         Ok(None) => {
-            let message = match read_offline(&place, move |dir, lifetime| {
-                postern_admin::view::read_one(dir, &id, lifetime)
+            let message = match read_offline(&place, move |dir, lifetimes| {
+                postern_admin::view::read_one(dir, &id, lifetimes)
             })
             .await
             {
@@ -110,7 +110,18 @@ fn clean(s: &str) -> String {
 fn write_message(out: &mut String, m: &MessageInfo) {
     let _ = writeln!(out, "queue id:     {}", m.queue_id);
     let _ = writeln!(out, "state:        {}", m.state.as_str());
-    if let Some(h) = &m.held_since {
+    if let Some(q) = &m.quarantine {
+        let until = m
+            .quarantine_until
+            .as_deref()
+            .map(|u| format!(" until {u}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "quarantine:   {q}{until} (postern quarantine release|delete {})",
+            m.queue_id
+        );
+    } else if let Some(h) = &m.held_since {
         let _ = writeln!(
             out,
             "held since:   {h} (release with: postern queue release {})",
@@ -197,11 +208,7 @@ fn write_envelope(out: &mut String, env: &Envelope) {
         let _ = writeln!(out, "dkim signed:  {}", clean(sig));
     }
     if let Some(why) = &env.hold {
-        let _ = writeln!(
-            out,
-            "held:         {} (postern queue release to deliver)",
-            clean(why)
-        );
+        let _ = writeln!(out, "held because: {}", clean(why));
     }
     for rc in &env.recipients {
         let mut extra = String::new();
