@@ -201,6 +201,7 @@ mod tests {
             added_headers: String::new(),
             hold: None,
             quarantine: None,
+            require_tls: false,
         })
         .unwrap();
         id

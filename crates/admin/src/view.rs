@@ -474,6 +474,7 @@ mod tests {
             added_headers: String::new(),
             hold: None,
             quarantine: None,
+            require_tls: false,
         };
         let n = rcpts.len();
         QueuedMessage {

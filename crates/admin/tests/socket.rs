@@ -85,6 +85,7 @@ fn message(rcpt: &str, deferred: bool) -> QueuedMessage {
         added_headers: String::new(),
         hold: None,
         quarantine: None,
+        require_tls: false,
     };
     let mut state = MessageState::new(1);
     if deferred {

@@ -110,6 +110,7 @@ fn envelope(rcpt: String) -> Envelope {
         added_headers: String::new(),
         hold: None,
         quarantine: None,
+        require_tls: false,
     }
 }
 

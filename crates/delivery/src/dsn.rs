@@ -380,6 +380,7 @@ mod tests {
             added_headers: String::new(),
             hold: None,
             quarantine: None,
+            require_tls: false,
         };
         let r = DsnRecipient {
             address: "b@example.net".into(),

@@ -59,6 +59,29 @@ pub struct Route {
     pub upgrade: bool,
 }
 
+impl Route {
+    /// The route for a message that must travel over verified TLS
+    /// (`Envelope::require_tls`): its level raised to at least `verify`
+    /// (stronger levels — `dane`, `mta-sts`, or what the destination
+    /// publishes — stay), and a key of its own so it never shares a
+    /// connection that plans a weaker level. Local delivery is unchanged.
+    #[must_use]
+    pub fn requiring_tls(mut self) -> Route {
+        if self.kind == "maildir" {
+            return self;
+        }
+        if self.tls < TlsLevel::Verify {
+            self.tls = TlsLevel::Verify;
+            self.why = format!(
+                "{}; raised to verify: the message requires TLS (content filter)",
+                self.why
+            );
+        }
+        self.key = format!("{}#require-tls", self.key).into();
+        self
+    }
+}
+
 /// The routing table.
 #[derive(Debug, Clone)]
 pub struct Router {
@@ -233,6 +256,24 @@ mod tests {
         ];
         s.default_tls = TlsLevel::Required;
         s
+    }
+
+    #[test]
+    fn a_message_requiring_tls_is_raised_to_verify_on_a_key_of_its_own() {
+        let r = Router::new(Arc::new(settings()));
+        let plain = r.route("fabrikam.com");
+        let strict = r.route("fabrikam.com").requiring_tls();
+        assert_eq!(strict.tls, TlsLevel::Verify);
+        assert_ne!(strict.key, plain.key, "never shares a weaker connection");
+        assert!(strict.why.contains("requires TLS"), "{}", strict.why);
+        // A stronger level stays.
+        let mut dane = r.route("fabrikam.com");
+        dane.tls = TlsLevel::Dane;
+        assert_eq!(dane.requiring_tls().tls, TlsLevel::Dane);
+        assert_eq!(
+            r.route("hr.corp.example").requiring_tls().tls,
+            TlsLevel::Verify
+        );
     }
 
     #[test]

@@ -699,6 +699,7 @@ fn commit(
         added_headers,
         hold: None,
         quarantine: None,
+        require_tls: false,
     };
     inc.commit(envelope)
 }

@@ -55,6 +55,7 @@ fn envelope() -> Envelope {
         added_headers: String::new(),
         hold: None,
         quarantine: None,
+        require_tls: false,
     }
 }
 

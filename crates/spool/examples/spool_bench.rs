@@ -41,6 +41,7 @@ fn envelope() -> Envelope {
         added_headers: String::new(),
         hold: None,
         quarantine: None,
+        require_tls: false,
     }
 }
 

@@ -54,6 +54,14 @@ pub struct Envelope {
     /// written before named quarantines existed): [`DEFAULT_QUARANTINE`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantine: Option<String>,
+    /// Deliver only over TLS with a verified peer (`verify`, `dane` or
+    /// `mta-sts`; never plaintext, never an unverified certificate): set by a
+    /// content filter's `require-tls` action (the idea of RFC 8689
+    /// REQUIRETLS, decided by our policy rather than the sender). Attempts
+    /// that cannot meet it defer, and the message bounces at the end of its
+    /// lifetime.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_tls: bool,
 }
 
 /// The quarantine of a message accepted held without a name: `policy`

@@ -371,6 +371,7 @@ mod tests {
             added_headers: String::new(),
             hold: None,
             quarantine: None,
+            require_tls: false,
         };
         let json = serde_json::to_vec(&envelope).expect("serialize");
         let mut out = header().to_vec();

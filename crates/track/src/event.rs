@@ -509,6 +509,7 @@ mod tests {
             added_headers: String::new(),
             hold: None,
             quarantine: None,
+            require_tls: false,
         };
         let r = Received::from_envelope(&env);
         assert_eq!(r.sender, "alice@example.com");

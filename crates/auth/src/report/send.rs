@@ -178,6 +178,7 @@ impl ReportSink for SpoolSink<'_> {
             added_headers: String::new(),
             hold: None,
             quarantine: None,
+            require_tls: false,
         })?;
         (self.on_queued)(&env);
         Ok(env.queue_id.to_string())

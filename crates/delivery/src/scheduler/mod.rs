@@ -461,7 +461,10 @@ impl<T: Transport> Scheduler<T> {
             let Some(rcpt) = m.env.recipients.get(i) else {
                 continue;
             };
-            let route = self.router.route(domain_of(&rcpt.address));
+            let mut route = self.router.route(domain_of(&rcpt.address));
+            if m.env.require_tls {
+                route = route.requiring_tls();
+            }
             match groups.iter_mut().find(|(r, _, _)| r.key == route.key) {
                 Some((_, v, attempt)) => {
                     v.push(i);

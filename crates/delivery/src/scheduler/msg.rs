@@ -167,9 +167,7 @@ impl Msg {
             in_flight,
             deleting: self.deleting,
             expires_ms: self.expires_ms,
-            quarantine_until_ms: self
-                .quarantine_until_ms
-                .filter(|_| self.is_quarantined()),
+            quarantine_until_ms: self.quarantine_until_ms.filter(|_| self.is_quarantined()),
         }
     }
 }

@@ -353,6 +353,7 @@ impl SettleJob {
             added_headers: String::new(),
             hold: None,
             quarantine: None,
+            require_tls: false,
         })?;
         Ok(env.queue_id)
     }

@@ -67,6 +67,7 @@ pub fn commit(spool: &Spool, from: &str, rcpts: &[Rcpt<'_>], params: MailParams)
             added_headers: String::new(),
             hold: None,
             quarantine: None,
+            require_tls: false,
         })
         .unwrap();
     env.queue_id

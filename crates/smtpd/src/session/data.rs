@@ -575,6 +575,7 @@ where
             added_headers: String::new(),
             hold: None,
             quarantine: None,
+            require_tls: false,
         }
     }
 }

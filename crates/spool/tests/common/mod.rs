@@ -59,6 +59,7 @@ pub fn envelope(rcpts: usize) -> Envelope {
         added_headers: String::new(),
         hold: None,
         quarantine: None,
+        require_tls: false,
     }
 }
 
