@@ -212,6 +212,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
             auth_ban: raw.auth_ban,
         },
         &listener_names,
+        quarantines.as_ref(),
         cx,
     );
     let listeners = base_limits.as_ref().and_then(|limits| {

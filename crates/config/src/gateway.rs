@@ -89,6 +89,18 @@ pub(crate) struct RawMailFlowPolicy {
     pub dmarc_reject: Option<Spanned<Pick<DmarcFailAction>>>,
     pub dmarc_quarantine: Option<Spanned<Pick<DmarcFailAction>>>,
     pub auth_temperror: Option<Spanned<Pick<TempErrorAction>>>,
+    pub spam_scan: Option<bool>,
+    pub virus_scan: Option<bool>,
+    pub milters: Option<bool>,
+    pub filters: Option<bool>,
+    pub spam_positive: Option<Spanned<Pick<postern_policy::content::SpamAction>>>,
+    pub spam_suspect: Option<Spanned<Pick<postern_policy::content::SpamAction>>>,
+    pub spam_positive_score: Option<Spanned<f64>>,
+    pub spam_suspect_score: Option<Spanned<f64>>,
+    pub spam_subject_tag: Option<Spanned<String>>,
+    pub spam_quarantine: Option<Spanned<String>>,
+    pub virus_action: Option<Spanned<Pick<postern_policy::content::VirusAction>>>,
+    pub virus_quarantine: Option<Spanned<String>>,
 }
 
 impl Choice for SpfFailAction {
@@ -158,7 +170,12 @@ pub(crate) struct RawGateway {
 
 /// Builds the admission table; every error goes to `cx` (so all are
 /// reported in one run) and `None` means at least one was found.
-pub(crate) fn build(raw: &RawGateway, listeners: &[String], cx: &mut Ctx<'_>) -> Option<Admission> {
+pub(crate) fn build(
+    raw: &RawGateway,
+    listeners: &[String],
+    quarantines: Option<&postern_spool::Quarantines>,
+    cx: &mut Ctx<'_>,
+) -> Option<Admission> {
     let before = cx.errors.len();
     let mut policies = Vec::new();
     for (i, p) in raw.policies.iter().flatten().enumerate() {
@@ -175,7 +192,7 @@ pub(crate) fn build(raw: &RawGateway, listeners: &[String], cx: &mut Ctx<'_>) ->
             cx.errors.push(e);
             continue;
         }
-        if let Some(policy) = cx.keep(flow_policy(p.get_ref(), &key, cx)) {
+        if let Some(policy) = cx.keep(flow_policy(p.get_ref(), &key, quarantines, cx)) {
             policies.push(policy);
         }
     }
@@ -440,6 +457,7 @@ fn auth_ban(raw: Option<&Spanned<RawAuthBan>>, cx: &mut Ctx<'_>) -> AuthBanSetti
 fn flow_policy(
     p: &RawMailFlowPolicy,
     key: &str,
+    quarantines: Option<&postern_spool::Quarantines>,
     cx: &Ctx<'_>,
 ) -> Result<MailFlowPolicy, ConfigError> {
     let action = FlowAction::parse(p.action.get_ref()).ok_or_else(|| {
@@ -598,6 +616,7 @@ fn flow_policy(
         a.temperror = v.get_ref().0;
     }
     f.auth_actions = a;
+    f.content = crate::content_policy::actions(p, key, quarantines, cx)?;
     Ok(f)
 }
 

@@ -25,6 +25,7 @@
 mod admin;
 mod authentication;
 mod build;
+mod content_policy;
 mod counters;
 mod delivery;
 mod dmarc_reports;

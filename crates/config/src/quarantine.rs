@@ -110,7 +110,7 @@ pub(crate) fn build(
                     "must be one line without control characters",
                 ));
             }
-            spec.description = v.get_ref().trim().to_owned();
+            v.get_ref().trim().clone_into(&mut spec.description);
         }
         q.insert(&name, spec);
     }

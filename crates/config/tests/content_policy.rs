@@ -53,3 +53,58 @@ fn bad_quarantines_are_refused_with_their_place() {
     ));
     assert!(e.contains("\"delete\", \"release\""), "{e}");
 }
+
+fn policy(extra: &str) -> String {
+    format!(
+        "{MINIMAL}\n[[mail_flow_policy]]\nname = \"P\"\naction = \"accept\"\n{extra}\n\
+         [[sender_group]]\nname = \"ALL\"\nmatch = [\"all\"]\npolicy = \"P\"\n"
+    )
+}
+
+#[test]
+fn mail_flow_policy_content_keys_load_with_defaults() {
+    use postern_policy::content::{Score, SpamAction, VirusAction};
+    let c = load(&policy("")).unwrap().config;
+    let a = &c.server.admission.policies[0].content;
+    assert!(a.spam_scan && a.virus_scan && a.milters && a.filters);
+    assert_eq!(a.spam_positive, SpamAction::Quarantine);
+    assert_eq!(a.spam_suspect, SpamAction::Tag);
+    assert_eq!(a.virus_action, VirusAction::Quarantine);
+    assert_eq!(a.virus_quarantine, "virus");
+
+    let c = load(&policy(
+        "spam_scan = false\nspam_positive = \"reject\"\nspam_suspect = \"quarantine\"\n\
+         spam_positive_score = 12\nspam_suspect_score = 4.5\nspam_subject_tag = \"[SPAM]\"\n\
+         virus_action = \"drop\"\nvirus_quarantine = \"policy\"\n",
+    ))
+    .unwrap()
+    .config;
+    let a = &c.server.admission.policies[0].content;
+    assert!(!a.spam_scan);
+    assert_eq!(a.spam_positive, SpamAction::Reject);
+    assert_eq!(a.spam_positive_score, Some(Score(1200)));
+    assert_eq!(a.spam_suspect_score, Some(Score(450)));
+    assert_eq!(a.spam_subject_tag, "[SPAM]");
+    assert_eq!(a.virus_action, VirusAction::Drop);
+    assert_eq!(a.virus_quarantine, "policy");
+}
+
+#[test]
+fn bad_content_keys_are_refused_with_their_place() {
+    let e = error(&policy("virus_action = \"bounce\""));
+    assert!(
+        e.contains("mail_flow_policy[0].virus_action") || e.contains("virus_action"),
+        "{e}"
+    );
+    assert!(e.contains("\"quarantine\", \"drop\", \"reject\""), "{e}");
+    let e = error(&policy("spam_quarantine = \"nowhere\""));
+    assert!(e.contains("postern.toml:15:19"), "{e}");
+    assert!(e.contains("no quarantine named \"nowhere\""), "{e}");
+    let e = error(&policy("spam_positive_score = 3\nspam_suspect_score = 5"));
+    assert!(
+        e.contains("spam_suspect_score") && e.contains("3.00"),
+        "{e}"
+    );
+    let e = error(&policy("spam_subject_tag = \"a\\r\\nBcc: x\""));
+    assert!(e.contains("spam_subject_tag"), "{e}");
+}

@@ -15,6 +15,7 @@
 
 pub mod admission;
 pub mod authentication;
+pub mod content;
 pub mod recipients;
 mod relay;
 mod stages;

@@ -161,8 +161,7 @@ async fn list(
             short_time(&m.received_at),
             m.quarantine_until
                 .as_deref()
-                .map(short_time)
-                .unwrap_or_else(|| "-".into()),
+                .map_or_else(|| "-".into(), short_time),
             clean(&m.reverse_path, 200)
         );
         if let Some(why) = &m.hold_reason {

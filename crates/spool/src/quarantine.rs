@@ -122,7 +122,7 @@ impl Quarantines {
 /// Only reachable if the default quarantine were removed (the config never
 /// does): keep for 14 days, then delete.
 static FALLBACK: QuarantineSpec = QuarantineSpec {
-    retention: Duration::from_secs(14 * 86_400),
+    retention: Duration::from_hours(14 * 24),
     on_expiry: OnExpiry::Delete,
     description: String::new(),
 };

@@ -135,6 +135,9 @@ pub struct MailFlowPolicy {
     pub verify: AuthChecks,
     /// What SPF / DMARC failures do (issue 10).
     pub auth_actions: crate::authentication::AuthActions,
+    /// Spam / virus scanning, milters, filters and what their verdicts do
+    /// (issue 11).
+    pub content: crate::content::ContentActions,
 }
 
 /// SPF / DKIM / DMARC on or off for a policy (all on by default).
@@ -185,6 +188,7 @@ impl MailFlowPolicy {
             exempt_from_bans: false,
             verify: AuthChecks::default(),
             auth_actions: crate::authentication::AuthActions::default(),
+            content: crate::content::ContentActions::default(),
         }
     }
 
