@@ -202,6 +202,7 @@ mod tests {
             hold: None,
             quarantine: None,
             require_tls: false,
+            content: Vec::new(),
         })
         .unwrap();
         id

@@ -475,6 +475,7 @@ mod tests {
             hold: None,
             quarantine: None,
             require_tls: false,
+            content: Vec::new(),
         };
         let n = rcpts.len();
         QueuedMessage {

@@ -86,6 +86,7 @@ fn message(rcpt: &str, deferred: bool) -> QueuedMessage {
         hold: None,
         quarantine: None,
         require_tls: false,
+        content: Vec::new(),
     };
     let mut state = MessageState::new(1);
     if deferred {

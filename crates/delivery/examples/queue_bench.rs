@@ -111,6 +111,7 @@ fn envelope(rcpt: String) -> Envelope {
         hold: None,
         quarantine: None,
         require_tls: false,
+        content: Vec::new(),
     }
 }
 

@@ -381,6 +381,7 @@ mod tests {
             hold: None,
             quarantine: None,
             require_tls: false,
+            content: Vec::new(),
         };
         let r = DsnRecipient {
             address: "b@example.net".into(),

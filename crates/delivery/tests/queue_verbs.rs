@@ -370,6 +370,7 @@ async fn quarantined_messages_wait_for_a_release_or_expire_silently() {
             hold: Some("DMARC fail for spoofed.example (p=quarantine)".into()),
             quarantine: name.map(str::to_owned),
             require_tls: false,
+            content: Vec::new(),
         };
         env.queue_id = *inc.queue_id();
         inc.commit(env).unwrap().queue_id

@@ -700,6 +700,7 @@ fn commit(
         hold: None,
         quarantine: None,
         require_tls: false,
+        content: Vec::new(),
     };
     inc.commit(envelope)
 }

@@ -210,6 +210,15 @@ fn write_envelope(out: &mut String, env: &Envelope) {
     if let Some(why) = &env.hold {
         let _ = writeln!(out, "held because: {}", clean(why));
     }
+    for d in &env.content {
+        let _ = writeln!(out, "content:      {}", decision(d));
+    }
+    if env.require_tls {
+        let _ = writeln!(
+            out,
+            "require tls:  delivery only over verified TLS (a content filter said so)"
+        );
+    }
     for rc in &env.recipients {
         let mut extra = String::new();
         if let Some(n) = &rc.notify {
@@ -259,12 +268,32 @@ fn write_history(out: &mut String, events: &[TrackRecord], has_log: bool) {
                 let _ = writeln!(out);
             }
             MailEvent::Held(a) | MailEvent::Released(a) | MailEvent::Deleted(a) => {
+                let who = if a.via == "admin" {
+                    "by the operator (via admin".to_owned()
+                } else {
+                    format!("(via {}", a.via)
+                };
                 let _ = writeln!(
                     out,
-                    "  {ts}  {:<9} by the operator (via {}; {} recipient(s))",
+                    "  {ts}  {:<9} {who}; {} recipient(s))",
                     rec.event.name(),
-                    a.via,
                     a.rcpts.len()
+                );
+            }
+            MailEvent::Filtered(f) => {
+                for d in &f.decisions {
+                    let _ = writeln!(out, "  {ts}  filtered  {}", decision(d));
+                }
+                if f.require_tls {
+                    let _ = writeln!(out, "  {ts}  filtered  delivery requires verified TLS");
+                }
+            }
+            MailEvent::Quarantined(q) => {
+                let _ = writeln!(
+                    out,
+                    "  {ts}  quarantined in {:?}: {}",
+                    q.quarantine,
+                    clean(&q.reason)
                 );
             }
             MailEvent::DsnSent(d) => {
@@ -289,6 +318,16 @@ fn write_history(out: &mut String, events: &[TrackRecord], has_log: bool) {
             }
         }
     }
+}
+
+/// `rspamd: spam suspect (score 7.20 of 15.00) → tag subject`.
+fn decision(d: &postern_spool::ContentDecision) -> String {
+    let action = if d.action.is_empty() {
+        String::new()
+    } else {
+        format!(" → {}", clean(&d.action))
+    };
+    format!("{}: {}{action}", clean(&d.by), clean(&d.verdict))
 }
 
 fn write_attempt(out: &mut String, ts: &str, a: &Attempt) {

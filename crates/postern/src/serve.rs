@@ -175,6 +175,9 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
             a.queue_id,
             MailEvent::Received(Received::from_envelope(a.envelope)),
         );
+        for event in MailEvent::after_receipt(a.envelope) {
+            received_log.emit(a.queue_id, event);
+        }
         notifier.notify_committed(a.envelope);
     });
     // `[[dkim]]` keys for the pickup folder (the smtpd loads its own):

@@ -56,6 +56,7 @@ fn envelope() -> Envelope {
         hold: None,
         quarantine: None,
         require_tls: false,
+        content: Vec::new(),
     }
 }
 

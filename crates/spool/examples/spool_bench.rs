@@ -42,6 +42,7 @@ fn envelope() -> Envelope {
         hold: None,
         quarantine: None,
         require_tls: false,
+        content: Vec::new(),
     }
 }
 

@@ -62,6 +62,27 @@ pub struct Envelope {
     /// lifetime.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_tls: bool,
+    /// What the content engines (rspamd, ClamAV, milters) and the filter
+    /// rules decided at end of data, in the order they ran: kept with the
+    /// message for `postern queue show` / `quarantine show` and logged as
+    /// the `filtered` event. Empty when nothing ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content: Vec<ContentDecision>,
+}
+
+/// One content decision (`Envelope::content`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentDecision {
+    /// Who decided: `rspamd`, `clamav`, `milter:<name>`, `rule:<name>`
+    /// (`<file>:<line>` in `verdict`), `policy` (a mail-flow policy action).
+    pub by: String,
+    /// What it found: `spam suspect (score 7.20 of 15.00)`, `infected
+    /// Eicar-Test-Signature`, `matched at message.rules:12`, `accept`.
+    pub verdict: String,
+    /// What was done because of it: `tag subject`, `quarantine "spam"`,
+    /// `add-header X-Foo`, `redirect to a@b`, or empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub action: String,
 }
 
 /// The quarantine of a message accepted held without a name: `policy`

@@ -372,6 +372,7 @@ mod tests {
             hold: None,
             quarantine: None,
             require_tls: false,
+            content: Vec::new(),
         };
         let json = serde_json::to_vec(&envelope).expect("serialize");
         let mut out = header().to_vec();

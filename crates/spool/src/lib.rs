@@ -43,7 +43,8 @@ mod spool;
 pub mod state;
 
 pub use envelope::{
-    DEFAULT_QUARANTINE, Envelope, EnvelopeRecipient, MailParams, Receipt, ReceiptTls, rfc3339_now,
+    ContentDecision, DEFAULT_QUARANTINE, Envelope, EnvelopeRecipient, MailParams, Receipt,
+    ReceiptTls, rfc3339_now,
 };
 pub use error::{SpoolError, SpoolOp};
 pub use format::{MessageReader, validate_message_bytes};

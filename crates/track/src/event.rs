@@ -132,6 +132,11 @@ pub enum MailEvent {
     /// The operator deleted the message (`postern queue delete`): removed
     /// without a DSN.
     Deleted(QueueAction),
+    /// The content engines and filter rules decided something about an
+    /// accepted message (logged right after `received`).
+    Filtered(Filtered),
+    /// The message was accepted into a quarantine (after `received`).
+    Quarantined(Quarantined),
 }
 
 impl MailEvent {
@@ -150,6 +155,8 @@ impl MailEvent {
             MailEvent::Held(_) => "held",
             MailEvent::Released(_) => "released",
             MailEvent::Deleted(_) => "deleted",
+            MailEvent::Filtered(_) => "filtered",
+            MailEvent::Quarantined(_) => "quarantined",
         }
     }
 
@@ -167,6 +174,8 @@ impl MailEvent {
         "held",
         "released",
         "deleted",
+        "filtered",
+        "quarantined",
     ];
 }
 
@@ -198,6 +207,52 @@ pub struct Received {
     /// Accepted held for review (a DMARC quarantine), with the reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held: Option<String>,
+}
+
+/// `filtered`: each decision of the content engines and filter rules, in
+/// the order they ran (`Envelope::content`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filtered {
+    /// The decisions.
+    pub decisions: Vec<postern_spool::ContentDecision>,
+    /// Recipients changed by a rule (redirect, bcc), as queued.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rcpts: Vec<String>,
+    /// Delivery requires verified TLS (a `require-tls` rule).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_tls: bool,
+}
+
+/// `quarantined`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quarantined {
+    /// The quarantine.
+    pub quarantine: String,
+    /// Why (the rule, or the engine verdict).
+    pub reason: String,
+}
+
+impl MailEvent {
+    /// The events that follow `received` for an accepted message, from its
+    /// envelope: `filtered` when content decisions were recorded,
+    /// `quarantined` when it was accepted held.
+    pub fn after_receipt(env: &postern_spool::Envelope) -> Vec<MailEvent> {
+        let mut out = Vec::new();
+        if !env.content.is_empty() || env.require_tls {
+            out.push(MailEvent::Filtered(Filtered {
+                decisions: env.content.clone(),
+                rcpts: Vec::new(),
+                require_tls: env.require_tls,
+            }));
+        }
+        if let (Some(q), Some(reason)) = (env.quarantine_name(), &env.hold) {
+            out.push(MailEvent::Quarantined(Quarantined {
+                quarantine: q.to_owned(),
+                reason: reason.clone(),
+            }));
+        }
+        out
+    }
 }
 
 /// `d=… s=…` of each DKIM-Signature value.
@@ -462,6 +517,8 @@ mod tests {
             MailEvent::Held(QueueAction::default()),
             MailEvent::Released(QueueAction::default()),
             MailEvent::Deleted(QueueAction::default()),
+            MailEvent::Filtered(Filtered::default()),
+            MailEvent::Quarantined(Quarantined::default()),
         ];
         assert_eq!(events.len(), MailEvent::NAMES.len());
         for (e, name) in events.into_iter().zip(MailEvent::NAMES) {
@@ -510,6 +567,7 @@ mod tests {
             hold: None,
             quarantine: None,
             require_tls: false,
+            content: Vec::new(),
         };
         let r = Received::from_envelope(&env);
         assert_eq!(r.sender, "alice@example.com");

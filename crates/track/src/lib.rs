@@ -23,8 +23,8 @@ mod read;
 mod session;
 
 pub use event::{
-    Attempt, Badmail, CauseInfo, DsnSent, EventId, Expired, MailEvent, PeerCert, QueueAction,
-    Queued, RcptOutcome, Received, TlsOutcome, TrackRecord, now_rfc3339,
+    Attempt, Badmail, CauseInfo, DsnSent, EventId, Expired, Filtered, MailEvent, PeerCert,
+    Quarantined, QueueAction, Queued, RcptOutcome, Received, TlsOutcome, TrackRecord, now_rfc3339,
 };
 pub use log::{MailLog, MemoryLog};
 pub use read::{read_log, records_for};

@@ -179,6 +179,7 @@ impl ReportSink for SpoolSink<'_> {
             hold: None,
             quarantine: None,
             require_tls: false,
+            content: Vec::new(),
         })?;
         (self.on_queued)(&env);
         Ok(env.queue_id.to_string())

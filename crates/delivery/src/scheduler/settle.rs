@@ -354,6 +354,7 @@ impl SettleJob {
             hold: None,
             quarantine: None,
             require_tls: false,
+            content: Vec::new(),
         })?;
         Ok(env.queue_id)
     }

@@ -68,6 +68,7 @@ pub fn commit(spool: &Spool, from: &str, rcpts: &[Rcpt<'_>], params: MailParams)
             hold: None,
             quarantine: None,
             require_tls: false,
+            content: Vec::new(),
         })
         .unwrap();
     env.queue_id

@@ -576,6 +576,7 @@ where
             hold: None,
             quarantine: None,
             require_tls: false,
+            content: Vec::new(),
         }
     }
 }

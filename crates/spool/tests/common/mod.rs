@@ -60,6 +60,7 @@ pub fn envelope(rcpts: usize) -> Envelope {
         hold: None,
         quarantine: None,
         require_tls: false,
+        content: Vec::new(),
     }
 }
 
