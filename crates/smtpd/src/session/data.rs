@@ -434,21 +434,32 @@ where
                     }
                 };
             let step = self.authenticate(plan, &input).await;
-            super::mailauth::restore(&mut body, input);
             match step {
                 super::mailauth::AuthStep::Store {
                     added_headers,
                     hold,
+                    verdicts: _,
                 } => {
                     envelope.added_headers = added_headers;
                     envelope.hold = hold;
                 }
                 super::mailauth::AuthStep::Refuse(reply) => {
+                    super::mailauth::restore(&mut body, input);
                     self.discard(body);
                     self.machine.handle(Event::Committed(Err(reply)));
                     return;
                 }
             }
+            if plan.sign {
+                let message = match &input {
+                    super::mailauth::ForAuth::Full(m) => Some(m.as_slice()),
+                    super::mailauth::ForAuth::HeaderOnly(_) => None,
+                };
+                let signatures = self.sign(message);
+                // Ours first: a DKIM-Signature goes above the fields it covers.
+                envelope.added_headers = signatures + &envelope.added_headers;
+            }
+            super::mailauth::restore(&mut body, input);
         }
         let spool = self.ctx.spool.clone();
         let incoming = body.incoming.take();

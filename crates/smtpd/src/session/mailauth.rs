@@ -44,12 +44,22 @@ impl AuthPlan {
     }
 }
 
+/// The verification's words for the filter rules (`dmarc is fail`): RFC
+/// 8601 result names; `None` when not verified.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Verdicts {
+    pub(super) spf: Option<String>,
+    pub(super) dkim: Option<String>,
+    pub(super) dmarc: Option<String>,
+}
+
 /// The outcome for a message about to be committed.
 pub(super) enum AuthStep {
     /// Store it, with these header fields prepended and, when held, the reason.
     Store {
         added_headers: String,
         hold: Option<String>,
+        verdicts: Verdicts,
     },
     /// Refuse it (`4xx`/`5xx`); nothing is stored.
     Refuse(Reply),
@@ -356,35 +366,7 @@ where
         let ip = self.peer.ip();
         let mut added = String::new();
         let mut hold = None;
-
-        if plan.sign && message.is_none() {
-            self.event("not DKIM-signed: larger than [authentication] max_verify_size");
-            self.in_tx(|| {
-                tracing::warn!("not DKIM-signed: larger than [authentication] max_verify_size");
-            });
-        }
-        if plan.sign
-            && let Some(message) = message
-        {
-            match ma.signing.sign(message) {
-                Ok((fields, signed)) => {
-                    for s in &signed {
-                        self.event(&format!("DKIM-signed d={} s={}", s.domain, s.selector));
-                    }
-                    self.in_tx(|| {
-                        if !signed.is_empty() {
-                            tracing::info!(signatures = signed.len(), "DKIM-signed");
-                        }
-                    });
-                    added.push_str(&fields);
-                }
-                // Sending unsigned is better than refusing our own user's
-                // mail; the operator learns why from the log.
-                Err(e) => {
-                    self.in_tx(|| tracing::warn!(error = %e, "DKIM signing failed; sent unsigned"));
-                }
-            }
-        }
+        let mut verdicts = Verdicts::default();
 
         if plan.verify
             && let Some(verifier) = &ma.verifier
@@ -416,6 +398,20 @@ where
             }
             let line = summary(&results);
             self.event(&format!("authentication: {line}"));
+            verdicts = Verdicts {
+                spf: Some(results.spf.mail_from.result.as_str().to_owned()),
+                // The best of the signatures: one valid signature is a pass.
+                dkim: Some(
+                    results
+                        .dkim
+                        .iter()
+                        .map(|d| d.result)
+                        .min_by_key(|r| usize::from(*r != DkimResult::Pass))
+                        .map_or("none", DkimResult::as_str)
+                        .to_owned(),
+                ),
+                dmarc: Some(results.dmarc.result.as_str().to_owned()),
+            };
             let flow = self.flow().clone();
             let mut f = facts(&results, &mail_from, Some(verified));
             if !flow.verify.spf {
@@ -470,6 +466,39 @@ where
         AuthStep::Store {
             added_headers: added,
             hold,
+            verdicts,
+        }
+    }
+
+    /// DKIM-signs the message as it will be stored (after the content
+    /// step's changes) with our `[[dkim]]` keys: the `DKIM-Signature:`
+    /// fields to add. Our own user's mail goes out unsigned rather than
+    /// refused when signing fails (the log says why).
+    pub(super) fn sign(&mut self, message: Option<&[u8]>) -> String {
+        let shared = std::sync::Arc::clone(&self.ctx.shared);
+        let Some(message) = message else {
+            self.event("not DKIM-signed: larger than [authentication] max_verify_size");
+            self.in_tx(|| {
+                tracing::warn!("not DKIM-signed: larger than [authentication] max_verify_size");
+            });
+            return String::new();
+        };
+        match shared.mail_auth.signing.sign(message) {
+            Ok((fields, signed)) => {
+                for s in &signed {
+                    self.event(&format!("DKIM-signed d={} s={}", s.domain, s.selector));
+                }
+                self.in_tx(|| {
+                    if !signed.is_empty() {
+                        tracing::info!(signatures = signed.len(), "DKIM-signed");
+                    }
+                });
+                fields
+            }
+            Err(e) => {
+                self.in_tx(|| tracing::warn!(error = %e, "DKIM signing failed; sent unsigned"));
+                String::new()
+            }
         }
     }
 }
