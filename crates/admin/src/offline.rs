@@ -203,6 +203,7 @@ mod tests {
             quarantine: None,
             require_tls: false,
             content: Vec::new(),
+            bounce: None,
         })
         .unwrap();
         id

@@ -476,6 +476,7 @@ mod tests {
             quarantine: None,
             require_tls: false,
             content: Vec::new(),
+            bounce: None,
         };
         let n = rcpts.len();
         QueuedMessage {

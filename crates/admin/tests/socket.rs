@@ -87,6 +87,7 @@ fn message(rcpt: &str, deferred: bool) -> QueuedMessage {
         quarantine: None,
         require_tls: false,
         content: Vec::new(),
+        bounce: None,
     };
     let mut state = MessageState::new(1);
     if deferred {

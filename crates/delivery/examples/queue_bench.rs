@@ -112,6 +112,7 @@ fn envelope(rcpt: String) -> Envelope {
         quarantine: None,
         require_tls: false,
         content: Vec::new(),
+        bounce: None,
     }
 }
 

@@ -38,6 +38,9 @@ pub const SMTPUTF8_UNSUPPORTED: &str = "smtp.smtputf8_unsupported";
 pub const TOO_BIG: &str = "smtp.message_too_big";
 /// Anything else.
 pub const INTERNAL: &str = "delivery.internal";
+/// A content filter bounced these recipients of a split message
+/// (`Envelope::bounce`): never attempted.
+pub const CONTENT_BOUNCE: &str = "delivery.content_bounce";
 /// Local delivery: the recipient's Maildir does not exist (`create = false`).
 pub const LOCAL_MAILBOX_UNKNOWN: &str = "local.mailbox_unknown";
 /// Local delivery: the local part (or domain) cannot name a Maildir safely.
@@ -72,6 +75,7 @@ pub const ALL: &[&str] = &[
     SMTPUTF8_UNSUPPORTED,
     TOO_BIG,
     INTERNAL,
+    CONTENT_BOUNCE,
     LOCAL_MAILBOX_UNKNOWN,
     LOCAL_UNSAFE_ADDRESS,
     LOCAL_MAILBOX_FULL,
@@ -102,6 +106,18 @@ pub fn from_tls(c: &postern_tls::cause::Cause) -> CauseInfo {
 /// A `postern_dns` cause as a mail-log record.
 pub fn from_dns(c: postern_dns::cause::DnsCause) -> CauseInfo {
     cause(c.id, c.summary, c.fix, c.detail)
+}
+
+/// A content filter's `bounce` / `reject` for some recipients of a message
+/// that others received (one SMTP reply cannot refuse only them).
+pub fn content_bounce(reply: &str) -> CauseInfo {
+    cause(
+        CONTENT_BOUNCE,
+        "a content filter rule bounced this recipient",
+        "none if intended; otherwise find the rule with `postern filter test RULES MESSAGE.eml \
+         --rcpt ADDRESS` and change it",
+        reply,
+    )
 }
 
 /// No host of `domain` to try (every MX host failed to resolve).

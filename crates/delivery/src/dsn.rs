@@ -382,6 +382,7 @@ mod tests {
             quarantine: None,
             require_tls: false,
             content: Vec::new(),
+            bounce: None,
         };
         let r = DsnRecipient {
             address: "b@example.net".into(),

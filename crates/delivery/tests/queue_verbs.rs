@@ -371,6 +371,7 @@ async fn quarantined_messages_wait_for_a_release_or_expire_silently() {
             quarantine: name.map(str::to_owned),
             require_tls: false,
             content: Vec::new(),
+            bounce: None,
         };
         env.queue_id = *inc.queue_id();
         inc.commit(env).unwrap().queue_id
@@ -411,5 +412,52 @@ async fn quarantined_messages_wait_for_a_release_or_expire_silently() {
         panic!("{:?}", mem.names(&expired))
     };
     assert_eq!(a.via, "quarantine-expiry");
+    h.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A copy queued with `Envelope::bounce` (a content filter refused these
+/// recipients of a split message) is never attempted: each recipient bounces
+/// with the rule's reply and the sender gets one failure DSN.
+#[tokio::test(start_paused = true)]
+async fn a_copy_to_bounce_is_bounced_without_an_attempt_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = open_spool(dir.path());
+    let t = Scripted::new(&spool);
+    t.answer("sender@example.org", vec![ok()]);
+    let (h, mem) = run(slow_retries(dir.path()), &spool, Arc::clone(&t));
+    let mut inc = spool.begin().unwrap();
+    inc.write_all(b"Subject: x\r\n\r\nbody\r\n").unwrap();
+    let env = postern_spool::Envelope {
+        queue_id: *inc.queue_id(),
+        received_at: String::new(),
+        reverse_path: "sender@example.org".into(),
+        recipients: vec![postern_spool::EnvelopeRecipient {
+            address: "ceo@example.net".into(),
+            notify: None,
+            orcpt: None,
+        }],
+        params: MailParams::default(),
+        receipt: postern_spool::Receipt::default(),
+        message_size: 0,
+        added_headers: String::new(),
+        hold: None,
+        quarantine: None,
+        require_tls: false,
+        content: Vec::new(),
+        bounce: Some("550 5.7.1 Executables are not accepted".into()),
+    };
+    let id = inc.commit(env).unwrap().queue_id;
+    h.notify(id);
+    wait_for(&h, "bounced and gone; the DSN delivered", |s| {
+        s.messages == 0
+    })
+    .await;
+    assert!(t.calls_for("ceo@example.net").is_empty(), "never attempted");
+    let dsn = t.calls_for("sender@example.org");
+    assert_eq!(dsn.len(), 1, "one failure DSN");
+    assert!(dsn[0].sender.is_empty(), "from <>");
+    let names = mem.names(&id);
+    assert!(names.contains(&"bounced"), "{names:?}");
+    assert!(names.contains(&"dsn_sent"), "{names:?}");
     h.shutdown(Duration::from_secs(5)).await;
 }

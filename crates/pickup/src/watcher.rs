@@ -701,6 +701,7 @@ fn commit(
         quarantine: None,
         require_tls: false,
         content: Vec::new(),
+        bounce: None,
     };
     inc.commit(envelope)
 }

@@ -57,6 +57,7 @@ fn envelope() -> Envelope {
         quarantine: None,
         require_tls: false,
         content: Vec::new(),
+        bounce: None,
     }
 }
 

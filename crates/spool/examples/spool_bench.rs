@@ -43,6 +43,7 @@ fn envelope() -> Envelope {
         quarantine: None,
         require_tls: false,
         content: Vec::new(),
+        bounce: None,
     }
 }
 

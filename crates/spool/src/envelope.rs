@@ -68,6 +68,13 @@ pub struct Envelope {
     /// the `filtered` event. Empty when nothing ran.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub content: Vec<ContentDecision>,
+    /// Bounce every recipient with this reply (`550 5.7.1 …`) instead of
+    /// delivering: a content filter refused these recipients of a message
+    /// that others received, and one SMTP reply at end of data cannot refuse
+    /// only some (the copy for the others is queued separately). Delivery
+    /// records the bounce and sends the DSN the recipients' NOTIFY asks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounce: Option<String>,
 }
 
 /// One content decision (`Envelope::content`).

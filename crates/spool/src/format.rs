@@ -373,6 +373,7 @@ mod tests {
             quarantine: None,
             require_tls: false,
             content: Vec::new(),
+            bounce: None,
         };
         let json = serde_json::to_vec(&envelope).expect("serialize");
         let mut out = header().to_vec();

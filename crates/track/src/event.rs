@@ -568,6 +568,7 @@ mod tests {
             quarantine: None,
             require_tls: false,
             content: Vec::new(),
+            bounce: None,
         };
         let r = Received::from_envelope(&env);
         assert_eq!(r.sender, "alice@example.com");

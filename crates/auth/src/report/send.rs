@@ -180,6 +180,7 @@ impl ReportSink for SpoolSink<'_> {
             quarantine: None,
             require_tls: false,
             content: Vec::new(),
+            bounce: None,
         })?;
         (self.on_queued)(&env);
         Ok(env.queue_id.to_string())

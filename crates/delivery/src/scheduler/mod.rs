@@ -448,6 +448,10 @@ impl<T: Transport> Scheduler<T> {
         if m.settling || m.deleting || m.state.is_held() {
             return;
         }
+        if let Some(reply) = m.env.bounce.clone() {
+            self.bounce_unattempted(id, &reply);
+            return;
+        }
         let mut groups: Vec<(Route, Vec<usize>, u32)> = Vec::new();
         for (i, r) in m.state.rcpts.iter().enumerate() {
             let due = match r.status {
@@ -501,6 +505,46 @@ impl<T: Transport> Scheduler<T> {
         for job in jobs {
             self.enqueue(job);
         }
+    }
+
+    /// `Envelope::bounce`: every open recipient bounced with `reply`, no
+    /// attempt made; the outcome path records it and sends the DSNs.
+    fn bounce_unattempted(&mut self, id: QueueId, reply: &str) {
+        let Some(m) = self.msgs.get_mut(&id) else {
+            return;
+        };
+        let rcpts: Vec<usize> = (0..m.state.rcpts.len())
+            .filter(|&i| !m.state.rcpts[i].status.is_final() && !m.busy[i])
+            .collect();
+        if rcpts.is_empty() {
+            return;
+        }
+        for &i in &rcpts {
+            m.busy[i] = true;
+        }
+        m.jobs_out += 1;
+        let results = rcpts
+            .iter()
+            .map(|&i| crate::transport::RcptResult {
+                rcpt: i,
+                verdict: crate::transport::Verdict::Bounced,
+                reply: Some(reply.to_owned()),
+                cause: Some(crate::cause::content_bounce(reply)),
+                mx: String::new(),
+                ip: String::new(),
+                tls: None,
+                remote_dsn: false,
+                final_delivery: false,
+            })
+            .collect();
+        let job = Job {
+            queue_id: id,
+            envelope: Arc::clone(&m.env),
+            rcpts,
+            attempt: 1,
+            route: Arc::new(self.router.route("")),
+        };
+        self.apply_outcome(crate::transport::JobOutcome { job, results }, true);
     }
 
     fn enqueue(&mut self, job: Job) {

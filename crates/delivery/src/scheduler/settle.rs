@@ -355,6 +355,7 @@ impl SettleJob {
             quarantine: None,
             require_tls: false,
             content: Vec::new(),
+            bounce: None,
         })?;
         Ok(env.queue_id)
     }

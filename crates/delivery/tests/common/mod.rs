@@ -69,6 +69,7 @@ pub fn commit(spool: &Spool, from: &str, rcpts: &[Rcpt<'_>], params: MailParams)
             quarantine: None,
             require_tls: false,
             content: Vec::new(),
+            bounce: None,
         })
         .unwrap();
     env.queue_id

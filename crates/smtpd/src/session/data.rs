@@ -588,6 +588,7 @@ where
             quarantine: None,
             require_tls: false,
             content: Vec::new(),
+            bounce: None,
         }
     }
 }

@@ -61,6 +61,7 @@ pub fn envelope(rcpts: usize) -> Envelope {
         quarantine: None,
         require_tls: false,
         content: Vec::new(),
+        bounce: None,
     }
 }
 
