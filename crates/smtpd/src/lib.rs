@@ -25,6 +25,7 @@ mod proxy;
 mod received;
 pub mod recipients;
 mod replies;
+pub mod rewrite;
 mod server;
 mod session;
 mod settings;
