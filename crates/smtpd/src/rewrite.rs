@@ -42,14 +42,14 @@ pub fn split(message: &[u8]) -> Parsed {
                 body_at: end,
             };
         }
-        if matches!(line.first(), Some(b' ' | b'\t')) {
-            if let Some((_, value)) = fields.last_mut() {
-                // A fold: keep the CRLF that preceded it.
-                value.push_str("\r\n");
-                value.push_str(&String::from_utf8_lossy(trim_crlf(line)));
-                at = end;
-                continue;
-            }
+        if matches!(line.first(), Some(b' ' | b'\t'))
+            && let Some((_, value)) = fields.last_mut()
+        {
+            // A fold: keep the CRLF that preceded it.
+            value.push_str("\r\n");
+            value.push_str(&String::from_utf8_lossy(trim_crlf(line)));
+            at = end;
+            continue;
         }
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             return Parsed {
