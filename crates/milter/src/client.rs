@@ -548,7 +548,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conversation<'_, S> {
     }
 
     /// Collects modifications until the final reply, within
-    /// `end_of_message` as a whole and `command` per read.
+    /// `end_of_message` as a whole (a milter may think that long without
+    /// sending progress).
     async fn end_of_message(&mut self) -> Result<MilterResult, MilterError> {
         let total = self.spec.timeouts.end_of_message;
         let deadline = Instant::now() + total;
@@ -561,10 +562,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conversation<'_, S> {
             if left.is_zero() {
                 return Err(self.timeout(total));
             }
-            let reply = match self.read_packet(self.spec.timeouts.command.min(left)).await {
-                Err(MilterError::Timeout { .. }) if Instant::now() >= deadline => {
-                    return Err(self.timeout(total));
-                }
+            let reply = match self.read_packet(left).await {
+                Err(MilterError::Timeout { .. }) => return Err(self.timeout(total)),
                 other => other?,
             };
             let need = |action: Actions, name: &'static str| -> Result<(), MilterError> {

@@ -89,9 +89,9 @@ pub struct Timeouts {
     /// restarts the wait.
     pub command: Duration,
     /// The whole end-of-message step: from `SMFIC_BODYEOB` to the final
-    /// reply, progress packets included (default 300 s, Postfix
-    /// `milter_content_timeout`). Also the most a milter can stretch one
-    /// earlier reply with progress packets.
+    /// reply, whether the milter sends progress packets or not (default
+    /// 300 s, Postfix `milter_content_timeout`). Also the most a milter can
+    /// stretch one earlier reply with progress packets.
     pub end_of_message: Duration,
 }
 

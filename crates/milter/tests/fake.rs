@@ -583,9 +583,9 @@ async fn negotiation_refuses_versions_and_actions_not_offered() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn progress_keeps_a_slow_milter_alive_within_end_of_message() {
-    // command = 30 s by default: four progress packets 20 s apart keep the
-    // end-of-message wait alive for 100 s, under the 300 s budget.
+async fn a_slow_end_of_message_is_bounded_by_end_of_message_only() {
+    // Five progress packets 20 s apart, then the verdict: 100 s, under the
+    // 300 s end-of-message budget.
     let neg = neg_all();
     let (ours, mut theirs) = tokio::io::duplex(1 << 16);
     let milter = tokio::spawn(async move {
@@ -610,6 +610,27 @@ async fn progress_keeps_a_slow_milter_alive_within_end_of_message() {
         rcpts: &rcpts,
         ..Envelope::default()
     };
+    let result = postern_milter::run_on_stream(&spec(), ours, &env, &[], &b""[..]).await;
+    assert_eq!(result.unwrap().verdict, Verdict::Continue);
+    milter.await.unwrap();
+
+    // End of message may take longer than the command timeout without
+    // progress: only end_of_message bounds it.
+    let neg = neg_all();
+    let (ours, mut theirs) = tokio::io::duplex(1 << 16);
+    let milter = tokio::spawn(async move {
+        while let Some((code, _)) = read_packet(&mut theirs).await {
+            match code {
+                b'O' => theirs.write_all(&neg).await.unwrap(),
+                b'D' | b'Q' => {}
+                b'E' => {
+                    tokio::time::sleep(Duration::from_secs(100)).await;
+                    theirs.write_all(&pkt(b'c', b"")).await.unwrap();
+                }
+                _ => theirs.write_all(&pkt(b'c', b"")).await.unwrap(),
+            }
+        }
+    });
     let result = postern_milter::run_on_stream(&spec(), ours, &env, &[], &b""[..]).await;
     assert_eq!(result.unwrap().verdict, Verdict::Continue);
     milter.await.unwrap();
@@ -869,4 +890,39 @@ fn milter_addresses() {
         assert!(MilterAddr::parse(bad).is_err(), "{bad}");
     }
     assert_eq!(tcp("::1", 1).to_string(), "inet:[::1]:1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn progress_restarts_the_command_timeout_before_end_of_message() {
+    // At HELO: three progress packets 20 s apart (60 s in all, twice the
+    // 30 s command timeout), then continue.
+    let neg = neg_all();
+    let (ours, mut theirs) = tokio::io::duplex(1 << 16);
+    let milter = tokio::spawn(async move {
+        while let Some((code, _)) = read_packet(&mut theirs).await {
+            match code {
+                b'O' => theirs.write_all(&neg).await.unwrap(),
+                b'D' | b'Q' => {}
+                b'H' => {
+                    for _ in 0..3 {
+                        tokio::time::sleep(Duration::from_secs(20)).await;
+                        theirs.write_all(&pkt(b'p', b"")).await.unwrap();
+                    }
+                    tokio::time::sleep(Duration::from_secs(20)).await;
+                    theirs.write_all(&pkt(b'c', b"")).await.unwrap();
+                }
+                _ => theirs.write_all(&pkt(b'c', b"")).await.unwrap(),
+            }
+        }
+    });
+    let rcpts = rcpts();
+    let env = Envelope {
+        helo: Some("client.example.com"),
+        mail_from: "a@example.com",
+        rcpts: &rcpts,
+        ..Envelope::default()
+    };
+    let result = postern_milter::run_on_stream(&spec(), ours, &env, &[], &b""[..]).await;
+    assert_eq!(result.unwrap().verdict, Verdict::Continue);
+    milter.await.unwrap();
 }
