@@ -30,12 +30,12 @@
 
 use std::time::Duration;
 
-use postern_proto::{EnhancedCode, Reply};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::codec::{self, Command, Family, OptNegReply, Response};
 use crate::macros;
+use crate::modify::{default_reject, default_tempfail};
 use crate::{
     Actions, Envelope, MacroStage, MilterAddr, MilterError, MilterResult, MilterSpec, Modification,
     ProtocolError, ProtocolFlags, Stage, Verdict,
@@ -197,18 +197,6 @@ struct Conversation<'s, S> {
     out: Vec<u8>,
     stage: Stage,
     neg: Option<Negotiated>,
-}
-
-fn default_reject() -> Reply {
-    Reply::new(550, Some(EnhancedCode::new(5, 7, 1)), "Command rejected")
-}
-
-fn default_tempfail() -> Reply {
-    Reply::new(
-        451,
-        Some(EnhancedCode::new(4, 7, 1)),
-        "Service unavailable - try again later",
-    )
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conversation<'_, S> {

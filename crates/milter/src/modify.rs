@@ -24,9 +24,25 @@
 //! Everything in a [`Modification`] was checked by the codec (header names
 //! and folds, mailboxes, parameters); [`apply`] only places it.
 
-use postern_proto::Reply;
+use postern_proto::{EnhancedCode, Reply};
 
 use crate::Stage;
+
+/// `550 5.7.1 Command rejected`: a reject without a milter reply code
+/// (Sendmail's and Postfix's text).
+pub fn default_reject() -> Reply {
+    Reply::new(550, Some(EnhancedCode::new(5, 7, 1)), "Command rejected")
+}
+
+/// `451 4.7.1 Service unavailable - try again later`: a tempfail without a
+/// milter reply code (Sendmail's and Postfix's text).
+pub fn default_tempfail() -> Reply {
+    Reply::new(
+        451,
+        Some(EnhancedCode::new(4, 7, 1)),
+        "Service unavailable - try again later",
+    )
+}
 
 /// The milter's decision on the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +59,9 @@ pub enum Verdict {
     Reject(Reply),
     /// `SMFIR_TEMPFAIL`, a 4xx `SMFIR_REPLYCODE`, `SMFIR_CONN_FAIL` or
     /// `SMFIR_SHUTDOWN`: answer this reply (`451 4.7.1 Service
-    /// unavailable - try again later` when the milter gave none).
+    /// unavailable - try again later` when the milter gave none). A `421`
+    /// reply means the caller closes the session after sending it (RFC 5321
+    /// §3.8).
     Tempfail(Reply),
 }
 
@@ -265,6 +283,23 @@ mod tests {
         // In order, each on the previous result.
         let a = apply(&h(BASE), &[], &[ins(0, "A"), ins(0, "B"), chg("A", 1, "")]);
         assert_eq!(names(&a)[..2], ["B", "Received"]);
+    }
+
+    #[test]
+    fn failure_actions_as_verdicts() {
+        use crate::OnFailure;
+        assert_eq!(OnFailure::Accept.verdict(), Verdict::Accept);
+        let Verdict::Tempfail(r) = OnFailure::Tempfail.verdict() else {
+            panic!("not a tempfail");
+        };
+        assert_eq!(
+            r.to_bytes(),
+            b"451 4.7.1 Service unavailable - try again later\r\n"
+        );
+        let Verdict::Reject(r) = OnFailure::Reject.verdict() else {
+            panic!("not a reject");
+        };
+        assert_eq!(r.to_bytes(), b"550 5.7.1 Command rejected\r\n");
     }
 
     #[test]

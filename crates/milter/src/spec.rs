@@ -120,6 +120,18 @@ pub enum OnFailure {
     Reject,
 }
 
+impl OnFailure {
+    /// The verdict to act on when the milter failed: accept, or the
+    /// default tempfail (`451 4.7.1`) or reject (`550 5.7.1`) reply.
+    pub fn verdict(self) -> crate::Verdict {
+        match self {
+            OnFailure::Accept => crate::Verdict::Accept,
+            OnFailure::Tempfail => crate::Verdict::Tempfail(crate::modify::default_tempfail()),
+            OnFailure::Reject => crate::Verdict::Reject(crate::modify::default_reject()),
+        }
+    }
+}
+
 /// Limits on what a milter can make us hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResultLimits {
