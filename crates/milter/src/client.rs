@@ -128,8 +128,11 @@ where
             .await
             .map_err(|_| timed_out())?
             .map_err(connect_err)?;
-            // Small request/response packets: do not wait for Nagle.
+            // Small request/response packets: do not wait for Nagle, and
+            // acknowledge at once (see crate::quickack).
             let _ = stream.set_nodelay(true);
+            #[cfg(target_os = "linux")]
+            let stream = crate::quickack::QuickAck(stream);
             run_on_stream(spec, stream, env, headers, body).await
         }
         #[cfg(unix)]

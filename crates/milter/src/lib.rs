@@ -35,6 +35,8 @@ pub mod fields;
 mod flags;
 pub mod macros;
 pub mod modify;
+#[cfg(target_os = "linux")]
+mod quickack;
 mod spec;
 
 use std::fmt;
