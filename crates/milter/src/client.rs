@@ -663,7 +663,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conversation<'_, S> {
                     };
                     if verdict.is_accepted() {
                         if let Some(b) = body {
-                            mods.push(Modification::ReplaceBody(b));
+                            mods.push(Modification::ReplaceBody(crate::fields::crlf_body(&b)));
                         }
                     } else {
                         mods.clear();

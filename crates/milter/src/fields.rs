@@ -319,6 +319,32 @@ fn split_enhanced(rest: &str) -> (Option<EnhancedCode>, &str) {
     }
 }
 
+/// A replacement body with every line ending made CRLF: a bare LF or a bare
+/// CR becomes CRLF, and a non-empty body ends with CRLF. A milter's body
+/// must not carry bare line ends into our spool and onward (RFC 5321 §2.3.8;
+/// bare LF is the raw material of SMTP smuggling, CVE-2023-51764).
+pub fn crlf_body(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + body.len() / 64 + 2);
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            b'\r' => {
+                out.extend_from_slice(b"\r\n");
+                if body.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+            }
+            b'\n' => out.extend_from_slice(b"\r\n"),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    if !out.is_empty() && !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
 fn printable(text: &str) -> String {
     text.chars()
         .map(|c| {
@@ -406,6 +432,14 @@ mod tests {
         ] {
             assert!(mailbox("x", bad, true).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn replacement_bodies_get_crlf_line_ends() {
+        assert_eq!(crlf_body(b"a\nb\rc\r\n.\n"), b"a\r\nb\r\nc\r\n.\r\n");
+        assert_eq!(crlf_body(b"no end"), b"no end\r\n");
+        assert_eq!(crlf_body(b""), b"");
+        assert_eq!(crlf_body(b"\r"), b"\r\n");
     }
 
     #[test]

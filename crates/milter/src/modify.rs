@@ -118,7 +118,8 @@ pub enum Modification {
         args: Vec<String>,
     },
     /// Replace the body (everything after the header section) with these
-    /// bytes, as the milter sent them (the milter is expected to use CRLF).
+    /// bytes: the milter's pieces joined, every line end made CRLF (a bare LF
+    /// or CR from the milter becomes CRLF) and ending with CRLF.
     ReplaceBody(Vec<u8>),
     /// Hold the message in quarantine.
     Quarantine {

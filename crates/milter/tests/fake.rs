@@ -320,7 +320,7 @@ async fn every_modification_is_returned_and_applied() {
         pkt(b'-', b"<A@example.org>\0"),
         pkt(b'e', b"<bounce@example.com>\0SIZE=10\0"),
         pkt(b'b', b"new "),
-        pkt(b'b', b"body\r\n"),
+        pkt(b'b', b"body\n.\nend"),
         pkt(b'q', b"held for review\0"),
         pkt(b'c', b""),
     ]
@@ -338,7 +338,11 @@ async fn every_modification_is_returned_and_applied() {
             value: " v=1; a=rsa-sha256;\r\n\tb=abc".into()
         }
     );
-    assert_eq!(mods[8], Modification::ReplaceBody(b"new body\r\n".to_vec()));
+    // Joined, and bare LFs made CRLF (no smuggled end of data).
+    assert_eq!(
+        mods[8],
+        Modification::ReplaceBody(b"new body\r\n.\r\nend\r\n".to_vec())
+    );
     let applied = apply(&headers(), &rcpts(), &mods);
     assert_eq!(applied.headers[0].0, "DKIM-Signature");
     assert_eq!(
@@ -355,7 +359,10 @@ async fn every_modification_is_returned_and_applied() {
         Some(("bounce@example.com".to_owned(), vec!["SIZE=10".to_owned()]))
     );
     assert_eq!(applied.quarantine.as_deref(), Some("held for review"));
-    assert_eq!(applied.body.as_deref(), Some(&b"new body\r\n"[..]));
+    assert_eq!(
+        applied.body.as_deref(),
+        Some(&b"new body\r\n.\r\nend\r\n"[..])
+    );
 }
 
 #[tokio::test]
