@@ -13,8 +13,10 @@
 //! operator an id and a fix.
 //!
 //! Layers: [`codec`] (packets, no I/O), [`fields`] (checks on every field a
-//! milter sends), [`client`] (the tokio driver), [`modify`] (verdicts,
-//! modifications, applying them), [`macros`] (macro lists and values).
+//! milter sends), [`Session`] (one step at a time, for use during a live SMTP
+//! session), [`client`] (the whole-message replay on it: [`run`]),
+//! [`modify`] (verdicts, modifications, applying them), [`macros`] (macro
+//! lists and values).
 //! See `docs/milter.md`.
 //!
 //! # Security
@@ -35,9 +37,9 @@ pub mod fields;
 mod flags;
 pub mod macros;
 pub mod modify;
-#[cfg(target_os = "linux")]
-mod quickack;
+mod session;
 mod spec;
+mod stream;
 
 use std::fmt;
 
@@ -46,7 +48,9 @@ pub use error::{EncodeError, MilterError, ProtocolError};
 pub use flags::{Actions, MacroStage, ProtocolFlags};
 pub use macros::MacroLists;
 pub use modify::{Applied, MilterResult, Modification, Verdict, apply};
+pub use session::{Session, Step};
 pub use spec::{Envelope, MilterAddr, MilterSpec, OnFailure, ResultLimits, Timeouts};
+pub use stream::{MilterStream, QuickAck, open};
 
 /// Where a conversation is: in errors and in [`MilterResult::stage`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

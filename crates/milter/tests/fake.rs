@@ -9,7 +9,8 @@
 mod support;
 
 use postern_milter::{
-    Actions, MilterError, Modification, ProtocolError, ProtocolFlags, Stage, Verdict, apply,
+    Actions, Envelope, MilterError, Modification, ProtocolError, ProtocolFlags, Session, Stage,
+    Step, Verdict, apply,
 };
 use support::*;
 
@@ -240,8 +241,13 @@ async fn reject_tempfail_and_replycode_at_each_stage() {
         assert_eq!(reply.to_bytes(), b"550 5.7.1 Command rejected\r\n");
         assert_eq!(result.stage, stage);
         assert!(result.modifications.is_empty());
-        // After the verdict: QUIT and nothing else.
-        assert_eq!(log.last().unwrap().0, b'Q', "{stage}");
+        // After the verdict: ABORT if a message had begun, then QUIT.
+        let tail = if matches!(stage, Stage::Connect | Stage::Helo | Stage::EndOfMessage) {
+            "Q"
+        } else {
+            "AQ"
+        };
+        assert!(codes(&log).ends_with(tail), "{stage}: {}", codes(&log));
         assert_eq!(log.iter().filter(|(c, _)| *c == code).count(), 1, "{stage}");
 
         let (result, _) = converse(&spec(), b"body\r\n", answer_at(code, pkt(b't', b""))).await;
@@ -274,7 +280,7 @@ async fn accept_and_discard_end_early() {
         (result.verdict, result.stage),
         (Verdict::Accept, Stage::Mail)
     );
-    assert_eq!(codes(&log), "ODCDHDMQ");
+    assert_eq!(codes(&log), "ODCDHDMAQ");
     let (result, _) = converse(&spec(), b"", answer_at(b'R', pkt(b'd', b""))).await;
     assert_eq!(result.unwrap().verdict, Verdict::Discard);
     let (result, _) = converse(&spec(), b"", answer_at(b'C', pkt(b'f', b""))).await;
@@ -295,7 +301,7 @@ async fn skip_ends_the_body_only_when_negotiated() {
     let neg = optneg(6, Actions::ALL, ProtocolFlags::SKIP);
     let script = move |code: u8, _: &[u8]| match code {
         b'O' => neg.clone(),
-        b'D' | b'Q' => Vec::new(),
+        b'D' | b'Q' | b'A' => Vec::new(),
         b'B' => pkt(b's', b""),
         _ => pkt(b'c', b""),
     };
@@ -346,4 +352,65 @@ async fn negotiation_refuses_versions_and_actions_not_offered() {
     let (result, log) = converse(&spec, b"", standard(neg, pkt(b'c', b""))).await;
     result.unwrap();
     assert!(!codes(&log).contains('T'));
+}
+
+#[tokio::test]
+async fn a_live_session_rejects_one_recipient_and_carries_two_messages() {
+    // The stage-by-stage API as a server would drive it during the SMTP
+    // session: a reject at RCPT is about that recipient; ABORT ends a
+    // message; a second transaction follows on the same connection.
+    let neg = neg_all();
+    let script = move |code: u8, data: &[u8]| match code {
+        b'O' => neg.clone(),
+        b'D' | b'Q' | b'A' => Vec::new(),
+        b'R' if data.starts_with(b"<b@") => pkt(b'y', b"550 5.1.1 no such user\0"),
+        b'E' => [pkt(b'h', b"X-Seen\0yes\0"), pkt(b'c', b"")].concat(),
+        _ => pkt(b'c', b""),
+    };
+    let (ours, theirs) = tokio::io::duplex(1 << 16);
+    let milter = tokio::spawn(fake(theirs, script));
+    let spec = spec();
+    let rcpts = rcpts();
+    let env = Envelope {
+        client_ip: Some("192.0.2.7".parse().unwrap()),
+        helo: Some("client.example.com"),
+        mail_from: "alice@example.com",
+        rcpts: &rcpts,
+        ..Envelope::default()
+    };
+    let mut s = Session::negotiate(&spec, ours).await.unwrap();
+    assert_eq!(s.connect(&env).await.unwrap(), Step::Continue);
+    assert_eq!(s.helo(&env).await.unwrap(), Step::Continue);
+    // Message 1: one recipient refused, then abandoned by the client.
+    assert_eq!(s.mail(&env).await.unwrap(), Step::Continue);
+    assert_eq!(
+        s.rcpt(&env, "a@example.org", &[]).await.unwrap(),
+        Step::Continue
+    );
+    let Step::Decided(Verdict::Reject(reply)) = s.rcpt(&env, "b@example.org", &[]).await.unwrap()
+    else {
+        panic!("b@ not rejected");
+    };
+    assert_eq!(reply.to_bytes(), b"550 5.1.1 no such user\r\n");
+    s.abort().await.unwrap();
+    // Message 2, on the same connection.
+    assert_eq!(s.mail(&env).await.unwrap(), Step::Continue);
+    let args = vec!["NOTIFY=NEVER".to_owned()];
+    assert_eq!(
+        s.rcpt(&env, "a@example.org", &args).await.unwrap(),
+        Step::Continue
+    );
+    assert_eq!(s.data(&env).await.unwrap(), Step::Continue);
+    assert_eq!(s.header("Subject", " hi").await.unwrap(), Step::Continue);
+    assert_eq!(s.end_of_headers(&env).await.unwrap(), Step::Continue);
+    assert_eq!(s.body(b"hello\r\n").await.unwrap(), Step::Continue);
+    let result = s.end_of_message(&env).await.unwrap();
+    assert_eq!(result.verdict, Verdict::Continue);
+    assert_eq!(result.modifications.len(), 1);
+    s.quit().await;
+    let log = milter.await.unwrap();
+    // No queue id or TLS in this envelope: fewer macro packets.
+    assert_eq!(codes(&log), "ODCHDMDRDRADMDRTLNBEQ");
+    let rcpt = log.iter().filter(|(c, _)| *c == b'R').nth(2).unwrap();
+    assert_eq!(strings(&rcpt.1), ["<a@example.org>", "NOTIFY=NEVER", ""]);
 }

@@ -111,7 +111,7 @@ async fn a_slow_end_of_message_is_bounded_by_end_of_message_only() {
         while let Some((code, _)) = read_packet(&mut theirs).await {
             match code {
                 b'O' => theirs.write_all(&neg).await.unwrap(),
-                b'D' | b'Q' => {}
+                b'D' | b'Q' | b'A' => {}
                 b'E' => {
                     for _ in 0..5 {
                         tokio::time::sleep(Duration::from_secs(20)).await;
@@ -141,7 +141,7 @@ async fn a_slow_end_of_message_is_bounded_by_end_of_message_only() {
         while let Some((code, _)) = read_packet(&mut theirs).await {
             match code {
                 b'O' => theirs.write_all(&neg).await.unwrap(),
-                b'D' | b'Q' => {}
+                b'D' | b'Q' | b'A' => {}
                 b'E' => {
                     tokio::time::sleep(Duration::from_secs(100)).await;
                     theirs.write_all(&pkt(b'c', b"")).await.unwrap();
@@ -163,7 +163,7 @@ async fn a_slow_end_of_message_is_bounded_by_end_of_message_only() {
         while let Some((code, _)) = read_packet(&mut theirs).await {
             match code {
                 b'O' => theirs.write_all(&neg).await.unwrap(),
-                b'D' | b'Q' => {}
+                b'D' | b'Q' | b'A' => {}
                 b'E' => loop {
                     tokio::time::sleep(Duration::from_secs(10)).await;
                     if theirs.write_all(&pkt(b'p', b"")).await.is_err() {
@@ -193,7 +193,7 @@ async fn timeouts_at_each_stage() {
         let script = move |c: u8, _: &[u8]| match c {
             c if c == code => Vec::new(),
             b'O' => neg.clone(),
-            b'D' | b'Q' => Vec::new(),
+            b'D' | b'Q' | b'A' => Vec::new(),
             _ => pkt(b'c', b""),
         };
         let (result, _) = converse(&spec(), b"body\r\n", script).await;
@@ -400,7 +400,7 @@ async fn progress_restarts_the_command_timeout_before_end_of_message() {
         while let Some((code, _)) = read_packet(&mut theirs).await {
             match code {
                 b'O' => theirs.write_all(&neg).await.unwrap(),
-                b'D' | b'Q' => {}
+                b'D' | b'Q' | b'A' => {}
                 b'H' => {
                     for _ in 0..3 {
                         tokio::time::sleep(Duration::from_secs(20)).await;

@@ -11,6 +11,9 @@
 //! headers, folds and body we send are exactly what opendkim signs, and the
 //! modifications we return are exactly what it verifies.
 //!
+//! A third test drives one live [`Session`] through two messages, as a
+//! server would during one SMTP session.
+//!
 //! Without opendkim each test prints "skipped: opendkim not installed" and
 //! passes, unless `POSTERN_REQUIRE_TOOLS` is set (CI), where it fails.
 
@@ -21,7 +24,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use postern_milter::{Envelope, MilterAddr, MilterSpec, Modification, apply};
+use postern_milter::{Envelope, MilterAddr, MilterSpec, Modification, Session, Step, apply};
 
 const OPENDKIM: &str = "/usr/sbin/opendkim";
 
@@ -289,4 +292,56 @@ async fn opendkim_unsigned_mail_gets_dkim_none() {
                 if name.eq_ignore_ascii_case("DKIM-Signature"))),
         "signed mail of a foreign domain"
     );
+}
+
+#[tokio::test]
+async fn opendkim_signs_two_messages_in_one_live_session() {
+    if !installed() {
+        return;
+    }
+    let dkim = OpenDkim::start().await;
+    let spec = dkim.spec();
+    let rcpts = vec!["bob@example.org".to_owned()];
+    let env = Envelope {
+        hostname: "mx.example.org",
+        client_ip: Some("127.0.0.1".parse().unwrap()),
+        helo: Some("localhost"),
+        mail_from: "alice@example.com",
+        rcpts: &rcpts,
+        ..Envelope::default()
+    };
+    let stream = postern_milter::open(&spec).await.unwrap();
+    let mut s = Session::negotiate(&spec, stream).await.unwrap();
+    assert_eq!(s.connect(&env).await.unwrap(), Step::Continue);
+    assert_eq!(s.helo(&env).await.unwrap(), Step::Continue);
+    for queue_id in ["LIVE1", "LIVE2"] {
+        let env = Envelope {
+            queue_id: Some(queue_id),
+            ..env.clone()
+        };
+        assert_eq!(s.mail(&env).await.unwrap(), Step::Continue);
+        assert_eq!(s.rcpt(&env, &rcpts[0], &[]).await.unwrap(), Step::Continue);
+        assert_eq!(s.data(&env).await.unwrap(), Step::Continue);
+        for (name, value) in headers() {
+            assert_eq!(s.header(&name, &value).await.unwrap(), Step::Continue);
+        }
+        assert_eq!(s.end_of_headers(&env).await.unwrap(), Step::Continue);
+        // opendkim may answer the body with SKIP (it has what it needs).
+        let step = s.body(BODY).await.unwrap();
+        assert!(matches!(step, Step::Continue | Step::SkipBody), "{step:?}");
+        let result = s.end_of_message(&env).await.unwrap();
+        assert!(
+            result.verdict.is_accepted(),
+            "{queue_id}: {:?}",
+            result.verdict
+        );
+        assert!(
+            result.modifications.iter().any(|m| matches!(m,
+                Modification::InsertHeader { name, .. } | Modification::AddHeader { name, .. }
+                    if name == "DKIM-Signature")),
+            "{queue_id}: {:?}",
+            result.modifications
+        );
+    }
+    s.quit().await;
 }

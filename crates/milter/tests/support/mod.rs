@@ -157,7 +157,7 @@ pub fn answer_at(at: u8, answer: Vec<u8>) -> impl FnMut(u8, &[u8]) -> Vec<u8> + 
     let neg = neg_all();
     move |code, _| match code {
         b'O' => neg.clone(),
-        b'D' | b'Q' => Vec::new(),
+        b'D' | b'Q' | b'A' => Vec::new(),
         c if c == at => answer.clone(),
         _ => pkt(b'c', b""),
     }
