@@ -1,15 +1,15 @@
-//! The async driver: one milter conversation per message ([`run`],
-//! [`run_on_stream`]).
+//! The whole-message driver: one milter conversation per message ([`run`],
+//! [`run_on_stream`]), built on [`crate::Session`].
 //!
 //! At end of data the caller hands us the message; we connect, negotiate,
 //! and replay the transaction as an MTA would have sent it live: connect,
 //! HELO, MAIL, each RCPT, DATA, the header fields, end of headers, the body
 //! in chunks of at most 65535 bytes read from the caller's reader, end of
 //! message; then we collect the modifications and the final reply, send
-//! `SMFIC_QUIT` and close. A step the milter opted out of (`SMFIP_NO*`) is
-//! not sent; a step it said it will not answer (`SMFIP_NR_*`) is not waited
-//! for. Any reply that ends the transaction early (accept, reject, discard,
-//! tempfail) ends the conversation there.
+//! `SMFIC_QUIT` and close. Any reply that ends the transaction early
+//! (accept, reject, discard, tempfail) ends the conversation there, with
+//! `SMFIC_ABORT` first when a message had begun (the milter's abort callback
+//! frees what it holds for it).
 //!
 //! A reject or tempfail at a RCPT step ends the whole conversation with that
 //! verdict: the recipients were already accepted in the SMTP session, so the
@@ -17,16 +17,8 @@
 //! bouncing (no backscatter).
 //!
 //! # Security
-//! Every reply is read with a timeout, bounded in size ([`crate::codec`]) and
-//! checked field by field ([`crate::fields`]); modifications are only taken
-//! at end of message and only those negotiated; their number and the size of
-//! a replacement body are bounded ([`crate::ResultLimits`]); progress
-//! packets cannot hold us past [`crate::Timeouts::end_of_message`].
-//!
-//! # Standards
-//! Sendmail libmilter protocol version 6; header values without their
-//! leading space unless `SMFIP_HDR_LEADSPC` (as Sendmail and Postfix send
-//! them), folds as LF.
+//! See [`crate::session`]: every wait is bounded by a timeout, every packet
+//! by size, every field by [`crate::fields`].
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
@@ -45,7 +37,8 @@ pub struct Negotiated {
     pub actions: Actions,
     /// Its protocol flags, limited to those we offered.
     pub protocol: ProtocolFlags,
-    /// Its macro list per stage, when it sent one.
+    /// Its macro list per stage, when it sent one (and negotiated
+    /// `SMFIF_SETSYMLIST`; lists without it are ignored).
     pub symlists: [Option<Vec<String>>; 7],
 }
 
@@ -76,7 +69,7 @@ impl Negotiated {
             version: reply.version,
             actions: reply.actions,
             // Bits we did not offer (SMFIP_RCPT_REJ, SMFIP_MDS_*) are not
-            // honoured; dropping them keeps every later test honest.
+            // honoured: drop them so later checks see only what we do.
             protocol: reply.protocol.intersection(ProtocolFlags::OFFERED),
             symlists,
         })

@@ -37,7 +37,7 @@ pub mod fields;
 mod flags;
 pub mod macros;
 pub mod modify;
-mod session;
+pub mod session;
 mod spec;
 mod stream;
 
