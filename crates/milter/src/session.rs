@@ -49,7 +49,8 @@ pub enum Step {
     SkipBody,
     /// The milter decided. At RCPT a reject or tempfail is about that
     /// recipient in a live session (Sendmail, Postfix); accept and discard
-    /// are about the message.
+    /// are about the message: send it no more steps for this message
+    /// ([`Session::abort`], then the next `mail`, or [`Session::quit`]).
     Decided(Verdict),
 }
 
@@ -73,7 +74,8 @@ impl From<Flow> for Step {
     }
 }
 
-/// One negotiated connection to a milter.
+/// One negotiated connection to a milter. After an error the connection
+/// is in an unknown state: drop the session (and apply the failure action).
 pub struct Session<'s, S> {
     spec: &'s MilterSpec,
     stream: S,
@@ -123,12 +125,15 @@ impl<'s, S: AsyncRead + AsyncWrite + Unpin> Session<'s, S> {
     }
 
     fn queue(&mut self, cmd: &Command<'_>) -> Result<(), MilterError> {
-        cmd.encode(&mut self.out)
-            .map_err(|source| MilterError::Encode {
+        cmd.encode(&mut self.out).map_err(|source| {
+            // Never send the half of a step (its macros without its command).
+            self.out.clear();
+            MilterError::Encode {
                 name: self.spec.name.clone(),
                 stage: self.stage,
                 source,
-            })
+            }
+        })
     }
 
     async fn flush(&mut self) -> Result<(), MilterError> {
