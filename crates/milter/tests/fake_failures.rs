@@ -424,3 +424,33 @@ async fn progress_restarts_the_command_timeout_before_end_of_message() {
     assert_eq!(result.unwrap().verdict, Verdict::Continue);
     milter.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_nul_in_our_own_header_is_an_encode_error_not_a_shifted_field() {
+    let (ours, theirs) = tokio::io::duplex(1 << 16);
+    let milter = tokio::spawn(fake(theirs, standard(neg_all(), pkt(b'c', b""))));
+    let rcpts = rcpts();
+    let env = Envelope {
+        mail_from: "a@example.com",
+        rcpts: &rcpts,
+        ..Envelope::default()
+    };
+    let headers = vec![("Subject".to_owned(), " a\0b".to_owned())];
+    let err = postern_milter::run_on_stream(&spec(), ours, &env, &headers, &b""[..])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MilterError::Encode {
+                stage: Stage::Header,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.cause().id, postern_milter::cause::ENCODE);
+    // The milter never saw a header packet.
+    let log = milter.await.unwrap();
+    assert!(!codes(&log).contains('L'), "{}", codes(&log));
+}
