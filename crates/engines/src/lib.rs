@@ -37,3 +37,28 @@ pub use rspamd::{
     MilterHeader, RemoveHeader, RspamdClient, RspamdSettings, ScanRequest, SkipReason, SpamAction,
     SpamOutcome, SpamVerdict, Symbol,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The server calls the clients from spawned session tasks: their
+    /// futures must be `Send`, also with a borrowed reader.
+    #[test]
+    fn futures_are_send() {
+        fn send<T: Send>(_: &T) {}
+        let rspamd = RspamdClient::new(RspamdSettings::default());
+        let rcpts = vec!["bob@example.org".to_owned()];
+        let req = ScanRequest {
+            rcpts: &rcpts,
+            ..ScanRequest::default()
+        };
+        let message: &[u8] = b"Subject: x\r\n\r\nhi\r\n";
+        send(&rspamd.check(&req, message, message.len() as u64));
+        send(&rspamd.ping());
+        let clamd = ClamdClient::new(ClamdSettings::default());
+        send(&clamd.scan(message));
+        send(&clamd.ping());
+        send(&clamd.version());
+    }
+}

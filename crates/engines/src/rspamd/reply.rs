@@ -494,3 +494,54 @@ mod tests {
         assert!(SpamVerdict::from_json(br#"{"action":"reject","score":"x"}"#).is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever rspamd (or an impostor) sends: no panic, and nothing
+        /// we hand the caller can start a new header field.
+        #[test]
+        fn any_reply_parses_or_fails_cleanly(
+            name in "[ -~]{0,20}",
+            value in "(?s).{0,60}",
+            message in "(?s).{0,60}",
+            order in proptest::option::of(any::<i64>()),
+        ) {
+            let json = serde_json::json!({
+                "action": "add header", "score": 1.0,
+                "messages": {"smtp_message": message},
+                "subject": value,
+                "milter": {"add_headers": {name.clone(): {"value": value, "order": order}},
+                           "remove_headers": {name: 0}},
+            });
+            let v = SpamVerdict::from_json(json.to_string().as_bytes()).unwrap();
+            let no_bare_break = |s: &str| {
+                let b = s.as_bytes();
+                b.iter().enumerate().all(|(i, &c)| match c {
+                    b'\r' => b.get(i + 1) == Some(&b'\n'),
+                    b'\n' => i > 0 && b[i - 1] == b'\r' && matches!(b.get(i + 1), Some(b' ' | b'\t')),
+                    _ => true,
+                })
+            };
+            for h in &v.add_headers {
+                prop_assert!(sanitize::is_field_name(&h.name));
+                prop_assert!(no_bare_break(&h.value), "{:?}", h.value);
+            }
+            if let Some(s) = &v.subject {
+                prop_assert!(no_bare_break(s), "{:?}", s);
+            }
+            if let Some(m) = &v.smtp_message {
+                prop_assert!(m.bytes().all(|c| (0x20..0x7f).contains(&c)), "{:?}", m);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = SpamVerdict::from_json(&bytes);
+        }
+    }
+}

@@ -38,10 +38,23 @@ pub const CLAMD_STREAM_MAX: u64 = 256 * 1024;
 /// A Subject containing this makes the test rule force `rewrite subject`.
 pub const REWRITE_MARKER: &str = "postern-rewrite";
 
+/// The path of `program`: on PATH, or in /usr/sbin (clamd lives there, and
+/// a non-root user's PATH often lacks it).
+pub fn program(name: &str) -> PathBuf {
+    let sbin = Path::new("/usr/sbin").join(name);
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()));
+    if !on_path && sbin.is_file() {
+        sbin
+    } else {
+        PathBuf::from(name)
+    }
+}
+
 /// Whether `program` can be run; fails when it cannot and
 /// POSTERN_REQUIRE_TOOLS is set.
 pub fn installed(program: &str, package: &str) -> bool {
-    let ok = Command::new(program)
+    let ok = Command::new(self::program(program))
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -120,7 +133,7 @@ fn nxdomain(query: &[u8]) -> Option<Vec<u8>> {
 
 /// Starts `program args` under a watchdog that stops it when this process
 /// ends (or when the watchdog is killed) and then removes `dir`.
-fn guarded(dir: &Path, program: &str, args: &[String]) -> Child {
+fn guarded(dir: &Path, program: &Path, args: &[String]) -> Child {
     const WATCHDOG: &str = r#"
 parent=$1; dir=$2; shift 2
 "$@" >"$dir/engine.out" 2>&1 &
@@ -279,7 +292,7 @@ rspamd_config.POSTERN_TEST_REWRITE = {{
             "--var".into(),
             var("LOGDIR", &dir.join("log")),
         ];
-        let mut watchdog = guarded(&dir, "rspamd", &args);
+        let mut watchdog = guarded(&dir, &program("rspamd"), &args);
         wait_ready(
             "rspamd",
             &mut watchdog,
@@ -366,7 +379,11 @@ impl Clamd {
             ),
         )
         .unwrap();
-        let mut watchdog = guarded(&dir, "clamd", &["-c".into(), conf.display().to_string()]);
+        let mut watchdog = guarded(
+            &dir,
+            &program("clamd"),
+            &["-c".into(), conf.display().to_string()],
+        );
         wait_ready("clamd", &mut watchdog, &dir, Duration::from_mins(1), || {
             let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
                 return false;
