@@ -4,7 +4,7 @@
 //!
 //! Ids are API (mail log, tracking, metrics): add ids, never rename or reuse
 //! one. Fix texts name configuration keys as `` `[table] key` `` (the
-//! `[rspamd]` and `[clamd]` tables) and commands in backticks.
+//! `[rspamd]` and `[clamav]` tables) and commands in backticks.
 //!
 //! # Security
 //! Summaries quote the configured address and the engine's own words
@@ -195,7 +195,7 @@ fn refused_fix(engine: Engine) -> &'static str {
         }
         Engine::Clamd => {
             "start clamd (`systemctl start clamav-daemon`; it refuses connections while it \
-             loads its signatures) and check that `[clamd] address` is clamd.conf's \
+             loads its signatures) and check that `[clamav] address` is clamd.conf's \
              LocalSocket (Debian: /var/run/clamav/clamd.ctl) or TCPAddr and TCPSocket \
              (TCP is off by default)"
         }
@@ -227,7 +227,7 @@ fn timeout_fix(engine: Engine) -> &'static str {
         }
         Engine::Clamd => {
             "clamd was busy (MaxThreads in clamd.conf), reloading its database, or scanning \
-             a large archive: raise `[clamd] timeout` or lower `[clamd] max_size`, and \
+             a large archive: raise `[clamav] timeout` or lower `[clamav] max_size`, and \
              check clamd's load"
         }
     }
@@ -241,7 +241,7 @@ fn bad_reply_fix(engine: Engine) -> &'static str {
              milter protocol and cannot be used here"
         }
         Engine::Clamd => {
-            "point `[clamd] address` at clamd itself (LocalSocket, or TCPSocket 3310 by \
+            "point `[clamav] address` at clamd itself (LocalSocket, or TCPSocket 3310 by \
              convention), not at clamav-milter or another service"
         }
     }
@@ -332,6 +332,21 @@ mod tests {
                 assert_eq!(c.detail, e.to_string());
                 assert_eq!(e.engine(), engine);
             }
+        }
+    }
+
+    #[test]
+    fn every_id_is_documented() {
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/engines.md"
+        ))
+        .unwrap();
+        for id in ALL {
+            assert!(
+                doc.contains(&format!("| `{id}` |")),
+                "{id} is not in docs/engines.md §4"
+            );
         }
     }
 

@@ -155,7 +155,7 @@ async fn nothing_listening_is_refused() {
     let err = missing.scan_bytes(b"x").await.unwrap_err();
     assert_eq!(err.cause().id, cause::REFUSED);
     assert!(
-        err.cause().fix.contains("[clamd] address"),
+        err.cause().fix.contains("[clamav] address"),
         "{}",
         err.cause()
     );
@@ -185,6 +185,34 @@ async fn a_silent_clamd_times_out_waiting_for_the_reply() {
         "{err}"
     );
     assert_eq!(err.cause().id, cause::TIMEOUT);
+}
+
+#[tokio::test]
+async fn a_clamd_that_stops_reading_times_out_while_sending() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepts and never reads: the socket buffers fill up.
+    let _stuck = tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        std::future::pending::<()>().await;
+        drop(s);
+    });
+    let c = ClamdClient::new(ClamdSettings {
+        max_size: 64 * 1024 * 1024,
+        ..impatient(port).settings().clone()
+    });
+    let m = vec![b'a'; 32 * 1024 * 1024];
+    let err = c.scan_bytes(&m).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::Timeout {
+                stage: Stage::Send,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 /// A listener that reads until the end chunk (or a NUL for commands) and

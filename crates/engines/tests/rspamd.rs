@@ -413,6 +413,37 @@ async fn a_silent_engine_times_out_waiting_for_the_reply() {
     assert_eq!(err.cause().id, cause::TIMEOUT);
 }
 
+#[tokio::test]
+async fn an_engine_that_stops_reading_times_out_while_sending() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepts and never reads: the socket buffers fill up.
+    let _stuck = tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        std::future::pending::<()>().await;
+        drop(s);
+    });
+    let m = vec![b'a'; 32 * 1024 * 1024];
+    let c = RspamdClient::new(RspamdSettings {
+        max_size: 64 * 1024 * 1024,
+        ..impatient(port).settings().clone()
+    });
+    let err = c
+        .check_bytes(&ScanRequest::default(), &m)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::Timeout {
+                stage: Stage::Send,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
 /// A listener that reads the request head and then answers `reply` (or
 /// closes at once when it is empty).
 async fn scripted(reply: Vec<u8>) -> u16 {
