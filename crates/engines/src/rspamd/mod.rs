@@ -65,8 +65,9 @@ pub const DEFAULT_MAX_SIZE: u64 = 20 * 1024 * 1024;
 /// Default bound on the JSON reply.
 pub const DEFAULT_MAX_REPLY_SIZE: usize = 1024 * 1024;
 
-/// How to reach rspamd and how much to send and accept.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How to reach rspamd and how much to send and accept. `Debug` shows the
+/// password as `<secret>`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RspamdSettings {
     /// The normal worker (or the controller) address.
     pub address: EngineAddr,
@@ -80,6 +81,19 @@ pub struct RspamdSettings {
     pub password: Option<String>,
     /// Send `Pass: all` (every rule runs, even past the reject score).
     pub pass_all: bool,
+}
+
+impl std::fmt::Debug for RspamdSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RspamdSettings")
+            .field("address", &self.address)
+            .field("timeout", &self.timeout)
+            .field("max_size", &self.max_size)
+            .field("max_reply_size", &self.max_reply_size)
+            .field("password", &self.password.as_ref().map(|_| "<secret>"))
+            .field("pass_all", &self.pass_all)
+            .finish()
+    }
 }
 
 impl Default for RspamdSettings {
@@ -437,5 +451,23 @@ fn put(headers: &mut hyper::HeaderMap, name: HeaderName, raw: &str) {
     // `from_bytes` refuses; skip the header rather than fail the scan.
     if let Ok(value) = HeaderValue::from_bytes(clean.as_bytes()) {
         headers.append(name, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let settings = RspamdSettings {
+            password: Some("hunter2".into()),
+            ..RspamdSettings::default()
+        };
+        let shown = format!("{:?}", RspamdClient::new(settings));
+        assert!(
+            !shown.contains("hunter2") && shown.contains("<secret>"),
+            "{shown}"
+        );
     }
 }
