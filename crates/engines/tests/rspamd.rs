@@ -228,6 +228,33 @@ async fn a_message_streams_from_a_file_and_over_the_unix_socket() {
 }
 
 #[tokio::test]
+async fn the_controller_answers_checks_with_its_password() {
+    let Some(engine) = Rspamd::get() else { return };
+    let c = RspamdClient::new(RspamdSettings {
+        address: tcp(engine.controller),
+        password: Some(support::CONTROLLER_PASSWORD.into()),
+        ..RspamdSettings::default()
+    });
+    let m = message("offer", GTUBE);
+    let v = scanned(c.check_bytes(&ScanRequest::default(), &m).await.unwrap());
+    assert_eq!(v.action, SpamAction::Reject);
+    // A wrong password is refused, with the cause that says so.
+    let wrong = RspamdClient::new(RspamdSettings {
+        password: Some("guess".into()),
+        ..c.settings().clone()
+    });
+    let err = wrong
+        .check_bytes(&ScanRequest::default(), &m)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::Status { status: 401, .. }),
+        "{err}"
+    );
+    assert_eq!(err.cause().id, cause::HTTP_STATUS);
+}
+
+#[tokio::test]
 async fn a_reader_shorter_than_its_length_is_a_body_read_error() {
     let Some(engine) = Rspamd::get() else { return };
     let m = message("short", "This message is shorter than announced.");

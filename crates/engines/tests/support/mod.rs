@@ -35,6 +35,8 @@ pub const EICAR_SIGNATURE: &str = "Postern.Test.EICAR";
 pub const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
 /// clamd's StreamMaxLength in the test configuration.
 pub const CLAMD_STREAM_MAX: u64 = 256 * 1024;
+/// The controller worker's password (rspamd's test configuration).
+pub const CONTROLLER_PASSWORD: &str = "postern-test-controller";
 /// A Subject containing this makes the test rule force `rewrite subject`.
 pub const REWRITE_MARKER: &str = "postern-rewrite";
 
@@ -235,7 +237,10 @@ impl Rspamd {
         );
         write(
             "override.d/worker-controller.inc",
-            format!("bind_socket = \"127.0.0.1:{controller}\";\n"),
+            format!(
+                "bind_socket = \"127.0.0.1:{controller}\";\npassword = \"{CONTROLLER_PASSWORD}\";\n\
+                 secure_ip = \"192.0.2.255\";\n"
+            ),
         );
         write(
             "override.d/worker-proxy.inc",
