@@ -59,6 +59,7 @@ fn request<'a>(qid: &'a str, rcpts: &'a [String]) -> ScanRequest<'a> {
         tls_version: Some("TLSv1.3"),
         tls_cipher: Some("TLS13_AES_256_GCM_SHA384"),
         mta_name: Some("mx.postern.test"),
+        settings_id: None,
     }
 }
 
@@ -100,6 +101,22 @@ async fn a_clean_message_gets_no_action_and_symbols() {
     let mime = v.symbol("MIME_GOOD").expect("MIME_GOOD");
     assert_eq!(mime.options, ["text/plain"]);
     assert!(mime.description.is_some());
+}
+
+#[tokio::test]
+async fn a_settings_id_selects_an_rspamd_profile() {
+    let Some(engine) = Rspamd::get() else { return };
+    let rcpts = ["bob@example.org".to_owned()];
+    let m = message("profile", "Hello Bob.");
+    let c = client(tcp(engine.normal));
+    let plain = scanned(c.check_bytes(&request("SETQ1", &rcpts), &m).await.unwrap());
+    assert!(plain.has_symbol("MIME_GOOD"), "{:?}", plain.symbols);
+    let req = ScanRequest {
+        settings_id: Some(support::QUIET_SETTINGS),
+        ..request("SETQ2", &rcpts)
+    };
+    let quiet = scanned(c.check_bytes(&req, &m).await.unwrap());
+    assert!(!quiet.has_symbol("MIME_GOOD"), "{:?}", quiet.symbols);
 }
 
 #[tokio::test]

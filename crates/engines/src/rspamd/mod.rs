@@ -9,7 +9,7 @@
 //! `unknown` as "no rDNS"), `From` (`<>` for the null reverse path), one
 //! `Rcpt` per recipient, `Queue-Id`, `User` (the AUTH identity: rspamd then
 //! skips checks meant for strangers), `TLS-Version`, `TLS-Cipher`,
-//! `MTA-Name`; `Password` when set (the controller worker asks for it);
+//! `MTA-Name`, `Settings-ID` (an rspamd settings profile); `Password` when set (the controller worker asks for it);
 //! `Pass: all` only when [`RspamdSettings::pass_all`] is on — it makes
 //! rspamd run every rule even after the score passed the reject threshold
 //! (rspamd's `check_all_filters`), which costs time on spam and is not
@@ -137,6 +137,10 @@ pub struct ScanRequest<'a> {
     pub tls_cipher: Option<&'a str>,
     /// Our host name (`MTA-Name`).
     pub mta_name: Option<&'a str>,
+    /// An rspamd settings profile to apply (`Settings-ID`: the id of an
+    /// entry in rspamd's `local.d/settings.conf`), e.g. one per mail-flow
+    /// policy. From our configuration, never from the peer.
+    pub settings_id: Option<&'a str>,
 }
 
 /// A client for one rspamd; cheap to clone, holds no connection.
@@ -315,6 +319,7 @@ impl RspamdClient {
             ("tls-version", req.tls_version),
             ("tls-cipher", req.tls_cipher),
             ("mta-name", req.mta_name),
+            ("settings-id", req.settings_id),
         ];
         for (key, value) in optional {
             if let Some(value) = value {

@@ -37,6 +37,8 @@ pub const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TES
 pub const CLAMD_STREAM_MAX: u64 = 256 * 1024;
 /// The controller worker's password (rspamd's test configuration).
 pub const CONTROLLER_PASSWORD: &str = "postern-test-controller";
+/// An rspamd settings profile (`Settings-ID`) that disables `MIME_GOOD`.
+pub const QUIET_SETTINGS: &str = "postern_quiet";
 /// A Subject containing this makes the test rule force `rewrite subject`.
 pub const REWRITE_MARKER: &str = "postern-rewrite";
 
@@ -258,6 +260,13 @@ impl Rspamd {
             "use = [\"x-spam-status\", \"x-spamd-result\", \"x-rspamd-queue-id\", \
              \"authentication-results\"];\nskip_local = false;\nskip_authenticated = false;\n"
                 .into(),
+        );
+        write(
+            "local.d/settings.conf",
+            format!(
+                "{QUIET_SETTINGS} {{\n  id = \"{QUIET_SETTINGS}\";\n  apply {{\n    \
+                 symbols_disabled = [\"MIME_GOOD\"];\n  }}\n}}\n"
+            ),
         );
         write(
             "rspamd.local.lua",
