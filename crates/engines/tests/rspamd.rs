@@ -488,6 +488,40 @@ async fn an_engine_that_stops_reading_times_out_while_sending() {
     );
 }
 
+#[tokio::test]
+async fn an_early_error_answer_is_reported_without_waiting_for_the_body() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Reads the head, answers 413 at once, then stops reading (open).
+    let _early = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        let json = r#"{"error":"Message is too large"}"#;
+        let reply = format!(
+            "HTTP/1.1 413 Payload Too Large\r\nContent-Length: {}\r\n\r\n{json}",
+            json.len()
+        );
+        s.write_all(reply.as_bytes()).await.unwrap();
+        std::future::pending::<()>().await;
+    });
+    let c = RspamdClient::new(RspamdSettings {
+        max_size: 64 * 1024 * 1024,
+        timeout: Duration::from_secs(20),
+        ..impatient(port).settings().clone()
+    });
+    let m = vec![b'a'; 32 * 1024 * 1024];
+    let err = c
+        .check_bytes(&ScanRequest::default(), &m)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, EngineError::Status { status: 413, detail, .. }
+            if detail == "Message is too large"),
+        "{err}"
+    );
+}
+
 /// A listener that reads the request head and then answers `reply` (or
 /// closes at once when it is empty).
 async fn scripted(reply: Vec<u8>) -> u16 {

@@ -277,20 +277,34 @@ impl RspamdClient {
                     None => Ok(()),
                 }
             };
-            let both = async { tokio::join!(pump, exchange) };
+            // The reply decides, as soon as it is complete (rspamd may answer
+            // an error before it read the whole body); a failure to read the
+            // message decides at once (rspamd must not judge half of it).
+            let both = async {
+                tokio::pin!(pump, exchange);
+                let mut pumping = true;
+                loop {
+                    tokio::select! {
+                        biased;
+                        pumped = &mut pump, if pumping => {
+                            pumped.map_err(|source| EngineError::BodyRead {
+                                engine: Engine::Rspamd,
+                                source,
+                            })?;
+                            pumping = false;
+                        }
+                        exchanged = &mut exchange => return exchanged,
+                    }
+                }
+            };
             tokio::pin!(conn, both);
             // The connection future drives the socket; when it ends first
             // (the peer closed), the exchange sees why and ends too.
-            let (pumped, exchanged) = tokio::select! {
+            tokio::select! {
                 biased;
                 out = &mut both => out,
                 _ = &mut conn => both.await,
-            };
-            pumped.map_err(|source| EngineError::BodyRead {
-                engine: Engine::Rspamd,
-                source,
-            })?;
-            exchanged
+            }
         };
         timeout_at(deadline, work)
             .await
