@@ -4,7 +4,7 @@
 //! a local fake, so real DNS-list latency is not included), then times
 //! `RUNS` calls of each for a 10 KiB message, one at a time, each on a fresh
 //! connection as in production, and prints the median and the 95th
-//! percentile.
+//! percentile; then the throughput with `CONCURRENCY` calls in flight.
 //!
 //! ```text
 //! cargo run --release -p postern-engines --example engine_latency [RUNS]
@@ -25,6 +25,7 @@ use support::{Clamd, Rspamd};
 
 const SIZE: usize = 10 * 1024;
 const WARMUP: usize = 10;
+const CONCURRENCY: usize = 8;
 
 /// Median and 95th percentile of `samples` (sorted here).
 fn summary(samples: &mut [Duration]) -> (Duration, Duration) {
@@ -58,6 +59,35 @@ where
     summary(&mut samples)
 }
 
+/// Calls per second with `CONCURRENCY` calls in flight, `runs` in all.
+async fn throughput<F, Fut>(runs: usize, call: F) -> f64
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..CONCURRENCY {
+        let call = call.clone();
+        let share = runs / CONCURRENCY + usize::from(worker < runs % CONCURRENCY);
+        tasks.spawn(async move {
+            for _ in 0..share {
+                call().await;
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let rate = runs as f64 / start.elapsed().as_secs_f64();
+    rate
+}
+
+fn print_rate(name: &str, rate: f64) {
+    println!("{name:<34} {rate:>8.0} calls/s with {CONCURRENCY} in flight");
+}
+
 fn print(name: &str, (median, p95): (Duration, Duration)) {
     println!(
         "{name:<34} median {:>8.3} ms   p95 {:>8.3} ms",
@@ -66,12 +96,12 @@ fn print(name: &str, (median, p95): (Duration, Duration)) {
     );
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() {
     let runs: usize = std::env::args()
         .nth(1)
         .map_or(200, |a| a.parse().expect("RUNS is a number"));
-    let message = support::message_of_size(SIZE);
+    let message = std::sync::Arc::new(support::message_of_size(SIZE));
     println!(
         "{runs} runs each (after {WARMUP} warm-up runs), {} byte message, one call at a time",
         message.len()
@@ -108,6 +138,22 @@ async fn main() {
             })
             .await;
             print(name, figures);
+            let (c, m) = (client.clone(), message.clone());
+            let rate = throughput(runs, move || {
+                let (c, m) = (c.clone(), m.clone());
+                async move {
+                    let rcpts = ["bob@example.org".to_owned()];
+                    let req = ScanRequest {
+                        ip: Some("192.0.2.7".parse().unwrap()),
+                        rcpts: &rcpts,
+                        ..ScanRequest::default()
+                    };
+                    let out = c.check_bytes(&req, &m).await.unwrap();
+                    assert!(matches!(out, SpamOutcome::Scanned(_)));
+                }
+            })
+            .await;
+            print_rate(name, rate);
         }
     }
 
@@ -132,6 +178,15 @@ async fn main() {
             })
             .await;
             print(name, figures);
+            let (c, m) = (client.clone(), message.clone());
+            let rate = throughput(runs, move || {
+                let (c, m) = (c.clone(), m.clone());
+                async move {
+                    assert_eq!(c.scan_bytes(&m).await.unwrap(), VirusVerdict::Clean);
+                }
+            })
+            .await;
+            print_rate(name, rate);
         }
     }
 }
