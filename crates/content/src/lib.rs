@@ -11,9 +11,6 @@
 //! an administrator wrote). Parsing never panics and every allocation is
 //! bounded by [`ViewLimits`] or by the dictionary file-size cap.
 
-// Skeleton commit: the API is fixed, bodies follow in the next commits.
-#![allow(clippy::todo)]
-
 pub mod dict;
 pub mod mime;
 
