@@ -391,16 +391,15 @@ impl Walker<'_> {
         is_html: bool,
         sink: Sink,
     ) {
-        let room = match sink {
-            Sink::Body => self
-                .limits
-                .max_text
-                .saturating_sub(self.view.body_text.len() + 1),
-            Sink::Attachment(_) => self
-                .limits
-                .max_text
-                .saturating_sub(self.attachment_text + 1),
+        // Room for the text after the "\n" that joins it to what is there.
+        let used = match sink {
+            Sink::Body => self.view.body_text.len(),
+            Sink::Attachment(_) => self.attachment_text,
         };
+        let room = self
+            .limits
+            .max_text
+            .saturating_sub(used + usize::from(used > 0));
         let decoded = decode::decode(body, cte, room.saturating_mul(4));
         let (text, cut) = to_text(&decoded, charset, is_html, room);
         self.truncated |= cut;
