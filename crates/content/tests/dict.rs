@@ -281,3 +281,134 @@ fn dictionaries_reload_on_change_and_keep_old_on_error() {
     let dup = Dictionaries::load(&[("a".into(), a.clone()), ("a".into(), a)]);
     assert!(matches!(dup, Err(DictError::DuplicateName { .. })));
 }
+
+/// Random texts and dictionaries over a small alphabet (case, white space,
+/// punctuation, non-ASCII letters): `find_in` equals a naive search (every
+/// entry at every position, word boundaries, then leftmost-longest), and
+/// every match points at its text.
+#[test]
+fn find_in_agrees_with_a_naive_search() {
+    const ALPHABET: &[char] = &[
+        'a', 'B', 'c', ' ', ' ', '\n', '.', 'Ä', 'ä', 'Σ', 'σ', 'ς', '_',
+    ];
+    fn fold(s: &str) -> String {
+        let mut out = String::new();
+        let mut pending = false;
+        for c in s.chars() {
+            if c.is_whitespace() {
+                pending = !out.is_empty();
+                continue;
+            }
+            if pending {
+                out.push(' ');
+                pending = false;
+            }
+            match c {
+                'ς' | 'Σ' => out.push('σ'),
+                c => out.extend(c.to_lowercase()),
+            }
+        }
+        out
+    }
+    fn word(c: char) -> bool {
+        c.is_alphanumeric() || c == '_'
+    }
+    fn naive(entries: &[String], text: &str) -> Vec<String> {
+        let hay = fold(text);
+        let mut found = Vec::new();
+        for e in entries {
+            let key = fold(e);
+            for (at, _) in hay
+                .match_indices(key.as_str())
+                .collect::<Vec<_>>()
+                .iter()
+                .copied()
+                .chain(
+                    // match_indices skips overlapping occurrences of one entry; add them.
+                    (0..hay.len())
+                        .filter(|&i| hay.is_char_boundary(i) && hay[i..].starts_with(key.as_str()))
+                        .map(|i| (i, "")),
+                )
+            {
+                let end = at + key.len();
+                let first = key.chars().next().is_some_and(word);
+                let last = key.chars().next_back().is_some_and(word);
+                let before = hay[..at].chars().next_back();
+                let after = hay[end..].chars().next();
+                let ok_before = !first || before.is_none_or(|b| !word(b));
+                let ok_after = !last || after.is_none_or(|a| !word(a));
+                if ok_before && ok_after {
+                    found.push((at, end, key.clone()));
+                }
+            }
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        found.dedup();
+        let mut out = Vec::new();
+        let mut taken = 0;
+        for (s, e, k) in found {
+            if s >= taken {
+                taken = e;
+                out.push(k);
+            }
+        }
+        out
+    }
+
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        usize::try_from(state % n as u64).expect("fits")
+    };
+    for _ in 0..400 {
+        let mut entries: Vec<String> = Vec::new();
+        for _ in 0..=next(6) {
+            let len = 1 + next(4);
+            let e: String = (0..len).map(|_| ALPHABET[next(ALPHABET.len())]).collect();
+            let f = fold(&e);
+            if !f.is_empty() && !entries.iter().any(|x| fold(x) == f) {
+                entries.push(e);
+            }
+        }
+        if entries.is_empty() {
+            continue;
+        }
+        let mut source = String::new();
+        for e in &entries {
+            source.push('"');
+            source.push_str(
+                &e.replace('\n', " ")
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\""),
+            );
+            source.push_str("\"\n");
+        }
+        let d = Dictionary::parse("random", &source).expect("quoted entries parse");
+        let len = next(40);
+        let text: String = (0..len).map(|_| ALPHABET[next(ALPHABET.len())]).collect();
+        let ours: Vec<_> = d.find_in(&text).collect();
+        for m in &ours {
+            assert_eq!(&text[m.start..m.end], m.matched);
+            assert_eq!(fold(m.matched), fold(m.entry), "{text:?} {m:?}");
+        }
+        let ours: Vec<String> = ours.iter().map(|m| fold(m.entry)).collect();
+        assert_eq!(
+            ours,
+            naive(&entries, &text),
+            "text {text:?}, entries {entries:?}"
+        );
+        assert_eq!(d.matches(&text), !ours.is_empty());
+    }
+}
+
+#[test]
+fn dotted_capital_i_does_not_break_offsets() {
+    // "İ" folds to "i" + U+0307: an entry "i" matches inside it.
+    let d = dict("i\n");
+    for m in d.find_in("İ x İ") {
+        assert!(m.start < m.end);
+        assert_eq!(m.matched, "İ");
+    }
+}

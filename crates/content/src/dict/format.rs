@@ -37,10 +37,25 @@ pub(crate) struct RawEntry {
 /// Line-level problems: (1-based line, what is wrong).
 pub(crate) type LineError = (usize, String);
 
-/// Case and whitespace folding shared by entries and texts: lower case
-/// (Unicode `to_lowercase`), every run of white space becomes one space,
-/// leading and trailing white space dropped.
+/// Appends the case fold of `c`: Unicode lower case, with final sigma read as
+/// sigma (the lower case of "Σ" is "σ" wherever it stands).
+pub(crate) fn push_folded(out: &mut String, c: char) {
+    if c.is_ascii() {
+        out.push(c.to_ascii_lowercase());
+    } else if c == 'ς' {
+        out.push('σ');
+    } else {
+        out.extend(c.to_lowercase());
+    }
+}
+
+/// Case and whitespace folding shared by entries and texts: [`push_folded`]
+/// for each character, every run of white space becomes one space, leading
+/// and trailing white space dropped.
 pub(crate) fn fold(s: &str) -> String {
+    if s.is_ascii() {
+        return fold_ascii(s.as_bytes());
+    }
     let mut out = String::with_capacity(s.len());
     let mut pending_space = false;
     for c in s.chars() {
@@ -52,9 +67,29 @@ pub(crate) fn fold(s: &str) -> String {
             out.push(' ');
             pending_space = false;
         }
-        out.extend(c.to_lowercase());
+        push_folded(&mut out, c);
     }
     out
+}
+
+/// [`fold`] for ASCII text, byte by byte (most mail text; about twice as fast).
+fn fold_ascii(s: &[u8]) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let mut pending_space = false;
+    for &b in s {
+        // The ASCII characters `char::is_whitespace` accepts (note U+000B).
+        if matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ') {
+            pending_space = !out.is_empty();
+            continue;
+        }
+        if pending_space {
+            out.push(b' ');
+            pending_space = false;
+        }
+        out.push(b.to_ascii_lowercase());
+    }
+    // Only ASCII bytes were pushed, so this never fails.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Parses the whole text; duplicates (after folding) with the same weight are
@@ -170,6 +205,26 @@ mod tests {
     fn fold_lowers_and_collapses_space() {
         assert_eq!(fold("  Ex \t\r\n EMPLOYEE  "), "ex employee");
         assert_eq!(fold("STRASSE Ärger"), "strasse ärger");
+        assert_eq!(fold("ΟΔΟΣ οδος"), "οδοσ οδοσ");
+        for s in ["", " ", "A\u{b}B\x0c C \r\n", "x\x1fy", " Tab\tEnd "] {
+            let slow: String = {
+                let mut out = String::new();
+                let mut pending = false;
+                for c in s.chars() {
+                    if c.is_whitespace() {
+                        pending = !out.is_empty();
+                        continue;
+                    }
+                    if pending {
+                        out.push(' ');
+                        pending = false;
+                    }
+                    push_folded(&mut out, c);
+                }
+                out
+            };
+            assert_eq!(fold(s), slow, "{s:?}");
+        }
     }
 
     #[test]

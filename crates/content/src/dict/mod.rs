@@ -289,21 +289,57 @@ impl Dictionary {
 
     /// True when at least one entry occurs in `text` (word boundaries).
     pub fn matches(&self, text: &str) -> bool {
-        let folded = Folded::new(text);
+        let hay = format::fold(text);
         self.automaton
-            .find_overlapping_iter(folded.text.as_str())
-            .any(|m| self.at_boundaries(&folded.text, m.pattern().as_usize(), m.start(), m.end()))
+            .find_overlapping_iter(hay.as_str())
+            .any(|m| self.at_boundaries(&hay, m.pattern().as_usize(), m.start(), m.end()))
     }
 
     /// Sum of the weights of the matches [`Dictionary::find_in`] yields.
     pub fn score(&self, text: &str) -> u64 {
-        self.find_in(text).map(|m| u64::from(m.weight)).sum()
+        let hay = format::fold(text);
+        self.select(&hay)
+            .iter()
+            .map(|&(_, _, idx)| u64::from(self.entries[idx].weight))
+            .sum()
     }
 
     fn matches_in<'a>(&'a self, text: &'a str) -> Vec<DictMatch<'a>> {
-        let folded = Folded::new(text);
-        let hay = folded.text.as_str();
-        // (start, end, entry) of every occurrence at word boundaries.
+        let hay = format::fold(text);
+        let chosen = self.select(&hay);
+        if chosen.is_empty() {
+            return Vec::new();
+        }
+        // Chosen matches do not overlap, so start₁ ≤ end₁ ≤ start₂ …: one
+        // forward pass maps them all back to the original text.
+        let targets: Vec<usize> = chosen.iter().flat_map(|&(s, e, _)| [s, e]).collect();
+        let original = original_offsets(text, &targets);
+        chosen
+            .iter()
+            .zip(original.chunks_exact(2))
+            .map(|(&(_, _, idx), span)| {
+                let start = span[0];
+                let mut end = span[1];
+                if end <= start {
+                    // The match ended inside the lower-case expansion of one
+                    // character ("İ" → "i̇"): report that whole character.
+                    end = start + text[start..].chars().next().map_or(0, char::len_utf8);
+                }
+                let entry = &self.entries[idx];
+                DictMatch {
+                    entry: &entry.text,
+                    weight: entry.weight,
+                    start,
+                    end,
+                    matched: &text[start..end],
+                }
+            })
+            .collect()
+    }
+
+    /// The leftmost-longest non-overlapping occurrences at word boundaries in
+    /// the folded text: (start, end, entry index), in text order.
+    fn select(&self, hay: &str) -> Vec<(usize, usize, usize)> {
         let mut found: Vec<(usize, usize, usize)> = self
             .automaton
             .find_overlapping_iter(hay)
@@ -311,24 +347,15 @@ impl Dictionary {
             .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
             .collect();
         found.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-        let mut out = Vec::new();
         let mut taken_to = 0;
-        for (start, end, idx) in found {
+        found.retain(|&(start, end, _)| {
             if start < taken_to {
-                continue;
+                return false;
             }
             taken_to = end;
-            let (o_start, o_end) = folded.original_span(start, end, text);
-            let entry = &self.entries[idx];
-            out.push(DictMatch {
-                entry: &entry.text,
-                weight: entry.weight,
-                start: o_start,
-                end: o_end,
-                matched: &text[o_start..o_end],
-            });
-        }
-        out
+            true
+        });
+        found
     }
 
     fn at_boundaries(&self, hay: &str, idx: usize, start: usize, end: usize) -> bool {
@@ -374,53 +401,72 @@ fn is_unspaced(c: char) -> bool {
         | 0x20000..=0x3FFFF) // CJK Extensions B–H
 }
 
-/// A text folded like the entries, with a map back to the original offsets.
-struct Folded {
-    text: String,
-    /// For each byte of `text`, the offset of the original character it came
-    /// from; one more element for the end.
-    origin: Vec<usize>,
-}
-
-impl Folded {
-    fn new(original: &str) -> Folded {
-        let mut text = String::with_capacity(original.len());
-        let mut origin = Vec::with_capacity(original.len() + 1);
-        let mut pending_space: Option<usize> = None;
-        for (i, c) in original.char_indices() {
-            if c.is_whitespace() {
-                if !text.is_empty() && pending_space.is_none() {
+/// The offsets in `original` of the non-decreasing offsets `targets` in
+/// `format::fold(original)`: for each, where the original character that
+/// produced that folded byte starts (the end of the text for the end of the
+/// folded text). Repeats the folding walk, so both always agree.
+fn original_offsets(original: &str, targets: &[usize]) -> Vec<usize> {
+    let mut out = Vec::with_capacity(targets.len());
+    let mut next = targets.iter().copied().peekable();
+    let mut folded = 0;
+    let mut pending_space: Option<usize> = None;
+    let mut buf = String::new();
+    if original.is_ascii() {
+        // Same walk, byte by byte: every character folds to one byte.
+        for (i, &b) in original.as_bytes().iter().enumerate() {
+            if next.peek().is_none() {
+                return out;
+            }
+            if matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ') {
+                if folded > 0 && pending_space.is_none() {
                     pending_space = Some(i);
                 }
                 continue;
             }
             if let Some(at) = pending_space.take() {
-                text.push(' ');
-                origin.push(at);
+                while next.next_if(|&t| t <= folded).is_some() {
+                    out.push(at);
+                }
+                folded += 1;
             }
-            if c.is_ascii() {
-                text.push(c.to_ascii_lowercase());
-                origin.push(i);
-            } else {
-                let before = text.len();
-                text.extend(c.to_lowercase());
-                origin.resize(text.len(), i);
-                debug_assert!(text.len() > before);
+            while next.next_if(|&t| t <= folded).is_some() {
+                out.push(i);
             }
+            folded += 1;
         }
-        origin.push(pending_space.unwrap_or(original.len()));
-        Folded { text, origin }
+        let end = pending_space.unwrap_or(original.len());
+        out.extend(next.map(|_| end));
+        return out;
     }
-
-    /// The original byte range of the folded range `start..end`.
-    fn original_span(&self, start: usize, end: usize, original: &str) -> (usize, usize) {
-        let o_start = self.origin[start];
-        let mut o_end = self.origin[end];
-        if o_end <= o_start {
-            // The match ended inside the lower-case expansion of one character
-            // (e.g. "İ" → "i̇"): report that whole character.
-            o_end = o_start + original[o_start..].chars().next().map_or(0, char::len_utf8);
+    for (i, c) in original.char_indices() {
+        if next.peek().is_none() {
+            return out;
         }
-        (o_start, o_end)
+        if c.is_whitespace() {
+            if folded > 0 && pending_space.is_none() {
+                pending_space = Some(i);
+            }
+            continue;
+        }
+        if let Some(at) = pending_space.take() {
+            while next.next_if(|&t| t <= folded).is_some() {
+                out.push(at);
+            }
+            folded += 1;
+        }
+        let width = if c.is_ascii() {
+            1
+        } else {
+            buf.clear();
+            format::push_folded(&mut buf, c);
+            buf.len()
+        };
+        while next.next_if(|&t| t < folded + width).is_some() {
+            out.push(i);
+        }
+        folded += width;
     }
+    let end = pending_space.unwrap_or(original.len());
+    out.extend(next.map(|_| end));
+    out
 }
