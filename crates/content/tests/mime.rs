@@ -179,6 +179,12 @@ Content-Disposition: attachment; filename*=iso-8859-1'fr'r%E9sum%E9.pdf\r\n\
 \r\n\
 %PDF-\r\n\
 --b\r\n\
+Content-Type: application/pdf;\r\n\
+\tname*0*=utf-8''%E2%82;\r\n\
+\tname*1*=%AC%20split.pdf\r\n\
+\r\n\
+%PDF-\r\n\
+--b\r\n\
 Content-Type: application/octet-stream; name=\"=?UTF-8?B?w7xiZXIuZXhl?=\"\r\n\
 \r\n\
 MZ\r\n\
@@ -194,11 +200,12 @@ MZ\r\n\
         [
             Some("€ price list.pdf"),
             Some("résumé.pdf"),
+            Some("€ split.pdf"),
             Some("über.exe")
         ]
     );
     assert_eq!(
-        v.attachments[2].detected_type.as_deref(),
+        v.attachments[3].detected_type.as_deref(),
         Some("application/x-msdownload")
     );
 }
@@ -310,6 +317,9 @@ fn single_part_messages() {
     assert!(v.headers.is_empty());
     let v = view("");
     assert_eq!(v, MessageView::default());
+    let v = view("From alice@example.com Mon Dec  7 12:00:00 2026\r\nSubject: saved\r\n\r\nbody");
+    assert_eq!(v.subject, "saved", "an mbox From line is skipped");
+    assert_eq!(v.body_text, "body");
 }
 
 #[test]

@@ -124,6 +124,131 @@ impl Params {
     }
 }
 
+/// RFC 2231 §3–4 for one parameter: the `name*0*=`, `name*1=`, … segments
+/// (or one `name*=`) joined as bytes, percent-decoding the `*` ones, then read
+/// in the charset the first segment names. `None` when the parameter has no
+/// extended or continued form (the plain `name=` is `mail-parser`'s job).
+/// Joining before charset decoding matters: a UTF-8 character may be split
+/// across segments.
+pub(crate) fn rfc2231_param(value: &[u8], name: &str) -> Option<String> {
+    // (section number, encoded?, raw value)
+    let mut segments: Vec<(u32, bool, Vec<u8>)> = Vec::new();
+    for (key, raw) in parameters(value) {
+        let Some(rest) = key
+            .strip_prefix(name.as_bytes())
+            .and_then(|r| r.strip_prefix(b"*"))
+        else {
+            continue;
+        };
+        let (section, encoded) = if rest.is_empty() {
+            (0, true)
+        } else {
+            let (digits, encoded) = match rest.strip_suffix(b"*") {
+                Some(d) => (d, true),
+                None => (rest, false),
+            };
+            let Some(n) = std::str::from_utf8(digits)
+                .ok()
+                .and_then(|d| d.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            (n, encoded)
+        };
+        if segments.len() < 1000 && !segments.iter().any(|(n, _, _)| *n == section) {
+            segments.push((section, encoded, raw));
+        }
+    }
+    if segments.is_empty() {
+        return None;
+    }
+    segments.sort_by_key(|(n, _, _)| *n);
+    let mut charset = None;
+    let mut bytes = Vec::new();
+    for (i, (_, encoded, raw)) in segments.iter().enumerate() {
+        let mut raw = raw.as_slice();
+        if i == 0 && *encoded {
+            // charset'language'value (RFC 2231 §4)
+            let mut parts = raw.splitn(3, |&b| b == b'\'');
+            if let (Some(cs), Some(_lang), Some(v)) = (parts.next(), parts.next(), parts.next()) {
+                charset = Some(String::from_utf8_lossy(cs).into_owned());
+                raw = v;
+            }
+        }
+        if *encoded {
+            percent_decode(raw, &mut bytes);
+        } else {
+            bytes.extend_from_slice(raw);
+        }
+    }
+    Some(super::decode::to_utf8(&bytes, charset.as_deref()))
+}
+
+fn percent_decode(raw: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                raw.get(i + 1).and_then(|b| (*b as char).to_digit(16)),
+                raw.get(i + 2).and_then(|b| (*b as char).to_digit(16)),
+            )
+        {
+            out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+            i += 3;
+        } else {
+            out.push(raw[i]);
+            i += 1;
+        }
+    }
+}
+
+/// The `key=value` parameters after the type in a Content-Type or
+/// Content-Disposition value: keys lower-cased, quoted values unquoted
+/// (backslash escapes), comments not supported (rare in parameters).
+fn parameters(value: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut rest = match memchr::memchr(b';', value) {
+        Some(i) => &value[i + 1..],
+        None => return out,
+    };
+    while !rest.is_empty() && out.len() < 1000 {
+        let Some(eq) = memchr::memchr2(b'=', b';', rest) else {
+            break;
+        };
+        if rest[eq] == b';' {
+            rest = &rest[eq + 1..];
+            continue;
+        }
+        let key: Vec<u8> = rest[..eq]
+            .iter()
+            .filter(|b| !b.is_ascii_whitespace())
+            .map(u8::to_ascii_lowercase)
+            .collect();
+        rest = rest[eq + 1..].trim_ascii_start();
+        let mut val = Vec::new();
+        if let Some(quoted) = rest.strip_prefix(b"\"") {
+            let mut i = 0;
+            while i < quoted.len() && quoted[i] != b'"' {
+                if quoted[i] == b'\\' && i + 1 < quoted.len() {
+                    i += 1;
+                }
+                if quoted[i] != b'\r' && quoted[i] != b'\n' {
+                    val.push(quoted[i]);
+                }
+                i += 1;
+            }
+            rest = quoted.get(i + 1..).unwrap_or_default();
+            rest = memchr::memchr(b';', rest).map_or(&rest[rest.len()..], |j| &rest[j + 1..]);
+        } else {
+            let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
+            val.extend(rest[..end].iter().filter(|b| !b.is_ascii_whitespace()));
+            rest = rest.get(end + 1..).unwrap_or_default();
+        }
+        out.push((key, val));
+    }
+    out
+}
+
 /// The MIME fields of one entity (first occurrence of each wins).
 #[derive(Debug, Default)]
 pub(crate) struct MimeFields<'a> {
@@ -189,6 +314,41 @@ mod tests {
         assert_eq!(p.subtype.as_deref(), Some("html"));
         assert_eq!(p.param("charset"), Some("ISO-8859-1"));
         assert_eq!(p.param("name"), Some("a.htm"));
+    }
+
+    /// Random parameter soup never panics the parameter parser.
+    #[test]
+    fn hostile_parameters() {
+        const ALPHABET: &[u8] = b"a/=*;'\"()\\\r\n %?-_0e";
+        let mut state: u32 = 0x1234_5678;
+        for _ in 0..20_000 {
+            let mut value = Vec::new();
+            let len = state % 40;
+            for _ in 0..len {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                value.push(ALPHABET[usize::try_from(state).unwrap_or(0) % ALPHABET.len()]);
+            }
+            let p = Params::parse(&value);
+            let _ = p.param("name");
+            let _ = decode_unstructured(&value);
+            let _ = rfc2231_param(&value, "name");
+        }
+        let v = b"text/plain; name*0*=utf-8''%E2; name*1*=%82%AC; name*2=\" x\"";
+        assert_eq!(rfc2231_param(v, "name").as_deref(), Some("€ x"));
+        let v = b"attachment; filename*=iso-8859-1'fr'r%E9sum%E9.pdf";
+        assert_eq!(rfc2231_param(v, "filename").as_deref(), Some("résumé.pdf"));
+        let v = b"attachment;\r\n filename*1=\"b\"; filename*0=\"a;\"";
+        assert_eq!(
+            rfc2231_param(v, "filename").as_deref(),
+            Some("a;b"),
+            "order by section"
+        );
+        assert_eq!(
+            rfc2231_param(b"attachment; filename=plain", "filename"),
+            None
+        );
     }
 
     #[test]

@@ -127,12 +127,19 @@ impl MessageView {
     /// Walks `raw` (a whole RFC 5322 message) within `limits`. Never fails:
     /// broken structure yields a best-effort view.
     pub fn parse(raw: &[u8], limits: &ViewLimits) -> MessageView {
+        let size = raw.len() as u64;
+        // An mbox "From " separator line (a saved .eml often has one) is not a header field.
+        let raw = if raw.starts_with(b"From ") {
+            memchr::memchr(b'\n', raw).map_or(&raw[raw.len()..], |i| &raw[i + 1..])
+        } else {
+            raw
+        };
         let mut walker = Walker {
             limits,
             parts: 0,
             truncated: false,
             view: MessageView {
-                size: raw.len() as u64,
+                size,
                 ..MessageView::default()
             },
             header_bytes: 0,
@@ -254,9 +261,19 @@ impl Walker<'_> {
         };
         let cte = Cte::parse(mime.encoding);
         let disposition = mime.disposition.map(Params::parse).unwrap_or_default();
-        let filename = disposition
-            .param("filename")
-            .or_else(|| ct_params.param("name"))
+        // RFC 2231 continuations are joined here (before charset decoding);
+        // the plain and RFC 2047 forms come from mail-parser.
+        let filename = mime
+            .disposition
+            .and_then(|v| header::rfc2231_param(v, "filename"))
+            .or_else(|| disposition.param("filename").map(str::to_owned))
+            .or_else(|| {
+                mime.content_type
+                    .and_then(|v| header::rfc2231_param(v, "name"))
+            })
+            .or_else(|| ct_params.param("name").map(str::to_owned));
+        let filename = filename
+            .as_deref()
             .map(str::trim)
             .filter(|f| !f.is_empty())
             .map(str::to_owned);
