@@ -198,11 +198,19 @@ fn main() {
             b"TVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\n",
         );
     }
+    let mut qp = Vec::with_capacity(MIB50);
+    for _ in 0..20 {
+        qp.extend_from_slice(
+            b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n",
+        );
+    }
+    qp.resize(MIB50, b'A');
     let inputs = before;
     for (name, raw) in [
         ("50 MiB of empty parts", &parts),
         ("50 MiB of nested message/rfc822", &nested),
         ("50 MiB base64 attachment", &b64),
+        ("50 MiB in 20 nested quoted-printable messages", &qp),
     ] {
         let t = Instant::now();
         let v = MessageView::parse(raw, &limits);
@@ -215,7 +223,7 @@ fn main() {
     }
     if let (Some(start), Some(peak)) = (inputs, peak_rss_kib()) {
         println!(
-            "peak RSS {} MiB (the three 50 MiB inputs themselves are 150 MiB; {} MiB before building them)",
+            "peak RSS {} MiB (the four 50 MiB inputs themselves are 200 MiB; {} MiB before building them)",
             peak / 1024,
             start / 1024
         );

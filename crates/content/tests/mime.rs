@@ -511,6 +511,42 @@ fn fifty_mib_hostile_messages() {
     assert_eq!(v.attachments.len(), limits.max_depth + 1);
 }
 
+/// Encoded forwarded messages nested in encoded forwarded messages: each
+/// level would be a decoded copy of nearly the whole message; the copies are
+/// paid from a budget of the message's size, so only the first is walked.
+#[test]
+fn encoded_nested_messages_do_not_multiply_memory() {
+    let mut raw = String::new();
+    for _ in 0..20 {
+        raw.push_str(
+            "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n",
+        );
+    }
+    raw.push_str("Subject: bottom\r\n\r\n");
+    raw.push_str(&"A".repeat(1 << 20));
+    let v = view(&raw);
+    assert!(v.truncated);
+    assert_eq!(
+        v.attachments.len(),
+        2,
+        "the first copy is walked, the second is not"
+    );
+    assert!(v.attachments[1].text.is_none());
+    assert!(v.attachments[1].size > 1 << 20);
+
+    // One base64-encoded forwarded message is walked as usual.
+    let inner = "Subject: inner\r\n\r\nforwarded words\r\n";
+    let v = view(&format!(
+        "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+        b64(inner.as_bytes())
+    ));
+    assert!(!v.truncated);
+    assert_eq!(
+        v.attachments[0].text.as_deref(),
+        Some("inner\nforwarded words\r\n")
+    );
+}
+
 /// Truncations and byte flips of real messages never panic.
 #[test]
 fn mutated_messages_never_panic() {

@@ -1,7 +1,7 @@
 //! Dictionaries: named lists of words, phrases, addresses and domains that
 //! filter rules test for membership ([`Dictionary::contains`]) and find in
 //! text with word boundaries ([`Dictionary::find_in`], [`Dictionary::score`]).
-//! The file format is in [`format`]; live reload of a set of files in
+//! The file format is in [`mod@format`]; live reload of a set of files in
 //! [`Dictionaries`].
 //!
 //! # Matching
@@ -134,7 +134,7 @@ impl std::fmt::Debug for Dictionary {
 }
 
 impl Dictionary {
-    /// Parses dictionary text (format: [`format`], docs/dictionaries.md).
+    /// Parses dictionary text (format: [`mod@format`], docs/dictionaries.md).
     pub fn parse(name: &str, text: &str) -> Result<Dictionary, DictError> {
         Self::build(name, None, text)
     }

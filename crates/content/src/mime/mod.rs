@@ -25,9 +25,10 @@
 //! attachment texts together each keep at most `max_text` bytes, top-level
 //! header fields at most [`MAX_HEADER_FIELDS`] and `max_text` bytes; a
 //! non-text attachment is decoded in one pass that keeps only the first
-//! [`magic::PREFIX`] bytes for type detection. Only a `message/rfc822` part
+//! 32 KiB (`magic::PREFIX`) for type detection. Only a `message/rfc822` part
 //! with a base64 or quoted-printable encoding is decoded whole (it must be
-//! walked), at most the size of its encoded form. When a limit cuts
+//! walked); all such copies together are at most the message's size (past
+//! that, the part is listed but not walked). When a limit cuts
 //! anything, `truncated` is set: a filter should treat a truncated view with
 //! suspicion rather than as clean.
 //!
@@ -60,9 +61,13 @@ pub struct ViewLimits {
     /// texts together (so per part too); also the bytes of top-level header
     /// fields kept. Default 1 MiB.
     pub max_text: usize,
-    /// Parts (leaves and containers) walked; the rest are not seen. Default 500.
+    /// Entities walked — the message itself, each multipart container, each
+    /// leaf, each forwarded message — in message order; the rest are not
+    /// seen. Default 500.
     pub max_parts: usize,
-    /// Nesting depth (multipart and message/rfc822) walked. Default 20.
+    /// Deepest [`Attachment::depth`] walked: the children of a multipart at
+    /// depth `d`, and the message inside a `message/rfc822` at `d`, are at
+    /// `d + 1`. Default 20.
     pub max_depth: usize,
 }
 
@@ -90,18 +95,23 @@ pub struct HeaderField {
 /// One attachment: any part that is not body text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attachment {
-    /// The file name: Content-Disposition `filename`, else Content-Type `name`.
+    /// The file name: Content-Disposition `filename`, else Content-Type
+    /// `name`; RFC 2231 (continuations, charset) and RFC 2047 decoded, trimmed.
     pub filename: Option<String>,
     /// Lower-case `type/subtype` from Content-Type (default per RFC 2045 §5.2).
     pub declared_type: String,
-    /// The type found from the decoded content's magic bytes.
+    /// The type found from the decoded content's first bytes (magic numbers:
+    /// executables, archives, OOXML/ODF, PDF, images, ISO images …); `None`
+    /// when not recognised (plain text, for one) or for `message/rfc822`.
     pub detected_type: Option<String>,
     /// Decoded size in octets.
     pub size: u64,
     /// Decoded text when the part is textual: `text/*` (HTML reduced to its
     /// visible text), or a `message/rfc822`'s subject and body text. Bounded.
     pub text: Option<String>,
-    /// Nesting depth (0 = the message itself).
+    /// Nesting depth: 0 for the message itself (a single-part message whose
+    /// body is not text), 1 for a part of the top multipart, and so on (see
+    /// [`ViewLimits::max_depth`]).
     pub depth: usize,
 }
 
@@ -119,7 +129,8 @@ pub struct MessageView {
     pub body_text: String,
     /// The attachments, in message order.
     pub attachments: Vec<Attachment>,
-    /// Some text or parts were cut by the limits.
+    /// Some text, header fields or parts were cut by the limits: what a rule
+    /// did not find may be in the part not seen.
     pub truncated: bool,
 }
 
@@ -144,6 +155,7 @@ impl MessageView {
             },
             header_bytes: 0,
             attachment_text: 0,
+            decode_budget: raw.len(),
         };
         walker.entity(
             raw,
@@ -198,6 +210,8 @@ struct Walker<'l> {
     header_bytes: usize,
     /// Bytes of attachment text kept, all attachments together.
     attachment_text: usize,
+    /// Bytes still allowed for decoded copies of encoded message/rfc822 parts.
+    decode_budget: usize,
 }
 
 impl Walker<'_> {
@@ -313,12 +327,30 @@ impl Walker<'_> {
         }
 
         if kind == "message" && (subtype == "rfc822" || subtype == "global") {
-            let inner: Cow<'_, [u8]> = match cte {
-                Cte::Identity | Cte::Unknown => Cow::Borrowed(body),
-                // The decoded form is never longer than the encoded one.
-                Cte::Base64 | Cte::QuotedPrintable => {
-                    Cow::Owned(decode::decode(body, cte, body.len()).prefix)
+            // RFC 2046 §5.2.1 allows only 7bit, 8bit and binary here, but
+            // encoded ones are seen. Decoded copies are paid from a budget of
+            // the message's size, so encoded messages nested in encoded
+            // messages cannot multiply memory by the depth.
+            let inner: Option<Cow<'_, [u8]>> = match cte {
+                Cte::Identity | Cte::Unknown => Some(Cow::Borrowed(body)),
+                Cte::Base64 | Cte::QuotedPrintable if body.len() <= self.decode_budget => {
+                    self.decode_budget -= body.len();
+                    // The decoded form is never longer than the encoded one.
+                    Some(Cow::Owned(decode::decode(body, cte, body.len()).prefix))
                 }
+                Cte::Base64 | Cte::QuotedPrintable => None,
+            };
+            let Some(inner) = inner else {
+                self.truncated = true;
+                self.view.attachments.push(Attachment {
+                    filename,
+                    declared_type,
+                    detected_type: None,
+                    size: decode::decode(body, cte, 0).size,
+                    text: None,
+                    depth: cx.depth,
+                });
+                return;
             };
             let index = self.view.attachments.len();
             self.view.attachments.push(Attachment {
