@@ -119,7 +119,10 @@ fn is_block(name: &str) -> bool {
 /// text it stands for and the bytes it used; `(None, 1)` when it is none.
 fn reference(s: &str) -> (Option<String>, usize) {
     let body = &s[1..];
-    let Some(semi) = body.find(';').filter(|&i| i <= 10) else {
+    // Look for the ';' in the next few bytes only: searching the whole rest
+    // for each '&' would make a text of '&'s quadratic.
+    let window = &body.as_bytes()[..body.len().min(12)];
+    let Some(semi) = window.iter().position(|&b| b == b';').filter(|&i| i <= 10) else {
         return (None, 1);
     };
     let name = &body[..semi];
@@ -174,5 +177,20 @@ mod tests {
         assert_eq!(to_text("<a href=\"x\">link"), "link");
         assert_eq!(to_text("unterminated <b"), "unterminated ");
         assert_eq!(to_text("<script>never closed"), "");
+        assert_eq!(
+            to_text("&#x1F600;&#9999999999;&#xZZ;"),
+            "😀&#9999999999;&#xZZ;"
+        );
+    }
+
+    /// Every construct is linear: 200 000 of each costs one pass, not a
+    /// pass per occurrence (this would take minutes if quadratic).
+    #[test]
+    fn no_quadratic_input() {
+        for unit in ["&", "&a", "<a", "<!--", "<script>", "</", "<script></scrip"] {
+            let text = unit.repeat(200_000);
+            let out = to_text(&text);
+            assert!(out.len() <= text.len(), "{unit}");
+        }
     }
 }
