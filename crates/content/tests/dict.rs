@@ -89,6 +89,16 @@ fn overlapping_entries_are_not_lost() {
 }
 
 #[test]
+fn empty_dictionaries_and_texts() {
+    let d = dict("# nothing but comments\n\n   \n");
+    assert!(d.is_empty());
+    assert_eq!(d.find_in("any text").count(), 0);
+    assert!(!d.contains("x"));
+    assert_eq!(dict("cat\n").find_in("").count(), 0);
+    assert_eq!(dict("cat\n").score("   "), 0);
+}
+
+#[test]
 fn weights_and_score() {
     let d = dict("viagra, 10\ncasino, 3\nwinner\n");
     assert_eq!(d.score("Casino winner! viagra viagra"), 3 + 1 + 10 + 10);
@@ -262,7 +272,14 @@ fn dictionaries_reload_on_change_and_keep_old_on_error() {
     let r = set.refresh();
     assert_eq!(r.len(), 1);
     match &r[0].outcome {
-        RefreshOutcome::Failed(e) => assert_eq!(e.line(), Some(2), "{e}"),
+        RefreshOutcome::Failed(e) => {
+            assert_eq!(e.line(), Some(2), "{e}");
+            assert!(
+                r[0].to_string().contains("kept the previous version"),
+                "{}",
+                r[0]
+            );
+        }
         other @ RefreshOutcome::Reloaded { .. } => panic!("expected a failure, got {other:?}"),
     }
     assert!(set.get("a").expect("a").contains("gamma"));

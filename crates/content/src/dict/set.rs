@@ -33,6 +33,27 @@ pub struct RefreshReport {
     pub outcome: RefreshOutcome,
 }
 
+impl std::fmt::Display for RefreshReport {
+    /// One log line: `dictionary NAME (PATH): reloaded, N entries` or
+    /// `…: kept the previous version: ERROR`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.outcome {
+            RefreshOutcome::Reloaded { entries } => write!(
+                f,
+                "dictionary {} ({}): reloaded, {entries} entries",
+                self.name,
+                self.path.display()
+            ),
+            RefreshOutcome::Failed(e) => write!(
+                f,
+                "dictionary {} ({}): kept the previous version: {e}",
+                self.name,
+                self.path.display()
+            ),
+        }
+    }
+}
+
 /// What identifies one version of a file: modification time, size, inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
