@@ -81,12 +81,14 @@ impl Default for ViewLimits {
     }
 }
 
-/// One header field.
+/// One top-level header field (at most [`MAX_HEADER_FIELDS`] are kept, and
+/// `max_text` bytes of them in all).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderField {
-    /// The field name as written.
+    /// The field name as written (case kept).
     pub name: String,
-    /// The unfolded raw value (leading whitespace trimmed).
+    /// The unfolded raw value (surrounding white space trimmed; bytes that
+    /// are not UTF-8 replaced).
     pub raw: String,
     /// The value with RFC 2047 encoded words decoded.
     pub decoded: String,
