@@ -337,6 +337,41 @@ fn missing_boundaries_show_the_body_as_text() {
     assert_eq!(v.body_text, "one\ntwo");
 }
 
+/// RFC 2046 §5.1.1 says to ignore preambles and epilogues, and a plain one
+/// is. One that looks like MIME structure is scanned: boundaries that are
+/// prefixes of each other, or two Content-Type fields, let another parser
+/// see a part where this one sees an epilogue.
+#[test]
+fn ambiguous_structure_cannot_hide_text() {
+    let v = view(
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\n\
+This is a multi-part message in MIME format.\r\n--b\r\n\r\nshown\r\n--b--\r\nplain epilogue\r\n",
+    );
+    assert_eq!(
+        v.body_text, "shown",
+        "ordinary preamble and epilogue ignored"
+    );
+
+    // Outer boundary "x--", inner "x----": the inner's first delimiter line
+    // is also the outer's close delimiter, so the inner parts land in the
+    // outer epilogue.
+    let v = view(
+        "Content-Type: multipart/mixed; boundary=\"x--\"\r\n\r\n\
+--x--\r\nContent-Type: multipart/mixed; boundary=\"x----\"\r\n\r\n\
+--x----\r\nContent-Type: text/plain\r\n\r\nhidden words\r\n--x------\r\n",
+    );
+    assert!(v.body_text.contains("hidden words"), "{:?}", v.body_text);
+
+    // Two Content-Type fields: multipart (first, used here) and text/plain
+    // (which a last-wins client uses, showing the preamble).
+    let v = view(
+        "Content-Type: multipart/alternative; boundary=a\r\nContent-Type: text/plain\r\n\r\n\
+preamble words\r\n--a\r\nContent-Type: text/html\r\n\r\n<p>html words</p>\r\n--a--\r\n",
+    );
+    assert!(v.body_text.contains("preamble words"), "{:?}", v.body_text);
+    assert!(v.body_text.contains("html words"), "{:?}", v.body_text);
+}
+
 #[test]
 fn digest_parts_default_to_message_rfc822() {
     let v = view(

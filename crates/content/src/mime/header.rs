@@ -255,6 +255,9 @@ pub(crate) struct MimeFields<'a> {
     pub content_type: Option<&'a [u8]>,
     pub disposition: Option<&'a [u8]>,
     pub encoding: Option<&'a [u8]>,
+    /// How many Content-Type fields there were (more than one is ambiguous:
+    /// clients differ on which wins).
+    pub content_types: usize,
 }
 
 impl<'a> MimeFields<'a> {
@@ -262,6 +265,7 @@ impl<'a> MimeFields<'a> {
     pub fn note(&mut self, name: &[u8], value: &'a [u8]) {
         let name = name.trim_ascii();
         let slot = if name.eq_ignore_ascii_case(b"content-type") {
+            self.content_types += 1;
             &mut self.content_type
         } else if name.eq_ignore_ascii_case(b"content-disposition") {
             &mut self.disposition

@@ -134,24 +134,78 @@ fn reference(s: &str) -> (Option<String>, usize) {
         };
         code.map(|c| char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER))
     } else {
-        match name {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            "nbsp" => Some(' '),
-            "shy" => Some('\u{ad}'),
-            "euro" => Some('€'),
-            "copy" => Some('©'),
-            "reg" => Some('®'),
-            _ => None,
-        }
+        named(name)
     };
     match decoded {
         Some(c) => (Some(c.to_string()), used),
         None => (None, 1),
     }
+}
+
+/// The Latin-1 named references, in code point order from U+00A0.
+const LATIN1: [&str; 96] = [
+    "nbsp", "iexcl", "cent", "pound", "curren", "yen", "brvbar", "sect", "uml", "copy", "ordf",
+    "laquo", "not", "shy", "reg", "macr", "deg", "plusmn", "sup2", "sup3", "acute", "micro",
+    "para", "middot", "cedil", "sup1", "ordm", "raquo", "frac14", "frac12", "frac34", "iquest",
+    "Agrave", "Aacute", "Acirc", "Atilde", "Auml", "Aring", "AElig", "Ccedil", "Egrave", "Eacute",
+    "Ecirc", "Euml", "Igrave", "Iacute", "Icirc", "Iuml", "ETH", "Ntilde", "Ograve", "Oacute",
+    "Ocirc", "Otilde", "Ouml", "times", "Oslash", "Ugrave", "Uacute", "Ucirc", "Uuml", "Yacute",
+    "THORN", "szlig", "agrave", "aacute", "acirc", "atilde", "auml", "aring", "aelig", "ccedil",
+    "egrave", "eacute", "ecirc", "euml", "igrave", "iacute", "icirc", "iuml", "eth", "ntilde",
+    "ograve", "oacute", "ocirc", "otilde", "ouml", "divide", "oslash", "ugrave", "uacute", "ucirc",
+    "uuml", "yacute", "thorn", "yuml",
+];
+
+/// Other named references common in mail: markup, typography, invisible
+/// joiners (removed later with the other invisible characters).
+const OTHER: &[(&str, char)] = &[
+    ("amp", '&'),
+    ("lt", '<'),
+    ("gt", '>'),
+    ("quot", '"'),
+    ("apos", '\''),
+    ("euro", '€'),
+    ("ndash", '–'),
+    ("mdash", '—'),
+    ("lsquo", '‘'),
+    ("rsquo", '’'),
+    ("sbquo", '‚'),
+    ("ldquo", '“'),
+    ("rdquo", '”'),
+    ("bdquo", '„'),
+    ("hellip", '…'),
+    ("bull", '•'),
+    ("trade", '™'),
+    ("dagger", '†'),
+    ("Dagger", '‡'),
+    ("permil", '‰'),
+    ("lsaquo", '‹'),
+    ("rsaquo", '›'),
+    ("OElig", 'Œ'),
+    ("oelig", 'œ'),
+    ("Scaron", 'Š'),
+    ("scaron", 'š'),
+    ("Yuml", 'Ÿ'),
+    ("fnof", 'ƒ'),
+    ("circ", 'ˆ'),
+    ("tilde", '˜'),
+    ("ensp", ' '),
+    ("emsp", ' '),
+    ("thinsp", ' '),
+    ("zwnj", '\u{200c}'),
+    ("zwj", '\u{200d}'),
+];
+
+/// The character a named reference stands for (names are case-sensitive).
+/// `&nbsp;` is read as a plain space so words around it stay apart.
+fn named(name: &str) -> Option<char> {
+    if name == "nbsp" {
+        return Some(' ');
+    }
+    if let Some(i) = LATIN1.iter().position(|n| *n == name) {
+        return char::from_u32(0xA0 + u32::try_from(i).ok()?);
+    }
+    OTHER.iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
 }
 
 #[cfg(test)]

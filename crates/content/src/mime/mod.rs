@@ -15,6 +15,11 @@
 //!   attachments are listed (with their greater `depth`).
 //! - A multipart whose boundary never occurs is shown as body text
 //!   (`text/plain`), like a mail client would.
+//! - Preambles and epilogues are ignored (RFC 2046 §5.1.1), except when they
+//!   look like MIME structure (a `--` line or a `Content-` field) or the
+//!   entity has two Content-Type fields: then their text is body text too.
+//!   Ambiguous structure is an evasion technique (one parser sees a part
+//!   where another sees an epilogue); the filter scans both readings' text.
 //! - Zero-width characters and soft hyphens (U+200B–U+200D, U+2060, U+FEFF,
 //!   U+00AD) are removed from all text, so `fr\u{ad}ee` is the word "free".
 //!
@@ -298,12 +303,12 @@ impl Walker<'_> {
         if kind == "multipart" {
             if let Some(boundary) = ct_params.param("boundary") {
                 let room = self.limits.max_parts.saturating_sub(self.parts);
-                if let Some((parts, more)) = multipart::split(body, boundary, room) {
+                if let Some(split) = multipart::split(body, boundary, room) {
                     if cx.depth >= self.limits.max_depth {
                         self.truncated = true;
                         return;
                     }
-                    self.truncated |= more;
+                    self.truncated |= split.more;
                     let child = Context {
                         depth: cx.depth + 1,
                         sink: cx.sink,
@@ -311,8 +316,15 @@ impl Walker<'_> {
                         is_message: false,
                         is_top: false,
                     };
-                    for part in parts {
+                    let ambiguous = mime.content_types > 1;
+                    if ambiguous || looks_structured(split.preamble) {
+                        self.body_text(split.preamble, Cte::Identity, None, false, cx.sink);
+                    }
+                    for part in split.parts {
                         self.entity(part, child);
+                    }
+                    if ambiguous || looks_structured(split.epilogue) {
+                        self.body_text(split.epilogue, Cte::Identity, None, false, cx.sink);
                     }
                     return;
                 }
@@ -484,6 +496,21 @@ impl Walker<'_> {
             target.push_str(&text);
         }
     }
+}
+
+/// A preamble or epilogue with a line that looks like MIME structure (a
+/// `--` delimiter-like line or a `Content-` field): text a parser that reads
+/// the boundaries differently would show as a part. RFC 2046 §5.1.1 says to
+/// ignore preambles and epilogues; a filter scans such ones anyway, so that
+/// ambiguous structure cannot hide content from it.
+fn looks_structured(text: &[u8]) -> bool {
+    text.split(|&b| b == b'\n').any(|line| {
+        let line = line.trim_ascii_start();
+        line.starts_with(b"--")
+            || line
+                .get(..8)
+                .is_some_and(|l| l.eq_ignore_ascii_case(b"content-"))
+    })
 }
 
 /// Decoded bytes → UTF-8 text (HTML reduced to its visible text, invisible

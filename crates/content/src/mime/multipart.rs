@@ -17,14 +17,23 @@
 /// Longest boundary accepted; RFC 2046 allows 70, mail in the wild a little more.
 const MAX_BOUNDARY: usize = 200;
 
-/// The parts of `body` delimited by `boundary`, at most `max`, and whether
-/// more were found; `None` when no delimiter line occurs (or the boundary is
-/// empty or absurdly long).
-pub(crate) fn split<'a>(
-    body: &'a [u8],
-    boundary: &str,
-    max: usize,
-) -> Option<(Vec<&'a [u8]>, bool)> {
+/// A multipart body cut at its delimiters.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Split<'a> {
+    /// The body parts, at most the `max` asked for.
+    pub parts: Vec<&'a [u8]>,
+    /// More parts were there than `max`.
+    pub more: bool,
+    /// What comes before the first delimiter (RFC 2046: to be ignored).
+    pub preamble: &'a [u8],
+    /// What comes after the close delimiter (RFC 2046: to be ignored); empty
+    /// when there is no close delimiter or the split stopped at `max`.
+    pub epilogue: &'a [u8],
+}
+
+/// The parts of `body` delimited by `boundary`, at most `max`; `None` when
+/// no delimiter line occurs (or the boundary is empty or absurdly long).
+pub(crate) fn split<'a>(body: &'a [u8], boundary: &str, max: usize) -> Option<Split<'a>> {
     let boundary = boundary.as_bytes();
     if boundary.is_empty() || boundary.len() > MAX_BOUNDARY {
         return None;
@@ -34,8 +43,9 @@ pub(crate) fn split<'a>(
     delimiter.extend_from_slice(boundary);
     let finder = memchr::memmem::Finder::new(&delimiter);
 
-    let mut parts = Vec::new();
+    let mut out = Split::default();
     let mut part_start: Option<usize> = None;
+    let mut seen_delimiter = false;
     let mut search_from = 0;
     while let Some(found) = finder.find(&body[search_from..]) {
         let at = search_from + found;
@@ -64,26 +74,37 @@ pub(crate) fn split<'a>(
             }
         };
         let Some(line_end) = line_end else { continue };
+        if !seen_delimiter {
+            seen_delimiter = true;
+            out.preamble = &body[..content_end(body, 0, at)];
+        }
         if let Some(start) = part_start.take() {
-            if parts.len() == max {
-                return Some((parts, true));
+            if out.parts.len() == max {
+                out.more = true;
+                return Some(out);
             }
-            parts.push(&body[start..content_end(body, start, at)]);
+            out.parts.push(&body[start..content_end(body, start, at)]);
         }
         if is_close {
-            return Some((parts, false));
+            out.epilogue = &body[(at + delimiter.len() + line_end).min(body.len())..];
+            return Some(out);
         }
         let next = at + delimiter.len() + line_end;
         part_start = Some(next);
         search_from = next;
     }
-    let start = part_start?;
-    // No close delimiter: the last part runs to the end of the body.
-    if parts.len() == max {
-        return Some((parts, true));
+    if !seen_delimiter {
+        return None;
     }
-    parts.push(&body[start..]);
-    Some((parts, false))
+    // No close delimiter: the last part runs to the end of the body.
+    if let Some(start) = part_start {
+        if out.parts.len() == max {
+            out.more = true;
+        } else {
+            out.parts.push(&body[start..]);
+        }
+    }
+    Some(out)
 }
 
 /// The end of the line that starts `skip` bytes into `after` (after its break).
@@ -111,22 +132,25 @@ mod tests {
     #[test]
     fn parts_preamble_epilogue() {
         let body = b"preamble\r\n--b\r\none\r\n--b  \r\ntwo\r\n\r\n--b--\r\nepilogue";
-        let (parts, more) = split(body, "b", 10).expect("parts");
-        assert_eq!(parts, [&b"one"[..], &b"two\r\n"[..]]);
-        assert!(!more);
+        let s = split(body, "b", 10).expect("parts");
+        assert_eq!(s.parts, [&b"one"[..], &b"two\r\n"[..]]);
+        assert!(!s.more);
+        assert_eq!(s.preamble, b"preamble");
+        assert_eq!(s.epilogue, b"epilogue");
     }
 
     #[test]
     fn longer_boundary_is_not_a_delimiter() {
         let body = b"--b\none\n--bb\nstill one\n--b--\n";
-        let (parts, _) = split(body, "b", 10).expect("parts");
-        assert_eq!(parts, [&b"one\n--bb\nstill one"[..]]);
+        let s = split(body, "b", 10).expect("parts");
+        assert_eq!(s.parts, [&b"one\n--bb\nstill one"[..]]);
+        assert!(s.preamble.is_empty() && s.epilogue.is_empty());
     }
 
     #[test]
     fn missing_close_and_missing_boundary() {
-        let (parts, _) = split(b"--b\none\n--b\ntwo", "b", 10).expect("parts");
-        assert_eq!(parts, [&b"one"[..], &b"two"[..]]);
+        let s = split(b"--b\none\n--b\ntwo", "b", 10).expect("parts");
+        assert_eq!(s.parts, [&b"one"[..], &b"two"[..]]);
         assert!(split(b"no delimiters at all", "b", 10).is_none());
         assert!(split(b"x--b\n", "b", 10).is_none(), "not at a line start");
         assert!(split(b"--\n", "", 10).is_none());
@@ -135,8 +159,10 @@ mod tests {
     #[test]
     fn at_most_max() {
         let body = b"--b\n1\n--b\n2\n--b\n3\n--b--\n";
-        let (parts, more) = split(body, "b", 2).expect("parts");
-        assert_eq!(parts.len(), 2);
-        assert!(more);
+        let s = split(body, "b", 2).expect("parts");
+        assert_eq!(s.parts.len(), 2);
+        assert!(s.more);
+        let s = split(b"--b\n1\n--b--\n", "b", 0).expect("split");
+        assert!(s.parts.is_empty() && s.more);
     }
 }
