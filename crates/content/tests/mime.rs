@@ -373,6 +373,15 @@ preamble words\r\n--a\r\nContent-Type: text/html\r\n\r\n<p>html words</p>\r\n--a
 }
 
 #[test]
+fn the_boundary_that_occurs_is_used() {
+    let v = view(
+        "Content-Type: multipart/mixed; boundary=nowhere; boundary=b\r\n\r\n--b\r\n\r\none\r\n--b\r\nContent-Type: application/zip\r\n\r\nPK\x03\x04\r\n--b--\r\n",
+    );
+    assert_eq!(v.body_text, "one");
+    assert_eq!(v.attachments.len(), 1);
+}
+
+#[test]
 fn digest_parts_default_to_message_rfc822() {
     let v = view(
         "Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\nSubject: one\r\n\r\nfirst\r\n--d\r\n\r\nSubject: two\r\n\r\nsecond\r\n--d--\r\n",

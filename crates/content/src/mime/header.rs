@@ -122,6 +122,14 @@ impl Params {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// Every value of the parameter named `name` (lower case), in order.
+    pub fn params<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
+        self.values
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// RFC 2231 §3–4 for one parameter: the `name*0*=`, `name*1=`, … segments
@@ -318,6 +326,8 @@ mod tests {
         assert_eq!(p.subtype.as_deref(), Some("html"));
         assert_eq!(p.param("charset"), Some("ISO-8859-1"));
         assert_eq!(p.param("name"), Some("a.htm"));
+        let p = Params::parse(b"multipart/mixed; boundary=one; boundary=\"two\"");
+        assert_eq!(p.params("boundary").collect::<Vec<_>>(), ["one", "two"]);
     }
 
     /// Random parameter soup never panics the parameter parser.

@@ -20,6 +20,9 @@
 //!   entity has two Content-Type fields: then their text is body text too.
 //!   Ambiguous structure is an evasion technique (one parser sees a part
 //!   where another sees an epilogue); the filter scans both readings' text.
+//!   Of several `boundary` parameters, the first that occurs as a delimiter
+//!   is used. Of repeated Content-Type, Content-Disposition or
+//!   Content-Transfer-Encoding fields, the first is used.
 //! - Zero-width characters and soft hyphens (U+200B–U+200D, U+2060, U+FEFF,
 //!   U+00AD) are removed from all text, so `fr\u{ad}ee` is the word "free".
 //!
@@ -301,33 +304,37 @@ impl Walker<'_> {
         let declared_type = format!("{kind}/{subtype}");
 
         if kind == "multipart" {
-            if let Some(boundary) = ct_params.param("boundary") {
-                let room = self.limits.max_parts.saturating_sub(self.parts);
-                if let Some(split) = multipart::split(body, boundary, room) {
-                    if cx.depth >= self.limits.max_depth {
-                        self.truncated = true;
-                        return;
-                    }
-                    self.truncated |= split.more;
-                    let child = Context {
-                        depth: cx.depth + 1,
-                        sink: cx.sink,
-                        in_digest: subtype == "digest",
-                        is_message: false,
-                        is_top: false,
-                    };
-                    let ambiguous = mime.content_types > 1;
-                    if ambiguous || looks_structured(split.preamble) {
-                        self.body_text(split.preamble, Cte::Identity, None, false, cx.sink);
-                    }
-                    for part in split.parts {
-                        self.entity(part, child);
-                    }
-                    if ambiguous || looks_structured(split.epilogue) {
-                        self.body_text(split.epilogue, Cte::Identity, None, false, cx.sink);
-                    }
+            // Two boundary parameters are ambiguous (clients differ on which
+            // wins): the first that occurs as a delimiter is used.
+            let room = self.limits.max_parts.saturating_sub(self.parts);
+            let split = ct_params
+                .params("boundary")
+                .take(4)
+                .find_map(|boundary| multipart::split(body, boundary, room));
+            if let Some(split) = split {
+                if cx.depth >= self.limits.max_depth {
+                    self.truncated = true;
                     return;
                 }
+                self.truncated |= split.more;
+                let child = Context {
+                    depth: cx.depth + 1,
+                    sink: cx.sink,
+                    in_digest: subtype == "digest",
+                    is_message: false,
+                    is_top: false,
+                };
+                let ambiguous = mime.content_types > 1;
+                if ambiguous || looks_structured(split.preamble) {
+                    self.body_text(split.preamble, Cte::Identity, None, false, cx.sink);
+                }
+                for part in split.parts {
+                    self.entity(part, child);
+                }
+                if ambiguous || looks_structured(split.epilogue) {
+                    self.body_text(split.epilogue, Cte::Identity, None, false, cx.sink);
+                }
+                return;
             }
             // No usable boundary: show the body as text, as a mail client would.
             self.body_text(
