@@ -598,6 +598,7 @@ fn mutated_messages_never_panic() {
         many_parts(20),
         nested(8),
         "Subject: =?utf-8?q?x?=\r\nContent-Type: multipart/mixed; boundary=\"a b\"\r\n\r\n--a b\r\nContent-Type: text/html; charset=\"shift_jis\"\r\nContent-Disposition: attachment; filename*0*=utf-8''%E2%82; filename*1*=%AC\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<p>=E2=82 &#x1F600; &#99999999;</p>=\r\n--a b\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\nU3ViamVjdDogaQ0KDQpib2R5\r\n--a b--\r\n".to_owned(),
+        "Content-Type: multipart/mixed; boundary=\"x--\"; boundary=y\r\nContent-Type: text/plain\r\n\r\n--x--\r\nContent-Type: multipart/mixed; boundary=\"x----\"\r\n\r\n--x----\r\nContent-Type: text/html\r\n\r\n&ouml;<b>hidden</b>\r\n--x------\r\n".to_owned(),
     ];
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
