@@ -37,6 +37,9 @@ pub(crate) struct Test {
     pub op: Op,
     /// The predicate as written (whitespace collapsed), for the dry run.
     pub text: String,
+    /// The field part (`attachment filename`) and the test part (`matches /x/`).
+    pub field_text: String,
+    pub op_text: String,
 }
 
 /// What a predicate looks at.

@@ -157,18 +157,24 @@ pub(crate) fn tokenize(source: &str, origin: &str) -> (Vec<Token>, Vec<ParseErro
                     ('>', false) => Tok::Cmp(">"),
                     ('>', true) => Tok::Cmp(">="),
                     _ => {
-                        errors.push(lx.error(line, column, "`!` must be followed by `=` (use `not` to negate a condition)"));
+                        errors.push(lx.error(
+                            line,
+                            column,
+                            "`!` must be followed by `=` (use `not` to negate a condition)",
+                        ));
                         continue;
                     }
                 }
             }
-            c if c.is_ascii_digit() || c == '-' || c == '.' => match number(&mut lx, line, column) {
-                Ok(n) => Tok::Num(n),
-                Err(e) => {
-                    errors.push(e);
-                    continue;
+            c if c.is_ascii_digit() || c == '-' || c == '.' => {
+                match number(&mut lx, line, column) {
+                    Ok(n) => Tok::Num(n),
+                    Err(e) => {
+                        errors.push(e);
+                        continue;
+                    }
                 }
-            },
+            }
             c if c.is_ascii_alphabetic() || c == '_' => {
                 let mut w = String::new();
                 while let Some(c) = lx.peek() {
@@ -215,7 +221,11 @@ fn string(lx: &mut Lexer<'_>, line: u32, column: u32) -> Result<String, ParseErr
         let (el, ec) = (lx.line, lx.column);
         match lx.bump() {
             None | Some('\n') => {
-                return Err(lx.error(line, column, "unterminated string: expected a closing `\"` on the same line"));
+                return Err(lx.error(
+                    line,
+                    column,
+                    "unterminated string: expected a closing `\"` on the same line",
+                ));
             }
             Some('"') => break,
             Some('\\') => match lx.bump() {
@@ -242,7 +252,11 @@ fn string(lx: &mut Lexer<'_>, line: u32, column: u32) -> Result<String, ParseErr
         }
         if out.len() > MAX_LITERAL {
             skip_rest_of_string(lx);
-            return Err(lx.error(line, column, format!("string longer than {MAX_LITERAL} bytes")));
+            return Err(lx.error(
+                line,
+                column,
+                format!("string longer than {MAX_LITERAL} bytes"),
+            ));
         }
     }
     Ok(out)
@@ -265,7 +279,13 @@ fn skip_rest_of_string(lx: &mut Lexer<'_>) {
 }
 
 fn unicode_escape(lx: &mut Lexer<'_>, line: u32, column: u32) -> Result<char, ParseError> {
-    let bad = |lx: &Lexer<'_>| lx.error(line, column, "bad unicode escape: expected \\u{HEX} with 1 to 6 hex digits naming a character");
+    let bad = |lx: &Lexer<'_>| {
+        lx.error(
+            line,
+            column,
+            "bad unicode escape: expected \\u{HEX} with 1 to 6 hex digits naming a character",
+        )
+    };
     if lx.peek() != Some('{') {
         return Err(bad(lx));
     }
@@ -311,7 +331,11 @@ fn regex(lx: &mut Lexer<'_>, line: u32, column: u32) -> Result<(String, String),
             Some(c) => pattern.push(c),
         }
         if pattern.len() > MAX_LITERAL {
-            return Err(lx.error(line, column, format!("regex longer than {MAX_LITERAL} bytes")));
+            return Err(lx.error(
+                line,
+                column,
+                format!("regex longer than {MAX_LITERAL} bytes"),
+            ));
         }
     }
     let mut flags = String::new();
@@ -354,8 +378,13 @@ fn number(lx: &mut Lexer<'_>, line: u32, column: u32) -> Result<f64, ParseError>
         }
     };
     let valid = !digits.is_empty()
-        && digits.trim_start_matches('-').chars().all(|c| c.is_ascii_digit() || c == '.')
-        && digits.trim_start_matches('-').starts_with(|c: char| c.is_ascii_digit())
+        && digits
+            .trim_start_matches('-')
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.')
+        && digits
+            .trim_start_matches('-')
+            .starts_with(|c: char| c.is_ascii_digit())
         && digits.matches('.').count() <= 1;
     match digits.parse::<f64>() {
         Ok(n) if valid && n.is_finite() => Ok(n * multiplier),

@@ -46,7 +46,14 @@ const MAX_REPLY_TEXT: usize = 400;
 
 /// RFC 8601 §2.7 result words accepted after `spf is`, `dkim is`, `dmarc is`.
 const AUTH_RESULTS: &[&str] = &[
-    "pass", "fail", "softfail", "neutral", "none", "temperror", "permerror", "policy",
+    "pass",
+    "fail",
+    "softfail",
+    "neutral",
+    "none",
+    "temperror",
+    "permerror",
+    "policy",
 ];
 
 /// The output of a successful parse.
@@ -287,10 +294,7 @@ impl Parser<'_> {
         self.expect_word("if", "`if` and a condition")?;
         self.depth = 0;
         let cond = self.or_expr()?;
-        self.expect_word(
-            "then",
-            "`and`, `or`, `)` or `then` followed by the actions",
-        )?;
+        self.expect_word("then", "`and`, `or`, `)` or `then` followed by the actions")?;
         let actions = self.actions()?;
         self.expect_punct('}', "`;` and another action, or `}` closing the rule")?;
         Ok(Rule {
@@ -452,6 +456,7 @@ impl Parser<'_> {
     fn test(&mut self) -> PResult<Test> {
         let first = self.pos;
         let field = self.field()?;
+        let mid = self.pos;
         let kind = kind(&field);
         let op = if kind == Kind::Flag {
             Op::Flag
@@ -462,6 +467,8 @@ impl Parser<'_> {
             field,
             op,
             text: self.quote(first, self.pos),
+            field_text: self.quote(first, mid),
+            op_text: self.quote(mid, self.pos),
         })
     }
 
@@ -537,14 +544,15 @@ impl Parser<'_> {
                 "matches" => {
                     self.advance();
                     let t = self.advance();
-                    match t.tok {
-                        Tok::Str(glob) => Ok(Op::Matches(self.glob(&glob, &t))),
+                    match &t.tok {
+                        Tok::Str(glob) => Ok(Op::Matches(self.glob(glob, &t))),
                         Tok::Regex { pattern, flags } => {
-                            Ok(Op::Matches(self.regex(&pattern, &flags, &t)))
+                            Ok(Op::Matches(self.regex(pattern, flags, &t)))
                         }
                         _ => {
                             self.unadvance(&t);
-                            Err(self.expected("a \"glob*pattern\" or a /regex/flags after `matches`"))
+                            Err(self
+                                .expected("a \"glob*pattern\" or a /regex/flags after `matches`"))
                         }
                     }
                 }
@@ -719,7 +727,10 @@ impl Parser<'_> {
         for p in phrases {
             let p = p.trim();
             if p.is_empty() {
-                self.value_error(at, "an empty word after `contains`: give at least one letter");
+                self.value_error(
+                    at,
+                    "an empty word after `contains`: give at least one letter",
+                );
                 continue;
             }
             let mut re = String::new();
@@ -891,7 +902,8 @@ impl Parser<'_> {
             self.unadvance(&code_tok);
             return Err(self.expected("a reply code such as 550"));
         };
-        let (enh, enh_tok) = self.expect_str("the enhanced status code in quotes, such as \"5.7.1\"")?;
+        let (enh, enh_tok) =
+            self.expect_str("the enhanced status code in quotes, such as \"5.7.1\"")?;
         let (text, text_tok) = self.expect_str("the reply text in double quotes")?;
         // RFC 5321 §4.2.1: 4yz transient, 5yz permanent; y in 0..=5. 421 closes the
         // session (§3.8), which is not a filter's call.
@@ -963,7 +975,9 @@ pub(crate) fn is_field_name(s: &str) -> bool {
 }
 
 fn bad_field_name(name: &str) -> String {
-    format!("{name:?} is not a header field name: 1 to 76 printable ASCII characters, no space or colon (RFC 5322 §3.6.8)")
+    format!(
+        "{name:?} is not a header field name: 1 to 76 printable ASCII characters, no space or colon (RFC 5322 §3.6.8)"
+    )
 }
 
 /// Names of dictionaries, quarantines and templates: a letter or digit, then letters,
@@ -976,7 +990,9 @@ pub(crate) fn is_identifier(s: &str) -> bool {
 }
 
 fn bad_identifier(what: &str, name: &str) -> String {
-    format!("{name:?} is not a {what} name: a letter or digit, then letters, digits, `_`, `-` or `.`, at most 64")
+    format!(
+        "{name:?} is not a {what} name: a letter or digit, then letters, digits, `_`, `-` or `.`, at most 64"
+    )
 }
 
 /// `class.subject.detail` (RFC 3463 §3.1): class 4 or 5 here, 1 to 3 digits each.
@@ -994,7 +1010,11 @@ fn parse_enhanced(s: &str) -> Option<EnhancedCode> {
     if class != 4 && class != 5 {
         return None;
     }
-    Some(EnhancedCode::new(class, sub.parse().ok()?, det.parse().ok()?))
+    Some(EnhancedCode::new(
+        class,
+        sub.parse().ok()?,
+        det.parse().ok()?,
+    ))
 }
 
 /// "1.2", "TLSv1.2", "TLS1.3" → (1, 2).
