@@ -28,6 +28,9 @@ pub(crate) enum Tok {
     Punct(char),
     /// `= == != < <= > >=` (normalised: `==` → `=`).
     Cmp(&'static str),
+    /// A literal that failed to tokenize (its error is already reported; the parser
+    /// reports nothing more for the rule it is in).
+    Invalid,
     /// End of input.
     Eof,
 }
@@ -42,6 +45,7 @@ impl Tok {
             Tok::Num(n) => format!("number {n}"),
             Tok::Punct(c) => format!("`{c}`"),
             Tok::Cmp(c) => format!("`{c}`"),
+            Tok::Invalid => "an invalid token".to_owned(),
             Tok::Eof => "end of file".to_owned(),
         }
     }
@@ -125,7 +129,7 @@ pub(crate) fn tokenize(source: &str, origin: &str) -> (Vec<Token>, Vec<ParseErro
                     Ok(s) => Tok::Str(s),
                     Err(e) => {
                         errors.push(e);
-                        continue;
+                        Tok::Invalid
                     }
                 }
             }
@@ -135,7 +139,7 @@ pub(crate) fn tokenize(source: &str, origin: &str) -> (Vec<Token>, Vec<ParseErro
                     Ok((pattern, flags)) => Tok::Regex { pattern, flags },
                     Err(e) => {
                         errors.push(e);
-                        continue;
+                        Tok::Invalid
                     }
                 }
             }
@@ -171,7 +175,7 @@ pub(crate) fn tokenize(source: &str, origin: &str) -> (Vec<Token>, Vec<ParseErro
                     Ok(n) => Tok::Num(n),
                     Err(e) => {
                         errors.push(e);
-                        continue;
+                        Tok::Invalid
                     }
                 }
             }

@@ -155,7 +155,9 @@ pub(crate) fn parse(source: &str, origin: &str) -> Result<Parsed, Vec<ParseError
                 rules.push(rule);
             }
             Err(e) => {
-                syntax_errors.push(e);
+                if !e.message.is_empty() {
+                    syntax_errors.push(e);
+                }
                 p.recover();
             }
         }
@@ -231,8 +233,13 @@ impl Parser<'_> {
         yes
     }
 
+    /// "expected …, found …" at the current token. At an invalid token (its lexical
+    /// error is already reported) the message is empty and the error is not reported.
     fn expected(&self, what: &str) -> ParseError {
         let t = self.peek();
+        if t.tok == Tok::Invalid {
+            return ParseError::new(self.origin, t.line, t.column, String::new());
+        }
         ParseError::new(
             self.origin,
             t.line,
