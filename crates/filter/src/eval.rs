@@ -345,7 +345,7 @@ impl<'r, 'f> Evaluator<'r, 'f> {
                 values
                     .into_iter()
                     .find(|v| op.holds(v, n))
-                    .map(|v| Witness::Value(format_number(v)))
+                    .map(|v| Witness::Number(format_number(v)))
             }
             (Op::Version(op, want), _) => {
                 let tls = facts.tls?;
@@ -410,6 +410,8 @@ enum Witness {
     Plain,
     /// The value (or the matched part of a text) that satisfied the test.
     Value(String),
+    /// A number (unquoted).
+    Number(String),
     /// A dictionary score.
     Score(String),
 }
@@ -419,6 +421,7 @@ impl Witness {
         match self {
             Witness::Plain => t.text.clone(),
             Witness::Value(v) => format!("{} {v:?} {}", t.field_text, t.op_text),
+            Witness::Number(n) => format!("{} {n} {}", t.field_text, t.op_text),
             Witness::Score(s) => format!("{} (score {s})", t.text),
         }
     }
