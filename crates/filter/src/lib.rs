@@ -19,6 +19,41 @@
 //! This crate decides; it does no I/O and changes no message. The caller applies the
 //! [`Outcome`].
 //!
+//! ```
+//! use std::collections::BTreeMap;
+//! use std::sync::Arc;
+//! use postern_content::{Dictionary, MessageView, ViewLimits};
+//! use postern_filter::{Disposition, Facts, RuleSet, evaluate};
+//!
+//! let rules = RuleSet::parse(r#"
+//!     rule "ex-employees" {
+//!         if sender in dictionary "ex-employees"
+//!         then reject 550 "5.7.1" "This person no longer works here"
+//!     }
+//!     rule "tag" { if subject contains "invoice" then add-header "X-Invoice" "yes" }
+//! "#, "rules.txt").expect("rules parse");
+//!
+//! // Once per configuration load: every referenced name must exist.
+//! assert!(rules.referenced_dictionaries().contains("ex-employees"));
+//! let mut dictionaries: BTreeMap<String, Arc<Dictionary>> = BTreeMap::new();
+//! dictionaries.insert(
+//!     "ex-employees".into(),
+//!     Arc::new(Dictionary::parse("ex-employees", "mallory@example.org\n").expect("parses")),
+//! );
+//!
+//! // Per message.
+//! let raw = b"From: a@example.org\r\nSubject: Your invoice\r\n\r\nHello\r\n";
+//! let view = MessageView::parse(raw, &ViewLimits::default());
+//! let recipients = vec!["bob@corp.example".to_owned()];
+//! let facts = Facts {
+//!     listener: "inbound",
+//!     ..Facts::new("mallory@example.org", &recipients, &view, &dictionaries)
+//! };
+//! let outcome = evaluate(&rules, &facts);
+//! assert!(matches!(outcome.disposition, Disposition::Reject(ref r) if r.code == 550));
+//! assert_eq!(outcome.to_string(), r#"reject 550 "5.7.1" "This person no longer works here" (rule "ex-employees")"#);
+//! ```
+//!
 //! # Security
 //! Rule files are configuration, but parsing is bounded (size, rule count, nesting,
 //! regex size) and never panics (fuzzed: `fuzz/fuzz_targets/filter_rules.rs`). Values

@@ -987,13 +987,14 @@ fn bad_field_name(name: &str) -> String {
     )
 }
 
-/// Names of dictionaries, quarantines and templates: a letter or digit, then letters,
-/// digits, `_`, `-`, `.`; at most 64.
+/// Names of dictionaries, quarantines and templates: the configuration's rule for names
+/// (`[a-z0-9_-]`, 1 to 64 bytes, starting with a letter or digit), so a name a rule uses
+/// can be defined.
 pub(crate) fn is_identifier(s: &str) -> bool {
     s.len() <= 64
-        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 fn bad_identifier(what: &str, name: &str) -> String {

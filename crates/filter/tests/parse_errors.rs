@@ -47,7 +47,7 @@ rule "bounce" { if true then bounce 450 "4.7.1" "later" }
 rule "class" { if true then reject 550 "4.7.1" "x" }
 rule "421" { if true then reject 421 "4.7.1" "bye" }
 rule "text" { if true then reject 550 "5.7.1" "two\r\nlines" }
-rule "dict" { if sender in dictionary "no spaces" then drop }
+rule "dict" { if sender in dictionary "No-Capitals" then drop }
 "#;
     check(
         src,
@@ -183,7 +183,7 @@ rule "b" { if true then reject 450 "4.2.0" "Try again later" }
 rule "c" { if true then bounce 550 "5.1.1" "No such user here" }
 rule "d" { if true then add-header "X-Tab" "a	b"; change-header "X-Ok" "ünïcode fine" }
 rule "e" { if true then redirect "first.last+tag@sub.corp.example"; bcc "\"quoted local\"@corp.example" }
-rule "f" { if true then quarantine "spam_2026.v1-a" }
+rule "f" { if true then quarantine "spam_2026-v1" }
 rule "g" { if tls version >= "TLSv1.2" and tls version < 1.3 then drop }
 rule "h" { if size > 10MiB or size > 500k or size > 1G then drop }
 rule "i" { if body matches /a\/b/imsx then drop }
