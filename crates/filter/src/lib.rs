@@ -66,6 +66,7 @@
 //! field names and values), RFC 8601 (authentication result words), RFC 8689 (the
 //! REQUIRETLS idea behind `require-tls`).
 
+mod apply;
 mod ast;
 mod dryrun;
 mod error;
@@ -77,6 +78,7 @@ mod parser;
 
 use std::collections::BTreeSet;
 
+pub use apply::apply_header_edits;
 pub use ast::{Action, RuleReply};
 pub use dryrun::{DryRunReport, RuleResult, RuleTrace};
 pub use error::{MAX_ERRORS, ParseError};

@@ -1,7 +1,8 @@
 //! What evaluating a rule set decided: the disposition, the edits to make, the rules that
 //! matched. Printable (`Display`, for the dry run and logs) and serializable (JSON).
 //!
-//! The caller applies it: header edits and the subject prefix to the spooled copy,
+//! The caller applies it: header edits and the subject prefix to the spooled copy
+//! ([`crate::apply_header_edits`] does it on a header section),
 //! redirect/bcc to the envelope, notifications through its DSN/notice sender,
 //! `require_tls` to the delivery TLS policy, the disposition to the end-of-data reply.
 
@@ -53,7 +54,7 @@ impl fmt::Display for Disposition {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "edit", rename_all = "kebab-case")]
 pub enum HeaderEdit {
-    /// Add a field (at the top of the header section).
+    /// Add a field (at the end of the header section: [`crate::apply_header_edits`]).
     Add { name: String, value: String },
     /// Remove every field with this name (case-insensitive).
     Remove { name: String },
