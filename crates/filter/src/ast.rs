@@ -243,3 +243,35 @@ impl fmt::Display for Action {
         }
     }
 }
+
+/// What kind of configured object a rule names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NameKind {
+    /// `in dictionary "x"`, `dictionary "x" score`.
+    Dictionary,
+    /// `quarantine "x"`.
+    Quarantine,
+    /// `notify … template "x"`.
+    Template,
+}
+
+impl fmt::Display for NameKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NameKind::Dictionary => "dictionary",
+            NameKind::Quarantine => "quarantine",
+            NameKind::Template => "template",
+        })
+    }
+}
+
+/// One place a rule names a dictionary, quarantine or template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameRef {
+    pub kind: NameKind,
+    pub name: String,
+    /// Position of the name's string in the rule file.
+    pub line: u32,
+    pub column: u32,
+}

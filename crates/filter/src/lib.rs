@@ -11,8 +11,8 @@
 //!
 //! The language is documented for admins in `docs/filters.md`. Use:
 //! [`RuleSet::parse`] once per file (every error is returned, with line and column);
-//! check [`RuleSet::referenced_dictionaries`] / [`RuleSet::referenced_quarantines`] /
-//! [`RuleSet::referenced_templates`] against what the configuration defines; then per
+//! check the names it uses against the configuration with [`RuleSet::check_names`]
+//! (errors with positions) or [`RuleSet::referenced_dictionaries`] and friends; then per
 //! message [`evaluate`] (message filters), [`evaluate_per_recipient`] (content filters)
 //! or [`dry_run`] (`postern filter test`).
 //!
@@ -79,7 +79,7 @@ mod parser;
 use std::collections::BTreeSet;
 
 pub use apply::apply_header_edits;
-pub use ast::{Action, RuleReply};
+pub use ast::{Action, NameKind, NameRef, RuleReply};
 pub use dryrun::{DryRunReport, RuleResult, RuleTrace};
 pub use error::{MAX_ERRORS, ParseError};
 pub use facts::{DictionaryLookup, Facts, Spam, TlsInfo, Virus};
@@ -95,8 +95,7 @@ pub struct RuleSet {
     origin: String,
     rules: Vec<ast::Rule>,
     dictionaries: Vec<String>,
-    quarantines: BTreeSet<String>,
-    templates: BTreeSet<String>,
+    names: Vec<NameRef>,
 }
 
 impl RuleSet {
@@ -108,8 +107,7 @@ impl RuleSet {
             origin: origin.to_owned(),
             rules: parsed.rules,
             dictionaries: parsed.dictionaries,
-            quarantines: parsed.quarantines,
-            templates: parsed.templates,
+            names: parsed.names,
         })
     }
 
@@ -119,8 +117,7 @@ impl RuleSet {
             origin: origin.to_owned(),
             rules: Vec::new(),
             dictionaries: Vec::new(),
-            quarantines: BTreeSet::new(),
-            templates: BTreeSet::new(),
+            names: Vec::new(),
         }
     }
 
@@ -144,21 +141,52 @@ impl RuleSet {
         self.rules.iter().map(|r| (r.name.as_str(), r.line))
     }
 
-    /// Dictionaries the rules test (`in dictionary "x"`, `dictionary "x" score`): the
-    /// caller checks each is configured. A dictionary missing at evaluation time makes
-    /// its tests false and is listed in [`Outcome::missing_dictionaries`].
+    /// Dictionaries the rules test (`in dictionary "x"`, `dictionary "x" score`). A
+    /// dictionary missing at evaluation time makes its tests false and is listed in
+    /// [`Outcome::missing_dictionaries`].
     pub fn referenced_dictionaries(&self) -> BTreeSet<String> {
-        self.dictionaries.iter().cloned().collect()
+        self.referenced(NameKind::Dictionary)
     }
 
-    /// Quarantines named by `quarantine "x"` actions: the caller checks each exists.
+    /// Quarantines named by `quarantine "x"` actions.
     pub fn referenced_quarantines(&self) -> BTreeSet<String> {
-        self.quarantines.clone()
+        self.referenced(NameKind::Quarantine)
     }
 
     /// Templates named by `notify … template "x"` actions.
     pub fn referenced_templates(&self) -> BTreeSet<String> {
-        self.templates.clone()
+        self.referenced(NameKind::Template)
+    }
+
+    fn referenced(&self, kind: NameKind) -> BTreeSet<String> {
+        self.names
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| r.name.clone())
+            .collect()
+    }
+
+    /// Every place a rule names a dictionary, quarantine or template, in file order.
+    pub fn name_references(&self) -> &[NameRef] {
+        &self.names
+    }
+
+    /// Checks every named dictionary, quarantine and template with `exists` (the
+    /// configuration's answer) and returns an error at each place a missing one is named,
+    /// e.g. `rules.txt:12:30: no quarantine named "hr" is configured`.
+    pub fn check_names(&self, exists: impl Fn(NameKind, &str) -> bool) -> Vec<ParseError> {
+        self.names
+            .iter()
+            .filter(|r| !exists(r.kind, &r.name))
+            .map(|r| {
+                ParseError::new(
+                    &self.origin,
+                    r.line,
+                    r.column,
+                    format!("no {} named {:?} is configured", r.kind, r.name),
+                )
+            })
+            .collect()
     }
 }
 

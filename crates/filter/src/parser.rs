@@ -19,12 +19,10 @@
 //! (field names: printable US-ASCII except colon), RFC 5321 §4.1.2 (addresses),
 //! RFC 8601 §2.7 (authentication result words).
 
-use std::collections::BTreeSet;
-
 use postern_proto::{EnhancedCode, Limits, Mailbox};
 use regex::{Regex, RegexBuilder};
 
-use crate::ast::{Action, CmpOp, Expr, Field, Flag, Op, Rule, RuleReply, Test};
+use crate::ast::{Action, CmpOp, Expr, Field, Flag, NameKind, NameRef, Op, Rule, RuleReply, Test};
 use crate::error::{MAX_ERRORS, ParseError};
 use crate::lexer::{Tok, Token, tokenize};
 
@@ -61,8 +59,7 @@ const AUTH_RESULTS: &[&str] = &[
 pub(crate) struct Parsed {
     pub rules: Vec<Rule>,
     pub dictionaries: Vec<String>,
-    pub quarantines: BTreeSet<String>,
-    pub templates: BTreeSet<String>,
+    pub names: Vec<NameRef>,
 }
 
 type PResult<T> = Result<T, ParseError>;
@@ -100,8 +97,7 @@ struct Parser<'s> {
     /// Value errors: recorded, parsing goes on.
     errors: Vec<ParseError>,
     dictionaries: Vec<String>,
-    quarantines: BTreeSet<String>,
-    templates: BTreeSet<String>,
+    names: Vec<NameRef>,
     depth: usize,
 }
 
@@ -126,8 +122,7 @@ pub(crate) fn parse(source: &str, origin: &str) -> Result<Parsed, Vec<ParseError
         origin,
         errors: Vec::new(),
         dictionaries: Vec::new(),
-        quarantines: BTreeSet::new(),
-        templates: BTreeSet::new(),
+        names: Vec::new(),
         depth: 0,
     };
     let mut rules: Vec<Rule> = Vec::new();
@@ -172,8 +167,7 @@ pub(crate) fn parse(source: &str, origin: &str) -> Result<Parsed, Vec<ParseError
         return Ok(Parsed {
             rules,
             dictionaries: p.dictionaries,
-            quarantines: p.quarantines,
-            templates: p.templates,
+            names: p.names,
         });
     }
     errors.sort_by_key(|e| (e.line, e.column));
@@ -271,6 +265,15 @@ impl Parser<'_> {
         } else {
             Err(self.expected(what))
         }
+    }
+
+    fn name_ref(&mut self, kind: NameKind, name: &str, at: &Token) {
+        self.names.push(NameRef {
+            kind,
+            name: name.to_owned(),
+            line: at.line,
+            column: at.column,
+        });
     }
 
     fn value_error(&mut self, at: &Token, message: impl Into<String>) {
@@ -662,6 +665,7 @@ impl Parser<'_> {
         if !is_identifier(&name) {
             self.value_error(&tok, bad_identifier("dictionary", &name));
         }
+        self.name_ref(NameKind::Dictionary, &name, &tok);
         Ok(
             if let Some(i) = self.dictionaries.iter().position(|d| *d == name) {
                 i
@@ -818,7 +822,7 @@ impl Parser<'_> {
                 if !is_identifier(&name) {
                     self.value_error(&tok, bad_identifier("quarantine", &name));
                 }
-                self.quarantines.insert(name.clone());
+                self.name_ref(NameKind::Quarantine, &name, &tok);
                 Action::Quarantine { name }
             }
             "add-header" | "change-header" => {
@@ -857,7 +861,7 @@ impl Parser<'_> {
                 if !is_identifier(&template) {
                     self.value_error(&tok, bad_identifier("template", &template));
                 }
-                self.templates.insert(template.clone());
+                self.name_ref(NameKind::Template, &template, &tok);
                 Action::Notify { address, template }
             }
             _ => {

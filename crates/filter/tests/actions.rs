@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Dicts, eval, facts, message, recipients, spam, tls};
-use postern_filter::{Disposition, HeaderEdit, Notify, Outcome, RuleHit};
+use postern_filter::{Disposition, HeaderEdit, NameKind, Notify, Outcome, RuleHit, RuleSet};
 use postern_proto::EnhancedCode;
 
 fn run(src: &str) -> Outcome {
@@ -278,4 +278,33 @@ fn referenced_names_are_listed_for_the_caller() {
         rs.rule_names().collect::<Vec<_>>(),
         vec![("a", 2), ("b", 3)]
     );
+}
+
+#[test]
+fn missing_names_are_reported_where_they_are_used() {
+    let rs = RuleSet::parse(
+        r#"rule "a" { if sender in dictionary "ex-employees" then quarantine "hr" }
+rule "b" {
+    if body dictionary "spam-words" score >= 3
+    then notify "hr@corp.example" template "left"; quarantine "hr"
+}"#,
+        "rules.txt",
+    )
+    .expect("parses");
+    let errors = rs.check_names(|kind, name| match kind {
+        NameKind::Dictionary => name == "ex-employees",
+        NameKind::Quarantine => false,
+        NameKind::Template => true,
+    });
+    let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        vec![
+            r#"rules.txt:1:67: no quarantine named "hr" is configured"#,
+            r#"rules.txt:3:24: no dictionary named "spam-words" is configured"#,
+            r#"rules.txt:4:63: no quarantine named "hr" is configured"#,
+        ]
+    );
+    assert!(rs.check_names(|_, _| true).is_empty());
+    assert_eq!(rs.name_references().len(), 5);
 }
