@@ -1,8 +1,9 @@
 //! Fuzzes the filter rule parser (postern-filter): any input must parse or give errors
 //! with positions, never panic, never recurse without bound, never compile an unbounded
 //! regex. Input that parses is evaluated (message mode, per recipient, and the dry run,
-//! printed) against one fixed message, session and dictionary, which must not panic
-//! either.
+//! printed) against one fixed message, session and dictionary, and its header edits are
+//! applied to the message's header section; none of it may panic. The input is also used
+//! as a hostile header section for a fixed set of edits.
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -10,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use postern_content::{Dictionary, MessageView, ViewLimits};
-use postern_filter::{Facts, RuleSet, Spam, TlsInfo, Virus};
+use postern_filter::{Facts, HeaderEdit, Outcome, RuleSet, Spam, TlsInfo, Virus, apply_header_edits};
 
 const MESSAGE: &[u8] = b"From: Big Boss <ceo@example.com>\r\n\
 Subject: =?UTF-8?B?UmVjaG51bmcgZsO8ciBTaWU=?=\r\n\
@@ -54,7 +55,22 @@ fn fixture() -> &'static Fixture {
     })
 }
 
+fn fixed_edits() -> &'static Outcome {
+    static O: OnceLock<Outcome> = OnceLock::new();
+    O.get_or_init(|| Outcome {
+        header_edits: vec![
+            HeaderEdit::Add { name: "X-Spam-Flag".into(), value: "YES".into() },
+            HeaderEdit::Remove { name: "Received".into() },
+            HeaderEdit::Set { name: "Subject".into(), value: "grüße".into() },
+            HeaderEdit::Set { name: "X-Absent".into(), value: "ü".repeat(100) },
+        ],
+        subject_prefix: Some("[Verdächtig] ".into()),
+        ..Outcome::default()
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
+    let _ = apply_header_edits(data, fixed_edits());
     let source = String::from_utf8_lossy(data);
     let Ok(rules) = RuleSet::parse(&source, "fuzz.rules") else {
         return;
@@ -72,7 +88,10 @@ fuzz_target!(|data: &[u8]| {
         client_ip: Some(std::net::IpAddr::from([192, 0, 2, 7])),
         ..Facts::new("alice@example.com", &f.rcpts, &f.view, &f.dicts)
     };
-    let _ = postern_filter::evaluate(&rules, &facts).to_string();
+    let outcome = postern_filter::evaluate(&rules, &facts);
+    let _ = outcome.to_string();
+    let header_end = MESSAGE.windows(4).position(|w| w == b"\r\n\r\n").map_or(MESSAGE.len(), |i| i + 2);
+    let _ = apply_header_edits(&MESSAGE[..header_end], &outcome);
     let _ = postern_filter::evaluate_per_recipient(&rules, &facts);
     let _ = postern_filter::dry_run(&rules, &facts).to_string();
 });
