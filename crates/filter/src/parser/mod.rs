@@ -19,12 +19,17 @@
 //! (field names: printable US-ASCII except colon), RFC 5321 §4.1.2 (addresses),
 //! RFC 8601 §2.7 (authentication result words).
 
-use postern_proto::{EnhancedCode, Limits, Mailbox};
 use regex::{Regex, RegexBuilder};
 
-use crate::ast::{Action, CmpOp, Expr, Field, Flag, NameKind, NameRef, Op, Rule, RuleReply, Test};
+use crate::ast::{CmpOp, Expr, Field, Flag, NameKind, NameRef, Op, Rule, Test};
 use crate::error::{MAX_ERRORS, ParseError};
 use crate::lexer::{Tok, Token, tokenize};
+
+mod actions;
+mod values;
+
+pub(crate) use values::parse_tls_version;
+use values::{bad_field_name, bad_identifier, is_field_name, is_identifier};
 
 /// Largest rule file, in bytes.
 pub const MAX_SOURCE: usize = 4 * 1024 * 1024;
@@ -772,204 +777,6 @@ impl Parser<'_> {
         }
         out
     }
-
-    // ---- actions ----------------------------------------------------------------------
-
-    fn actions(&mut self) -> PResult<Vec<Action>> {
-        let mut out: Vec<Action> = Vec::new();
-        let mut final_at: Option<Token> = None;
-        loop {
-            let at = self.peek().clone();
-            let action = self.action()?;
-            if let Some(f) = &final_at
-                && action != Action::Stop
-            {
-                self.value_error(
-                    &at,
-                    format!(
-                        "`{action}` follows a final action (line {}, column {}) and would never run: put it before, or in another rule",
-                        f.line, f.column
-                    ),
-                );
-            }
-            if action.is_final() && final_at.is_none() {
-                final_at = Some(at);
-            }
-            out.push(action);
-            if !self.eat_punct(';') || self.peek().tok == Tok::Punct('}') {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    fn action(&mut self) -> PResult<Action> {
-        const ACTIONS: &str = "an action: accept, drop, reject, bounce, quarantine, add-header, remove-header, change-header, prefix-subject, redirect, bcc, notify, require-tls or stop";
-        let w = match &self.peek().tok {
-            Tok::Word(w) => w.to_ascii_lowercase(),
-            _ => return Err(self.expected(ACTIONS)),
-        };
-        self.advance();
-        Ok(match w.as_str() {
-            "accept" => Action::Accept,
-            "drop" => Action::Drop,
-            "stop" => Action::Stop,
-            "require-tls" => Action::RequireTls,
-            "reject" => Action::Reject(self.reply(false)?),
-            "bounce" => Action::Bounce(self.reply(true)?),
-            "quarantine" => {
-                let (name, tok) = self.expect_str("the quarantine name in double quotes")?;
-                if !is_identifier(&name) {
-                    self.value_error(&tok, bad_identifier("quarantine", &name));
-                }
-                self.name_ref(NameKind::Quarantine, &name, &tok);
-                Action::Quarantine { name }
-            }
-            "add-header" | "change-header" => {
-                let name = self.header_name()?;
-                let (value, tok) = self.expect_str("the header field value in double quotes")?;
-                self.check_header_value(&value, &tok);
-                if w == "add-header" {
-                    Action::AddHeader { name, value }
-                } else {
-                    Action::ChangeHeader { name, value }
-                }
-            }
-            "remove-header" => Action::RemoveHeader {
-                name: self.header_name()?,
-            },
-            "prefix-subject" => {
-                let (text, tok) = self.expect_str("the subject prefix in double quotes")?;
-                if text.is_empty() || text.len() > 200 || text.chars().any(char::is_control) {
-                    self.value_error(
-                        &tok,
-                        "a subject prefix must be 1 to 200 bytes without control characters (no CR/LF)",
-                    );
-                }
-                Action::PrefixSubject { text }
-            }
-            "redirect" => Action::Redirect {
-                address: self.address()?,
-            },
-            "bcc" => Action::Bcc {
-                address: self.address()?,
-            },
-            "notify" => {
-                let address = self.address()?;
-                self.expect_word("template", "`template \"name\"` after the address")?;
-                let (template, tok) = self.expect_str("the template name in double quotes")?;
-                if !is_identifier(&template) {
-                    self.value_error(&tok, bad_identifier("template", &template));
-                }
-                self.name_ref(NameKind::Template, &template, &tok);
-                Action::Notify { address, template }
-            }
-            _ => {
-                self.pos -= 1;
-                return Err(self.expected(ACTIONS));
-            }
-        })
-    }
-
-    fn header_name(&mut self) -> PResult<String> {
-        let (name, tok) = self.expect_str("the header field name in double quotes")?;
-        if !is_field_name(&name) {
-            self.value_error(&tok, bad_field_name(&name));
-        }
-        Ok(name)
-    }
-
-    fn check_header_value(&mut self, value: &str, at: &Token) {
-        // RFC 5322 §2.2: a field body may not contain CR or LF except as folding; we
-        // never fold a value a rule gives, so none at all (header injection).
-        if value.chars().any(|c| c.is_control() && c != '\t') {
-            self.value_error(
-                at,
-                "a header value may not contain CR, LF or other control characters (only tab)",
-            );
-        } else if value.len() > MAX_HEADER_VALUE {
-            self.value_error(
-                at,
-                format!("a header value may be at most {MAX_HEADER_VALUE} bytes (RFC 5322 §2.1.1 line limit)"),
-            );
-        }
-    }
-
-    fn address(&mut self) -> PResult<String> {
-        let (addr, tok) = self.expect_str("an email address in double quotes")?;
-        if Mailbox::parse(&addr, &Limits::default()).is_err() {
-            self.value_error(
-                &tok,
-                format!("{addr:?} is not a valid address: expected local-part@domain (RFC 5321 §4.1.2), without <>"),
-            );
-        }
-        Ok(addr)
-    }
-
-    /// `CODE "X.Y.Z" "text"`.
-    fn reply(&mut self, bounce: bool) -> PResult<RuleReply> {
-        let code_tok = self.advance();
-        let Tok::Num(n) = code_tok.tok else {
-            self.unadvance(&code_tok);
-            return Err(self.expected("a reply code such as 550"));
-        };
-        let (enh, enh_tok) =
-            self.expect_str("the enhanced status code in quotes, such as \"5.7.1\"")?;
-        let (text, text_tok) = self.expect_str("the reply text in double quotes")?;
-        // RFC 5321 §4.2.1: 4yz transient, 5yz permanent; y in 0..=5. 421 closes the
-        // session (§3.8), which is not a filter's call.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let code = if n.fract() == 0.0 && (0.0..1000.0).contains(&n) {
-            n as u16
-        } else {
-            0
-        };
-        let allowed = if bounce {
-            (500..=559).contains(&code)
-        } else {
-            (400..=459).contains(&code) || (500..=559).contains(&code)
-        };
-        if !allowed || code == 421 {
-            let allowed = if bounce {
-                "a bounce needs a 5xx code (550 to 559 typically; RFC 5321 §4.2.1)"
-            } else {
-                "a 4xx (temporary, not 421) or 5xx (permanent) code with a second digit 0 to 5 (RFC 5321 §4.2.1)"
-            };
-            let src = &self.src[code_tok.start..code_tok.end];
-            self.value_error(&code_tok, format!("bad reply code {src}: {allowed}"));
-        }
-        let enhanced = match parse_enhanced(&enh) {
-            Some(e) if code / 100 == u16::from(e.class) => e,
-            Some(e) => {
-                self.value_error(
-                    &enh_tok,
-                    format!("enhanced code {enh:?} has class {} but the reply code is {code}: the first digits must agree (RFC 3463 §3.1)", e.class),
-                );
-                e
-            }
-            None => {
-                self.value_error(
-                    &enh_tok,
-                    format!("bad enhanced status code {enh:?}: expected class.subject.detail such as \"5.7.1\" (class 4 or 5, then 1 to 3 digits each; RFC 3463 §3)"),
-                );
-                EnhancedCode::new(5, 0, 0)
-            }
-        };
-        if text.is_empty()
-            || text.len() > MAX_REPLY_TEXT
-            || !text.bytes().all(|b| (0x20..0x7f).contains(&b))
-        {
-            self.value_error(
-                &text_tok,
-                format!("reply text must be 1 to {MAX_REPLY_TEXT} printable ASCII characters (no CR/LF: RFC 5321 §4.2)"),
-            );
-        }
-        Ok(RuleReply {
-            code,
-            enhanced,
-            text,
-        })
-    }
 }
 
 /// A regex that matches nothing, standing in for one that failed to compile (the parse
@@ -978,66 +785,4 @@ fn never_matches() -> Regex {
     // Invariant: a fixed, valid pattern.
     #[allow(clippy::unwrap_used)]
     Regex::new(r"[^\s\S]").unwrap()
-}
-
-/// RFC 5322 §3.6.8: field-name = 1*ftext, ftext = %d33-57 / %d59-126.
-pub(crate) fn is_field_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 76 && s.bytes().all(|b| (33..=126).contains(&b) && b != b':')
-}
-
-fn bad_field_name(name: &str) -> String {
-    format!(
-        "{name:?} is not a header field name: 1 to 76 printable ASCII characters, no space or colon (RFC 5322 §3.6.8)"
-    )
-}
-
-/// Names of dictionaries, quarantines and templates: the configuration's rule for names
-/// (`[a-z0-9_-]`, 1 to 64 bytes, starting with a letter or digit), so a name a rule uses
-/// can be defined.
-pub(crate) fn is_identifier(s: &str) -> bool {
-    s.len() <= 64
-        && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
-
-fn bad_identifier(what: &str, name: &str) -> String {
-    format!(
-        "{name:?} is not a {what} name: a letter or digit, then letters, digits, `_`, `-` or `.`, at most 64"
-    )
-}
-
-/// `class.subject.detail` (RFC 3463 §3.1): class 4 or 5 here, 1 to 3 digits each.
-fn parse_enhanced(s: &str) -> Option<EnhancedCode> {
-    let mut parts = s.split('.');
-    let (c, sub, det) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some()
-        || ![c, sub, det]
-            .iter()
-            .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return None;
-    }
-    let class: u8 = c.parse().ok()?;
-    if class != 4 && class != 5 {
-        return None;
-    }
-    Some(EnhancedCode::new(
-        class,
-        sub.parse().ok()?,
-        det.parse().ok()?,
-    ))
-}
-
-/// "1.2", "TLSv1.2", "TLS1.3" → (1, 2).
-pub(crate) fn parse_tls_version(s: &str) -> Option<(u8, u8)> {
-    let s = s.trim();
-    let digits = s
-        .strip_prefix("TLSv")
-        .or_else(|| s.strip_prefix("tlsv"))
-        .or_else(|| s.strip_prefix("TLS"))
-        .unwrap_or(s);
-    let (a, b) = digits.split_once('.')?;
-    let v = (a.parse().ok()?, b.parse().ok()?);
-    (v.0 == 1 && v.1 <= 3).then_some(v)
 }
