@@ -134,8 +134,8 @@ pub(crate) enum Op {
     /// `is V` / `is (V1, V2)`: equal to one of them, ASCII case-insensitive (stored lowercase).
     Is(Vec<String>),
     /// `contains "w"` / `contains ("w1", "w2")`: a word or phrase, case-insensitive, on
-    /// word boundaries (compiled to one regex).
-    Contains(Regex),
+    /// word boundaries (one regex per phrase; boundaries checked by the evaluator).
+    Contains(Vec<Regex>),
     /// `matches "glob"` (compiled to an anchored regex) or `matches /re/flags`.
     Matches(Regex),
     /// `in dictionary "name"`: index into [`crate::RuleSet`]'s dictionary names.

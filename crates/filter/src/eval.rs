@@ -27,6 +27,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use postern_content::Dictionary;
+use regex::Regex;
 
 use crate::RuleSet;
 use crate::ast::{Action, Expr, Field, Flag, Op, Rule, Test};
@@ -364,7 +365,15 @@ impl<'r, 'f> Evaluator<'r, 'f> {
                     .any(|want| eq_ci(v, want))
                     .then(|| Witness::Value(clip(v)))
             }),
-            (Op::Contains(re) | Op::Matches(re), field) => {
+            (Op::Contains(phrases), field) => {
+                let long = is_text(field);
+                self.sources(field).into_iter().find_map(|src| {
+                    let v = self.value(src);
+                    let found = phrases.iter().find_map(|re| find_word(re, v))?;
+                    Some(Witness::Value(clip(if long { found.as_str() } else { v })))
+                })
+            }
+            (Op::Matches(re), field) => {
                 let long = is_text(field);
                 self.sources(field).into_iter().find_map(|src| {
                     let v = self.value(src);
@@ -505,6 +514,36 @@ fn apply(rule: &Rule, out: &mut Outcome) -> bool {
         out.decided_by = Some(rule.name.clone());
     }
     stop
+}
+
+/// A word character for `contains`: a letter, a digit (any script) or `_`.
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// The first match of `re` in `text` that sits on word boundaries: a match that starts
+/// (ends) with a word character must not be preceded (followed) by one. A candidate
+/// that fails is retried one character further, so a valid match overlapping it is not
+/// missed; each retry starts where the last candidate did, so the work stays linear in
+/// the text plus the candidates' lengths.
+fn find_word<'t>(re: &Regex, text: &'t str) -> Option<regex::Match<'t>> {
+    let mut at = 0;
+    while at <= text.len() {
+        let m = re.find_at(text, at)?;
+        let s = m.as_str();
+        let start_ok = !s.starts_with(is_word_char)
+            || !text[..m.start()]
+                .chars()
+                .next_back()
+                .is_some_and(is_word_char);
+        let end_ok =
+            !s.ends_with(is_word_char) || !text[m.end()..].chars().next().is_some_and(is_word_char);
+        if start_ok && end_ok {
+            return Some(m);
+        }
+        at = m.start() + text[m.start()..].chars().next().map_or(1, char::len_utf8);
+    }
+    None
 }
 
 fn is_text(field: &Field) -> bool {

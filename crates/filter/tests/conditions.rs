@@ -335,3 +335,36 @@ fn nesting_limit_is_enforced_but_deep_nesting_within_it_works() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn word_boundaries_in_any_script() {
+    let (mut msg, rcpts, tls, spam, dicts) = (message(), recipients(), tls(), spam(), Dicts::new());
+    msg.body_text =
+        "Квартальная отчётность: см. отчёт. freex free_money win$$$now Grüße aus Köln; 東京 office"
+            .to_owned();
+    let f = facts(&msg, &rcpts, &tls, &spam, &dicts);
+    table(
+        &[
+            // a word is not found inside a longer word, in any script
+            (r#"body contains "отчёт""#, true),
+            (r#"body contains "ОТЧЁТ""#, true),
+            (r#"body contains "квартал""#, false),
+            (r#"body contains "отчётность""#, true),
+            (r#"body contains "grüsse""#, false),
+            (r#"body contains "GRÜSSE""#, false),
+            (r#"body contains "grüße""#, true),
+            (r#"body contains "köln""#, true),
+            // the first candidate fails its boundary, a later one holds
+            (r#"body contains "free""#, false),
+            (r#"body contains "freex""#, true),
+            // `_` is a word character
+            (r#"body contains "money""#, false),
+            // a phrase that starts and ends with non-word characters needs no boundary
+            (r#"body contains "$$$""#, true),
+            (r#"body contains "см.""#, true),
+            (r#"body contains "東京""#, true),
+            (r#"body contains ("nothing", "aus köln")"#, true),
+        ],
+        &f,
+    );
+}

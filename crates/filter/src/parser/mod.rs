@@ -554,7 +554,7 @@ impl Parser<'_> {
                 "contains" => {
                     self.advance();
                     let phrases = self.strings()?;
-                    Ok(Op::Contains(self.contains_regex(&phrases, &t)))
+                    Ok(Op::Contains(self.contains_regexes(&phrases, &t)))
                 }
                 "matches" => {
                     self.advance();
@@ -736,10 +736,13 @@ impl Parser<'_> {
         self.compile(&re, at, "pattern")
     }
 
-    /// Words or phrases, case-insensitive, on word boundaries where the phrase starts or
-    /// ends with a word character; inner whitespace matches any run of whitespace.
-    fn contains_regex(&mut self, phrases: &[String], at: &Token) -> Regex {
-        let mut alts = Vec::new();
+    /// One regex per word or phrase: case-insensitive, inner white space matching any
+    /// run of white space. The word boundaries are checked by the evaluator
+    /// ([`crate::eval`]), not by `\b`: a Unicode `\b` makes the regex engine leave its
+    /// DFA for a much slower one on non-ASCII text (measured: 62 ms for three words over
+    /// 1 MiB of Cyrillic, against well under 1 ms without).
+    fn contains_regexes(&mut self, phrases: &[String], at: &Token) -> Vec<Regex> {
+        let mut out = Vec::new();
         for p in phrases {
             let p = p.trim();
             if p.is_empty() {
@@ -749,18 +752,10 @@ impl Parser<'_> {
                 );
                 continue;
             }
-            let mut re = String::new();
-            if p.starts_with(|c: char| c.is_alphanumeric() || c == '_') {
-                re.push_str(r"\b");
-            }
             let words: Vec<String> = p.split_whitespace().map(regex::escape).collect();
-            re.push_str(&words.join(r"\s+"));
-            if p.ends_with(|c: char| c.is_alphanumeric() || c == '_') {
-                re.push_str(r"\b");
-            }
-            alts.push(re);
+            out.push(self.compile(&format!("(?i){}", words.join(r"\s+")), at, "word"));
         }
-        self.compile(&format!("(?i)(?:{})", alts.join("|")), at, "word list")
+        out
     }
 
     /// The tokens `first..end` as written, joined by single spaces.
