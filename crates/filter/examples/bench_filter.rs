@@ -336,6 +336,17 @@ fn main() {
             black_box(evaluate_per_recipient(&fifty, black_box(&facts)));
         }),
     );
+    let many: Vec<String> = (0..100).map(|i| format!("user{i}@corp.example")).collect();
+    let facts_many = Facts {
+        recipients: &many,
+        ..facts
+    };
+    row(
+        "evaluate_per_recipient (100 rcpts), 50 rules + 100k",
+        time(|| {
+            black_box(evaluate_per_recipient(&fifty, black_box(&facts_many)));
+        }),
+    );
     let view_ru = MessageView::parse(&raw_ru, &limits);
     let facts_ru = Facts {
         message: &view_ru,

@@ -80,6 +80,11 @@ pub(crate) struct Evaluator<'r, 'f> {
     recipients: &'f [String],
     dicts: Vec<Option<Arc<Dictionary>>>,
     cache: HashMap<(usize, Src), DictHit>,
+    /// Results of the tests that do not depend on the recipient, by the test's address
+    /// (the rule set is borrowed for the evaluator's life, so addresses are stable).
+    memo: HashMap<usize, Option<Witness>>,
+    /// Set by [`Evaluator::with_recipients`]: the memo pays off only across recipients.
+    per_recipient: bool,
     client_ip: Option<String>,
 }
 
@@ -103,6 +108,8 @@ impl<'r, 'f> Evaluator<'r, 'f> {
             recipients: facts.recipients,
             dicts,
             cache: HashMap::new(),
+            memo: HashMap::new(),
+            per_recipient: false,
             client_ip: facts.client_ip.map(|ip| ip.to_string()),
         }
     }
@@ -110,6 +117,7 @@ impl<'r, 'f> Evaluator<'r, 'f> {
     /// Evaluates with `recipient` tests seeing only `recipients`.
     pub fn with_recipients(&mut self, recipients: &'f [String]) -> &mut Self {
         self.recipients = recipients;
+        self.per_recipient = true;
         self
     }
 
@@ -190,7 +198,7 @@ impl<'r, 'f> Evaluator<'r, 'f> {
                 }
                 holds
             }
-            Expr::Test(t) => match self.test(t) {
+            Expr::Test(t) => match self.memo_test(t) {
                 Some(witness) => {
                     if let Some(w) = why {
                         w.push(witness.render(t));
@@ -317,6 +325,21 @@ impl<'r, 'f> Evaluator<'r, 'f> {
         Some(hit)
     }
 
+    /// [`Evaluator::test`], remembered across recipients for tests that do not look at
+    /// the recipient (per-recipient evaluation runs the same tests once per recipient).
+    fn memo_test(&mut self, test: &Test) -> Option<Witness> {
+        if !self.per_recipient || matches!(test.field, Field::Recipient | Field::RecipientDomain) {
+            return self.test(test);
+        }
+        let key = std::ptr::from_ref(test) as usize;
+        if let Some(w) = self.memo.get(&key) {
+            return w.clone();
+        }
+        let w = self.test(test);
+        self.memo.insert(key, w.clone());
+        w
+    }
+
     /// `Some(witness)` when the test holds.
     fn test(&mut self, test: &Test) -> Option<Witness> {
         let facts = self.facts;
@@ -414,6 +437,7 @@ impl<'r, 'f> Evaluator<'r, 'f> {
 }
 
 /// What made a test true, for the dry run.
+#[derive(Clone)]
 enum Witness {
     /// A bare flag.
     Plain,
