@@ -223,3 +223,13 @@ pub fn dry_run(rules: &RuleSet, facts: &Facts<'_>) -> DryRunReport {
     let outcome = Evaluator::new(rules, facts).run(Some(&mut traces));
     dryrun::report(rules, traces, outcome)
 }
+
+#[cfg(test)]
+mod tests {
+    // A compile-time check: a rule set is shared by every session (`Arc<RuleSet>`,
+    // swapped on reload), an outcome crosses tasks.
+    const fn shareable<T: Send + Sync>() {}
+    const _: () = shareable::<super::RuleSet>();
+    const _: () = shareable::<super::Outcome>();
+    const _: () = shareable::<super::DryRunReport>();
+}
