@@ -692,7 +692,9 @@ impl Parser<'_> {
             Err(e) => {
                 let detail = match e {
                     regex::Error::CompiledTooBig(n) => {
-                        format!("it compiles to more than {n} bytes; simplify it")
+                        format!(
+                            "it compiles to more than {n} bytes; simplify it (Unicode classes are large: \\w{{20}} alone is about 1 MB; [a-z0-9_] or (?-u:\\w) match ASCII only and are small)"
+                        )
                     }
                     other => other.to_string(),
                 };
