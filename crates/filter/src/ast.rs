@@ -5,6 +5,7 @@
 //! because a dry-run report lists them.
 
 use std::fmt;
+use std::sync::Arc;
 
 use postern_proto::EnhancedCode;
 use regex::Regex;
@@ -14,6 +15,8 @@ use serde::Serialize;
 #[derive(Debug)]
 pub(crate) struct Rule {
     pub name: String,
+    /// The file the rule is in.
+    pub origin: Arc<str>,
     pub line: u32,
     pub cond: Expr,
     pub actions: Vec<Action>,
@@ -271,7 +274,8 @@ impl fmt::Display for NameKind {
 pub struct NameRef {
     pub kind: NameKind,
     pub name: String,
-    /// Position of the name's string in the rule file.
+    /// The rule file, and the position of the name's string in it.
+    pub origin: String,
     pub line: u32,
     pub column: u32,
 }

@@ -52,7 +52,7 @@ pub(crate) fn report(rules: &RuleSet, traces: Vec<Trace>, outcome: Outcome) -> D
         .zip(traces)
         .map(|(r, t)| RuleTrace {
             rule: r.name.clone(),
-            origin: rules.origin.clone(),
+            origin: r.origin.to_string(),
             line: r.line,
             result: match (t.skipped, t.matched) {
                 (true, _) => RuleResult::NotEvaluated {

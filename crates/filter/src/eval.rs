@@ -464,6 +464,7 @@ impl Witness {
 fn apply(rule: &Rule, out: &mut Outcome) -> bool {
     out.hits.push(RuleHit {
         rule: rule.name.clone(),
+        origin: rule.origin.to_string(),
         line: rule.line,
     });
     let mut stop = false;

@@ -102,9 +102,17 @@ impl RuleSet {
     /// Parses a whole rule file. `origin` names it in errors and in the dry run (the
     /// file path). On failure every error found is returned, sorted by position.
     pub fn parse(source: &str, origin: &str) -> Result<RuleSet, Vec<ParseError>> {
-        let parsed = parser::parse(source, origin)?;
+        Self::parse_files(&[(source, origin)])
+    }
+
+    /// Parses several rule files, `(source, origin)` each, as one rule set: their rules in
+    /// the order given, evaluated as if they were one file (a final action or `stop` in
+    /// one file ends evaluation for the rest). Rule names are unique across the files.
+    /// Errors of every file are returned, file by file, each sorted by position.
+    pub fn parse_files(files: &[(&str, &str)]) -> Result<RuleSet, Vec<ParseError>> {
+        let parsed = parser::parse(files)?;
         Ok(RuleSet {
-            origin: origin.to_owned(),
+            origin: files.first().map_or_else(String::new, |f| f.1.to_owned()),
             rules: parsed.rules,
             dictionaries: parsed.dictionaries,
             names: parsed.names,
@@ -121,7 +129,8 @@ impl RuleSet {
         }
     }
 
-    /// The origin given to [`RuleSet::parse`].
+    /// The origin given to [`RuleSet::parse`] (the first file's, for
+    /// [`RuleSet::parse_files`]).
     pub fn origin(&self) -> &str {
         &self.origin
     }
@@ -139,6 +148,13 @@ impl RuleSet {
     /// The rule names with their lines, in order.
     pub fn rule_names(&self) -> impl Iterator<Item = (&str, u32)> {
         self.rules.iter().map(|r| (r.name.as_str(), r.line))
+    }
+
+    /// The rules as `(name, origin, line)`, in order.
+    pub fn rules(&self) -> impl Iterator<Item = (&str, &str, u32)> {
+        self.rules
+            .iter()
+            .map(|r| (r.name.as_str(), &*r.origin, r.line))
     }
 
     /// Dictionaries the rules test (`in dictionary "x"`, `dictionary "x" score`). A
@@ -180,7 +196,7 @@ impl RuleSet {
             .filter(|r| !exists(r.kind, &r.name))
             .map(|r| {
                 ParseError::new(
-                    &self.origin,
+                    &r.origin,
                     r.line,
                     r.column,
                     format!("no {} named {:?} is configured", r.kind, r.name),

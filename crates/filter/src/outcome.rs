@@ -16,6 +16,8 @@ use crate::ast::RuleReply;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RuleHit {
     pub rule: String,
+    /// The rule file (the origin given to the parser).
+    pub origin: String,
     /// Line of the `rule` keyword in the rule file.
     pub line: u32,
 }

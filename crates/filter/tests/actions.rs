@@ -93,10 +93,12 @@ fn modifying_actions_accumulate_in_rule_order() {
         vec![
             RuleHit {
                 rule: "one".into(),
+                origin: "test.rules".into(),
                 line: 2
             },
             RuleHit {
                 rule: "two".into(),
+                origin: "test.rules".into(),
                 line: 8
             }
         ]
@@ -307,4 +309,51 @@ rule "b" {
     );
     assert!(rs.check_names(|_, _| true).is_empty());
     assert_eq!(rs.name_references().len(), 5);
+}
+
+#[test]
+fn several_files_make_one_rule_set() {
+    let a = r#"rule "tag" { if true then add-header "X-A" "1" }
+rule "stop-here" { if header "X-Stop" exists then stop }"#;
+    let b = r#"# second file
+rule "hold" { if attachment filename matches "*.exe" then quarantine "attachments" }"#;
+    let rs = RuleSet::parse_files(&[(a, "a.rules"), (b, "b.rules")]).expect("parses");
+    assert_eq!(
+        rs.rules().collect::<Vec<_>>(),
+        vec![
+            ("tag", "a.rules", 1),
+            ("stop-here", "a.rules", 2),
+            ("hold", "b.rules", 2)
+        ]
+    );
+    let (msg, rcpts, tls, spam, dicts) = (message(), recipients(), tls(), spam(), Dicts::new());
+    let f = facts(&msg, &rcpts, &tls, &spam, &dicts);
+    let out = postern_filter::evaluate(&rs, &f);
+    assert_eq!(out.hits[1].origin, "b.rules");
+    assert!(matches!(out.disposition, Disposition::Quarantine { .. }));
+    let report = postern_filter::dry_run(&rs, &f).to_string();
+    assert!(
+        report.contains(r#"rule "hold" (b.rules:2) matched"#),
+        "{report}"
+    );
+
+    // errors name their file; a rule name is unique across files
+    let bad = r#"rule "tag" { if true then quarantine "Bad" }"#;
+    let errors = RuleSet::parse_files(&[(a, "a.rules"), (bad, "c.rules")]).unwrap_err();
+    let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(shown.len(), 2, "{shown:?}");
+    assert!(
+        shown[0].starts_with("c.rules:1:1: rule name \"tag\" is used twice (first at a.rules:1)"),
+        "{shown:?}"
+    );
+    assert!(
+        shown[1].starts_with("c.rules:1:38: \"Bad\" is not a quarantine name"),
+        "{shown:?}"
+    );
+    // check_names points into the right file
+    let names = rs.check_names(|_, _| false);
+    assert_eq!(
+        names[0].to_string(),
+        r#"b.rules:2:70: no quarantine named "attachments" is configured"#
+    );
 }

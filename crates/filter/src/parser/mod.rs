@@ -19,6 +19,8 @@
 //! (field names: printable US-ASCII except colon), RFC 5321 §4.1.2 (addresses),
 //! RFC 8601 §2.7 (authentication result words).
 
+use std::sync::Arc;
+
 use regex::{Regex, RegexBuilder};
 
 use crate::ast::{CmpOp, Expr, Field, Flag, NameKind, NameRef, Op, Rule, Test};
@@ -99,6 +101,8 @@ struct Parser<'s> {
     pos: usize,
     src: &'s str,
     origin: &'s str,
+    /// The origin shared by this file's rules.
+    origin_arc: Arc<str>,
     /// Value errors: recorded, parsing goes on.
     errors: Vec<ParseError>,
     dictionaries: Vec<String>,
@@ -106,10 +110,45 @@ struct Parser<'s> {
     depth: usize,
 }
 
-/// Parses a whole rule file.
-pub(crate) fn parse(source: &str, origin: &str) -> Result<Parsed, Vec<ParseError>> {
+/// Parses rule files as one rule set, in order: `(source, origin)` each. Dictionaries and
+/// rule names are shared (a name used in two files is an error).
+pub(crate) fn parse(files: &[(&str, &str)]) -> Result<Parsed, Vec<ParseError>> {
+    let mut parsed = Parsed {
+        rules: Vec::new(),
+        dictionaries: Vec::new(),
+        names: Vec::new(),
+    };
+    let mut errors = Vec::new();
+    for (source, origin) in files {
+        let mut file_errors = parse_file(source, origin, &mut parsed);
+        file_errors.sort_by_key(|e| (e.line, e.column));
+        file_errors.dedup();
+        errors.append(&mut file_errors);
+        if errors.len() > MAX_ERRORS {
+            break;
+        }
+    }
+    if errors.is_empty() {
+        return Ok(parsed);
+    }
+    if errors.len() > MAX_ERRORS {
+        errors.truncate(MAX_ERRORS);
+        let last = &errors[MAX_ERRORS - 1];
+        let (origin, line, column) = (last.origin.clone(), last.line, last.column);
+        errors.push(ParseError::new(
+            &origin,
+            line,
+            column,
+            format!("more than {MAX_ERRORS} errors; the rest are not reported"),
+        ));
+    }
+    Err(errors)
+}
+
+/// Parses one file into `into`; returns its errors.
+fn parse_file(source: &str, origin: &str, into: &mut Parsed) -> Vec<ParseError> {
     if source.len() > MAX_SOURCE {
-        return Err(vec![ParseError::new(
+        return vec![ParseError::new(
             origin,
             1,
             1,
@@ -117,7 +156,7 @@ pub(crate) fn parse(source: &str, origin: &str) -> Result<Parsed, Vec<ParseError
                 "rule file is {} bytes; at most {MAX_SOURCE} bytes are allowed (split it into several files)",
                 source.len()
             ),
-        )]);
+        )];
     }
     let (toks, lex_errors) = tokenize(source, origin);
     let mut p = Parser {
@@ -125,34 +164,39 @@ pub(crate) fn parse(source: &str, origin: &str) -> Result<Parsed, Vec<ParseError
         pos: 0,
         src: source,
         origin,
+        origin_arc: Arc::from(origin),
         errors: Vec::new(),
-        dictionaries: Vec::new(),
-        names: Vec::new(),
+        dictionaries: std::mem::take(&mut into.dictionaries),
+        names: std::mem::take(&mut into.names),
         depth: 0,
     };
-    let mut rules: Vec<Rule> = Vec::new();
     let mut syntax_errors = Vec::new();
     while p.peek().tok != Tok::Eof {
-        if rules.len() >= MAX_RULES {
+        if into.rules.len() >= MAX_RULES {
             let t = p.peek();
             syntax_errors.push(ParseError::new(
                 origin,
                 t.line,
                 t.column,
-                format!("more than {MAX_RULES} rules in one file"),
+                format!("more than {MAX_RULES} rules in one rule set"),
             ));
             break;
         }
         match p.rule() {
             Ok(rule) => {
-                if let Some(first) = rules.iter().find(|r| r.name == rule.name) {
+                if let Some(first) = into.rules.iter().find(|r| r.name == rule.name) {
+                    let at = if *first.origin == *origin {
+                        format!("line {}", first.line)
+                    } else {
+                        format!("{}:{}", first.origin, first.line)
+                    };
                     let msg = format!(
-                        "rule name {:?} is used twice (first at line {}); rule names must be unique",
-                        rule.name, first.line
+                        "rule name {:?} is used twice (first at {at}); rule names must be unique",
+                        rule.name
                     );
                     p.errors.push(ParseError::new(origin, rule.line, 1, msg));
                 }
-                rules.push(rule);
+                into.rules.push(rule);
             }
             Err(e) => {
                 if !e.message.is_empty() {
@@ -165,30 +209,12 @@ pub(crate) fn parse(source: &str, origin: &str) -> Result<Parsed, Vec<ParseError
             break;
         }
     }
+    into.dictionaries = p.dictionaries;
+    into.names = p.names;
     let mut errors = lex_errors;
     errors.append(&mut syntax_errors);
     errors.append(&mut p.errors);
-    if errors.is_empty() {
-        return Ok(Parsed {
-            rules,
-            dictionaries: p.dictionaries,
-            names: p.names,
-        });
-    }
-    errors.sort_by_key(|e| (e.line, e.column));
-    errors.dedup();
-    if errors.len() > MAX_ERRORS {
-        errors.truncate(MAX_ERRORS);
-        let last = &errors[MAX_ERRORS - 1];
-        let (line, column) = (last.line, last.column);
-        errors.push(ParseError::new(
-            origin,
-            line,
-            column,
-            format!("more than {MAX_ERRORS} errors; the rest are not reported"),
-        ));
-    }
-    Err(errors)
+    errors
 }
 
 impl Parser<'_> {
@@ -276,6 +302,7 @@ impl Parser<'_> {
         self.names.push(NameRef {
             kind,
             name: name.to_owned(),
+            origin: self.origin.to_owned(),
             line: at.line,
             column: at.column,
         });
@@ -314,6 +341,7 @@ impl Parser<'_> {
         self.expect_punct('}', "`;` and another action, or `}` closing the rule")?;
         Ok(Rule {
             name,
+            origin: Arc::clone(&self.origin_arc),
             line: start.line,
             cond,
             actions,
