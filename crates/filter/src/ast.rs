@@ -7,7 +7,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use postern_proto::EnhancedCode;
+use postern_proto::{EnhancedCode, Reply};
 use regex::Regex;
 use serde::Serialize;
 
@@ -163,6 +163,13 @@ pub struct RuleReply {
     pub enhanced: EnhancedCode,
     /// Printable ASCII, no CR/LF.
     pub text: String,
+}
+
+impl RuleReply {
+    /// The SMTP reply to send (end-of-data reject) or to put in the DSN (bounce).
+    pub fn to_reply(&self) -> Reply {
+        Reply::new(self.code, Some(self.enhanced), self.text.clone())
+    }
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's serialize_with passes a reference
