@@ -377,6 +377,8 @@ impl<'r, 'f> Evaluator<'r, 'f> {
                 op.holds(&have, want)
                     .then(|| Witness::Value(tls.version.clone()))
             }
+            // The null reverse path `<>` is no sender (`sender is ""` still tests for it).
+            (Op::Exists, Field::Sender) if facts.sender.is_empty() => None,
             (Op::Exists, field) => {
                 let src = *self.sources(field).first()?;
                 Some(Witness::Value(clip(self.value(src))))

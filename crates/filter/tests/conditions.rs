@@ -70,6 +70,8 @@ fn null_sender() {
     table(
         &[
             (r#"sender is """#, true),
+            ("sender exists", false),
+            ("not sender exists", true),
             (r"sender domain exists", false),
             (r#"sender matches "*@*""#, false),
         ],
