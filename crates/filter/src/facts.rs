@@ -63,9 +63,9 @@ impl DictionaryLookup for BTreeMap<String, Arc<Dictionary>> {
 /// `not dmarc is pass` is true for a message that was not checked.
 #[derive(Clone, Copy)]
 pub struct Facts<'a> {
-    /// Envelope sender (MAIL FROM), `""` for the null reverse path `<>`.
+    /// Envelope sender (MAIL FROM) without `<>`; `""` for the null reverse path.
     pub sender: &'a str,
-    /// Envelope recipients (RCPT TO), as accepted.
+    /// Envelope recipients (RCPT TO) without `<>`, as accepted.
     pub recipients: &'a [String],
     /// Name of the listener the message came in on.
     pub listener: &'a str,
