@@ -310,6 +310,23 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         cx,
     );
     let authentication = cx.keep(authentication)?;
+    let content = crate::filters::build(
+        raw.filters,
+        raw.dictionary,
+        raw.notification,
+        Some(&delivery.quarantines),
+        base_limits.as_ref().map(|l| l.max_message_size),
+        cx,
+    );
+    let content = cx.keep(content);
+    let engines = crate::engines::build(raw.rspamd, raw.clamav, raw.milter, cx);
+    let engines = cx.keep(engines);
+    let (Some(mut content), Some(engines)) = (content, engines) else {
+        return None;
+    };
+    content.rspamd = engines.rspamd;
+    content.clamav = engines.clamav;
+    content.milters = engines.milters;
 
     // Whole-server warnings.
     maildir_domains_accepted(&delivery, &relay.accepted_domains, cx);
@@ -338,6 +355,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         transcript,
         allow_insecure_auth: danger.allow_insecure_auth,
         authentication,
+        content,
     };
 
     Some(Config {

@@ -54,6 +54,12 @@ pub(crate) struct RawConfig {
     pub dkim: Option<Vec<Spanned<crate::authentication::RawDkim>>>,
     pub dmarc_reports: Option<Spanned<crate::dmarc_reports::RawDmarcReports>>,
     pub quarantine: Option<Vec<Spanned<crate::quarantine::RawQuarantine>>>,
+    pub filters: Option<Spanned<crate::filters::RawFilters>>,
+    pub dictionary: Option<Vec<Spanned<crate::filters::RawDictionary>>>,
+    pub notification: Option<Vec<Spanned<crate::filters::RawNotification>>>,
+    pub rspamd: Option<Spanned<crate::engines::RawRspamd>>,
+    pub clamav: Option<Spanned<crate::engines::RawClamav>>,
+    pub milter: Option<Vec<Spanned<crate::engines::RawMilter>>>,
 }
 
 /// `[[listener]]`.

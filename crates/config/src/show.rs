@@ -11,7 +11,8 @@
 //! # Security
 //! Never prints a secret: `[[user]] password_hash`,
 //! `delivery.relayhost_password` and `[[route]] auth_password` show as
-//! `"<secret>"`, and so does the password in `counters.redis_url`.
+//! `"<secret>"`, and so do the password in `counters.redis_url` and
+//! `rspamd.password`.
 
 use std::path::Path;
 
@@ -47,6 +48,9 @@ const PATH_KEYS: &[&str] = &[
     "authentication.public_suffix_list",
     "dkim[].key",
     "dmarc_reports.dir",
+    "filters.message_rules",
+    "filters.content_rules",
+    "dictionary[].path",
 ];
 
 /// Keys holding a secret.
@@ -54,6 +58,7 @@ const SECRET_KEYS: &[&str] = &[
     "user[].password_hash",
     "delivery.relayhost_password",
     "route[].auth_password",
+    "rspamd.password",
 ];
 
 /// The effective configuration of `src` as TOML text (see the module

@@ -1090,6 +1090,7 @@ mod tests {
             },
             allow_insecure_auth: false,
             authentication: postern_smtpd::AuthenticationSettings::default(),
+            content: postern_smtpd::ContentSettings::default(),
             admission: postern_policy::admission::Admission::default(),
             recipients: Vec::new(),
         };

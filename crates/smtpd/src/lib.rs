@@ -18,6 +18,7 @@
 mod admission;
 mod auth;
 mod conn;
+pub mod content;
 mod counting;
 pub mod gateway;
 mod mailauth;
@@ -39,7 +40,8 @@ pub use recipients::{
 };
 pub use server::{Accepted, QueuedHook, Server, SmtpdError};
 pub use settings::{
-    AuthMode, AuthenticationSettings, ListenerKind, ListenerSettings, ProxyProtocol,
-    ServerSettings, SessionLimits, TlsMode, TranscriptFormat, TranscriptSettings, User, VrfyMode,
+    AuthMode, AuthenticationSettings, ContentSettings, ListenerKind, ListenerSettings,
+    Notification, ProxyProtocol, RulesFile, ServerSettings, SessionLimits, TlsMode,
+    TranscriptFormat, TranscriptSettings, User, VrfyMode,
 };
 pub use transcript::{Direction, Transcript};

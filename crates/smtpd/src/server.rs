@@ -62,6 +62,9 @@ pub enum SmtpdError {
     /// list, a DKIM key).
     #[error(transparent)]
     MailAuth(#[from] crate::mailauth::MailAuthError),
+    /// The content policy could not be set up (a rule file, a dictionary).
+    #[error(transparent)]
+    Content(#[from] crate::content::ContentError),
 }
 
 /// What sessions read from the server; swapped as a whole on reload, so a
@@ -75,6 +78,8 @@ pub struct Shared {
     pub(crate) recipients: crate::recipients::Recipients,
     /// Verification and signing (`[authentication]`, `[[dkim]]`).
     pub(crate) mail_auth: crate::mailauth::MailAuth,
+    /// Filters, dictionaries, rspamd, clamd, milters (issue 11).
+    pub(crate) content: Arc<crate::content::Content>,
 }
 
 impl Shared {
@@ -96,8 +101,10 @@ impl Shared {
             }
         }
         let mail_auth = crate::mailauth::MailAuth::new(&settings.authentication)?;
+        let content = Arc::new(crate::content::Content::new(&settings.content)?);
         Ok(Self {
             mail_auth,
+            content,
             policy: Policy::new(&settings.relay),
             users: Arc::new(UserDb::new(&settings.users)),
             recipients: crate::recipients::Recipients::new(&settings.relay, &settings.recipients),
@@ -117,6 +124,7 @@ impl Shared {
         Self {
             // A trace decides on the session, not on a message's content.
             mail_auth: crate::mailauth::MailAuth::default(),
+            content: Arc::new(crate::content::Content::default()),
             policy: Policy::new(&settings.relay),
             users: Arc::new(UserDb::new(&settings.users)),
             // Tables and Maildir folders are read; no call-ahead is made.

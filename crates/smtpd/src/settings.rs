@@ -182,6 +182,94 @@ pub struct ServerSettings {
     /// `[authentication]` and `[[dkim]]`: SPF/DKIM/ARC/DMARC on the way in,
     /// DKIM signing on the way out.
     pub authentication: AuthenticationSettings,
+    /// `[filters]`, `[[dictionary]]`, `[rspamd]`, `[clamav]`, `[[milter]]`:
+    /// the content policy at end of data (issue 11).
+    pub content: ContentSettings,
+}
+
+/// A rule file: its path and the text `config check` read and parsed (the
+/// server parses the text it was given, and re-reads the file when it
+/// changes: `crate::content`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulesFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its text when the configuration was loaded.
+    pub text: String,
+}
+
+/// A `[[notification]]` template: `{sender}`, `{recipients}`, `{subject}`,
+/// `{rule}`, `{queue_id}`, `{reason}` are filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// The name rules use (`notify "a@b" template "NAME"`).
+    pub name: String,
+    /// Subject template (one line).
+    pub subject: String,
+    /// Body template.
+    pub body: String,
+    /// The From / envelope sender; default `postmaster@<hostname>`.
+    pub from: Option<String>,
+}
+
+/// The content policy's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentSettings {
+    /// Message filters: once per message.
+    pub message_rules: Option<RulesFile>,
+    /// Content filters: per recipient (the message is split when recipients
+    /// get different outcomes).
+    pub content_rules: Option<RulesFile>,
+    /// `[[dictionary]]`: name and file.
+    pub dictionaries: Vec<(String, PathBuf)>,
+    /// `[rspamd]` and what its failure does.
+    pub rspamd: Option<(
+        postern_engines::RspamdSettings,
+        postern_policy::content::OnFailure,
+    )>,
+    /// `[clamav]` and what its failure does.
+    pub clamav: Option<(
+        postern_engines::ClamdSettings,
+        postern_policy::content::OnFailure,
+    )>,
+    /// `[[milter]]`s, in order.
+    pub milters: Vec<postern_milter::MilterSpec>,
+    /// `[[notification]]` templates for the rules' `notify` action.
+    pub notifications: Vec<Notification>,
+    /// Messages larger than this are not read for the content policy:
+    /// engines and milters skip them (logged), rules see the header
+    /// section only. Default: `[limits] max_message_size`.
+    pub max_scan_size: u64,
+    /// Per-part and total decoded text a rule can see, parts and nesting
+    /// (`[filters] max_text`, ...).
+    pub view: postern_content::ViewLimits,
+}
+
+impl Default for ContentSettings {
+    fn default() -> Self {
+        Self {
+            message_rules: None,
+            content_rules: None,
+            dictionaries: Vec::new(),
+            rspamd: None,
+            clamav: None,
+            milters: Vec::new(),
+            notifications: Vec::new(),
+            max_scan_size: 25 * 1024 * 1024,
+            view: postern_content::ViewLimits::default(),
+        }
+    }
+}
+
+impl ContentSettings {
+    /// Whether anything of the content policy is configured.
+    pub fn any(&self) -> bool {
+        self.message_rules.is_some()
+            || self.content_rules.is_some()
+            || self.rspamd.is_some()
+            || self.clamav.is_some()
+            || !self.milters.is_empty()
+    }
 }
 
 /// `[authentication]` and `[[dkim]]`.

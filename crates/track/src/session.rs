@@ -57,6 +57,10 @@ pub enum SessionEvent {
     Throttled(SmtpDecision),
     /// Greylisting deferred a recipient.
     Greylisted(SmtpDecision),
+    /// The content policy discarded the message (a rule's `drop`, an
+    /// engine verdict under a `drop` action, a milter's discard): the
+    /// client got `250`, nothing was stored. `reply` holds the reason.
+    Dropped(SmtpDecision),
 }
 
 impl SessionEvent {
@@ -67,11 +71,13 @@ impl SessionEvent {
             SessionEvent::Deferred(_) => "deferred",
             SessionEvent::Throttled(_) => "throttled",
             SessionEvent::Greylisted(_) => "greylisted",
+            SessionEvent::Dropped(_) => "dropped",
         }
     }
 
     /// Every name.
-    pub const NAMES: &'static [&'static str] = &["rejected", "deferred", "throttled", "greylisted"];
+    pub const NAMES: &'static [&'static str] =
+        &["rejected", "deferred", "throttled", "greylisted", "dropped"];
 }
 
 /// One session event as logged.

@@ -49,12 +49,12 @@ pub(crate) struct Body {
     max: u64,
     too_big: bool,
     failed: Option<Reply>,
-    trace: Trace,
+    pub(super) trace: Trace,
     /// BDAT only: the smuggling checks across chunks.
     checker: Option<BdatChecker>,
     /// Our authserv-id when `Authentication-Results:` fields claiming it
     /// must be removed before the header section is stored (RFC 8601 §5).
-    scrub: Option<std::sync::Arc<str>>,
+    pub(super) scrub: Option<std::sync::Arc<str>>,
     /// How far `pending` was searched for the end of the header section
     /// (`None` once it was found): each byte is looked at once.
     header_scan: Option<usize>,
@@ -98,7 +98,7 @@ impl Body {
 }
 
 /// The first bytes of a message with forged results removed (`scrub`).
-fn scrubbed(data: Vec<u8>, scrub: Option<&str>) -> Vec<u8> {
+pub(super) fn scrubbed(data: Vec<u8>, scrub: Option<&str>) -> Vec<u8> {
     match scrub {
         None => data,
         Some(id) => {
@@ -177,7 +177,7 @@ impl DataDeadline {
 }
 
 /// Starts the spool file with our `Received:` header.
-fn begin(spool: &Spool, trace: &Trace) -> Result<Incoming, SpoolError> {
+pub(super) fn begin(spool: &Spool, trace: &Trace) -> Result<Incoming, SpoolError> {
     let mut inc = spool.begin()?;
     let header = received::render(trace, inc.queue_id().as_str());
     inc.write_all(header.as_bytes())?;
@@ -395,144 +395,16 @@ where
         }
     }
 
-    /// Commits the message: `250` only when it is durable.
-    pub(super) async fn commit(&mut self) {
-        let (Some(mut body), Some(tx)) = (self.body.take(), self.machine.transaction()) else {
-            let reply = replies::spool_error(&SpoolError::Poisoned);
-            self.machine.handle(Event::Committed(Err(reply)));
-            return;
-        };
-        let mut envelope = self.envelope_for(tx);
-        // Small messages were never flushed: their header section is scrubbed
-        // here, before verification sees it and before it is stored.
-        if body.incoming.is_none() && body.scrub.is_some() {
-            let pending = std::mem::take(&mut body.pending);
-            body.pending = scrubbed(pending, body.scrub.as_deref());
-        }
-        let plan = self.auth_plan();
-        if plan.any() {
-            // A server-wide budget for messages held in memory while they
-            // are verified or signed; a bounded wait, then 451 4.3.2.
-            let shared = std::sync::Arc::clone(&self.ctx.shared);
-            let _permit = match super::mailauth::reserve(&shared.mail_auth, body.total).await {
-                Ok(p) => p,
-                Err(reply) => {
-                    self.discard(body);
-                    self.machine.handle(Event::Committed(Err(reply)));
-                    return;
-                }
-            };
-            let limit = self.ctx.shared.settings.authentication.max_verify_size;
-            let input =
-                match super::mailauth::read_message(self.ctx.spool.clone(), &mut body, limit).await
-                {
-                    Ok(m) => m,
-                    Err(reply) => {
-                        self.discard(body);
-                        self.machine.handle(Event::Committed(Err(reply)));
-                        return;
-                    }
-                };
-            let step = self.authenticate(plan, &input).await;
-            match step {
-                super::mailauth::AuthStep::Store {
-                    added_headers,
-                    hold,
-                    verdicts: _,
-                } => {
-                    envelope.added_headers = added_headers;
-                    envelope.hold = hold;
-                }
-                super::mailauth::AuthStep::Refuse(reply) => {
-                    super::mailauth::restore(&mut body, input);
-                    self.discard(body);
-                    self.machine.handle(Event::Committed(Err(reply)));
-                    return;
-                }
-            }
-            if plan.sign {
-                let message = match &input {
-                    super::mailauth::ForAuth::Full(m) => Some(m.as_slice()),
-                    super::mailauth::ForAuth::HeaderOnly(_) => None,
-                };
-                let signatures = self.sign(message);
-                // Ours first: a DKIM-Signature goes above the fields it covers.
-                envelope.added_headers = signatures + &envelope.added_headers;
-            }
-            super::mailauth::restore(&mut body, input);
-        }
-        let spool = self.ctx.spool.clone();
-        let incoming = body.incoming.take();
-        let data = std::mem::take(&mut body.pending);
-        let trace = body.trace.clone();
-        // On a spool I/O thread: write, fsync, rename; the committer answers
-        // once the shared directory fsync is done (one hand-off each way).
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let io = spool.clone();
-        io.execute(move || {
-            let started = incoming.map_or_else(|| begin(&spool, &trace), Ok);
-            let inc = match started.and_then(|mut inc| inc.write_all(&data).map(|()| inc)) {
-                Ok(inc) => inc,
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            };
-            let mut envelope = envelope;
-            envelope.queue_id = *inc.queue_id();
-            inc.commit_then(envelope, move |res| {
-                let _ = tx.send(res);
-            });
-        });
-        let result = match rx.await {
-            Ok(Ok(env)) => {
-                if let Some(span) = &self.tx_span {
-                    span.record("queue_id", tracing::field::display(&env.queue_id));
-                }
-                self.in_tx(|| {
-                    tracing::info!(
-                        queue_id = %env.queue_id, from = %env.reverse_path,
-                        nrcpt = env.recipients.len(), size = env.message_size,
-                        tls = env.receipt.tls.as_ref().map_or("none", |t| t.version.as_str()),
-                        "queued"
-                    );
-                });
-                self.event(&format!("queued as {}", env.queue_id));
-                self.gate.messages += 1;
-                self.count_message(&env.reverse_path).await;
-                if let Some(hook) = &self.ctx.on_queued {
-                    hook(&crate::server::Accepted {
-                        queue_id: env.queue_id,
-                        envelope: &env,
-                        session: &self.id,
-                    });
-                }
-                Ok(env.queue_id.as_str().to_owned())
-            }
-            Ok(Err(e)) => {
-                self.in_tx(|| {
-                    tracing::error!(error = %e, "spool commit failed; message not accepted");
-                });
-                Err(replies::spool_error(&e))
-            }
-            Err(gone) => {
-                tracing::error!(error = %gone, "spool commit task failed");
-                Err(replies::spool_error(&SpoolError::Poisoned))
-            }
-        };
-        self.machine.handle(Event::Committed(result));
-    }
-
     /// Drops a message that will not be stored (its tmp file is removed on a
     /// spool I/O thread).
-    fn discard(&self, mut body: Body) {
+    pub(super) fn discard(&self, mut body: Body) {
         if let Some(incoming) = body.incoming.take() {
             self.ctx.spool.execute(move || drop(incoming));
         }
     }
 
     /// The envelope as it will be stored (the queue id is set at commit).
-    fn envelope_for(&self, tx: &Transaction) -> Envelope {
+    pub(super) fn envelope_for(&self, tx: &Transaction) -> Envelope {
         let mail = &tx.mail;
         let facts = self.machine.facts();
         Envelope {

@@ -23,9 +23,23 @@ impl<S> Session<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    /// Logs that the content policy discarded the message (`dropped`).
+    pub(super) fn log_drop(&self, reason: &str) {
+        self.log_event(
+            "data-end",
+            "content",
+            None,
+            Some(format!("250 (discarded: {reason})")),
+        );
+    }
+
     /// Logs a decision taken at `stage` by `rule` with `reply` (`None`: a
     /// silent close).
     pub(super) fn log_decision(&self, stage: &str, rule: &str, reply: Option<&Reply>) {
+        self.log_event(stage, rule, reply, None);
+    }
+
+    fn log_event(&self, stage: &str, rule: &str, reply: Option<&Reply>, dropped: Option<String>) {
         let Some(log) = &self.ctx.mail_log else {
             return;
         };
@@ -56,12 +70,15 @@ where
                         .trim_end()
                         .replace("\r\n", " / ")
                 })
+                .or_else(|| dropped.clone())
                 .unwrap_or_default(),
             sender,
             recipient,
         };
         let code = reply.map_or(550, |r| r.code);
-        let event = if rule == "greylist" {
+        let event = if dropped.is_some() {
+            SessionEvent::Dropped(decision)
+        } else if rule == "greylist" {
             SessionEvent::Greylisted(decision)
         } else if THROTTLES.contains(&rule) && code < 500 {
             SessionEvent::Throttled(decision)

@@ -124,7 +124,7 @@ pub(super) fn restore(body: &mut Body, input: ForAuth) {
 
 /// The header section of `bytes` with its blank line (one is added when
 /// the message has none, so it still parses as a message).
-fn header_section(bytes: &[u8]) -> Vec<u8> {
+pub(super) fn header_section(bytes: &[u8]) -> Vec<u8> {
     let mut head = postern_auth::canon::split_message(bytes).0.to_vec();
     if !head.ends_with(b"\r\n\r\n") && head != b"\r\n" {
         head.extend_from_slice(b"\r\n");

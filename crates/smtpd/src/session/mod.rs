@@ -29,6 +29,8 @@
 //! RFC 4954 (AUTH).
 
 mod bans;
+mod commit;
+mod content;
 mod data;
 mod events;
 #[cfg(test)]

@@ -104,6 +104,7 @@ pub fn settings(dir: &std::path::Path) -> ServerSettings {
         },
         allow_insecure_auth: false,
         authentication: postern_smtpd::AuthenticationSettings::default(),
+        content: postern_smtpd::ContentSettings::default(),
         admission: postern_policy::admission::Admission::default(),
         recipients: Vec::new(),
     }

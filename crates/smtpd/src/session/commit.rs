@@ -1,0 +1,321 @@
+//! End of data: mail authentication, the content policy, DKIM signing, then
+//! the durable commit of each copy of the message — `250` only when every
+//! copy is durable (tenet 1).
+//!
+//! Usually there is one copy: the message as it streamed to its `tmp/`
+//! file, with header fields of ours put in front (`Envelope::added_headers`).
+//! The content policy can make more: a copy per recipient group when the
+//! content rules split the message, and a rewritten copy when a rule or a
+//! milter changed header fields or the body. Each is committed like any
+//! message and announced to delivery (`QueuedHook`); the client hears
+//! `queued as ID [ID …]`.
+//!
+//! # Security
+//! Nothing is stored before every check said yes; a refused or dropped
+//! message's `tmp/` file is removed. Messages are held in memory only up
+//! to `max_verify_size` / `[filters] max_scan_size`, within the server-wide
+//! `verify_memory` budget (`451 4.3.2` when exhausted).
+//!
+//! # Standards
+//! RFC 5321 §4.1.1.4 (the reply to the end of data), §6.1 (reliable
+//! delivery: the `250` is a promise).
+
+use postern_proto::session::Event;
+use postern_spool::{Envelope, QueueId, SpoolError};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::Session;
+use super::content::{ContentStep, Copy};
+use super::data::{Body, begin, scrubbed};
+use super::mailauth::{
+    AuthStep, ForAuth, Verdicts, header_section, read_message, reserve, restore,
+};
+use crate::received;
+use crate::replies;
+
+/// One copy to commit: its envelope, and its bytes when they are not the
+/// streamed original.
+struct Commit {
+    envelope: Envelope,
+    bytes: Option<Vec<u8>>,
+}
+
+impl<S> Session<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    /// Commits the message: `250` only when it is durable.
+    #[allow(clippy::too_many_lines)] // the steps in the order the module documents
+    pub(super) async fn commit(&mut self) {
+        let (Some(mut body), Some(tx)) = (self.body.take(), self.machine.transaction()) else {
+            let reply = replies::spool_error(&SpoolError::Poisoned);
+            self.machine.handle(Event::Committed(Err(reply)));
+            return;
+        };
+        let mut envelope = self.envelope_for(tx);
+        // Small messages were never flushed: their header section is scrubbed
+        // here, before verification sees it and before it is stored.
+        if body.incoming.is_none() && body.scrub.is_some() {
+            let pending = std::mem::take(&mut body.pending);
+            body.pending = scrubbed(pending, body.scrub.as_deref());
+        }
+        let plan = self.auth_plan();
+        let content_on = self.content_applies();
+        let mut copies: Vec<Copy> = Vec::new();
+        let mut original: Option<Vec<u8>> = None;
+        let mut signatures: Vec<String> = Vec::new();
+        if plan.any() || content_on {
+            // A server-wide budget for messages held in memory while they
+            // are checked or signed; a bounded wait, then 451 4.3.2.
+            let shared = std::sync::Arc::clone(&self.ctx.shared);
+            let _permit = match reserve(&shared.mail_auth, body.total).await {
+                Ok(p) => p,
+                Err(reply) => {
+                    self.discard(body);
+                    self.machine.handle(Event::Committed(Err(reply)));
+                    return;
+                }
+            };
+            let verify_limit = shared.settings.authentication.max_verify_size;
+            let scan_limit = shared.content.settings.max_scan_size;
+            let limit = match (plan.any(), content_on) {
+                (true, true) => verify_limit.max(scan_limit),
+                (true, false) => verify_limit,
+                _ => scan_limit,
+            };
+            // Part of the message on disk starts with our Received: field.
+            let ours = body.incoming.as_ref().map_or(0, |inc| {
+                received::render(&body.trace, inc.queue_id().as_str()).len()
+            });
+            let input = match read_message(self.ctx.spool.clone(), &mut body, limit).await {
+                Ok(m) => m,
+                Err(reply) => {
+                    self.discard(body);
+                    self.machine.handle(Event::Committed(Err(reply)));
+                    return;
+                }
+            };
+            let mut verdicts = Verdicts::default();
+            if plan.verify {
+                let narrowed;
+                let for_auth = match &input {
+                    ForAuth::Full(m) if body.total > verify_limit => {
+                        narrowed = ForAuth::HeaderOnly(header_section(m));
+                        &narrowed
+                    }
+                    other => other,
+                };
+                match self.authenticate(plan, for_auth).await {
+                    AuthStep::Store {
+                        added_headers,
+                        hold,
+                        verdicts: v,
+                    } => {
+                        envelope.added_headers = added_headers;
+                        envelope.hold = hold;
+                        verdicts = v;
+                    }
+                    AuthStep::Refuse(reply) => {
+                        restore(&mut body, input);
+                        self.discard(body);
+                        self.machine.handle(Event::Committed(Err(reply)));
+                        return;
+                    }
+                }
+            }
+            if content_on {
+                let (whole, head) = match &input {
+                    ForAuth::Full(m) if body.total <= scan_limit => {
+                        (Some(&m[ours.min(m.len())..]), None)
+                    }
+                    ForAuth::Full(m) => (None, Some(header_section(&m[ours.min(m.len())..]))),
+                    ForAuth::HeaderOnly(h) => (None, Some(h[ours.min(h.len())..].to_vec())),
+                };
+                match self
+                    .content_step(whole, head.as_deref(), &envelope, &verdicts)
+                    .await
+                {
+                    ContentStep::Refuse(reply) => {
+                        restore(&mut body, input);
+                        self.discard(body);
+                        self.machine.handle(Event::Committed(Err(reply)));
+                        return;
+                    }
+                    ContentStep::Drop { reason } => {
+                        restore(&mut body, input);
+                        self.discard(body);
+                        // Accepted and discarded, as the operator asked; the
+                        // client sees an ordinary acceptance.
+                        let id = QueueId::generate();
+                        self.event(&format!("discarded ({reason}); answered as {id}"));
+                        self.machine
+                            .handle(Event::Committed(Ok(id.as_str().to_owned())));
+                        return;
+                    }
+                    ContentStep::Store(c) => {
+                        let originals = c.iter().filter(|c| c.message.is_none()).count();
+                        if originals > 1 {
+                            original = whole.map(<[u8]>::to_vec);
+                        }
+                        copies = c;
+                    }
+                }
+            }
+            if plan.sign {
+                let full = match &input {
+                    ForAuth::Full(m) if body.total <= verify_limit => Some(m.as_slice()),
+                    _ => None,
+                };
+                if copies.is_empty() {
+                    signatures.push(self.sign(full));
+                } else {
+                    for i in 0..copies.len() {
+                        let changed = copies[i].message.clone();
+                        let s = self.sign(changed.as_deref().or(full));
+                        signatures.push(s);
+                    }
+                }
+            }
+            restore(&mut body, input);
+        }
+
+        // The copies to commit.
+        let mut commits = Vec::new();
+        if copies.is_empty() {
+            let mut e = envelope;
+            if let Some(s) = signatures.first() {
+                e.added_headers = format!("{s}{}", e.added_headers);
+            }
+            commits.push(Commit {
+                envelope: e,
+                bytes: None,
+            });
+        } else {
+            let mut original_used = false;
+            for (i, c) in copies.into_iter().enumerate() {
+                let mut e = envelope.clone();
+                e.recipients = c.rcpts;
+                e.reverse_path = c.sender;
+                e.added_headers = format!(
+                    "{}{}{}",
+                    signatures.get(i).map_or("", String::as_str),
+                    e.added_headers,
+                    c.added_headers
+                );
+                if let Some((name, why)) = c.quarantine {
+                    e.hold = Some(why);
+                    e.quarantine = Some(name);
+                }
+                e.require_tls = c.require_tls;
+                e.content = c.decisions;
+                e.bounce = c.bounce;
+                let bytes = match c.message {
+                    Some(m) => Some(m),
+                    None if !original_used => {
+                        original_used = true;
+                        None
+                    }
+                    None => original.clone(),
+                };
+                commits.push(Commit { envelope: e, bytes });
+            }
+            // No copy kept the original: its tmp file goes.
+            if !original_used {
+                if let Some(inc) = body.incoming.take() {
+                    self.ctx.spool.execute(move || drop(inc));
+                }
+                body.pending.clear();
+            }
+        }
+        let result = self.commit_copies(body, commits).await;
+        self.machine.handle(Event::Committed(result));
+    }
+
+    /// Commits each copy (the original from `body`, the others written
+    /// now) and announces each; the reply text's ids, or the first error.
+    async fn commit_copies(
+        &mut self,
+        mut body: Body,
+        commits: Vec<Commit>,
+    ) -> Result<String, postern_proto::Reply> {
+        let mut ids = Vec::new();
+        let mut original = Some((body.incoming.take(), std::mem::take(&mut body.pending)));
+        for c in commits {
+            let spool = self.ctx.spool.clone();
+            let trace = body.trace.clone();
+            let (incoming, data) = match c.bytes {
+                Some(bytes) => (None, bytes),
+                None => original.take().unwrap_or((None, Vec::new())),
+            };
+            // On a spool I/O thread: write, fsync, rename; the committer
+            // answers once the shared directory fsync is done.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let io = spool.clone();
+            let envelope = c.envelope;
+            io.execute(move || {
+                let started = incoming.map_or_else(|| begin(&spool, &trace), Ok);
+                let inc = match started.and_then(|mut inc| inc.write_all(&data).map(|()| inc)) {
+                    Ok(inc) => inc,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                let mut envelope = envelope;
+                envelope.queue_id = *inc.queue_id();
+                inc.commit_then(envelope, move |res| {
+                    let _ = tx.send(res);
+                });
+            });
+            match rx.await {
+                Ok(Ok(env)) => {
+                    self.queued(&env, ids.is_empty()).await;
+                    ids.push(env.queue_id.as_str().to_owned());
+                }
+                Ok(Err(e)) => {
+                    self.in_tx(|| {
+                        tracing::error!(error = %e, "spool commit failed; message not accepted");
+                    });
+                    // Copies already committed stay queued (they are
+                    // durable and will be delivered); the client retries
+                    // for all, so some recipients may get it twice — the
+                    // safe side of RFC 5321 §6.1.
+                    return Err(replies::spool_error(&e));
+                }
+                Err(gone) => {
+                    tracing::error!(error = %gone, "spool commit task failed");
+                    return Err(replies::spool_error(&SpoolError::Poisoned));
+                }
+            }
+        }
+        Ok(ids.join(" "))
+    }
+
+    /// A committed copy: logged, announced to delivery; the first copy is
+    /// the one the session's and the sender's message counts see.
+    async fn queued(&mut self, env: &Envelope, first: bool) {
+        if let Some(span) = &self.tx_span {
+            span.record("queue_id", tracing::field::display(&env.queue_id));
+        }
+        self.in_tx(|| {
+            tracing::info!(
+                queue_id = %env.queue_id, from = %env.reverse_path,
+                nrcpt = env.recipients.len(), size = env.message_size,
+                tls = env.receipt.tls.as_ref().map_or("none", |t| t.version.as_str()),
+                "queued"
+            );
+        });
+        self.event(&format!("queued as {}", env.queue_id));
+        if first {
+            self.gate.messages += 1;
+            self.count_message(&env.reverse_path).await;
+        }
+        if let Some(hook) = &self.ctx.on_queued {
+            hook(&crate::server::Accepted {
+                queue_id: env.queue_id,
+                envelope: env,
+                session: &self.id,
+            });
+        }
+    }
+}

@@ -1,0 +1,509 @@
+//! The content policy in a real server (issue 11): filter rules (message
+//! and content filters, dictionaries), their actions on what is stored
+//! (reject, drop, quarantine, header changes, subject prefix, bcc, redirect,
+//! require-tls, a split with a bounce), and the engines: a real rspamd
+//! (GTUBE → quarantine "spam"), a real clamd (EICAR → quarantine "virus"),
+//! and a real milter (opendkim signs through the milter protocol).
+
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+mod common;
+
+#[path = "../../engines/tests/support/mod.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod engines;
+
+use std::path::PathBuf;
+
+use postern_smtpd::{ContentSettings, RulesFile, ServerSettings};
+use postern_spool::Envelope;
+
+struct Env {
+    srv: common::TestServer,
+    _dir: tempfile::TempDir,
+}
+
+/// A server with these message and content rules, a dictionary
+/// `ex-employees`, and `tweak` applied to its content settings.
+async fn start(
+    message_rules: &str,
+    content_rules: &str,
+    tweak: impl FnOnce(&mut ContentSettings) + Send + 'static,
+) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| -> Option<RulesFile> {
+        if text.is_empty() {
+            return None;
+        }
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        Some(RulesFile {
+            path,
+            text: text.to_owned(),
+        })
+    };
+    let dict: PathBuf = dir.path().join("ex.txt");
+    std::fs::write(&dict, "mallory@example.org\n@gone.example\n").unwrap();
+    let mut c = ContentSettings {
+        message_rules: file("message.rules", message_rules),
+        content_rules: file("content.rules", content_rules),
+        dictionaries: vec![("ex-employees".into(), dict)],
+        ..ContentSettings::default()
+    };
+    tweak(&mut c);
+    let srv = common::start_with(move |s: &mut ServerSettings| {
+        s.content = c;
+        s.relay.accepted_domains = vec!["example.com".into(), "corp.example".into()];
+    })
+    .await;
+    Env { srv, _dir: dir }
+}
+
+impl Env {
+    async fn send(&self, from: &str, rcpts: &[&str], message: &str) -> postern_testkit::SmtpReply {
+        let mut d = self.srv.connect("smtp").await;
+        d.cmd("EHLO client.example.org", 250).await;
+        d.cmd(&format!("MAIL FROM:<{from}>"), 250).await;
+        for r in rcpts {
+            d.cmd(&format!("RCPT TO:<{r}>"), 250).await;
+        }
+        d.cmd("DATA", 354).await;
+        d.send_raw(message.as_bytes()).await;
+        d.send_raw(b"\r\n.\r\n").await;
+        d.reply().await.unwrap()
+    }
+
+    fn stored(&self) -> Vec<(Envelope, String)> {
+        self.srv
+            .messages()
+            .into_iter()
+            .map(|(e, b)| (e, String::from_utf8_lossy(&b).into_owned()))
+            .collect()
+    }
+}
+
+fn message(subject: &str, body: &str) -> String {
+    format!(
+        "From: <alice@example.org>\r\nTo: <bob@example.com>\r\nSubject: {subject}\r\n\
+         X-Internal: secret\r\nMessage-ID: <1@example.org>\r\n\r\n{body}\r\n"
+    )
+}
+
+fn with_exe() -> String {
+    "From: <alice@example.org>\r\nTo: <bob@example.com>\r\nSubject: invoice\r\n\
+     MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+     --b1\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n\
+     --b1\r\nContent-Type: application/octet-stream\r\n\
+     Content-Disposition: attachment; filename=\"invoice.exe\"\r\n\
+     Content-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAAA\r\n--b1--\r\n"
+        .to_owned()
+}
+
+const RULES: &str = r#"
+rule "ex-employees" {
+    if sender in dictionary "ex-employees"
+    then reject 550 "5.7.1" "This person no longer works here"
+}
+rule "exe" {
+    if attachment filename matches /\.exe$/i
+    then quarantine "attachments"
+}
+rule "junk" {
+    if subject contains "lottery"
+    then drop
+}
+rule "tidy" {
+    if subject contains "report"
+    then prefix-subject "[EXTERNAL] "; remove-header "X-Internal"; add-header "X-Checked" "yes"; bcc "archive@example.com"; require-tls
+}
+"#;
+
+#[tokio::test]
+async fn a_rule_rejects_at_end_of_data_and_nothing_is_stored() {
+    let env = start(RULES, "", |_| {}).await;
+    let r = env
+        .send(
+            "mallory@example.org",
+            &["bob@example.com"],
+            &message("hi", "hello"),
+        )
+        .await;
+    assert_eq!(r.code, 550, "{}", r.text());
+    assert!(
+        r.text().contains("5.7.1 This person no longer works here"),
+        "{}",
+        r.text()
+    );
+    assert!(env.stored().is_empty());
+    // The dictionary's @domain entry too.
+    let r = env
+        .send(
+            "old@gone.example",
+            &["bob@example.com"],
+            &message("hi", "hello"),
+        )
+        .await;
+    assert_eq!(r.code, 550, "{}", r.text());
+}
+
+#[tokio::test]
+async fn an_executable_is_quarantined_with_the_rule_as_reason() {
+    let env = start(RULES, "", |_| {}).await;
+    let r = env
+        .send("alice@example.org", &["bob@example.com"], &with_exe())
+        .await;
+    assert_eq!(r.code, 250, "{}", r.text());
+    let stored = env.stored();
+    assert_eq!(stored.len(), 1);
+    let (e, _) = &stored[0];
+    assert_eq!(e.quarantine.as_deref(), Some("attachments"));
+    assert_eq!(e.quarantine_name(), Some("attachments"));
+    assert!(e.hold.as_deref().unwrap().contains("exe"), "{:?}", e.hold);
+    assert!(
+        e.content.iter().any(|d| d.by == "rule:exe"),
+        "{:?}",
+        e.content
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_message_gets_250_and_is_not_stored() {
+    let env = start(RULES, "", |_| {}).await;
+    let r = env
+        .send(
+            "alice@example.org",
+            &["bob@example.com"],
+            &message("win the lottery", "$$$"),
+        )
+        .await;
+    assert_eq!(r.code, 250, "{}", r.text());
+    assert!(env.stored().is_empty(), "dropped");
+    let t = env.srv.transcript_with("dropped").await;
+    assert!(t.contains("junk"), "{t}");
+}
+
+#[tokio::test]
+async fn header_changes_bcc_and_require_tls_are_applied_to_what_is_stored() {
+    let env = start(RULES, "", |_| {}).await;
+    let r = env
+        .send(
+            "alice@example.org",
+            &["bob@example.com"],
+            &message("monthly report", "numbers"),
+        )
+        .await;
+    assert_eq!(r.code, 250, "{}", r.text());
+    let stored = env.stored();
+    assert_eq!(stored.len(), 1);
+    let (e, body) = &stored[0];
+    assert!(
+        body.contains("Subject: [EXTERNAL] monthly report"),
+        "{body}"
+    );
+    assert!(!body.contains("X-Internal"), "{body}");
+    assert!(body.contains("X-Checked: yes"), "{body}");
+    assert!(
+        body.starts_with("Received: from "),
+        "our Received: stays first:\n{body}"
+    );
+    assert!(
+        body.ends_with("\r\n\r\nnumbers\r\n\r\n"),
+        "the body is unchanged:\n{body}"
+    );
+    assert!(e.require_tls);
+    let rcpts: Vec<&str> = e.recipients.iter().map(|r| r.address.as_str()).collect();
+    assert_eq!(rcpts, ["bob@example.com", "archive@example.com"]);
+    assert_eq!(
+        e.message_size,
+        body.len() as u64,
+        "the size is the stored copy's"
+    );
+}
+
+const SPLIT: &str = r#"
+rule "legal-quarantine" {
+    if recipient domain is "corp.example"
+    then quarantine "policy"
+}
+rule "no-ceo" {
+    if recipient is "ceo@example.com"
+    then bounce 550 "5.7.1" "The CEO does not take mail from outside"
+}
+"#;
+
+#[tokio::test]
+async fn content_rules_split_the_message_per_recipient_group() {
+    let env = start("", SPLIT, |_| {}).await;
+    let r = env
+        .send(
+            "alice@example.org",
+            &["bob@example.com", "legal@corp.example", "ceo@example.com"],
+            &message("hello", "text"),
+        )
+        .await;
+    assert_eq!(r.code, 250, "{}", r.text());
+    let text = r.text();
+    let ids: Vec<&str> = text
+        .split("queued as ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .collect();
+    assert_eq!(ids.len(), 3, "{}", r.text());
+    let stored = env.stored();
+    assert_eq!(stored.len(), 3);
+    let by_rcpt = |a: &str| {
+        stored
+            .iter()
+            .find(|(e, _)| e.recipients.iter().any(|r| r.address == a))
+            .unwrap()
+            .0
+            .clone()
+    };
+    let bob = by_rcpt("bob@example.com");
+    assert_eq!(bob.recipients.len(), 1);
+    assert!(bob.hold.is_none() && bob.bounce.is_none());
+    let legal = by_rcpt("legal@corp.example");
+    assert_eq!(legal.quarantine.as_deref(), Some("policy"));
+    let ceo = by_rcpt("ceo@example.com");
+    assert!(
+        ceo.bounce.as_deref().unwrap().contains("550 5.7.1 The CEO"),
+        "{:?}",
+        ceo.bounce
+    );
+    // Every copy holds the whole message.
+    for (_, body) in &stored {
+        assert!(body.ends_with("\r\n\r\ntext\r\n\r\n"), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_bounce_for_every_recipient_is_a_reject_at_end_of_data() {
+    let env = start("", SPLIT, |_| {}).await;
+    let r = env
+        .send(
+            "alice@example.org",
+            &["ceo@example.com"],
+            &message("hello", "text"),
+        )
+        .await;
+    assert_eq!(r.code, 550, "{}", r.text());
+    assert!(env.stored().is_empty());
+}
+
+#[tokio::test]
+async fn a_changed_rule_file_is_reloaded_and_a_broken_one_keeps_the_old_rules() {
+    let env = start(RULES, "", |_| {}).await;
+    let path = env._dir.path().join("message.rules");
+    std::fs::write(
+        &path,
+        "rule \"all\" { if true then reject 554 \"5.7.1\" \"closed\" }\n",
+    )
+    .unwrap();
+    tokio::time::sleep(
+        postern_smtpd::content::RELOAD_CHECK + std::time::Duration::from_millis(200),
+    )
+    .await;
+    let r = env
+        .send(
+            "alice@example.org",
+            &["bob@example.com"],
+            &message("hi", "x"),
+        )
+        .await;
+    assert_eq!(r.code, 554, "the new rules apply: {}", r.text());
+    std::fs::write(&path, "rule \"broken\" { if nonsense then }\n").unwrap();
+    tokio::time::sleep(
+        postern_smtpd::content::RELOAD_CHECK + std::time::Duration::from_millis(200),
+    )
+    .await;
+    let r = env
+        .send(
+            "alice@example.org",
+            &["bob@example.com"],
+            &message("hi", "x"),
+        )
+        .await;
+    assert_eq!(
+        r.code,
+        554,
+        "a broken edit keeps the previous rules: {}",
+        r.text()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Real engines.
+
+/// EICAR as a base64 attachment, lines of 76.
+fn eicar_attachment() -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(engines::EICAR);
+    let wrapped: Vec<&str> = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "From: <alice@example.org>\r\nTo: <bob@example.com>\r\nSubject: files\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+         --b1\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n\
+         --b1\r\nContent-Type: application/octet-stream\r\n\
+         Content-Disposition: attachment; filename=\"eicar.com\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b1--\r\n",
+        wrapped.join("\r\n")
+    )
+}
+
+fn require(tool: &str) -> bool {
+    if std::env::var_os("POSTERN_REQUIRE_TOOLS").is_some() {
+        return true;
+    }
+    eprintln!("skipped: {tool} not installed");
+    false
+}
+
+#[tokio::test]
+async fn rspamd_gtube_is_quarantined_and_clean_mail_tagged_with_its_score() {
+    let Some(rspamd) = engines::Rspamd::get() else {
+        assert!(!require("rspamd"), "rspamd is required");
+        return;
+    };
+    let port = rspamd.normal;
+    let env = start("", "", move |c| {
+        let s = postern_engines::RspamdSettings {
+            address: format!("127.0.0.1:{port}").parse().unwrap(),
+            ..postern_engines::RspamdSettings::default()
+        };
+        c.rspamd = Some((s, postern_policy::content::OnFailure::TempFail));
+    })
+    .await;
+    let r = env
+        .send(
+            "alice@example.org",
+            &["bob@example.com"],
+            &message("hello", "A normal note."),
+        )
+        .await;
+    assert_eq!(r.code, 250, "{}", r.text());
+    let r = env
+        .send(
+            "alice@example.org",
+            &["bob@example.com"],
+            &message("buy", engines::GTUBE),
+        )
+        .await;
+    assert_eq!(r.code, 250, "{}", r.text());
+    let stored = env.stored();
+    assert_eq!(stored.len(), 2);
+    let spam = stored.iter().find(|(e, _)| e.hold.is_some()).unwrap();
+    assert_eq!(spam.0.quarantine.as_deref(), Some("spam"));
+    assert!(
+        spam.0.added_headers.contains("X-Spam-Status: Yes"),
+        "{}",
+        spam.0.added_headers
+    );
+    let clean = stored.iter().find(|(e, _)| e.hold.is_none()).unwrap();
+    assert!(
+        clean.0.added_headers.contains("X-Spam-Status: No"),
+        "{}",
+        clean.0.added_headers
+    );
+    assert!(
+        clean.0.content.iter().any(|d| d.by == "rspamd"),
+        "{:?}",
+        clean.0.content
+    );
+}
+
+#[tokio::test]
+async fn rspamd_down_defers_unless_the_operator_accepts_unscanned_mail() {
+    let port = engines::free_port();
+    let env = start("", "", move |c| {
+        let s = postern_engines::RspamdSettings {
+            address: format!("127.0.0.1:{port}").parse().unwrap(),
+            ..postern_engines::RspamdSettings::default()
+        };
+        c.rspamd = Some((s, postern_policy::content::OnFailure::TempFail));
+    })
+    .await;
+    let r = env
+        .send(
+            "alice@example.org",
+            &["bob@example.com"],
+            &message("hello", "x"),
+        )
+        .await;
+    assert_eq!(r.code, 451, "{}", r.text());
+    assert!(env.stored().is_empty());
+    let env = start("", "", move |c| {
+        let s = postern_engines::RspamdSettings {
+            address: format!("127.0.0.1:{port}").parse().unwrap(),
+            ..postern_engines::RspamdSettings::default()
+        };
+        c.rspamd = Some((s, postern_policy::content::OnFailure::Accept));
+    })
+    .await;
+    let r = env
+        .send(
+            "alice@example.org",
+            &["bob@example.com"],
+            &message("hello", "x"),
+        )
+        .await;
+    assert_eq!(r.code, 250, "{}", r.text());
+    let stored = env.stored();
+    assert!(
+        stored[0]
+            .0
+            .content
+            .iter()
+            .any(|d| d.verdict.contains("accepted unscanned")),
+        "{:?}",
+        stored[0].0.content
+    );
+}
+
+#[tokio::test]
+async fn clamd_eicar_is_quarantined_as_a_virus() {
+    let Some(clamd) = engines::Clamd::get() else {
+        assert!(!require("clamd"), "clamd is required");
+        return;
+    };
+    let port = clamd.port;
+    let env = start("", "", move |c| {
+        let s = postern_engines::ClamdSettings {
+            address: format!("127.0.0.1:{port}").parse().unwrap(),
+            ..postern_engines::ClamdSettings::default()
+        };
+        c.clamav = Some((s, postern_policy::content::OnFailure::TempFail));
+    })
+    .await;
+    let infected = eicar_attachment();
+    let r = env
+        .send("alice@example.org", &["bob@example.com"], &infected)
+        .await;
+    assert_eq!(r.code, 250, "{}", r.text());
+    let r = env
+        .send(
+            "alice@example.org",
+            &["bob@example.com"],
+            &message("hello", "clean"),
+        )
+        .await;
+    assert_eq!(r.code, 250, "{}", r.text());
+    let stored = env.stored();
+    let virus = stored.iter().find(|(e, _)| e.hold.is_some()).unwrap();
+    assert_eq!(virus.0.quarantine.as_deref(), Some("virus"));
+    assert!(
+        virus
+            .0
+            .hold
+            .as_deref()
+            .unwrap()
+            .contains(engines::EICAR_SIGNATURE),
+        "{:?}",
+        virus.0.hold
+    );
+    assert_eq!(stored.iter().filter(|(e, _)| e.hold.is_none()).count(), 1);
+}
