@@ -95,6 +95,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: AuthCommand,
     },
+    /// Filter rules: run a rule file over a saved message without sending (dry run).
+    Filter {
+        #[command(subcommand)]
+        command: FilterCommand,
+    },
     /// DMARC aggregate reports: preview or send a day's reports.
     Dmarc {
         #[command(subcommand)]
@@ -106,6 +111,12 @@ pub(crate) enum Command {
     /// lists, sender group, mail-flow policy, and every reply of the session —
     /// without sending mail or changing a counter.
     Trace(crate::trace_cmd::TraceArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum FilterCommand {
+    /// Which rules match the message and what would happen; nothing is sent.
+    Test(crate::filter_cmd::FilterTestArgs),
 }
 
 #[derive(Subcommand, Debug)]

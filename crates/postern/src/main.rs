@@ -16,6 +16,7 @@ mod delivery_setup;
 mod dkim_cmd;
 mod dmarc_reports;
 mod dns_cmd;
+mod filter_cmd;
 mod headers_cmd;
 mod out;
 mod quarantine_cmd;
@@ -86,6 +87,9 @@ fn main() -> ExitCode {
         cli::Command::Dmarc {
             command: cli::DmarcCommand::Report(args),
         } => dmarc_reports::report(config, &args),
+        cli::Command::Filter {
+            command: cli::FilterCommand::Test(args),
+        } => filter_cmd::test(config, &args),
         cli::Command::Send(args) => send_cmd::run(&args),
         cli::Command::Trace(args) => trace_cmd::run(config, &args),
     }

@@ -13,6 +13,10 @@ mod common;
 #[allow(dead_code, unreachable_pub)]
 mod engines;
 
+#[path = "../../milter/tests/support/opendkim.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod opendkim;
+
 use std::path::PathBuf;
 
 use postern_smtpd::{ContentSettings, RulesFile, ServerSettings};
@@ -506,4 +510,81 @@ async fn clamd_eicar_is_quarantined_as_a_virus() {
         virus.0.hold
     );
     assert_eq!(stored.iter().filter(|(e, _)| e.hold.is_none()).count(), 1);
+}
+
+#[tokio::test]
+async fn notify_queues_a_notification_from_the_null_sender() {
+    let rules = r#"
+rule "hr-watch" {
+    if subject contains "salary"
+    then notify "hr@example.com" template "hr"; quarantine "policy"
+}
+"#;
+    let env = start(rules, "", |c| {
+        c.notifications.push(postern_smtpd::Notification {
+            name: "hr".into(),
+            subject: "Held: {subject}".into(),
+            body:
+                "A message from {sender} to {recipients} was {reason} by rule {rule} ({queue_id})."
+                    .into(),
+            from: None,
+        });
+    })
+    .await;
+    let r = env
+        .send(
+            "alice@example.org",
+            &["bob@example.com"],
+            &message("salary list", "..."),
+        )
+        .await;
+    assert_eq!(r.code, 250, "{}", r.text());
+    let stored = env.stored();
+    assert_eq!(stored.len(), 2, "the message and the notification");
+    let (n, body) = stored
+        .iter()
+        .find(|(e, _)| e.reverse_path.is_empty())
+        .unwrap();
+    assert_eq!(n.recipients[0].address, "hr@example.com");
+    assert!(n.hold.is_none());
+    assert!(body.contains("Subject: Held: salary list"), "{body}");
+    assert!(body.contains("Auto-Submitted: auto-generated"), "{body}");
+    assert!(
+        body.contains("from alice@example.org to bob@example.com was quarantined in \"policy\" by rule hr-watch"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_real_milter_signs_what_is_stored() {
+    if !opendkim::installed() {
+        return;
+    }
+    let dkim = opendkim::OpenDkim::start().await;
+    let spec = dkim.spec();
+    let env = start("", "", move |c| c.milters.push(spec)).await;
+    let msg = "From: <alice@example.com>\r\nTo: <bob@example.com>\r\nSubject: signed\r\n\
+               Date: Sun, 06 Dec 2026 20:00:00 +0000\r\nMessage-ID: <m1@example.com>\r\n\r\nHello.\r\n";
+    let r = env
+        .send("alice@example.com", &["bob@example.com"], msg)
+        .await;
+    assert_eq!(r.code, 250, "{}", r.text());
+    let stored = env.stored();
+    let (e, body) = &stored[0];
+    assert!(
+        body.contains("DKIM-Signature:"),
+        "opendkim's signature is stored:\n{body}"
+    );
+    assert!(body.contains("d=example.com"), "{body}");
+    assert!(
+        e.content
+            .iter()
+            .any(|d| d.by == "milter:opendkim" && d.action.contains("change")),
+        "{:?}",
+        e.content
+    );
+    assert!(
+        body.ends_with("Hello.\r\n\r\n"),
+        "the body is unchanged:\n{body}"
+    );
 }

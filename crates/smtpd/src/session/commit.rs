@@ -64,6 +64,7 @@ where
         let mut copies: Vec<Copy> = Vec::new();
         let mut original: Option<Vec<u8>> = None;
         let mut signatures: Vec<String> = Vec::new();
+        let mut subject = String::new();
         if plan.any() || content_on {
             // A server-wide budget for messages held in memory while they
             // are checked or signed; a bounded wait, then 451 4.3.2.
@@ -131,6 +132,15 @@ where
                     ForAuth::Full(m) => (None, Some(header_section(&m[ours.min(m.len())..]))),
                     ForAuth::HeaderOnly(h) => (None, Some(h[ours.min(h.len())..].to_vec())),
                 };
+                if let Some(s) = postern_proto::header_values(
+                    whole.or(head.as_deref()).unwrap_or_default(),
+                    "Subject",
+                )
+                .into_iter()
+                .next()
+                {
+                    subject = s.trim().to_owned();
+                }
                 match self
                     .content_step(whole, head.as_deref(), &envelope, &verdicts)
                     .await
@@ -179,6 +189,20 @@ where
             restore(&mut body, input);
         }
 
+        // The notifications the rules asked for, with what happened to the
+        // copy that asked.
+        let notify: Vec<(postern_filter::Notify, String)> = copies
+            .iter()
+            .flat_map(|c| {
+                let what = match (&c.quarantine, &c.bounce) {
+                    (Some((q, _)), _) => format!("quarantined in {q:?}"),
+                    (None, Some(b)) => format!("bounced: {b}"),
+                    (None, None) => "delivered".to_owned(),
+                };
+                c.notify.iter().map(move |n| (n.clone(), what.clone()))
+            })
+            .collect();
+        let base = envelope.clone();
         // The copies to commit.
         let mut commits = Vec::new();
         if copies.is_empty() {
@@ -228,6 +252,18 @@ where
             }
         }
         let result = self.commit_copies(body, commits).await;
+        if let (Ok(ids), false) = (&result, notify.is_empty()) {
+            let rcpts: Vec<String> = base.recipients.iter().map(|r| r.address.clone()).collect();
+            let about = super::notify::About {
+                sender: &base.reverse_path,
+                recipients: &rcpts,
+                subject: &subject,
+                rule: "",
+                queue_ids: ids,
+                reason: "",
+            };
+            self.send_notifications(notify, &base, &about).await;
+        }
         self.machine.handle(Event::Committed(result));
     }
 

@@ -37,6 +37,7 @@ mod events;
 mod gateway_tests;
 mod greylist;
 mod mailauth;
+mod notify;
 mod recipients;
 #[cfg(test)]
 mod review_tests;
