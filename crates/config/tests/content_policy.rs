@@ -108,3 +108,134 @@ fn bad_content_keys_are_refused_with_their_place() {
     let e = error(&policy("spam_subject_tag = \"a\\r\\nBcc: x\""));
     assert!(e.contains("spam_subject_tag"), "{e}");
 }
+
+/// A directory with a rule file and a dictionary, and the lines that name them.
+fn files(rules: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("message.rules"), rules).unwrap();
+    std::fs::write(dir.path().join("ex.txt"), "mallory@example.org\n").unwrap();
+    let d = dir.path().display();
+    let extra = format!(
+        "\n[filters]\nmessage_rules = \"{d}/message.rules\"\nmax_scan_size = \"5MiB\"\n\n\
+         [[dictionary]]\nname = \"ex\"\npath = \"{d}/ex.txt\"\n\n\
+         [[notification]]\nname = \"hr\"\nsubject = \"Held: {{subject}}\"\nbody = \"{{sender}} → {{recipients}}\"\n"
+    );
+    (dir, extra)
+}
+
+#[test]
+fn filters_dictionaries_and_notifications_load() {
+    let (_dir, extra) = files(
+        "rule \"ex\" { if sender in dictionary \"ex\" then notify \"hr@example.com\" template \"hr\"; quarantine \"spam\" }\n",
+    );
+    let c = load(&format!("{MINIMAL}{extra}")).unwrap().config;
+    let s = &c.server.content;
+    assert!(
+        s.message_rules
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("rule \"ex\"")
+    );
+    assert_eq!(s.dictionaries[0].0, "ex");
+    assert_eq!(s.max_scan_size, 5 * 1024 * 1024);
+    assert_eq!(s.notifications[0].name, "hr");
+}
+
+#[test]
+fn a_bad_rule_file_is_reported_at_its_own_line_and_column() {
+    let (dir, extra) = files("rule \"a\" {\n    if nonsense then drop\n}\n");
+    let e = error(&format!("{MINIMAL}{extra}"));
+    let at = format!("{}/message.rules:2:8", dir.path().display());
+    assert!(e.contains(&at), "{e}");
+    assert!(e.contains("filters.message_rules"), "{e}");
+    // A name the configuration does not have.
+    let (dir, extra) = files("rule \"a\" {\n  if true then quarantine \"nowhere\"\n}\n");
+    let e = error(&format!("{MINIMAL}{extra}"));
+    assert!(
+        e.contains(&format!("{}/message.rules:2", dir.path().display())),
+        "{e}"
+    );
+    assert!(e.contains("no quarantine named \"nowhere\""), "{e}");
+    let (_dir, extra) = files("rule \"a\" { if sender in dictionary \"other\" then drop }\n");
+    let e = error(&format!("{MINIMAL}{extra}"));
+    assert!(e.contains("no dictionary named \"other\""), "{e}");
+}
+
+#[test]
+fn bad_dictionaries_and_templates_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = error(&format!(
+        "{MINIMAL}\n[[dictionary]]\nname = \"ex\"\npath = \"{}/missing.txt\"\n",
+        dir.path().display()
+    ));
+    assert!(
+        e.contains("dictionary[0].path") && e.contains("missing.txt"),
+        "{e}"
+    );
+    let e = error(&format!(
+        "{MINIMAL}\n[[notification]]\nname = \"hr\"\nsubject = \"x {{bogus}}\"\nbody = \"b\"\n"
+    ));
+    assert!(
+        e.contains("notification[0].subject") && e.contains("unknown placeholder {bogus}"),
+        "{e}"
+    );
+}
+
+#[test]
+fn engines_and_milters_load_and_bad_addresses_are_refused() {
+    use postern_policy::content::OnFailure;
+    let c = load(&format!(
+        "{MINIMAL}\n[rspamd]\naddress = \"127.0.0.1:11333\"\ntimeout = \"10s\"\non_failure = \"accept\"\n\
+         password = \"s3cret\"\n\n[clamav]\naddress = \"/run/clamav/clamd.ctl\"\nmax_size = \"10MiB\"\n\n\
+         [[milter]]\nname = \"opendkim\"\naddress = \"inet:8891@127.0.0.1\"\ndefault_action = \"accept\"\n\
+         end_of_message_timeout = \"2m\"\n"
+    ))
+    .unwrap()
+    .config;
+    let s = &c.server.content;
+    let (r, f) = s.rspamd.as_ref().unwrap();
+    assert_eq!(r.timeout, Duration::from_secs(10));
+    assert_eq!(*f, OnFailure::Accept);
+    assert_eq!(r.password.as_deref(), Some("s3cret"));
+    let (cl, f) = s.clamav.as_ref().unwrap();
+    assert_eq!(cl.max_size, 10 * 1024 * 1024);
+    assert_eq!(*f, OnFailure::TempFail);
+    assert_eq!(s.milters[0].name, "opendkim");
+    assert_eq!(s.milters[0].timeouts.end_of_message, Duration::from_mins(2));
+    assert_eq!(
+        s.milters[0].default_action,
+        postern_milter::OnFailure::Accept
+    );
+
+    let e = error(&format!(
+        "{MINIMAL}\n[rspamd]\naddress = \"not an address\"\n"
+    ));
+    assert!(
+        e.contains("postern.toml:13:11") && e.contains("rspamd.address"),
+        "{e}"
+    );
+    let e = error(&format!(
+        "{MINIMAL}\n[[milter]]\nname = \"m\"\naddress = \"tcp://x\"\n"
+    ));
+    assert!(
+        e.contains("milter[0].address") && e.contains("inet:"),
+        "{e}"
+    );
+    let e = error(&format!("{MINIMAL}\n[clamav]\ntimeout = \"0s\"\n"));
+    assert!(e.contains("clamav.timeout"), "{e}");
+}
+
+#[test]
+fn config_show_hides_the_rspamd_password() {
+    let src = format!("{MINIMAL}\n[rspamd]\npassword = \"s3cret\"\n");
+    let shown = postern_config::effective(
+        &src,
+        "postern.toml",
+        std::path::Path::new("/etc/postern"),
+        false,
+    );
+    let text = shown.unwrap();
+    assert!(!text.contains("s3cret"), "{text}");
+    assert!(text.contains("password = \"<secret>\""), "{text}");
+}
