@@ -185,7 +185,7 @@ fn bad_dictionaries_and_templates_are_refused() {
 #[test]
 fn engines_and_milters_load_and_bad_addresses_are_refused() {
     use postern_policy::content::OnFailure;
-    let c = load(&format!(
+    let config = load(&format!(
         "{MINIMAL}\n[rspamd]\naddress = \"127.0.0.1:11333\"\ntimeout = \"10s\"\non_failure = \"accept\"\n\
          password = \"s3cret\"\n\n[clamav]\naddress = \"/run/clamav/clamd.ctl\"\nmax_size = \"10MiB\"\n\n\
          [[milter]]\nname = \"opendkim\"\naddress = \"inet:8891@127.0.0.1\"\ndefault_action = \"accept\"\n\
@@ -193,18 +193,21 @@ fn engines_and_milters_load_and_bad_addresses_are_refused() {
     ))
     .unwrap()
     .config;
-    let s = &c.server.content;
-    let (r, f) = s.rspamd.as_ref().unwrap();
-    assert_eq!(r.timeout, Duration::from_secs(10));
-    assert_eq!(*f, OnFailure::Accept);
-    assert_eq!(r.password.as_deref(), Some("s3cret"));
-    let (cl, f) = s.clamav.as_ref().unwrap();
-    assert_eq!(cl.max_size, 10 * 1024 * 1024);
-    assert_eq!(*f, OnFailure::TempFail);
-    assert_eq!(s.milters[0].name, "opendkim");
-    assert_eq!(s.milters[0].timeouts.end_of_message, Duration::from_mins(2));
+    let content = &config.server.content;
+    let (rspamd, on_failure) = content.rspamd.as_ref().unwrap();
+    assert_eq!(rspamd.timeout, Duration::from_secs(10));
+    assert_eq!(*on_failure, OnFailure::Accept);
+    assert_eq!(rspamd.password.as_deref(), Some("s3cret"));
+    let (clamav, on_failure) = content.clamav.as_ref().unwrap();
+    assert_eq!(clamav.max_size, 10 * 1024 * 1024);
+    assert_eq!(*on_failure, OnFailure::TempFail);
+    assert_eq!(content.milters[0].name, "opendkim");
     assert_eq!(
-        s.milters[0].default_action,
+        content.milters[0].timeouts.end_of_message,
+        Duration::from_mins(2)
+    );
+    assert_eq!(
+        content.milters[0].default_action,
         postern_milter::OnFailure::Accept
     );
 

@@ -116,7 +116,7 @@ pub(crate) enum Command {
 #[derive(Subcommand, Debug)]
 pub(crate) enum FilterCommand {
     /// Which rules match the message and what would happen; nothing is sent.
-    Test(crate::filter_cmd::FilterTestArgs),
+    Test(Box<crate::filter_cmd::FilterTestArgs>),
 }
 
 #[derive(Subcommand, Debug)]

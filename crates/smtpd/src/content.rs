@@ -52,6 +52,7 @@ struct LiveRules {
 }
 
 /// The content policy in force.
+#[allow(clippy::struct_field_names)] // `content_rules` is the config's name for them
 pub struct Content {
     pub(crate) settings: ContentSettings,
     message_rules: Option<RwLock<LiveRules>>,

@@ -10,11 +10,11 @@
 mod common;
 
 #[path = "../../engines/tests/support/mod.rs"]
-#[allow(dead_code, unreachable_pub)]
+#[allow(unreachable_pub)]
 mod engines;
 
 #[path = "../../milter/tests/support/opendkim.rs"]
-#[allow(dead_code, unreachable_pub)]
+#[allow(unreachable_pub)]
 mod opendkim;
 
 use std::path::PathBuf;
@@ -24,7 +24,7 @@ use postern_spool::Envelope;
 
 struct Env {
     srv: common::TestServer,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// A server with these message and content rules, a dictionary
@@ -60,7 +60,7 @@ async fn start(
         s.relay.accepted_domains = vec!["example.com".into(), "corp.example".into()];
     })
     .await;
-    Env { srv, _dir: dir }
+    Env { srv, dir }
 }
 
 impl Env {
@@ -298,7 +298,7 @@ async fn a_bounce_for_every_recipient_is_a_reject_at_end_of_data() {
 #[tokio::test]
 async fn a_changed_rule_file_is_reloaded_and_a_broken_one_keeps_the_old_rules() {
     let env = start(RULES, "", |_| {}).await;
-    let path = env._dir.path().join("message.rules");
+    let path = env.dir.path().join("message.rules");
     std::fs::write(
         &path,
         "rule \"all\" { if true then reject 554 \"5.7.1\" \"closed\" }\n",

@@ -139,7 +139,7 @@ where
                 .into_iter()
                 .next()
                 {
-                    subject = s.trim().to_owned();
+                    s.trim().clone_into(&mut subject);
                 }
                 match self
                     .content_step(whole, head.as_deref(), &envelope, &verdicts)
@@ -179,9 +179,10 @@ where
                 if copies.is_empty() {
                     signatures.push(self.sign(full));
                 } else {
-                    for i in 0..copies.len() {
-                        let changed = copies[i].message.clone();
-                        let s = self.sign(changed.as_deref().or(full));
+                    let changed: Vec<Option<Vec<u8>>> =
+                        copies.iter().map(|c| c.message.clone()).collect();
+                    for m in &changed {
+                        let s = self.sign(m.as_deref().or(full));
                         signatures.push(s);
                     }
                 }

@@ -33,6 +33,7 @@
 //! (enhanced codes); RFC 8689 (the idea behind `require-tls`).
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use postern_content::MessageView;
@@ -243,18 +244,19 @@ where
                     let required = Score::from_f64(v.required_score);
                     let d = spam_disposition(class, score, a);
                     let is_spam = !matches!(class, postern_policy::content::SpamClass::Clean);
-                    added.push_str(&format!("X-Spam-Score: {score}\r\n"));
-                    added.push_str(&format!(
+                    let _ = write!(added, "X-Spam-Score: {score}\r\n");
+                    let _ = write!(
+                        added,
                         "X-Spam-Status: {}, score={score} required={required} class={}\r\n",
                         if is_spam { "Yes" } else { "No" },
                         class.as_str()
-                    ));
+                    );
                     for h in &v.add_headers {
                         if rewrite::safe_value(&h.value)
                             && !h.name.is_empty()
                             && h.name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
                         {
-                            added.push_str(&format!("{}: {}\r\n", h.name, h.value.trim_start()));
+                            let _ = write!(added, "{}: {}\r\n", h.name, h.value.trim_start());
                         }
                     }
                     decisions.push(decision(
@@ -494,7 +496,7 @@ where
                 let by = outcome.decided_by.clone().unwrap_or_default();
                 match &outcome.disposition {
                     Disposition::Deliver => {
-                        d.push(decision(format!("rule:{by}"), "accept", "deliver"))
+                        d.push(decision(format!("rule:{by}"), "accept", "deliver"));
                     }
                     Disposition::Drop => {
                         d.push(decision(format!("rule:{by}"), "drop", "drop"));

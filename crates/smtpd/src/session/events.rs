@@ -29,7 +29,7 @@ where
             "data-end",
             "content",
             None,
-            Some(format!("250 (discarded: {reason})")),
+            Some(&format!("250 (discarded: {reason})")),
         );
     }
 
@@ -39,7 +39,7 @@ where
         self.log_event(stage, rule, reply, None);
     }
 
-    fn log_event(&self, stage: &str, rule: &str, reply: Option<&Reply>, dropped: Option<String>) {
+    fn log_event(&self, stage: &str, rule: &str, reply: Option<&Reply>, dropped: Option<&str>) {
         let Some(log) = &self.ctx.mail_log else {
             return;
         };
@@ -70,7 +70,7 @@ where
                         .trim_end()
                         .replace("\r\n", " / ")
                 })
-                .or_else(|| dropped.clone())
+                .or_else(|| dropped.map(str::to_owned))
                 .unwrap_or_default(),
             sender,
             recipient,
