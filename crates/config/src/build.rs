@@ -315,7 +315,13 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         raw.dictionary,
         raw.notification,
         Some(&delivery.quarantines),
-        base_limits.as_ref().map(|l| l.max_message_size),
+        // The largest message any listener accepts (a listener's own limit
+        // may be above [limits]): every message is scanned whole by default.
+        listeners
+            .iter()
+            .map(|l| l.limits.max_message_size)
+            .chain(base_limits.as_ref().map(|l| l.max_message_size))
+            .max(),
         cx,
     );
     let content = cx.keep(content);

@@ -94,6 +94,9 @@ pub(crate) fn build(
         max_scan_size: max_message_size.unwrap_or(25 * 1024 * 1024),
         ..ContentSettings::default()
     };
+    if let Some(q) = quarantines {
+        s.quarantines = q.iter().map(|(n, _)| n.to_owned()).collect();
+    }
     // Dictionaries first: the rules name them.
     let mut dict_names = BTreeSet::new();
     for (i, raw) in dictionaries.unwrap_or_default().into_iter().enumerate() {
@@ -165,6 +168,18 @@ pub(crate) fn build(
         if let Some(v) = &f.max_scan_size {
             if v.get_ref().0 == 0 {
                 return Err(cx.error(v.span(), "filters.max_scan_size", "must be above 0"));
+            }
+            if v.get_ref().0 < s.max_scan_size {
+                cx.warn(
+                    Some(v.span()),
+                    "filters.max_scan_size",
+                    format!(
+                        "below the largest message a listener accepts ({} octets): larger \
+                         messages are not scanned by rspamd, clamd or the milters, and rules see \
+                         only their header section",
+                        s.max_scan_size
+                    ),
+                );
             }
             s.max_scan_size = v.get_ref().0;
         }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use postern_content::Dictionaries;
 use postern_engines::{ClamdClient, RspamdClient};
-use postern_filter::RuleSet;
+use postern_filter::{NameKind, RuleSet};
 use postern_policy::content::OnFailure;
 
 use crate::settings::{ContentSettings, RulesFile};
@@ -94,9 +94,25 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     Some((m.modified().ok()?, m.len()))
 }
 
-fn parse(file: &RulesFile) -> Result<RuleSet, ContentError> {
+/// Parses a rule file and checks the names it uses against `settings`
+/// (dictionaries, quarantines, notification templates).
+fn parse(file: &RulesFile, settings: &ContentSettings) -> Result<RuleSet, ContentError> {
     let origin = file.path.display().to_string();
-    RuleSet::parse(&file.text, &origin).map_err(|errors| ContentError::Rules {
+    let errors = match RuleSet::parse(&file.text, &origin) {
+        Ok(rules) => {
+            let errors = rules.check_names(|kind, name| match kind {
+                NameKind::Dictionary => settings.dictionaries.iter().any(|(n, _)| n == name),
+                NameKind::Quarantine => settings.quarantines.iter().any(|q| q == name),
+                NameKind::Template => settings.notifications.iter().any(|t| t.name == name),
+            });
+            if errors.is_empty() {
+                return Ok(rules);
+            }
+            errors
+        }
+        Err(errors) => errors,
+    };
+    Err(ContentError::Rules {
         path: origin,
         errors: errors
             .iter()
@@ -114,7 +130,7 @@ impl Content {
             let Some(file) = f else { return Ok(None) };
             Ok(Some(RwLock::new(LiveRules {
                 path: file.path.clone(),
-                rules: Arc::new(parse(file)?),
+                rules: Arc::new(parse(file, settings)?),
                 seen: stamp(&file.path),
             })))
         };
@@ -174,12 +190,12 @@ impl Content {
             .into_iter()
             .flatten()
         {
-            reload_rules(live);
+            reload_rules(live, &self.settings);
         }
     }
 }
 
-fn reload_rules(live: &RwLock<LiveRules>) {
+fn reload_rules(live: &RwLock<LiveRules>, settings: &ContentSettings) {
     let (path, seen) = {
         let l = live.read().unwrap_or_else(PoisonError::into_inner);
         (l.path.clone(), l.seen)
@@ -196,13 +212,22 @@ fn reload_rules(live: &RwLock<LiveRules>) {
             return;
         }
     };
+    if text.trim().is_empty() {
+        // An editor that truncates then writes leaves an empty file for a
+        // moment: never a reason to run without rules.
+        tracing::warn!(path = %path.display(),
+            "filters: the rule file is empty; the previous rules stay in force (replace files by rename)");
+        return;
+    }
     let file = RulesFile {
         path: path.clone(),
         text,
     };
+    // Parsed outside the lock: sessions keep evaluating the old rules.
+    let parsed = parse(&file, settings);
     let mut l = live.write().unwrap_or_else(PoisonError::into_inner);
     l.seen = now;
-    match parse(&file) {
+    match parsed {
         Ok(rules) => {
             tracing::info!(path = %path.display(), rules = rules.len(), "filters: rule file reloaded");
             l.rules = Arc::new(rules);

@@ -23,9 +23,12 @@
 pub struct Parsed {
     /// The fields, in order.
     pub fields: Vec<(String, String)>,
-    /// Offset of the body (after the blank line), or the message length
-    /// when there is no blank line.
+    /// Offset of the body (after the blank line); without a blank line, of
+    /// the first line that is not a header field (or the end).
     pub body_at: usize,
+    /// The header section ended with a blank line ([`join`] writes one
+    /// back only then, so a message's structure never changes).
+    pub blank_line: bool,
 }
 
 /// Splits `message` (CRLF line ends) into header fields and the body offset.
@@ -40,6 +43,7 @@ pub fn split(message: &[u8]) -> Parsed {
             return Parsed {
                 fields,
                 body_at: end,
+                blank_line: true,
             };
         }
         if matches!(line.first(), Some(b' ' | b'\t'))
@@ -55,6 +59,7 @@ pub fn split(message: &[u8]) -> Parsed {
             return Parsed {
                 fields,
                 body_at: at,
+                blank_line: false,
             };
         };
         let name = String::from_utf8_lossy(&line[..colon]).into_owned();
@@ -65,11 +70,13 @@ pub fn split(message: &[u8]) -> Parsed {
     Parsed {
         fields,
         body_at: message.len(),
+        blank_line: false,
     }
 }
 
-/// Writes the fields and `body` back as a message.
-pub fn join(fields: &[(String, String)], body: &[u8]) -> Vec<u8> {
+/// Writes the fields and `body` back as a message; the blank line between
+/// them only when `blank_line` (what [`split`] found).
+pub fn join(fields: &[(String, String)], blank_line: bool, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + fields.len() * 64 + 2);
     for (name, value) in fields {
         out.extend_from_slice(name.as_bytes());
@@ -77,7 +84,9 @@ pub fn join(fields: &[(String, String)], body: &[u8]) -> Vec<u8> {
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(b"\r\n");
+    if blank_line {
+        out.extend_from_slice(b"\r\n");
+    }
     out.extend_from_slice(body);
     out
 }
@@ -176,7 +185,12 @@ mod tests {
         let p = split(MSG);
         assert_eq!(p.fields.len(), 3);
         assert_eq!(p.fields[1], ("Subject".into(), " hello\r\n world".into()));
-        assert_eq!(join(&p.fields, &MSG[p.body_at..]), MSG);
+        assert_eq!(join(&p.fields, p.blank_line, &MSG[p.body_at..]), MSG);
+        // A junk line ends the section without a blank line: kept so.
+        let junk = b"From: a\r\nX-Junk\r\nSubject: s\r\n\r\nbody\r\n";
+        let p = split(junk);
+        assert!(!p.blank_line);
+        assert_eq!(join(&p.fields, p.blank_line, &junk[p.body_at..]), junk);
     }
 
     #[test]
@@ -187,7 +201,7 @@ mod tests {
         assert!(add_field(&mut p.fields, "X-New", "yes"));
         assert_eq!(remove_fields(&mut p.fields, "x-a"), 1);
         assert!(set_field(&mut p.fields, "From", "b@example.com"));
-        let out = String::from_utf8(join(&p.fields, b"body\r\n")).unwrap();
+        let out = String::from_utf8(join(&p.fields, p.blank_line, b"body\r\n")).unwrap();
         assert_eq!(
             out,
             "X-New: yes\r\nFrom: b@example.com\r\nSubject: [SPAM] hello\r\n world\r\n\r\nbody\r\n"

@@ -236,6 +236,9 @@ pub struct ContentSettings {
     pub milters: Vec<postern_milter::MilterSpec>,
     /// `[[notification]]` templates for the rules' `notify` action.
     pub notifications: Vec<Notification>,
+    /// The configured quarantines' names (a reloaded rule file may name
+    /// only these).
+    pub quarantines: Vec<String>,
     /// Messages larger than this are not read for the content policy:
     /// engines and milters skip them (logged), rules see the header
     /// section only. Default: `[limits] max_message_size`.
@@ -255,6 +258,10 @@ impl Default for ContentSettings {
             clamav: None,
             milters: Vec::new(),
             notifications: Vec::new(),
+            quarantines: postern_spool::BUILTIN_QUARANTINES
+                .iter()
+                .map(|q| (*q).to_owned())
+                .collect(),
             max_scan_size: 25 * 1024 * 1024,
             view: postern_content::ViewLimits::default(),
         }

@@ -34,6 +34,16 @@ async fn start(
     content_rules: &str,
     tweak: impl FnOnce(&mut ContentSettings) + Send + 'static,
 ) -> Env {
+    start_as(false, message_rules, content_rules, tweak).await
+}
+
+/// [`start`], the client a relay client when `trusted`.
+async fn start_as(
+    trusted: bool,
+    message_rules: &str,
+    content_rules: &str,
+    tweak: impl FnOnce(&mut ContentSettings) + Send + 'static,
+) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let file = |name: &str, text: &str| -> Option<RulesFile> {
         if text.is_empty() {
@@ -54,10 +64,15 @@ async fn start(
         dictionaries: vec![("ex-employees".into(), dict)],
         ..ContentSettings::default()
     };
+    c.quarantines.push("attachments".into());
     tweak(&mut c);
     let srv = common::start_with(move |s: &mut ServerSettings| {
         s.content = c;
         s.relay.accepted_domains = vec!["example.com".into(), "corp.example".into()];
+        if trusted {
+            // A relay client: its failures may be reported by DSN.
+            s.relay.relay_networks = vec!["127.0.0.0/8".parse().unwrap()];
+        }
     })
     .await;
     Env { srv, dir }
@@ -218,6 +233,11 @@ async fn header_changes_bcc_and_require_tls_are_applied_to_what_is_stored() {
     let rcpts: Vec<&str> = e.recipients.iter().map(|r| r.address.as_str()).collect();
     assert_eq!(rcpts, ["bob@example.com", "archive@example.com"]);
     assert_eq!(
+        e.recipients[1].notify.as_deref(),
+        Some("NEVER"),
+        "no DSN discloses the archive"
+    );
+    assert_eq!(
         e.message_size,
         body.len() as u64,
         "the size is the stored copy's"
@@ -237,7 +257,7 @@ rule "no-ceo" {
 
 #[tokio::test]
 async fn content_rules_split_the_message_per_recipient_group() {
-    let env = start("", SPLIT, |_| {}).await;
+    let env = start_as(true, "", SPLIT, |_| {}).await;
     let r = env
         .send(
             "alice@example.org",
@@ -253,7 +273,7 @@ async fn content_rules_split_the_message_per_recipient_group() {
         .unwrap()
         .split(' ')
         .collect();
-    assert_eq!(ids.len(), 3, "{}", r.text());
+    assert_eq!(ids.len(), 1, "the client hears one id: {}", r.text());
     let stored = env.stored();
     assert_eq!(stored.len(), 3);
     let by_rcpt = |a: &str| {
@@ -278,6 +298,88 @@ async fn content_rules_split_the_message_per_recipient_group() {
     // Every copy holds the whole message.
     for (_, body) in &stored {
         assert!(body.ends_with("\r\n\r\ntext\r\n\r\n"), "{body}");
+    }
+}
+
+/// From a sender nothing vouched for, a bounce for some recipients would be
+/// a DSN to a possibly forged address: those recipients are dropped.
+#[tokio::test]
+async fn a_split_bounce_for_an_unverified_sender_is_a_drop_not_a_dsn() {
+    let env = start("", SPLIT, |_| {}).await;
+    let r = env
+        .send(
+            "victim@example.net",
+            &["bob@example.com", "ceo@example.com"],
+            &message("hello", "text"),
+        )
+        .await;
+    assert_eq!(r.code, 250, "{}", r.text());
+    let stored = env.stored();
+    assert_eq!(stored.len(), 1, "only bob's copy");
+    assert!(stored[0].0.bounce.is_none());
+    assert_eq!(stored[0].0.recipients[0].address, "bob@example.com");
+}
+
+/// Recipients that differ only in case are different recipients.
+#[tokio::test]
+async fn recipients_are_grouped_exactly() {
+    let rules =
+        "rule \"ceo\" { if recipient matches /^ceo@example\\.com$/ then quarantine \"policy\" }\n";
+    let env = start("", rules, |_| {}).await;
+    let r = env
+        .send(
+            "alice@example.org",
+            &["ceo@example.com", "CEO@example.com"],
+            &message("hello", "text"),
+        )
+        .await;
+    assert_eq!(r.code, 250, "{}", r.text());
+    let stored = env.stored();
+    assert_eq!(stored.len(), 2);
+    for (e, _) in &stored {
+        assert_eq!(e.recipients.len(), 1, "{:?}", e.recipients);
+        let held = e.hold.is_some();
+        assert_eq!(held, e.recipients[0].address == "ceo@example.com");
+    }
+}
+
+/// A message too large to be read for scanning is still split per
+/// recipient group, each copy whole.
+#[tokio::test]
+async fn a_message_above_max_scan_size_is_still_split_per_recipient() {
+    let rules = "rule \"legal\" { if recipient domain is \"corp.example\" then redirect \"counsel@corp.example\" }\n";
+    let env = start("", rules, |c| c.max_scan_size = 1024).await;
+    let body = "x"
+        .repeat(200)
+        .repeat(40)
+        .chars()
+        .collect::<Vec<_>>()
+        .chunks(100)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    let r = env
+        .send(
+            "alice@example.org",
+            &["bob@example.com", "legal@corp.example"],
+            &message("big", &body),
+        )
+        .await;
+    assert_eq!(r.code, 250, "{}", r.text());
+    let stored = env.stored();
+    assert_eq!(stored.len(), 2);
+    let bob = stored
+        .iter()
+        .find(|(e, _)| e.recipients[0].address == "bob@example.com")
+        .unwrap();
+    assert_eq!(bob.0.recipients.len(), 1, "bob is not redirected");
+    let legal = stored
+        .iter()
+        .find(|(e, _)| e.recipients[0].address == "counsel@corp.example")
+        .unwrap();
+    assert_eq!(legal.0.recipients[0].notify.as_deref(), Some("NEVER"));
+    for (_, b) in &stored {
+        assert!(b.contains(&body), "each copy holds the whole message");
     }
 }
 
@@ -586,5 +688,39 @@ async fn a_real_milter_signs_what_is_stored() {
     assert!(
         body.ends_with("Hello.\r\n\r\n"),
         "the body is unchanged:\n{body}"
+    );
+}
+
+/// An allow-list rule (`accept`) lifts spam actions, never a virus verdict.
+#[tokio::test]
+async fn an_accept_rule_does_not_let_a_virus_through() {
+    let Some(clamd) = engines::Clamd::get() else {
+        assert!(!require("clamd"), "clamd is required");
+        return;
+    };
+    let port = clamd.port;
+    let rules = "rule \"partners\" { if sender domain is \"example.org\" then accept }\n";
+    let env = start(rules, "", move |c| {
+        let s = postern_engines::ClamdSettings {
+            address: format!("127.0.0.1:{port}").parse().unwrap(),
+            ..postern_engines::ClamdSettings::default()
+        };
+        c.clamav = Some((s, postern_policy::content::OnFailure::TempFail));
+    })
+    .await;
+    let r = env
+        .send(
+            "alice@example.org",
+            &["bob@example.com"],
+            &eicar_attachment(),
+        )
+        .await;
+    assert_eq!(r.code, 250, "{}", r.text());
+    let stored = env.stored();
+    assert_eq!(
+        stored[0].0.quarantine.as_deref(),
+        Some("virus"),
+        "{:?}",
+        stored[0].0.content
     );
 }

@@ -36,8 +36,18 @@ impl<T: Transport> Scheduler<T> {
         self.router = Router::new(Arc::clone(&self.settings));
         self.transport = transport;
         let taken = self.take_all_waiting_jobs();
-        for m in self.msgs.values_mut() {
+        let mut quarantined = Vec::new();
+        for (id, m) in &mut self.msgs {
             m.apply_settings(&self.settings);
+            if m.is_quarantined()
+                && let Some(until) = m.quarantine_until_ms
+            {
+                quarantined.push((*id, until));
+            }
+        }
+        // A changed retention takes effect now, shorter ones included.
+        for (id, until) in quarantined {
+            self.due.schedule(id, until);
         }
         let mut rescheduled = 0;
         for id in taken {

@@ -353,7 +353,10 @@ impl SettleJob {
             added_headers: String::new(),
             hold: None,
             quarantine: None,
-            require_tls: false,
+            // A report about a message that required TLS carries its
+            // content (headers at least): it requires TLS too (the idea of
+            // RFC 8689 §5).
+            require_tls: self.env.require_tls,
             content: Vec::new(),
             bounce: None,
         })?;

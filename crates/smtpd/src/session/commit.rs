@@ -33,6 +33,12 @@ use super::mailauth::{
 use crate::received;
 use crate::replies;
 
+/// The most the content policy (engines, milters, rules) may take for one
+/// message: well inside the client's 10-minute wait for the reply to the
+/// end of data (RFC 5321 §4.5.3.2.6), so it never retries a message we are
+/// still committing.
+const CONTENT_DEADLINE: std::time::Duration = std::time::Duration::from_mins(4);
+
 /// One copy to commit: its envelope, and its bytes when they are not the
 /// streamed original.
 struct Commit {
@@ -141,10 +147,22 @@ where
                 {
                     s.trim().clone_into(&mut subject);
                 }
-                match self
-                    .content_step(whole, head.as_deref(), &envelope, &verdicts)
-                    .await
-                {
+                let run = self.content_step(whole, head.as_deref(), &envelope, &verdicts);
+                let step = if let Ok(step) = tokio::time::timeout(CONTENT_DEADLINE, run).await {
+                    step
+                } else {
+                    let r = postern_proto::Reply::new(
+                        451,
+                        Some(postern_proto::EnhancedCode::new(4, 3, 0)),
+                        "Temporary failure: the content checks did not finish in time, try again later",
+                    );
+                    self.in_tx(|| {
+                        tracing::warn!("content policy: over the end-of-data deadline; deferred");
+                    });
+                    self.log_decision("data", "content_deadline", Some(&r));
+                    ContentStep::Refuse(r)
+                };
+                match step {
                     ContentStep::Refuse(reply) => {
                         restore(&mut body, input);
                         self.discard(body);
@@ -155,9 +173,11 @@ where
                         restore(&mut body, input);
                         self.discard(body);
                         // Accepted and discarded, as the operator asked; the
-                        // client sees an ordinary acceptance.
+                        // client sees an ordinary acceptance, whose id the
+                        // `dropped` event names.
                         let id = QueueId::generate();
                         self.event(&format!("discarded ({reason}); answered as {id}"));
+                        self.log_drop(&format!("{reason}; answered as {id}"));
                         self.machine
                             .handle(Event::Committed(Ok(id.as_str().to_owned())));
                         return;
@@ -168,6 +188,29 @@ where
                             original = whole.map(<[u8]>::to_vec);
                         }
                         copies = c;
+                    }
+                }
+                if original.is_none() && copies.iter().filter(|c| c.message.is_none()).count() > 1 {
+                    // Too large to have been read: read it now, once, for
+                    // the second and later copies (the budget reserved
+                    // covers its size).
+                    let read = if body.incoming.is_none() {
+                        Ok(ForAuth::Full(body.pending.clone()))
+                    } else {
+                        read_message(self.ctx.spool.clone(), &mut body, u64::MAX).await
+                    };
+                    match read {
+                        Ok(ForAuth::Full(m)) => {
+                            let ours = if body.incoming.is_some() { ours } else { 0 };
+                            original = Some(m[ours.min(m.len())..].to_vec());
+                        }
+                        Ok(ForAuth::HeaderOnly(_)) => {}
+                        Err(reply) => {
+                            restore(&mut body, input);
+                            self.discard(body);
+                            self.machine.handle(Event::Committed(Err(reply)));
+                            return;
+                        }
                     }
                 }
             }
@@ -253,6 +296,10 @@ where
             }
         }
         let result = self.commit_copies(body, commits).await;
+        let reply_id = result
+            .as_ref()
+            .ok()
+            .and_then(|ids| ids.split(' ').next().map(str::to_owned));
         if let (Ok(ids), false) = (&result, notify.is_empty()) {
             let rcpts: Vec<String> = base.recipients.iter().map(|r| r.address.clone()).collect();
             let about = super::notify::About {
@@ -265,7 +312,8 @@ where
             };
             self.send_notifications(notify, &base, &about).await;
         }
-        self.machine.handle(Event::Committed(result));
+        self.machine
+            .handle(Event::Committed(result.map(|ids| reply_id.unwrap_or(ids))));
     }
 
     /// Commits each copy (the original from `body`, the others written
@@ -324,6 +372,15 @@ where
                     return Err(replies::spool_error(&SpoolError::Poisoned));
                 }
             }
+        }
+        if ids.len() > 1 {
+            // The client hears one id (a split is our business); the
+            // transcript and the mail log have every copy.
+            self.event(&format!(
+                "stored as {} copies: {}",
+                ids.len(),
+                ids.join(" ")
+            ));
         }
         Ok(ids.join(" "))
     }

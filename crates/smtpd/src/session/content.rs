@@ -112,6 +112,20 @@ fn describe(d: &EngineDisposition) -> String {
     }
 }
 
+/// The engine whose verdict refused (for the `rejected` event's rule).
+fn engine_name(decisions: &[ContentDecision]) -> &'static str {
+    if decisions
+        .iter()
+        .any(|d| d.by == "clamav" && d.verdict.starts_with("infected"))
+    {
+        "clamav"
+    } else if decisions.iter().any(|d| d.by == "rspamd") {
+        "rspamd"
+    } else {
+        "content"
+    }
+}
+
 /// A reply on one line, for logs and `Envelope::bounce`.
 fn reply_line(r: &Reply) -> String {
     String::from_utf8_lossy(&r.to_bytes())
@@ -362,7 +376,7 @@ where
                     let applied =
                         postern_milter::apply(&parsed.fields, &rcpt_now, &r.modifications);
                     let body = applied.body.as_deref().unwrap_or(&msg[parsed.body_at..]);
-                    let new = rewrite::join(&applied.headers, body);
+                    let new = rewrite::join(&applied.headers, parsed.blank_line, body);
                     msg = new;
                     changed = true;
                     if applied.rcpts != rcpt_now {
@@ -445,21 +459,26 @@ where
             a.filters && (!message_decided || message_outcome.disposition == Disposition::Deliver)
         });
         let groups: Vec<(Vec<String>, Outcome)> = match content_rules {
-            // Read whole: a copy per recipient group.
-            Some(rules) if current.is_some() => {
-                postern_filter::evaluate_per_recipient(&rules, &facts)
-                    .into_iter()
-                    .map(|g| (g.recipients, g.outcome))
-                    .collect()
-            }
-            // Too large to hold a second copy: not split; the rules see
-            // every recipient at once, as message rules do.
-            Some(rules) => vec![(rcpt_addrs.clone(), postern_filter::evaluate(&rules, &facts))],
+            // A copy per recipient group (a message too large to scan is
+            // still split: the commit reads it back for each copy).
+            Some(rules) => postern_filter::evaluate_per_recipient(&rules, &facts)
+                .into_iter()
+                .map(|g| (g.recipients, g.outcome))
+                .collect(),
             None => vec![(rcpt_addrs.clone(), Outcome::default())],
         };
         let several = groups.len() > 1;
-        let mut copies = Vec::new();
+        let mut copies: Vec<Copy> = Vec::new();
         let mut dropped = Vec::new();
+        let mut refused: Option<Reply> = None;
+        // Whose failures may be reported by DSN: our own users and relay
+        // clients, or a sender the checks vouched for (RFC 3834 §2, RFC 5321
+        // §6.2: no reports to unverified senders).
+        let trusted_sender = auth_user.is_some()
+            || flow.action == postern_policy::admission::FlowAction::Relay
+            || shared.policy.relay().is_relay_client(ip)
+            || verdicts.dmarc.as_deref() == Some("pass")
+            || verdicts.spf.as_deref() == Some("pass");
         for (group_rcpts, group_outcome) in groups {
             let outcome = merge(&message_outcome, &group_outcome);
             let mut d = decisions.clone();
@@ -473,13 +492,10 @@ where
             let filter_decided =
                 message_outcome.decided_by.is_some() || group_outcome.decided_by.is_some();
             let mut copy = Copy {
+                // Exact: group addresses are copies of the envelope's.
                 rcpts: rcpts
                     .iter()
-                    .filter(|r| {
-                        group_rcpts
-                            .iter()
-                            .any(|g| g.eq_ignore_ascii_case(&r.address))
-                    })
+                    .filter(|r| group_rcpts.contains(&r.address))
                     .cloned()
                     .collect(),
                 sender: sender.clone(),
@@ -492,7 +508,12 @@ where
                 notify: outcome.notify.clone(),
             };
             let mut subject_tag = None;
-            if filter_decided {
+            // A rule's accept does not lift a virus verdict or an engine's
+            // refusal (a forged allow-listed sender must not carry malware
+            // through); it does lift the spam actions (allow lists).
+            let engine_binding = virus.is_some() || matches!(engine, EngineDisposition::Refuse(_));
+            let rule_delivers = filter_decided && outcome.disposition == Disposition::Deliver;
+            if filter_decided && !(rule_delivers && engine_binding) {
                 let by = outcome.decided_by.clone().unwrap_or_default();
                 match &outcome.disposition {
                     Disposition::Deliver => {
@@ -508,10 +529,25 @@ where
                     }
                     Disposition::Reject(r) | Disposition::Bounce(r) => {
                         let reply = rule_reply(r);
-                        if !several {
+                        if !several || reply.code < 500 {
+                            // One reply for the whole message: a temporary
+                            // refusal of some recipients defers them all
+                            // (the client retries; no permanent bounce).
                             self.event(&format!("rule {by:?}: {}", reply_line(&reply)));
                             self.log_decision("data", &format!("rule:{by}"), Some(&reply));
                             return ContentStep::Refuse(reply);
+                        }
+                        refused.get_or_insert(reply.clone());
+                        if !trusted_sender {
+                            // A DSN to an unverified sender is backscatter:
+                            // these recipients are dropped (and logged).
+                            d.push(decision(
+                                format!("rule:{by}"),
+                                "refused",
+                                "dropped: the sender is not verified, so no DSN",
+                            ));
+                            dropped.extend(group_rcpts);
+                            continue;
                         }
                         d.push(decision(format!("rule:{by}"), "bounce", reply_line(&reply)));
                         copy.bounce = Some(reply_line(&reply));
@@ -526,10 +562,17 @@ where
                     }
                 }
             } else {
+                if rule_delivers {
+                    d.push(decision(
+                        "rules",
+                        "accept not applied",
+                        "a virus verdict or an engine refusal stands",
+                    ));
+                }
                 match &engine {
                     EngineDisposition::Deliver { subject_tag: t } => subject_tag.clone_from(t),
                     EngineDisposition::Refuse(reply) => {
-                        self.log_decision("data", "content", Some(reply));
+                        self.log_decision("data", engine_name(&decisions), Some(reply));
                         return ContentStep::Refuse(reply.clone());
                     }
                     EngineDisposition::Drop { reason } => return self.dropped(reason.clone()),
@@ -538,19 +581,30 @@ where
                     }
                 }
             }
+            if copy.bounce.is_some() {
+                // Only the refused recipients: no bcc or redirect address
+                // ever shows in a DSN.
+                copy.decisions = d;
+                copies.push(copy);
+                continue;
+            }
             // The envelope changes the rules asked for.
             if let Some(to) = &outcome.redirect {
                 copy.rcpts = vec![EnvelopeRecipient {
                     address: to.clone(),
-                    ..EnvelopeRecipient::default()
+                    notify: Some("NEVER".into()),
+                    orcpt: None,
                 }];
                 d.push(decision("rules", "redirect", format!("to <{to}>")));
             }
             for b in &outcome.bcc {
                 if !copy.rcpts.iter().any(|r| r.address.eq_ignore_ascii_case(b)) {
+                    // NOTIFY=NEVER: a failing archive address is not
+                    // reported to the sender (it would disclose it).
                     copy.rcpts.push(EnvelopeRecipient {
                         address: b.clone(),
-                        ..EnvelopeRecipient::default()
+                        notify: Some("NEVER".into()),
+                        orcpt: None,
                     });
                 }
                 d.push(decision("rules", "bcc", format!("<{b}>")));
@@ -617,6 +671,13 @@ where
                 dropped.len()
             ));
         }
+        let delivered = copies.iter().any(|c| c.bounce.is_none());
+        if let (false, Some(reply)) = (delivered, refused) {
+            // Nobody gets the message: one refusal at end of data says so
+            // better than DSNs (and never reaches a forged sender).
+            self.log_decision("data", "rules", Some(&reply));
+            return ContentStep::Refuse(reply);
+        }
         if copies.is_empty() {
             return self.dropped("every recipient dropped by the content rules".into());
         }
@@ -627,7 +688,6 @@ where
     fn dropped(&mut self, reason: String) -> ContentStep {
         self.event(&format!("dropped: {reason}"));
         self.in_tx(|| tracing::info!(reason = %reason, "message dropped by the content policy"));
-        self.log_drop(&reason);
         ContentStep::Drop { reason }
     }
 }
