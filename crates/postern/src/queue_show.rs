@@ -135,7 +135,8 @@ fn write_message(out: &mut String, m: &MessageInfo) {
         let _ = writeln!(out, "size:         {} octets", m.message_size);
         let _ = writeln!(out, "sender:       <{}>", clean(&m.reverse_path));
     }
-    if let Some(x) = &m.expires_at {
+    // A quarantined message's lifetime counts from its release.
+    if let (Some(x), None) = (&m.expires_at, &m.quarantine) {
         let _ = writeln!(out, "expires:      {x} (deferrals after this bounce)");
     }
     let _ = writeln!(out, "recipients:");

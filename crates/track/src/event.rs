@@ -215,9 +215,6 @@ pub struct Received {
 pub struct Filtered {
     /// The decisions.
     pub decisions: Vec<postern_spool::ContentDecision>,
-    /// Recipients changed by a rule (redirect, bcc), as queued.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub rcpts: Vec<String>,
     /// Delivery requires verified TLS (a `require-tls` rule).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_tls: bool,
@@ -241,7 +238,6 @@ impl MailEvent {
         if !env.content.is_empty() || env.require_tls {
             out.push(MailEvent::Filtered(Filtered {
                 decisions: env.content.clone(),
-                rcpts: Vec::new(),
                 require_tls: env.require_tls,
             }));
         }

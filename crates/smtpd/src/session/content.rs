@@ -222,7 +222,7 @@ where
                 Err(e) => {
                     let cause = e.cause();
                     self.in_tx(|| tracing::warn!(cause = cause.id, error = %e, "clamd failed"));
-                    if let Some(reply) = engine_failure("virus scan", *on_failure) {
+                    if let Some(reply) = engine_failure("virus", *on_failure) {
                         self.log_decision("data", "clamav", Some(&reply));
                         return ContentStep::Refuse(reply);
                     }
@@ -300,7 +300,7 @@ where
                 Err(e) => {
                     let cause = e.cause();
                     self.in_tx(|| tracing::warn!(cause = cause.id, error = %e, "rspamd failed"));
-                    if let Some(reply) = engine_failure("spam check", *on_failure) {
+                    if let Some(reply) = engine_failure("spam", *on_failure) {
                         self.log_decision("data", "rspamd", Some(&reply));
                         return ContentStep::Refuse(reply);
                     }
@@ -398,7 +398,9 @@ where
                     if let Some((from, _)) = &applied.mail_from {
                         sender.clone_from(from);
                     }
-                    if let Some(reason) = &applied.quarantine {
+                    if let Some(reason) = &applied.quarantine
+                        && matches!(engine, EngineDisposition::Deliver { .. })
+                    {
                         engine = EngineDisposition::Quarantine {
                             name: postern_spool::DEFAULT_QUARANTINE.into(),
                             reason: format!("{by}: {reason}"),
@@ -665,11 +667,14 @@ where
             copy.decisions = d;
             copies.push(copy);
         }
-        if !dropped.is_empty() {
-            self.event(&format!(
-                "dropped for {} recipient(s) by a content rule",
-                dropped.len()
-            ));
+        if !dropped.is_empty() && !copies.is_empty() {
+            let why = format!(
+                "for {} of the recipients: {}",
+                dropped.len(),
+                dropped.join(", ")
+            );
+            self.event(&format!("dropped {why}"));
+            self.log_drop(&why);
         }
         let delivered = copies.iter().any(|c| c.bounce.is_none());
         if let (false, Some(reply)) = (delivered, refused) {

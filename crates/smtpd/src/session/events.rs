@@ -26,7 +26,7 @@ where
     /// Logs that the content policy discarded the message (`dropped`).
     pub(super) fn log_drop(&self, reason: &str) {
         self.log_event(
-            "data-end",
+            "data",
             "content",
             None,
             Some(&format!("250 (discarded: {reason})")),
