@@ -453,6 +453,7 @@ fn delivery(out: &mut Vec<Rendered>) {
         dc::expired("5d", Some("x")),
         dc::spool_read("x"),
         dc::local_mailbox_unknown("a@b", "/x"),
+        dc::content_bounce("550 5.7.1 no"),
         dc::local_unsafe_address("a@b", "x"),
         dc::local_mailbox_full("/x", "x"),
         dc::local_io_error("/x", true, "x"),

@@ -170,7 +170,7 @@ impl Content {
             .map(|l| Arc::clone(&l.read().unwrap_or_else(PoisonError::into_inner).rules))
     }
 
-    /// At most every [`RELOAD_CHECK`]: re-reads changed rule files and
+    /// At most every `reload_interval` ([`RELOAD_CHECK`]): re-reads changed rule files and
     /// dictionaries (blocking file I/O: call it off the async threads).
     pub(crate) fn refresh_if_due(&self) {
         {
@@ -178,7 +178,7 @@ impl Content {
                 .last_check
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if last.elapsed() < RELOAD_CHECK {
+            if last.elapsed() < self.settings.reload_interval {
                 return;
             }
             *last = Instant::now();

@@ -239,6 +239,9 @@ pub struct ContentSettings {
     /// The configured quarantines' names (a reloaded rule file may name
     /// only these).
     pub quarantines: Vec<String>,
+    /// How often a message may look for changed rule files and
+    /// dictionaries (`crate::content::RELOAD_CHECK`; not a file key).
+    pub reload_interval: std::time::Duration,
     /// Messages larger than this are not read for the content policy:
     /// engines and milters skip them (logged), rules see the header
     /// section only. Default: `[limits] max_message_size`.
@@ -262,6 +265,7 @@ impl Default for ContentSettings {
                 .iter()
                 .map(|q| (*q).to_owned())
                 .collect(),
+            reload_interval: crate::content::RELOAD_CHECK,
             max_scan_size: 25 * 1024 * 1024,
             view: postern_content::ViewLimits::default(),
         }

@@ -112,6 +112,10 @@ fn describe(d: &EngineDisposition) -> String {
     }
 }
 
+/// The spam verdict fields we write; a client's own are removed when
+/// rspamd is configured.
+const SPAM_FIELDS: [&str; 3] = ["X-Spam-Status", "X-Spam-Score", "X-Spam-Flag"];
+
 /// The engine whose verdict refused (for the `rejected` event's rule).
 fn engine_name(decisions: &[ContentDecision]) -> &'static str {
     if decisions
@@ -179,6 +183,14 @@ where
         let mut spam: Option<Spam> = None;
         let mut virus: Option<Virus> = None;
         let mut added = String::new();
+        // Header fields to take out of what is stored: the spam verdict
+        // fields we write (a client's own would pass for ours) and what
+        // rspamd asks to remove.
+        let mut removals: Vec<String> = if content.rspamd.is_some() {
+            SPAM_FIELDS.iter().map(|n| (*n).to_owned()).collect()
+        } else {
+            Vec::new()
+        };
         let mut sender = envelope.reverse_path.clone();
         let mut rcpts = envelope.recipients.clone();
         let mut current: Option<Cow<'_, [u8]>> = message.map(Cow::Borrowed);
@@ -265,6 +277,13 @@ where
                         if is_spam { "Yes" } else { "No" },
                         class.as_str()
                     );
+                    for r in &v.remove_headers {
+                        // Every instance (rspamd's index is finer; removing
+                        // all of a name it distrusts is the safe reading).
+                        if !removals.iter().any(|n| n.eq_ignore_ascii_case(&r.name)) {
+                            removals.push(r.name.clone());
+                        }
+                    }
                     for h in &v.add_headers {
                         if rewrite::safe_value(&h.value)
                             && !h.name.is_empty()
@@ -620,6 +639,13 @@ where
             }
             // Header changes: rewrite when the message was read whole.
             let mut edits = outcome.clone();
+            let present = |name: &str| view.header(name).next().is_some();
+            let strip: Vec<postern_filter::HeaderEdit> = removals
+                .iter()
+                .filter(|n| present(n))
+                .map(|n| postern_filter::HeaderEdit::Remove { name: n.clone() })
+                .collect();
+            edits.header_edits.splice(0..0, strip);
             if let Some(tag) = subject_tag {
                 // The policy's tag is a word: a space after it.
                 let tag = if tag.ends_with(char::is_whitespace) {
