@@ -269,10 +269,10 @@ fn write_history(out: &mut String, events: &[TrackRecord], has_log: bool) {
                 let _ = writeln!(out);
             }
             MailEvent::Held(a) | MailEvent::Released(a) | MailEvent::Deleted(a) => {
-                let who = if a.via == "admin" {
-                    "by the operator (via admin".to_owned()
+                let who = if a.via == "quarantine-expiry" {
+                    "at the end of its quarantine (via quarantine-expiry".to_owned()
                 } else {
-                    format!("(via {}", a.via)
+                    format!("by the operator (via {}", a.via)
                 };
                 let _ = writeln!(
                     out,
