@@ -23,6 +23,8 @@
 //! command_timeout = "30s"
 //! end_of_message_timeout = "5m"
 //! default_action = "tempfail"     # accept | tempfail | reject
+//! [milter.macros]                 # per stage, replacing the default list
+//! mail = ["i", "{auth_authen}", "{mail_addr}"]
 //! ```
 //!
 //! # Security
@@ -87,6 +89,27 @@ pub(crate) struct RawMilter {
     pub command_timeout: Option<Spanned<Dur>>,
     pub end_of_message_timeout: Option<Spanned<Dur>>,
     pub default_action: Option<Spanned<Pick<postern_milter::OnFailure>>>,
+    pub macros: Option<Spanned<RawMacros>>,
+}
+
+/// `[milter.macros]`: the macros sent per stage when the milter does not
+/// name its own (each key replaces that stage's default list).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawMacros {
+    pub connect: Option<Vec<Spanned<String>>>,
+    pub helo: Option<Vec<Spanned<String>>>,
+    pub mail: Option<Vec<Spanned<String>>>,
+    pub rcpt: Option<Vec<Spanned<String>>>,
+    pub data: Option<Vec<Spanned<String>>>,
+    pub end_of_headers: Option<Vec<Spanned<String>>>,
+    pub end_of_message: Option<Vec<Spanned<String>>>,
+}
+
+/// A macro name: `j`, `_`, `{name}` (printable ASCII, ≤ 64).
+fn macro_name(s: &str) -> bool {
+    let braced = s.len() > 2 && s.starts_with('{') && s.ends_with('}');
+    (s.len() == 1 || braced) && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// The engines, as the smtpd gets them.
@@ -236,6 +259,34 @@ pub(crate) fn build(
         }
         if let Some(a) = m.default_action {
             spec.default_action = a.into_inner().0;
+        }
+        if let Some(raw) = &m.macros {
+            use postern_milter::MacroStage as M;
+            let r = raw.get_ref();
+            for (list, stage, name) in [
+                (&r.connect, M::Connect, "connect"),
+                (&r.helo, M::Helo, "helo"),
+                (&r.mail, M::MailFrom, "mail"),
+                (&r.rcpt, M::Rcpt, "rcpt"),
+                (&r.data, M::Data, "data"),
+                (&r.end_of_headers, M::EndOfHeaders, "end_of_headers"),
+                (&r.end_of_message, M::EndOfMessage, "end_of_message"),
+            ] {
+                let Some(list) = list else { continue };
+                let mut names = Vec::with_capacity(list.len());
+                for v in list {
+                    if !macro_name(v.get_ref()) {
+                        return Err(cx.error(
+                            v.span(),
+                            format!("{key}.macros.{name}"),
+                            "a macro name is one character (\"j\", \"i\", \"_\") or a braced \
+                             name (\"{client_addr}\", \"{auth_authen}\")",
+                        ));
+                    }
+                    names.push(v.get_ref().clone());
+                }
+                spec.macros.set(stage, names);
+            }
         }
         out.milters.push(spec);
     }

@@ -242,3 +242,23 @@ fn config_show_hides_the_rspamd_password() {
     assert!(!text.contains("s3cret"), "{text}");
     assert!(text.contains("password = \"<secret>\""), "{text}");
 }
+
+#[test]
+fn milter_macros_per_stage() {
+    let config = load(&format!(
+        "{MINIMAL}\n[[milter]]\nname = \"m\"\naddress = \"unix:/run/m.sock\"\n\
+         [milter.macros]\nmail = [\"i\", \"{{auth_authen}}\"]\n"
+    ))
+    .unwrap()
+    .config;
+    let spec = &config.server.content.milters[0];
+    assert_eq!(
+        spec.macros.stage(postern_milter::MacroStage::MailFrom),
+        ["i", "{auth_authen}"]
+    );
+    let e = error(&format!(
+        "{MINIMAL}\n[[milter]]\nname = \"m\"\naddress = \"unix:/run/m.sock\"\n\
+         [milter.macros]\nrcpt = [\"bad name\"]\n"
+    ));
+    assert!(e.contains("milter[0].macros.rcpt"), "{e}");
+}
