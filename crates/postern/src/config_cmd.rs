@@ -73,6 +73,7 @@ pub(crate) fn check(config: Option<&Path>, args: &CheckArgs) -> ExitCode {
         }
     }
     warnings += check_counters(&loaded.config.counters);
+    warnings += check_engines(&loaded.config.server.content);
     print_summary(&loaded.config, chosen.is_none());
     if args.strict && warnings > 0 {
         eprintln!("error: {warnings} security warning(s), and --strict was given");
@@ -121,6 +122,81 @@ fn check_counters(s: &CounterSettings) -> usize {
             1
         }
     }
+}
+
+/// `[rspamd]`, `[clamav]`, `[[milter]]`: does each answer? rspamd `/ping`,
+/// clamd `PING` and `VERSION`, a TCP/Unix connect to each milter — so a
+/// wrong address shows now, not as deferred mail (`on_failure`). Returns
+/// the number of warnings printed.
+fn check_engines(c: &postern_smtpd::ContentSettings) -> usize {
+    if c.rspamd.is_none() && c.clamav.is_none() && c.milters.is_empty() {
+        return 0;
+    }
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return 0;
+    };
+    let mut warnings = 0;
+    let mut warn = |what: &str, id: &str, summary: &str, fix: &str| {
+        outln!("warning: {what}: {summary} [{id}]; fix: {fix}");
+        warnings += 1;
+    };
+    if let Some((s, _)) = &c.rspamd {
+        let client = postern_engines::RspamdClient::new(s.clone());
+        match rt.block_on(client.ping()) {
+            Ok(()) => outln!("rspamd: {} answers", s.address),
+            Err(e) => {
+                let c = e.cause();
+                warn("rspamd", c.id, &c.summary, c.fix);
+            }
+        }
+    }
+    if let Some((s, _)) = &c.clamav {
+        let client = postern_engines::ClamdClient::new(s.clone());
+        match rt.block_on(async { client.ping().await.map(|()| client.version()) }) {
+            Ok(version) => {
+                let v = rt.block_on(version).unwrap_or_default();
+                outln!("clamav: {} answers ({})", s.address, v.trim());
+            }
+            Err(e) => {
+                let c = e.cause();
+                warn("clamav", c.id, &c.summary, c.fix);
+            }
+        }
+    }
+    for m in &c.milters {
+        let reach = rt.block_on(async {
+            let t = m.timeouts.connect.min(std::time::Duration::from_secs(5));
+            match &m.address {
+                postern_milter::MilterAddr::Tcp { host, port } => {
+                    tokio::time::timeout(t, tokio::net::TcpStream::connect((host.as_str(), *port)))
+                        .await
+                        .map_err(|_| "timed out".to_owned())?
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                }
+                postern_milter::MilterAddr::Unix(path) => {
+                    tokio::time::timeout(t, tokio::net::UnixStream::connect(path))
+                        .await
+                        .map_err(|_| "timed out".to_owned())?
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                }
+            }
+        });
+        match reach {
+            Ok(()) => outln!("milter {}: {} accepts connections", m.name, m.address),
+            Err(why) => warn(
+                &format!("milter {}", m.name),
+                "milter.connect",
+                &format!("cannot connect to {}: {why}", m.address),
+                "start the milter, or point [[milter]] address at its socket",
+            ),
+        }
+    }
+    warnings
 }
 
 fn print_summary(cfg: &Config, embedded: bool) {

@@ -109,6 +109,40 @@ fn config_check_ok() {
     assert!(stdout.contains("self-signed"), "{stdout}");
 }
 
+/// `config check` asks each content engine and milter whether it answers:
+/// a wrong address is a warning with the cause and its fix, not an error.
+#[test]
+fn config_check_asks_the_engines() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_config(dir.path(), &["example.com"]);
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut text = std::fs::read_to_string(&p).unwrap();
+    text.push_str(&format!(
+        "\n[rspamd]\naddress = \"127.0.0.1:{port}\"\n\n[[milter]]\nname = \"m1\"\naddress = \"inet:127.0.0.1:{port}\"\n"
+    ));
+    std::fs::write(&p, text).unwrap();
+    let out = Command::new(BIN)
+        .args(["config", "check"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("warning: rspamd:") && stdout.contains("[engine.refused]"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("warning: milter m1:") && stdout.contains("[milter.connect]"),
+        "{stdout}"
+    );
+}
+
 /// `postern user hash` prints an argon2id PHC string.
 #[test]
 fn user_hash() {
