@@ -121,10 +121,11 @@ fn config_check_asks_the_engines() {
         .local_addr()
         .unwrap()
         .port();
-    let mut text = std::fs::read_to_string(&p).unwrap();
-    text.push_str(&format!(
-        "\n[rspamd]\naddress = \"127.0.0.1:{port}\"\n\n[[milter]]\nname = \"m1\"\naddress = \"inet:127.0.0.1:{port}\"\n"
-    ));
+    let text = std::fs::read_to_string(&p).unwrap();
+    let text = text
+        + &format!(
+            "\n[rspamd]\naddress = \"127.0.0.1:{port}\"\n\n[[milter]]\nname = \"m1\"\naddress = \"inet:127.0.0.1:{port}\"\n"
+        );
     std::fs::write(&p, text).unwrap();
     let out = Command::new(BIN)
         .args(["config", "check"])
