@@ -333,6 +333,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
     content.rspamd = engines.rspamd;
     content.clamav = engines.clamav;
     content.milters = engines.milters;
+    content.milter_stages = engines.milter_stages;
 
     // Whole-server warnings.
     maildir_domains_accepted(&delivery, &relay.accepted_domains, cx);

@@ -23,6 +23,7 @@
 //! command_timeout = "30s"
 //! end_of_message_timeout = "5m"
 //! default_action = "tempfail"     # accept | tempfail | reject
+//! stage = "data"                  # first asked at: connect | helo | mail | rcpt | data
 //! [milter.macros]                 # per stage, replacing the default list
 //! mail = ["i", "{auth_authen}", "{mail_addr}"]
 //! ```
@@ -37,6 +38,7 @@ use std::time::Duration;
 use postern_engines::{ClamdSettings, EngineAddr, RspamdSettings};
 use postern_milter::{MilterAddr, MilterSpec};
 use postern_policy::content::OnFailure;
+use postern_proto::session::StageKind;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -90,6 +92,17 @@ pub(crate) struct RawMilter {
     pub end_of_message_timeout: Option<Spanned<Dur>>,
     pub default_action: Option<Spanned<Pick<postern_milter::OnFailure>>>,
     pub macros: Option<Spanned<RawMacros>>,
+    pub stage: Option<Spanned<Pick<StageKind>>>,
+}
+
+impl Choice for StageKind {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("connect", Self::Connect),
+        ("helo", Self::Helo),
+        ("mail", Self::Mail),
+        ("rcpt", Self::Rcpt),
+        ("data", Self::DataEnd),
+    ];
 }
 
 /// `[milter.macros]`: the macros sent per stage when the milter does not
@@ -118,6 +131,7 @@ pub(crate) struct Engines {
     pub rspamd: Option<(RspamdSettings, OnFailure)>,
     pub clamav: Option<(ClamdSettings, OnFailure)>,
     pub milters: Vec<MilterSpec>,
+    pub milter_stages: Vec<StageKind>,
 }
 
 const MAX_TIMEOUT: Duration = Duration::from_mins(30);
@@ -289,6 +303,8 @@ pub(crate) fn build(
             }
         }
         out.milters.push(spec);
+        out.milter_stages
+            .push(m.stage.map_or(StageKind::DataEnd, |s| s.into_inner().0));
     }
     Ok(out)
 }

@@ -247,10 +247,14 @@ fn config_show_hides_the_rspamd_password() {
 fn milter_macros_per_stage() {
     let config = load(&format!(
         "{MINIMAL}\n[[milter]]\nname = \"m\"\naddress = \"unix:/run/m.sock\"\n\
-         [milter.macros]\nmail = [\"i\", \"{{auth_authen}}\"]\n"
+         stage = \"rcpt\"\n[milter.macros]\nmail = [\"i\", \"{{auth_authen}}\"]\n"
     ))
     .unwrap()
     .config;
+    assert_eq!(
+        config.server.content.milter_stages,
+        [postern_proto::session::StageKind::Rcpt]
+    );
     let spec = &config.server.content.milters[0];
     assert_eq!(
         spec.macros.stage(postern_milter::MacroStage::MailFrom),

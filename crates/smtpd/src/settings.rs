@@ -234,6 +234,12 @@ pub struct ContentSettings {
     )>,
     /// `[[milter]]`s, in order.
     pub milters: Vec<postern_milter::MilterSpec>,
+    /// Per milter (same order): the SMTP stage at which it is first asked
+    /// (`[[milter]] stage`; `DataEnd` by default). Before end of data the
+    /// conversation is replayed up to that stage and its refusal refuses
+    /// the command (a recipient at RCPT); every milter still sees the whole
+    /// message at end of data.
+    pub milter_stages: Vec<postern_proto::session::StageKind>,
     /// `[[notification]]` templates for the rules' `notify` action.
     pub notifications: Vec<Notification>,
     /// The configured quarantines' names (a reloaded rule file may name
@@ -260,6 +266,7 @@ impl Default for ContentSettings {
             rspamd: None,
             clamav: None,
             milters: Vec::new(),
+            milter_stages: Vec::new(),
             notifications: Vec::new(),
             quarantines: postern_spool::BUILTIN_QUARANTINES
                 .iter()

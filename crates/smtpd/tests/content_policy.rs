@@ -13,6 +13,10 @@ mod common;
 #[allow(unreachable_pub)]
 mod engines;
 
+#[path = "../../milter/tests/support/mod.rs"]
+#[allow(unreachable_pub)]
+mod fake_milter;
+
 #[path = "../../milter/tests/support/opendkim.rs"]
 #[allow(unreachable_pub)]
 mod opendkim;
@@ -727,4 +731,71 @@ async fn an_accept_rule_does_not_let_a_virus_through() {
         "{:?}",
         stored[0].0.content
     );
+}
+
+/// A milter asked at RCPT (`stage = "rcpt"`) refuses one recipient there,
+/// before any data; the others are accepted and the message delivered.
+#[tokio::test]
+async fn a_milter_at_rcpt_refuses_one_recipient_before_data() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                loop {
+                    let mut len = [0u8; 4];
+                    if s.read_exact(&mut len).await.is_err() {
+                        return;
+                    }
+                    let mut p = vec![0u8; u32::from_be_bytes(len) as usize];
+                    if s.read_exact(&mut p).await.is_err() {
+                        return;
+                    }
+                    let answer = match p[0] {
+                        b'O' => fake_milter::neg_all(),
+                        b'D' | b'Q' | b'A' => Vec::new(),
+                        b'R' if String::from_utf8_lossy(&p[1..]).contains("blocked@") => {
+                            fake_milter::pkt(b'y', b"550 5.7.1 Blocked by the milter\0")
+                        }
+                        _ => fake_milter::pkt(b'c', b""),
+                    };
+                    if !answer.is_empty() && s.write_all(&answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let spec = postern_milter::MilterSpec::new(
+        "gate",
+        postern_milter::MilterAddr::parse(&format!("inet:127.0.0.1:{port}")).unwrap(),
+    );
+    let env = start("", "", move |c| {
+        c.milters.push(spec);
+        c.milter_stages
+            .push(postern_proto::session::StageKind::Rcpt);
+    })
+    .await;
+    let mut d = env.srv.connect("smtp").await;
+    d.cmd("EHLO client.example.org", 250).await;
+    d.cmd("MAIL FROM:<alice@example.org>", 250).await;
+    let r = d.cmd("RCPT TO:<blocked@example.com>", 550).await;
+    assert!(
+        r.text().contains("5.7.1 Blocked by the milter"),
+        "{}",
+        r.text()
+    );
+    d.cmd("RCPT TO:<bob@example.com>", 250).await;
+    d.cmd("DATA", 354).await;
+    d.send_raw(message("hi", "x").as_bytes()).await;
+    d.send_raw(b"\r\n.\r\n").await;
+    assert_eq!(d.reply().await.unwrap().code, 250);
+    let stored = env.stored();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].0.recipients.len(), 1);
+    assert_eq!(stored[0].0.recipients[0].address, "bob@example.com");
 }

@@ -37,6 +37,7 @@ mod events;
 mod gateway_tests;
 mod greylist;
 mod mailauth;
+mod milter_stage;
 mod notify;
 mod recipients;
 #[cfg(test)]

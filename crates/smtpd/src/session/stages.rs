@@ -164,7 +164,11 @@ where
                     return checked;
                 }
             }
-            return Checked::Verdict(self.network_ban().await.unwrap_or(Verdict::Accept));
+            let banned = self.network_ban().await;
+            if let Some(v) = banned {
+                return Checked::Verdict(v);
+            }
+            return Checked::Verdict(self.milter_stage(kind).await.unwrap_or(Verdict::Accept));
         }
         if gateway {
             // A session that started TLS or authenticated may belong to
@@ -214,6 +218,11 @@ where
             if let Some(reply) = checked.refusal() {
                 return Checked::Verdict(Verdict::Refuse(reply.clone()));
             }
+        }
+        if verdict == Verdict::Accept
+            && let Some(refused) = self.milter_stage(kind).await
+        {
+            return Checked::Verdict(refused);
         }
         if kind == StageKind::Rcpt && verdict == Verdict::Accept && gateway {
             if let Some(deferred) = self.greylist().await {
