@@ -170,6 +170,20 @@ impl Content {
             .map(|l| Arc::clone(&l.read().unwrap_or_else(PoisonError::into_inner).rules))
     }
 
+    /// Whether a look for changed files is due (cheap: no I/O), so the
+    /// caller goes to the blocking pool only then.
+    pub(crate) fn refresh_due(&self) -> bool {
+        (self.message_rules.is_some()
+            || self.content_rules.is_some()
+            || !self.settings.dictionaries.is_empty())
+            && self
+                .last_check
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .elapsed()
+                >= self.settings.reload_interval
+    }
+
     /// At most every `reload_interval` ([`RELOAD_CHECK`]): re-reads changed rule files and
     /// dictionaries (blocking file I/O: call it off the async threads).
     pub(crate) fn refresh_if_due(&self) {

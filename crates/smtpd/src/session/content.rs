@@ -172,7 +172,7 @@ where
     ) -> ContentStep {
         let shared = Arc::clone(&self.ctx.shared);
         let content = Arc::clone(&shared.content);
-        {
+        if content.refresh_due() {
             let c = Arc::clone(&content);
             let _ = tokio::task::spawn_blocking(move || c.refresh_if_due()).await;
         }
@@ -441,8 +441,16 @@ where
             }
         }
 
-        // 4 and 5. The rules.
-        let view_bytes: &[u8] = current.as_deref().or(header_only).unwrap_or_default();
+        // 4 and 5. The rules (the decoded message view only when there are
+        // some).
+        let any_rules = a.filters
+            && (content.settings.message_rules.is_some()
+                || content.settings.content_rules.is_some());
+        let view_bytes: &[u8] = if any_rules {
+            current.as_deref().or(header_only).unwrap_or_default()
+        } else {
+            &[]
+        };
         let view = MessageView::parse(view_bytes, &content.settings.view);
         let rcpt_addrs: Vec<String> = rcpts.iter().map(|r| r.address.clone()).collect();
         let group = self.gate.class.as_ref().and_then(|c| c.group.clone());
@@ -639,7 +647,8 @@ where
             }
             // Header changes: rewrite when the message was read whole.
             let mut edits = outcome.clone();
-            let present = |name: &str| view.header(name).next().is_some();
+            let head = current.as_deref().or(header_only).unwrap_or_default();
+            let present = |name: &str| !postern_proto::header_values(head, name).is_empty();
             let strip: Vec<postern_filter::HeaderEdit> = removals
                 .iter()
                 .filter(|n| present(n))
