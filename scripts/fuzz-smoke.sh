@@ -18,7 +18,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
-targets=(command_line data_decoder spool_record session proxy filter_rules)
+targets=(command_line data_decoder spool_record session proxy filter_rules message_view)
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 
