@@ -70,19 +70,22 @@ where
         let mut copies: Vec<Copy> = Vec::new();
         let mut original: Option<Vec<u8>> = None;
         let mut signatures: Vec<String> = Vec::new();
+        // The verification memory this message holds until it is committed:
+        // the message itself, then any copies the content step made.
+        let mut permits = Vec::new();
         let mut subject = String::new();
         if plan.any() || content_on {
             // A server-wide budget for messages held in memory while they
             // are checked or signed; a bounded wait, then 451 4.3.2.
             let shared = std::sync::Arc::clone(&self.ctx.shared);
-            let _permit = match reserve(&shared.mail_auth, body.total).await {
-                Ok(p) => p,
+            match reserve(&shared.mail_auth, body.total).await {
+                Ok(p) => permits.push(p),
                 Err(reply) => {
                     self.discard(body);
                     self.machine.handle(Event::Committed(Err(reply)));
                     return;
                 }
-            };
+            }
             let verify_limit = shared.settings.authentication.max_verify_size;
             let scan_limit = shared.content.settings.max_scan_size;
             let limit = match (plan.any(), content_on) {
@@ -231,6 +234,23 @@ where
                 }
             }
             restore(&mut body, input);
+            // Copies held in memory until committed count against the
+            // same budget (several rewritten copies of a large message).
+            let extra: usize = copies
+                .iter()
+                .filter_map(|c| c.message.as_ref().map(Vec::len))
+                .sum::<usize>()
+                + original.as_ref().map_or(0, Vec::len);
+            if extra > 0 {
+                match reserve(&shared.mail_auth, extra as u64).await {
+                    Ok(p) => permits.push(p),
+                    Err(reply) => {
+                        self.discard(body);
+                        self.machine.handle(Event::Committed(Err(reply)));
+                        return;
+                    }
+                }
+            }
         }
 
         // The notifications the rules asked for, with what happened to the
