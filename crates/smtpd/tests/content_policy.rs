@@ -799,3 +799,50 @@ async fn a_milter_at_rcpt_refuses_one_recipient_before_data() {
     assert_eq!(stored[0].0.recipients.len(), 1);
     assert_eq!(stored[0].0.recipients[0].address, "bob@example.com");
 }
+
+/// `notify` with a final drop or reject still sends the notification.
+#[tokio::test]
+async fn notify_with_a_drop_or_a_reject_is_still_sent() {
+    let rules = "rule \"leak\" { if subject contains \"secret\" then notify \"sec@example.com\" template \"sec\"; drop }\n\
+                 rule \"bad\" { if subject contains \"malware\" then notify \"sec@example.com\" template \"sec\"; reject 550 \"5.7.1\" \"no\" }\n";
+    let env = start(rules, "", |c| {
+        c.notifications.push(postern_smtpd::Notification {
+            name: "sec".into(),
+            subject: "{reason}: {subject}".into(),
+            body: "from {sender}, id {queue_id}".into(),
+            from: None,
+        });
+    })
+    .await;
+    let r = env
+        .send(
+            "alice@example.org",
+            &["bob@example.com"],
+            &message("top secret", "x"),
+        )
+        .await;
+    assert_eq!(r.code, 250, "{}", r.text());
+    let r = env
+        .send(
+            "alice@example.org",
+            &["bob@example.com"],
+            &message("malware inside", "x"),
+        )
+        .await;
+    assert_eq!(r.code, 550, "{}", r.text());
+    let stored = env.stored();
+    assert_eq!(stored.len(), 2, "two notifications, no message");
+    assert!(stored.iter().all(|(e, _)| e.reverse_path.is_empty()));
+    assert!(
+        stored
+            .iter()
+            .any(|(_, b)| b.contains("Subject: dropped: top secret")),
+        "{stored:?}"
+    );
+    assert!(
+        stored
+            .iter()
+            .any(|(_, b)| b.contains("Subject: refused: 550 5.7.1 no: malware inside")),
+        "{stored:?}"
+    );
+}

@@ -169,6 +169,7 @@ where
                     ContentStep::Refuse(reply) => {
                         restore(&mut body, input);
                         self.discard(body);
+                        self.notify_unstored(&envelope, &subject, "-").await;
                         self.machine.handle(Event::Committed(Err(reply)));
                         return;
                     }
@@ -181,6 +182,7 @@ where
                         let id = QueueId::generate();
                         self.event(&format!("discarded ({reason}); answered as {id}"));
                         self.log_drop(&format!("{reason}; answered as {id}"));
+                        self.notify_unstored(&envelope, &subject, id.as_str()).await;
                         self.machine
                             .handle(Event::Committed(Ok(id.as_str().to_owned())));
                         return;
@@ -334,6 +336,29 @@ where
         }
         self.machine
             .handle(Event::Committed(result.map(|ids| reply_id.unwrap_or(ids))));
+    }
+
+    /// The notifications a rule asked for on a message it dropped or refused
+    /// (`queue_id`: the id the client was given, or `-`).
+    async fn notify_unstored(&mut self, envelope: &Envelope, subject: &str, queue_id: &str) {
+        let requests = std::mem::take(&mut self.refused_notify);
+        if requests.is_empty() {
+            return;
+        }
+        let rcpts: Vec<String> = envelope
+            .recipients
+            .iter()
+            .map(|r| r.address.clone())
+            .collect();
+        let about = super::notify::About {
+            sender: &envelope.reverse_path,
+            recipients: &rcpts,
+            subject,
+            rule: "",
+            queue_ids: queue_id,
+            reason: "",
+        };
+        self.send_notifications(requests, envelope, &about).await;
     }
 
     /// Commits each copy (the original from `body`, the others written

@@ -551,6 +551,7 @@ where
                     Disposition::Drop => {
                         d.push(decision(format!("rule:{by}"), "drop", "drop"));
                         if !several {
+                            self.refused_notify = notify_all(&outcome, "dropped");
                             return self.dropped(format!("rule {by:?}"));
                         }
                         dropped.extend(group_rcpts);
@@ -562,6 +563,12 @@ where
                             // One reply for the whole message: a temporary
                             // refusal of some recipients defers them all
                             // (the client retries; no permanent bounce).
+                            if reply.code >= 500 {
+                                self.refused_notify = notify_all(
+                                    &outcome,
+                                    &format!("refused: {}", reply_line(&reply)),
+                                );
+                            }
                             self.event(&format!("rule {by:?}: {}", reply_line(&reply)));
                             self.log_decision("data", &format!("rule:{by}"), Some(&reply));
                             return ContentStep::Refuse(reply);
@@ -730,6 +737,15 @@ where
         self.in_tx(|| tracing::info!(reason = %reason, "message dropped by the content policy"));
         ContentStep::Drop { reason }
     }
+}
+
+/// Every notification of `outcome`, with what happened to the message.
+fn notify_all(outcome: &Outcome, what: &str) -> Vec<(postern_filter::Notify, String)> {
+    outcome
+        .notify
+        .iter()
+        .map(|n| (n.clone(), what.to_owned()))
+        .collect()
 }
 
 /// The message filters' outcome with one recipient group's: a final

@@ -147,6 +147,9 @@ pub(crate) struct Session<S> {
     gate: stages::Gate,
     /// SPF checked at MAIL FROM (`spf_at = "mail"`), reused at end of data.
     spf_at_mail: Option<postern_auth::verify::SpfVerdicts>,
+    /// Notifications a rule asked for on a message it then dropped or
+    /// refused (`session/notify.rs`), with what happened.
+    refused_notify: Vec<(postern_filter::Notify, String)>,
     /// Session events logged so far (numbers their event ids).
     events: std::cell::Cell<u32>,
 }
@@ -178,6 +181,7 @@ where
             tx_span: None,
             gate,
             spf_at_mail: None,
+            refused_notify: Vec::new(),
             events: std::cell::Cell::new(0),
         }
     }
