@@ -193,6 +193,7 @@ TCPAddr 127.0.0.1
 TemporaryDirectory $E/clamd/tmp
 LogFile $E/clamd/clamd.log
 LogClean yes
+LogFileMaxSize 0
 SelfCheck 0
 EOF
   /usr/sbin/clamd -c "$E/clamd/clamd.conf" > "$E/clamd/out.log" 2>&1 &

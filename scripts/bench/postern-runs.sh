@@ -55,7 +55,7 @@ while [ $# -gt 0 ]; do
     --sink-save) SINK_EXTRA=(--save "$2"); shift 2 ;;
     --conc) CONC=$2; shift 2 ;;
     --per-conn) PER_CONN=$2; shift 2 ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
