@@ -11,6 +11,7 @@
 #       [--perf-record K] [--perf-stat K] [--transcript true|false] [--mail-log true|false]
 #       [--dir /tmp/postern-runs] [--extra FILE] [--relay-networks '["127.0.0.0/8"]']
 #       [--nameserver 127.0.0.1:53] [--smtpload PATH] [--message FILE] [--sink-save FILE]
+#       [--conc 50] [--per-conn 200]
 #
 # --perf-record K: `perf record -F 999 -g` of run K into DIR/perf.data;
 # --extra FILE: TOML appended to the generated configuration (tables only: sender
@@ -22,6 +23,9 @@
 #   scripts/bench/smtpload-message.patch, as scripts/bench/authentication.sh does);
 # --sink-save FILE: the sink writes the first message it receives in each run there
 #   (same patch).
+# --conc C / --per-conn M: C sessions, M messages each before reconnecting (default
+#   50 x 200; fewer sessions are busy when N < C x M). Each run line ends with the
+#   load tool's latency (MAIL FROM to the 250 after DATA): p50 and p99.
 # Needs the harness's smtpload (built by scripts/bench.sh) and, for --perf-*, root.
 # The previous data directory is deleted at the END of a call, so the deletions do
 # not fall into its own runs (they do fall into the next call's first minutes:
@@ -30,7 +34,7 @@ set -euo pipefail
 BIN=${POSTERN_BIN:-/work/tgt-bench/release/postern}
 RUNS=4; N=10000; TLS=""; PREC=0; PSTAT=0; TRANSCRIPT=true; MAILLOG=true
 EXTRA=""; RELAYNETS='["127.0.0.0/8"]'; NAMESERVER="127.0.0.1:53"
-L=""; SEND_EXTRA=(); SINK_EXTRA=()
+L=""; SEND_EXTRA=(); SINK_EXTRA=(); CONC=50; PER_CONN=200
 D=/tmp/postern-runs
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -49,7 +53,9 @@ while [ $# -gt 0 ]; do
     --smtpload) L=$2; shift 2 ;;
     --message) SEND_EXTRA=(--message "$2"); shift 2 ;;
     --sink-save) SINK_EXTRA=(--save "$2"); shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    --conc) CONC=$2; shift 2 ;;
+    --per-conn) PER_CONN=$2; shift 2 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -114,7 +120,7 @@ for r in $(seq 1 "$RUNS"); do
   [ "$r" = "$PREC" ] && { perf record -F 999 -g -p "$P" -o "$D/perf.data" > /dev/null 2>&1 & PR=$!; }
   [ "$r" = "$PSTAT" ] && { perf stat -e "$EVENTS" -p "$P" -o "$D/stat.out" & PR=$!; }
   c0=$(cpu); t0=$(date +%s.%N)
-  nice -n -10 "$L" send --addr 127.0.0.1:24225 --count "$N" --conc 50 --per-conn 200 --size 10240 $TLS "${SEND_EXTRA[@]}" > "$D/send.out"
+  nice -n -10 "$L" send --addr 127.0.0.1:24225 --count "$N" --conc "$CONC" --per-conn "$PER_CONN" --size 10240 $TLS "${SEND_EXTRA[@]}" > "$D/send.out"
   wait "$S"
   t1=$(date +%s.%N); c1=$(cpu)
   [ -n "$PR" ] && { kill -INT "$PR"; wait "$PR" || true; }
@@ -124,9 +130,11 @@ import json, sys
 out, n, t0, t1, c0, c1, r, rss, hwm = sys.argv[1:]
 load = json.loads(open(out).read().strip().splitlines()[-1])
 n = int(n)
+lat = load.get("latency") or {}
 print(f"run {r}: accept {load['rate_per_s']:.0f}/s, e2e {n / (float(t1) - float(t0)):.0f}/s, "
       f"cpu {(float(c1) - float(c0)) * 10 / n:.3f} ms/msg, failed {load.get('fail')}, "
-      f"RSS {int(rss) / 1024:.1f} MiB (peak {int(hwm) / 1024:.1f})")
+      f"RSS {int(rss) / 1024:.1f} MiB (peak {int(hwm) / 1024:.1f}), "
+      f"latency p50 {lat.get('p50_ms', 0):.2f} ms p99 {lat.get('p99_ms', 0):.2f} ms")
 PY
   if [ "$r" = "$PSTAT" ]; then
     awk -v n="$N" '/^ +[0-9]/ { gsub(",", "", $1); printf "  %-36s %8.2f per msg\n", $2, $1 / n }' "$D/stat.out"
