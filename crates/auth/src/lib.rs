@@ -20,6 +20,7 @@
 //! SHA-256 only), RFC 7208 (SPF), RFC 8617 (ARC), RFC 7489 (DMARC), RFC 8601
 //! (Authentication-Results).
 
+pub mod arc_seal;
 pub mod canon;
 pub mod cause;
 pub mod check;

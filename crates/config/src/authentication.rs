@@ -61,6 +61,8 @@ pub(crate) struct RawAuthentication {
     pub public_suffix_list: Option<Spanned<String>>,
     pub trusted_arc_sealers: Option<Vec<Spanned<String>>>,
     pub dkim_sign: Option<Spanned<Vec<Spanned<Pick<SignFor>>>>>,
+    pub arc_domain: Option<Spanned<String>>,
+    pub arc_selector: Option<Spanned<String>>,
     #[serde(rename = "override")]
     pub overrides: Option<Vec<Spanned<RawOverride>>>,
 }
@@ -254,6 +256,50 @@ pub(crate) fn build(
         s.signing.sign_for = list;
     }
     s.signing.keys = keys(&dkim.unwrap_or_default(), cx)?;
+    match (&r.arc_domain, &r.arc_selector) {
+        (Some(d), Some(sel)) => {
+            let dom = domain(d, "authentication.arc_domain", cx)?;
+            let selector = sel.get_ref().trim().to_ascii_lowercase();
+            let Some(k) = s
+                .signing
+                .keys
+                .iter()
+                .find(|k| k.domain == dom && k.selector == selector)
+            else {
+                return Err(cx.error(
+                    sel.span(),
+                    "authentication.arc_selector",
+                    format!(
+                        "no [[dkim]] key for domain {dom:?} and selector {selector:?}: ARC seals \
+                         use a [[dkim]] RSA key (add one with `postern dkim keygen --algorithm rsa2048`)"
+                    ),
+                ));
+            };
+            if postern_auth::load_key(&k.key)
+                .is_ok_and(|f| f.algorithm != postern_auth::Algorithm::Rsa)
+            {
+                return Err(cx.error(
+                    sel.span(),
+                    "authentication.arc_selector",
+                    "the [[dkim]] key of this selector is Ed25519: ARC seals are rsa-sha256 only (RFC 8617 §4.1.3)",
+                ));
+            }
+            s.arc_seal = Some(postern_smtpd::ArcSealSettings {
+                domain: dom,
+                selector,
+                key: k.key.clone(),
+                routes: Vec::new(),
+            });
+        }
+        (Some(v), None) | (None, Some(v)) => {
+            return Err(cx.error(
+                v.span(),
+                "authentication.arc_domain",
+                "arc_domain and arc_selector go together: the [[dkim]] RSA key that seals",
+            ));
+        }
+        (None, None) => {}
+    }
     Ok(s)
 }
 

@@ -309,7 +309,17 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         raw.hostname.as_ref().map(|h| h.get_ref().as_str()),
         cx,
     );
-    let authentication = cx.keep(authentication)?;
+    let mut authentication = cx.keep(authentication)?;
+    match (&mut authentication.arc_seal, delivery.arc_seal_domains.is_empty()) {
+        (Some(a), _) => a.routes.clone_from(&delivery.arc_seal_domains),
+        (None, false) => cx.warn(
+            None,
+            "route.arc_seal",
+            "a [[route]] has arc_seal = true but [authentication] has no arc_domain / arc_selector: \
+             nothing is sealed",
+        ),
+        (None, true) => {}
+    }
     let content = crate::filters::build(
         raw.filters,
         raw.dictionary,

@@ -133,6 +133,9 @@ pub(crate) struct RawRoute {
     pub maildir: Option<Spanned<String>>,
     pub recipient_delimiter: Option<Spanned<String>>,
     pub create: Option<Spanned<bool>>,
+    /// ARC-seal verified mail to these domains (read by the authentication
+    /// settings; `[authentication] arc_domain`/`arc_selector` name the key).
+    pub arc_seal: Option<Spanned<bool>>,
 }
 
 /// `[dns]`.
@@ -724,9 +727,13 @@ pub(crate) fn build(
             ));
         }
         let mut domains = Vec::new();
+        let seals = rr.arc_seal.as_ref().is_some_and(|v| *v.get_ref());
         for (j, d) in rr.domains.get_ref().iter().enumerate() {
             let key = format!("{prefix}.domains[{j}]");
             let p = DomainPattern::parse(d.get_ref()).map_err(|m| cx.error(d.span(), &key, m))?;
+            if seals {
+                s.arc_seal_domains.push(p.to_string());
+            }
             match &p {
                 DomainPattern::Exact(n) | DomainPattern::Subdomains(n) => {
                     check_hostname(n, false).map_err(|m| cx.error(d.span(), &key, m))?;

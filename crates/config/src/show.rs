@@ -301,6 +301,8 @@ mod tests {
                     "public_suffix_list",
                     "override",
                     "max_verify_size",
+                    "arc_domain",
+                    "arc_selector",
                 ],
             ),
             (

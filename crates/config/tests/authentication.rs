@@ -231,3 +231,40 @@ fn canonicalization_is_one_of_the_listed_forms() {
         "{e}"
     );
 }
+
+#[test]
+fn arc_sealing_names_an_rsa_dkim_key_and_routes_choose_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, pem) = postern_auth::generate(postern_auth::Algorithm::Rsa).unwrap();
+    let rsa = dir.path().join("rsa.pem");
+    postern_auth::write_key(&rsa, &pem).unwrap();
+    let ed = key_file(dir.path());
+    let src = format!(
+        "[authentication]\narc_domain = \"example.com\"\narc_selector = \"arc1\"\n\n\
+         [[dkim]]\ndomain = \"example.com\"\nselector = \"arc1\"\nkey = \"{}\"\n\n\
+         [[dkim]]\ndomain = \"example.com\"\nselector = \"s1\"\nkey = \"{ed}\"\n\n\
+         [[route]]\ndomains = [\"lists.example.net\"]\narc_seal = true\n",
+        rsa.display()
+    );
+    let c = load(&with(&src)).unwrap().config;
+    let arc = c.server.authentication.arc_seal.as_ref().unwrap();
+    assert_eq!(arc.selector, "arc1");
+    assert_eq!(arc.routes, ["lists.example.net"]);
+    assert!(arc.seals_for("lists.example.net") && !arc.seals_for("example.net"));
+
+    let e = error(&with(
+        &src.replace("arc_selector = \"arc1\"", "arc_selector = \"s1\""),
+    ));
+    assert!(
+        e.contains("authentication.arc_selector") && e.contains("Ed25519"),
+        "{e}"
+    );
+    let e = error(&with(
+        &src.replace("arc_selector = \"arc1\"", "arc_selector = \"nope\""),
+    ));
+    assert!(e.contains("no [[dkim]] key"), "{e}");
+    let w = common::warnings(&with(
+        "[[route]]\ndomains = [\"lists.example.net\"]\narc_seal = true\n",
+    ));
+    assert!(w.iter().any(|w| w.contains("arc_seal")), "{w:?}");
+}

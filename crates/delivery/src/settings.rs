@@ -225,6 +225,9 @@ pub struct DeliverySettings {
     /// Named quarantines: retention and what happens at expiry
     /// (`[[quarantine]]`; `postern_spool::Quarantines` has the built-ins).
     pub quarantines: Quarantines,
+    /// Recipient domain patterns of the `[[route]]`s with `arc_seal = true`
+    /// (the smtpd seals mail to them at receipt; delivery does not use it).
+    pub arc_seal_domains: Vec<String>,
 }
 
 /// RFC 5321 §4.5.4.1: retry no sooner than 30 minutes is the RFC's advice for the
@@ -264,6 +267,7 @@ impl DeliverySettings {
             mta_sts: MtaStsFetch::default(),
             mta_sts_cache: Some(data_dir.join("mta-sts")),
             quarantines: Quarantines::default(),
+            arc_seal_domains: Vec::new(),
         }
     }
 

@@ -40,8 +40,8 @@ pub use recipients::{
 };
 pub use server::{Accepted, QueuedHook, Server, SmtpdError};
 pub use settings::{
-    AuthMode, AuthenticationSettings, ContentSettings, ListenerKind, ListenerSettings,
-    Notification, ProxyProtocol, RulesFile, ServerSettings, SessionLimits, TlsMode,
-    TranscriptFormat, TranscriptSettings, User, VrfyMode,
+    ArcSealSettings, AuthMode, AuthenticationSettings, ContentSettings, ListenerKind,
+    ListenerSettings, Notification, ProxyProtocol, RulesFile, ServerSettings, SessionLimits,
+    TlsMode, TranscriptFormat, TranscriptSettings, User, VrfyMode,
 };
 pub use transcript::{Direction, Transcript};

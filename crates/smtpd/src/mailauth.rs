@@ -43,6 +43,23 @@ pub enum MailAuthError {
     /// A signing key.
     #[error("{0}")]
     Signing(#[from] postern_auth::signing::LoadError),
+    /// The ARC sealing key.
+    #[error("[authentication] arc_selector: {0}")]
+    ArcKey(#[from] postern_auth::KeyError),
+}
+
+/// The ARC sealing key and where it seals (`[authentication] arc_domain`).
+pub(crate) struct ArcKey {
+    pub(crate) settings: crate::settings::ArcSealSettings,
+    pub(crate) key: postern_auth::arc_seal::DkimKey,
+}
+
+impl std::fmt::Debug for ArcKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArcKey")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The verifier and signing keys of the current configuration.
@@ -57,6 +74,8 @@ pub(crate) struct MailAuth {
     pub(crate) memory: std::sync::Arc<tokio::sync::Semaphore>,
     /// The budget's size in KiB.
     pub(crate) memory_kib: u32,
+    /// ARC sealing (RFC 8617), when configured.
+    pub(crate) arc: Option<std::sync::Arc<ArcKey>>,
 }
 
 impl Default for MailAuth {
@@ -80,11 +99,15 @@ impl MailAuth {
         } else {
             None
         };
-        Ok(Self::with_budget(
-            verifier,
-            SigningTable::load(&s.signing)?,
-            s.verify_memory,
-        ))
+        let mut me = Self::with_budget(verifier, SigningTable::load(&s.signing)?, s.verify_memory);
+        if let Some(a) = &s.arc_seal {
+            let key = postern_auth::load_key(&a.key)?.signing_key()?;
+            me.arc = Some(std::sync::Arc::new(ArcKey {
+                settings: a.clone(),
+                key,
+            }));
+        }
+        Ok(me)
     }
 
     pub(crate) fn with_budget(
@@ -98,6 +121,7 @@ impl MailAuth {
             signing,
             memory: std::sync::Arc::new(tokio::sync::Semaphore::new(kib as usize)),
             memory_kib: kib,
+            arc: None,
         }
     }
 }

@@ -316,6 +316,38 @@ pub struct AuthenticationSettings {
     pub exceptions: postern_policy::authentication::AuthExceptions,
     /// Outbound DKIM signing.
     pub signing: postern_auth::signing::SigningSettings,
+    /// ARC sealing of verified mail to the `[[route]]`s with `arc_seal =
+    /// true` (RFC 8617).
+    pub arc_seal: Option<ArcSealSettings>,
+}
+
+/// `[authentication] arc_domain` / `arc_selector` with the routes that seal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArcSealSettings {
+    /// `d=` of the seals.
+    pub domain: String,
+    /// `s=`.
+    pub selector: String,
+    /// The RSA key (the `[[dkim]]` entry of that domain and selector).
+    pub key: PathBuf,
+    /// Recipient domain patterns of the sealing routes: `example.com`,
+    /// `.example.com` (subdomains), `*`.
+    pub routes: Vec<String>,
+}
+
+impl ArcSealSettings {
+    /// Whether mail to `domain` goes through a sealing route.
+    pub fn seals_for(&self, domain: &str) -> bool {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        self.routes.iter().any(|p| {
+            p == "*"
+                || p.strip_prefix('.').map_or(*p == domain, |d| {
+                    domain
+                        .strip_suffix(d)
+                        .is_some_and(|head| head.ends_with('.') && head.len() > 1)
+                })
+        })
+    }
 }
 
 impl Default for AuthenticationSettings {
@@ -333,6 +365,7 @@ impl Default for AuthenticationSettings {
                 sign_for: postern_auth::signing::SigningSettings::default_sign_for(),
                 keys: Vec::new(),
             },
+            arc_seal: None,
         }
     }
 }

@@ -32,6 +32,11 @@ struct Env {
 /// 127.0.0.1, a DKIM key (selector s1) and DMARC p=reject; `quar.example`
 /// p=quarantine; `example.com` (ours) has a signing key.
 async fn start() -> Env {
+    start_sealing(None).await
+}
+
+/// [`start`], sealing mail to example.com with `arc` (RFC 8617).
+async fn start_sealing(arc: Option<postern_smtpd::ArcSealSettings>) -> Env {
     let dns = FakeDns::start().await;
     let keys = tempfile::tempdir().unwrap();
     let (sender_key, _) = generate(Algorithm::Ed25519).unwrap();
@@ -72,6 +77,7 @@ async fn start() -> Env {
     };
     let srv = common::start_with_services(
         move |s: &mut ServerSettings| {
+            s.authentication.arc_seal = arc;
             s.authentication.verify = true;
             s.authentication.nameservers = nameservers;
             s.authentication.dns_timeout = Duration::from_secs(2);
@@ -431,4 +437,70 @@ async fn greylisting_follows_an_spf_validated_domain_across_its_pool() {
     let mut other = session("127.0.2.1").await;
     other.cmd("MAIL FROM:<x@nospf.example>", 250).await;
     other.cmd("RCPT TO:<bob@example.com>", 450).await;
+}
+
+/// Verified mail for a route with `arc_seal = true` is ARC-sealed at receipt
+/// (RFC 8617): the stored message's chain validates in dkimpy.
+#[tokio::test]
+async fn verified_mail_to_a_sealing_route_is_arc_sealed() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let (key, pem) = generate(Algorithm::Rsa).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("arc.pem");
+    postern_auth::write_key(&path, &pem).unwrap();
+    let env = start_sealing(Some(postern_smtpd::ArcSealSettings {
+        domain: "example.com".into(),
+        selector: "arc1".into(),
+        key: path,
+        routes: vec!["example.com".into()],
+    }))
+    .await;
+    let plain = message("alice@sender.example", "");
+    let signed = String::from_utf8(env.signer.sign(plain.as_bytes()).unwrap()).unwrap();
+    let r = env.send("alice@sender.example", &signed).await;
+    assert_eq!(r.code, 250, "{}", r.text());
+    let msgs = env.srv.messages();
+    let (envelope, stored) = &msgs[0];
+    assert!(
+        envelope
+            .added_headers
+            .starts_with("ARC-Seal: i=1; a=rsa-sha256; cv=none; d=example.com; s=arc1;"),
+        "{}",
+        envelope.added_headers
+    );
+    assert!(
+        envelope
+            .added_headers
+            .contains("ARC-Authentication-Results: i=1; mx.test.example;")
+    );
+    // dkimpy validates the chain of what delivery sends.
+    let ok = Command::new("/usr/bin/python3")
+        .args(["-c", "import dkim"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("POSTERN_REQUIRE_TOOLS").is_none(),
+            "python3-dkim is required"
+        );
+        return;
+    }
+    let script = format!(
+        "import sys, dkim\nrecord = {:?}.encode()\n\
+         def dns(name, timeout=5):\n    return record if name.startswith(b'arc1._domainkey.example.com') else None\n\
+         cv, results, reason = dkim.arc_verify(sys.stdin.buffer.read(), dnsfunc=dns)\nprint(cv.decode(), reason)\n",
+        key.record_text()
+    );
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stored).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("pass"), "{text}");
 }

@@ -73,6 +73,8 @@ where
         // The verification memory this message holds until it is committed:
         // the message itself, then any copies the content step made.
         let mut permits = Vec::new();
+        // Per copy (or the original): the ARC set to put on top.
+        let mut seals: Vec<String> = Vec::new();
         let mut subject = String::new();
         if plan.any() || content_on {
             // A server-wide budget for messages held in memory while they
@@ -235,6 +237,71 @@ where
                     }
                 }
             }
+            // ARC seals (RFC 8617) on copies for a sealing route, over
+            // the message as forwarded (our DKIM signature included).
+            if let (Some(arc), Some(ar)) = (shared.mail_auth.arc.clone(), verdicts.ar_value.clone())
+            {
+                let full = match &input {
+                    ForAuth::Full(m) => Some(m.as_slice()),
+                    ForAuth::HeaderOnly(_) => None,
+                };
+                let targets: Vec<(Vec<String>, Option<Vec<u8>>)> = if copies.is_empty() {
+                    vec![(
+                        envelope
+                            .recipients
+                            .iter()
+                            .map(|r| r.address.clone())
+                            .collect(),
+                        None,
+                    )]
+                } else {
+                    copies
+                        .iter()
+                        .map(|c| {
+                            (
+                                c.rcpts.iter().map(|r| r.address.clone()).collect(),
+                                c.message.clone(),
+                            )
+                        })
+                        .collect()
+                };
+                let now = time::OffsetDateTime::now_utc()
+                    .unix_timestamp()
+                    .unsigned_abs();
+                for (k, (rcpts, changed)) in targets.iter().enumerate() {
+                    let wanted = rcpts.iter().any(|r| {
+                        r.rsplit_once('@')
+                            .is_some_and(|(_, d)| arc.settings.seals_for(d))
+                    });
+                    let Some(msg) = changed.as_deref().or(full).filter(|_| wanted) else {
+                        seals.push(String::new());
+                        continue;
+                    };
+                    let mut forwarded = signatures.get(k).cloned().unwrap_or_default().into_bytes();
+                    forwarded.extend_from_slice(msg);
+                    let sealer = postern_auth::arc_seal::Sealer {
+                        domain: &arc.settings.domain,
+                        selector: &arc.settings.selector,
+                        key: &arc.key,
+                    };
+                    let chain = verdicts
+                        .arc
+                        .unwrap_or(postern_auth::arc_seal::ChainValidation::None);
+                    match postern_auth::arc_seal::seal(&forwarded, &ar, chain, &sealer, now) {
+                        Ok(fields) => {
+                            self.event(&format!(
+                                "ARC-sealed d={} s={}",
+                                arc.settings.domain, arc.settings.selector
+                            ));
+                            seals.push(fields);
+                        }
+                        Err(e) => {
+                            self.event(&format!("not ARC-sealed: {e}"));
+                            seals.push(String::new());
+                        }
+                    }
+                }
+            }
             restore(&mut body, input);
             // Copies held in memory until committed count against the
             // same budget (several rewritten copies of a large message).
@@ -276,6 +343,9 @@ where
             if let Some(s) = signatures.first() {
                 e.added_headers = format!("{s}{}", e.added_headers);
             }
+            if let Some(a) = seals.first() {
+                e.added_headers = format!("{a}{}", e.added_headers);
+            }
             commits.push(Commit {
                 envelope: e,
                 bytes: None,
@@ -287,7 +357,8 @@ where
                 e.recipients = c.rcpts;
                 e.reverse_path = c.sender;
                 e.added_headers = format!(
-                    "{}{}{}",
+                    "{}{}{}{}",
+                    seals.get(i).map_or("", String::as_str),
                     signatures.get(i).map_or("", String::as_str),
                     e.added_headers,
                     c.added_headers

@@ -51,6 +51,10 @@ pub(super) struct Verdicts {
     pub(super) spf: Option<String>,
     pub(super) dkim: Option<String>,
     pub(super) dmarc: Option<String>,
+    /// The ARC chain as it arrived, and our Authentication-Results value
+    /// (for an ARC seal: RFC 8617 §5.1).
+    pub(super) arc: Option<postern_auth::arc_seal::ChainValidation>,
+    pub(super) ar_value: Option<String>,
 }
 
 /// The outcome for a message about to be committed.
@@ -411,6 +415,8 @@ where
                         .to_owned(),
                 ),
                 dmarc: Some(results.dmarc.result.as_str().to_owned()),
+                arc: None,
+                ar_value: None,
             };
             let flow = self.flow().clone();
             let mut f = facts(&results, &mail_from, Some(verified));
@@ -442,10 +448,14 @@ where
                 overridden.as_ref(),
                 ip,
             );
-            let ar = format!(
-                "Authentication-Results: {}\r\n",
-                results.header_value(&authserv_id)
-            );
+            let ar_value = results.header_value(&authserv_id);
+            let ar = format!("Authentication-Results: {ar_value}\r\n");
+            verdicts.ar_value = Some(ar_value);
+            verdicts.arc = Some(match results.arc.result {
+                ArcResult::None => postern_auth::arc_seal::ChainValidation::None,
+                ArcResult::Pass => postern_auth::arc_seal::ChainValidation::Pass,
+                ArcResult::Fail => postern_auth::arc_seal::ChainValidation::Fail,
+            });
             match disposition {
                 AuthDisposition::Reject(reply) | AuthDisposition::TempFail(reply) => {
                     self.log_decision("data", "authentication", Some(&reply));
