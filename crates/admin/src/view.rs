@@ -373,17 +373,14 @@ fn from_disk(
         // Accepted held, no state file yet: held since receipt.
         state.hold_from(received);
     }
-    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    // As the scheduler counts it: from a quarantine's release, else receipt.
-    let base = match (env.hold.is_some(), state.released_at_ms) {
-        (true, Some(at)) => at.max(received),
-        _ => received,
-    };
-    let expires_ms = lifetimes.max_lifetime.map(|l| base.saturating_add(ms(l)));
+    // As the scheduler counts them (`MessageState::lifetime_start`,
+    // `Quarantines::until`).
+    let base = state.lifetime_start(env.hold.is_some(), received);
+    let expires_ms = lifetimes
+        .max_lifetime
+        .map(|l| base.saturating_add(u64::try_from(l.as_millis()).unwrap_or(u64::MAX)));
     let quarantine_until_ms = match (&lifetimes.quarantines, env.quarantine_name()) {
-        (Some(q), Some(name)) if state.is_quarantined(true) => {
-            Some(received.saturating_add(ms(q.get(name).retention)))
-        }
+        (Some(q), Some(name)) if state.is_quarantined(true) => Some(q.until(name, received)),
         _ => None,
     };
     Ok(QueuedMessage {

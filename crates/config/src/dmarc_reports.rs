@@ -43,7 +43,7 @@ pub(crate) struct RawDmarcReports {
 }
 
 /// Whether `s` is one plain `local@domain.tld` address.
-fn plain_address(s: &str) -> bool {
+pub(crate) fn plain_address(s: &str) -> bool {
     s.split_once('@').is_some_and(|(l, d)| {
         !l.is_empty()
             && d.contains('.')

@@ -146,7 +146,7 @@ pub(crate) fn build(
         check_template(&n.subject, &format!("{key}.subject"), true, cx)?;
         check_template(&n.body, &format!("{key}.body"), false, cx)?;
         let from = match &n.from {
-            Some(f) if !plain_address(f.get_ref()) => {
+            Some(f) if !crate::dmarc_reports::plain_address(f.get_ref()) => {
                 return Err(cx.error(
                     f.span(),
                     format!("{key}.from"),
@@ -308,15 +308,4 @@ fn check_template(
         rest = &rest[open + close + 1..];
     }
     Ok(())
-}
-
-/// Whether `s` is one plain `local@domain` address.
-fn plain_address(s: &str) -> bool {
-    s.split_once('@').is_some_and(|(l, d)| {
-        !l.is_empty()
-            && d.contains('.')
-            && !d.contains('@')
-            && s.bytes()
-                .all(|b| b.is_ascii_graphic() && !b",<>;:\\\"()[]".contains(&b))
-    })
 }

@@ -109,6 +109,16 @@ fn split(header: &[u8]) -> Vec<Field> {
 }
 
 fn field(name: &str, value: &str) -> Field {
+    Field {
+        name: name.to_owned(),
+        raw: unstructured_field(name, value).into_bytes(),
+    }
+}
+
+/// `Name: value` CRLF for an unstructured field (RFC 5322 §3.2.5): the
+/// value as is when ASCII, else RFC 2047 encoded words folded to 78
+/// characters. The caller gives a one-line value (no CR, LF or controls).
+pub fn unstructured_field(name: &str, value: &str) -> String {
     let mut raw = format!("{name}: ");
     if value.is_ascii() {
         raw.push_str(value);
@@ -116,10 +126,7 @@ fn field(name: &str, value: &str) -> Field {
         raw.push_str(&encoded_words(value, 78usize.saturating_sub(raw.len())));
     }
     raw.push_str("\r\n");
-    Field {
-        name: name.to_owned(),
-        raw: raw.into_bytes(),
-    }
+    raw
 }
 
 fn prefix_subject(fields: &mut Vec<Field>, prefix: &str) {

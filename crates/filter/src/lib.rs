@@ -78,7 +78,7 @@ mod parser;
 
 use std::collections::BTreeSet;
 
-pub use apply::apply_header_edits;
+pub use apply::{apply_header_edits, unstructured_field};
 pub use ast::{Action, NameKind, NameRef, RuleReply};
 pub use dryrun::{DryRunReport, RuleResult, RuleTrace};
 pub use error::{MAX_ERRORS, ParseError};

@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use postern_admin::{Filter, ListBody, MessageInfo, Verb, VerbReport};
+use postern_admin::{Filter, ListBody, MessageInfo, Verb};
 use postern_spool::{Quarantines, QueueId, Spool};
 
 use crate::cli::{QuarantineCommand, SpoolLocation};
@@ -227,12 +227,9 @@ fn header_preview(dir: &Path, id: &QueueId) -> Option<String> {
     Some(out.trim_end().to_owned())
 }
 
-/// One line of printable text, at most `max` characters.
+/// One line (`queue show`'s cleaning), at most `max` characters.
 fn clean(s: &str, max: usize) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(max)
-        .collect()
+    crate::queue_show::clean(s).chars().take(max).collect()
 }
 
 async fn verb(config: Option<&Path>, verb: Verb) -> ExitCode {
@@ -240,65 +237,22 @@ async fn verb(config: Option<&Path>, verb: Verb) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let (method, uri) = match &verb {
-        Verb::Release(id) => ("POST", format!("/v1/quarantine/{id}/release")),
-        Verb::Delete(id) => ("DELETE", format!("/v1/quarantine/{id}")),
+    let (method, uri, id) = match &verb {
+        Verb::Release(id) => ("POST", format!("/v1/quarantine/{id}/release"), *id),
+        Verb::Delete(id) => ("DELETE", format!("/v1/quarantine/{id}"), *id),
         _ => return ExitCode::from(2),
     };
-    let id = match &verb {
-        Verb::Release(id) | Verb::Delete(id) => *id,
-        _ => return ExitCode::from(2),
-    };
-    let report = match ask::<serde_json::Value>(place.admin.as_ref(), method, &uri).await {
+    // Only quarantined mail (the server's endpoints check it too).
+    let (msgs, _) = match messages(&place, None).await {
+        Ok(v) => v,
         Err(code) => return code,
-        Ok(Some((status, v))) => match serde_json::from_value::<VerbReport>(v.clone()) {
-            Ok(r) => r,
-            Err(_) => return server_refused(status, &v),
-        },
-        Ok(None) => {
-            // Stopped server: check it is quarantined, then act on the spool.
-            let (msgs, _) = match messages(&place, None).await {
-                Ok(v) => v,
-                Err(code) => return code,
-            };
-            if !msgs.iter().any(|m| m.queue_id == id) {
-                eprintln!(
-                    "error: {id} is not in a quarantine (looked in {})",
-                    place.describe()
-                );
-                return ExitCode::from(1);
-            }
-            let spool = place.spool.clone();
-            let log = place.mail_log.clone();
-            let v = verb.clone();
-            match tokio::task::spawn_blocking(move || {
-                postern_admin::offline::apply(&spool, log.as_deref(), &v)
-            })
-            .await
-            {
-                Ok(Ok(mut r)) => {
-                    if r.outcome.is_success() {
-                        r.text
-                            .push_str(" — on the spool (the server is not running)");
-                    }
-                    r
-                }
-                Ok(Err(e)) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(1);
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(1);
-                }
-            }
-        }
     };
-    if report.outcome.is_success() {
-        outln!("{}", report.text);
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("{}", report.text);
-        ExitCode::from(1)
+    if !msgs.iter().any(|m| m.queue_id == id) {
+        eprintln!(
+            "error: {id} is not in a quarantine (looked in {})",
+            place.describe()
+        );
+        return ExitCode::from(1);
     }
+    crate::queue_cmd::apply_at(&place, &verb, method, &uri).await
 }

@@ -416,7 +416,13 @@ async fn apply(verb: Verb, config: Option<&Path>) -> ExitCode {
         Verb::Retry(None) => ("POST", "/v1/queue/retry".to_owned()),
         Verb::Flush(d) => ("POST", format!("/v1/queue/flush/{}", encode(d))),
     };
-    let report = match ask::<serde_json::Value>(place.admin.as_ref(), method, &uri).await {
+    apply_at(&place, &verb, method, &uri).await
+}
+
+/// Carries out `verb` through the running server (`method uri`), else on
+/// the spool, and prints the report: the exit code.
+pub(crate) async fn apply_at(place: &Place, verb: &Verb, method: &str, uri: &str) -> ExitCode {
+    let report = match ask::<serde_json::Value>(place.admin.as_ref(), method, uri).await {
         Err(code) => return code,
         Ok(Some((status, v))) => {
             if let Ok(r) = serde_json::from_value::<VerbReport>(v.clone()) {

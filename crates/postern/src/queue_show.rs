@@ -101,7 +101,7 @@ async fn local_events(log: Option<&std::path::Path>, id: QueueId) -> Vec<TrackRe
 }
 
 /// One line, controls replaced.
-fn clean(s: &str) -> String {
+pub(crate) fn clean(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()

@@ -28,6 +28,12 @@ use crate::settings::{ContentSettings, RulesFile};
 /// How often a message may look for changed rule files and dictionaries.
 pub const RELOAD_CHECK: Duration = Duration::from_secs(2);
 
+/// The most the content policy (engines, milters, rules) may take for one
+/// message: well inside the client's 10-minute wait for the reply to the
+/// end of data (RFC 5321 §4.5.3.2.6), so it never retries a message we are
+/// still committing.
+pub const CONTENT_DEADLINE: Duration = Duration::from_mins(4);
+
 /// Why the content policy could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ContentError {

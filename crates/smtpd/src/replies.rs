@@ -38,6 +38,14 @@ pub(crate) fn spool_error(err: &SpoolError) -> Reply {
     }
 }
 
+/// A reply on one line (lines joined by ` / `), for logs, events and
+/// `Envelope::bounce`.
+pub(crate) fn one_line(r: &Reply) -> String {
+    String::from_utf8_lossy(&r.to_bytes())
+        .trim_end()
+        .replace("\r\n", " / ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
-//! The message as header fields and body, for the changes a filter rule or a
-//! milter asks for before the message is stored (issue 11).
+//! The message as header fields and body, for the changes a milter asks for
+//! before the message is stored (issue 11; a rule's edits go through
+//! `postern_filter::apply_header_edits`).
 //!
 //! A field is `(name, value)` with the value exactly as it follows the colon
 //! (leading space and folds, `CRLF` + WSP, kept), the shape the milter
@@ -9,11 +10,9 @@
 //! 6532 allows UTF-8 only).
 //!
 //! # Security
-//! Values we add come from the configuration or a milter and were checked
-//! for CR/LF where they were made (`postern_filter` at parse time,
-//! `postern_milter` per packet); [`set_field`] and [`add_field`] still
-//! refuse a bare CR or LF that is not a fold (RFC 5322 §2.2.3), so no
-//! header or body can be injected through them.
+//! Values written back come from the message or a milter (checked per
+//! packet by `postern_milter`); [`safe_value`] tells a fold from a bare CR
+//! or LF (RFC 5322 §2.2.3) for values from elsewhere (rspamd's headers).
 //!
 //! # Standards
 //! RFC 5322 §2.2 (header fields, folding), §3.6.5 (Subject).
@@ -111,58 +110,6 @@ pub fn safe_value(value: &str) -> bool {
     true
 }
 
-/// Adds `name: value` at the top of the header section.
-pub fn add_field(fields: &mut Vec<(String, String)>, name: &str, value: &str) -> bool {
-    if !safe_value(value) {
-        return false;
-    }
-    fields.insert(0, (name.to_owned(), format!(" {value}")));
-    true
-}
-
-/// Removes every field named `name` (ASCII case-insensitive); how many.
-pub fn remove_fields(fields: &mut Vec<(String, String)>, name: &str) -> usize {
-    let before = fields.len();
-    fields.retain(|(n, _)| !n.trim_end().eq_ignore_ascii_case(name));
-    before - fields.len()
-}
-
-/// Replaces every field named `name` by one `name: value` where the first
-/// was (at the top when there was none).
-pub fn set_field(fields: &mut Vec<(String, String)>, name: &str, value: &str) -> bool {
-    if !safe_value(value) {
-        return false;
-    }
-    let first = fields
-        .iter()
-        .position(|(n, _)| n.trim_end().eq_ignore_ascii_case(name));
-    remove_fields(fields, name);
-    let at = first.unwrap_or(0).min(fields.len());
-    fields.insert(at, (name.to_owned(), format!(" {value}")));
-    true
-}
-
-/// Puts `prefix` before the subject (`Subject: [TAG] old`), once: a subject
-/// that already starts with it is left alone. Adds a Subject when absent.
-pub fn prefix_subject(fields: &mut Vec<(String, String)>, prefix: &str) -> bool {
-    if !safe_value(prefix) {
-        return false;
-    }
-    match fields
-        .iter_mut()
-        .find(|(n, _)| n.trim_end().eq_ignore_ascii_case("subject"))
-    {
-        Some((_, value)) => {
-            let old = value.trim_start();
-            if !old.starts_with(prefix) {
-                *value = format!(" {prefix} {old}");
-            }
-        }
-        None => fields.insert(0, ("Subject".to_owned(), format!(" {prefix}"))),
-    }
-    true
-}
-
 fn find_crlf(b: &[u8], from: usize) -> Option<usize> {
     b.get(from..)?
         .windows(2)
@@ -194,27 +141,11 @@ mod tests {
     }
 
     #[test]
-    fn edits() {
-        let mut p = split(MSG);
-        assert!(prefix_subject(&mut p.fields, "[SPAM]"));
-        assert!(prefix_subject(&mut p.fields, "[SPAM]"), "idempotent");
-        assert!(add_field(&mut p.fields, "X-New", "yes"));
-        assert_eq!(remove_fields(&mut p.fields, "x-a"), 1);
-        assert!(set_field(&mut p.fields, "From", "b@example.com"));
-        let out = String::from_utf8(join(&p.fields, p.blank_line, b"body\r\n")).unwrap();
-        assert_eq!(
-            out,
-            "X-New: yes\r\nFrom: b@example.com\r\nSubject: [SPAM] hello\r\n world\r\n\r\nbody\r\n"
-        );
-    }
-
-    #[test]
     fn injection_is_refused() {
-        let mut f = Vec::new();
-        assert!(!add_field(&mut f, "X", "a\r\nBcc: evil@example.com"));
-        assert!(!set_field(&mut f, "X", "a\nb"));
-        assert!(!prefix_subject(&mut f, "a\rb"));
-        assert!(add_field(&mut f, "X", "a\r\n b"), "a fold is fine");
+        assert!(!safe_value("a\r\nBcc: evil@example.com"));
+        assert!(!safe_value("a\nb"));
+        assert!(!safe_value("a\rb"));
+        assert!(safe_value("a\r\n b"), "a fold is fine");
     }
 
     #[test]

@@ -248,6 +248,9 @@ pub struct ContentSettings {
     /// How often a message may look for changed rule files and
     /// dictionaries (`crate::content::RELOAD_CHECK`; not a file key).
     pub reload_interval: std::time::Duration,
+    /// The most the content step may take for one message
+    /// (`crate::content::CONTENT_DEADLINE`; not a file key).
+    pub deadline: std::time::Duration,
     /// Messages larger than this are not read for the content policy:
     /// engines and milters skip them (logged), rules see the header
     /// section only. Default: `[limits] max_message_size`.
@@ -273,6 +276,7 @@ impl Default for ContentSettings {
                 .map(|q| (*q).to_owned())
                 .collect(),
             reload_interval: crate::content::RELOAD_CHECK,
+            deadline: crate::content::CONTENT_DEADLINE,
             max_scan_size: 25 * 1024 * 1024,
             view: postern_content::ViewLimits::default(),
         }

@@ -464,6 +464,22 @@ fn eicar_attachment() -> String {
     )
 }
 
+/// rspamd at 127.0.0.1:`port`, defaults otherwise.
+fn rspamd_at(port: u16) -> postern_engines::RspamdSettings {
+    postern_engines::RspamdSettings {
+        address: format!("127.0.0.1:{port}").parse().unwrap(),
+        ..postern_engines::RspamdSettings::default()
+    }
+}
+
+/// clamd at 127.0.0.1:`port`, defaults otherwise.
+fn clamd_at(port: u16) -> postern_engines::ClamdSettings {
+    postern_engines::ClamdSettings {
+        address: format!("127.0.0.1:{port}").parse().unwrap(),
+        ..postern_engines::ClamdSettings::default()
+    }
+}
+
 fn require(tool: &str) -> bool {
     if std::env::var_os("POSTERN_REQUIRE_TOOLS").is_some() {
         return true;
@@ -480,11 +496,10 @@ async fn rspamd_gtube_is_quarantined_and_clean_mail_tagged_with_its_score() {
     };
     let port = rspamd.normal;
     let env = start("", "", move |c| {
-        let s = postern_engines::RspamdSettings {
-            address: format!("127.0.0.1:{port}").parse().unwrap(),
-            ..postern_engines::RspamdSettings::default()
-        };
-        c.rspamd = Some((s, postern_policy::content::OnFailure::TempFail));
+        c.rspamd = Some((
+            rspamd_at(port),
+            postern_policy::content::OnFailure::TempFail,
+        ));
     })
     .await;
     let r = env
@@ -534,11 +549,10 @@ async fn rspamd_gtube_is_quarantined_and_clean_mail_tagged_with_its_score() {
 async fn rspamd_down_defers_unless_the_operator_accepts_unscanned_mail() {
     let port = engines::free_port();
     let env = start("", "", move |c| {
-        let s = postern_engines::RspamdSettings {
-            address: format!("127.0.0.1:{port}").parse().unwrap(),
-            ..postern_engines::RspamdSettings::default()
-        };
-        c.rspamd = Some((s, postern_policy::content::OnFailure::TempFail));
+        c.rspamd = Some((
+            rspamd_at(port),
+            postern_policy::content::OnFailure::TempFail,
+        ));
     })
     .await;
     let r = env
@@ -551,11 +565,7 @@ async fn rspamd_down_defers_unless_the_operator_accepts_unscanned_mail() {
     assert_eq!(r.code, 451, "{}", r.text());
     assert!(env.stored().is_empty());
     let env = start("", "", move |c| {
-        let s = postern_engines::RspamdSettings {
-            address: format!("127.0.0.1:{port}").parse().unwrap(),
-            ..postern_engines::RspamdSettings::default()
-        };
-        c.rspamd = Some((s, postern_policy::content::OnFailure::Accept));
+        c.rspamd = Some((rspamd_at(port), postern_policy::content::OnFailure::Accept));
     })
     .await;
     let r = env
@@ -586,11 +596,7 @@ async fn clamd_eicar_is_quarantined_as_a_virus() {
     };
     let port = clamd.port;
     let env = start("", "", move |c| {
-        let s = postern_engines::ClamdSettings {
-            address: format!("127.0.0.1:{port}").parse().unwrap(),
-            ..postern_engines::ClamdSettings::default()
-        };
-        c.clamav = Some((s, postern_policy::content::OnFailure::TempFail));
+        c.clamav = Some((clamd_at(port), postern_policy::content::OnFailure::TempFail));
     })
     .await;
     let infected = eicar_attachment();
@@ -709,11 +715,7 @@ async fn an_accept_rule_does_not_let_a_virus_through() {
     let port = clamd.port;
     let rules = "rule \"partners\" { if sender domain is \"example.org\" then accept }\n";
     let env = start(rules, "", move |c| {
-        let s = postern_engines::ClamdSettings {
-            address: format!("127.0.0.1:{port}").parse().unwrap(),
-            ..postern_engines::ClamdSettings::default()
-        };
-        c.clamav = Some((s, postern_policy::content::OnFailure::TempFail));
+        c.clamav = Some((clamd_at(port), postern_policy::content::OnFailure::TempFail));
     })
     .await;
     let r = env
@@ -845,4 +847,44 @@ async fn notify_with_a_drop_or_a_reject_is_still_sent() {
             .any(|(_, b)| b.contains("Subject: refused: 550 5.7.1 no: malware inside")),
         "{stored:?}"
     );
+}
+
+/// A milter that never answers cannot hold the reply to the end of data past
+/// the content deadline: `451 4.3.0`, nothing stored.
+#[tokio::test]
+async fn the_content_deadline_defers_a_message_a_milter_holds() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s); // accepted, never answered
+        }
+    });
+    let spec = postern_milter::MilterSpec::new(
+        "silent",
+        postern_milter::MilterAddr::parse(&format!("inet:127.0.0.1:{port}")).unwrap(),
+    );
+    let env = start("", "", move |c| {
+        c.milters.push(spec);
+        c.milter_stages
+            .push(postern_proto::session::StageKind::DataEnd);
+        c.deadline = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let r = env
+        .send(
+            "alice@example.org",
+            &["bob@example.com"],
+            &message("hi", "x"),
+        )
+        .await;
+    assert_eq!(r.code, 451, "{}", r.text());
+    assert!(
+        r.text().contains("4.3.0") && r.text().contains("did not finish"),
+        "{}",
+        r.text()
+    );
+    assert!(env.stored().is_empty());
+    silent.abort();
 }

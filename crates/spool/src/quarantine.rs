@@ -113,6 +113,13 @@ impl Quarantines {
             .unwrap_or(&FALLBACK)
     }
 
+    /// When a message received at `received_ms` into quarantine `name`
+    /// leaves it unless an operator decides first (Unix ms).
+    pub fn until(&self, name: &str, received_ms: u64) -> u64 {
+        let retention = u64::try_from(self.get(name).retention.as_millis()).unwrap_or(u64::MAX);
+        received_ms.saturating_add(retention)
+    }
+
     /// Every quarantine, by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &QuarantineSpec)> {
         self.by_name.iter().map(|(k, v)| (k.as_str(), v))

@@ -342,6 +342,17 @@ impl MessageState {
         accepted_held && self.is_held() && self.released_at_ms.is_none()
     }
 
+    /// Where `max_lifetime` counts from (Unix ms): receipt, or for a message
+    /// accepted held its release — time in a quarantine is not delivery
+    /// time (a message released after the lifetime would otherwise bounce at
+    /// its first deferral).
+    pub fn lifetime_start(&self, accepted_held: bool, received_ms: u64) -> u64 {
+        match (accepted_held, self.released_at_ms) {
+            (true, Some(at)) => at.max(received_ms),
+            _ => received_ms,
+        }
+    }
+
     /// The operator holds the message (`postern queue hold`).
     pub fn is_held(&self) -> bool {
         self.held_at_ms.is_some()

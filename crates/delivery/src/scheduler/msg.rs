@@ -209,18 +209,13 @@ impl Notify {
 }
 
 /// When a message accepted into a quarantine leaves it unless an operator
-/// decides first: receipt plus the quarantine's retention.
+/// decides first.
 fn quarantine_until(env: &Envelope, received_ms: u64, settings: &DeliverySettings) -> Option<u64> {
     env.quarantine_name()
-        .map(|q| received_ms.saturating_add(ms(settings.quarantines.get(q).retention)))
+        .map(|q| settings.quarantines.until(q, received_ms))
 }
 
-/// Where `max_lifetime` counts from: receipt, or for a message accepted held
-/// its release (time in a quarantine is not delivery time; a message released
-/// after the lifetime would otherwise bounce at its first deferral).
+/// Where `max_lifetime` counts from (`MessageState::lifetime_start`).
 fn lifetime_base(env: &Envelope, state: &MessageState, received_ms: u64) -> u64 {
-    match (env.hold.is_some(), state.released_at_ms) {
-        (true, Some(at)) => at.max(received_ms),
-        _ => received_ms,
-    }
+    state.lifetime_start(env.hold.is_some(), received_ms)
 }

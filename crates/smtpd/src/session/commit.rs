@@ -33,12 +33,6 @@ use super::mailauth::{
 use crate::received;
 use crate::replies;
 
-/// The most the content policy (engines, milters, rules) may take for one
-/// message: well inside the client's 10-minute wait for the reply to the
-/// end of data (RFC 5321 §4.5.3.2.6), so it never retries a message we are
-/// still committing.
-const CONTENT_DEADLINE: std::time::Duration = std::time::Duration::from_mins(4);
-
 /// One copy to commit: its envelope, and its bytes when they are not the
 /// streamed original.
 struct Commit {
@@ -153,7 +147,9 @@ where
                     s.trim().clone_into(&mut subject);
                 }
                 let run = self.content_step(whole, head.as_deref(), &envelope, &verdicts);
-                let step = if let Ok(step) = tokio::time::timeout(CONTENT_DEADLINE, run).await {
+                let step = if let Ok(step) =
+                    tokio::time::timeout(shared.content.settings.deadline, run).await
+                {
                     step
                 } else {
                     let r = postern_proto::Reply::new(
@@ -245,35 +241,25 @@ where
                     ForAuth::Full(m) => Some(m.as_slice()),
                     ForAuth::HeaderOnly(_) => None,
                 };
-                let targets: Vec<(Vec<String>, Option<Vec<u8>>)> = if copies.is_empty() {
-                    vec![(
-                        envelope
-                            .recipients
+                let targets: Vec<(&[postern_spool::EnvelopeRecipient], Option<&[u8]>)> =
+                    if copies.is_empty() {
+                        vec![(envelope.recipients.as_slice(), None)]
+                    } else {
+                        copies
                             .iter()
-                            .map(|r| r.address.clone())
-                            .collect(),
-                        None,
-                    )]
-                } else {
-                    copies
-                        .iter()
-                        .map(|c| {
-                            (
-                                c.rcpts.iter().map(|r| r.address.clone()).collect(),
-                                c.message.clone(),
-                            )
-                        })
-                        .collect()
-                };
+                            .map(|c| (c.rcpts.as_slice(), c.message.as_deref()))
+                            .collect()
+                    };
                 let now = time::OffsetDateTime::now_utc()
                     .unix_timestamp()
                     .unsigned_abs();
-                for (k, (rcpts, changed)) in targets.iter().enumerate() {
+                for (k, (rcpts, changed)) in targets.into_iter().enumerate() {
                     let wanted = rcpts.iter().any(|r| {
-                        r.rsplit_once('@')
+                        r.address
+                            .rsplit_once('@')
                             .is_some_and(|(_, d)| arc.settings.seals_for(d))
                     });
-                    let Some(msg) = changed.as_deref().or(full).filter(|_| wanted) else {
+                    let Some(msg) = changed.or(full).filter(|_| wanted) else {
                         seals.push(String::new());
                         continue;
                     };

@@ -130,17 +130,7 @@ fn engine_name(decisions: &[ContentDecision]) -> &'static str {
     }
 }
 
-/// A reply on one line, for logs and `Envelope::bounce`.
-fn reply_line(r: &Reply) -> String {
-    String::from_utf8_lossy(&r.to_bytes())
-        .trim_end()
-        .replace("\r\n", " / ")
-}
-
-/// A rule's reply as an SMTP reply.
-fn rule_reply(r: &postern_filter::RuleReply) -> Reply {
-    Reply::new(r.code, Some(r.enhanced), r.text.clone())
-}
+use crate::replies::one_line as reply_line;
 
 impl<S> Session<S>
 where
@@ -558,7 +548,7 @@ where
                         continue;
                     }
                     Disposition::Reject(r) | Disposition::Bounce(r) => {
-                        let reply = rule_reply(r);
+                        let reply = r.to_reply();
                         if !several || reply.code < 500 {
                             // One reply for the whole message: a temporary
                             // refusal of some recipients defers them all

@@ -65,11 +65,7 @@ where
             group: class.and_then(|c| c.group.clone()),
             policy: class.map(|_| self.flow().name.clone()),
             reply: reply
-                .map(|r| {
-                    String::from_utf8_lossy(&r.to_bytes())
-                        .trim_end()
-                        .replace("\r\n", " / ")
-                })
+                .map(crate::replies::one_line)
                 .or_else(|| dropped.map(str::to_owned))
                 .unwrap_or_default(),
             sender,

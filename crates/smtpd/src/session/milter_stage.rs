@@ -144,7 +144,7 @@ where
                 self.event(&format!(
                     "{by} at {}: {}",
                     kind.as_str(),
-                    String::from_utf8_lossy(&reply.to_bytes()).trim_end()
+                    crate::replies::one_line(&reply)
                 ));
                 self.log_decision(kind.as_str(), &by, Some(&reply));
                 return Some(Verdict::Refuse(reply));

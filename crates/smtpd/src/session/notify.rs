@@ -8,7 +8,8 @@
 //! reply, no bounce loop) with `Auto-Submitted: auto-generated`. Values put
 //! into the template (`{sender}`, `{subject}` …) come from the client: made
 //! one line (control characters replaced), bounded to 200 characters, and
-//! the subject RFC 2047-encoded when not ASCII, so no header can be
+//! the subject RFC 2047-encoded when not ASCII (`postern_filter::
+//! unstructured_field`), so no header can be
 //! injected. The address comes from the rule file (checked at parse time).
 //!
 //! # Standards
@@ -56,36 +57,6 @@ fn fill(template: &str, about: &About<'_>) -> String {
         .replace("{reason}", &line(about.reason))
 }
 
-/// An unstructured header value: as is when printable ASCII, else one
-/// RFC 2047 encoded word per 45 octets of UTF-8.
-fn encode_word(value: &str) -> String {
-    use base64::Engine as _;
-    if value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return value.to_owned();
-    }
-    let mut words = Vec::new();
-    let mut chunk = String::new();
-    for c in value.chars() {
-        if chunk.len() + c.len_utf8() > 45 {
-            words.push(std::mem::take(&mut chunk));
-        }
-        chunk.push(c);
-    }
-    if !chunk.is_empty() {
-        words.push(chunk);
-    }
-    words
-        .iter()
-        .map(|w| {
-            format!(
-                "=?UTF-8?B?{}?=",
-                base64::engine::general_purpose::STANDARD.encode(w.as_bytes())
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\r\n ")
-}
-
 /// The notification message (CRLF line ends).
 pub(super) fn build(
     t: &Notification,
@@ -94,7 +65,7 @@ pub(super) fn build(
     hostname: &str,
     about: &About<'_>,
 ) -> Vec<u8> {
-    let subject = encode_word(&fill(&t.subject, about));
+    let subject = postern_filter::unstructured_field("Subject", &fill(&t.subject, about));
     let body = fill(&t.body, about)
         .replace("\r\n", "\n")
         .replace('\n', "\r\n");
@@ -103,7 +74,7 @@ pub(super) fn build(
         .unwrap_or_default();
     let id = postern_spool::QueueId::generate();
     format!(
-        "From: <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\nDate: {date}\r\n\
+        "From: <{from}>\r\nTo: <{to}>\r\n{subject}Date: {date}\r\n\
          Message-ID: <{id}.notify@{hostname}>\r\nAuto-Submitted: auto-generated\r\n\
          MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
          Content-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n"
