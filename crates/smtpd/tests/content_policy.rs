@@ -472,6 +472,14 @@ fn rspamd_at(port: u16) -> postern_engines::RspamdSettings {
     }
 }
 
+/// A milter at 127.0.0.1:`port`, defaults otherwise.
+fn milter_at(name: &str, port: u16) -> postern_milter::MilterSpec {
+    postern_milter::MilterSpec::new(
+        name,
+        postern_milter::MilterAddr::parse(&format!("inet:127.0.0.1:{port}")).unwrap(),
+    )
+}
+
 /// clamd at 127.0.0.1:`port`, defaults otherwise.
 fn clamd_at(port: u16) -> postern_engines::ClamdSettings {
     postern_engines::ClamdSettings {
@@ -772,10 +780,7 @@ async fn a_milter_at_rcpt_refuses_one_recipient_before_data() {
             });
         }
     });
-    let spec = postern_milter::MilterSpec::new(
-        "gate",
-        postern_milter::MilterAddr::parse(&format!("inet:127.0.0.1:{port}")).unwrap(),
-    );
+    let spec = milter_at("gate", port);
     let env = start("", "", move |c| {
         c.milters.push(spec);
         c.milter_stages
@@ -861,10 +866,7 @@ async fn the_content_deadline_defers_a_message_a_milter_holds() {
             held.push(s); // accepted, never answered
         }
     });
-    let spec = postern_milter::MilterSpec::new(
-        "silent",
-        postern_milter::MilterAddr::parse(&format!("inet:127.0.0.1:{port}")).unwrap(),
-    );
+    let spec = milter_at("silent", port);
     let env = start("", "", move |c| {
         c.milters.push(spec);
         c.milter_stages
