@@ -204,6 +204,8 @@ mod tests {
             require_tls: false,
             content: Vec::new(),
             bounce: None,
+            message_id: None,
+            subject: None,
         })
         .unwrap();
         id

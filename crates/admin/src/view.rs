@@ -474,6 +474,8 @@ mod tests {
             require_tls: false,
             content: Vec::new(),
             bounce: None,
+            message_id: None,
+            subject: None,
         };
         let n = rcpts.len();
         QueuedMessage {

@@ -88,6 +88,8 @@ fn message(rcpt: &str, deferred: bool) -> QueuedMessage {
         require_tls: false,
         content: Vec::new(),
         bounce: None,
+        message_id: None,
+        subject: None,
     };
     let mut state = MessageState::new(1);
     if deferred {

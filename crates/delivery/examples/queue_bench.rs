@@ -105,6 +105,7 @@ fn envelope(rcpt: String) -> Envelope {
             helo: "bench.example.org".into(),
             auth_user: None,
             tls: None,
+            ..Default::default()
         },
         message_size: 0,
         added_headers: String::new(),
@@ -113,6 +114,8 @@ fn envelope(rcpt: String) -> Envelope {
         require_tls: false,
         content: Vec::new(),
         bounce: None,
+        message_id: None,
+        subject: None,
     }
 }
 

@@ -383,6 +383,8 @@ mod tests {
             require_tls: false,
             content: Vec::new(),
             bounce: None,
+            message_id: None,
+            subject: None,
         };
         let r = DsnRecipient {
             address: "b@example.net".into(),

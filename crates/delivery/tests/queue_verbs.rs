@@ -372,6 +372,8 @@ async fn quarantined_messages_wait_for_a_release_or_expire_silently() {
             require_tls: false,
             content: Vec::new(),
             bounce: None,
+            message_id: None,
+            subject: None,
         };
         env.queue_id = *inc.queue_id();
         inc.commit(env).unwrap().queue_id
@@ -445,6 +447,8 @@ async fn a_copy_to_bounce_is_bounced_without_an_attempt_and_reported() {
         require_tls: false,
         content: Vec::new(),
         bounce: Some("550 5.7.1 Executables are not accepted".into()),
+        message_id: None,
+        subject: None,
     };
     let id = inc.commit(env).unwrap().queue_id;
     h.notify(id);

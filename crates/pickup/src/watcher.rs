@@ -694,6 +694,7 @@ fn commit(
             helo: String::new(),
             auth_user: None,
             tls: None,
+            ..Default::default()
         },
         message_size: 0,
         added_headers,
@@ -702,6 +703,8 @@ fn commit(
         require_tls: false,
         content: Vec::new(),
         bounce: None,
+        message_id: None,
+        subject: None,
     };
     inc.commit(envelope)
 }

@@ -50,6 +50,7 @@ fn envelope() -> Envelope {
             helo: "bench.example.org".into(),
             auth_user: None,
             tls: None,
+            ..Default::default()
         },
         message_size: 0,
         added_headers: String::new(),
@@ -58,6 +59,8 @@ fn envelope() -> Envelope {
         require_tls: false,
         content: Vec::new(),
         bounce: None,
+        message_id: None,
+        subject: None,
     }
 }
 

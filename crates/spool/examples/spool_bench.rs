@@ -36,6 +36,7 @@ fn envelope() -> Envelope {
             helo: "bench.example.org".into(),
             auth_user: None,
             tls: None,
+            ..Default::default()
         },
         message_size: 0,
         added_headers: String::new(),
@@ -44,6 +45,8 @@ fn envelope() -> Envelope {
         require_tls: false,
         content: Vec::new(),
         bounce: None,
+        message_id: None,
+        subject: None,
     }
 }
 

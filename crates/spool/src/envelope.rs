@@ -75,6 +75,14 @@ pub struct Envelope {
     /// records the bounce and sends the DSN the recipients' NOTIFY asks for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bounce: Option<String>,
+    /// The message's `Message-ID:` field value as received (unfolded,
+    /// bounded), for message tracking; absent when the message has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// The `Subject:` (decoded, unfolded, bounded), for message tracking;
+    /// recorded only when `[tracking] subjects` allows it (privacy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 /// One content decision (`Envelope::content`).
@@ -159,6 +167,16 @@ pub struct Receipt {
     /// TLS parameters, if the session was encrypted.
     #[serde(default)]
     pub tls: Option<ReceiptTls>,
+    /// The client's name, when its PTR record was forward-confirmed
+    /// (FCrDNS; issue 9's `ptr` checks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    /// The sender group that matched the client, if sender groups are configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_group: Option<String>,
+    /// The mail-flow policy applied to the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 /// The TLS parameters of the receiving session.

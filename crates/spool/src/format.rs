@@ -374,6 +374,8 @@ mod tests {
             require_tls: false,
             content: Vec::new(),
             bounce: None,
+            message_id: None,
+            subject: None,
         };
         let json = serde_json::to_vec(&envelope).expect("serialize");
         let mut out = header().to_vec();

@@ -207,6 +207,28 @@ pub struct Received {
     /// Accepted held for review (a DMARC quarantine), with the reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held: Option<String>,
+    /// The `Message-ID:` value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// The subject, when `[tracking] subjects` records it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The client's forward-confirmed PTR name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    /// The AUTH user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_user: Option<String>,
+    /// The sender group that matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_group: Option<String>,
+    /// The mail-flow policy applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// The inbound TLS parameters in full (version, cipher, key exchange
+    /// group, SNI); `tls` keeps the short form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_params: Option<postern_spool::ReceiptTls>,
 }
 
 /// `filtered`: each decision of the content engines and filter rules, in
@@ -296,6 +318,13 @@ impl Received {
                 "DKIM-Signature",
             )),
             held: env.hold.clone(),
+            message_id: env.message_id.clone(),
+            subject: env.subject.clone(),
+            client_name: env.receipt.client_name.clone(),
+            auth_user: env.receipt.auth_user.clone(),
+            sender_group: env.receipt.sender_group.clone(),
+            policy: env.receipt.policy.clone(),
+            tls_params: env.receipt.tls.clone(),
         }
     }
 }
@@ -557,6 +586,7 @@ mod tests {
                     cipher: "TLS13_AES_256_GCM_SHA384".into(),
                     ..ReceiptTls::default()
                 }),
+                ..Default::default()
             },
             message_size: 1234,
             added_headers: String::new(),
@@ -565,6 +595,8 @@ mod tests {
             require_tls: false,
             content: Vec::new(),
             bounce: None,
+            message_id: None,
+            subject: None,
         };
         let r = Received::from_envelope(&env);
         assert_eq!(r.sender, "alice@example.com");

@@ -173,6 +173,7 @@ impl ReportSink for SpoolSink<'_> {
                 helo: self.hostname.to_owned(),
                 auth_user: None,
                 tls: None,
+                ..Default::default()
             },
             message_size: 0,
             added_headers: String::new(),
@@ -181,6 +182,8 @@ impl ReportSink for SpoolSink<'_> {
             require_tls: false,
             content: Vec::new(),
             bounce: None,
+            message_id: None,
+            subject: None,
         })?;
         (self.on_queued)(&env);
         Ok(env.queue_id.to_string())

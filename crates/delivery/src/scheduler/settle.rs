@@ -348,6 +348,7 @@ impl SettleJob {
                 helo: self.hostname.clone(),
                 auth_user: None,
                 tls: None,
+                ..Default::default()
             },
             message_size: 0,
             added_headers: String::new(),
@@ -359,6 +360,8 @@ impl SettleJob {
             require_tls: self.env.require_tls,
             content: Vec::new(),
             bounce: None,
+            message_id: None,
+            subject: None,
         })?;
         Ok(env.queue_id)
     }

@@ -62,6 +62,7 @@ pub fn commit(spool: &Spool, from: &str, rcpts: &[Rcpt<'_>], params: MailParams)
                 helo: "client.test".into(),
                 auth_user: None,
                 tls: None,
+                ..Default::default()
             },
             message_size: 0,
             added_headers: String::new(),
@@ -70,6 +71,8 @@ pub fn commit(spool: &Spool, from: &str, rcpts: &[Rcpt<'_>], params: MailParams)
             require_tls: false,
             content: Vec::new(),
             bounce: None,
+            message_id: None,
+            subject: None,
         })
         .unwrap();
     env.queue_id

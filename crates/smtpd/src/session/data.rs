@@ -453,6 +453,7 @@ where
                     group: f.group.clone(),
                     sni: f.sni.clone(),
                 }),
+                ..Default::default()
             },
             message_size: 0,
             added_headers: String::new(),
@@ -461,6 +462,8 @@ where
             require_tls: false,
             content: Vec::new(),
             bounce: None,
+            message_id: None,
+            subject: None,
         }
     }
 }

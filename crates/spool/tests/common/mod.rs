@@ -54,6 +54,7 @@ pub fn envelope(rcpts: usize) -> Envelope {
                 group: Some("X25519".into()),
                 sni: None,
             }),
+            ..Default::default()
         },
         message_size: 0,
         added_headers: String::new(),
@@ -62,6 +63,8 @@ pub fn envelope(rcpts: usize) -> Envelope {
         require_tls: false,
         content: Vec::new(),
         bounce: None,
+        message_id: None,
+        subject: None,
     }
 }
 
