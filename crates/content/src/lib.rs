@@ -35,4 +35,4 @@ pub mod dict;
 pub mod mime;
 
 pub use dict::{DictError, DictMatch, Dictionaries, Dictionary, RefreshOutcome, RefreshReport};
-pub use mime::{Attachment, HeaderField, MessageView, ViewLimits};
+pub use mime::{Attachment, HeaderField, MessageView, ViewLimits, decode_unstructured};

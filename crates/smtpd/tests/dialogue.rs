@@ -561,3 +561,46 @@ async fn queued_hook_reports_each_message() {
     );
     assert!(env.receipt.tls.is_none());
 }
+
+/// Message tracking: the envelope carries the `Message-ID:` and the decoded
+/// `Subject:` (RFC 2047), for a small message (never flushed before the
+/// commit) and for one past the first flush; control characters are removed.
+#[tokio::test]
+async fn tracking_ids_are_recorded() {
+    let t = start().await;
+    let mut d = t.connect("smtp").await;
+    d.cmd("EHLO client.test", 250).await;
+    let small = "Message-ID: <small.1@client.test>\r\nSubject: =?UTF-8?Q?caf=C3=A9?=\r\n order\r\n\r\nHi\r\n";
+    let r = send_message(&mut d, "a@other.org", "bob@example.com", small).await;
+    assert_eq!(r.code, 250, "{r:?}");
+    let big = format!(
+        "Subject: big\x07one\r\nMessage-ID: <big.2@client.test>\r\n\r\n{}",
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n".repeat(3000)
+    );
+    let r = send_message(&mut d, "a@other.org", "bob@example.com", &big).await;
+    assert_eq!(r.code, 250, "{r:?}");
+    let r = send_message(
+        &mut d,
+        "a@other.org",
+        "bob@example.com",
+        "\r\nno header\r\n",
+    )
+    .await;
+    assert_eq!(r.code, 250, "{r:?}");
+    let mut msgs = t.messages();
+    msgs.sort_by_key(|(e, _)| e.message_size);
+    let by_id = |id: &str| {
+        msgs.iter()
+            .find(|(e, _)| e.message_id.as_deref() == Some(id))
+            .map(|(e, _)| e.clone())
+    };
+    let s = by_id("<small.1@client.test>").expect("small message recorded");
+    assert_eq!(s.subject.as_deref(), Some("café order"));
+    let b = by_id("<big.2@client.test>").expect("big message recorded");
+    assert_eq!(b.subject.as_deref(), Some("bigone"));
+    let none = msgs
+        .iter()
+        .find(|(e, _)| e.message_id.is_none())
+        .expect("message without header");
+    assert_eq!(none.0.subject, None);
+}

@@ -381,6 +381,9 @@ pub struct TlsOutcome {
     pub version: String,
     /// IANA cipher suite name.
     pub cipher: String,
+    /// Key exchange group (`X25519MLKEM768`, `secp256r1`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Whether the peer was authenticated as the policy requires
     /// (`verify`: PKIX and name; lower levels: whatever the check found).
     pub verified: bool,

@@ -76,7 +76,7 @@ pub(crate) fn unfold(value: &[u8]) -> String {
 }
 
 /// The value with RFC 2047 encoded words decoded (and unfolded).
-pub(crate) fn decode_unstructured(value: &[u8]) -> String {
+pub fn decode_unstructured(value: &[u8]) -> String {
     let mut buf = Vec::with_capacity(value.len() + 1);
     buf.extend_from_slice(value);
     buf.push(b'\n');

@@ -49,6 +49,7 @@
 
 mod decode;
 mod header;
+pub use header::decode_unstructured;
 mod html;
 mod magic;
 mod multipart;

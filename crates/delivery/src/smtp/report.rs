@@ -210,6 +210,7 @@ fn tls_outcome(t: &TlsInfo) -> TlsOutcome {
     TlsOutcome {
         version: t.facts.version.clone(),
         cipher: t.facts.cipher.clone(),
+        group: t.facts.group.clone(),
         verified: verdict.is_some_and(postern_tls::client::PeerVerdict::is_verified),
         verification: verdict.map_or_else(
             || "no certificate".to_owned(),

@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Session;
 use super::content::{ContentStep, Copy};
-use super::data::{Body, begin, scrubbed};
+use super::data::{Body, TrackingIds, begin, scrubbed};
 use super::mailauth::{
     AuthStep, ForAuth, Verdicts, header_section, read_message, reserve, restore,
 };
@@ -53,6 +53,12 @@ where
             return;
         };
         let mut envelope = self.envelope_for(tx);
+        let ids = body
+            .ids
+            .take()
+            .unwrap_or_else(|| TrackingIds::from_start(&body.pending));
+        envelope.message_id = ids.message_id;
+        envelope.subject = ids.subject;
         // Small messages were never flushed: their header section is scrubbed
         // here, before verification sees it and before it is stored.
         if body.incoming.is_none() && body.scrub.is_some() {

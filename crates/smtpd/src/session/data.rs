@@ -58,6 +58,59 @@ pub(crate) struct Body {
     /// How far `pending` was searched for the end of the header section
     /// (`None` once it was found): each byte is looked at once.
     header_scan: Option<usize>,
+    /// `Message-ID:` and `Subject:` for message tracking, taken from the
+    /// first bytes when they are first written (or at commit, for a
+    /// message never flushed).
+    pub(super) ids: Option<TrackingIds>,
+}
+
+/// `Message-ID:` and decoded `Subject:` of a message, for tracking.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct TrackingIds {
+    pub(crate) message_id: Option<String>,
+    pub(crate) subject: Option<String>,
+}
+
+/// Longest Message-ID kept (RFC 5322 lines are at most 998 octets).
+const MESSAGE_ID_MAX: usize = 998;
+/// Longest subject kept for tracking, in characters.
+const SUBJECT_MAX: usize = 255;
+/// Only this much of the message start is searched for the two fields.
+const IDS_SCAN_MAX: usize = 64 * 1024;
+
+impl TrackingIds {
+    /// The fields from the start of a message (bounded; hostile input: only
+    /// control characters removed and lengths capped, never interpreted).
+    pub(crate) fn from_start(data: &[u8]) -> Self {
+        let data = &data[..data.len().min(IDS_SCAN_MAX)];
+        let end = data
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(data.len(), |p| p + 2);
+        let head = &data[..end];
+        let clean = |s: String, max: usize| -> Option<String> {
+            let s: String = s.chars().filter(|c| !c.is_control()).take(max).collect();
+            let s = s.trim().to_owned();
+            (!s.is_empty()).then_some(s)
+        };
+        let message_id = postern_proto::header_values(head, "Message-ID")
+            .into_iter()
+            .next()
+            .and_then(|v| clean(v, MESSAGE_ID_MAX));
+        let subject = postern_proto::header_values(head, "Subject")
+            .into_iter()
+            .next()
+            .and_then(|v| {
+                clean(
+                    postern_content::decode_unstructured(v.as_bytes()),
+                    SUBJECT_MAX,
+                )
+            });
+        Self {
+            message_id,
+            subject,
+        }
+    }
 }
 
 /// The header section is held back (not written to the spool) until it is
@@ -378,6 +431,7 @@ where
                 .is_some()
                 .then(|| std::sync::Arc::from(self.authserv_id())),
             header_scan: Some(0),
+            ids: None,
             trace: Trace {
                 helo: facts.helo.clone().unwrap_or_default(),
                 peer: self.peer,
@@ -453,7 +507,9 @@ where
                     group: f.group.clone(),
                     sni: f.sni.clone(),
                 }),
-                ..Default::default()
+                client_name: self.gate.facts.verified.first().cloned(),
+                sender_group: self.gate.class.as_ref().and_then(|c| c.group.clone()),
+                policy: self.gate.class.as_ref().map(|_| self.flow().name.clone()),
             },
             message_size: 0,
             added_headers: String::new(),
@@ -488,6 +544,7 @@ async fn flush_body(spool: Spool, body: &mut Body) {
     let incoming = body.incoming.take();
     let mut data = std::mem::take(&mut body.pending);
     if incoming.is_none() {
+        body.ids = Some(TrackingIds::from_start(&data));
         data = scrubbed(data, body.scrub.as_deref());
     }
     let trace = body.trace.clone();
