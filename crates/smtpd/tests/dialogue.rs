@@ -594,10 +594,10 @@ async fn tracking_ids_are_recorded() {
             .find(|(e, _)| e.message_id.as_deref() == Some(id))
             .map(|(e, _)| e.clone())
     };
-    let s = by_id("<small.1@client.test>").expect("small message recorded");
-    assert_eq!(s.subject.as_deref(), Some("café order"));
-    let b = by_id("<big.2@client.test>").expect("big message recorded");
-    assert_eq!(b.subject.as_deref(), Some("bigone"));
+    let small_env = by_id("<small.1@client.test>").expect("small message recorded");
+    assert_eq!(small_env.subject.as_deref(), Some("café order"));
+    let big_env = by_id("<big.2@client.test>").expect("big message recorded");
+    assert_eq!(big_env.subject.as_deref(), Some("bigone"));
     let none = msgs
         .iter()
         .find(|(e, _)| e.message_id.is_none())
