@@ -1,0 +1,1 @@
+//! Mapping a log entry to the columns of its `events` row.
