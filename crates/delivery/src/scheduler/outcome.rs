@@ -101,6 +101,9 @@ impl<T: Transport> Scheduler<T> {
                 tls: res.tls,
                 attempts,
                 next_attempt: next.map(rfc3339),
+                // Time in our hands: receipt to this outcome (the delivery
+                // latency metric and the tracking timeline).
+                age_ms: Some(now.saturating_sub(m.received_ms)),
             };
             self.log.emit(
                 id,
