@@ -182,6 +182,13 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
     let counters = cx.keep(counters);
     let dmarc_reports = crate::dmarc_reports::build(raw.dmarc_reports, &data_dir, cx);
     let dmarc_reports = cx.keep(dmarc_reports);
+    // Unknown after a [delivery] error: assume a mail log.
+    let mail_log = match &delivery {
+        Some((d, _)) => d.mail_log.clone(),
+        None => Some(data_dir.join("log").join("mail.log")),
+    };
+    let tracking = crate::tracking::build(raw.tracking, &data_dir, mail_log.as_deref(), cx);
+    let tracking = cx.keep(tracking);
     let quarantines = crate::quarantine::build(raw.quarantine, cx);
     let quarantines = cx.keep(quarantines);
     let spool = crate::spool::build(
@@ -271,6 +278,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         Some(admission),
         Some(dmarc_reports),
         Some(quarantines),
+        Some(tracking),
     ) = (
         max_connections,
         max_connections_per_ip,
@@ -286,6 +294,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         admission,
         dmarc_reports,
         quarantines,
+        tracking,
     )
     else {
         return None;
@@ -388,6 +397,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         admin,
         counters,
         dmarc_reports,
+        tracking,
         source: cx.origin.to_owned(),
     })
 }

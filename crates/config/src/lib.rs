@@ -44,6 +44,7 @@ mod spool;
 #[cfg(test)]
 mod test_support;
 mod tls_names;
+mod tracking;
 mod units;
 
 use std::path::{Path, PathBuf};
@@ -88,6 +89,8 @@ pub struct Config {
     pub counters: postern_counters::CounterSettings,
     /// `[dmarc_reports]`: DMARC aggregate reports.
     pub dmarc_reports: postern_auth::report::ReportSettings,
+    /// `[tracking]`: the message tracking store (an index of the mail log).
+    pub tracking: postern_trackdb::TrackingSettings,
     /// The file name the configuration came from, or `<embedded default>`.
     pub source: String,
 }

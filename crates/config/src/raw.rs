@@ -53,6 +53,7 @@ pub(crate) struct RawConfig {
     pub authentication: Option<Spanned<crate::authentication::RawAuthentication>>,
     pub dkim: Option<Vec<Spanned<crate::authentication::RawDkim>>>,
     pub dmarc_reports: Option<Spanned<crate::dmarc_reports::RawDmarcReports>>,
+    pub tracking: Option<Spanned<crate::tracking::RawTracking>>,
     pub quarantine: Option<Vec<Spanned<crate::quarantine::RawQuarantine>>>,
     pub filters: Option<Spanned<crate::filters::RawFilters>>,
     pub dictionary: Option<Vec<Spanned<crate::filters::RawDictionary>>>,

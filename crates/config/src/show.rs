@@ -48,6 +48,7 @@ const PATH_KEYS: &[&str] = &[
     "authentication.public_suffix_list",
     "dkim[].key",
     "dmarc_reports.dir",
+    "tracking.database",
     "filters.message_rules",
     "filters.content_rules",
     "dictionary[].path",

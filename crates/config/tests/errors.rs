@@ -31,7 +31,7 @@ fn unknown_top_level_key_lists_allowed_keys() {
         error(&format!("hostnme = \"x\"\n{MINIMAL}")),
         "postern.toml:1:1: hostnme: unknown key; did you mean \"hostname\"? allowed: \"data_dir\", \"hostname\", \
          \"listener\", \"limits\", \"tls\", \"relay\", \"user\", \"smtp\", \"log\", \"danger\", \
-         \"delivery\", \"route\", \"dns\", \"pickup\", \"admin\", \"spool\", \"sender_group\", \"mail_flow_policy\", \"dns_list\", \"greylist\", \"auth_ban\", \"counters\", \"recipients\", \"authentication\", \"dkim\", \"dmarc_reports\", \"quarantine\", \"filters\", \"dictionary\", \"notification\", \"rspamd\", \"clamav\", \"milter\""
+         \"delivery\", \"route\", \"dns\", \"pickup\", \"admin\", \"spool\", \"sender_group\", \"mail_flow_policy\", \"dns_list\", \"greylist\", \"auth_ban\", \"counters\", \"recipients\", \"authentication\", \"dkim\", \"dmarc_reports\", \"tracking\", \"quarantine\", \"filters\", \"dictionary\", \"notification\", \"rspamd\", \"clamav\", \"milter\""
     );
 }
 
