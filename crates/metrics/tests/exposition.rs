@@ -51,7 +51,7 @@ fn attempt(outcome: &str, tls: bool, cause: Option<&str>, downgraded: bool) -> M
             cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".into(),
             verified: false,
             verification: "unknown issuer".into(),
-            peer_cert: None,
+            ..TlsOutcome::default()
         }),
         downgraded,
         outcome: outcome.into(),
