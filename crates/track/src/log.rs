@@ -546,6 +546,16 @@ mod tests {
     }
 
     #[test]
+    fn earlier_clones_of_a_disabled_log_reach_the_observer_too() {
+        let seen = Arc::new(Seen::default());
+        let log = MailLog::disabled();
+        let early = log.clone();
+        let _log = log.with_observer(Arc::clone(&seen) as Arc<dyn LogObserver>);
+        feed(&early);
+        check(&seen);
+    }
+
+    #[test]
     fn connection_without_observer_is_a_no_op() {
         let log = MailLog::disabled();
         let g = log.connection("smtp");
