@@ -486,9 +486,12 @@ impl Acceptor {
                 // and the load balancer's address behind a PROXY header.
                 let span = tracing::info_span!("session", id = %id, %peer, listener = %self.name,
                     proxy = via.map(tracing::field::display));
+                // Counted open until the task ends (metrics observer).
+                let conn_guard = ctx.mail_log.as_ref().map(|l| l.connection(&self.name));
                 self.tracker.spawn(
                     async move {
                         let _ticket = ticket;
+                        let _conn_guard = conn_guard;
                         Session::new(id, ctx, conn, peer).run().await;
                     }
                     .instrument(span),

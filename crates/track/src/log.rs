@@ -19,7 +19,7 @@
 //! runs for the observer alone, and a [`MailLog::memory`] log calls it at
 //! once. Connection events ([`MailLog::connection`],
 //! [`MailLog::tls_failed_inbound`]) go to the observer directly: they are
-//! two atomic operations and a gauge must not lag behind.
+//! cheap (a lookup and an atomic add) and a gauge must not lag behind.
 //!
 //! # Security
 //! Writes one file named by the operator. JSON escaping keeps every record on
@@ -199,9 +199,10 @@ impl MailLog {
 
     /// Lets `observer` see every record from now on (and connection events).
     /// One observer per log: a second call keeps the first (and logs a
-    /// warning). Call it before cloning the log: a disabled log starts a
-    /// thread here for the observer, which earlier clones do not share (if
-    /// that thread cannot start, the observer is called in the caller; logged).
+    /// warning). Best called before cloning the log: a disabled log starts a
+    /// thread here for the observer, and earlier clones (which share the
+    /// observer, not the thread) call it in the caller instead — as happens
+    /// when that thread cannot start (logged).
     #[must_use]
     pub fn with_observer(mut self, observer: Arc<dyn LogObserver>) -> Self {
         if self.observer.set(observer).is_err() {
@@ -542,6 +543,16 @@ mod tests {
         let log = log.with_observer(Arc::new(Seen::default()));
         log.emit(QueueId::generate(), MailEvent::Queued(Queued::default()));
         assert_eq!(seen.mail.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn earlier_clones_of_a_disabled_log_reach_the_observer_too() {
+        let seen = Arc::new(Seen::default());
+        let log = MailLog::disabled();
+        let early = log.clone();
+        let _log = log.with_observer(Arc::clone(&seen) as Arc<dyn LogObserver>);
+        feed(&early);
+        check(&seen);
     }
 
     #[test]

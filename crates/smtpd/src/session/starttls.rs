@@ -53,6 +53,13 @@ where
         Ok(())
     }
 
+    /// Tells the mail log's observer (metrics) a handshake failed.
+    fn tls_failed_metric(&self, cause_id: &str) {
+        if let Some(log) = &self.ctx.mail_log {
+            log.tls_failed_inbound(&self.ctx.listener.name, cause_id);
+        }
+    }
+
     /// Runs the server side of a TLS handshake on the plaintext connection.
     pub(super) async fn handshake(&mut self) -> Result<(), ()> {
         let Some(config) = self.ctx.shared.tls.clone() else {
@@ -98,11 +105,13 @@ where
                     "TLS handshake failed: [{}] {} | fix: {}",
                     cause.id, cause.summary, cause.fix
                 ));
+                self.tls_failed_metric(cause.id);
                 Err(())
             }
             Err(_elapsed) => {
                 tracing::warn!("TLS handshake timed out");
                 self.event("TLS handshake failed: timeout");
+                self.tls_failed_metric(postern_tls::cause::TIMEOUT);
                 Err(())
             }
         }
