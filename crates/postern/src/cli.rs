@@ -60,6 +60,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: QuarantineCommand,
     },
+    /// Message tracking: search events, a message's whole life, its TLS evidence.
+    Track {
+        #[command(subcommand)]
+        command: crate::track_cmd::TrackCommand,
+    },
     /// The message spool: its health (`status`), `recheck` after a disk problem.
     Spool {
         #[command(subcommand)]
@@ -147,6 +152,11 @@ pub(crate) enum TlsCommand {
     Suites(crate::suites_cmd::SuitesArgs),
     /// Per MX and address: STARTTLS, handshake, chain, PKIX, name, DANE, MTA-STS (IronPort's tlsverify).
     Verify(crate::verify_cmd::TlsVerifyArgs),
+    /// Every peer seen (by domain, with its addresses): TLS versions and ciphers
+    /// used, STARTTLS, certificate verification, DANE / MTA-STS, plaintext
+    /// retries — the peers a stricter policy would break first (from the
+    /// tracking database).
+    Posture(crate::track_cmd::PostureArgs),
 }
 
 #[derive(Subcommand, Debug)]

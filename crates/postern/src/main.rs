@@ -12,6 +12,7 @@ mod cert_cmd;
 mod cli;
 mod config_cmd;
 mod config_file;
+mod console_setup;
 mod delivery_setup;
 mod dkim_cmd;
 mod dmarc_reports;
@@ -30,6 +31,7 @@ mod spool_cmd;
 mod suites_cmd;
 mod tls_setup;
 mod trace_cmd;
+mod track_cmd;
 mod user_cmd;
 mod verify_cmd;
 
@@ -54,6 +56,10 @@ fn main() -> ExitCode {
         cli::Command::Queue { command } => queue_cmd::run(config, &command),
         cli::Command::Quarantine { command } => quarantine_cmd::run(config, &command),
         cli::Command::Spool { command } => spool_cmd::run(config, &command),
+        cli::Command::Track { command } => track_cmd::run(config, &command),
+        cli::Command::Tls {
+            command: cli::TlsCommand::Posture(args),
+        } => track_cmd::posture(config, &args),
         cli::Command::Tls {
             command: cli::TlsCommand::Scan(args),
         } => scan_cmd::run(&args),

@@ -150,6 +150,11 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     };
     // One mail log for delivery, the smtpd's `received` events and pickup.
     let mail_log = crate::delivery_setup::open_mail_log(cfg)?;
+    // Every record also moves the metrics (on the mail log's writer thread).
+    let (mail_log, metrics) = crate::console_setup::observe(cfg, mail_log);
+    // The tracking index follows the mail log (from its checkpoint: what the
+    // last run wrote but did not index is indexed now).
+    let tracking = crate::console_setup::start_tracking(cfg)?;
     // Delivery loads everything already in the spool, then hears of each new
     // message from the smtpd the moment it is durable.
     let delivery = crate::delivery_setup::start(cfg, spool.clone(), mail_log.clone()).await?;
@@ -170,11 +175,15 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     )?;
     let notifier = delivery.notifier();
     let received_log = mail_log.clone();
+    let subjects = cfg.tracking.subjects;
     let on_queued: QueuedHook = Arc::new(move |a| {
-        received_log.emit(
-            a.queue_id,
-            MailEvent::Received(Received::from_envelope(a.envelope)),
-        );
+        let mut received = Received::from_envelope(a.envelope);
+        if !subjects {
+            // Privacy: subjects reach the mail log (and the tracking index)
+            // only with `[tracking] subjects = true`.
+            received.subject = None;
+        }
+        received_log.emit(a.queue_id, MailEvent::Received(received));
         for event in MailEvent::after_receipt(a.envelope) {
             received_log.emit(a.queue_id, event);
         }
@@ -288,6 +297,11 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     }
     delivery.shutdown(SHUTDOWN_GRACE).await;
     let _ = tokio::task::spawn_blocking(move || mail_log.flush()).await;
+    if let Some(t) = tracking {
+        // Indexes what the last flush wrote, then stops.
+        let _ = tokio::task::spawn_blocking(move || t.indexer.stop()).await;
+    }
+    drop(metrics);
     tracing::info!("stopped");
     Ok(())
 }
