@@ -1,0 +1,226 @@
+//! [`SqliteStore`]: the tracking store in one SQLite file (WAL).
+//!
+//! One write connection (the indexer's batches, pruning) behind a mutex, and
+//! a few read connections for searches, so a search never waits for a batch
+//! being written (WAL readers see the last committed state).
+//!
+//! # Security
+//! Every query is parameterised. The file is created 0600: it holds
+//! addresses and remote replies.
+
+mod index;
+pub(crate) mod map;
+mod posture;
+mod query;
+pub(crate) mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use crate::entry::LogEntry;
+use crate::error::StoreError;
+use crate::store::TrackStore;
+use crate::types::{
+    Checkpoint, EventRow, MessageLife, PeerPosture, PostureQuery, SearchQuery, Summary,
+};
+
+/// How long a statement waits for a lock before failing (a reader from the
+/// CLI against a live server, pruning against a batch).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Read connections kept open for reuse.
+const READERS_KEPT: usize = 4;
+
+/// The SQLite tracking store.
+pub struct SqliteStore {
+    path: PathBuf,
+    read_only: bool,
+    writer: Option<Mutex<Connection>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its directory if needed) the database at
+    /// `path`: WAL, `synchronous=NORMAL`, a busy timeout, the schema.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)?;
+        }
+        create_private(path)?;
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL: readers do not block the writer nor the writer readers;
+        // NORMAL: a power loss may lose the last transactions, never
+        // corrupt the file (and the mail log has them: they are re-indexed).
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > schema::VERSION {
+            return Err(StoreError::Schema {
+                found: version,
+                supported: schema::VERSION,
+            });
+        }
+        if version < schema::VERSION {
+            conn.execute_batch(schema::V1)?;
+            conn.pragma_update(None, "user_version", schema::VERSION)?;
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            read_only: false,
+            writer: Some(Mutex::new(conn)),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Opens an existing database for reading only (the CLI next to a
+    /// running server). Indexing and pruning fail.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let store = Self {
+            path: path.to_path_buf(),
+            read_only: true,
+            writer: None,
+            readers: Mutex::new(Vec::new()),
+        };
+        let conn = store.new_reader()?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > schema::VERSION {
+            return Err(StoreError::Schema {
+                found: version,
+                supported: schema::VERSION,
+            });
+        }
+        store.put_reader(conn);
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn new_reader(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(conn)
+    }
+
+    fn put_reader(&self, conn: Connection) {
+        let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if readers.len() < READERS_KEPT {
+            readers.push(conn);
+        }
+    }
+
+    /// Runs `f` on a read connection.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => self.new_reader()?,
+        };
+        let out = f(&conn);
+        self.put_reader(conn);
+        out
+    }
+
+    /// Runs `f` on the write connection.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let Some(writer) = &self.writer else {
+            return Err(StoreError::Query(
+                "the tracking database is open read-only".into(),
+            ));
+        };
+        let mut conn = writer.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut conn)
+    }
+}
+
+/// Creates `path` 0600 when it does not exist (SQLite would use the umask).
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl TrackStore for SqliteStore {
+    fn index(&self, batch: &[LogEntry], checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        self.write(|conn| index::index(conn, batch, checkpoint))
+    }
+
+    fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT file_id, offset FROM checkpoint WHERE id = 1",
+                    [],
+                    |r| {
+                        Ok(Checkpoint {
+                            // Stored as the same 64 bits (SQLite integers are signed).
+                            file_id: u64::from_ne_bytes(r.get::<_, i64>(0)?.to_ne_bytes()),
+                            offset: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                        })
+                    },
+                )
+                .optional()?)
+        })
+    }
+
+    fn search(&self, q: &SearchQuery) -> Result<Vec<EventRow>, StoreError> {
+        self.read(|conn| query::search(conn, q))
+    }
+
+    fn message(&self, key: &str) -> Result<Option<MessageLife>, StoreError> {
+        self.read(|conn| query::message(conn, key))
+    }
+
+    fn posture(&self, q: &PostureQuery) -> Result<Vec<PeerPosture>, StoreError> {
+        self.read(|conn| posture::posture(conn, q))
+    }
+
+    fn summary(&self, since: time::OffsetDateTime) -> Result<Summary, StoreError> {
+        self.read(|conn| posture::summary(conn, since))
+    }
+
+    fn prune(&self, before: time::OffsetDateTime) -> Result<u64, StoreError> {
+        index::prune(self, before)
+    }
+}
