@@ -176,7 +176,7 @@ mod tests {
     #[test]
     fn values_are_printable_and_short() {
         assert_eq!(value(""), "none");
-        assert_eq!(value("a b\n\"c\""), "a_b__\"c\"");
+        assert_eq!(value("a b\n\"c\""), "a_b_\"c\"");
         assert_eq!(value(&"x".repeat(200)).len(), MAX_VALUE_LEN);
         assert_eq!(value("é"), "_");
     }

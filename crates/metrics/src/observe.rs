@@ -318,3 +318,83 @@ impl Metrics {
         self.policy(d.group.as_deref(), d.policy.as_deref(), event);
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use postern_track::{SessionEvent, SmtpDecision};
+
+    use super::*;
+    use crate::labels::MAX_LABEL_SETS;
+
+    fn lines<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+        text.lines().filter(|l| l.starts_with(prefix)).collect()
+    }
+
+    #[test]
+    fn ten_thousand_rule_names_stay_bounded() {
+        let m = Metrics::new();
+        for i in 0..10_000 {
+            let d = SmtpDecision {
+                stage: if i % 2 == 0 { "rcpt" } else { "weird-stage" }.into(),
+                rule: format!("rule_{i}"),
+                group: Some(format!("group_{i}")),
+                policy: Some("P".into()),
+                ..SmtpDecision::default()
+            };
+            let event = if i % 3 == 0 {
+                SessionEvent::Rejected(d)
+            } else {
+                SessionEvent::Throttled(d)
+            };
+            m.observe_session(&SessionRecord::new("S", 1, event));
+            m.connection_opened(&format!("listener_{i}"));
+            m.tls_handshake_failed_inbound("smtp", &format!("tls.cause_{i}"));
+        }
+        let text = m.render(&crate::Scrape::default());
+        let decisions = lines(&text, "postern_session_decisions_total{");
+        // The admitted sets plus the folded ones: 2 events x (2 stages known
+        // or not, all folded to rcpt / other).
+        assert!(decisions.len() <= MAX_LABEL_SETS + 4, "{}", decisions.len());
+        assert!(
+            decisions
+                .iter()
+                .any(|l| l.contains("stage=\"rcpt\",rule=\"other\""))
+        );
+        assert!(
+            decisions
+                .iter()
+                .any(|l| l.contains("stage=\"other\",rule=\"other\""))
+        );
+        let total: f64 = decisions
+            .iter()
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum();
+        assert!(
+            (total - 10_000.0).abs() < f64::EPSILON,
+            "nothing lost: {total}"
+        );
+        for (prefix, extra) in [
+            ("postern_sessions_rejected_total{", 2),
+            ("postern_policy_decisions_total{", 2),
+            ("postern_connections_current{", 1),
+            ("postern_connections_total{", 1),
+            ("postern_tls_failures_total{", 1),
+        ] {
+            let n = lines(&text, prefix).len();
+            assert!(n <= MAX_LABEL_SETS + extra, "{prefix}: {n}");
+        }
+        assert!(text.contains("postern_connections_total{listener=\"other\"} 9500"));
+    }
+
+    #[test]
+    fn label_values_are_sanitised() {
+        let m = Metrics::new();
+        m.connection_opened("we\"ird\nname");
+        let text = m.render(&crate::Scrape::default());
+        assert!(
+            text.contains("postern_connections_total{listener=\"we\\\"ird_name\"} 1"),
+            "{text}"
+        );
+    }
+}
