@@ -462,6 +462,10 @@ pub struct RcptOutcome {
     /// `deferred`: next attempt, RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt: Option<String>,
+    /// Age of the message at this outcome, milliseconds since it was
+    /// received (the delivery latency of a `delivered` record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_ms: Option<u64>,
 }
 
 /// `dsn_sent`.

@@ -9,8 +9,9 @@
 //! blocking the caller; [`read_log`] reads them back for one message
 //! (`postern queue show`).
 //!
-//! Not here yet: the SQLite tracking database and metrics (they will consume the
-//! same records).
+//! Consumers: the tracking database (`postern-trackdb`) indexes the log
+//! file; the metrics (`postern-metrics`) see each record as a
+//! [`LogObserver`].
 //!
 //! # Security
 //! Records envelope addresses and TLS facts, never message bodies or AUTH
@@ -26,6 +27,6 @@ pub use event::{
     Attempt, Badmail, CauseInfo, DsnSent, EventId, Expired, Filtered, MailEvent, PeerCert,
     Quarantined, QueueAction, Queued, RcptOutcome, Received, TlsOutcome, TrackRecord, now_rfc3339,
 };
-pub use log::{MailLog, MemoryLog};
+pub use log::{ConnectionGuard, LogObserver, MailLog, MemoryLog};
 pub use read::{read_log, records_for};
 pub use session::{SessionEvent, SessionRecord, SmtpDecision};

@@ -13,6 +13,14 @@
 //! loses at most the last interval's records (the log is for people and the
 //! tracking index, not the queue: `state/<id>` is).
 //!
+//! An observer ([`LogObserver`], e.g. the Prometheus metrics) sees every
+//! record on the writer thread, after it is written, so counting never runs
+//! on the caller's path; with a [`MailLog::disabled`] file sink the thread
+//! runs for the observer alone, and a [`MailLog::memory`] log calls it at
+//! once. Connection events ([`MailLog::connection`],
+//! [`MailLog::tls_failed_inbound`]) go to the observer directly: they are
+//! two atomic operations and a gauge must not lag behind.
+//!
 //! # Security
 //! Writes one file named by the operator. JSON escaping keeps every record on
 //! one line whatever a remote reply contains.
@@ -22,7 +30,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use postern_spool::QueueId;
 
@@ -36,6 +44,26 @@ const CHANNEL: usize = 65_536;
 /// ~500 records, far below [`CHANNEL`]).
 pub const BATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(25);
 
+/// Sees what the mail log records (the metrics registry). Called on the
+/// writer thread for a file (or disabled) log, in the caller for a memory
+/// log: keep it quick and never block.
+pub trait LogObserver: Send + Sync {
+    /// A message event.
+    fn mail(&self, r: &TrackRecord);
+    /// A session event.
+    fn session(&self, r: &SessionRecord);
+    /// A connection on `listener` was admitted (called in the accepting task).
+    fn connection_opened(&self, _listener: &str) {}
+    /// That connection ended.
+    fn connection_closed(&self, _listener: &str) {}
+    /// An inbound TLS handshake on `listener` failed with the cause `cause_id`
+    /// (`postern_tls::cause` catalogue).
+    fn tls_failed_inbound(&self, _listener: &str, _cause_id: &str) {}
+}
+
+/// The observer, shared by every clone of one log and its writer thread.
+type Observer = Arc<OnceLock<Arc<dyn LogObserver>>>;
+
 enum Msg {
     Record(Box<TrackRecord>),
     Session(Box<SessionRecord>),
@@ -45,7 +73,8 @@ enum Msg {
 #[derive(Clone)]
 enum Sink {
     Disabled,
-    File(SyncSender<Msg>),
+    /// The writer thread (with a file, or for the observer alone).
+    Thread(SyncSender<Msg>),
     Memory(Arc<Mutex<Vec<TrackRecord>>>, Arc<Mutex<Vec<SessionRecord>>>),
 }
 
@@ -54,18 +83,45 @@ enum Sink {
 pub struct MailLog {
     sink: Sink,
     dropped: Arc<AtomicU64>,
+    observer: Observer,
+}
+
+/// An admitted connection, counted while it lives: made by
+/// [`MailLog::connection`], it tells the observer `connection_closed` when
+/// dropped (also when the session task panics).
+#[must_use = "the connection counts as closed when this is dropped"]
+pub struct ConnectionGuard {
+    observer: Option<Arc<dyn LogObserver>>,
+    listener: String,
+}
+
+impl std::fmt::Debug for ConnectionGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionGuard")
+            .field("listener", &self.listener)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        if let Some(o) = &self.observer {
+            o.connection_closed(&self.listener);
+        }
+    }
 }
 
 impl std::fmt::Debug for MailLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match self.sink {
             Sink::Disabled => "disabled",
-            Sink::File(_) => "file",
+            Sink::Thread(_) => "thread",
             Sink::Memory(..) => "memory",
         };
         f.debug_struct("MailLog")
             .field("sink", &kind)
             .field("dropped", &self.dropped())
+            .field("observer", &self.observer.get().is_some())
             .finish()
     }
 }
@@ -123,14 +179,12 @@ impl MailLog {
             std::fs::create_dir_all(parent)?;
         }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        let (tx, rx) = sync_channel(CHANNEL);
-        let path = path.to_path_buf();
-        std::thread::Builder::new()
-            .name("mail-log".into())
-            .spawn(move || writer(&rx, file, &path))?;
+        let observer = Observer::default();
+        let tx = spawn_writer(Some((file, path.to_path_buf())), Arc::clone(&observer))?;
         Ok(Self {
-            sink: Sink::File(tx),
+            sink: Sink::Thread(tx),
             dropped: Arc::new(AtomicU64::new(0)),
+            observer,
         })
     }
 
@@ -139,6 +193,49 @@ impl MailLog {
         Self {
             sink: Sink::Disabled,
             dropped: Arc::new(AtomicU64::new(0)),
+            observer: Observer::default(),
+        }
+    }
+
+    /// Lets `observer` see every record from now on (and connection events).
+    /// One observer per log: a second call keeps the first (and logs a
+    /// warning). Call it before cloning the log: a disabled log starts a
+    /// thread here for the observer, which earlier clones do not share (if
+    /// that thread cannot start, the observer is called in the caller; logged).
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn LogObserver>) -> Self {
+        if self.observer.set(observer).is_err() {
+            tracing::warn!("mail log already has an observer; keeping the first");
+            return self;
+        }
+        if matches!(self.sink, Sink::Disabled) {
+            match spawn_writer(None, Arc::clone(&self.observer)) {
+                Ok(tx) => self.sink = Sink::Thread(tx),
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot start the mail log observer thread; observing in the caller");
+                }
+            }
+        }
+        self
+    }
+
+    /// Counts an admitted connection on `listener` until the guard is dropped.
+    pub fn connection(&self, listener: &str) -> ConnectionGuard {
+        let observer = self.observer.get().cloned();
+        if let Some(o) = &observer {
+            o.connection_opened(listener);
+        }
+        ConnectionGuard {
+            observer,
+            listener: listener.to_owned(),
+        }
+    }
+
+    /// Tells the observer an inbound TLS handshake failed (`cause_id` from
+    /// the `postern_tls::cause` catalogue).
+    pub fn tls_failed_inbound(&self, listener: &str, cause_id: &str) {
+        if let Some(o) = self.observer.get() {
+            o.tls_failed_inbound(listener, cause_id);
         }
     }
 
@@ -149,6 +246,7 @@ impl MailLog {
             Self {
                 sink: Sink::Memory(Arc::clone(&mem.records), Arc::clone(&mem.sessions)),
                 dropped: Arc::new(AtomicU64::new(0)),
+                observer: Observer::default(),
             },
             mem,
         )
@@ -164,12 +262,20 @@ impl MailLog {
         tracing::debug!(queue_id = %record.queue_id, event = record.event.name(),
             event_id = %record.event_id, "mail event");
         match &self.sink {
-            Sink::Disabled => {}
-            Sink::Memory(m, _) => m
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(record),
-            Sink::File(tx) => {
+            Sink::Disabled => {
+                if let Some(o) = self.observer.get() {
+                    o.mail(&record);
+                }
+            }
+            Sink::Memory(m, _) => {
+                if let Some(o) = self.observer.get() {
+                    o.mail(&record);
+                }
+                m.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(record);
+            }
+            Sink::Thread(tx) => {
                 if let Err(TrySendError::Full(_)) = tx.try_send(Msg::Record(Box::new(record))) {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
                 }
@@ -181,12 +287,20 @@ impl MailLog {
     pub fn session(&self, record: SessionRecord) {
         tracing::debug!(session = %record.session, event = record.event.name(), "session event");
         match &self.sink {
-            Sink::Disabled => {}
-            Sink::Memory(_, m) => m
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(record),
-            Sink::File(tx) => {
+            Sink::Disabled => {
+                if let Some(o) = self.observer.get() {
+                    o.session(&record);
+                }
+            }
+            Sink::Memory(_, m) => {
+                if let Some(o) = self.observer.get() {
+                    o.session(&record);
+                }
+                m.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(record);
+            }
+            Sink::Thread(tx) => {
                 if let Err(TrySendError::Full(_)) = tx.try_send(Msg::Session(Box::new(record))) {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
                 }
@@ -197,7 +311,7 @@ impl MailLog {
     /// Waits until everything recorded before this call is written and
     /// flushed (shutdown, tests). Blocking.
     pub fn flush(&self) {
-        if let Sink::File(tx) = &self.sink {
+        if let Sink::Thread(tx) = &self.sink {
             let (done_tx, done_rx) = sync_channel(1);
             if tx.send(Msg::Flush(done_tx)).is_ok() {
                 let _ = done_rx.recv();
@@ -211,34 +325,73 @@ impl MailLog {
     }
 }
 
-fn writer(rx: &Receiver<Msg>, file: File, path: &Path) {
-    let mut out = BufWriter::new(file);
+/// Starts the writer thread: it writes to `file` (when given) and shows
+/// each record to the observer.
+fn spawn_writer(
+    file: Option<(File, std::path::PathBuf)>,
+    observer: Observer,
+) -> std::io::Result<SyncSender<Msg>> {
+    let (tx, rx) = sync_channel(CHANNEL);
+    std::thread::Builder::new()
+        .name("mail-log".into())
+        .spawn(move || writer(&rx, file, &observer))?;
+    Ok(tx)
+}
+
+/// The file side of the writer thread.
+struct Out {
+    out: BufWriter<File>,
+    path: std::path::PathBuf,
+}
+
+impl Out {
+    fn line<T: serde::Serialize>(&mut self, rec: &T) {
+        let res = serde_json::to_writer(&mut self.out, rec)
+            .map_err(std::io::Error::other)
+            .and_then(|()| self.out.write_all(b"\n"));
+        if let Err(err) = res {
+            tracing::error!(path = %self.path.display(), error = %err, "mail log write failed");
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Err(err) = self.out.flush() {
+            tracing::error!(path = %self.path.display(), error = %err, "mail log flush failed");
+        }
+    }
+}
+
+fn writer(rx: &Receiver<Msg>, file: Option<(File, std::path::PathBuf)>, observer: &Observer) {
+    let mut out = file.map(|(file, path)| Out {
+        out: BufWriter::new(file),
+        path,
+    });
     // Block for the first message, then drain what is queued and flush once.
     while let Ok(first) = rx.recv() {
         let mut waiters = Vec::new();
         for msg in std::iter::once(first).chain(rx.try_iter()) {
             match msg {
                 Msg::Session(rec) => {
-                    let res = serde_json::to_writer(&mut out, &rec)
-                        .map_err(std::io::Error::other)
-                        .and_then(|()| out.write_all(b"\n"));
-                    if let Err(err) = res {
-                        tracing::error!(path = %path.display(), error = %err, "mail log write failed");
+                    if let Some(out) = &mut out {
+                        out.line(&rec);
+                    }
+                    if let Some(o) = observer.get() {
+                        o.session(&rec);
                     }
                 }
                 Msg::Record(rec) => {
-                    let res = serde_json::to_writer(&mut out, &rec)
-                        .map_err(std::io::Error::other)
-                        .and_then(|()| out.write_all(b"\n"));
-                    if let Err(err) = res {
-                        tracing::error!(path = %path.display(), error = %err, "mail log write failed");
+                    if let Some(out) = &mut out {
+                        out.line(&rec);
+                    }
+                    if let Some(o) = observer.get() {
+                        o.mail(&rec);
                     }
                 }
                 Msg::Flush(done) => waiters.push(done),
             }
         }
-        if let Err(err) = out.flush() {
-            tracing::error!(path = %path.display(), error = %err, "mail log flush failed");
+        if let Some(out) = &mut out {
+            out.flush();
         }
         let asked = !waiters.is_empty();
         for w in waiters {
@@ -250,7 +403,9 @@ fn writer(rx: &Receiver<Msg>, file: File, path: &Path) {
             std::thread::sleep(BATCH_INTERVAL);
         }
     }
-    let _ = out.flush();
+    if let Some(out) = &mut out {
+        out.flush();
+    }
 }
 
 #[cfg(test)]
@@ -304,5 +459,96 @@ mod tests {
         assert_eq!(mem.names(&id), ["queued"]);
         assert_eq!(mem.records().len(), 2);
         MailLog::disabled().emit(id, MailEvent::Queued(Queued::default()));
+    }
+
+    #[derive(Default)]
+    struct Seen {
+        mail: Mutex<Vec<&'static str>>,
+        session: Mutex<Vec<&'static str>>,
+        conns: Mutex<Vec<String>>,
+    }
+
+    impl LogObserver for Seen {
+        fn mail(&self, r: &TrackRecord) {
+            self.mail.lock().unwrap().push(r.event.name());
+        }
+        fn session(&self, r: &SessionRecord) {
+            self.session.lock().unwrap().push(r.event.name());
+        }
+        fn connection_opened(&self, listener: &str) {
+            self.conns.lock().unwrap().push(format!("+{listener}"));
+        }
+        fn connection_closed(&self, listener: &str) {
+            self.conns.lock().unwrap().push(format!("-{listener}"));
+        }
+        fn tls_failed_inbound(&self, listener: &str, cause_id: &str) {
+            self.conns
+                .lock()
+                .unwrap()
+                .push(format!("!{listener} {cause_id}"));
+        }
+    }
+
+    fn feed(log: &MailLog) {
+        log.emit(QueueId::generate(), MailEvent::Queued(Queued::default()));
+        log.session(SessionRecord::new(
+            "S1",
+            1,
+            crate::session::SessionEvent::Rejected(crate::session::SmtpDecision::default()),
+        ));
+        let guard = log.connection("smtp");
+        log.tls_failed_inbound("smtp", "tls.timeout");
+        drop(guard);
+        log.flush();
+    }
+
+    fn check(seen: &Seen) {
+        assert_eq!(*seen.mail.lock().unwrap(), ["queued"]);
+        assert_eq!(*seen.session.lock().unwrap(), ["rejected"]);
+        assert_eq!(
+            *seen.conns.lock().unwrap(),
+            ["+smtp", "!smtp tls.timeout", "-smtp"]
+        );
+    }
+
+    #[test]
+    fn observer_sees_file_log_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mail.log");
+        let seen = Arc::new(Seen::default());
+        let log = MailLog::open(&path)
+            .unwrap()
+            .with_observer(Arc::clone(&seen) as Arc<dyn LogObserver>);
+        feed(&log);
+        check(&seen);
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
+    }
+
+    #[test]
+    fn observer_sees_disabled_and_memory_logs() {
+        let seen = Arc::new(Seen::default());
+        let log = MailLog::disabled().with_observer(Arc::clone(&seen) as Arc<dyn LogObserver>);
+        assert!(format!("{log:?}").contains("thread"), "{log:?}");
+        feed(&log);
+        check(&seen);
+
+        let seen = Arc::new(Seen::default());
+        let (log, mem) = MailLog::memory();
+        let log = log.with_observer(Arc::clone(&seen) as Arc<dyn LogObserver>);
+        feed(&log);
+        check(&seen);
+        assert_eq!(mem.records().len(), 1);
+        // A second observer is refused; the first keeps counting.
+        let log = log.with_observer(Arc::new(Seen::default()));
+        log.emit(QueueId::generate(), MailEvent::Queued(Queued::default()));
+        assert_eq!(seen.mail.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn connection_without_observer_is_a_no_op() {
+        let log = MailLog::disabled();
+        let g = log.connection("smtp");
+        log.tls_failed_inbound("smtp", "tls.timeout");
+        drop(g);
     }
 }

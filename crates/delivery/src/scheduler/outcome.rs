@@ -101,6 +101,7 @@ impl<T: Transport> Scheduler<T> {
                 tls: res.tls,
                 attempts,
                 next_attempt: next.map(rfc3339),
+                age_ms: Some(now.saturating_sub(m.received_ms)),
             };
             self.log.emit(
                 id,
