@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi as _;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 
-use super::{api, auth, ops};
+use super::{api, auth, ops, track};
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -21,7 +21,8 @@ use super::{api, auth, ops};
         api::delete, api::retry_all, api::flush, api::quarantine_list, api::quarantine_show,
         api::quarantine_release, api::quarantine_delete, api::recheck,
         auth::routes::login, auth::routes::logout, auth::routes::login_csrf,
-        ops::healthz, ops::readyz,
+        ops::healthz, ops::readyz, ops::metrics,
+        track::search, track::life, track::evidence, track::posture, track::summary,
     ),
     modifiers(&SecuritySchemes),
     tags(

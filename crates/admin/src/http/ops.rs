@@ -15,12 +15,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::HttpState;
+use super::auth::Authed;
+use super::reply::error;
+use crate::view::{self, Filter};
 
 /// The operations routes.
 pub(crate) fn routes() -> Router<HttpState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
 }
 
 fn text(status: StatusCode, body: String) -> Response {
@@ -71,4 +75,69 @@ pub(crate) async fn readyz(State(s): State<HttpState>) -> Response {
             format!("not ready: {why}\n"),
         ),
     }
+}
+
+/// The scrape-time gauges, read from the queue and the console now.
+pub(crate) async fn scrape(s: &HttpState) -> postern_metrics::Scrape {
+    let limit = crate::server::REQUEST_TIMEOUT;
+    let messages = tokio::time::timeout(limit, s.control.messages(None))
+        .await
+        .ok()
+        .flatten();
+    let health = tokio::time::timeout(limit, s.control.spool_health())
+        .await
+        .ok()
+        .flatten();
+    let mut by_state: Vec<(String, u64)> = Vec::new();
+    let mut oldest = None;
+    if let Some(all) = &messages {
+        for info in view::select(all, &Filter::default()) {
+            let st = info.state.as_str();
+            match by_state.iter_mut().find(|(k, _)| k == st) {
+                Some((_, n)) => *n += 1,
+                None => by_state.push((st.to_owned(), 1)),
+            }
+        }
+        oldest = all.iter().map(|m| view::received_ms(&m.envelope)).min();
+    }
+    let now = view::now_ms();
+    #[allow(clippy::cast_precision_loss)]
+    // ages in ms fit f64 exactly far beyond any queue lifetime
+    let oldest_age_seconds = oldest.map(|t| now.saturating_sub(t) as f64 / 1000.0);
+    postern_metrics::Scrape {
+        queue_by_state: by_state,
+        oldest_age_seconds,
+        spool_poisoned: health.map(|h| h.poisoned.is_some()),
+        delivery_running: Some(messages.is_some()),
+        mail_log_dropped: s.console.mail_log_dropped(),
+        tracking_behind_bytes: s.console.tracking_behind_bytes(),
+    }
+}
+
+/// `GET /metrics`: the Prometheus exposition. Needs a session or Bearer
+/// token unless `public_metrics`.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    security(("bearer" = []), ("session" = []), ()),
+    responses((status = 200, description = "Prometheus text exposition 0.0.4", content_type = "text/plain", body = String),
+              (status = 401, description = "Not authenticated (and public_metrics is off)"),
+              (status = 404, description = "Metrics are not enabled in this server")))]
+pub(crate) async fn metrics(State(s): State<HttpState>, who: Result<Authed, Response>) -> Response {
+    if !s.settings.public_metrics
+        && let Err(r) = who
+    {
+        return r;
+    }
+    let Some(m) = s.metrics.clone() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "metrics are not enabled in this server",
+        );
+    };
+    let scrape = scrape(&s).await;
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, postern_metrics::CONTENT_TYPE)],
+        m.render(&scrape),
+    )
+        .into_response()
 }

@@ -26,6 +26,21 @@ pub trait ConsoleInfo: Send + Sync + 'static {
     /// Whether content quarantine is configured (the quarantine page and
     /// routes are hidden otherwise).
     fn quarantine_enabled(&self) -> bool;
+    /// Alerts the binary knows about (tracking indexer behind or failing, …):
+    /// one sentence each, with what to do. The default: none.
+    fn alerts(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Mail-log records dropped because the writer fell behind
+    /// (`MailLog::dropped`), for `/metrics`. The default: 0.
+    fn mail_log_dropped(&self) -> u64 {
+        0
+    }
+    /// Bytes of the mail log the tracking indexer has not read yet
+    /// (`Indexer::lag`), for `/metrics`. The default: unknown.
+    fn tracking_behind_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// One certificate's expiry.
@@ -64,6 +79,10 @@ impl ConsoleInfo for NoConsoleInfo {
 pub struct HttpState {
     /// The running queue.
     pub control: Arc<dyn QueueControl>,
+    /// The tracking store (`[tracking]` on), or `None`.
+    pub tracking: Option<Arc<dyn postern_trackdb::TrackStore>>,
+    /// The metrics registry, or `None` (no `/metrics`).
+    pub metrics: Option<postern_metrics::Metrics>,
     /// The console facts.
     pub console: Arc<dyn ConsoleInfo>,
     /// Users, sessions, tokens, login limiter.
@@ -85,11 +104,27 @@ impl HttpState {
     ) -> Self {
         Self {
             control,
+            tracking: None,
+            metrics: None,
             console,
             auth,
             settings,
             mail_log: None,
         }
+    }
+
+    /// With the tracking store.
+    #[must_use]
+    pub fn with_tracking(mut self, store: Option<Arc<dyn postern_trackdb::TrackStore>>) -> Self {
+        self.tracking = store;
+        self
+    }
+
+    /// With the metrics registry.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Option<postern_metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// With the mail log.
@@ -105,6 +140,8 @@ impl std::fmt::Debug for HttpState {
         f.debug_struct("HttpState")
             .field("settings", &self.settings)
             .field("mail_log", &self.mail_log)
+            .field("tracking", &self.tracking.is_some())
+            .field("metrics", &self.metrics.is_some())
             .finish_non_exhaustive()
     }
 }
