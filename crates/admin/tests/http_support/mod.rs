@@ -129,6 +129,55 @@ pub fn commit(settings: &SpoolSettings, rcpts: &[&str]) -> QueueId {
     id
 }
 
+/// What the server has beside the queue.
+#[derive(Debug, Clone, Copy)]
+pub struct Extras {
+    /// A SQLite tracking store holding the queued message's `received`.
+    pub tracking: bool,
+    /// A metrics registry.
+    pub metrics: bool,
+}
+
+impl Default for Extras {
+    fn default() -> Self {
+        Self {
+            tracking: true,
+            metrics: true,
+        }
+    }
+}
+
+/// A tracking store in `dir` with a `received` event for `id`.
+fn tracking_store(dir: &std::path::Path, id: QueueId) -> Arc<dyn postern_trackdb::TrackStore> {
+    use postern_track::{EventId, MailEvent, Received, TrackRecord};
+    use postern_trackdb::{Checkpoint, LogEntry, SqliteStore, TrackStore};
+    let store = SqliteStore::open(&dir.join("tracking.db")).unwrap();
+    let rec = TrackRecord {
+        ts: "2026-12-06T22:00:00Z".into(),
+        event_id: EventId::next(&id),
+        queue_id: id,
+        event: MailEvent::Received(Received {
+            sender: "a@example.com".into(),
+            rcpts: vec!["bob@example.net".into()],
+            size: 42,
+            listener: "mx".into(),
+            peer: "192.0.2.7".into(),
+            helo: "client.example".into(),
+            ..Received::default()
+        }),
+    };
+    store
+        .index(
+            &[LogEntry::Mail(rec)],
+            &Checkpoint {
+                file_id: 1,
+                offset: 1,
+            },
+        )
+        .unwrap();
+    Arc::new(store)
+}
+
 /// A running listener with one user and one queued message.
 pub struct Server {
     pub addr: SocketAddr,
@@ -145,13 +194,14 @@ pub struct Server {
 impl Server {
     /// Plain HTTP on loopback.
     pub async fn start() -> Server {
-        Self::start_with(|_| {}, None).await
+        Self::start_with(|_| {}, None, Extras::default()).await
     }
 
     /// With settings changed by `f`, and TLS (server config, client config).
     pub async fn start_with(
         f: impl FnOnce(&mut HttpSettings),
         tls: Option<(Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>)>,
+        extras: Extras,
     ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let mut settings = HttpSettings::new(dir.path());
@@ -174,7 +224,9 @@ impl Server {
             Arc::new(auth),
             Arc::new(settings),
         )
-        .with_mail_log(Some(dir.path().join("mail.log")));
+        .with_mail_log(Some(dir.path().join("mail.log")))
+        .with_tracking(extras.tracking.then(|| tracking_store(dir.path(), queued)))
+        .with_metrics(extras.metrics.then(postern_metrics::Metrics::new));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
