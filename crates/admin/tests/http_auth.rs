@@ -301,3 +301,29 @@ async fn login_rotates_the_session_id() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn password_change_or_removal_ends_sessions() {
+    let s = Server::start().await;
+    let (cookie, _) = s.login().await;
+    // The CLI, another process, changes the password in the file.
+    let cli = postern_admin::http::auth::UserStore::open(&s.state.settings.users_file).unwrap();
+    cli.set_password(USER, "a new long password").unwrap();
+    assert_eq!(
+        s.get("/api/v1/whoami", &[("Cookie", &cookie)]).await.status,
+        401
+    );
+    let r = s.login_as(USER, "a new long password").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let cookie = r.cookie_pair("postern_session").unwrap();
+    assert_eq!(
+        s.get("/api/v1/whoami", &[("Cookie", &cookie)]).await.status,
+        200
+    );
+    cli.remove(USER).unwrap();
+    assert_eq!(
+        s.get("/api/v1/whoami", &[("Cookie", &cookie)]).await.status,
+        401
+    );
+    s.stop().await;
+}

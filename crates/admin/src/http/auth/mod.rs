@@ -310,8 +310,17 @@ pub(crate) async fn identify(State(state): State<HttpState>, req: Request, next:
             _ => Identity::BadToken,
         }
     } else {
-        match cookie_value(headers, auth.session_cookie()).and_then(|id| auth.sessions.get(id)) {
-            Some(s) => Identity::Authed(Authed {
+        let id = cookie_value(headers, auth.session_cookie());
+        match id.and_then(|id| auth.sessions.get(id).map(|s| (id, s))) {
+            // The password changed or the user was removed since login.
+            Some((id, s))
+                if auth.users.credential_tag(&s.user).as_deref() != Some(s.tag.as_str()) =>
+            {
+                tracing::info!(user = %s.user, "admin http: session ended (credentials changed)");
+                auth.sessions.remove(id);
+                Identity::Anonymous
+            }
+            Some((_, s)) => Identity::Authed(Authed {
                 user: s.user,
                 via: AuthVia::Session,
                 csrf: s.csrf,

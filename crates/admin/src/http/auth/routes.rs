@@ -167,7 +167,8 @@ pub(crate) async fn login(
     if let Some(old) = cookie_value(&headers, auth.session_cookie()) {
         auth.sessions.remove(old);
     }
-    let (id, session) = match auth.sessions.create(&user) {
+    let tag = auth.users.credential_tag(&user).unwrap_or_default();
+    let (id, session) = match auth.sessions.create(&user, &tag) {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };

@@ -77,6 +77,7 @@ pub(crate) fn random_token() -> Result<String, AuthError> {
 #[derive(Debug, Clone)]
 struct Entry {
     user: String,
+    tag: String,
     csrf: String,
     created: Instant,
     last_seen: Instant,
@@ -87,6 +88,9 @@ struct Entry {
 pub struct SessionInfo {
     /// The user.
     pub user: String,
+    /// The user's credential tag when the session began
+    /// (`UserStore::credential_tag`).
+    pub tag: String,
     /// Its CSRF token.
     pub csrf: String,
 }
@@ -120,7 +124,7 @@ impl Sessions {
     /// Starts a session for `user`: returns its id (for the cookie) and CSRF
     /// token. Evicts the least recently used session of the user past
     /// [`PER_USER`], and of everyone past [`MAX_SESSIONS`].
-    pub fn create(&self, user: &str) -> Result<(String, SessionInfo), AuthError> {
+    pub fn create(&self, user: &str, tag: &str) -> Result<(String, SessionInfo), AuthError> {
         let id = random_token()?;
         let csrf = random_token()?;
         let now = self.clock.now();
@@ -137,6 +141,7 @@ impl Sessions {
             sha256_hex(&id),
             Entry {
                 user: user.to_owned(),
+                tag: tag.to_owned(),
                 csrf: csrf.clone(),
                 created: now,
                 last_seen: now,
@@ -146,6 +151,7 @@ impl Sessions {
             id,
             SessionInfo {
                 user: user.to_owned(),
+                tag: tag.to_owned(),
                 csrf,
             },
         ))
@@ -167,6 +173,7 @@ impl Sessions {
         e.last_seen = now;
         Some(SessionInfo {
             user: e.user.clone(),
+            tag: e.tag.clone(),
             csrf: e.csrf.clone(),
         })
     }
@@ -226,7 +233,7 @@ mod tests {
             Duration::from_mins(5),
             clock.clone(),
         );
-        let (id, info) = s.create("alice").unwrap();
+        let (id, info) = s.create("alice", "t").unwrap();
         assert_eq!(id.len(), 43);
         assert_ne!(id, info.csrf);
         clock.advance(Duration::from_secs(50));
@@ -235,7 +242,7 @@ mod tests {
         assert!(s.get(&id).is_some(), "used 50 s ago: still alive");
         clock.advance(Duration::from_secs(61));
         assert!(s.get(&id).is_none(), "idle too long");
-        let (id, _) = s.create("alice").unwrap();
+        let (id, _) = s.create("alice", "t").unwrap();
         for _ in 0..6 {
             clock.advance(Duration::from_secs(55));
             let _ = s.get(&id);
@@ -251,14 +258,14 @@ mod tests {
             Duration::from_mins(5),
             clock.clone(),
         );
-        let first = s.create("bob").unwrap().0;
+        let first = s.create("bob", "t").unwrap().0;
         for _ in 0..PER_USER {
             clock.advance(Duration::from_millis(1));
-            s.create("bob").unwrap();
+            s.create("bob", "t").unwrap();
         }
         assert_eq!(s.len(), PER_USER);
         assert!(s.get(&first).is_none(), "the oldest went");
-        let other = s.create("carol").unwrap().0;
+        let other = s.create("carol", "t").unwrap().0;
         s.end_user("bob");
         assert_eq!(s.len(), 1);
         s.remove(&other);

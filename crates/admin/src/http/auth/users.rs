@@ -172,6 +172,17 @@ impl UserStore {
         Ok(())
     }
 
+    /// A tag of `name`'s current credential (SHA-256 of its hash string), or
+    /// `None` when the user does not exist: a session remembers the tag it was
+    /// created with and ends when it changes (password changed or user
+    /// removed by the CLI, seen at the next request).
+    pub fn credential_tag(&self, name: &str) -> Option<String> {
+        self.current()
+            .iter()
+            .find(|u| u.name == name)
+            .map(|u| super::tokens::sha256_hex(&u.hash))
+    }
+
     /// Checks `password` for `name`: the canonical name on success. Blocking
     /// (argon2, ~19 MiB and tens of milliseconds): run on the blocking pool.
     /// An unknown name costs the same as a wrong password.
