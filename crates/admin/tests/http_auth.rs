@@ -327,3 +327,17 @@ async fn password_change_or_removal_ends_sessions() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn htmx_requests_are_told_to_go_to_the_login_page() {
+    let s = Server::start().await;
+    let r = s
+        .get(
+            "/api/v1/status",
+            &[("HX-Request", "true"), ("Accept", "text/html")],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("hx-redirect"), Some("/login"));
+    s.stop().await;
+}

@@ -393,12 +393,17 @@ fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {
         .map(|(_, v)| v)
 }
 
-/// The 401 answer: a redirect to `/login` for pages, JSON otherwise.
+/// The 401 answer: a redirect to `/login` for pages, JSON otherwise (with
+/// `HX-Redirect: /login` for htmx requests, which follow it).
 fn unauthenticated(headers: &HeaderMap, why: &str) -> Response {
-    if wants_html(headers) {
+    if wants_html(headers) && !headers.contains_key("hx-request") {
         return see_other("/login");
     }
     let mut r = error(StatusCode::UNAUTHORIZED, why);
+    if headers.contains_key("hx-request") {
+        r.headers_mut()
+            .insert("hx-redirect", header::HeaderValue::from_static("/login"));
+    }
     r.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         header::HeaderValue::from_static("Bearer realm=\"postern-admin\""),

@@ -202,8 +202,15 @@ impl TokenStore {
             map.insert(name, files::now_rfc3339());
             files::write(&lock, &path, &map)
         };
-        if let Err(e) = write() {
-            tracing::warn!(error = %e, "admin tokens: could not record the last use");
+        let write = move || {
+            if let Err(e) = write() {
+                tracing::warn!(error = %e, "admin tokens: could not record the last use");
+            }
+        };
+        // In the server, off the async threads; in the CLI, inline.
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(write)),
+            Err(_) => write(),
         }
     }
 
@@ -258,7 +265,10 @@ mod tests {
         assert_eq!(server.verify(&secret).as_deref(), Some("ci"));
         assert_eq!(server.verify("pst_nope"), None);
         assert_eq!(server.verify(&secret.replace("pst_", "xyz_")), None);
-        assert!(server.list()[0].last_used.is_some());
+        assert!(
+            server.list()[0].last_used.is_some(),
+            "recorded inline outside a runtime"
+        );
         cli.revoke("ci").unwrap();
         assert_eq!(server.verify(&secret), None, "revocation seen at once");
         assert!(server.list()[0].revoked.is_some());
