@@ -39,6 +39,21 @@ pub(crate) fn stamp(path: &Path) -> Result<Stamp, AuthError> {
     }
 }
 
+/// Warns when `path` is readable or writable by group or others (the files
+/// are written `0600`; someone loosened them).
+pub(crate) fn warn_if_loose(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Ok(md) = std::fs::metadata(path)
+        && md.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            path = %path.display(),
+            mode = format!("{:o}", md.permissions().mode() & 0o777),
+            "admin credentials file is accessible to other users; chmod 600 it"
+        );
+    }
+}
+
 /// Reads `path` as JSON; an absent file is `T::default()`.
 pub(crate) fn read<T: DeserializeOwned + Default>(path: &Path) -> Result<(T, Stamp), AuthError> {
     // Stamp first: a change between the two reads is seen at the next check.

@@ -65,6 +65,7 @@ impl TokenStore {
     /// Opens (reads) the file; an absent file is an empty store.
     pub fn open(path: &Path) -> Result<Self, AuthError> {
         let (file, stamp): (TokenFile, Stamp) = files::read(path)?;
+        files::warn_if_loose(path);
         Ok(Self {
             path: path.to_path_buf(),
             cache: Mutex::new((stamp, Arc::new(file.tokens))),

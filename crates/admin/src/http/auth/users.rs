@@ -67,6 +67,7 @@ impl UserStore {
     /// Opens (reads) the file; an absent file is an empty store.
     pub fn open(path: &Path) -> Result<Self, AuthError> {
         let (file, stamp): (UserFile, Stamp) = files::read(path)?;
+        files::warn_if_loose(path);
         Ok(Self {
             path: path.to_path_buf(),
             cache: Mutex::new((stamp, std::sync::Arc::new(file.users))),
