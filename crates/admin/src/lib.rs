@@ -12,11 +12,11 @@
 //! [`QueueControl::messages`] (running) or [`view::read_spool`] (stopped) and
 //! are shaped and filtered by [`view`].
 //!
-//! Not here yet: the web UI and `/metrics` (ARCHITECTURE.md), which will be
-//! served from the same router on a TCP listener with authentication.
+//! The same views and verbs, with tracking, metrics and the web console's
+//! pages ([`ui`]), are served on TCP with authentication by [`http`].
 //!
 //! # Security
-//! Local only. The socket is created `0600`: its file permissions are the
+//! The socket is local only: it is created `0600`: its file permissions are the
 //! access control (whoever can connect is the operator), so no password and no
 //! TCP port is involved. Requests carry no bodies (limited to
 //! [`server::MAX_BODY`]); ids are parsed [`postern_spool::QueueId`]s. See
@@ -28,10 +28,12 @@
 pub mod client;
 pub mod control;
 pub mod health;
+pub mod http;
 pub mod offline;
 pub mod server;
 mod settings;
 pub mod trace;
+pub mod ui;
 pub mod view;
 
 pub use client::{AdminClient, ClientError};
@@ -40,5 +42,5 @@ pub use health::{Poisoned, RecheckReport, SpoolHealth, Unreadable};
 pub use server::{
     AdminError, AdminServer, ListBody, MAX_SOCKET_PATH, ShowBody, check_socket_path, start,
 };
-pub use settings::AdminSettings;
+pub use settings::{AdminSettings, HttpSettings};
 pub use view::{Filter, MessageInfo, QueuedMessage, RecipientInfo, State};

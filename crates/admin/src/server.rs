@@ -73,9 +73,22 @@ pub fn check_socket_path(path: &Path) -> Result<(), AdminError> {
     Ok(())
 }
 
-/// Why the admin socket could not be served.
+/// Why the admin socket (or the admin HTTP listener) could not be served.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
+    /// The HTTP listener would be reachable off this host without TLS.
+    #[error(
+        "the admin HTTP listener {0} is not a loopback address and has no TLS: passwords and \
+         session cookies would cross the network in clear text. Give [admin] a certificate, \
+         or listen on 127.0.0.1 (and put a TLS reverse proxy in front)"
+    )]
+    HttpNeedsTls(std::net::SocketAddr),
+    /// `serve` was called with no `listen` address.
+    #[error("the admin HTTP listener has no address ([admin] listen is not set)")]
+    HttpNoListen,
+    /// Binding the HTTP listener failed.
+    #[error("admin HTTP listener {0}: {1}")]
+    HttpBind(std::net::SocketAddr, #[source] std::io::Error),
     /// Another process answers on the socket.
     #[error(
         "another server is answering on the admin socket {0}; stop it first, or give this one \
@@ -266,7 +279,7 @@ async fn limit_body(req: axum::extract::Request, next: axum::middleware::Next) -
 }
 
 /// An error answer: `{"error": "…"}`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// What went wrong, in words.
     pub error: String,
@@ -329,9 +342,15 @@ async fn timed<T>(f: impl Future<Output = Option<T>>) -> Option<T> {
 }
 
 async fn status(State(s): State<Arc<AppState>>) -> Response {
-    match timed(s.control.status()).await {
+    status_response(&*s.control).await
+}
+
+/// `GET …/status`: the queue counts with the spool's health. Shared by the
+/// socket and the HTTP listener.
+pub(crate) async fn status_response(control: &dyn QueueControl) -> Response {
+    match timed(control.status()).await {
         Some(mut st) => {
-            st.spool = timed(s.control.spool_health()).await;
+            st.spool = timed(control.spool_health()).await;
             json::<QueueStatus>(StatusCode::OK, &st)
         }
         None => stopped(),
@@ -339,7 +358,12 @@ async fn status(State(s): State<Arc<AppState>>) -> Response {
 }
 
 async fn recheck(State(s): State<Arc<AppState>>) -> Response {
-    match timed(s.control.recheck()).await {
+    recheck_response(&*s.control).await
+}
+
+/// `POST …/spool/recheck`.
+pub(crate) async fn recheck_response(control: &dyn QueueControl) -> Response {
+    match timed(control.recheck()).await {
         Some(r) if r.ok => json::<RecheckReport>(StatusCode::OK, &r),
         Some(r) => json::<RecheckReport>(StatusCode::INTERNAL_SERVER_ERROR, &r),
         None => error(
@@ -350,10 +374,14 @@ async fn recheck(State(s): State<Arc<AppState>>) -> Response {
 }
 
 /// `GET /v1/queue` query parameters.
-#[derive(Debug, Default, Deserialize)]
-struct ListQuery {
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// `pending`, `deferred`, `held`, `quarantined`, … (see `postern queue list --state`).
     state: Option<String>,
+    /// Only messages with a recipient at this domain.
     domain: Option<String>,
+    /// Only messages older than this (`30m`, `2h`, `3d`).
     older_than: Option<String>,
     /// Only messages in this quarantine (`*`: any).
     quarantine: Option<String>,
@@ -373,6 +401,11 @@ pub struct ListBody {
 }
 
 async fn list(State(s): State<Arc<AppState>>, Query(q): Query<ListQuery>) -> Response {
+    list_response(&*s.control, q).await
+}
+
+/// `GET …/queue`: the messages matching `q`.
+pub(crate) async fn list_response(control: &dyn QueueControl, q: ListQuery) -> Response {
     let mut filter = Filter::default();
     if let Some(st) = &q.state {
         match MsgState::parse(st) {
@@ -388,13 +421,13 @@ async fn list(State(s): State<Arc<AppState>>, Query(q): Query<ListQuery>) -> Res
             Err(e) => return error(StatusCode::BAD_REQUEST, e),
         }
     }
-    match timed(s.control.messages(None)).await {
+    match timed(control.messages(None)).await {
         Some(all) => json(
             StatusCode::OK,
             &ListBody {
                 messages: view::select(&all, &filter),
-                unreadable: timed(s.control.unreadable()).await.unwrap_or_default(),
-                spool: timed(s.control.spool_health()).await,
+                unreadable: timed(control.unreadable()).await.unwrap_or_default(),
+                spool: timed(control.spool_health()).await,
             },
         ),
         None => stopped(),
@@ -412,16 +445,25 @@ pub struct ShowBody {
 }
 
 async fn show(State(s): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> Response {
-    let id = match parse_id(&id) {
+    show_response(&*s.control, s.mail_log.clone(), &id).await
+}
+
+/// `GET …/queue/{id}`: one message with its envelope and mail-log events.
+pub(crate) async fn show_response(
+    control: &dyn QueueControl,
+    mail_log: Option<PathBuf>,
+    id: &str,
+) -> Response {
+    let id = match parse_id(id) {
         Ok(id) => id,
         Err(r) => return *r,
     };
-    let Some(found) = timed(s.control.messages(Some(id))).await else {
+    let Some(found) = timed(control.messages(Some(id))).await else {
         return stopped();
     };
     let Some(m) = found.first() else {
         // Queued, but its file or state cannot be read: say so, not "not found".
-        let unreadable = timed(s.control.unreadable()).await.unwrap_or_default();
+        let unreadable = timed(control.unreadable()).await.unwrap_or_default();
         if let Some(u) = unreadable.iter().find(|u| u.name == id.as_str()) {
             let next = u
                 .next_attempt
@@ -443,7 +485,7 @@ async fn show(State(s): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> R
         );
     };
     let message = MessageInfo::of(m, true);
-    let events = match s.mail_log.clone() {
+    let events = match mail_log {
         Some(p) => tokio::task::spawn_blocking(move || postern_track::read_log(&p, &id))
             .await
             .ok()
@@ -454,8 +496,9 @@ async fn show(State(s): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> R
     json(StatusCode::OK, &ShowBody { message, events })
 }
 
-async fn verb(s: &AppState, verb: Verb) -> Response {
-    let report = match timed(s.control.apply(verb.clone())).await {
+/// Applies `verb`; answers its report with the outcome's HTTP status.
+pub(crate) async fn verb_response(control: &dyn QueueControl, verb: Verb) -> Response {
+    let report = match timed(control.apply(verb.clone())).await {
         Some(r) => r,
         None => VerbReport::outcome(&verb, VerbOutcome::NotRunning),
     };
@@ -464,36 +507,43 @@ async fn verb(s: &AppState, verb: Verb) -> Response {
     json(status, &report)
 }
 
-async fn retry(State(s): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> Response {
-    match parse_id(&id) {
-        Ok(id) => verb(&s, Verb::Retry(Some(id))).await,
+/// The verb `make` on the message `id` (400 for an invalid id).
+pub(crate) async fn id_verb_response(
+    control: &dyn QueueControl,
+    id: &str,
+    make: fn(QueueId) -> Verb,
+) -> Response {
+    match parse_id(id) {
+        Ok(id) => verb_response(control, make(id)).await,
         Err(r) => *r,
     }
+}
+
+fn retry_one(id: QueueId) -> Verb {
+    Verb::Retry(Some(id))
+}
+
+/// `retry` as a constructor for [`id_verb_response`].
+pub(crate) const RETRY: fn(QueueId) -> Verb = retry_one;
+
+async fn retry(State(s): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> Response {
+    id_verb_response(&*s.control, &id, RETRY).await
 }
 
 async fn retry_all(State(s): State<Arc<AppState>>) -> Response {
-    verb(&s, Verb::Retry(None)).await
+    verb_response(&*s.control, Verb::Retry(None)).await
 }
 
 async fn hold(State(s): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> Response {
-    match parse_id(&id) {
-        Ok(id) => verb(&s, Verb::Hold(id)).await,
-        Err(r) => *r,
-    }
+    id_verb_response(&*s.control, &id, Verb::Hold).await
 }
 
 async fn release(State(s): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> Response {
-    match parse_id(&id) {
-        Ok(id) => verb(&s, Verb::Release(id)).await,
-        Err(r) => *r,
-    }
+    id_verb_response(&*s.control, &id, Verb::Release).await
 }
 
 async fn delete(State(s): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> Response {
-    match parse_id(&id) {
-        Ok(id) => verb(&s, Verb::Delete(id)).await,
-        Err(r) => *r,
-    }
+    id_verb_response(&*s.control, &id, Verb::Delete).await
 }
 
 /// `GET /v1/quarantine[?name=N]`: the quarantined messages (all
@@ -501,6 +551,14 @@ async fn delete(State(s): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) ->
 async fn quarantine_list(
     State(s): State<Arc<AppState>>,
     Query(q): Query<QuarantineQuery>,
+) -> Response {
+    quarantine_list_response(&*s.control, q).await
+}
+
+/// `GET …/quarantine`.
+pub(crate) async fn quarantine_list_response(
+    control: &dyn QueueControl,
+    q: QuarantineQuery,
 ) -> Response {
     let query = ListQuery {
         quarantine: Some(
@@ -510,23 +568,29 @@ async fn quarantine_list(
         ),
         ..ListQuery::default()
     };
-    list(State(s), Query(query)).await
+    list_response(control, query).await
 }
 
 /// `GET /v1/quarantine` query parameters.
-#[derive(Debug, Default, Deserialize)]
-struct QuarantineQuery {
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct QuarantineQuery {
+    /// Only this quarantine.
     name: Option<String>,
 }
 
 /// The verb, on a message that is in a quarantine (a `409` otherwise: the
 /// quarantine endpoints never touch ordinary queued mail).
-async fn quarantined_verb(s: &AppState, id: &str, make: fn(QueueId) -> Verb) -> Response {
+pub(crate) async fn quarantined_verb_response(
+    control: &dyn QueueControl,
+    id: &str,
+    make: fn(QueueId) -> Verb,
+) -> Response {
     let id = match parse_id(id) {
         Ok(id) => id,
         Err(r) => return *r,
     };
-    let Some(found) = timed(s.control.messages(Some(id))).await else {
+    let Some(found) = timed(control.messages(Some(id))).await else {
         return stopped();
     };
     match found.first() {
@@ -538,7 +602,7 @@ async fn quarantined_verb(s: &AppState, id: &str, make: fn(QueueId) -> Verb) -> 
             StatusCode::CONFLICT,
             format!("{id} is not in a quarantine; `postern queue` acts on ordinary queued mail"),
         ),
-        Some(_) => verb(s, make(id)).await,
+        Some(_) => verb_response(control, make(id)).await,
     }
 }
 
@@ -546,17 +610,22 @@ async fn quarantine_release(
     State(s): State<Arc<AppState>>,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    quarantined_verb(&s, &id, Verb::Release).await
+    quarantined_verb_response(&*s.control, &id, Verb::Release).await
 }
 
 async fn quarantine_delete(
     State(s): State<Arc<AppState>>,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    quarantined_verb(&s, &id, Verb::Delete).await
+    quarantined_verb_response(&*s.control, &id, Verb::Delete).await
 }
 
 async fn flush(State(s): State<Arc<AppState>>, UrlPath(domain): UrlPath<String>) -> Response {
+    flush_response(&*s.control, domain).await
+}
+
+/// `POST …/queue/flush/{domain}`.
+pub(crate) async fn flush_response(control: &dyn QueueControl, domain: String) -> Response {
     // A domain name (RFC 5321 §4.1.2 `Domain`, or an address literal): no
     // slashes, spaces or controls, at most 255 octets.
     let ok = !domain.is_empty()
@@ -570,5 +639,5 @@ async fn flush(State(s): State<Arc<AppState>>, UrlPath(domain): UrlPath<String>)
             format!("invalid domain {domain:?}"),
         );
     }
-    verb(&s, Verb::Flush(domain)).await
+    verb_response(control, Verb::Flush(domain)).await
 }

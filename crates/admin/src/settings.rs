@@ -1,4 +1,5 @@
-//! `AdminSettings`: where the admin socket lives and whether it is served.
+//! `AdminSettings`: where the admin socket lives and whether it is served;
+//! `HttpSettings`: the authenticated admin HTTP listener on TCP.
 //!
 //! # Security
 //! The socket's file permissions are the access control (see the crate
@@ -22,6 +23,49 @@ impl AdminSettings {
         Self {
             enabled: true,
             socket: data_dir.join("admin.sock"),
+        }
+    }
+}
+
+/// The admin HTTP listener's settings (`[admin]` HTTP keys in postern.toml;
+/// see `docs/admin-http.md`).
+///
+/// # Security
+/// `listen` off loopback requires `tls` (the listener refuses to start
+/// otherwise): passwords, session cookies and tokens never cross a network in
+/// clear text.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// The TCP address to serve on; `None`: no TCP listener (the default).
+    /// Documented example: `127.0.0.1:8025`.
+    pub listen: Option<std::net::SocketAddr>,
+    /// TLS for the listener (the server's certificate configuration). Required
+    /// when `listen` is not a loopback address.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// Admin users (argon2id PHC hashes). Default `<data_dir>/admin-users.json` (0600).
+    pub users_file: PathBuf,
+    /// API tokens (SHA-256 of each secret). Default `<data_dir>/admin-tokens.json` (0600).
+    pub tokens_file: PathBuf,
+    /// A session unused this long ends. Default 30 minutes.
+    pub session_idle: std::time::Duration,
+    /// A session ends this long after login, used or not. Default 12 hours.
+    pub session_max: std::time::Duration,
+    /// Serve `/metrics` without authentication. Default false (a Bearer token
+    /// or a session is needed).
+    pub public_metrics: bool,
+}
+
+impl HttpSettings {
+    /// The defaults for a server whose data directory is `data_dir`.
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            listen: None,
+            tls: None,
+            users_file: data_dir.join("admin-users.json"),
+            tokens_file: data_dir.join("admin-tokens.json"),
+            session_idle: std::time::Duration::from_mins(30),
+            session_max: std::time::Duration::from_hours(12),
+            public_metrics: false,
         }
     }
 }
