@@ -9,7 +9,7 @@
 //! addresses and remote replies.
 
 mod index;
-mod map;
+pub(crate) mod map;
 mod posture;
 mod query;
 pub(crate) mod schema;

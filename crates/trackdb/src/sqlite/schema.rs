@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS events (
     record TEXT NOT NULL               -- the JSON record
 );
 CREATE INDEX IF NOT EXISTS events_ts ON events(ts_ms);
+CREATE INDEX IF NOT EXISTS events_event_ts ON events(event, ts_ms);
 CREATE INDEX IF NOT EXISTS events_queue ON events(queue_id) WHERE queue_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_message_id ON events(message_id, ts_ms) WHERE message_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_sender ON events(sender, ts_ms);
