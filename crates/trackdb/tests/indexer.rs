@@ -1,0 +1,309 @@
+//! The indexer: tails a growing file, waits for partial lines, follows
+//! rotation and truncation, skips garbage, survives a "crash" without losing
+//! or duplicating an event, reports its lag. Polls with a deadline.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use postern_spool::QueueId;
+use postern_track::{MailEvent, MailLog, Queued};
+use postern_trackdb::{Indexer, LogEntry, SearchQuery, SqliteStore, TrackStore, TrackingSettings};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+fn total(store: &SqliteStore) -> usize {
+    store
+        .search(&SearchQuery {
+            limit: 10_000,
+            ..SearchQuery::default()
+        })
+        .unwrap()
+        .len()
+}
+
+fn queued(n: usize) -> Vec<LogEntry> {
+    (0..n)
+        .map(|i| {
+            common::rec(
+                QueueId::generate(),
+                "2026-12-01T10:00:00.000Z",
+                MailEvent::Queued(Queued {
+                    sender: format!("s{i}@example.com"),
+                    rcpt_count: 1,
+                    size: 10,
+                    origin: "smtp".into(),
+                }),
+            )
+        })
+        .collect()
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    store: Arc<SqliteStore>,
+    settings: TrackingSettings,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = TrackingSettings::new(dir.path());
+        settings.retention_days = 0;
+        let store = Arc::new(SqliteStore::open(&settings.database).unwrap());
+        Self {
+            dir,
+            store,
+            settings,
+        }
+    }
+
+    fn log(&self) -> std::path::PathBuf {
+        self.dir.path().join("mail.log")
+    }
+
+    fn spawn(&self) -> Indexer {
+        let store: Arc<dyn TrackStore> = self.store.clone();
+        Indexer::spawn(store, self.log(), &self.settings).unwrap()
+    }
+}
+
+#[test]
+fn tails_a_real_mail_log_as_it_grows() {
+    let s = Setup::new();
+    // The indexer starts before the log exists.
+    let indexer = s.spawn();
+    let log = MailLog::open(&s.log()).unwrap();
+    let w = common::world();
+    for e in &w.entries[..10] {
+        match e {
+            LogEntry::Mail(r) => log.record(r.clone()),
+            LogEntry::Session(r) => log.session(r.clone()),
+        }
+    }
+    log.flush();
+    wait_for("the first 10 events", || total(&s.store) == 10);
+    for e in &w.entries[10..] {
+        match e {
+            LogEntry::Mail(r) => log.record(r.clone()),
+            LogEntry::Session(r) => log.session(r.clone()),
+        }
+    }
+    log.flush();
+    wait_for("every event", || total(&s.store) == w.entries.len());
+    wait_for("no lag", || indexer.lag().behind_bytes == 0);
+    let status = indexer.lag();
+    assert_eq!(status.indexed, w.entries.len() as u64);
+    assert_eq!(status.last_error, None);
+    let len = std::fs::metadata(s.log()).unwrap().len();
+    assert_eq!(s.store.checkpoint().unwrap().unwrap().offset, len);
+    indexer.stop();
+}
+
+#[test]
+fn a_partial_line_waits_for_its_end() {
+    let s = Setup::new();
+    let entries = queued(3);
+    let text = common::lines(&entries);
+    let cut = text.len() - 20;
+    append(&s.log(), &text[..cut]);
+    let indexer = s.spawn();
+    wait_for("two complete lines", || total(&s.store) == 2);
+    wait_for("lag reported", || indexer.lag().behind_bytes > 0);
+    // The torn third line is not indexed, nor skipped as garbage.
+    assert_eq!(indexer.lag().skipped, 0);
+    assert_eq!(total(&s.store), 2);
+    append(&s.log(), &text[cut..]);
+    wait_for("the completed line", || total(&s.store) == 3);
+    wait_for("no lag", || indexer.lag().behind_bytes == 0);
+    indexer.stop();
+}
+
+#[test]
+fn garbage_lines_are_skipped_and_counted() {
+    let s = Setup::new();
+    let entries = queued(2);
+    let text = format!(
+        "{}not json at all\n{{\"ts\":\"x\",\"event\":\"future_event\"}}\n\n{{\"broken\":{}\n{}\n{}",
+        common::lines(&entries[..1]),
+        // Longer than MAX_LINE, within one read chunk.
+        "x".repeat(2 * 1024 * 1024),
+        // Longer than a whole read chunk.
+        "y".repeat(9 * 1024 * 1024),
+        common::lines(&entries[1..]),
+    );
+    append(&s.log(), &text);
+    let indexer = s.spawn();
+    wait_for("both good lines", || total(&s.store) == 2);
+    wait_for("four skipped", || indexer.lag().skipped == 4);
+    wait_for("no lag", || indexer.lag().behind_bytes == 0);
+    indexer.stop();
+}
+
+#[test]
+fn rotation_and_truncation_start_the_new_file_at_zero() {
+    let s = Setup::new();
+    let first = queued(5);
+    append(&s.log(), &common::lines(&first));
+    let indexer = s.spawn();
+    wait_for("first file", || total(&s.store) == 5);
+    // Lines written just before the rotation are still read from the old file.
+    let late = queued(2);
+    append(&s.log(), &common::lines(&late));
+    std::fs::rename(s.log(), s.dir.path().join("mail.log.1")).unwrap();
+    let second = queued(3);
+    append(&s.log(), &common::lines(&second));
+    wait_for("old tail and new file", || total(&s.store) == 10);
+    // Truncation in place (copytruncate): shorter than the offset → from 0.
+    std::fs::write(s.log(), "").unwrap();
+    let third = queued(1);
+    append(&s.log(), &common::lines(&third));
+    wait_for("the truncated file's line", || total(&s.store) == 11);
+    indexer.stop();
+    let cp = s.store.checkpoint().unwrap().unwrap();
+    assert_eq!(cp.offset, std::fs::metadata(s.log()).unwrap().len());
+}
+
+#[test]
+fn a_crash_loses_and_duplicates_nothing() {
+    let s = Setup::new();
+    let entries = queued(6000);
+    append(&s.log(), &common::lines(&entries));
+    // "Crash": drop the indexer as soon as it has committed something, in
+    // the middle of the file.
+    let indexer = s.spawn();
+    wait_for("a first batch", || indexer.lag().indexed > 0);
+    drop(indexer);
+    let after_crash = total(&s.store);
+    assert!(after_crash > 0);
+    // A crash between writing rows and the checkpoint cannot happen (one
+    // transaction), but an older checkpoint must be harmless: rewind it.
+    let cp = s.store.checkpoint().unwrap().unwrap();
+    s.store
+        .index(
+            &[],
+            &postern_trackdb::Checkpoint {
+                file_id: cp.file_id,
+                offset: cp.offset / 2,
+            },
+        )
+        .unwrap();
+    let more = queued(10);
+    append(&s.log(), &common::lines(&more));
+    let indexer = s.spawn();
+    wait_for("every event", || total(&s.store) == 6010);
+    indexer.stop();
+    // Exactly once: every event id once.
+    let rows = s
+        .store
+        .search(&SearchQuery {
+            limit: 10_000,
+            ..SearchQuery::default()
+        })
+        .unwrap();
+    let mut ids: Vec<_> = rows.iter().map(|r| r.event_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 6010);
+}
+
+#[test]
+fn stop_indexes_what_is_there() {
+    let s = Setup::new();
+    let indexer = s.spawn();
+    wait_for("idle", || indexer.lag().behind_bytes == 0);
+    append(&s.log(), &common::lines(&queued(50)));
+    indexer.stop();
+    assert_eq!(total(&s.store), 50);
+}
+
+#[test]
+fn subjects_are_dropped_unless_enabled() {
+    let mut s = Setup::new();
+    let w = common::world();
+    append(&s.log(), &common::lines(&w.entries));
+    let indexer = s.spawn();
+    wait_for("all", || total(&s.store) == w.entries.len());
+    indexer.stop();
+    let life = s.store.message(w.delivered.as_str()).unwrap().unwrap();
+    assert_eq!(life.subject, None);
+    assert!(
+        s.store
+            .search(&SearchQuery {
+                subject: Some("quarterly".into()),
+                ..SearchQuery::default()
+            })
+            .unwrap()
+            .is_empty()
+    );
+
+    // With `subjects = true` they are kept.
+    let s2 = Setup::new();
+    s.settings.subjects = true;
+    let store: Arc<dyn TrackStore> = s2.store.clone();
+    let indexer = Indexer::spawn(store, s.log(), &s.settings).unwrap();
+    wait_for("all", || total(&s2.store) == w.entries.len());
+    indexer.stop();
+    let life = s2.store.message(w.delivered.as_str()).unwrap().unwrap();
+    assert_eq!(life.subject.as_deref(), Some("Quarterly Report"));
+}
+
+#[test]
+fn prunes_at_start_when_retention_is_set() {
+    let mut s = Setup::new();
+    let w = common::world();
+    let old: Vec<LogEntry> = w
+        .entries
+        .iter()
+        .cloned()
+        .map(|mut e| {
+            if let LogEntry::Mail(r) = &mut e {
+                r.ts = "2020-01-01T00:00:00Z".into();
+            }
+            e
+        })
+        .collect();
+    s.store
+        .index(
+            &old,
+            &postern_trackdb::Checkpoint {
+                file_id: 0,
+                offset: 0,
+            },
+        )
+        .unwrap();
+    s.settings.retention_days = 30;
+    let indexer = s.spawn();
+    // Every message event is dated 2020: gone after the pruning at start.
+    wait_for("pruned", || {
+        s.store
+            .search(&SearchQuery {
+                end: Some(common::t("2021-01-01T00:00:00Z")),
+                ..SearchQuery::default()
+            })
+            .unwrap()
+            .is_empty()
+    });
+    indexer.stop();
+}
