@@ -31,6 +31,9 @@ use crate::types::{
 /// CLI against a live server, pruning against a batch).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The write connection's page cache, in KiB (as `PRAGMA cache_size` takes it, negated).
+const WRITER_CACHE_KIB: i64 = -65_536;
+
 /// Read connections kept open for reuse.
 const READERS_KEPT: usize = 4;
 
@@ -68,6 +71,8 @@ impl SqliteStore {
         // corrupt the file (and the mail log has them: they are re-indexed).
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Index pages stay in memory across batches (negative = KiB).
+        conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > schema::VERSION {
             return Err(StoreError::Schema {
@@ -121,6 +126,9 @@ impl SqliteStore {
                 | OpenFlags::SQLITE_OPEN_URI,
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Sorts and GROUP BYs hold small tuples (ids, times); keep them off
+        // the disk, which may be the one that is full.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         Ok(conn)
     }
 
