@@ -14,6 +14,9 @@ use postern_trackdb::{PostureQuery, SearchQuery, SqliteStore, TrackStore};
 
 const RUNS: usize = 20;
 
+/// One timed query: returns how many rows it found.
+type Case<'a> = (&'static str, Box<dyn FnMut() -> usize + 'a>);
+
 fn median(mut f: impl FnMut() -> usize) -> (Duration, usize) {
     let mut times = Vec::with_capacity(RUNS);
     let mut n = 0;
@@ -34,7 +37,7 @@ fn main() {
     let store = &store;
     let now = time::OffsetDateTime::now_utc();
     let search = |q: SearchQuery| move || store.search(&q).unwrap().len();
-    let cases: Vec<(&str, Box<dyn FnMut() -> usize + '_>)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "recipient user7@domain3.example (limit 100)",
             Box::new(search(SearchQuery {
