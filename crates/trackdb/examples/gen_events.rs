@@ -11,7 +11,12 @@
 //! `--log` writes the mail log; `--db` indexes the records (parsed back from
 //! their JSON lines, as the indexer does) in batches of 2 000 and prints the
 //! indexing rate (events/s, one thread).
-#![allow(clippy::unwrap_used, clippy::cast_precision_loss)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)] // a generator: the casts are of small, positive figures
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -260,7 +265,7 @@ fn message(rng: &mut StdRng, ms: i64, out: &mut Vec<LogEntry>) {
 fn main() {
     let a = args();
     let mut rng = StdRng::seed_from_u64(a.seed);
-    let now_ms = i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp() * 1000).unwrap();
+    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
     let span: i64 = 30 * 86_400_000;
     let start_ms = now_ms - span;
     let step = span / i64::try_from(a.messages.max(1)).unwrap();
@@ -315,7 +320,6 @@ fn main() {
     }
     events += pending.len() as u64;
     flush(&mut pending, &mut offset);
-    drop(flush);
     if let Some(w) = log.as_mut() {
         w.flush().unwrap();
     }
