@@ -115,6 +115,7 @@ fn tls_outcome(rng: &mut StdRng, mx: &str) -> Option<TlsOutcome> {
             "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".into()
         },
         verified,
+        group: Some("X25519".into()),
         verification: if verified { "ok" } else { "unknown issuer" }.into(),
         peer_cert: Some(PeerCert {
             subject: format!("CN={mx}"),
@@ -207,6 +208,7 @@ fn message(rng: &mut StdRng, ms: i64, out: &mut Vec<LogEntry>) {
             tls: tls_short.clone(),
             attempts: 1,
             next_attempt: None,
+            age_ms: Some(500),
         };
         if roll < 0.10 {
             out.push(rec(q, t, attempt(1, "deferred", tls.clone())));

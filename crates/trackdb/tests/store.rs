@@ -385,6 +385,10 @@ fn evidence_of_a_message() {
     assert!(!first.verified);
     assert_eq!(first.verification_result, "unknown issuer");
     assert_eq!(second.verification, "dane");
+    assert_eq!(
+        second.tls.as_ref().unwrap().group.as_deref(),
+        Some("X25519")
+    );
     assert!(second.verified);
     assert_eq!(
         second.tls.as_ref().unwrap().cert.as_ref().unwrap().sans,

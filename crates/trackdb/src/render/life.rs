@@ -22,9 +22,13 @@ fn indent_cause(out: &mut String, cause: Option<&CauseInfo>) {
 fn attempt_line(a: &Attempt) -> String {
     let tls = match &a.tls {
         Some(t) => format!(
-            "{} {}, certificate {}{}",
+            "{} {}{}, certificate {}{}",
             t.version,
             t.cipher,
+            t.group
+                .as_ref()
+                .map(|g| format!(" group {g}"))
+                .unwrap_or_default(),
             if t.verified {
                 "verified"
             } else {
