@@ -118,7 +118,25 @@ fn tails_a_real_mail_log_as_it_grows() {
     assert_eq!(status.last_error, None);
     let len = std::fs::metadata(s.log()).unwrap().len();
     assert_eq!(s.store.checkpoint().unwrap().unwrap().offset, len);
+    #[cfg(target_os = "linux")]
+    assert_eq!(indexer_nice(), Some(postern_trackdb::INDEXER_NICE));
     indexer.stop();
+}
+
+/// The nice value of the `track-indexer` thread of this process.
+#[cfg(target_os = "linux")]
+fn indexer_nice() -> Option<i32> {
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() == "track-indexer" {
+            let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+            // Fields after "(comm)": state is field 3, nice field 19.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            return rest.split_whitespace().nth(16)?.parse().ok();
+        }
+    }
+    None
 }
 
 #[test]
