@@ -606,3 +606,94 @@ fn search_text_and_csv() {
     );
     assert_eq!(render::search_text(&[]), "no events match\n");
 }
+
+/// The server's own constructors: `Received::from_envelope`,
+/// `MailEvent::after_receipt`, `TrackRecord::new` (now-timed event ids).
+#[test]
+fn records_from_the_servers_constructors() {
+    use postern_track::{MailEvent, Received, TrackRecord};
+    let id = postern_spool::QueueId::generate();
+    let env: postern_spool::Envelope = serde_json::from_value(serde_json::json!({
+        "queue_id": id.to_string(),
+        "received_at": "2026-12-06T22:00:00Z",
+        "reverse_path": "news@shop.example",
+        "recipients": [{"address": "Ann@Example.com"}],
+        "receipt": {
+            "listener": "mx", "peer": "192.0.2.44:51000", "helo": "out.shop.example",
+            "client_name": "out.shop.example", "sender_group": "UNKNOWN", "policy": "ACCEPTED",
+            "tls": {"version": "TLSv1.2", "cipher": "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+                    "group": "secp256r1", "sni": "mx.example.com"}
+        },
+        "message_size": 5000,
+        "hold": "rule spam-words",
+        "quarantine": "spam",
+        "content": [{"by": "rspamd", "verdict": "spam suspect (score 9.10 of 15.00)", "action": "quarantine \"spam\""}],
+        "message_id": "<n1@shop.example>",
+        "subject": "Sale"
+    }))
+    .unwrap();
+    let mut entries = vec![postern_trackdb::LogEntry::Mail(TrackRecord::new(
+        id,
+        MailEvent::Received(Received::from_envelope(&env)),
+    ))];
+    entries.extend(
+        MailEvent::after_receipt(&env)
+            .into_iter()
+            .map(|e| postern_trackdb::LogEntry::Mail(TrackRecord::new(id, e))),
+    );
+    assert_eq!(entries.len(), 3);
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    store
+        .index(
+            &entries,
+            &Checkpoint {
+                file_id: 1,
+                offset: 1,
+            },
+        )
+        .unwrap();
+
+    let life = store.message("<n1@shop.example>").unwrap().unwrap();
+    assert_eq!(life.queue_id, id.to_string());
+    assert_eq!(life.outcome, "quarantined");
+    let names: Vec<_> = life.records.iter().map(|r| r.event.name()).collect();
+    assert_eq!(names, ["received", "filtered", "quarantined"]);
+    let rows = store
+        .search(&SearchQuery {
+            recipient: Some("ann@example.com".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].client_name.as_deref(), Some("out.shop.example"));
+    assert_eq!(rows[0].tls_version.as_deref(), Some("TLSv1.2"));
+    assert!(rows[0].detail.contains("group UNKNOWN") && rows[0].detail.contains("policy ACCEPTED"));
+    let filtered = store
+        .search(&SearchQuery {
+            events: vec!["filtered".into()],
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        filtered[0].detail.contains("rspamd: spam suspect"),
+        "{}",
+        filtered[0].detail
+    );
+    assert_eq!(filtered[0].message_id.as_deref(), Some("n1@shop.example"));
+    let ev = Evidence::from_life(&life);
+    assert_eq!(
+        ev.inbound.unwrap().tls.unwrap().group.as_deref(),
+        Some("secp256r1")
+    );
+    let p = store
+        .posture(&PostureQuery {
+            direction: Some(Direction::Inbound),
+            since: time::OffsetDateTime::now_utc() - time::Duration::days(1),
+            limit: 0,
+        })
+        .unwrap();
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].peer, "out.shop.example");
+    assert_eq!(p[0].tls_versions, [("TLSv1.2".to_owned(), 1)]);
+}
