@@ -314,6 +314,7 @@ impl Tail {
                         self.skip_to_newline = false;
                     }
                     self.file = Some(f);
+                    self.update_behind();
                 }
                 Ok(None) => return Step::Idle, // not created yet
                 Err(e) => {
@@ -324,12 +325,40 @@ impl Tail {
         }
         match self.read_chunk() {
             Ok(0) => self.check_rotation(),
-            Ok(_) => self.index_buffer(),
+            Ok(_) => {
+                let step = self.index_buffer();
+                // While catching up, the lag moves with every chunk.
+                if let Some(len) = self
+                    .file
+                    .as_ref()
+                    .and_then(|f| f.metadata().ok())
+                    .map(|m| m.len())
+                {
+                    self.shared
+                        .behind
+                        .store(len.saturating_sub(self.offset), Ordering::Relaxed);
+                }
+                step
+            }
             Err(e) => {
                 self.fail(&e);
                 self.file = None;
                 Step::Failed
             }
+        }
+    }
+
+    /// Bytes of our file after the offset.
+    fn update_behind(&self) {
+        if let Some(len) = self
+            .file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map(|m| m.len())
+        {
+            self.shared
+                .behind
+                .store(len.saturating_sub(self.offset), Ordering::Relaxed);
         }
     }
 
@@ -487,6 +516,8 @@ impl Tail {
                 batch.clear();
                 self.offset = cp.offset;
                 self.shared.set_error(None);
+                // While catching up, the lag moves with every batch.
+                self.update_behind();
                 true
             }
             Err(e) => {
