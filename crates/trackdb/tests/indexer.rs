@@ -204,6 +204,22 @@ fn rotation_and_truncation_start_the_new_file_at_zero() {
 }
 
 #[test]
+fn a_torn_line_left_in_a_rotated_file_is_skipped() {
+    let s = Setup::new();
+    let text = common::lines(&queued(3));
+    let cut = text.len() - 10;
+    append(&s.log(), &text[..cut]);
+    let indexer = s.spawn();
+    wait_for("two lines", || total(&s.store) == 2);
+    // The writer died mid-line; the log is rotated and a new one begins.
+    std::fs::rename(s.log(), s.dir.path().join("mail.log.1")).unwrap();
+    append(&s.log(), &common::lines(&queued(4)));
+    wait_for("the new file", || total(&s.store) == 6);
+    wait_for("the torn line counted", || indexer.lag().skipped == 1);
+    indexer.stop();
+}
+
+#[test]
 fn a_crash_loses_and_duplicates_nothing() {
     let s = Setup::new();
     let entries = queued(6000);
