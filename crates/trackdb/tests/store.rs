@@ -350,6 +350,36 @@ fn message_by_queue_id_and_message_id() {
     );
     assert!(store.message("nothing-here").unwrap().is_none());
     assert!(store.message("").unwrap().is_none());
+    // A copy under another queue id with the same Message-ID is related.
+    let copy = postern_spool::QueueId::generate();
+    let mut rx = common::received(
+        "alice@example.com",
+        &["zoe@example.net"],
+        "192.0.2.7:1",
+        None,
+    );
+    rx.message_id = Some("<a1@example.com>".into());
+    store
+        .index(
+            &[common::rec(
+                copy,
+                "2026-12-01T10:00:00.500Z",
+                postern_track::MailEvent::Received(rx),
+            )],
+            &Checkpoint {
+                file_id: 7,
+                offset: 1300,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        store
+            .message(w.delivered.as_str())
+            .unwrap()
+            .unwrap()
+            .related,
+        [copy.to_string()]
+    );
 
     let text = render::life_text(&life);
     assert!(text.contains("Outcome: delivered"), "{text}");
@@ -564,7 +594,11 @@ fn read_only_store_reads_and_refuses_writes() {
         )
         .is_err()
     );
-    assert!(SqliteStore::open_read_only(&dir.path().join("missing.db")).is_err());
+    let err = SqliteStore::open_read_only(&dir.path().join("missing.db")).unwrap_err();
+    assert!(
+        err.to_string().contains("missing.db does not exist"),
+        "{err}"
+    );
 }
 
 #[test]

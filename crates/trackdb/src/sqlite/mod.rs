@@ -106,6 +106,15 @@ impl SqliteStore {
     /// Opens an existing database for reading only (the CLI next to a
     /// running server). Indexing and pruning fail.
     pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "{} does not exist: is [tracking] enabled, and has the server run since?",
+                    path.display()
+                ),
+            )));
+        }
         let store = Self {
             path: path.to_path_buf(),
             read_only: true,

@@ -356,6 +356,21 @@ pub(super) fn message(conn: &Connection, key: &str) -> Result<Option<MessageLife
             related.push(q);
         }
     }
+    // The same Message-ID under other queue ids: copies split at end of
+    // data (some recipients refused by content policy), or a resend.
+    if let Some(mid) = &message_id {
+        let copies: Vec<String> = conn
+            .prepare_cached(
+                "SELECT DISTINCT queue_id FROM events WHERE message_id = ?1 AND queue_id != ?2",
+            )?
+            .query_map(params![map::bare_message_id(mid), queue_id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for q in copies {
+            if !related.contains(&q) {
+                related.push(q);
+            }
+        }
+    }
     if message_id.is_none() {
         message_id = conn
             .prepare_cached(
