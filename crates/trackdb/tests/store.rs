@@ -395,6 +395,12 @@ fn message_by_queue_id_and_message_id() {
         "{text}"
     );
     assert!(text.contains("PLAINTEXT"), "{text}");
+    let text = render::life_text(&store.message(w.quarantined.as_str()).unwrap().unwrap());
+    assert!(
+        text.contains("from [2001:db8::5] HELO spammer.example"),
+        "{text}"
+    );
+    assert!(text.contains("quarantined into spam: rule spam"), "{text}");
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use postern_track::{Attempt, CauseInfo, MailEvent, PeerCert, TrackRecord};
 
 use super::clean;
+use crate::sqlite::map::ip_of;
 use crate::types::{Evidence, MessageLife, TlsEvidence};
 
 fn indent_cause(out: &mut String, cause: Option<&CauseInfo>) {
@@ -92,7 +93,7 @@ fn record_lines(rec: &TrackRecord, out: &mut String) {
                 &format!(
                     "from {}[{}] HELO {} on {}, {} octets, {}",
                     r.client_name.as_deref().unwrap_or(""),
-                    r.peer,
+                    ip_of(&r.peer).map_or_else(|| r.peer.clone(), |ip| ip.to_string()),
                     r.helo,
                     r.listener,
                     r.size,
