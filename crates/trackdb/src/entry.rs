@@ -61,3 +61,31 @@ impl LogEntry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tells_mail_and_session_events_apart() {
+        let id = postern_spool::QueueId::generate();
+        let mail = format!(
+            r#"{{"ts":"2026-12-01T10:00:00Z","event_id":"E{id}.1","queue_id":"{id}","event":"deferred","rcpt":"a@b.example","status":"4.0.0","attempts":1}}"#
+        );
+        let session = r#"{"ts":"2026-12-01T10:00:00Z","event_id":"S1.1","session":"S1","event":"deferred","client":"192.0.2.1","listener":"mx","stage":"connect","rule":"ptr","reply":"421 4.7.0 later"}"#;
+        assert!(matches!(LogEntry::parse(&mail), Some(LogEntry::Mail(_))));
+        let s = LogEntry::parse(&format!("{session}\n"));
+        assert!(matches!(s, Some(LogEntry::Session(_))), "{s:?}");
+        assert_eq!(s.as_ref().map(LogEntry::name), Some("deferred"));
+        assert_eq!(s.as_ref().map(LogEntry::event_id), Some("S1.1"));
+        for garbage in [
+            "",
+            "{}",
+            "not json",
+            r#"{"ts":"t","event_id":"x","session":"S","event":"future_kind"}"#,
+            &mail[..mail.len() - 5],
+        ] {
+            assert_eq!(LogEntry::parse(garbage), None, "{garbage}");
+        }
+    }
+}

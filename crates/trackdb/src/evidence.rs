@@ -40,7 +40,7 @@ impl Evidence {
                         tls: a.tls.as_ref().map(|t| TlsEvidence {
                             version: t.version.clone(),
                             cipher: t.cipher.clone(),
-                            group: None,
+                            group: t.group.clone(),
                             sni: None,
                             cert: t.peer_cert.clone(),
                         }),

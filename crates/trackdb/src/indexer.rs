@@ -14,6 +14,8 @@
 //! - Garbage lines (damaged, overlong, unknown events) are skipped and counted.
 //! - Prunes once at start and every hour when `retention_days > 0`.
 //! - Memory is bounded: one read buffer of [`CHUNK`] bytes and one batch.
+//! - The thread runs at a lower CPU priority ([`NICE`]): when it catches up
+//!   on a backlog, the server's sessions and deliveries go first.
 //!
 //! # Security
 //! Lines longer than [`MAX_LINE`] are skipped whole (a damaged log cannot
@@ -44,6 +46,8 @@ pub const POLL: Duration = Duration::from_millis(250);
 pub const CHUNK: usize = 4 * 1024 * 1024;
 /// Longest line indexed (as `postern_track::read`'s limit).
 pub const MAX_LINE: usize = 1024 * 1024;
+/// The indexer thread's nice value (Linux: `setpriority(2)` applies to one thread).
+pub const NICE: i32 = 10;
 /// Pruning period.
 const PRUNE_EVERY: Duration = Duration::from_hours(1);
 /// Wait after a failed batch before trying again.
@@ -232,6 +236,7 @@ enum Step {
 
 impl Tail {
     fn run(&mut self) {
+        lower_priority();
         let mut last_prune = None;
         let mut resumed = false;
         loop {
@@ -309,6 +314,7 @@ impl Tail {
                         self.skip_to_newline = false;
                     }
                     self.file = Some(f);
+                    self.update_behind();
                 }
                 Ok(None) => return Step::Idle, // not created yet
                 Err(e) => {
@@ -319,12 +325,40 @@ impl Tail {
         }
         match self.read_chunk() {
             Ok(0) => self.check_rotation(),
-            Ok(_) => self.index_buffer(),
+            Ok(_) => {
+                let step = self.index_buffer();
+                // While catching up, the lag moves with every chunk.
+                if let Some(len) = self
+                    .file
+                    .as_ref()
+                    .and_then(|f| f.metadata().ok())
+                    .map(|m| m.len())
+                {
+                    self.shared
+                        .behind
+                        .store(len.saturating_sub(self.offset), Ordering::Relaxed);
+                }
+                step
+            }
             Err(e) => {
                 self.fail(&e);
                 self.file = None;
                 Step::Failed
             }
+        }
+    }
+
+    /// Bytes of our file after the offset.
+    fn update_behind(&self) {
+        if let Some(len) = self
+            .file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map(|m| m.len())
+        {
+            self.shared
+                .behind
+                .store(len.saturating_sub(self.offset), Ordering::Relaxed);
         }
     }
 
@@ -482,6 +516,8 @@ impl Tail {
                 batch.clear();
                 self.offset = cp.offset;
                 self.shared.set_error(None);
+                // While catching up, the lag moves with every batch.
+                self.update_behind();
                 true
             }
             Err(e) => {
@@ -503,6 +539,18 @@ impl Tail {
         }
     }
 }
+
+/// Lowers this thread's CPU priority to [`NICE`] (best effort).
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), NICE) {
+        tracing::debug!(error = %e, "tracking indexer: cannot lower its priority");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
 
 /// Opens the log: the file, its identity and length; `None` when absent.
 fn open(path: &Path) -> std::io::Result<Option<(File, u64, u64)>> {

@@ -32,7 +32,7 @@ mod types;
 
 pub use entry::LogEntry;
 pub use error::StoreError;
-pub use indexer::{Indexer, IndexerStatus};
+pub use indexer::{Indexer, IndexerStatus, NICE as INDEXER_NICE};
 pub use settings::TrackingSettings;
 pub use sqlite::SqliteStore;
 pub use store::TrackStore;

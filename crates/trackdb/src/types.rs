@@ -106,7 +106,8 @@ pub struct MessageLife {
     pub recipients: Vec<String>,
     /// Every event of the message, in order.
     pub records: Vec<postern_track::TrackRecord>,
-    /// Queue ids of its DSNs (and the original, for a DSN).
+    /// Queue ids of its DSNs (and the original, for a DSN), and other
+    /// queue ids with the same Message-ID.
     pub related: Vec<String>,
     /// `delivered`, `bounced`, `deferred`, `quarantined`, `partial`, `queued`, …
     pub outcome: String,

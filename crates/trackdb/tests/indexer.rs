@@ -118,7 +118,25 @@ fn tails_a_real_mail_log_as_it_grows() {
     assert_eq!(status.last_error, None);
     let len = std::fs::metadata(s.log()).unwrap().len();
     assert_eq!(s.store.checkpoint().unwrap().unwrap().offset, len);
+    #[cfg(target_os = "linux")]
+    assert_eq!(indexer_nice(), Some(postern_trackdb::INDEXER_NICE));
     indexer.stop();
+}
+
+/// The nice value of the `track-indexer` thread of this process.
+#[cfg(target_os = "linux")]
+fn indexer_nice() -> Option<i32> {
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() == "track-indexer" {
+            let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+            // Fields after "(comm)": state is field 3, nice field 19.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            return rest.split_whitespace().nth(16)?.parse().ok();
+        }
+    }
+    None
 }
 
 #[test]
@@ -186,6 +204,22 @@ fn rotation_and_truncation_start_the_new_file_at_zero() {
 }
 
 #[test]
+fn a_torn_line_left_in_a_rotated_file_is_skipped() {
+    let s = Setup::new();
+    let text = common::lines(&queued(3));
+    let cut = text.len() - 10;
+    append(&s.log(), &text[..cut]);
+    let indexer = s.spawn();
+    wait_for("two lines", || total(&s.store) == 2);
+    // The writer died mid-line; the log is rotated and a new one begins.
+    std::fs::rename(s.log(), s.dir.path().join("mail.log.1")).unwrap();
+    append(&s.log(), &common::lines(&queued(4)));
+    wait_for("the new file", || total(&s.store) == 6);
+    wait_for("the torn line counted", || indexer.lag().skipped == 1);
+    indexer.stop();
+}
+
+#[test]
 fn a_crash_loses_and_duplicates_nothing() {
     let s = Setup::new();
     let entries = queued(6000);
@@ -194,7 +228,12 @@ fn a_crash_loses_and_duplicates_nothing() {
     // the middle of the file.
     let indexer = s.spawn();
     wait_for("a first batch", || indexer.lag().indexed > 0);
+    let status = indexer.lag();
     drop(indexer);
+    if status.indexed < 6000 {
+        // Mid-file: the lag says so.
+        assert!(status.behind_bytes > 0, "{status:?}");
+    }
     let after_crash = total(&s.store);
     assert!(after_crash > 0);
     // A crash between writing rows and the checkpoint cannot happen (one

@@ -350,6 +350,36 @@ fn message_by_queue_id_and_message_id() {
     );
     assert!(store.message("nothing-here").unwrap().is_none());
     assert!(store.message("").unwrap().is_none());
+    // A copy under another queue id with the same Message-ID is related.
+    let copy = postern_spool::QueueId::generate();
+    let mut rx = common::received(
+        "alice@example.com",
+        &["zoe@example.net"],
+        "192.0.2.7:1",
+        None,
+    );
+    rx.message_id = Some("<a1@example.com>".into());
+    store
+        .index(
+            &[common::rec(
+                copy,
+                "2026-12-01T10:00:00.500Z",
+                postern_track::MailEvent::Received(rx),
+            )],
+            &Checkpoint {
+                file_id: 7,
+                offset: 1300,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        store
+            .message(w.delivered.as_str())
+            .unwrap()
+            .unwrap()
+            .related,
+        [copy.to_string()]
+    );
 
     let text = render::life_text(&life);
     assert!(text.contains("Outcome: delivered"), "{text}");
@@ -365,6 +395,12 @@ fn message_by_queue_id_and_message_id() {
         "{text}"
     );
     assert!(text.contains("PLAINTEXT"), "{text}");
+    let text = render::life_text(&store.message(w.quarantined.as_str()).unwrap().unwrap());
+    assert!(
+        text.contains("from [2001:db8::5] HELO spammer.example"),
+        "{text}"
+    );
+    assert!(text.contains("quarantined into spam: rule spam"), "{text}");
 }
 
 #[test]
@@ -385,6 +421,10 @@ fn evidence_of_a_message() {
     assert!(!first.verified);
     assert_eq!(first.verification_result, "unknown issuer");
     assert_eq!(second.verification, "dane");
+    assert_eq!(
+        second.tls.as_ref().unwrap().group.as_deref(),
+        Some("X25519")
+    );
     assert!(second.verified);
     assert_eq!(
         second.tls.as_ref().unwrap().cert.as_ref().unwrap().sans,
@@ -560,7 +600,11 @@ fn read_only_store_reads_and_refuses_writes() {
         )
         .is_err()
     );
-    assert!(SqliteStore::open_read_only(&dir.path().join("missing.db")).is_err());
+    let err = SqliteStore::open_read_only(&dir.path().join("missing.db")).unwrap_err();
+    assert!(
+        err.to_string().contains("missing.db does not exist"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -601,4 +645,95 @@ fn search_text_and_csv() {
             || csv.contains("dave@example.com erin@example.com")
     );
     assert_eq!(render::search_text(&[]), "no events match\n");
+}
+
+/// The server's own constructors: `Received::from_envelope`,
+/// `MailEvent::after_receipt`, `TrackRecord::new` (now-timed event ids).
+#[test]
+fn records_from_the_servers_constructors() {
+    use postern_track::{MailEvent, Received, TrackRecord};
+    let id = postern_spool::QueueId::generate();
+    let env: postern_spool::Envelope = serde_json::from_value(serde_json::json!({
+        "queue_id": id.to_string(),
+        "received_at": "2026-12-06T22:00:00Z",
+        "reverse_path": "news@shop.example",
+        "recipients": [{"address": "Ann@Example.com"}],
+        "receipt": {
+            "listener": "mx", "peer": "192.0.2.44:51000", "helo": "out.shop.example",
+            "client_name": "out.shop.example", "sender_group": "UNKNOWN", "policy": "ACCEPTED",
+            "tls": {"version": "TLSv1.2", "cipher": "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+                    "group": "secp256r1", "sni": "mx.example.com"}
+        },
+        "message_size": 5000,
+        "hold": "rule spam-words",
+        "quarantine": "spam",
+        "content": [{"by": "rspamd", "verdict": "spam suspect (score 9.10 of 15.00)", "action": "quarantine \"spam\""}],
+        "message_id": "<n1@shop.example>",
+        "subject": "Sale"
+    }))
+    .unwrap();
+    let mut entries = vec![postern_trackdb::LogEntry::Mail(TrackRecord::new(
+        id,
+        MailEvent::Received(Received::from_envelope(&env)),
+    ))];
+    entries.extend(
+        MailEvent::after_receipt(&env)
+            .into_iter()
+            .map(|e| postern_trackdb::LogEntry::Mail(TrackRecord::new(id, e))),
+    );
+    assert_eq!(entries.len(), 3);
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    store
+        .index(
+            &entries,
+            &Checkpoint {
+                file_id: 1,
+                offset: 1,
+            },
+        )
+        .unwrap();
+
+    let life = store.message("<n1@shop.example>").unwrap().unwrap();
+    assert_eq!(life.queue_id, id.to_string());
+    assert_eq!(life.outcome, "quarantined");
+    let names: Vec<_> = life.records.iter().map(|r| r.event.name()).collect();
+    assert_eq!(names, ["received", "filtered", "quarantined"]);
+    let rows = store
+        .search(&SearchQuery {
+            recipient: Some("ann@example.com".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].client_name.as_deref(), Some("out.shop.example"));
+    assert_eq!(rows[0].tls_version.as_deref(), Some("TLSv1.2"));
+    assert!(rows[0].detail.contains("group UNKNOWN") && rows[0].detail.contains("policy ACCEPTED"));
+    let filtered = store
+        .search(&SearchQuery {
+            events: vec!["filtered".into()],
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        filtered[0].detail.contains("rspamd: spam suspect"),
+        "{}",
+        filtered[0].detail
+    );
+    assert_eq!(filtered[0].message_id.as_deref(), Some("n1@shop.example"));
+    let ev = Evidence::from_life(&life);
+    assert_eq!(
+        ev.inbound.unwrap().tls.unwrap().group.as_deref(),
+        Some("secp256r1")
+    );
+    let p = store
+        .posture(&PostureQuery {
+            direction: Some(Direction::Inbound),
+            since: time::OffsetDateTime::now_utc() - time::Duration::days(1),
+            limit: 0,
+        })
+        .unwrap();
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].peer, "out.shop.example");
+    assert_eq!(p[0].tls_versions, [("TLSv1.2".to_owned(), 1)]);
 }

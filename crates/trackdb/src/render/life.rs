@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use postern_track::{Attempt, CauseInfo, MailEvent, PeerCert, TrackRecord};
 
 use super::clean;
+use crate::sqlite::map::ip_of;
 use crate::types::{Evidence, MessageLife, TlsEvidence};
 
 fn indent_cause(out: &mut String, cause: Option<&CauseInfo>) {
@@ -22,9 +23,13 @@ fn indent_cause(out: &mut String, cause: Option<&CauseInfo>) {
 fn attempt_line(a: &Attempt) -> String {
     let tls = match &a.tls {
         Some(t) => format!(
-            "{} {}, certificate {}{}",
+            "{} {}{}, certificate {}{}",
             t.version,
             t.cipher,
+            t.group
+                .as_ref()
+                .map(|g| format!(" group {g}"))
+                .unwrap_or_default(),
             if t.verified {
                 "verified"
             } else {
@@ -88,7 +93,7 @@ fn record_lines(rec: &TrackRecord, out: &mut String) {
                 &format!(
                     "from {}[{}] HELO {} on {}, {} octets, {}",
                     r.client_name.as_deref().unwrap_or(""),
-                    r.peer,
+                    ip_of(&r.peer).map_or_else(|| r.peer.clone(), |ip| ip.to_string()),
                     r.helo,
                     r.listener,
                     r.size,

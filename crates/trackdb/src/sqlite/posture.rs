@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use postern_track::{MailEvent, SessionEvent};
 use rusqlite::types::Value;
 use rusqlite::{Connection, params, params_from_iter};
 
@@ -196,6 +197,28 @@ fn per_minute(
     Ok(v)
 }
 
+/// Event name → count: one index range count per name (the `event, ts_ms`
+/// index), instead of a scan of every event to group them.
+fn event_counts(conn: &Connection, since: i64) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut names: Vec<&str> = MailEvent::NAMES.to_vec();
+    names.extend(
+        SessionEvent::NAMES
+            .iter()
+            .filter(|n| !MailEvent::NAMES.contains(n)),
+    );
+    let mut st =
+        conn.prepare_cached("SELECT count(*) FROM events WHERE event = ?1 AND ts_ms >= ?2")?;
+    let mut out = Vec::new();
+    for name in names {
+        let n: i64 = st.query_row(params![name, since], |r| r.get(0))?;
+        if n > 0 {
+            out.push((name.to_owned(), count(n)));
+        }
+    }
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(out)
+}
+
 pub(super) fn summary(
     conn: &Connection,
     since: time::OffsetDateTime,
@@ -231,10 +254,6 @@ pub(super) fn summary(
             ),
             since,
         )?,
-        events: pairs(
-            conn,
-            "SELECT event, count(*) FROM events WHERE ts_ms >= ?1 GROUP BY 1 ORDER BY 2 DESC, 1",
-            since,
-        )?,
+        events: event_counts(conn, since)?,
     })
 }

@@ -45,19 +45,38 @@ fn address_filter(s: &str) -> AddressFilter {
     }
 }
 
-/// `(col = ?d OR (col > ?d. AND col < ?d/))`: the domain and its
-/// subdomains, one index range (`/` sorts right after `.`).
-fn domain_clause(col: &str, rd: &str, args: &mut Vec<Value>) -> String {
+/// The two arms of a domain filter: the domain itself, and its
+/// subdomains (`/` sorts right after `.`). Each arm reads its index in time
+/// order; the arms are merged (`UNION ALL … ORDER BY`), never sorted whole.
+fn domain_arms(col: &str, rd: &str, args: &mut Vec<Value>) -> Vec<String> {
     args.push(Value::Text(rd.to_owned()));
     args.push(Value::Text(format!("{rd}.")));
     args.push(Value::Text(format!("{rd}/")));
     let n = args.len();
-    format!(
-        "({col} = ?{} OR ({col} > ?{} AND {col} < ?{}))",
-        n - 2,
-        n - 1,
-        n
-    )
+    vec![
+        format!("{col} = ?{}", n - 2),
+        format!("{col} > ?{} AND {col} < ?{}", n - 1, n),
+    ]
+}
+
+/// Every combination of one arm from each alternative set.
+fn cross(sets: Vec<Vec<String>>) -> Vec<String> {
+    let mut out = vec![String::new()];
+    for set in sets {
+        out = out
+            .iter()
+            .flat_map(|prefix| {
+                set.iter().map(move |arm| {
+                    if prefix.is_empty() {
+                        arm.clone()
+                    } else {
+                        format!("{prefix} AND {arm}")
+                    }
+                })
+            })
+            .collect();
+    }
+    out
 }
 
 /// The key range of an IP or a CIDR block.
@@ -102,50 +121,57 @@ fn escape_like(s: &str) -> String {
     out
 }
 
+/// Two phases: the ids of the matching events, newest first (index-driven:
+/// one arm per alternative of a domain or IP filter, merged in time order),
+/// then their columns and recipients.
 pub(super) fn search(conn: &Connection, q: &SearchQuery) -> Result<Vec<EventRow>, StoreError> {
     let limit = match q.limit {
         0 => DEFAULT_LIMIT,
         n => n.min(MAX_LIMIT),
     };
     let mut args: Vec<Value> = Vec::new();
-    let mut wh: Vec<String> = Vec::new();
+    // Conditions every arm has, and sets of alternatives (OR) that become arms.
+    let mut common: Vec<String> = Vec::new();
+    let mut alternatives: Vec<Vec<String>> = Vec::new();
     // The recipient filter drives the scan from its index; otherwise events.
-    let (from, ts_col, order) = if let Some(r) = &q.recipient {
+    let (from, ts_col, id_col) = if let Some(r) = &q.recipient {
         match address_filter(r) {
             AddressFilter::Exact(a) => {
                 args.push(Value::Text(a));
-                wh.push(format!("r.rcpt = ?{}", args.len()));
+                common.push(format!("r.rcpt = ?{}", args.len()));
             }
-            AddressFilter::Domain(rd) => wh.push(domain_clause("r.rdomain", &rd, &mut args)),
+            AddressFilter::Domain(rd) => {
+                alternatives.push(domain_arms("r.rdomain", &rd, &mut args));
+            }
         }
         (
             "recipients r JOIN events e ON e.id = r.event",
             "r.ts_ms",
-            "r.ts_ms DESC, r.event DESC",
+            "r.event",
         )
     } else {
-        ("events e", "e.ts_ms", "e.ts_ms DESC, e.id DESC")
+        ("events e", "e.ts_ms", "e.id")
     };
     if let Some(start) = q.start {
         args.push(Value::Integer(map::ms(start)));
-        wh.push(format!("{ts_col} >= ?{}", args.len()));
+        common.push(format!("{ts_col} >= ?{}", args.len()));
     }
     if let Some(end) = q.end {
         args.push(Value::Integer(map::ms(end)));
-        wh.push(format!("{ts_col} < ?{}", args.len()));
+        common.push(format!("{ts_col} < ?{}", args.len()));
     }
     if let Some(s) = &q.sender {
         let t = s.trim();
         if t.is_empty() || t == "<>" {
-            wh.push("e.sender = ''".into());
+            common.push("e.sender = ''".into());
         } else {
             match address_filter(t) {
                 AddressFilter::Exact(a) => {
                     args.push(Value::Text(a));
-                    wh.push(format!("e.sender = ?{}", args.len()));
+                    common.push(format!("e.sender = ?{}", args.len()));
                 }
                 AddressFilter::Domain(rd) => {
-                    wh.push(domain_clause("e.sender_rdomain", &rd, &mut args));
+                    alternatives.push(domain_arms("e.sender_rdomain", &rd, &mut args));
                 }
             }
         }
@@ -156,89 +182,104 @@ pub(super) fn search(conn: &Connection, q: &SearchQuery) -> Result<Vec<EventRow>
             args.push(Value::Text(name.trim().to_ascii_lowercase()));
             marks.push(format!("?{}", args.len()));
         }
-        wh.push(format!("e.event IN ({})", marks.join(", ")));
+        common.push(format!("e.event IN ({})", marks.join(", ")));
     }
     if let Some(id) = &q.queue_id {
         args.push(Value::Text(id.trim().to_owned()));
-        wh.push(format!("e.queue_id = ?{}", args.len()));
+        common.push(format!("e.queue_id = ?{}", args.len()));
     }
     if let Some(id) = &q.message_id {
         args.push(Value::Text(map::bare_message_id(id)));
-        wh.push(format!("e.message_id = ?{}", args.len()));
+        common.push(format!("e.message_id = ?{}", args.len()));
     }
     if let Some(s) = &q.subject {
         args.push(Value::Text(escape_like(s)));
-        wh.push(format!("e.subject LIKE ?{} ESCAPE '\\'", args.len()));
+        common.push(format!("e.subject LIKE ?{} ESCAPE '\\'", args.len()));
     }
     if let Some(ip) = &q.ip {
         let (lo, hi) = ip_range(ip)?;
         args.push(Value::Blob(lo.to_vec()));
         args.push(Value::Blob(hi.to_vec()));
         let (a, b) = (args.len() - 1, args.len());
-        wh.push(format!(
-            "((e.client_ipk >= ?{a} AND e.client_ipk <= ?{b}) OR (e.server_ipk >= ?{a} AND e.server_ipk <= ?{b}))"
-        ));
+        alternatives.push(vec![
+            format!("e.client_ipk >= ?{a} AND e.client_ipk <= ?{b}"),
+            format!("e.server_ipk >= ?{a} AND e.server_ipk <= ?{b}"),
+        ]);
     }
     if let Some(v) = &q.tls_version {
         args.push(Value::Text(v.trim().to_owned()));
-        wh.push(format!("e.tls_version = ?{} COLLATE NOCASE", args.len()));
+        common.push(format!("e.tls_version = ?{} COLLATE NOCASE", args.len()));
     }
-    let where_sql = if wh.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", wh.join(" AND "))
-    };
-    let sql = format!("SELECT {COLUMNS} FROM {from} {where_sql} ORDER BY {order}");
-    let mut st = conn.prepare_cached(&sql)?;
-    let mut rows = st.query(params_from_iter(args))?;
-    let mut out = Vec::new();
-    let mut seen = HashSet::new();
-    while let Some(r) = rows.next()? {
-        let id: i64 = r.get(0)?;
-        if !seen.insert(id) {
-            continue; // two recipients of one event in the same domain
-        }
-        out.push((
-            id,
-            EventRow {
-                ts: r.get(1)?,
-                event_id: r.get(2)?,
-                event: r.get(3)?,
-                queue_id: r.get(4)?,
-                session: r.get(5)?,
-                message_id: r.get(6)?,
-                subject: r.get(7)?,
-                sender: r.get(8)?,
-                recipients: Vec::new(),
-                client_ip: r.get(9)?,
-                client_name: r.get(10)?,
-                server_ip: r.get(11)?,
-                server_name: r.get(12)?,
-                listener: r.get(13)?,
-                size: r
-                    .get::<_, Option<i64>>(14)?
-                    .and_then(|s| u64::try_from(s).ok()),
-                status: r.get(15)?,
-                reply: r.get(16)?,
-                tls_version: r.get(17)?,
-                tls_cipher: r.get(18)?,
-                detail: r.get(19)?,
-            },
-        ));
-        if out.len() >= limit {
-            break;
-        }
-    }
-    drop(rows);
-    let mut rst = conn.prepare_cached("SELECT rcpt FROM recipients WHERE event = ?1")?;
-    out.into_iter()
-        .map(|(id, mut row)| {
-            row.recipients = rst
-                .query_map(params![id], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            Ok(row)
+    let common_sql = common.join(" AND ");
+    let arms: Vec<String> = cross(alternatives)
+        .into_iter()
+        .map(|alt| {
+            let filter = match (alt.is_empty(), common_sql.is_empty()) {
+                (true, true) => String::new(),
+                (true, false) => format!("WHERE {common_sql}"),
+                (false, true) => format!("WHERE {alt}"),
+                (false, false) => format!("WHERE {alt} AND {common_sql}"),
+            };
+            format!("SELECT {id_col} AS id, {ts_col} AS k FROM {from} {filter}")
         })
-        .collect()
+        .collect();
+    let sql = format!("{} ORDER BY k DESC, id DESC", arms.join(" UNION ALL "));
+    let ids: Vec<i64> = {
+        let mut st = conn.prepare_cached(&sql)?;
+        let mut rows = st.query(params_from_iter(args))?;
+        let mut ids = Vec::new();
+        let mut seen = HashSet::new();
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            // Two recipients of one event in the same domain: once.
+            if seen.insert(id) {
+                ids.push(id);
+                if ids.len() >= limit {
+                    break;
+                }
+            }
+        }
+        ids
+    };
+    let mut st = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM events e WHERE e.id = ?1"))?;
+    let mut rst = conn.prepare_cached("SELECT rcpt FROM recipients WHERE event = ?1")?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let mut rows = st.query(params![id])?;
+        let Some(r) = rows.next()? else {
+            continue; // pruned meanwhile
+        };
+        let mut row = EventRow {
+            ts: r.get(1)?,
+            event_id: r.get(2)?,
+            event: r.get(3)?,
+            queue_id: r.get(4)?,
+            session: r.get(5)?,
+            message_id: r.get(6)?,
+            subject: r.get(7)?,
+            sender: r.get(8)?,
+            recipients: Vec::new(),
+            client_ip: r.get(9)?,
+            client_name: r.get(10)?,
+            server_ip: r.get(11)?,
+            server_name: r.get(12)?,
+            listener: r.get(13)?,
+            size: r
+                .get::<_, Option<i64>>(14)?
+                .and_then(|s| u64::try_from(s).ok()),
+            status: r.get(15)?,
+            reply: r.get(16)?,
+            tls_version: r.get(17)?,
+            tls_cipher: r.get(18)?,
+            detail: r.get(19)?,
+        };
+        drop(rows);
+        row.recipients = rst
+            .query_map(params![id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        out.push(row);
+    }
+    Ok(out)
 }
 
 pub(super) fn message(conn: &Connection, key: &str) -> Result<Option<MessageLife>, StoreError> {
@@ -313,6 +354,21 @@ pub(super) fn message(conn: &Connection, key: &str) -> Result<Option<MessageLife
     for q in originals {
         if !related.contains(&q) {
             related.push(q);
+        }
+    }
+    // The same Message-ID under other queue ids: copies split at end of
+    // data (some recipients refused by content policy), or a resend.
+    if let Some(mid) = &message_id {
+        let copies: Vec<String> = conn
+            .prepare_cached(
+                "SELECT DISTINCT queue_id FROM events WHERE message_id = ?1 AND queue_id != ?2",
+            )?
+            .query_map(params![map::bare_message_id(mid), queue_id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for q in copies {
+            if !related.contains(&q) {
+                related.push(q);
+            }
         }
     }
     if message_id.is_none() {

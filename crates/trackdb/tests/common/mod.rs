@@ -81,6 +81,7 @@ pub fn attempt(
             version: v.into(),
             cipher: "TLS_AES_256_GCM_SHA384".into(),
             verified,
+            group: Some("X25519".into()),
             verification: if verified {
                 "ok".into()
             } else {
@@ -125,6 +126,7 @@ pub fn outcome(rcpt: &str, mx: &str, ip: &str, status: &str, tls: Option<&str>) 
         tls: tls.map(str::to_owned),
         attempts: 1,
         next_attempt: None,
+        age_ms: Some(1500),
     }
 }
 
