@@ -4,7 +4,18 @@
 //! [admin]
 //! enabled = true                          # default
 //! socket = "/var/lib/postern/admin.sock"  # default <data_dir>/admin.sock
+//! http = "127.0.0.1:8025"                 # the web console and HTTP API; default: none
+//! http_tls = false                        # default: false on loopback, true elsewhere
+//! users_file = "admin-users.json"         # default <data_dir>/admin-users.json
+//! tokens_file = "admin-tokens.json"       # default <data_dir>/admin-tokens.json
+//! session_idle = "30m"                    # default
+//! session_max = "12h"                     # default
+//! public_metrics = false                  # default: /metrics needs a token or a session
 //! ```
+//!
+//! The HTTP listener carries passwords and session cookies: on an address
+//! other than loopback it must use TLS (the server's certificate), and
+//! `http_tls = false` there is refused.
 //!
 //! # Security
 //! Parses operator input. The socket's file permissions (created `0600`) are
@@ -27,17 +38,169 @@ use crate::error::ConfigError;
 pub(crate) struct RawAdmin {
     pub enabled: Option<Spanned<bool>>,
     pub socket: Option<Spanned<String>>,
+    pub http: Option<Spanned<String>>,
+    pub http_tls: Option<Spanned<bool>>,
+    pub users_file: Option<Spanned<String>>,
+    pub tokens_file: Option<Spanned<String>>,
+    pub session_idle: Option<Spanned<String>>,
+    pub session_max: Option<Spanned<String>>,
+    pub public_metrics: Option<Spanned<bool>>,
+}
+
+/// The admin HTTP listener's settings as configured (`[admin] http…`); the
+/// binary adds the TLS configuration ([`AdminHttp::settings`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminHttp {
+    /// Where the web console and HTTP API listen; `None`: not served.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Serve HTTPS with the server's certificate.
+    pub tls: bool,
+    /// Admin users (argon2id hashes), `0600`.
+    pub users_file: std::path::PathBuf,
+    /// API tokens (SHA-256 of each secret), `0600`.
+    pub tokens_file: std::path::PathBuf,
+    /// A session ends after this long without a request.
+    pub session_idle: std::time::Duration,
+    /// A session ends this long after the login, whatever happens.
+    pub session_max: std::time::Duration,
+    /// `/metrics` without a token or session.
+    pub public_metrics: bool,
+}
+
+impl AdminHttp {
+    /// The defaults under `data_dir` (no listener).
+    pub fn new(data_dir: &Path) -> Self {
+        let d = postern_admin::HttpSettings::new(data_dir);
+        Self {
+            listen: d.listen,
+            tls: false,
+            users_file: d.users_file,
+            tokens_file: d.tokens_file,
+            session_idle: d.session_idle,
+            session_max: d.session_max,
+            public_metrics: d.public_metrics,
+        }
+    }
+
+    /// The admin crate's settings, with `tls` when [`AdminHttp::tls`].
+    pub fn settings(
+        &self,
+        tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    ) -> postern_admin::HttpSettings {
+        postern_admin::HttpSettings {
+            listen: self.listen,
+            tls: if self.tls { tls } else { None },
+            users_file: self.users_file.clone(),
+            tokens_file: self.tokens_file.clone(),
+            session_idle: self.session_idle,
+            session_max: self.session_max,
+            public_metrics: self.public_metrics,
+        }
+    }
+}
+
+/// Shortest and longest session lifetimes accepted.
+const SESSION_MIN: std::time::Duration = std::time::Duration::from_mins(1);
+const SESSION_MAX: std::time::Duration = std::time::Duration::from_hours(7 * 24);
+
+/// Builds the admin HTTP settings.
+pub(crate) fn build_http(
+    raw: Option<&Spanned<RawAdmin>>,
+    data_dir: &Path,
+    cx: &mut Ctx<'_>,
+) -> Result<AdminHttp, ConfigError> {
+    let mut s = AdminHttp::new(data_dir);
+    let Some(r) = raw.map(Spanned::get_ref) else {
+        return Ok(s);
+    };
+    if let Some(v) = &r.http {
+        let addr: std::net::SocketAddr = v.get_ref().trim().parse().map_err(|_| {
+            cx.error(
+                v.span(),
+                "admin.http",
+                "not an address; allowed: IP:PORT, such as \"127.0.0.1:8025\" or \"[::1]:8025\"",
+            )
+        })?;
+        s.listen = Some(addr);
+        s.tls = !addr.ip().is_loopback();
+    }
+    if let Some(v) = &r.http_tls {
+        s.tls = *v.get_ref();
+        if let Some(addr) = s.listen
+            && !s.tls
+            && !addr.ip().is_loopback()
+        {
+            return Err(cx.error(
+                v.span(),
+                "admin.http_tls",
+                format!(
+                    "false on {addr}, which is not a loopback address: passwords and session \
+                     cookies would cross the network in clear; allowed: true, or a loopback \
+                     address in admin.http (then a TLS reverse proxy in front)"
+                ),
+            ));
+        }
+    }
+    for (v, key, field) in [
+        (&r.users_file, "admin.users_file", &mut s.users_file),
+        (&r.tokens_file, "admin.tokens_file", &mut s.tokens_file),
+    ] {
+        if let Some(v) = v {
+            if v.get_ref().trim().is_empty() {
+                return Err(cx.error(v.span(), key, "must not be empty"));
+            }
+            *field = crate::build::resolve(cx.base_dir, v.get_ref());
+        }
+    }
+    for (v, key, field) in [
+        (&r.session_idle, "admin.session_idle", &mut s.session_idle),
+        (&r.session_max, "admin.session_max", &mut s.session_max),
+    ] {
+        if let Some(v) = v {
+            let d = crate::units::parse_duration(v.get_ref().trim())
+                .map_err(|e| cx.error(v.span(), key, format!("{e}; allowed: 1m to 7d")))?;
+            if !(SESSION_MIN..=SESSION_MAX).contains(&d) {
+                return Err(cx.error(v.span(), key, "allowed: 1m to 7d"));
+            }
+            *field = d;
+        }
+    }
+    if s.session_idle > s.session_max {
+        let span = r
+            .session_idle
+            .as_ref()
+            .or(r.session_max.as_ref())
+            .map(Spanned::span);
+        cx.warn(
+            span,
+            "admin.session_idle",
+            "longer than admin.session_max: sessions end at session_max",
+        );
+    }
+    if let Some(v) = &r.public_metrics {
+        s.public_metrics = *v.get_ref();
+        if s.public_metrics && s.listen.is_some_and(|a| !a.ip().is_loopback()) {
+            cx.warn(
+                Some(v.span()),
+                "admin.public_metrics",
+                "/metrics answers anyone who can reach the listener (queue sizes, sender groups, \
+                 TLS failure causes); prefer a token (`postern admin token create prometheus`)",
+            );
+        }
+    }
+    Ok(s)
 }
 
 /// Builds the admin settings.
 pub(crate) fn build(
-    raw: Option<Spanned<RawAdmin>>,
+    raw: Option<&Spanned<RawAdmin>>,
     data_dir: &Path,
     data_dir_span: std::ops::Range<usize>,
     cx: &Ctx<'_>,
 ) -> Result<AdminSettings, ConfigError> {
     let mut s = AdminSettings::new(data_dir);
-    let r = raw.map(Spanned::into_inner).unwrap_or_default();
+    let default = RawAdmin::default();
+    let r = raw.map_or(&default, Spanned::get_ref);
     if let Some(v) = &r.enabled {
         s.enabled = *v.get_ref();
     }
@@ -87,6 +250,51 @@ mod tests {
     }
 
     #[test]
+    fn http_keys() {
+        let c = load("").unwrap().config;
+        assert_eq!(c.admin_http.listen, None);
+        assert_eq!(
+            c.admin_http.users_file,
+            Path::new("/var/lib/postern/admin-users.json")
+        );
+        let c = load(
+            "[admin]\nhttp = \"127.0.0.1:8025\"\nsession_idle = \"10m\"\ntokens_file = \"t.json\"\n",
+        )
+        .unwrap()
+        .config;
+        assert_eq!(c.admin_http.listen, Some("127.0.0.1:8025".parse().unwrap()));
+        assert!(!c.admin_http.tls, "loopback: plain HTTP by default");
+        assert_eq!(
+            c.admin_http.session_idle,
+            std::time::Duration::from_mins(10)
+        );
+        assert_eq!(c.admin_http.tokens_file, Path::new("/etc/postern/t.json"));
+        let c = load("[admin]\nhttp = \"192.0.2.1:8443\"\n").unwrap().config;
+        assert!(c.admin_http.tls, "elsewhere: TLS by default");
+        let err = |extra: &str| load(extra).unwrap_err().to_string();
+        let e = err("[admin]\nhttp = \"192.0.2.1:8443\"\nhttp_tls = false\n");
+        assert!(
+            e.starts_with("postern.toml:13:12: admin.http_tls: false on 192.0.2.1:8443"),
+            "{e}"
+        );
+        let e = err("[admin]\nhttp = \"localhost\"\n");
+        assert!(
+            e.starts_with("postern.toml:12:8: admin.http: not an address"),
+            "{e}"
+        );
+        let e = err("[admin]\nsession_max = \"30d\"\n");
+        assert!(e.contains("admin.session_max: allowed: 1m to 7d"), "{e}");
+        let l = load("[admin]\nhttp = \"192.0.2.1:8443\"\npublic_metrics = true\n").unwrap();
+        assert!(
+            l.warnings
+                .iter()
+                .any(|w| w.to_string().contains("admin.public_metrics")),
+            "{:?}",
+            l.warnings
+        );
+    }
+
+    #[test]
     fn errors_name_the_place() {
         let err = |extra: &str| load(extra).unwrap_err().to_string();
         assert_eq!(
@@ -116,7 +324,9 @@ mod tests {
         );
         assert_eq!(
             err("[admin]\nport = 8080\n"),
-            "postern.toml:12:1: admin.port: unknown key; allowed: \"enabled\", \"socket\""
+            "postern.toml:12:1: admin.port: unknown key; allowed: \"enabled\", \"socket\", \
+             \"http\", \"http_tls\", \"users_file\", \"tokens_file\", \"session_idle\", \
+             \"session_max\", \"public_metrics\""
         );
         assert!(
             err("[admin]\nenabled = \"yes\"\n").starts_with("postern.toml:12:11: admin.enabled:")

@@ -176,8 +176,10 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         _ => None,
     };
 
-    let admin = crate::admin::build(raw.admin, &data_dir, raw.data_dir.span(), cx);
+    let admin = crate::admin::build(raw.admin.as_ref(), &data_dir, raw.data_dir.span(), cx);
     let admin = cx.keep(admin);
+    let admin_http = crate::admin::build_http(raw.admin.as_ref(), &data_dir, cx);
+    let admin_http = cx.keep(admin_http);
     let counters = crate::counters::build(raw.counters, cx);
     let counters = cx.keep(counters);
     let dmarc_reports = crate::dmarc_reports::build(raw.dmarc_reports, &data_dir, cx);
@@ -279,6 +281,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         Some(dmarc_reports),
         Some(quarantines),
         Some(tracking),
+        Some(admin_http),
     ) = (
         max_connections,
         max_connections_per_ip,
@@ -295,6 +298,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         dmarc_reports,
         quarantines,
         tracking,
+        admin_http,
     )
     else {
         return None;
@@ -398,6 +402,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         counters,
         dmarc_reports,
         tracking,
+        admin_http,
         source: cx.origin.to_owned(),
     })
 }

@@ -49,6 +49,7 @@ mod units;
 
 use std::path::{Path, PathBuf};
 
+pub use admin::AdminHttp;
 pub use error::{ConfigError, ErrorKind, Location, Warning};
 pub use postern_smtpd::ServerSettings;
 pub use show::effective;
@@ -84,6 +85,8 @@ pub struct Config {
     pub pickup: postern_pickup::PickupSettings,
     /// `[admin]`: the admin socket (`postern queue` verbs while the server runs).
     pub admin: postern_admin::AdminSettings,
+    /// `[admin] http…`: the web console and HTTP API listener.
+    pub admin_http: AdminHttp,
     /// `[counters]`: where limits, greylisting and bans keep their counts
     /// (`postern_counters::open` turns it into the store).
     pub counters: postern_counters::CounterSettings,
