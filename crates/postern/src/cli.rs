@@ -60,6 +60,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: QuarantineCommand,
     },
+    /// Web console and HTTP API access: admin users and API tokens.
+    Admin {
+        #[command(subcommand)]
+        command: crate::admin_cmd::AdminCommand,
+    },
     /// Message tracking: search events, a message's whole life, its TLS evidence.
     Track {
         #[command(subcommand)]

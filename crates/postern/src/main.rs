@@ -6,6 +6,7 @@
 //! Runs as whatever user starts it; writes only below the configured data
 //! directory. Insecure `[danger]` settings are logged at every start.
 
+mod admin_cmd;
 mod admin_setup;
 mod auth_cmd;
 mod cert_cmd;
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
         cli::Command::Quarantine { command } => quarantine_cmd::run(config, &command),
         cli::Command::Spool { command } => spool_cmd::run(config, &command),
         cli::Command::Track { command } => track_cmd::run(config, &command),
+        cli::Command::Admin { command } => admin_cmd::run(config, &command),
         cli::Command::Tls {
             command: cli::TlsCommand::Posture(args),
         } => track_cmd::posture(config, &args),

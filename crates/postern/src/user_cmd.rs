@@ -26,28 +26,10 @@ enum ReadError {
 }
 
 pub(crate) fn hash(_args: &UserHashArgs) -> ExitCode {
-    let interactive = std::io::stdin().is_terminal();
-    let password = match if interactive {
-        from_terminal()
-    } else {
-        from_stdin()
-    } {
+    let password = match read_password("postern user hash") {
         Ok(p) => p,
-        Err(ReadError::Io(e)) => {
-            eprintln!("error: cannot read the password: {e}");
-            return ExitCode::from(1);
-        }
-        Err(ReadError::Mismatch) => {
-            eprintln!("error: the two passwords differ; nothing was hashed");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
-    if password.is_empty() {
-        eprintln!(
-            "error: empty password (type it at the prompt, or pipe it: `printf %s 'pw' | postern user hash`)"
-        );
-        return ExitCode::from(2);
-    }
     match postern_smtpd::hash_password(&password) {
         Ok(hash) => {
             crate::out::outln!("{hash}");
@@ -58,6 +40,34 @@ pub(crate) fn hash(_args: &UserHashArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// A new password: twice without echo on a terminal, else one line of
+/// stdin; empty is refused. `command` names the command in the hint.
+pub(crate) fn read_password(command: &str) -> Result<String, ExitCode> {
+    let interactive = std::io::stdin().is_terminal();
+    let password = match if interactive {
+        from_terminal()
+    } else {
+        from_stdin()
+    } {
+        Ok(p) => p,
+        Err(ReadError::Io(e)) => {
+            eprintln!("error: cannot read the password: {e}");
+            return Err(ExitCode::from(1));
+        }
+        Err(ReadError::Mismatch) => {
+            eprintln!("error: the two passwords differ; nothing was changed");
+            return Err(ExitCode::from(1));
+        }
+    };
+    if password.is_empty() {
+        eprintln!(
+            "error: empty password (type it at the prompt, or pipe it: `printf %s 'pw' | {command}`)"
+        );
+        return Err(ExitCode::from(2));
+    }
+    Ok(password)
 }
 
 /// Twice, without echo, from the controlling terminal.
