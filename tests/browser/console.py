@@ -51,6 +51,12 @@ def check(cond, what, page=None):
         raise Failed(f"{what}{where}")
 
 
+def h1(page):
+    """The page's <h1> text, or "" when it has none (no waiting)."""
+    loc = page.locator("h1")
+    return loc.first.inner_text().strip() if loc.count() else ""
+
+
 def step(text):
     print(f"ok: {text}", flush=True)
 
@@ -70,7 +76,7 @@ def landmarks_and_labels(page, name):
 
 def login_with_keyboard(page, base, user, password):
     page.goto(f"{base}/login")
-    check(page.locator("h1").inner_text().strip() == "Log in", "login page shows", page)
+    check(h1(page) == "Log in", "login page shows", page)
     landmarks_and_labels(page, "login")
     # The user field has autofocus; if not, Tab until it has focus.
     for _ in range(6):
@@ -93,7 +99,7 @@ def login_with_keyboard(page, base, user, password):
     with page.expect_navigation():
         page.keyboard.press("Enter")
     check(
-        page.locator("h1").inner_text().strip() == "Dashboard",
+        h1(page) == "Dashboard",
         "keyboard-only login lands on the dashboard",
         page,
     )
@@ -128,7 +134,7 @@ def track(page, base, recipient):
     step(f"tracking search by recipient found {rows.count()} event(s), first message {qid}")
     with page.expect_navigation():
         link.click()
-    check(qid in page.locator("h1").inner_text(), "the timeline of that message opens", page)
+    check(qid in h1(page), "the timeline of that message opens", page)
     check(page.get_by_role("heading", name="Transport security evidence").count() == 1,
           "the timeline shows its TLS evidence", page)
     text = page.inner_text("main")
@@ -174,7 +180,7 @@ def hold_and_release(browser, context, page, base, qid):
         p2.goto(f"{base}/queue/{quote(qid)}")
         with p2.expect_navigation():
             p2.get_by_role("button", name="Release").click()
-        check(p2.locator("h1").inner_text().startswith("Confirm: release"),
+        check(h1(p2).startswith("Confirm: release"),
               "without JavaScript a confirmation page comes first", p2)
         check(p2.get_by_role("status").count() == 0, "nothing happened yet", p2)
         landmarks_and_labels(p2, "confirmation")
@@ -190,7 +196,7 @@ def hold_and_release(browser, context, page, base, qid):
 
 def posture(page, base):
     page.goto(f"{base}/posture")
-    check(page.locator("h1").inner_text().strip() == "TLS posture", "posture page opens", page)
+    check(h1(page) == "TLS posture", "posture page opens", page)
     landmarks_and_labels(page, "posture")
     with page.expect_navigation():
         page.get_by_role("link", name=re.compile("^Inbound")).click()
@@ -228,7 +234,8 @@ def main():
             context = browser.new_context()
             page = context.new_page()
             errors = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("console", lambda m: errors.append(f"{m.text} ({m.location.get('url', '')})")
+                    if m.type == "error" else None)
             login_with_keyboard(page, base, args.user, args.password)
             dashboard(page, base)
             if args.recipient:
@@ -252,6 +259,11 @@ def main():
             logout(page, base)
         except Failed as e:
             print(f"FAILED: {e}", file=sys.stderr)
+            return 1
+        except Exception as e:  # a Playwright timeout or error: say where
+            print(f"FAILED: {type(e).__name__}: {e}", file=sys.stderr)
+            for p in context.pages:
+                print(f"  page {p.url}:\n{p.content()[:3000]}", file=sys.stderr)
             return 1
         finally:
             browser.close()

@@ -34,6 +34,11 @@ const FILES: &[Asset] = &[
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../../static/console.css"),
     },
+    Asset {
+        name: "favicon.svg",
+        content_type: "image/svg+xml",
+        body: include_bytes!("../../static/favicon.svg"),
+    },
 ];
 
 /// Each file's ETag (quoted), computed once.

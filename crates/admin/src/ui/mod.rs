@@ -106,6 +106,8 @@ pub(crate) struct Layout {
     pub css: String,
     /// `/static/htmx.min.js?v=…`.
     pub js: String,
+    /// `/static/favicon.svg?v=…`.
+    pub icon: String,
 }
 
 impl Layout {
@@ -143,6 +145,7 @@ impl Layout {
             error: None,
             css: assets::url("console.css"),
             js: assets::url("htmx.min.js"),
+            icon: assets::url("favicon.svg"),
         }
     }
 
@@ -157,6 +160,7 @@ impl Layout {
             error: None,
             css: assets::url("console.css"),
             js: assets::url("htmx.min.js"),
+            icon: assets::url("favicon.svg"),
         }
     }
 }
