@@ -144,6 +144,7 @@ def track(page, base, recipient):
           "the JSON export link is there", page)
     landmarks_and_labels(page, "timeline")
     step("timeline with TLS evidence")
+    return page.url
 
 
 def first_queued(page, base):
@@ -234,15 +235,18 @@ def main():
             context = browser.new_context()
             page = context.new_page()
             errors = []
+            extra = []
             page.on("console", lambda m: errors.append(f"{m.text} ({m.location.get('url', '')})")
                     if m.type == "error" else None)
             login_with_keyboard(page, base, args.user, args.password)
             dashboard(page, base)
             if args.recipient:
-                track(page, base, args.recipient)
+                extra.append(track(page, base, args.recipient))
             else:
                 print("skipped: tracking search (no --recipient)")
             qid = args.queue_id or first_queued(page, base)
+            if qid:
+                extra.append(f"{base}/queue/{quote(qid)}")
             if qid:
                 hold_and_release(browser, context, page, base, qid)
             else:
@@ -250,10 +254,12 @@ def main():
             posture(page, base)
             if args.screenshots:
                 os.makedirs(args.screenshots, exist_ok=True)
-                for path in ("/", "/queue", "/track", "/posture", "/config"):
-                    page.goto(f"{base}{path}")
-                    name = path.strip("/") or "dashboard"
-                    page.screenshot(path=os.path.join(args.screenshots, f"{name}.png"), full_page=True)
+                paths = ["/", "/queue", "/track", "/posture", "/config"]
+                for url in [f"{base}{p}" for p in paths] + extra:
+                    page.goto(url)
+                    name = re.sub(r"[^a-z0-9]+", "-", url[len(base):].lower()).strip("-")
+                    page.screenshot(path=os.path.join(args.screenshots, f"{name or 'dashboard'}.png"),
+                                    full_page=True)
             check(not errors, f"no console errors (CSP violations, script errors): {errors}")
             step("no console errors")
             logout(page, base)

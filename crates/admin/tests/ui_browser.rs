@@ -6,6 +6,8 @@
 //! no-JavaScript confirmation page), TLS posture, labels and landmarks, no
 //! console errors (the CSP holds), log out.
 //!
+//! `POSTERN_SCREENSHOTS=DIR` keeps a screenshot of each page in DIR.
+//!
 //! Skipped, with a message, when chromium or playwright is missing — unless
 //! `POSTERN_REQUIRE_TOOLS` is set (CI), then it fails.
 
@@ -47,8 +49,14 @@ async fn the_console_works_in_a_real_browser() {
     }
     let c = ui_support::start(true, true).await;
     let base = format!("http://{}", c.addr);
-    let out = tokio::process::Command::new("python3")
-        .arg(script())
+    let mut cmd = tokio::process::Command::new("python3");
+    // POSTERN_SCREENSHOTS=DIR: a screenshot of each page there, to look at.
+    if let Some(dir) = std::env::var_os("POSTERN_SCREENSHOTS") {
+        cmd.arg(script()).arg("--screenshots").arg(dir);
+    } else {
+        cmd.arg(script());
+    }
+    let out = cmd
         .args([
             "--base",
             &base,
