@@ -457,3 +457,32 @@ async fn login_errors_are_our_words_not_the_query() {
         .await;
     assert_eq!(r.location(), "/login?error=invalid");
 }
+
+#[tokio::test]
+async fn the_dashboard_raises_poisoned_spool_and_stopped_delivery() {
+    use std::sync::atomic::Ordering;
+    let c = start(true, true).await;
+    let mut b = Client::new(c.addr);
+    b.login().await;
+    let d = b.get("/").await.body;
+    assert!(!d.contains("spool is poisoned") && !d.contains("delivery is stopped"));
+    c.control.poisoned.store(true, Ordering::SeqCst);
+    let d = b.get("/").await.body;
+    assert!(
+        d.contains("<strong>Alert:</strong> the spool is poisoned since 2026-12-06T23:00:00Z"),
+        "{d}"
+    );
+    assert!(d.contains("postern spool recheck"), "what to do");
+    c.control.stopped.store(true, Ordering::SeqCst);
+    let d = b.get("/").await.body;
+    assert!(
+        d.contains("<strong>Alert:</strong> delivery is stopped"),
+        "{d}"
+    );
+    assert!(d.contains("The queue does not answer."));
+    let q = b.get("/queue").await;
+    assert_eq!(q.status, 200);
+    assert!(q.body.contains("role=\"alert\">the queue does not answer"));
+    let m = b.get(&format!("/queue/{}", c.seeded.queued)).await;
+    assert_eq!(m.status, 503);
+}

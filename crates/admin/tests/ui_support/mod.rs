@@ -10,14 +10,15 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use postern_admin::http::{CertExpiry, ConsoleInfo, HttpState};
 use postern_admin::view::{Lifetimes, read_spool};
 use postern_admin::{
-    BoxFuture, HttpSettings, QueueControl, QueueStatus, QueuedMessage, Unreadable, Verb,
-    VerbOutcome, VerbReport,
+    BoxFuture, HttpSettings, Poisoned, QueueControl, QueueStatus, QueuedMessage, SpoolHealth,
+    Unreadable, Verb, VerbOutcome, VerbReport,
 };
 use postern_spool::{
     ContentDecision, Envelope, EnvelopeRecipient, QueueId, Receipt, ReceiptTls, Spool,
@@ -38,6 +39,10 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub struct SpoolControl {
     pub settings: SpoolSettings,
     pub mail_log: PathBuf,
+    /// Answer like a queue that has stopped (every call `None`).
+    pub stopped: AtomicBool,
+    /// Report the spool poisoned.
+    pub poisoned: AtomicBool,
 }
 
 impl SpoolControl {
@@ -49,6 +54,9 @@ impl SpoolControl {
 
 impl QueueControl for SpoolControl {
     fn messages(&self, id: Option<QueueId>) -> BoxFuture<'_, Option<Vec<QueuedMessage>>> {
+        if self.stopped.load(Ordering::SeqCst) {
+            return Box::pin(async { None });
+        }
         let (all, _) = self.read();
         let v = all
             .into_iter()
@@ -74,6 +82,22 @@ impl QueueControl for SpoolControl {
                 VerbReport::new(&verb, VerbOutcome::Failed, (0, 0, 0), Some(e.to_string()))
             });
         Box::pin(async move { Some(r) })
+    }
+
+    fn spool_health(&self) -> BoxFuture<'_, Option<SpoolHealth>> {
+        let poisoned = self.poisoned.load(Ordering::SeqCst).then(|| Poisoned {
+            op: "fsync file".into(),
+            path: "/var/spool/postern/msg/X".into(),
+            error: "Input/output error (os error 5)".into(),
+            since: "2026-12-06T23:00:00Z".into(),
+        });
+        Box::pin(async move {
+            Some(SpoolHealth {
+                poisoned,
+                free_bytes: None,
+                min_free: 0,
+            })
+        })
     }
 
     fn unreadable(&self) -> BoxFuture<'_, Option<Vec<Unreadable>>> {
@@ -299,6 +323,7 @@ pub fn seed_tracking(path: &std::path::Path, queued: QueueId) -> (Arc<dyn TrackS
 /// A console on 127.0.0.1:0 over a seeded spool and tracking store.
 pub struct Console {
     pub addr: SocketAddr,
+    pub control: Arc<SpoolControl>,
     pub seeded: Seeded,
     pub dir: tempfile::TempDir,
     pub shutdown: CancellationToken,
@@ -322,9 +347,11 @@ pub async fn start(quarantine: bool, tracking: bool) -> Console {
     let control = Arc::new(SpoolControl {
         settings: spool,
         mail_log: dir.path().join("mail.log"),
+        stopped: AtomicBool::new(false),
+        poisoned: AtomicBool::new(false),
     });
     let state = HttpState::new(
-        control,
+        control.clone(),
         Arc::new(TestConsole { quarantine }),
         auth,
         settings,
@@ -336,6 +363,7 @@ pub async fn start(quarantine: bool, tracking: bool) -> Console {
     postern_admin::http::serve_listener(listener, state, shutdown.clone()).unwrap();
     Console {
         addr,
+        control,
         seeded: Seeded {
             queued,
             quarantined,
