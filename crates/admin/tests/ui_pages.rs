@@ -235,8 +235,30 @@ async fn every_page_renders_real_data_escaped_with_csrf_in_every_form() {
             .contains("max-age=31536000")
     );
     assert!(css.body.contains("prefers-color-scheme"));
-    let again = b.request("GET", "/static/console.css", None).await;
+    let again = b
+        .request_with(
+            "GET",
+            "/static/console.css",
+            None,
+            &[("if-none-match", &etag)],
+        )
+        .await;
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
     assert_eq!(again.headers.get("etag").unwrap().to_str().unwrap(), etag);
+    let other = b
+        .request_with(
+            "GET",
+            "/static/console.css",
+            None,
+            &[("if-none-match", "\"0\"")],
+        )
+        .await;
+    assert_eq!(other.status, 200);
+    assert!(d.contains(&format!(
+        "href=\"/static/console.css?v={}\"",
+        etag.trim_matches('"')
+    )));
     assert_eq!(b.get("/static/nope.js").await.status, 404);
 }
 

@@ -19,7 +19,7 @@ use axum::response::Response;
 use postern_spool::QueueId;
 
 use super::format::{list_short, sender};
-use super::queue::{RcptRow, facts_of, timed};
+use super::queue::{MAX_ROWS, RcptRow, facts_of, timed};
 use super::verbs::{Action, Confirm, Kind, confirmed};
 use super::{Layout, Nav, error_page, render};
 use crate::control::{VerbOutcome, VerbReport};
@@ -46,6 +46,8 @@ pub(crate) struct QRow {
 pub(crate) struct QuarantinePage {
     pub layout: Layout,
     pub rows: Vec<QRow>,
+    /// Quarantined messages (`rows` holds at most `MAX_ROWS`).
+    pub total: usize,
 }
 
 #[derive(Template)]
@@ -95,11 +97,17 @@ async fn list_page(state: &HttpState, who: &Authed, status: Option<String>) -> R
         quarantine: Some("*".to_owned()),
         ..Filter::default()
     };
-    let by_id = |id: &QueueId| all.iter().find(|m| m.envelope.queue_id == *id);
-    let rows = view::select(&all, &filter)
+    let by_id: std::collections::HashMap<QueueId, &postern_spool::Envelope> = all
         .iter()
+        .map(|m| (m.envelope.queue_id, m.envelope.as_ref()))
+        .collect();
+    let selected = view::select(&all, &filter);
+    let total = selected.len();
+    let rows = selected
+        .iter()
+        .take(MAX_ROWS)
         .map(|m| {
-            let env = by_id(&m.queue_id).map(|q| q.envelope.clone());
+            let env = by_id.get(&m.queue_id);
             let rcpts: Vec<String> = m.recipients.iter().map(|r| r.address.clone()).collect();
             QRow {
                 id: m.queue_id.to_string(),
@@ -117,7 +125,14 @@ async fn list_page(state: &HttpState, who: &Authed, status: Option<String>) -> R
             }
         })
         .collect();
-    render(StatusCode::OK, &QuarantinePage { layout, rows })
+    render(
+        StatusCode::OK,
+        &QuarantinePage {
+            layout,
+            rows,
+            total,
+        },
+    )
 }
 
 /// `GET /quarantine/{id}`.

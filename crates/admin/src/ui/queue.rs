@@ -34,6 +34,9 @@ pub(crate) async fn timed<T>(f: impl Future<Output = Option<T>>) -> Option<T> {
         .flatten()
 }
 
+/// The most rows a listing page shows (the queue may hold far more).
+pub(crate) const MAX_ROWS: usize = 1000;
+
 /// The state words offered in the filter.
 const STATES: &[&str] = &[
     "pending",
@@ -96,7 +99,9 @@ pub(crate) struct QueuePage {
     pub query: ListQuery,
     pub states: Vec<(&'static str, bool)>,
     pub rows: Vec<Row>,
-    /// `None`: the queue does not answer.
+    /// Matching messages (`rows` holds at most [`MAX_ROWS`] of them).
+    pub total: usize,
+    /// `false`: the queue does not answer.
     pub running: bool,
     pub unreadable: Vec<(String, String)>,
 }
@@ -149,10 +154,12 @@ async fn list_page(
                 .to_owned(),
         );
     }
-    let rows = match (&all, &filter) {
-        (Some(all), Some(f)) => view::select(all, f).iter().map(Row::of).collect(),
+    let selected_all = match (&all, &filter) {
+        (Some(all), Some(f)) => view::select(all, f),
         _ => Vec::new(),
     };
+    let total = selected_all.len();
+    let rows = selected_all.iter().take(MAX_ROWS).map(Row::of).collect();
     let unreadable = if running {
         timed(state.control.unreadable())
             .await
@@ -169,6 +176,7 @@ async fn list_page(
         states: STATES.iter().map(|s| (*s, *s == selected)).collect(),
         query: q,
         rows,
+        total,
         running,
         unreadable,
     };

@@ -411,6 +411,17 @@ impl Client {
         path: &str,
         form: Option<&[(&str, &str)]>,
     ) -> Answer {
+        self.request_with(method, path, form, &[]).await
+    }
+
+    /// A request with extra header fields.
+    pub async fn request_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        form: Option<&[(&str, &str)]>,
+        extra: &[(&str, &str)],
+    ) -> Answer {
         let stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
         let io = hyper_util::rt::TokioIo::new(stream);
         let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
@@ -420,6 +431,9 @@ impl Client {
             .uri(path)
             .header("host", self.addr.to_string())
             .header("accept", "text/html,application/xhtml+xml");
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
         if !self.cookies.is_empty() {
             let c = self
                 .cookies
