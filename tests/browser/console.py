@@ -3,7 +3,8 @@
 PyPI `playwright`; never `playwright install`: it downloads browsers).
 
     python3 tests/browser/console.py --base http://127.0.0.1:8025 \
-        --user admin --password secret [--queue-id ID] [--recipient ADDR]
+        --user admin --password secret [--queue-id ID] [--recipient ADDR] \
+        [--insecure] [--screenshots DIR]
 
 Works against any running console (a test router, or `postern serve`):
 
@@ -153,7 +154,7 @@ def first_queued(page, base):
     return links.first.inner_text().strip() if links.count() else None
 
 
-def hold_and_release(browser, context, page, base, qid):
+def hold_and_release(browser, context, page, base, qid, insecure):
     # Hold, with JavaScript: htmx asks with a dialog; accept it.
     page.goto(f"{base}/queue/{quote(qid)}")
     landmarks_and_labels(page, "message")
@@ -174,7 +175,8 @@ def hold_and_release(browser, context, page, base, qid):
     step(f"hold {qid} (JavaScript: dialog confirmation)")
 
     # Release, without JavaScript: the confirmation page.
-    nojs = browser.new_context(java_script_enabled=False)
+    nojs = browser.new_context(java_script_enabled=False,
+                               ignore_https_errors=insecure)
     try:
         nojs.add_cookies(context.cookies())
         p2 = nojs.new_page()
@@ -224,6 +226,8 @@ def main():
     ap.add_argument("--queue-id", help="a queued message to hold and release")
     ap.add_argument("--recipient", help="a recipient to find in tracking")
     ap.add_argument("--screenshots", help="directory for a screenshot of each page")
+    ap.add_argument("--insecure", action="store_true",
+                    help="accept any TLS certificate (an https:// base with a test certificate)")
     args = ap.parse_args()
     base = args.base.rstrip("/")
     if not os.path.exists(CHROMIUM):
@@ -232,7 +236,7 @@ def main():
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
         try:
-            context = browser.new_context()
+            context = browser.new_context(ignore_https_errors=args.insecure)
             page = context.new_page()
             errors = []
             extra = []
@@ -248,7 +252,7 @@ def main():
             if qid:
                 extra.append(f"{base}/queue/{quote(qid)}")
             if qid:
-                hold_and_release(browser, context, page, base, qid)
+                hold_and_release(browser, context, page, base, qid, args.insecure)
             else:
                 print("skipped: hold and release (no --queue-id and the queue is empty)")
             posture(page, base)
