@@ -306,6 +306,10 @@ async fn tracking_search_and_timeline_show_the_tls_evidence() {
     );
     assert!(t.contains("verify — because route[1] domain example.org"));
     assert!(t.contains(&"ab".repeat(32)), "the certificate fingerprint");
+    assert!(
+        t.contains("<dd>secp256r1</dd>"),
+        "the outbound key exchange group"
+    );
     assert!(t.contains("CN=mx.example.org"));
     assert!(
         t.contains("mx.example.org, &#60;b&#62;alt&#60;/b&#62;.example.org"),

@@ -277,6 +277,7 @@ pub fn seed_tracking(path: &std::path::Path, queued: QueueId) -> (Arc<dyn TrackS
         tls: Some(TlsOutcome {
             version: "TLSv1.3".into(),
             cipher: "TLS13_AES_128_GCM_SHA256".into(),
+            group: Some("secp256r1".into()),
             verified: true,
             verification: "ok".into(),
             peer_cert: Some(cert),
