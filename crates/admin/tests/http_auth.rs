@@ -128,7 +128,7 @@ async fn csrf_is_enforced_on_state_changes() {
     let (cookie, csrf) = s.login().await;
     let hold = format!("/api/v1/queue/{}/hold", s.queued);
     let origin = format!("http://{}", s.host());
-    let refused: [(&str, Vec<(&str, &str)>); 4] = [
+    let refused: [(&str, Vec<(&str, &str)>); 5] = [
         ("no token", vec![("Cookie", &cookie)]),
         (
             "wrong token",
@@ -140,6 +140,14 @@ async fn csrf_is_enforced_on_state_changes() {
                 ("Cookie", &cookie),
                 ("X-CSRF-Token", &csrf),
                 ("Origin", "http://evil.example"),
+            ],
+        ),
+        (
+            "Origin null without Fetch Metadata",
+            vec![
+                ("Cookie", &cookie),
+                ("X-CSRF-Token", &csrf),
+                ("Origin", "null"),
             ],
         ),
         (
@@ -173,6 +181,32 @@ async fn csrf_is_enforced_on_state_changes() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["outcome"], "done");
     assert!(held(&s, &cookie).await);
+    // A browser's own form POST under Referrer-Policy: no-referrer: Origin null,
+    // Sec-Fetch-Site same-origin.
+    let r = s
+        .req(
+            "POST",
+            &format!("/api/v1/queue/{}/release", s.queued),
+            &[
+                ("Cookie", &cookie),
+                ("Origin", "null"),
+                ("Sec-Fetch-Site", "same-origin"),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            &format!("csrf={csrf}"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!held(&s, &cookie).await);
+    let r = s
+        .req(
+            "POST",
+            &format!("/api/v1/queue/{}/hold", s.queued),
+            &[("Cookie", &cookie), ("X-CSRF-Token", &csrf)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
     let r = s
         .req(
             "POST",

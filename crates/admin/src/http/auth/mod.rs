@@ -258,14 +258,25 @@ pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a
 
 /// `Sec-Fetch-Site` (if sent) is `same-origin` or `none`, and `Origin` (if
 /// sent) is ours. `Err` says which failed.
+///
+/// `Origin: null` passes only with `Sec-Fetch-Site: same-origin`: our
+/// `Referrer-Policy: no-referrer` makes browsers send `null` on their own
+/// form POSTs (Fetch, "serializing a request origin"), and a browser that
+/// sends Fetch Metadata has said where the request came from.
 pub(crate) fn same_origin(auth: &Auth, headers: &HeaderMap) -> Result<(), &'static str> {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        let ok = matches!(site.to_str(), Ok("same-origin" | "none"));
-        if !ok {
-            return Err("cross-site request refused (Sec-Fetch-Site)");
-        }
+    let site = headers
+        .get("sec-fetch-site")
+        .map(|v| v.to_str().unwrap_or(""));
+    if let Some(site) = site
+        && !matches!(site, "same-origin" | "none")
+    {
+        return Err("cross-site request refused (Sec-Fetch-Site)");
     }
-    if let Some(origin) = headers.get(header::ORIGIN) {
+    let null_ok = site == Some("same-origin");
+    if let Some(origin) = headers
+        .get(header::ORIGIN)
+        .filter(|o| !(null_ok && o.as_bytes() == b"null"))
+    {
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
         let ours = host.map(|h| format!("{}://{h}", auth.scheme()));
         let ok = match (origin.to_str(), ours) {
