@@ -375,3 +375,57 @@ async fn htmx_requests_are_told_to_go_to_the_login_page() {
     assert_eq!(r.header("hx-redirect"), Some("/login"));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn read_only_tokens_cannot_change_anything() {
+    let s = Server::start().await;
+    let secret = TokenStore::open(&s.state.settings.tokens_file)
+        .unwrap()
+        .create_scoped("grafana", postern_admin::http::auth::TokenScope::Read)
+        .unwrap();
+    let bearer = format!("Bearer {secret}");
+    let who = s.get("/api/v1/whoami", &[("Authorization", &bearer)]).await;
+    assert_eq!(who.status, 200);
+    assert_eq!(who.json()["read_only"], true);
+    assert_eq!(
+        s.get("/api/v1/queue", &[("Authorization", &bearer)])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        s.get("/metrics", &[("Authorization", &bearer)])
+            .await
+            .status,
+        200
+    );
+    let r = s
+        .req(
+            "POST",
+            &format!("/api/v1/queue/{}/hold", s.queued),
+            &[("Authorization", &bearer)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.json()["error"].as_str().unwrap().contains("read-only"));
+    let r = s
+        .req(
+            "DELETE",
+            &format!("/api/v1/queue/{}", s.queued),
+            &[("Authorization", &bearer)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let (cookie, _) = s.login().await;
+    assert!(!held(&s, &cookie).await, "nothing changed");
+    let r = s
+        .get(
+            &format!("/api/v1/queue/{}", s.queued),
+            &[("Cookie", &cookie)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "still queued");
+    s.stop().await;
+}

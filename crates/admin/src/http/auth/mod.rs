@@ -44,7 +44,7 @@ use subtle::ConstantTimeEq as _;
 
 pub use limiter::LoginLimiter;
 pub use sessions::{Clock, SessionInfo, Sessions};
-pub use tokens::{TokenInfo, TokenStore};
+pub use tokens::{TokenInfo, TokenScope, TokenStore};
 pub use users::{UserInfo, UserStore};
 
 use super::HttpState;
@@ -130,6 +130,10 @@ enum Identity {
 /// Set by `identify` when a session's state change passed the CSRF checks.
 #[derive(Debug, Clone, Copy)]
 struct CsrfChecked;
+
+/// Set by `identify` for a read-only API token.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadOnly;
 
 /// Users, tokens, sessions and the login limiter of one listener.
 #[derive(Debug)]
@@ -306,15 +310,19 @@ pub(crate) async fn identify(State(state): State<HttpState>, req: Request, next:
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::trim);
+    let mut read_only = false;
     let identity = if let Some(value) = bearer {
         match value.split_once(' ') {
             Some((scheme, secret)) if scheme.eq_ignore_ascii_case("bearer") => {
-                match auth.tokens.verify(secret.trim()) {
-                    Some(name) => Identity::Authed(Authed {
-                        user: format!("token:{name}"),
-                        via: AuthVia::Token(name),
-                        csrf: String::new(),
-                    }),
+                match auth.tokens.verify_scoped(secret.trim()) {
+                    Some((name, scope)) => {
+                        read_only = scope == TokenScope::Read;
+                        Identity::Authed(Authed {
+                            user: format!("token:{name}"),
+                            via: AuthVia::Token(name),
+                            csrf: String::new(),
+                        })
+                    }
                     None => Identity::BadToken,
                 }
             }
@@ -365,6 +373,9 @@ pub(crate) async fn identify(State(state): State<HttpState>, req: Request, next:
         req.extensions_mut().insert(CsrfChecked);
     }
     req.extensions_mut().insert(identity);
+    if read_only {
+        req.extensions_mut().insert(ReadOnly);
+    }
     next.run(req).await
 }
 
@@ -452,6 +463,12 @@ impl FromRequestParts<HttpState> for AuthedChange {
 
     async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, Response> {
         let a = Authed::from_request_parts(parts, state).await?;
+        if parts.extensions.get::<ReadOnly>().is_some() {
+            return Err(error(
+                StatusCode::FORBIDDEN,
+                "this API token is read-only: state changes need a token created without --read-only",
+            ));
+        }
         if a.via == AuthVia::Session && parts.extensions.get::<CsrfChecked>().is_none() {
             return Err(error(
                 StatusCode::FORBIDDEN,
