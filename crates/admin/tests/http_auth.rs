@@ -128,7 +128,7 @@ async fn csrf_is_enforced_on_state_changes() {
     let (cookie, csrf) = s.login().await;
     let hold = format!("/api/v1/queue/{}/hold", s.queued);
     let origin = format!("http://{}", s.host());
-    let refused: [(&str, Vec<(&str, &str)>); 4] = [
+    let refused: [(&str, Vec<(&str, &str)>); 5] = [
         ("no token", vec![("Cookie", &cookie)]),
         (
             "wrong token",
@@ -140,6 +140,14 @@ async fn csrf_is_enforced_on_state_changes() {
                 ("Cookie", &cookie),
                 ("X-CSRF-Token", &csrf),
                 ("Origin", "http://evil.example"),
+            ],
+        ),
+        (
+            "Origin null without Fetch Metadata",
+            vec![
+                ("Cookie", &cookie),
+                ("X-CSRF-Token", &csrf),
+                ("Origin", "null"),
             ],
         ),
         (
@@ -173,6 +181,32 @@ async fn csrf_is_enforced_on_state_changes() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["outcome"], "done");
     assert!(held(&s, &cookie).await);
+    // A browser's own form POST under Referrer-Policy: no-referrer: Origin null,
+    // Sec-Fetch-Site same-origin.
+    let r = s
+        .req(
+            "POST",
+            &format!("/api/v1/queue/{}/release", s.queued),
+            &[
+                ("Cookie", &cookie),
+                ("Origin", "null"),
+                ("Sec-Fetch-Site", "same-origin"),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            &format!("csrf={csrf}"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!held(&s, &cookie).await);
+    let r = s
+        .req(
+            "POST",
+            &format!("/api/v1/queue/{}/hold", s.queued),
+            &[("Cookie", &cookie), ("X-CSRF-Token", &csrf)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
     let r = s
         .req(
             "POST",
@@ -339,5 +373,59 @@ async fn htmx_requests_are_told_to_go_to_the_login_page() {
         .await;
     assert_eq!(r.status, 401);
     assert_eq!(r.header("hx-redirect"), Some("/login"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn read_only_tokens_cannot_change_anything() {
+    let s = Server::start().await;
+    let secret = TokenStore::open(&s.state.settings.tokens_file)
+        .unwrap()
+        .create_scoped("grafana", postern_admin::http::auth::TokenScope::Read)
+        .unwrap();
+    let bearer = format!("Bearer {secret}");
+    let who = s.get("/api/v1/whoami", &[("Authorization", &bearer)]).await;
+    assert_eq!(who.status, 200);
+    assert_eq!(who.json()["read_only"], true);
+    assert_eq!(
+        s.get("/api/v1/queue", &[("Authorization", &bearer)])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        s.get("/metrics", &[("Authorization", &bearer)])
+            .await
+            .status,
+        200
+    );
+    let r = s
+        .req(
+            "POST",
+            &format!("/api/v1/queue/{}/hold", s.queued),
+            &[("Authorization", &bearer)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.json()["error"].as_str().unwrap().contains("read-only"));
+    let r = s
+        .req(
+            "DELETE",
+            &format!("/api/v1/queue/{}", s.queued),
+            &[("Authorization", &bearer)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let (cookie, _) = s.login().await;
+    assert!(!held(&s, &cookie).await, "nothing changed");
+    let r = s
+        .get(
+            &format!("/api/v1/queue/{}", s.queued),
+            &[("Cookie", &cookie)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "still queued");
     s.stop().await;
 }

@@ -55,6 +55,9 @@ pub struct WhoAmI {
     /// The session's CSRF token (for `X-CSRF-Token`); absent for tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csrf: Option<String>,
+    /// A read-only token (state changes are refused).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
 }
 
 /// Who is calling.
@@ -62,7 +65,8 @@ pub struct WhoAmI {
     security(("bearer" = []), ("session" = [])),
     responses((status = 200, description = "The caller", body = WhoAmI),
               (status = 401, description = "Not authenticated", body = server::ErrorBody)))]
-pub(crate) async fn whoami(a: Authed) -> axum::Json<WhoAmI> {
+pub(crate) async fn whoami(a: Authed, ext: axum::http::Extensions) -> axum::Json<WhoAmI> {
+    let read_only = ext.get::<super::auth::ReadOnly>().is_some();
     let (via, token, csrf) = match a.via {
         AuthVia::Session => ("session", None, Some(a.csrf)),
         AuthVia::Token(n) => ("token", Some(n), None),
@@ -72,6 +76,7 @@ pub(crate) async fn whoami(a: Authed) -> axum::Json<WhoAmI> {
         via: via.to_owned(),
         token,
         csrf,
+        read_only,
     })
 }
 

@@ -31,6 +31,7 @@
 
 mod api;
 pub mod auth;
+mod check;
 mod headers;
 mod openapi;
 mod ops;
@@ -48,6 +49,7 @@ use axum::routing::{get, post};
 
 pub use api::WhoAmI;
 pub use auth::{Auth, AuthError, AuthVia, Authed, AuthedChange};
+pub use check::config_warnings;
 pub use headers::{CSP, REQUEST_TIMEOUT};
 pub use openapi::document as openapi_document;
 pub use serve::{

@@ -6,7 +6,9 @@
 //! # Security
 //! Refuses to start on an address that is not loopback without TLS
 //! ([`check_listen`]): credentials never cross a network in clear text. A
-//! client must send its request head within [`HEADER_TIMEOUT`] (slowloris);
+//! client must send its request head within [`HEADER_TIMEOUT`] (slowloris;
+//! the timer also runs while a keep-alive connection is idle, so idle
+//! connections cannot hold the [`MAX_CONNECTIONS`] slots);
 //! heads are limited to [`MAX_HEAD`] bytes; each request has the router's
 //! timeout and body limit. The client's address is passed to handlers
 //! (`ConnectInfo`) for the login limiter and logs.

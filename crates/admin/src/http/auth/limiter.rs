@@ -86,6 +86,16 @@ pub struct LoginLimiter {
     clock: Clock,
 }
 
+/// The name as counted: lowercase, at most 64 bytes (longer names cannot
+/// exist; this bounds each entry).
+fn name_key(user: &str) -> String {
+    let mut end = user.len().min(64);
+    while !user.is_char_boundary(end) {
+        end -= 1;
+    }
+    user[..end].to_ascii_lowercase()
+}
+
 /// The address as counted: IPv4 as is, IPv6 by its /64.
 fn key(ip: IpAddr) -> IpAddr {
     match ip {
@@ -125,7 +135,7 @@ impl LoginLimiter {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let a = g.0.blocked(&key(ip), now);
-        let b = g.1.blocked(&user.to_ascii_lowercase(), now);
+        let b = g.1.blocked(&name_key(user), now);
         a.max(b)
     }
 
@@ -137,7 +147,7 @@ impl LoginLimiter {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         g.0.fail(key(ip), now);
-        g.1.fail(user.to_ascii_lowercase(), now);
+        g.1.fail(name_key(user), now);
     }
 
     /// A successful login clears the name's count.
@@ -146,7 +156,7 @@ impl LoginLimiter {
             .inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        g.1.map.remove(&user.to_ascii_lowercase());
+        g.1.map.remove(&name_key(user));
     }
 }
 
@@ -187,5 +197,6 @@ mod tests {
             l.fail("192.0.2.1".parse().unwrap(), &format!("user{i}"));
         }
         assert!(l.inner.lock().unwrap().1.map.len() <= MAX_ENTRIES);
+        assert_eq!(name_key(&"é".repeat(100)).len(), 64);
     }
 }

@@ -44,7 +44,7 @@ use subtle::ConstantTimeEq as _;
 
 pub use limiter::LoginLimiter;
 pub use sessions::{Clock, SessionInfo, Sessions};
-pub use tokens::{TokenInfo, TokenStore};
+pub use tokens::{TokenInfo, TokenScope, TokenStore};
 pub use users::{UserInfo, UserStore};
 
 use super::HttpState;
@@ -130,6 +130,10 @@ enum Identity {
 /// Set by `identify` when a session's state change passed the CSRF checks.
 #[derive(Debug, Clone, Copy)]
 struct CsrfChecked;
+
+/// Set by `identify` for a read-only API token.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadOnly;
 
 /// Users, tokens, sessions and the login limiter of one listener.
 #[derive(Debug)]
@@ -258,14 +262,25 @@ pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a
 
 /// `Sec-Fetch-Site` (if sent) is `same-origin` or `none`, and `Origin` (if
 /// sent) is ours. `Err` says which failed.
+///
+/// `Origin: null` passes only with `Sec-Fetch-Site: same-origin`: our
+/// `Referrer-Policy: no-referrer` makes browsers send `null` on their own
+/// form POSTs (Fetch, "serializing a request origin"), and a browser that
+/// sends Fetch Metadata has said where the request came from.
 pub(crate) fn same_origin(auth: &Auth, headers: &HeaderMap) -> Result<(), &'static str> {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        let ok = matches!(site.to_str(), Ok("same-origin" | "none"));
-        if !ok {
-            return Err("cross-site request refused (Sec-Fetch-Site)");
-        }
+    let site = headers
+        .get("sec-fetch-site")
+        .map(|v| v.to_str().unwrap_or(""));
+    if let Some(site) = site
+        && !matches!(site, "same-origin" | "none")
+    {
+        return Err("cross-site request refused (Sec-Fetch-Site)");
     }
-    if let Some(origin) = headers.get(header::ORIGIN) {
+    let null_ok = site == Some("same-origin");
+    if let Some(origin) = headers
+        .get(header::ORIGIN)
+        .filter(|o| !(null_ok && o.as_bytes() == b"null"))
+    {
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
         let ours = host.map(|h| format!("{}://{h}", auth.scheme()));
         let ok = match (origin.to_str(), ours) {
@@ -295,15 +310,19 @@ pub(crate) async fn identify(State(state): State<HttpState>, req: Request, next:
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::trim);
+    let mut read_only = false;
     let identity = if let Some(value) = bearer {
         match value.split_once(' ') {
             Some((scheme, secret)) if scheme.eq_ignore_ascii_case("bearer") => {
-                match auth.tokens.verify(secret.trim()) {
-                    Some(name) => Identity::Authed(Authed {
-                        user: format!("token:{name}"),
-                        via: AuthVia::Token(name),
-                        csrf: String::new(),
-                    }),
+                match auth.tokens.verify_scoped(secret.trim()) {
+                    Some((name, scope)) => {
+                        read_only = scope == TokenScope::Read;
+                        Identity::Authed(Authed {
+                            user: format!("token:{name}"),
+                            via: AuthVia::Token(name),
+                            csrf: String::new(),
+                        })
+                    }
                     None => Identity::BadToken,
                 }
             }
@@ -354,6 +373,9 @@ pub(crate) async fn identify(State(state): State<HttpState>, req: Request, next:
         req.extensions_mut().insert(CsrfChecked);
     }
     req.extensions_mut().insert(identity);
+    if read_only {
+        req.extensions_mut().insert(ReadOnly);
+    }
     next.run(req).await
 }
 
@@ -441,6 +463,12 @@ impl FromRequestParts<HttpState> for AuthedChange {
 
     async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, Response> {
         let a = Authed::from_request_parts(parts, state).await?;
+        if parts.extensions.get::<ReadOnly>().is_some() {
+            return Err(error(
+                StatusCode::FORBIDDEN,
+                "this API token is read-only: state changes need a token created without --read-only",
+            ));
+        }
         if a.via == AuthVia::Session && parts.extensions.get::<CsrfChecked>().is_none() {
             return Err(error(
                 StatusCode::FORBIDDEN,

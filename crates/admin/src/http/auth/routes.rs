@@ -54,6 +54,12 @@ pub struct LoginCsrf {
     pub csrf: String,
 }
 
+/// A user name as logged: quoted and escaped (`Debug`), at most 64 characters,
+/// so a hostile name cannot forge log lines or fill the log.
+fn shown(name: &str) -> String {
+    name.chars().take(64).collect()
+}
+
 fn with_cookie(mut r: Response, cookie: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(cookie) {
         r.headers_mut().append(header::SET_COOKIE, v);
@@ -109,7 +115,7 @@ pub(crate) async fn login(
         return error(StatusCode::FORBIDDEN, why);
     }
     if !auth.login_csrf_ok(&headers, &form.csrf) {
-        tracing::warn!(%ip, user = %form.user, "admin login refused: login form token missing or wrong");
+        tracing::warn!(%ip, user = ?shown(&form.user), "admin login refused: login form token missing or wrong");
         return login_failed(
             &headers,
             "csrf",
@@ -118,7 +124,7 @@ pub(crate) async fn login(
         );
     }
     if let Some(wait) = auth.limiter.check(ip, &form.user) {
-        tracing::warn!(%ip, user = %form.user, "admin login refused: too many failures");
+        tracing::warn!(%ip, user = ?shown(&form.user), "admin login refused: too many failures");
         let secs = wait.as_secs().max(1);
         let mut r = if wants_html(&headers) {
             (
@@ -154,7 +160,7 @@ pub(crate) async fn login(
     };
     let Some(user) = verified else {
         auth.limiter.fail(ip, &form.user);
-        tracing::warn!(%ip, user = %form.user, "admin login failed");
+        tracing::warn!(%ip, user = ?shown(&form.user), "admin login failed");
         return login_failed(
             &headers,
             "invalid",

@@ -29,6 +29,18 @@ pub const TOKEN_PREFIX: &str = "pst_";
 /// How often the last use of one token is written down, at most.
 const LAST_USED_EVERY: std::time::Duration = std::time::Duration::from_mins(1);
 
+/// What a token may do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenScope {
+    /// Everything an admin can do (the default).
+    #[default]
+    All,
+    /// Reading only: every state change is refused (403). For Prometheus,
+    /// dashboards and monitoring scripts.
+    Read,
+}
+
 /// One token as stored and listed (no secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenInfo {
@@ -38,6 +50,9 @@ pub struct TokenInfo {
     pub sha256: String,
     /// When it was created, RFC 3339.
     pub created: String,
+    /// What it may do.
+    #[serde(default)]
+    pub scope: TokenScope,
     /// When it was last used, RFC 3339 (to the minute).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_used: Option<String>,
@@ -96,8 +111,14 @@ impl TokenStore {
         Arc::clone(&cache.1)
     }
 
-    /// Creates a token; returns its secret (shown once, never stored).
+    /// Creates a token that may do everything; returns its secret (shown
+    /// once, never stored).
     pub fn create(&self, name: &str) -> Result<String, AuthError> {
+        self.create_scoped(name, TokenScope::All)
+    }
+
+    /// Creates a token with `scope`; returns its secret.
+    pub fn create_scoped(&self, name: &str, scope: TokenScope) -> Result<String, AuthError> {
         super::users::check_name(name)?;
         let mut raw = [0u8; 32];
         aws_lc_rs::rand::fill(&mut raw).map_err(|_| AuthError::Random)?;
@@ -116,6 +137,7 @@ impl TokenStore {
                 name: name.to_owned(),
                 sha256: digest,
                 created: files::now_rfc3339(),
+                scope,
                 last_used: None,
                 revoked: None,
             });
@@ -156,6 +178,11 @@ impl TokenStore {
 
     /// The name of the active token whose secret is `secret`.
     pub fn verify(&self, secret: &str) -> Option<String> {
+        self.verify_scoped(secret).map(|(name, _)| name)
+    }
+
+    /// The name and scope of the active token whose secret is `secret`.
+    pub fn verify_scoped(&self, secret: &str) -> Option<(String, TokenScope)> {
         if !secret.starts_with(TOKEN_PREFIX) || secret.len() > 128 {
             return None;
         }
@@ -166,10 +193,10 @@ impl TokenStore {
         for t in tokens.iter() {
             let eq: bool = t.sha256.as_bytes().ct_eq(digest.as_bytes()).into();
             if eq && t.revoked.is_none() {
-                found = Some(t.name.clone());
+                found = Some((t.name.clone(), t.scope));
             }
         }
-        if let Some(name) = &found {
+        if let Some((name, _)) = &found {
             self.note_use(name);
         }
         found
@@ -274,6 +301,11 @@ mod tests {
         assert_eq!(server.verify(&secret), None, "revocation seen at once");
         assert!(server.list()[0].revoked.is_some());
         assert!(matches!(cli.revoke("ci"), Err(AuthError::NoSuchToken(_))));
+        let ro = cli.create_scoped("grafana", TokenScope::Read).unwrap();
+        assert_eq!(
+            server.verify_scoped(&ro),
+            Some(("grafana".into(), TokenScope::Read))
+        );
         // The name can be reused; the old secret stays dead.
         let again = cli.create("ci").unwrap();
         assert_eq!(server.verify(&secret), None);
