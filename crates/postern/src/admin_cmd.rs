@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use postern_admin::http::auth::{TokenStore, UserStore};
+use postern_admin::http::auth::{TokenScope, TokenStore, UserStore};
 
 use crate::out::outln;
 
@@ -60,6 +60,9 @@ pub(crate) enum AdminTokenCommand {
     Create {
         /// A name saying what uses it (`prometheus`, `backup-script`).
         name: String,
+        /// Read only: views, searches and /metrics; every change is refused (403).
+        #[arg(long)]
+        read_only: bool,
     },
     /// Revoke a token: it stops working at once.
     Revoke {
@@ -144,13 +147,21 @@ fn token(path: &Path, cmd: &AdminTokenCommand) -> ExitCode {
         Err(e) => return fail(path, &e),
     };
     let result = match cmd {
-        AdminTokenCommand::Create { name } => store.create(name).map(|secret| {
-            format!(
-                "{secret}\n(token {name}: shown once, stored only as its SHA-256 in {}; send it as \
-                 `Authorization: Bearer {secret}`)",
-                path.display()
-            )
-        }),
+        AdminTokenCommand::Create { name, read_only } => {
+            let scope = if *read_only {
+                TokenScope::Read
+            } else {
+                TokenScope::All
+            };
+            store.create_scoped(name, scope).map(|secret| {
+                format!(
+                    "{secret}\n(token {name}{}: shown once, stored only as its SHA-256 in {}; send \
+                     it as `Authorization: Bearer {secret}`)",
+                    if *read_only { ", read only" } else { "" },
+                    path.display()
+                )
+            })
+        }
         AdminTokenCommand::Revoke { name } => store
             .revoke(name)
             .map(|()| format!("revoked token {name}: it stops working at once")),
@@ -163,8 +174,13 @@ fn token(path: &Path, cmd: &AdminTokenCommand) -> ExitCode {
                     .iter()
                     .map(|t| {
                         format!(
-                            "{:<24} created {}  last used {}{}",
+                            "{:<24} {:<10} created {}  last used {}{}",
                             t.name,
+                            if t.scope == TokenScope::Read {
+                                "read-only"
+                            } else {
+                                "all"
+                            },
                             t.created,
                             t.last_used.as_deref().unwrap_or("never"),
                             t.revoked

@@ -18,11 +18,21 @@ use postern_admin::{
 };
 use postern_delivery::{Controller, DeliveryHandle};
 
+/// The running queue as the admin socket and the HTTP API see it.
+pub(crate) fn control(
+    delivery: &DeliveryHandle,
+    spool: postern_spool::Spool,
+) -> Arc<dyn QueueControl> {
+    Arc::new(DeliveryControl {
+        controller: delivery.controller(),
+        spool,
+    })
+}
+
 /// Starts the admin socket unless `[admin] enabled = false`.
 pub(crate) async fn start(
     cfg: &postern_config::Config,
-    delivery: &DeliveryHandle,
-    spool: postern_spool::Spool,
+    control: Arc<dyn QueueControl>,
 ) -> anyhow::Result<Option<AdminServer>> {
     if !cfg.admin.enabled {
         tracing::info!(
@@ -30,10 +40,6 @@ pub(crate) async fn start(
         );
         return Ok(None);
     }
-    let control = Arc::new(DeliveryControl {
-        controller: delivery.controller(),
-        spool,
-    });
     let server = postern_admin::start(&cfg.admin, control, cfg.delivery.mail_log.clone())
         .await
         .context("starting the admin socket")?;

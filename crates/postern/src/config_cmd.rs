@@ -62,6 +62,7 @@ pub(crate) fn check(config: Option<&Path>, args: &CheckArgs) -> ExitCode {
             for s in &tls.summaries {
                 outln!("certificate: {s}");
             }
+            warnings += check_admin_http(&loaded.config, tls.config);
         }
         Err(e) => {
             eprintln!(
@@ -80,6 +81,27 @@ pub(crate) fn check(config: Option<&Path>, args: &CheckArgs) -> ExitCode {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+/// `[admin] http`: a listener nobody can log in to (no admin user),
+/// credential files others can read. Returns the number printed.
+fn check_admin_http(
+    cfg: &postern_config::Config,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) -> usize {
+    // Without a configured certificate `serve` generates one: the TLS the
+    // listener asks for will be there.
+    let pending_self_signed = cfg.admin_http.tls && tls.is_none();
+    let settings = cfg.admin_http.settings(tls);
+    let mut n = 0;
+    for w in postern_admin::http::config_warnings(&settings) {
+        if pending_self_signed && w.ends_with("(the server will not start)") {
+            continue;
+        }
+        outln!("warning: [admin] http: {w}");
+        n += 1;
+    }
+    n
 }
 
 /// With `backend = "redis"`: one read through the store `serve` would open

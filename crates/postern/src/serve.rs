@@ -50,6 +50,16 @@ fn init_tracing(level: &str, format: LogFormat) {
 
 /// Logs the danger settings and lint warnings (ARCHITECTURE.md: insecure
 /// options are always logged at startup).
+/// The configuration's and the certificates' warnings, as `config check`
+/// prints them (for the console).
+fn loaded_warnings(config: &[postern_config::Warning], tls: &[String]) -> Vec<String> {
+    config
+        .iter()
+        .map(ToString::to_string)
+        .chain(tls.iter().cloned())
+        .collect()
+}
+
 pub(crate) fn log_warnings(loaded: &Loaded) {
     for w in &loaded.warnings {
         tracing::warn!("config: {w}");
@@ -125,6 +135,9 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
     let tls = tls_setup::build(cfg, true)?;
+    let console_warnings: Vec<String> = loaded_warnings(&loaded.warnings, &tls.warnings);
+    let http_tls = tls.config.clone();
+    let cert_expiry = tls.expiry.clone();
     for w in &tls.warnings {
         tracing::warn!("tls: {w}");
     }
@@ -159,7 +172,8 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     // message from the smtpd the moment it is durable.
     let delivery = crate::delivery_setup::start(cfg, spool.clone(), mail_log.clone()).await?;
     // `postern queue` verbs reach the scheduler through the admin socket.
-    let admin = crate::admin_setup::start(cfg, &delivery, spool.clone()).await?;
+    let control = crate::admin_setup::control(&delivery, spool.clone());
+    let admin = crate::admin_setup::start(cfg, Arc::clone(&control)).await?;
     if let Some(a) = &admin {
         crate::out::sayln!("postern: admin socket {}", a.path().display());
     }
@@ -265,6 +279,24 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     for (name, addr) in server.local_addrs() {
         crate::out::sayln!("postern: listener {name} on {addr}");
     }
+    // The web console and HTTP API (`[admin] http`), last: it shows what
+    // the rest started.
+    let http = crate::console_setup::start_http(crate::console_setup::ConsoleParts {
+        cfg,
+        config_path: path,
+        warnings: console_warnings,
+        tls: http_tls,
+        certificates: cert_expiry,
+        control,
+        tracking: tracking.as_ref(),
+        metrics: metrics.clone(),
+        mail_log: mail_log.clone(),
+    })
+    .await?;
+    if let Some(h) = &http {
+        let scheme = if cfg.admin_http.tls { "https" } else { "http" };
+        crate::out::sayln!("postern: web console {scheme}://{}/", h.addr);
+    }
     crate::out::sayln!("postern: configuration {}", cfg.source);
     tracing::info!(source = %cfg.source, "postern started");
     let mut live = Live {
@@ -285,6 +317,9 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
         mail_log,
         ..
     } = live;
+    if let Some(h) = http {
+        h.shutdown(ADMIN_GRACE).await;
+    }
     server.shutdown(SHUTDOWN_GRACE).await;
     if let Some(p) = pickup {
         p.shutdown(SHUTDOWN_GRACE).await;
@@ -299,7 +334,7 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     let _ = tokio::task::spawn_blocking(move || mail_log.flush()).await;
     if let Some(t) = tracking {
         // Indexes what the last flush wrote, then stops.
-        let _ = tokio::task::spawn_blocking(move || t.indexer.stop()).await;
+        let _ = tokio::task::spawn_blocking(move || t.stop()).await;
     }
     drop(metrics);
     tracing::info!("stopped");

@@ -18,6 +18,9 @@ pub(crate) struct TlsBuilt {
     pub(crate) summaries: Vec<String>,
     /// True when a self-signed certificate is (or would be) used.
     pub(crate) self_signed: bool,
+    /// Each loaded certificate's name (its first subjectAltName, else its
+    /// subject) and end of validity, for the console's expiry view.
+    pub(crate) expiry: Vec<(String, time::OffsetDateTime)>,
 }
 
 fn needs_tls(cfg: &Config) -> bool {
@@ -25,6 +28,7 @@ fn needs_tls(cfg: &Config) -> bool {
         .listeners
         .iter()
         .any(|l| l.kind == ListenerKind::Submissions || l.tls != TlsMode::Off)
+        || (cfg.admin_http.listen.is_some() && cfg.admin_http.tls)
 }
 
 /// Builds the TLS configuration. With `generate`, a missing certificate is
@@ -39,6 +43,7 @@ pub(crate) fn build(cfg: &mut Config, generate: bool) -> anyhow::Result<TlsBuilt
                 warnings: Vec::new(),
                 summaries: Vec::new(),
                 self_signed,
+                expiry: Vec::new(),
             });
         }
         self_signed = true;
@@ -51,6 +56,7 @@ pub(crate) fn build(cfg: &mut Config, generate: bool) -> anyhow::Result<TlsBuilt
                 )],
                 summaries: Vec::new(),
                 self_signed,
+                expiry: Vec::new(),
             });
         }
         let mut names: Vec<String> = cfg
@@ -91,6 +97,17 @@ pub(crate) fn build(cfg: &mut Config, generate: bool) -> anyhow::Result<TlsBuilt
             .summaries()
             .iter()
             .map(ToString::to_string)
+            .collect(),
+        expiry: loaded
+            .store
+            .summaries()
+            .iter()
+            .map(|c| {
+                (
+                    c.sans.first().cloned().unwrap_or_else(|| c.subject.clone()),
+                    c.not_after,
+                )
+            })
             .collect(),
         self_signed,
     })
