@@ -263,25 +263,24 @@ pub(crate) fn posture(config: Option<&Path>, a: &PostureArgs) -> ExitCode {
 
 /// The tracking database, read-only.
 fn open(config: Option<&Path>, db: &DatabaseArg) -> Result<SqliteStore, ExitCode> {
-    let path = match &db.database {
-        Some(p) => p.clone(),
-        None => {
-            let chosen = crate::config_file::choose(config);
-            let loaded = crate::config_file::load(chosen.as_deref()).map_err(|e| {
-                crate::config_cmd::print_errors(&e);
-                ExitCode::from(2)
-            })?;
-            let c = loaded.config;
-            if !c.tracking.enabled {
-                eprintln!(
-                    "error: message tracking is off in {} ([tracking] enabled = false, or no \
-                     [delivery] mail_log); `postern queue show ID` still reads the mail log",
-                    c.source
-                );
-                return Err(ExitCode::from(2));
-            }
-            c.tracking.database
+    let path = if let Some(p) = &db.database {
+        p.clone()
+    } else {
+        let chosen = crate::config_file::choose(config);
+        let loaded = crate::config_file::load(chosen.as_deref()).map_err(|e| {
+            crate::config_cmd::print_errors(&e);
+            ExitCode::from(2)
+        })?;
+        let c = loaded.config;
+        if !c.tracking.enabled {
+            eprintln!(
+                "error: message tracking is off in {} ([tracking] enabled = false, or no \
+                 [delivery] mail_log); `postern queue show ID` still reads the mail log",
+                c.source
+            );
+            return Err(ExitCode::from(2));
         }
+        c.tracking.database
     };
     if !path.exists() {
         eprintln!(
