@@ -46,6 +46,12 @@ pub trait QueueControl: Send + Sync + 'static {
     fn recheck(&self) -> BoxFuture<'_, Option<RecheckReport>> {
         Box::pin(async { None })
     }
+    /// A queued message's header preview ([`crate::view::header_preview`]):
+    /// for reviewing quarantined mail. The default: not available.
+    fn header_preview(&self, queue_id: QueueId) -> BoxFuture<'_, Option<Vec<(String, String)>>> {
+        let _ = queue_id;
+        Box::pin(async { None })
+    }
 }
 
 /// An operator's queue command.

@@ -139,6 +139,26 @@ impl QueueControl for DeliveryControl {
             ))
         })
     }
+
+    fn header_preview(
+        &self,
+        queue_id: postern_spool::QueueId,
+    ) -> BoxFuture<'_, Option<Vec<(String, String)>>> {
+        let spool = self.spool.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                use std::io::Read as _;
+                let mut msg = spool.open_message(&queue_id).ok()?;
+                let mut buf = Vec::with_capacity(postern_admin::view::HEADER_PREVIEW_MAX);
+                let max = postern_admin::view::HEADER_PREVIEW_MAX as u64;
+                msg.by_ref().take(max).read_to_end(&mut buf).ok()?;
+                Some(postern_admin::view::header_preview(&buf))
+            })
+            .await
+            .ok()
+            .flatten()
+        })
+    }
 }
 
 fn to_delivery(v: &Verb) -> postern_delivery::Verb {

@@ -210,19 +210,18 @@ async fn show(config: Option<&Path>, id: QueueId, loc: &SpoolLocation, json: boo
     crate::queue_show::show(config, id, loc, json).await
 }
 
-/// From, To, Cc, Subject, Date, Message-ID of the stored message (the
-/// first 64 KiB are enough for any header section we accepted to preview).
+/// From, To, Cc, Subject, Date, Message-ID of the stored message
+/// (`postern_admin::view::header_preview`).
 fn header_preview(dir: &Path, id: &QueueId) -> Option<String> {
     use std::io::Read as _;
     let reader = Spool::open_read_only(dir).ok()?;
     let mut msg = reader.open_message(id).ok()?;
-    let mut buf = Vec::with_capacity(64 * 1024);
-    msg.by_ref().take(64 * 1024).read_to_end(&mut buf).ok()?;
+    let mut buf = Vec::with_capacity(postern_admin::view::HEADER_PREVIEW_MAX);
+    let max = postern_admin::view::HEADER_PREVIEW_MAX as u64;
+    msg.by_ref().take(max).read_to_end(&mut buf).ok()?;
     let mut out = String::new();
-    for name in ["From", "To", "Cc", "Subject", "Date", "Message-ID"] {
-        for v in postern_proto::header_values(&buf, name) {
-            let _ = writeln!(out, "  {name}: {}", clean(v.trim(), 300));
-        }
+    for (name, value) in postern_admin::view::header_preview(&buf) {
+        let _ = writeln!(out, "  {name}: {value}");
     }
     Some(out.trim_end().to_owned())
 }

@@ -1,6 +1,7 @@
 //! `GET /quarantine` (the quarantined messages), `GET /quarantine/{id}` (a
 //! preview: envelope, subject, Message-ID, why it was quarantined, the
-//! content decisions and the header fields added at receipt), `POST
+//! content decisions, the message's From/To/Cc/Subject/Date/Message-ID
+//! and the header fields added at receipt), `POST
 //! /quarantine/{id}/{release|delete}` with a confirmation step. All of it
 //! answers 404 while `ConsoleInfo::quarantine_enabled` is false (and the
 //! page is left out of the navigation).
@@ -59,6 +60,8 @@ pub(crate) struct PreviewPage {
     pub actions: Vec<Action>,
     pub decisions: Vec<(String, String, String)>,
     pub added_headers: String,
+    /// From, To, Cc, Subject, Date, Message-ID of the message itself.
+    pub headers: Vec<(String, String)>,
 }
 
 fn disabled(layout: Layout) -> Response {
@@ -190,6 +193,9 @@ async fn preview(
         }
     }
     let (facts, rcpts) = facts_of(&info);
+    let headers = timed(state.control.header_preview(qid))
+        .await
+        .unwrap_or_default();
     let env = info.envelope.as_ref();
     let page = PreviewPage {
         layout,
@@ -208,6 +214,7 @@ async fn preview(
             })
             .unwrap_or_default(),
         added_headers: env.map(|e| e.added_headers.clone()).unwrap_or_default(),
+        headers,
     };
     render(code, &page)
 }
