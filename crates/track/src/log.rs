@@ -343,9 +343,52 @@ fn spawn_writer(
 struct Out {
     out: BufWriter<File>,
     path: std::path::PathBuf,
+    /// When the path was last compared with the open file.
+    checked: std::time::Instant,
 }
 
+/// How often the writer looks whether the mail log was rotated.
+const ROTATION_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Out {
+    /// Reopens the path when the file we write is no longer there under it
+    /// (logrotate's default: rename, then a new file, or none yet): the
+    /// records go to the file the tracking indexer and the operator read
+    /// from now on. Checked at most once per [`ROTATION_CHECK`].
+    fn follow_rotation(&mut self) {
+        use std::os::unix::fs::MetadataExt as _;
+        if self.checked.elapsed() < ROTATION_CHECK {
+            return;
+        }
+        self.checked = std::time::Instant::now();
+        let ours = self
+            .out
+            .get_ref()
+            .metadata()
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        let named = std::fs::metadata(&self.path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        if ours.is_some() && ours == named {
+            return;
+        }
+        self.flush();
+        match OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+        {
+            Ok(file) => {
+                tracing::info!(path = %self.path.display(), "mail log rotated: writing to the new file");
+                self.out = BufWriter::new(file);
+            }
+            Err(err) => {
+                tracing::error!(path = %self.path.display(), error = %err, "mail log: cannot reopen after rotation; writing to the old file");
+            }
+        }
+    }
+
     fn line<T: serde::Serialize>(&mut self, rec: &T) {
         let res = serde_json::to_writer(&mut self.out, rec)
             .map_err(std::io::Error::other)
@@ -366,9 +409,13 @@ fn writer(rx: &Receiver<Msg>, file: Option<(File, std::path::PathBuf)>, observer
     let mut out = file.map(|(file, path)| Out {
         out: BufWriter::new(file),
         path,
+        checked: std::time::Instant::now(),
     });
     // Block for the first message, then drain what is queued and flush once.
     while let Ok(first) = rx.recv() {
+        if let Some(out) = &mut out {
+            out.follow_rotation();
+        }
         let mut waiters = Vec::new();
         for msg in std::iter::once(first).chain(rx.try_iter()) {
             match msg {

@@ -52,6 +52,9 @@ pub const NICE: i32 = 10;
 const PRUNE_EVERY: Duration = Duration::from_hours(1);
 /// Wait after a failed batch before trying again.
 const RETRY: Duration = Duration::from_secs(1);
+/// How long the rotated file must stay unchanged before the indexer moves
+/// to the new one (the server reopens within a second: `MailLog`).
+const ROTATION_SETTLE: Duration = Duration::from_secs(3);
 
 /// How far the indexer is.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +143,7 @@ impl Indexer {
             offset: 0,
             skip_to_newline: false,
             buf: Vec::new(),
+            rotation_seen: None,
         };
         let thread = std::thread::Builder::new()
             .name("track-indexer".into())
@@ -223,6 +227,9 @@ struct Tail {
     /// Inside an overlong line: discard up to the next newline.
     skip_to_newline: bool,
     buf: Vec<u8>,
+    /// Since when (and at which length of ours) the path names another
+    /// file: the rotation is followed once ours stays still.
+    rotation_seen: Option<(std::time::Instant, u64)>,
 }
 
 enum Step {
@@ -373,7 +380,21 @@ impl Tail {
             .map_or(0, |m| m.len());
         match current {
             Some(m) if file_id(&m) != self.file_id => {
-                // Rotated: ours is read to its end; start the new one at 0.
+                // Rotated. The server notices within a second and reopens
+                // the path (`MailLog`); until then it may still append to
+                // ours: keep reading ours until it has been still for
+                // ROTATION_SETTLE, then start the new one at 0.
+                let settled = match self.rotation_seen {
+                    Some((t, len)) if len == ours_len => t.elapsed() >= ROTATION_SETTLE,
+                    _ => {
+                        self.rotation_seen = Some((std::time::Instant::now(), ours_len));
+                        false
+                    }
+                };
+                if !settled {
+                    return Step::Idle;
+                }
+                self.rotation_seen = None;
                 self.file = None;
                 self.shared.behind.store(m.len(), Ordering::Relaxed);
                 Step::Progress

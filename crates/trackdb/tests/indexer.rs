@@ -123,6 +123,46 @@ fn tails_a_real_mail_log_as_it_grows() {
     indexer.stop();
 }
 
+/// logrotate's default ("create": rename, then a new file) under a running
+/// server: the mail log reopens the path within a second, the indexer
+/// finishes the renamed file and follows; nothing is lost or doubled.
+#[test]
+fn a_running_mail_log_follows_a_rename_rotation() {
+    let s = Setup::new();
+    let indexer = s.spawn();
+    let log = MailLog::open(&s.log()).unwrap();
+    let entries = queued(30);
+    let send = |es: &[LogEntry]| {
+        for e in es {
+            match e {
+                LogEntry::Mail(r) => log.record(r.clone()),
+                LogEntry::Session(r) => log.session(r.clone()),
+            }
+        }
+        log.flush();
+    };
+    send(&entries[..10]);
+    wait_for("the first 10", || total(&s.store) == 10);
+    std::fs::rename(s.log(), s.dir.path().join("mail.log.1")).unwrap();
+    // Written at once: these may still land in the renamed file.
+    send(&entries[10..20]);
+    // The writer notices within a second; later records go to the new file.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    send(&entries[20..]);
+    wait_for("the new file exists", || s.log().exists());
+    wait_for("all 30, once each", || total(&s.store) == 30);
+    let new_len = std::fs::metadata(s.log()).unwrap().len();
+    assert!(new_len > 0, "the server writes to the new file");
+    wait_for("the checkpoint on the new file", || {
+        s.store
+            .checkpoint()
+            .unwrap()
+            .is_some_and(|c| c.offset == new_len)
+    });
+    assert_eq!(indexer.lag().last_error, None);
+    indexer.stop();
+}
+
 /// The nice value of the `track-indexer` thread of this process.
 #[cfg(target_os = "linux")]
 fn indexer_nice() -> Option<i32> {
