@@ -50,6 +50,13 @@ impl<K: Hash + Eq + Clone> Counter<K> {
         (w.failures >= MAX_FAILURES).then(|| end - now)
     }
 
+    /// Takes back one counted failure (the attempt succeeded).
+    fn undo(&mut self, k: &K) {
+        if let Some(w) = self.map.get_mut(k) {
+            w.failures = w.failures.saturating_sub(1);
+        }
+    }
+
     fn fail(&mut self, k: K, now: Instant) {
         if let Some(w) = self.map.get_mut(&k)
             && now < w.start + WINDOW
@@ -139,6 +146,27 @@ impl LoginLimiter {
         a.max(b)
     }
 
+    /// Starts a login attempt: refused (`Err(wait)`) when over the limit,
+    /// else counted as a failure at once, in the same step — so parallel
+    /// attempts cannot all pass the check before the first failure is
+    /// counted (each costs an argon2 verification). [`Self::succeed`]
+    /// takes the count back.
+    pub fn begin(&self, ip: IpAddr, user: &str) -> Result<(), Duration> {
+        let now = self.clock.now();
+        let mut g = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let a = g.0.blocked(&key(ip), now);
+        let b = g.1.blocked(&name_key(user), now);
+        if let Some(wait) = a.max(b) {
+            return Err(wait);
+        }
+        g.0.fail(key(ip), now);
+        g.1.fail(name_key(user), now);
+        Ok(())
+    }
+
     /// Counts a failed login.
     pub fn fail(&self, ip: IpAddr, user: &str) {
         let now = self.clock.now();
@@ -150,12 +178,14 @@ impl LoginLimiter {
         g.1.fail(name_key(user), now);
     }
 
-    /// A successful login clears the name's count.
-    pub fn succeed(&self, user: &str) {
+    /// A successful login (begun with [`Self::begin`]): the address's
+    /// count taken back by one, the name's cleared.
+    pub fn succeed(&self, ip: IpAddr, user: &str) {
         let mut g = self
             .inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.0.undo(&key(ip));
         g.1.map.remove(&name_key(user));
     }
 }
@@ -187,6 +217,22 @@ mod tests {
         }
         assert!(l.check("2001:db8::ffff".parse().unwrap(), "y").is_some());
         clock.advance(WINDOW);
+        assert!(l.check(ip, "alice").is_none());
+    }
+
+    #[test]
+    fn begin_counts_before_the_verification() {
+        let l = LoginLimiter::new(Clock::manual());
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        // Parallel attempts: each begin counts, so only MAX_FAILURES start.
+        let started = (0..40).filter(|_| l.begin(ip, "root").is_ok()).count();
+        assert_eq!(started, MAX_FAILURES as usize);
+        // A success takes its own count back.
+        let l = LoginLimiter::new(Clock::manual());
+        for _ in 0..10 {
+            l.begin(ip, "alice").unwrap();
+            l.succeed(ip, "alice");
+        }
         assert!(l.check(ip, "alice").is_none());
     }
 

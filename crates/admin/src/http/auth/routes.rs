@@ -123,7 +123,7 @@ pub(crate) async fn login(
             "login form token missing or wrong: GET /api/login (or the login page) first",
         );
     }
-    if let Some(wait) = auth.limiter.check(ip, &form.user) {
+    if let Err(wait) = auth.limiter.begin(ip, &form.user) {
         tracing::warn!(%ip, user = ?shown(&form.user), "admin login refused: too many failures");
         let secs = wait.as_secs().max(1);
         let mut r = if wants_html(&headers) {
@@ -159,7 +159,7 @@ pub(crate) async fn login(
         Err(_) => None,
     };
     let Some(user) = verified else {
-        auth.limiter.fail(ip, &form.user);
+        // Counted by `begin` already.
         tracing::warn!(%ip, user = ?shown(&form.user), "admin login failed");
         return login_failed(
             &headers,
@@ -168,7 +168,7 @@ pub(crate) async fn login(
             "wrong user name or password",
         );
     };
-    auth.limiter.succeed(&user);
+    auth.limiter.succeed(ip, &form.user);
     // Session fixation: whatever session the browser had ends; a new id.
     if let Some(old) = cookie_value(&headers, auth.session_cookie()) {
         auth.sessions.remove(old);

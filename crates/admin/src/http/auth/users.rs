@@ -79,8 +79,11 @@ impl UserStore {
         &self.path
     }
 
-    /// The users now (re-read if the file changed). On a read error the last
-    /// good copy stays and the error is logged.
+    /// The users now (re-read if the file changed). A file that cannot be
+    /// read or parsed lets nobody in (logged): a removal the server could
+    /// not read (the file rewritten by root with mode 0600, a half-edited
+    /// file) must not leave the removed user able to log in — the token
+    /// store fails the same way.
     fn current(&self) -> std::sync::Arc<Vec<StoredUser>> {
         let mut cache = self
             .cache
@@ -88,11 +91,19 @@ impl UserStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match files::stamp(&self.path) {
             Ok(st) if st == cache.0 => {}
-            Ok(_) => match files::read::<UserFile>(&self.path) {
+            Ok(st) => match files::read::<UserFile>(&self.path) {
                 Ok((f, st)) => *cache = (st, std::sync::Arc::new(f.users)),
-                Err(e) => tracing::error!(error = %e, "admin users: keeping the previous copy"),
+                Err(e) => {
+                    tracing::error!(error = %e, path = %self.path.display(),
+                        "admin users: cannot read the file; nobody can log in until it is fixed");
+                    *cache = (st, std::sync::Arc::new(Vec::new()));
+                }
             },
-            Err(e) => tracing::error!(error = %e, "admin users: keeping the previous copy"),
+            Err(e) => {
+                tracing::error!(error = %e, path = %self.path.display(),
+                    "admin users: cannot read the file; nobody can log in until it is fixed");
+                *cache = (Default::default(), std::sync::Arc::new(Vec::new()));
+            }
         }
         std::sync::Arc::clone(&cache.1)
     }
@@ -245,6 +256,20 @@ mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
     use super::*;
+
+    /// A file the server cannot read or parse lets nobody in (a removal it
+    /// could not read must not leave the removed user valid).
+    #[test]
+    fn an_unreadable_file_lets_nobody_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.json");
+        let store = UserStore::open(&path).unwrap();
+        store.add("bob", "a long enough password").unwrap();
+        assert!(store.verify("bob", "a long enough password").is_some());
+        std::fs::write(&path, "{ not json").unwrap();
+        assert!(store.verify("bob", "a long enough password").is_none());
+        assert!(store.is_empty());
+    }
 
     #[test]
     fn add_verify_change_remove() {
