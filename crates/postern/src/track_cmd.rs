@@ -231,7 +231,13 @@ pub(crate) fn posture(config: Option<&Path>, a: &PostureArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let since = OffsetDateTime::now_utc() - age;
+    let Some(since) = time::Duration::try_from(age)
+        .ok()
+        .and_then(|d| OffsetDateTime::now_utc().checked_sub(d))
+    else {
+        eprintln!("error: --since {:?}: too long", a.since);
+        return ExitCode::from(2);
+    };
     let direction = if a.inbound {
         Some(Direction::Inbound)
     } else if a.outbound {
@@ -323,7 +329,10 @@ pub(crate) fn parse_time(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime,
         return Ok(t);
     }
     if let Ok(d) = postern_config::parse_duration(s) {
-        return Ok(now - d);
+        return time::Duration::try_from(d)
+            .ok()
+            .and_then(|d| now.checked_sub(d))
+            .ok_or_else(|| "too long an age".to_owned());
     }
     let date_fmt = time::macros::format_description!("[year]-[month]-[day]");
     if let Ok(d) = time::Date::parse(s, &date_fmt) {
@@ -364,5 +373,6 @@ mod tests {
         assert_eq!(t("2026-12-06T11:59:00Z"), -60);
         assert_eq!(t("2026-12-06T13:00:00+02:00"), -3600);
         assert!(parse_time("yesterday", now).is_err());
+        assert!(parse_time("99999999999d", now).is_err());
     }
 }
