@@ -386,6 +386,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
         allow_insecure_auth: danger.allow_insecure_auth,
         authentication,
         content,
+        record_subjects: tracking.subjects,
     };
 
     Some(Config {

@@ -53,6 +53,7 @@ fn server_settings(dir: &std::path::Path) -> ServerSettings {
         allow_insecure_auth: false,
         authentication: postern_smtpd::AuthenticationSettings::default(),
         content: postern_smtpd::ContentSettings::default(),
+        record_subjects: false,
         admission: postern_policy::admission::Admission::default(),
         recipients: Vec::new(),
     }

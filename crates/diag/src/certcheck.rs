@@ -1091,6 +1091,7 @@ mod tests {
             allow_insecure_auth: false,
             authentication: postern_smtpd::AuthenticationSettings::default(),
             content: postern_smtpd::ContentSettings::default(),
+            record_subjects: false,
             admission: postern_policy::admission::Admission::default(),
             recipients: Vec::new(),
         };

@@ -77,6 +77,7 @@ async fn start(key: KeyKind, customize: impl FnOnce(&mut TlsSettings)) -> Runnin
         allow_insecure_auth: false,
         authentication: postern_smtpd::AuthenticationSettings::default(),
         content: postern_smtpd::ContentSettings::default(),
+        record_subjects: false,
         admission: postern_policy::admission::Admission::default(),
         recipients: Vec::new(),
     };

@@ -185,6 +185,10 @@ pub struct ServerSettings {
     /// `[filters]`, `[[dictionary]]`, `[rspamd]`, `[clamav]`, `[[milter]]`:
     /// the content policy at end of data (issue 11).
     pub content: ContentSettings,
+    /// Keep each message's `Subject:` in its spool envelope (and so in the
+    /// mail log, the tracking index and the console): `[tracking]
+    /// subjects`. Off by default: subjects are personal data.
+    pub record_subjects: bool,
 }
 
 /// A rule file: its path and the text `config check` read and parsed (the

@@ -563,11 +563,11 @@ async fn queued_hook_reports_each_message() {
 }
 
 /// Message tracking: the envelope carries the `Message-ID:` and the decoded
-/// `Subject:` (RFC 2047), for a small message (never flushed before the
+/// `Subject:` (RFC 2047, only with `record_subjects`), for a small message (never flushed before the
 /// commit) and for one past the first flush; control characters are removed.
 #[tokio::test]
 async fn tracking_ids_are_recorded() {
-    let t = start().await;
+    let t = start_with(|s| s.record_subjects = true).await;
     let mut d = t.connect("smtp").await;
     d.cmd("EHLO client.test", 250).await;
     let small = "Message-ID: <small.1@client.test>\r\nSubject: =?UTF-8?Q?caf=C3=A9?=\r\n order\r\n\r\nHi\r\n";
@@ -603,4 +603,14 @@ async fn tracking_ids_are_recorded() {
         .find(|(e, _)| e.message_id.is_none())
         .expect("message without header");
     assert_eq!(none.0.subject, None);
+
+    // Privacy by default: the Message-ID is kept, the subject is not.
+    let t = start().await;
+    let mut d = t.connect("smtp").await;
+    d.cmd("EHLO client.test", 250).await;
+    let r = send_message(&mut d, "a@other.org", "bob@example.com", small).await;
+    assert_eq!(r.code, 250, "{r:?}");
+    let (env, _) = &t.messages()[0];
+    assert_eq!(env.message_id.as_deref(), Some("<small.1@client.test>"));
+    assert_eq!(env.subject, None);
 }

@@ -107,6 +107,7 @@ pub async fn start_with(customize: impl FnOnce(&mut ServerSettings)) -> TestServ
         allow_insecure_auth: false,
         authentication: postern_smtpd::AuthenticationSettings::default(),
         content: postern_smtpd::ContentSettings::default(),
+        record_subjects: false,
         admission: postern_policy::admission::Admission::default(),
         recipients: Vec::new(),
     };

@@ -58,7 +58,10 @@ where
             .take()
             .unwrap_or_else(|| TrackingIds::from_start(&body.pending));
         envelope.message_id = ids.message_id;
-        envelope.subject = ids.subject;
+        // Privacy: only with `[tracking] subjects = true`.
+        envelope.subject = ids
+            .subject
+            .filter(|_| self.ctx.shared.settings.record_subjects);
         // Small messages were never flushed: their header section is scrubbed
         // here, before verification sees it and before it is stored.
         if body.incoming.is_none() && body.scrub.is_some() {

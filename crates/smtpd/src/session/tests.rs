@@ -97,6 +97,7 @@ pub(crate) fn settings(dir: &std::path::Path, limits: SessionLimits) -> ServerSe
         allow_insecure_auth: false,
         authentication: crate::settings::AuthenticationSettings::default(),
         content: crate::settings::ContentSettings::default(),
+        record_subjects: false,
         admission: postern_policy::admission::Admission::default(),
         recipients: Vec::new(),
     }

@@ -105,6 +105,7 @@ pub fn settings(dir: &std::path::Path) -> ServerSettings {
         allow_insecure_auth: false,
         authentication: postern_smtpd::AuthenticationSettings::default(),
         content: postern_smtpd::ContentSettings::default(),
+        record_subjects: false,
         admission: postern_policy::admission::Admission::default(),
         recipients: Vec::new(),
     }
