@@ -497,8 +497,12 @@ fn posture_puts_the_riskiest_first() {
     assert_eq!(client.messages, 1);
     assert!(client.risks.is_empty());
     assert_eq!(client.starttls, Some(true));
-    // No PTR name: the HELO names the peer.
-    let plain = all.iter().find(|p| p.peer == "b.example").unwrap();
+    // No forward-confirmed name: the address names the peer (a HELO is a
+    // claim, shown beside it).
+    let plain = all
+        .iter()
+        .find(|p| p.peer == "[203.0.113.5] (HELO b.example)")
+        .unwrap();
     assert_eq!(plain.risks, ["no STARTTLS"]);
     assert_eq!(plain.ips, ["203.0.113.5"]);
 

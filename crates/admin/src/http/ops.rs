@@ -77,8 +77,34 @@ pub(crate) async fn readyz(State(s): State<HttpState>) -> Response {
     }
 }
 
-/// The scrape-time gauges, read from the queue and the console now.
+/// The scrape-time gauges: the queue's (read at most once per
+/// [`super::state::SCRAPE_CACHE`]) and the console's (now).
 pub(crate) async fn scrape(s: &HttpState) -> postern_metrics::Scrape {
+    let cached = s
+        .scrape_cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_ref()
+        .filter(|(at, _)| at.elapsed() < super::state::SCRAPE_CACHE)
+        .map(|(_, v)| v.clone());
+    let mut out = match cached {
+        Some(v) => v,
+        None => {
+            let v = read_queue(s).await;
+            *s.scrape_cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some((std::time::Instant::now(), v.clone()));
+            v
+        }
+    };
+    out.mail_log_dropped = s.console.mail_log_dropped();
+    out.tracking_behind_bytes = s.console.tracking_behind_bytes();
+    out
+}
+
+/// The queue gauges, read now.
+async fn read_queue(s: &HttpState) -> postern_metrics::Scrape {
     let limit = crate::server::REQUEST_TIMEOUT;
     let messages = tokio::time::timeout(limit, s.control.messages(None))
         .await

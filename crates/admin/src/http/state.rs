@@ -91,7 +91,20 @@ pub struct HttpState {
     pub settings: Arc<HttpSettings>,
     /// The mail log, for a queued message's events (`GET /api/v1/queue/{id}`).
     pub mail_log: Option<PathBuf>,
+    /// The last scrape's queue gauges and when they were read: listing the
+    /// queue copies every envelope inside the scheduler, so `/metrics`
+    /// reads it at most once per [`SCRAPE_CACHE`] however often it is asked.
+    /// At most [`QUERY_PERMITS`] tracking queries at once.
+    pub query_permits: Arc<tokio::sync::Semaphore>,
+    pub scrape_cache: Arc<std::sync::Mutex<Option<(std::time::Instant, postern_metrics::Scrape)>>>,
 }
+
+/// Tracking queries run at once (API and pages together): each holds a
+/// thread of the blocking pool delivery also uses, and a read connection.
+pub const QUERY_PERMITS: usize = 3;
+
+/// How long `/metrics` reuses the queue gauges it read.
+pub const SCRAPE_CACHE: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl HttpState {
     /// A state with no tracking store, no metrics and no mail log; add them
@@ -110,6 +123,8 @@ impl HttpState {
             auth,
             settings,
             mail_log: None,
+            scrape_cache: Arc::default(),
+            query_permits: Arc::new(tokio::sync::Semaphore::new(QUERY_PERMITS)),
         }
     }
 

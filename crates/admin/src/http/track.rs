@@ -92,6 +92,10 @@ pub(crate) struct SummaryParams {
     since: Option<String>,
 }
 
+/// Peers in a posture answer without `limit`, and at most.
+const POSTURE_DEFAULT: usize = 200;
+const POSTURE_MAX: usize = 2000;
+
 /// A query parameter that does not parse: answered 400 with the sentence.
 #[derive(Debug)]
 struct BadParam(String);
@@ -166,6 +170,12 @@ async fn with_store<T: Send + 'static>(
         ));
     };
     let store: Arc<dyn TrackStore> = store;
+    let Ok(_permit) = s.query_permits.acquire().await else {
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "tracking store closed",
+        ));
+    };
     match tokio::task::spawn_blocking(move || f(&*store)).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {
@@ -289,7 +299,9 @@ pub(crate) async fn posture(
     let q = PostureQuery {
         direction,
         since,
-        limit: p.limit.unwrap_or(0),
+        // Bounded: a flood of made-up HELO names must not make one answer
+        // hold every peer.
+        limit: p.limit.unwrap_or(POSTURE_DEFAULT).clamp(1, POSTURE_MAX),
     };
     match with_store(&s, move |st| st.posture(&q)).await {
         Ok(v) => json(&v),

@@ -149,7 +149,7 @@ pub(crate) async fn page(State(state): State<HttpState>, who: Authed) -> Respons
         }
         Some(store) => {
             let since = now - Duration::minutes(i64::from(CHART_MINUTES));
-            match store_call(store, move |s| s.summary(since)).await {
+            match store_call(&state.query_permits, store, move |s| s.summary(since)).await {
                 Ok(sum) => {
                     chart = Some(Chart::per_minute(
                         &sum.per_minute_in,

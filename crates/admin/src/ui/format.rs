@@ -11,12 +11,20 @@ use std::sync::Arc;
 use postern_track::{MailEvent, TrackRecord};
 use postern_trackdb::{StoreError, TrackStore};
 
-/// Runs a tracking-store query on the blocking pool (the store is sync).
-pub(crate) async fn store_call<T, F>(store: &Arc<dyn TrackStore>, f: F) -> Result<T, String>
+/// Runs a tracking-store query on the blocking pool (the store is sync),
+/// at most `QUERY_PERMITS` (crate::http::state) at a time.
+pub(crate) async fn store_call<T, F>(
+    permits: &tokio::sync::Semaphore,
+    store: &Arc<dyn TrackStore>,
+    f: F,
+) -> Result<T, String>
 where
     T: Send + 'static,
     F: FnOnce(&dyn TrackStore) -> Result<T, StoreError> + Send + 'static,
 {
+    let Ok(_permit) = permits.acquire().await else {
+        return Err("the tracking store is closed".to_owned());
+    };
     let store = Arc::clone(store);
     match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
         Ok(Ok(v)) => Ok(v),

@@ -144,14 +144,15 @@ pub(crate) async fn page(
         limit: LIMIT,
     };
     let mut code = StatusCode::OK;
-    let peers: Vec<PeerRow> = match store_call(&store, move |s| s.posture(&q)).await {
-        Ok(v) => v.iter().map(|p| PeerRow::of(p, inbound)).collect(),
-        Err(e) => {
-            layout.error = Some(e);
-            code = StatusCode::SERVICE_UNAVAILABLE;
-            Vec::new()
-        }
-    };
+    let peers: Vec<PeerRow> =
+        match store_call(&state.query_permits, &store, move |s| s.posture(&q)).await {
+            Ok(v) => v.iter().map(|p| PeerRow::of(p, inbound)).collect(),
+            Err(e) => {
+                layout.error = Some(e);
+                code = StatusCode::SERVICE_UNAVAILABLE;
+                Vec::new()
+            }
+        };
     let at_risk = peers.iter().filter(|p| !p.risks.is_empty()).count();
     render(
         code,

@@ -221,7 +221,7 @@ pub(crate) async fn search(
         match form.query() {
             Ok(q) => {
                 limit = q.limit;
-                match store_call(&store, move |s| s.search(&q)).await {
+                match store_call(&state.query_permits, &store, move |s| s.search(&q)).await {
                     Ok(rows) => hits = Some(rows.iter().map(Hit::of).collect()),
                     Err(e) => {
                         layout.error = Some(e);
@@ -350,7 +350,7 @@ pub(crate) async fn timeline(
     };
     let key: String = key.chars().take(MAX_FIELD).collect();
     let k = key.clone();
-    let life = match store_call(&store, move |s| s.message(&k)).await {
+    let life = match store_call(&state.query_permits, &store, move |s| s.message(&k)).await {
         Ok(Some(l)) => l,
         Ok(None) => {
             return error_page(

@@ -218,17 +218,29 @@ fn mail_row(r: &TrackRecord) -> Row {
             }
             row.detail = detail.join("; ");
             if let Some(ip) = ip {
-                let peer = x
-                    .client_name
-                    .clone()
-                    .unwrap_or_else(|| x.helo.trim().to_ascii_lowercase());
+                // Only a forward-confirmed name stands for the peer: a HELO
+                // is whatever the client claims (`HELO gmail.com`), so an
+                // unconfirmed client is shown by its address, HELO beside.
+                let peer = match &x.client_name {
+                    Some(name) if !name.trim().is_empty() => name.trim().to_ascii_lowercase(),
+                    _ => {
+                        let helo: String = x
+                            .helo
+                            .trim()
+                            .chars()
+                            .filter(|c| !c.is_control())
+                            .take(64)
+                            .collect();
+                        if helo.is_empty() {
+                            format!("[{ip}]")
+                        } else {
+                            format!("[{ip}] (HELO {})", helo.to_ascii_lowercase())
+                        }
+                    }
+                };
                 row.posture = Some(PostureDelta {
                     direction: Some(Direction::Inbound),
-                    peer: if peer.is_empty() {
-                        ip.to_string()
-                    } else {
-                        peer.to_ascii_lowercase()
-                    },
+                    peer,
                     ip: ip.to_string(),
                     starttls_offered: version != "none",
                     starttls_missing: version == "none",
