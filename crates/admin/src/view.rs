@@ -447,6 +447,33 @@ pub fn parse_age(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("invalid age {s:?}: too large"))
 }
 
+/// The header fields a reviewer needs to judge a held message (From, To, Cc,
+/// Subject, Date, Message-ID), from the start of `message` (the first
+/// [`HEADER_PREVIEW_MAX`] bytes are enough for any header section we accept
+/// to preview). Hostile text: control characters become spaces and each
+/// value is cut to [`HEADER_PREVIEW_VALUE_MAX`] characters.
+pub fn header_preview(message: &[u8]) -> Vec<(String, String)> {
+    let head = &message[..message.len().min(HEADER_PREVIEW_MAX)];
+    let mut out = Vec::new();
+    for name in ["From", "To", "Cc", "Subject", "Date", "Message-ID"] {
+        for v in postern_proto::header_values(head, name) {
+            let v: String = v
+                .trim()
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .take(HEADER_PREVIEW_VALUE_MAX)
+                .collect();
+            out.push((name.to_owned(), v));
+        }
+    }
+    out
+}
+
+/// How much of a message [`header_preview`] reads.
+pub const HEADER_PREVIEW_MAX: usize = 64 * 1024;
+/// The longest value [`header_preview`] keeps, in characters.
+pub const HEADER_PREVIEW_VALUE_MAX: usize = 300;
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -574,30 +601,3 @@ mod tests {
         assert!(State::parse("frozen").unwrap_err().contains("allowed"));
     }
 }
-
-/// The header fields a reviewer needs to judge a held message (From, To, Cc,
-/// Subject, Date, Message-ID), from the start of `message` (the first
-/// [`HEADER_PREVIEW_MAX`] bytes are enough for any header section we accept
-/// to preview). Hostile text: control characters become spaces and each
-/// value is cut to [`HEADER_PREVIEW_VALUE_MAX`] characters.
-pub fn header_preview(message: &[u8]) -> Vec<(String, String)> {
-    let head = &message[..message.len().min(HEADER_PREVIEW_MAX)];
-    let mut out = Vec::new();
-    for name in ["From", "To", "Cc", "Subject", "Date", "Message-ID"] {
-        for v in postern_proto::header_values(head, name) {
-            let v: String = v
-                .trim()
-                .chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .take(HEADER_PREVIEW_VALUE_MAX)
-                .collect();
-            out.push((name.to_owned(), v));
-        }
-    }
-    out
-}
-
-/// How much of a message [`header_preview`] reads.
-pub const HEADER_PREVIEW_MAX: usize = 64 * 1024;
-/// The longest value [`header_preview`] keeps, in characters.
-pub const HEADER_PREVIEW_VALUE_MAX: usize = 300;

@@ -341,7 +341,7 @@ fn spawn_writer(
 
 /// The file side of the writer thread.
 struct Out {
-    out: BufWriter<File>,
+    file: BufWriter<File>,
     path: std::path::PathBuf,
     /// When the path was last compared with the open file.
     checked: std::time::Instant,
@@ -362,7 +362,7 @@ impl Out {
         }
         self.checked = std::time::Instant::now();
         let ours = self
-            .out
+            .file
             .get_ref()
             .metadata()
             .ok()
@@ -381,7 +381,7 @@ impl Out {
         {
             Ok(file) => {
                 tracing::info!(path = %self.path.display(), "mail log rotated: writing to the new file");
-                self.out = BufWriter::new(file);
+                self.file = BufWriter::new(file);
             }
             Err(err) => {
                 tracing::error!(path = %self.path.display(), error = %err, "mail log: cannot reopen after rotation; writing to the old file");
@@ -390,16 +390,16 @@ impl Out {
     }
 
     fn line<T: serde::Serialize>(&mut self, rec: &T) {
-        let res = serde_json::to_writer(&mut self.out, rec)
+        let res = serde_json::to_writer(&mut self.file, rec)
             .map_err(std::io::Error::other)
-            .and_then(|()| self.out.write_all(b"\n"));
+            .and_then(|()| self.file.write_all(b"\n"));
         if let Err(err) = res {
             tracing::error!(path = %self.path.display(), error = %err, "mail log write failed");
         }
     }
 
     fn flush(&mut self) {
-        if let Err(err) = self.out.flush() {
+        if let Err(err) = self.file.flush() {
             tracing::error!(path = %self.path.display(), error = %err, "mail log flush failed");
         }
     }
@@ -407,7 +407,7 @@ impl Out {
 
 fn writer(rx: &Receiver<Msg>, file: Option<(File, std::path::PathBuf)>, observer: &Observer) {
     let mut out = file.map(|(file, path)| Out {
-        out: BufWriter::new(file),
+        file: BufWriter::new(file),
         path,
         checked: std::time::Instant::now(),
     });

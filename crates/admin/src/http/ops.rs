@@ -87,16 +87,15 @@ pub(crate) async fn scrape(s: &HttpState) -> postern_metrics::Scrape {
         .as_ref()
         .filter(|(at, _)| at.elapsed() < super::state::SCRAPE_CACHE)
         .map(|(_, v)| v.clone());
-    let mut out = match cached {
-        Some(v) => v,
-        None => {
-            let v = read_queue(s).await;
-            *s.scrape_cache
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                Some((std::time::Instant::now(), v.clone()));
-            v
-        }
+    let mut out = if let Some(v) = cached {
+        v
+    } else {
+        let v = read_queue(s).await;
+        *s.scrape_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((std::time::Instant::now(), v.clone()));
+        v
     };
     out.mail_log_dropped = s.console.mail_log_dropped();
     out.tracking_behind_bytes = s.console.tracking_behind_bytes();

@@ -102,7 +102,7 @@ impl UserStore {
             Err(e) => {
                 tracing::error!(error = %e, path = %self.path.display(),
                     "admin users: cannot read the file; nobody can log in until it is fixed");
-                *cache = (Default::default(), std::sync::Arc::new(Vec::new()));
+                *cache = (None, std::sync::Arc::new(Vec::new()));
             }
         }
         std::sync::Arc::clone(&cache.1)
