@@ -184,7 +184,7 @@ pub(crate) fn build_http(
                 Some(v.span()),
                 "admin.public_metrics",
                 "/metrics answers anyone who can reach the listener (queue sizes, sender groups, \
-                 TLS failure causes); prefer a token (`postern admin token create prometheus`)",
+                 TLS failure causes); prefer a read-only token (`postern admin token create prometheus --read-only`)",
             );
         }
     }

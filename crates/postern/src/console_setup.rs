@@ -12,7 +12,7 @@
 //! # Security
 //! Nothing here reads the network. The tracking database holds envelope
 //! addresses, TLS facts and (only with `[tracking] subjects = true`)
-//! subjects: it is created in the data directory with the server's umask.
+//! subjects: it is created `0600` (`postern_trackdb::SqliteStore::open`).
 
 use std::net::SocketAddr;
 use std::path::Path;

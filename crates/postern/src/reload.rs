@@ -15,7 +15,9 @@
 //! spool), `listener.<name>.address` (and adding or removing a listener),
 //! `admin.enabled`, `admin.socket`, `delivery.mail_log`, `log.level`,
 //! `log.transcript`, `log.transcript_format`, `[counters]` (the store holds
-//! the counts: a new backend would start from zero). Each one that changed is logged
+//! the counts: a new backend would start from zero), `[tracking]`, and the
+//! `[admin]` HTTP keys (`http`, `http_tls`, `users_file`, … — users and
+//! tokens themselves change at once: the files are re-read). Each one that changed is logged
 //! by name as needing a restart, and its running value is kept (paths derived
 //! from `data_dir`, such as the default pickup and badmail folders, keep the
 //! running data directory too).
@@ -126,6 +128,7 @@ async fn reload_pickup(live: &mut Live, cfg: &Config) {
 /// live, and returns the names of those that changed.
 pub(crate) fn keep_restart_only(old: &Config, new: &mut Config) -> Vec<String> {
     let mut changed = Vec::new();
+    let data_dir_changed = new.data_dir != old.data_dir;
     if new.data_dir != old.data_dir {
         changed.push("data_dir".to_owned());
         // Defaults derived from the data directory stay under the running one.
@@ -200,6 +203,28 @@ pub(crate) fn keep_restart_only(old: &Config, new: &mut Config) -> Vec<String> {
         changed.push("dmarc_reports".to_owned());
         new.dmarc_reports = old.dmarc_reports.clone();
     }
+    // The indexer and the console's listener are started once
+    // (`console_setup`); `subjects` is read by the smtpd and the mail-log
+    // hook alike, so it changes with the rest of `[tracking]`, at a restart.
+    // (Paths that moved only with `data_dir` are not named twice.)
+    let mut t = new.tracking.clone();
+    if data_dir_changed {
+        t.database.clone_from(&old.tracking.database);
+    }
+    if t != old.tracking {
+        changed.push("tracking".to_owned());
+    }
+    new.tracking = old.tracking.clone();
+    new.server.record_subjects = old.server.record_subjects;
+    let mut h = new.admin_http.clone();
+    if data_dir_changed {
+        h.users_file.clone_from(&old.admin_http.users_file);
+        h.tokens_file.clone_from(&old.admin_http.tokens_file);
+    }
+    if h != old.admin_http {
+        changed.push("admin.http (and its keys)".to_owned());
+    }
+    new.admin_http = old.admin_http.clone();
     changed
 }
 
@@ -262,6 +287,20 @@ mod tests {
             new.dmarc_reports, old.dmarc_reports,
             "derived from data_dir"
         );
+    }
+
+    #[test]
+    fn tracking_and_the_console_listener_need_a_restart() {
+        let old = load(BASE);
+        let mut new = load(&format!(
+            "{BASE}[tracking]\nsubjects = true\n[admin]\nhttp = \"127.0.0.1:8025\"\n"
+        ));
+        assert_eq!(
+            keep_restart_only(&old, &mut new),
+            ["tracking", "admin.http (and its keys)"]
+        );
+        assert!(!new.tracking.subjects && !new.server.record_subjects);
+        assert_eq!(new.admin_http.listen, None);
     }
 
     #[test]
