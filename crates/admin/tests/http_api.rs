@@ -349,3 +349,52 @@ async fn large_bodies_are_refused() {
     assert!(r.header("content-security-policy").is_some());
     s.stop().await;
 }
+
+/// One client cannot take every connection slot with idle connections: past
+/// its share its connections are closed at once, another client is served,
+/// and the first is served again once it lets go.
+#[tokio::test]
+async fn one_client_cannot_hold_every_connection() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let s = Server::start().await;
+    let mut idle = Vec::new();
+    for _ in 0..postern_admin::http::MAX_PER_CLIENT {
+        idle.push(tokio::net::TcpStream::connect(s.addr).await.unwrap());
+    }
+    // The next one from the same address is closed without an answer.
+    let mut extra = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        extra.read_to_end(&mut buf),
+    )
+    .await
+    .expect("closed promptly")
+    .unwrap_or(0);
+    assert_eq!(n, 0, "{}", String::from_utf8_lossy(&buf));
+    // Another client (127.0.0.2) is served meanwhile.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = sock.connect(s.addr).await.unwrap();
+    other
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    other.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(idle);
+    let mut ok = false;
+    for _ in 0..100 {
+        if s.get("/healthz", &[]).await.status == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ok, "served again after letting go");
+    s.stop().await;
+}

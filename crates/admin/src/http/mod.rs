@@ -53,7 +53,8 @@ pub use check::config_warnings;
 pub use headers::{CSP, REQUEST_TIMEOUT};
 pub use openapi::document as openapi_document;
 pub use serve::{
-    HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, MAX_CONNECTIONS, check_listen, serve, serve_listener,
+    HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, MAX_CONNECTIONS, MAX_PER_CLIENT, check_listen, serve,
+    serve_listener,
 };
 pub use state::{CertExpiry, ConsoleInfo, HttpState, NoConsoleInfo};
 

@@ -35,6 +35,60 @@ use crate::settings::HttpSettings;
 
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 128;
+/// Connections one client address (an IPv6 /64) may hold at once: a single
+/// client cannot take every [`MAX_CONNECTIONS`] slot with idle connections.
+pub const MAX_PER_CLIENT: usize = 16;
+
+/// Open connections per client address (at most [`MAX_CONNECTIONS`] keys).
+#[derive(Default)]
+struct PerClient(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
+
+/// One connection counted against its client; uncounted when dropped.
+struct ClientSlot(Arc<PerClient>, std::net::IpAddr);
+
+impl PerClient {
+    /// The client's key: IPv4 as is (IPv4-mapped unmapped), IPv6 by its /64.
+    fn key(ip: std::net::IpAddr) -> std::net::IpAddr {
+        match ip.to_canonical() {
+            std::net::IpAddr::V6(v6) => {
+                let s = v6.segments();
+                std::net::IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+            v4 => v4,
+        }
+    }
+
+    /// A slot for `ip`, unless it holds [`MAX_PER_CLIENT`] already.
+    fn take(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<ClientSlot> {
+        let k = Self::key(ip);
+        let mut m = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = m.entry(k).or_insert(0);
+        if *n >= MAX_PER_CLIENT {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot(Arc::clone(self), k))
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut m = self
+            .0
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = m.get_mut(&self.1) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.1);
+            }
+        }
+    }
+}
 /// Time to send a request head.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time to complete the TLS handshake.
@@ -86,6 +140,7 @@ pub fn serve_listener(
         .map(tokio_rustls::TlsAcceptor::from);
     let app = super::router(state);
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let per_client = Arc::new(PerClient::default());
     tracing::info!(%addr, tls = tls.is_some(), "admin HTTP listening");
     Ok(tokio::spawn(async move {
         let mut conns = tokio::task::JoinSet::new();
@@ -109,9 +164,15 @@ pub fn serve_listener(
                 },
                 () = shutdown.cancelled() => break,
             };
+            let Some(slot) = per_client.take(peer.ip()) else {
+                tracing::debug!(%peer, "admin HTTP: too many connections from this client; closed");
+                drop(stream);
+                continue;
+            };
             let (app, tls, shutdown) = (app.clone(), tls.clone(), shutdown.clone());
             conns.spawn(async move {
                 let _permit = permit;
+                let _slot = slot;
                 let _ = stream.set_nodelay(true);
                 match tls {
                     Some(acceptor) => {
