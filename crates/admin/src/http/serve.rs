@@ -54,7 +54,7 @@ impl PerClient {
                 let s = v6.segments();
                 std::net::IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
             }
-            v4 => v4,
+            v4 @ std::net::IpAddr::V4(_) => v4,
         }
     }
 
