@@ -24,7 +24,7 @@
 #
 #   scripts/bench/tracking.sh [--bin PATH] [--runs 3] [--rounds 2] [--n 5000]
 #       [--conc 50] [--per-conn 200] [--catchup-max 900] [--database-dir DIR]
-#       [--only on|off] [--perf-record] [--indexer-idle] [--keep DIR]
+#       [--only on|off] [--perf-record] [--indexer-idle] [--seed-db FILE] [--keep DIR]
 #
 # --conc C / --per-conn M: the load (default 50 sessions x 200 messages); fewer
 #   sessions give a lower accept rate (used to find the rate at which the indexer
@@ -37,6 +37,10 @@
 # --indexer-idle: diagnostic, `chrt --idle` on the track-indexer thread (SCHED_IDLE
 #   instead of its nice 10), labels tracking-on-idle: what a change of the
 #   indexer's scheduling class would give (docs/benchmarks.md, "Issue 12").
+# --seed-db FILE: each tracking-on call starts from a copy of FILE (a database made by
+#   `cargo run --release -p postern-trackdb --example gen_events`, e.g. 1 000 000
+#   events: an index as a month of traffic leaves it, not an empty one), with
+#   `retention = "0"` so that no pruning of the old events falls into the runs.
 # --catchup-max S: fail when the indexer has not caught up S seconds after a run.
 # --keep DIR: work directory kept afterwards (configs, results, logs; the data
 #   directories are deleted); default a temporary one.
@@ -46,7 +50,7 @@
 set -euo pipefail
 BIN=${POSTERN_BIN:-/work/tgt-bench/release/postern}
 RUNS=3; ROUNDS=2; N=5000; CONC=50; PER_CONN=200; CATCHUP_MAX=900; KEEP=""; DBDIR=""; ONLY=""
-PERF=""; PERFED=""; IDLE=""
+PERF=""; PERFED=""; IDLE=""; SEED=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) BIN=$2; shift 2 ;;
@@ -61,12 +65,14 @@ while [ $# -gt 0 ]; do
     --only) ONLY=$2; shift 2 ;;
     --perf-record) PERF=1; shift ;;
     --indexer-idle) IDLE=1; shift ;;
-    -h|--help) sed -n '2,45p' "$0"; exit 0 ;;
+    --seed-db) SEED=$2; shift 2 ;;
+    -h|--help) sed -n '2,49p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 case "$ONLY" in ""|on|off) ;; *) echo "--only: on or off" >&2; exit 2 ;; esac
 [ -z "$PERF" ] || [ -n "$KEEP" ] || { echo "--perf-record needs --keep DIR" >&2; exit 2; }
+[ -z "$SEED" ] || [ -f "$SEED" ] || { echo "--seed-db: no file $SEED" >&2; exit 2; }
 [ -z "$DBDIR" ] || { mkdir -p "$DBDIR"; DBDIR=$(cd "$DBDIR" && pwd); }
 [ "$N" -le 10000 ] || { echo "--n: at most 10000 (the check reads one search of 10 000 rows)" >&2; exit 2; }
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -197,6 +203,11 @@ CF
   if [ -n "$DBDIR" ]; then
     DB="$DBDIR/postern-trackbench-$$-$CALL.db"
     printf 'database = "%s"\n' "$DB" >> "$C/postern.toml"
+  fi
+  if [ -n "$SEED" ] && [ "$enabled" = true ]; then
+    mkdir -p "$(dirname "$DB")"
+    cp "$SEED" "$DB"
+    printf 'retention = "0"\n' >> "$C/postern.toml"
   fi
   "$BIN" config check --config "$C/postern.toml" > /dev/null 2>&1 \
     || fail "$label: config check: $("$BIN" config check --config "$C/postern.toml" 2>&1 | tail -5)"
