@@ -18,7 +18,8 @@
 # silently did nothing stops the script), and `--limit 1` is timed.
 # Per run it prints accept msg/s, e2e msg/s, Postern's CPU ms per message during the
 # run (load start until the sink has all N) and including the catch-up, the indexer
-# thread's own CPU ms per message (/proc/PID/task/TID/stat of `track-indexer`), the
+# thread's own CPU ms per message (/proc/PID/task/TID/stat of `track-indexer`; "run":
+# the part of it spent before the sink had every message), the
 # indexer's lag when the sink had everything (bytes of mail log not yet indexed), the
 # catch-up time, events and database size; then the medians and on / off.
 #
@@ -260,15 +261,15 @@ CF
       st=$(state "$rcpt"); lag1=0; t2=$t1; c2=$c1; i2=$i1; q0=0; q1=0; size=0
     fi
     python3 - "$label" "$C/send.out" "$N" "$t0" "$t1" "$t2" "$c0" "$c1" "$c2" "$i0" "$i2" "$lag1" \
-      "$q0" "$q1" "$size" "$st" <<'PY' | tee -a "$W/results"
+      "$q0" "$q1" "$size" "$st" "$i1" <<'PY' | tee -a "$W/results"
 import json, sys
-label, out, n, t0, t1, t2, c0, c1, c2, i0, i2, lag, q0, q1, size, st = sys.argv[1:]
+label, out, n, t0, t1, t2, c0, c1, c2, i0, i2, lag, q0, q1, size, st, i1 = sys.argv[1:]
 load = json.loads(open(out).read().strip().splitlines()[-1])
 n = int(n); t0, t1, t2 = float(t0), float(t1), float(t2)
 st = json.loads(st)
 print(f"{label} accept {load['rate_per_s']:.0f}/s, e2e {n / (t1 - t0):.0f}/s, "
       f"cpu {(float(c1) - float(c0)) * 10 / n:.3f} ms/msg, with catch-up {(float(c2) - float(c0)) * 10 / n:.3f} ms/msg, "
-      f"indexer {(float(i2) - float(i0)) * 10 / n:.3f} ms/msg, lag {int(lag) / 1024:.0f} KiB, "
+      f"indexer {(float(i2) - float(i0)) * 10 / n:.3f} ms/msg (run {(float(i1) - float(i0)) * 10 / n:.3f}), lag {int(lag) / 1024:.0f} KiB, "
       f"catch-up {t2 - t1:.1f} s, search {(float(q1) - float(q0)) * 1000:.0f} ms, "
       f"events {st['events']}, db {int(size) / 1048576:.1f} MiB, failed {load.get('fail')}")
 PY
@@ -287,7 +288,7 @@ python3 - "$W/results" <<'PY'
 import re, statistics, sys
 rows = {}
 pat = (r"([\w-]+) accept (\d+)/s, e2e (\d+)/s, cpu ([\d.]+) ms/msg, with catch-up ([\d.]+) ms/msg, "
-       r"indexer ([\d.]+) ms/msg, lag ([\d.]+) KiB, catch-up ([\d.]+) s")
+       r"indexer ([\d.]+) ms/msg \(run [\d.]+\), lag ([\d.]+) KiB, catch-up ([\d.]+) s")
 for line in open(sys.argv[1]):
     m = re.match(pat, line)
     if m:
