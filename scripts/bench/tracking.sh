@@ -67,7 +67,7 @@ while [ $# -gt 0 ]; do
     --perf-record) PERF=1; shift ;;
     --indexer-idle) IDLE=1; shift ;;
     --seed-db) SEED=$2; shift 2 ;;
-    -h|--help) sed -n '2,49p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,50p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
