@@ -460,7 +460,13 @@ pub fn header_preview(message: &[u8]) -> Vec<(String, String)> {
             let v: String = v
                 .trim()
                 .chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
+                .map(|c| {
+                    if c.is_control() || postern_proto::is_bidi_format(c) {
+                        ' '
+                    } else {
+                        c
+                    }
+                })
                 .take(HEADER_PREVIEW_VALUE_MAX)
                 .collect();
             out.push((name.to_owned(), v));

@@ -9,6 +9,18 @@
 //! RFC 5322 §2.2 (header fields), §2.2.3 (folding), §2.1 (lines end in
 //! CRLF; a bare LF is accepted as a line end here).
 
+/// A bidirectional formatting character (Unicode UAX #9 explicit
+/// embeddings, overrides and isolates, and the directional marks): text
+/// from the network shown to an operator drops or replaces these, so a
+/// hostile subject cannot reorder what is read (CVE-2021-42574, "Trojan
+/// Source").
+pub fn is_bidi_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+    )
+}
+
 /// The values of the header fields named `name` (case-insensitive), each
 /// unfolded (a line end before whitespace becomes one space) and trimmed,
 /// in order. A message without an empty line is all header.

@@ -42,7 +42,7 @@ pub use address::{
 pub use command::{Body, Command, CommandError, MailFrom, Notify, RcptTo, Ret, parse_command};
 pub use data::{BdatChecker, DataDecoder, DataError, DataStatus};
 pub use ehlo::{Capabilities, ehlo_reply};
-pub use header_fields::header_values;
+pub use header_fields::{header_values, is_bidi_format};
 pub use limits::Limits;
 pub use line::{Line, LineReader};
 pub use proxy::{ProxyError, ProxyHeader};

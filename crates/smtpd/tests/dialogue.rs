@@ -574,7 +574,7 @@ async fn tracking_ids_are_recorded() {
     let r = send_message(&mut d, "a@other.org", "bob@example.com", small).await;
     assert_eq!(r.code, 250, "{r:?}");
     let big = format!(
-        "Subject: big\x07one\r\nMessage-ID: <big.2@client.test>\r\n\r\n{}",
+        "Subject: big\x07one\u{202E}\r\nMessage-ID: <big.2@client.test>\r\n\r\n{}",
         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n".repeat(3000)
     );
     let r = send_message(&mut d, "a@other.org", "bob@example.com", &big).await;

@@ -89,7 +89,13 @@ impl TrackingIds {
             .map_or(data.len(), |p| p + 2);
         let head = &data[..end];
         let clean = |s: String, max: usize| -> Option<String> {
-            let s: String = s.chars().filter(|c| !c.is_control()).take(max).collect();
+            // Control and bidirectional formatting characters go
+            // (CVE-2021-42574): the subject is shown to operators.
+            let s: String = s
+                .chars()
+                .filter(|&c| !c.is_control() && !postern_proto::is_bidi_format(c))
+                .take(max)
+                .collect();
             let s = s.trim().to_owned();
             (!s.is_empty()).then_some(s)
         };

@@ -21,10 +21,19 @@ use std::fmt::Write as _;
 
 use crate::types::{EventRow, PeerPosture};
 
-/// `s` with control characters (C0, DEL, C1) replaced by `?`.
+/// `s` with control characters (C0, DEL, C1) and bidirectional formatting
+/// characters replaced by `?`: a hostile subject or reply cannot move the
+/// terminal's cursor nor reorder what the operator reads (CVE-2021-42574,
+/// "Trojan Source": U+202A–U+202E, U+2066–U+2069, U+200E/U+200F, U+061C).
 pub(crate) fn clean(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
+        .map(|c| {
+            if c.is_control() || postern_proto::is_bidi_format(c) {
+                '?'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -287,5 +296,9 @@ mod tests {
     #[test]
     fn control_characters_are_replaced() {
         assert_eq!(clean("ok\x1b[31mred\r\n"), "ok?[31mred??");
+        // Trojan Source: a right-to-left override cannot reorder the line.
+        assert_eq!(clean("invoice\u{202E}fdp.exe"), "invoice?fdp.exe");
+        assert_eq!(clean("a\u{2066}b\u{2069}c"), "a?b?c");
+        assert_eq!(clean("café ✓"), "café ✓");
     }
 }

@@ -361,7 +361,9 @@ pub(super) fn message(conn: &Connection, key: &str) -> Result<Option<MessageLife
     if let Some(mid) = &message_id {
         let copies: Vec<String> = conn
             .prepare_cached(
-                "SELECT DISTINCT queue_id FROM events WHERE message_id = ?1 AND queue_id != ?2",
+                // Bounded: anyone can reuse a public Message-ID.
+                "SELECT DISTINCT queue_id FROM events WHERE message_id = ?1 AND queue_id != ?2
+                 LIMIT 20",
             )?
             .query_map(params![map::bare_message_id(mid), queue_id], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
