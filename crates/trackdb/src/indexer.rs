@@ -57,6 +57,8 @@ const RETRY: Duration = Duration::from_secs(1);
 /// thread during a burst (the issue's "never able to slow acceptance";
 /// `docs/benchmarks.md` "Issue 12" for the cost without it).
 const PACE: u32 = 9;
+/// Directory entries looked at for a file rotated while we were stopped.
+const ROTATED_SCAN: usize = 1000;
 /// How long the rotated file must stay unchanged before the indexer moves
 /// to the new one (the server reopens within a second: `MailLog`).
 const ROTATION_SETTLE: Duration = Duration::from_secs(3);
@@ -150,6 +152,7 @@ impl Indexer {
             buf: Vec::new(),
             rotation_seen: None,
             seen_len: 0,
+            rotated_looked: false,
         };
         let thread = std::thread::Builder::new()
             .name("track-indexer".into())
@@ -239,6 +242,8 @@ struct Tail {
     /// The mail log's length after the last step: growing means the server
     /// is taking mail now, and the indexer paces itself ([`PACE`]).
     seen_len: u64,
+    /// A rotated file already looked for (or drained) at start: not again.
+    rotated_looked: bool,
 }
 
 enum Step {
@@ -336,6 +341,21 @@ impl Tail {
         if self.file.is_none() {
             match open(&self.path) {
                 Ok(Some((f, id, len))) => {
+                    // The log was rotated while we were stopped: finish the
+                    // checkpoint's file first, if it is still beside the path
+                    // (`mail.log.1`, `mail.log-20261207`, …); at its end the
+                    // rotation is followed as usual.
+                    if id != self.file_id && self.file_id != 0 && !self.rotated_looked {
+                        self.rotated_looked = true;
+                        if let Some(old) = find_rotated(&self.path, self.file_id) {
+                            tracing::info!(path = %self.path.display(),
+                                "tracking: finishing the rotated mail log first");
+                            self.file = Some(old);
+                            self.update_behind();
+                            return Step::Progress;
+                        }
+                    }
+                    self.rotated_looked = true;
                     if id != self.file_id || len < self.offset {
                         // Another file than the checkpoint's, or truncated.
                         self.file_id = id;
@@ -604,6 +624,29 @@ fn lower_priority() {
 fn lower_priority() {}
 
 /// Opens the log: the file, its identity and length; `None` when absent.
+/// Files beside `path` whose name starts with its name (logrotate's
+/// `mail.log.1`, `mail.log-20261207`; compressed ones cannot be ours) with
+/// the identity `id`. At most [`ROTATED_SCAN`] directory entries are looked at.
+fn find_rotated(path: &Path, id: u64) -> Option<File> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
+    let name = path.file_name()?.to_str()?;
+    for entry in std::fs::read_dir(dir).ok()?.take(ROTATED_SCAN).flatten() {
+        let file_name = entry.file_name();
+        let Some(other) = file_name.to_str() else {
+            continue;
+        };
+        if other == name || !other.starts_with(name) {
+            continue;
+        }
+        if let Ok(f) = File::open(entry.path())
+            && f.metadata().is_ok_and(|m| file_id(&m) == id)
+        {
+            return Some(f);
+        }
+    }
+    None
+}
+
 fn open(path: &Path) -> std::io::Result<Option<(File, u64, u64)>> {
     match File::open(path) {
         Ok(f) => {

@@ -163,6 +163,26 @@ fn a_running_mail_log_follows_a_rename_rotation() {
     indexer.stop();
 }
 
+/// Rotated while the indexer was stopped: the checkpoint's file, still
+/// beside the path as `mail.log.1`, is finished first, then the new file.
+#[test]
+fn a_rotation_while_stopped_finishes_the_old_file_first() {
+    let s = Setup::new();
+    append(&s.log(), &common::lines(&queued(5)));
+    let indexer = s.spawn();
+    wait_for("the first 5", || total(&s.store) == 5);
+    indexer.stop();
+    // Written after the stop, then rotated, then a new file begins.
+    append(&s.log(), &common::lines(&queued(3)));
+    std::fs::rename(s.log(), s.dir.path().join("mail.log.1")).unwrap();
+    append(&s.log(), &common::lines(&queued(2)));
+    let indexer = s.spawn();
+    wait_for("the old file's tail and the new file", || {
+        total(&s.store) == 10
+    });
+    indexer.stop();
+}
+
 /// The nice value of the `track-indexer` thread of this process.
 #[cfg(target_os = "linux")]
 fn indexer_nice() -> Option<i32> {
