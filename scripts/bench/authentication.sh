@@ -69,20 +69,7 @@ trap cleanup EXIT
 fail() { echo "authentication.sh: $*" >&2; exit 1; }
 
 # --- smtpload with --message / --save ------------------------------------------
-SRC=${SMTPLOAD_SRC:-/work/shared/bench/smtpload}
-[ -f "$SRC/src/main.rs" ] || SRC=/tmp/smtpbench-harness/smtpload
-[ -f "$SRC/src/main.rs" ] || fail "no smtpload source (SMTPLOAD_SRC=DIR)"
-S=/tmp/postern-authbench-smtpload
-mkdir -p "$S/stage/src"
-cp "$SRC/Cargo.toml" "$SRC/Cargo.lock" "$S/stage/"
-cp "$SRC/src/main.rs" "$S/stage/src/"
-chmod -R u+w "$S/stage"
-patch -s -d "$S/stage" -p1 < "$HERE/smtpload-message.patch" || fail "smtpload-message.patch does not apply"
-for f in Cargo.toml Cargo.lock src/main.rs; do
-  cmp -s "$S/stage/$f" "$S/$f" 2>/dev/null || { mkdir -p "$(dirname "$S/$f")"; cp "$S/stage/$f" "$S/$f"; }
-done
-(cd "$S" && cargo build --release --offline --quiet) || fail "cannot build $S"
-L=$S/target/release/smtpload
+L=$("$HERE/smtpload-build.sh") || fail "cannot build smtpload"
 
 # --- keys, DNS, messages --------------------------------------------------------
 DOM=bench.example.com

@@ -74,13 +74,9 @@ pub(crate) enum AdminTokenCommand {
 }
 
 pub(crate) fn run(config: Option<&Path>, cmd: &AdminCommand) -> ExitCode {
-    let chosen = crate::config_file::choose(config);
-    let loaded = match crate::config_file::load(chosen.as_deref()) {
+    let loaded = match crate::config_file::load_for_command(config) {
         Ok(l) => l,
-        Err(e) => {
-            crate::config_cmd::print_errors(&e);
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let http = &loaded.config.admin_http;
     match cmd {

@@ -46,6 +46,17 @@ pub(crate) fn load(chosen: Option<&Path>) -> Result<Loaded, ConfigError> {
     }
 }
 
+/// For a command: the configuration `--config` (or the usual places)
+/// names, loaded; its errors printed (`config check`'s format) and exit
+/// status 2 otherwise.
+pub(crate) fn load_for_command(explicit: Option<&Path>) -> Result<Loaded, std::process::ExitCode> {
+    let chosen = choose(explicit);
+    load(chosen.as_deref()).map_err(|e| {
+        crate::config_cmd::print_errors(&e);
+        std::process::ExitCode::from(2)
+    })
+}
+
 /// An error and its causes, `: `-separated, each text once: a cause whose
 /// text the message so far already contains is left out.
 pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {

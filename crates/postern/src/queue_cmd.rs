@@ -47,11 +47,7 @@ pub(crate) struct Place {
 }
 
 pub(crate) fn from_config(config: Option<&Path>) -> Result<Place, ExitCode> {
-    let chosen = crate::config_file::choose(config);
-    let loaded = crate::config_file::load(chosen.as_deref()).map_err(|e| {
-        crate::config_cmd::print_errors(&e);
-        ExitCode::from(2)
-    })?;
+    let loaded = crate::config_file::load_for_command(config)?;
     let c = loaded.config;
     Ok(Place {
         from: format!(

@@ -189,15 +189,13 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
     )?;
     let notifier = delivery.notifier();
     let received_log = mail_log.clone();
-    let subjects = cfg.tracking.subjects;
+    // Subjects are in the envelope only with `[tracking] subjects`
+    // (smtpd's `record_subjects`): the mail log and the index follow it.
     let on_queued: QueuedHook = Arc::new(move |a| {
-        let mut received = Received::from_envelope(a.envelope);
-        if !subjects {
-            // Privacy: subjects reach the mail log (and the tracking index)
-            // only with `[tracking] subjects = true`.
-            received.subject = None;
-        }
-        received_log.emit(a.queue_id, MailEvent::Received(received));
+        received_log.emit(
+            a.queue_id,
+            MailEvent::Received(Received::from_envelope(a.envelope)),
+        );
         for event in MailEvent::after_receipt(a.envelope) {
             received_log.emit(a.queue_id, event);
         }

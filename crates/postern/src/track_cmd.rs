@@ -272,11 +272,7 @@ fn open(config: Option<&Path>, db: &DatabaseArg) -> Result<SqliteStore, ExitCode
     let path = if let Some(p) = &db.database {
         p.clone()
     } else {
-        let chosen = crate::config_file::choose(config);
-        let loaded = crate::config_file::load(chosen.as_deref()).map_err(|e| {
-            crate::config_cmd::print_errors(&e);
-            ExitCode::from(2)
-        })?;
+        let loaded = crate::config_file::load_for_command(config)?;
         let c = loaded.config;
         if !c.tracking.enabled {
             eprintln!(

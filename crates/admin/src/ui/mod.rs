@@ -111,6 +111,21 @@ pub(crate) struct Layout {
 }
 
 impl Layout {
+    /// Shows what a verb did (`report`): its text as the status, or as the
+    /// error with the verb's HTTP status; the page's status code.
+    pub(crate) fn report(&mut self, report: Option<&crate::control::VerbReport>) -> StatusCode {
+        let Some(r) = report else {
+            return StatusCode::OK;
+        };
+        if r.outcome.is_success() {
+            self.status = Some(r.text.clone());
+            StatusCode::OK
+        } else {
+            self.error = Some(r.text.clone());
+            StatusCode::from_u16(r.outcome.http_status()).unwrap_or(StatusCode::CONFLICT)
+        }
+    }
+
     /// The frame of a page `active` for the caller `who`.
     pub(crate) fn new(
         state: &HttpState,

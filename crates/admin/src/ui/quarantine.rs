@@ -183,15 +183,7 @@ async fn preview(
             )],
         );
     };
-    let mut code = StatusCode::OK;
-    if let Some(r) = report {
-        if r.outcome.is_success() {
-            layout.status = Some(r.text.clone());
-        } else {
-            layout.error = Some(r.text.clone());
-            code = StatusCode::from_u16(r.outcome.http_status()).unwrap_or(StatusCode::CONFLICT);
-        }
-    }
+    let code = layout.report(report);
     let (facts, rcpts) = facts_of(&info);
     let headers = timed(state.control.header_preview(qid))
         .await

@@ -301,15 +301,7 @@ async fn show_page(
             back_links(),
         );
     };
-    let mut code = StatusCode::OK;
-    if let Some(r) = report {
-        if r.outcome.is_success() {
-            layout.status = Some(r.text.clone());
-        } else {
-            layout.error = Some(r.text.clone());
-            code = StatusCode::from_u16(r.outcome.http_status()).unwrap_or(StatusCode::CONFLICT);
-        }
-    }
+    let code = layout.report(report);
     let Some(m) = found.first() else {
         if let Some(r) = report.filter(|r| r.outcome.is_success()) {
             // Deleted (or finished): back to the list, saying so.
