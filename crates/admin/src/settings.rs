@@ -53,6 +53,14 @@ pub struct HttpSettings {
     /// Serve `/metrics` without authentication. Default false (a Bearer token
     /// or a session is needed).
     pub public_metrics: bool,
+    /// Names the listener answers to besides IP literals and `localhost`
+    /// (the `Host` check against DNS rebinding): the server's hostname,
+    /// `[admin] http_names`, and the public URL's host.
+    pub names: crate::http::HostNames,
+    /// The URL browsers use when a reverse proxy ending TLS stands in front
+    /// (`[admin] http_public_url`): its origin passes the Origin check, and an
+    /// `https` one makes cookies `Secure` with the `__Host-` prefix.
+    pub public_url: Option<crate::http::PublicUrl>,
 }
 
 impl HttpSettings {
@@ -66,6 +74,8 @@ impl HttpSettings {
             session_idle: std::time::Duration::from_mins(30),
             session_max: std::time::Duration::from_hours(12),
             public_metrics: false,
+            names: crate::http::HostNames::default(),
+            public_url: None,
         }
     }
 }

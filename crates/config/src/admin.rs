@@ -11,6 +11,9 @@
 //! session_idle = "30m"                    # default
 //! session_max = "12h"                     # default
 //! public_metrics = false                  # default: /metrics needs a token or a session
+//! http_names = ["console.example.com"]    # names browsers use, besides IP addresses,
+//!                                         # localhost and `hostname` (DNS rebinding guard)
+//! http_public_url = "https://console.example.com"  # behind a TLS-ending reverse proxy
 //! ```
 //!
 //! The HTTP listener carries passwords and session cookies: on an address
@@ -45,6 +48,8 @@ pub(crate) struct RawAdmin {
     pub session_idle: Option<Spanned<String>>,
     pub session_max: Option<Spanned<String>>,
     pub public_metrics: Option<Spanned<bool>>,
+    pub http_names: Option<Spanned<Vec<Spanned<String>>>>,
+    pub http_public_url: Option<Spanned<String>>,
 }
 
 /// The admin HTTP listener's settings as configured (`[admin] http…`); the
@@ -65,6 +70,11 @@ pub struct AdminHttp {
     pub session_max: std::time::Duration,
     /// `/metrics` without a token or session.
     pub public_metrics: bool,
+    /// Names the listener answers to besides IP literals and `localhost`:
+    /// the top-level `hostname`, `http_names`, the public URL's host.
+    pub names: Vec<String>,
+    /// `http_public_url`: where a reverse proxy serves the console.
+    pub public_url: Option<postern_admin::http::PublicUrl>,
 }
 
 impl AdminHttp {
@@ -79,6 +89,8 @@ impl AdminHttp {
             session_idle: d.session_idle,
             session_max: d.session_max,
             public_metrics: d.public_metrics,
+            names: Vec::new(),
+            public_url: None,
         }
     }
 
@@ -95,6 +107,8 @@ impl AdminHttp {
             session_idle: self.session_idle,
             session_max: self.session_max,
             public_metrics: self.public_metrics,
+            names: postern_admin::http::HostNames::new(&self.names),
+            public_url: self.public_url.clone(),
         }
     }
 }
@@ -107,9 +121,11 @@ const SESSION_MAX: std::time::Duration = std::time::Duration::from_hours(7 * 24)
 pub(crate) fn build_http(
     raw: Option<&Spanned<RawAdmin>>,
     data_dir: &Path,
+    hostname: Option<&str>,
     cx: &mut Ctx<'_>,
 ) -> Result<AdminHttp, ConfigError> {
     let mut s = AdminHttp::new(data_dir);
+    s.names.extend(hostname.map(str::to_owned));
     let Some(r) = raw.map(Spanned::get_ref) else {
         return Ok(s);
     };
@@ -176,6 +192,49 @@ pub(crate) fn build_http(
             "admin.session_idle",
             "longer than admin.session_max: sessions end at session_max",
         );
+    }
+    if let Some(list) = &r.http_names {
+        if list.get_ref().len() > postern_admin::http::host::MAX_NAMES {
+            return Err(cx.error(
+                list.span(),
+                "admin.http_names",
+                format!("at most {} names", postern_admin::http::host::MAX_NAMES),
+            ));
+        }
+        for (i, v) in list.get_ref().iter().enumerate() {
+            if !postern_admin::http::host::valid_name(v.get_ref()) {
+                return Err(cx.error(
+                    v.span(),
+                    format!("admin.http_names[{i}]"),
+                    "not a host name; allowed: DNS names such as \"console.example.com\" (IP \
+                     addresses and localhost are always accepted)",
+                ));
+            }
+            s.names.push(v.get_ref().trim().to_owned());
+        }
+    }
+    if let Some(v) = &r.http_public_url {
+        let u = postern_admin::http::PublicUrl::parse(v.get_ref()).map_err(|e| {
+            cx.error(
+                v.span(),
+                "admin.http_public_url",
+                format!(
+                    "{e}; allowed: https://HOST[:PORT], such as \"https://console.example.com\""
+                ),
+            )
+        })?;
+        if !u.https() {
+            cx.warn(
+                Some(v.span()),
+                "admin.http_public_url",
+                "http://: passwords and session cookies cross the network between browsers and the \
+                 proxy in clear; use https://",
+            );
+        }
+        if u.host().parse::<std::net::IpAddr>().is_err() {
+            s.names.push(u.host().to_owned());
+        }
+        s.public_url = Some(u);
     }
     if let Some(v) = &r.public_metrics {
         s.public_metrics = *v.get_ref();
@@ -284,6 +343,47 @@ mod tests {
         );
         let e = err("[admin]\nsession_max = \"30d\"\n");
         assert!(e.contains("admin.session_max: allowed: 1m to 7d"), "{e}");
+        let e = err("[admin]\nhttp_names = [\"ok.example\", \"bad name\"]\n");
+        assert!(
+            e.starts_with("postern.toml:12:29: admin.http_names[1]: not a host name"),
+            "{e}"
+        );
+        let e = err("[admin]\nhttp_public_url = \"https://c.example/console\"\n");
+        assert!(
+            e.starts_with("postern.toml:12:19: admin.http_public_url: only scheme, host and port"),
+            "{e}"
+        );
+        let c = load(
+            "[admin]\nhttp = \"127.0.0.1:8025\"\nhttp_names = [\"Console.Example.com\"]\n\
+             http_public_url = \"https://proxy.example:8443/\"\n",
+        )
+        .unwrap()
+        .config;
+        let h = c.admin_http.settings(None);
+        for ok in [
+            "mx.example.com",
+            "console.example.com:8025",
+            "proxy.example:8443",
+            "127.0.0.1:8025",
+        ] {
+            assert!(h.names.allows(ok), "{ok}: {:?}", h.names);
+        }
+        assert!(!h.names.allows("rebind.example"));
+        assert_eq!(
+            h.public_url
+                .as_ref()
+                .map(postern_admin::http::PublicUrl::origin)
+                .as_deref(),
+            Some("https://proxy.example:8443")
+        );
+        let l = load("[admin]\nhttp_public_url = \"http://proxy.example\"\n").unwrap();
+        assert!(
+            l.warnings
+                .iter()
+                .any(|w| w.to_string().contains("admin.http_public_url")),
+            "{:?}",
+            l.warnings
+        );
         let l = load("[admin]\nhttp = \"192.0.2.1:8443\"\npublic_metrics = true\n").unwrap();
         assert!(
             l.warnings
@@ -326,7 +426,7 @@ mod tests {
             err("[admin]\nport = 8080\n"),
             "postern.toml:12:1: admin.port: unknown key; allowed: \"enabled\", \"socket\", \
              \"http\", \"http_tls\", \"users_file\", \"tokens_file\", \"session_idle\", \
-             \"session_max\", \"public_metrics\""
+             \"session_max\", \"public_metrics\", \"http_names\", \"http_public_url\""
         );
         assert!(
             err("[admin]\nenabled = \"yes\"\n").starts_with("postern.toml:12:11: admin.enabled:")

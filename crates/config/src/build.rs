@@ -178,7 +178,12 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
 
     let admin = crate::admin::build(raw.admin.as_ref(), &data_dir, raw.data_dir.span(), cx);
     let admin = cx.keep(admin);
-    let admin_http = crate::admin::build_http(raw.admin.as_ref(), &data_dir, cx);
+    let admin_http = crate::admin::build_http(
+        raw.admin.as_ref(),
+        &data_dir,
+        raw.hostname.as_ref().map(|h| h.get_ref().as_str()),
+        cx,
+    );
     let admin_http = cx.keep(admin_http);
     let counters = crate::counters::build(raw.counters, cx);
     let counters = cx.keep(counters);

@@ -295,7 +295,15 @@ mod tests {
             ("pickup", &["dir"]),
             (
                 "admin",
-                &["socket", "http", "http_tls", "users_file", "tokens_file"],
+                &[
+                    "socket",
+                    "http",
+                    "http_tls",
+                    "users_file",
+                    "tokens_file",
+                    "http_names",
+                    "http_public_url",
+                ],
             ),
             ("tracking", &["enabled", "database"]),
             ("spool", &[]),

@@ -22,7 +22,8 @@
 //! See `docs/admin-http.md` ("Security model") and `docs/threat-model.md`:
 //! loopback by default, TLS required elsewhere; argon2id passwords;
 //! server-side sessions with idle and absolute expiry; CSRF token + Origin +
-//! Fetch Metadata on every state change made with a session; SHA-256-stored
+//! Fetch Metadata on every state change made with a session; the `Host`
+//! header checked against the configured names (DNS rebinding); SHA-256-stored
 //! API tokens re-read on change (revocation is immediate); login rate limits;
 //! security headers on every answer; bounded connections, bodies and time.
 //!
@@ -33,6 +34,7 @@ mod api;
 pub mod auth;
 mod check;
 mod headers;
+pub mod host;
 mod openapi;
 mod ops;
 mod reply;
@@ -51,6 +53,7 @@ pub use api::WhoAmI;
 pub use auth::{Auth, AuthError, AuthVia, Authed, AuthedChange};
 pub use check::config_warnings;
 pub use headers::{CSP, REQUEST_TIMEOUT};
+pub use host::{HostNames, PublicUrl, PublicUrlError};
 pub use openapi::document as openapi_document;
 pub use serve::{
     HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, MAX_CONNECTIONS, MAX_PER_CLIENT, check_listen, serve,
@@ -74,6 +77,7 @@ pub fn router(state: HttpState) -> Router {
         .layer(DefaultBodyLimit::max(auth::MAX_BODY))
         .layer(from_fn(headers::limit_body))
         .layer(from_fn(headers::timeout))
+        .layer(from_fn_with_state(state.clone(), host::check))
         .layer(from_fn_with_state(state.clone(), headers::security))
         .with_state(state)
 }

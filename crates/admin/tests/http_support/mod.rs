@@ -261,7 +261,29 @@ impl Server {
         headers: &[(&str, &str)],
         body: &str,
     ) -> Resp {
-        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        self.req_as(None, Some(&self.host()), method, path, headers, body)
+            .await
+    }
+
+    /// One request from source address `src` (a 127/8 address; `None`: the
+    /// system's choice) with `Host: host` (`None`: no Host header).
+    pub async fn req_as(
+        &self,
+        src: Option<std::net::IpAddr>,
+        host: Option<&str>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Resp {
+        let tcp = match src {
+            Some(ip) => {
+                let sock = tokio::net::TcpSocket::new_v4().unwrap();
+                sock.bind(SocketAddr::new(ip, 0)).unwrap();
+                sock.connect(self.addr).await.unwrap()
+            }
+            None => tokio::net::TcpStream::connect(self.addr).await.unwrap(),
+        };
         match &self.tls {
             Some(cfg) => {
                 let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
@@ -269,9 +291,9 @@ impl Server {
                     .connect(name, tcp)
                     .await
                     .unwrap();
-                raw(s, &self.host(), method, path, headers, body).await
+                raw(s, host, method, path, headers, body).await
             }
-            None => raw(tcp, &self.host(), method, path, headers, body).await,
+            None => raw(tcp, host, method, path, headers, body).await,
         }
     }
 
@@ -358,13 +380,16 @@ impl Resp {
 /// Writes one request with `Connection: close` and reads the answer to EOF.
 async fn raw<S: AsyncRead + AsyncWrite + Unpin>(
     mut s: S,
-    host: &str,
+    host: Option<&str>,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &str,
 ) -> Resp {
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if let Some(host) = host {
+        let _ = write!(req, "Host: {host}\r\n");
+    }
     for (k, v) in headers {
         let _ = write!(req, "{k}: {v}\r\n");
     }

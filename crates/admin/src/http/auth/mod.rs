@@ -48,6 +48,7 @@ pub use tokens::{TokenInfo, TokenScope, TokenStore};
 pub use users::{UserInfo, UserStore};
 
 use super::HttpState;
+use super::host::PublicUrl;
 use super::reply::{error, see_other, wants_html};
 use crate::settings::HttpSettings;
 
@@ -146,7 +147,13 @@ pub struct Auth {
     pub sessions: Sessions,
     /// Failed-login counts.
     pub limiter: LoginLimiter,
+    /// Cookies get `Secure` and `__Host-`: the listener has TLS, or the
+    /// public URL is `https` (a proxy ends TLS in front).
     secure: bool,
+    /// The listener itself speaks TLS (the scheme of its own origin).
+    listener_tls: bool,
+    /// `[admin] http_public_url`'s origin, accepted by the Origin check.
+    public_origin: Option<String>,
     /// Key of the login form's CSRF token (HMAC of the pre-session cookie).
     login_key: aws_lc_rs::hmac::Key,
     /// Password checks at once (argon2 takes ~19 MiB and a core each).
@@ -168,7 +175,10 @@ impl Auth {
             tokens: TokenStore::open(&settings.tokens_file)?,
             sessions: Sessions::new(settings.session_idle, settings.session_max, clock.clone()),
             limiter: LoginLimiter::new(clock),
-            secure: settings.tls.is_some(),
+            secure: settings.tls.is_some()
+                || settings.public_url.as_ref().is_some_and(PublicUrl::https),
+            listener_tls: settings.tls.is_some(),
+            public_origin: settings.public_url.as_ref().map(PublicUrl::origin),
             login_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key),
             verify_permits: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
@@ -237,9 +247,9 @@ impl Auth {
         }
     }
 
-    /// The scheme of our origin.
+    /// The scheme of the listener's own origin.
     pub(crate) fn scheme(&self) -> &'static str {
-        if self.secure { "https" } else { "http" }
+        if self.listener_tls { "https" } else { "http" }
     }
 }
 
@@ -286,7 +296,10 @@ pub(crate) fn same_origin(auth: &Auth, headers: &HeaderMap) -> Result<(), &'stat
         let ok = match (origin.to_str(), ours) {
             (Ok(o), Some(ours)) => o.eq_ignore_ascii_case(&ours),
             _ => false,
-        };
+        } || matches!(
+            (origin.to_str(), &auth.public_origin),
+            (Ok(o), Some(public)) if o.eq_ignore_ascii_case(public)
+        );
         if !ok {
             return Err("cross-origin request refused (Origin is not this server)");
         }
