@@ -46,12 +46,48 @@ pub trait QueueControl: Send + Sync + 'static {
     fn recheck(&self) -> BoxFuture<'_, Option<RecheckReport>> {
         Box::pin(async { None })
     }
+    /// [`Self::apply`] with who asks and on what condition. The default
+    /// checks [`VerbContext::quarantined_only`] by listing the message first
+    /// (check then act: right for a stopped server, whose spool lock keeps
+    /// the CLI out) and drops `by`; the running server's queue does both in
+    /// one scheduler step and records `by` in the mail log.
+    fn apply_with(&self, verb: Verb, cx: VerbContext) -> BoxFuture<'_, Option<VerbReport>> {
+        Box::pin(async move {
+            if cx.quarantined_only
+                && let Some(id) = verb.queue_id()
+            {
+                let found = self.messages(Some(id)).await?;
+                match found.first() {
+                    None => return Some(VerbReport::outcome(&verb, VerbOutcome::NotFound)),
+                    Some(m) if crate::view::MessageInfo::of(m, false).quarantine.is_none() => {
+                        return Some(VerbReport::outcome(&verb, VerbOutcome::NotQuarantined));
+                    }
+                    Some(_) => {}
+                }
+            }
+            self.apply(verb).await
+        })
+    }
     /// A queued message's header preview ([`crate::view::header_preview`]):
     /// for reviewing quarantined mail. The default: not available.
     fn header_preview(&self, queue_id: QueueId) -> BoxFuture<'_, Option<Vec<(String, String)>>> {
         let _ = queue_id;
         Box::pin(async { None })
     }
+}
+
+/// Who asks for a verb, and on what condition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerbContext {
+    /// Who gave the command: an admin user or API token and the address it
+    /// came from (`alice (192.0.2.5)`); recorded in the mail log's `held`,
+    /// `released` and `deleted` events. Empty: not known.
+    pub by: String,
+    /// Act only while the message is in a quarantine (the quarantine
+    /// endpoints): [`VerbOutcome::NotQuarantined`] otherwise, so a concurrent
+    /// release cannot turn a quarantine deletion into the deletion of ordinary
+    /// queued mail.
+    pub quarantined_only: bool,
 }
 
 /// An operator's queue command.
@@ -91,6 +127,16 @@ impl Verb {
             Verb::Flush(d) => d.clone(),
         }
     }
+
+    /// The message it acts on, if one.
+    pub fn queue_id(&self) -> Option<QueueId> {
+        match self {
+            Verb::Hold(id) | Verb::Release(id) | Verb::Delete(id) | Verb::Retry(Some(id)) => {
+                Some(*id)
+            }
+            Verb::Retry(None) | Verb::Flush(_) => None,
+        }
+    }
 }
 
 /// How a verb ended.
@@ -119,6 +165,9 @@ pub enum VerbOutcome {
     NotRunning,
     /// Something failed; see `error`.
     Failed,
+    /// A quarantine verb on a message that is not (or no longer) in a
+    /// quarantine.
+    NotQuarantined,
 }
 
 impl VerbOutcome {
@@ -139,7 +188,10 @@ impl VerbOutcome {
             VerbOutcome::Done | VerbOutcome::AlreadyHeld | VerbOutcome::NotHeld => 200,
             VerbOutcome::Pending => 202,
             VerbOutcome::NotFound => 404,
-            VerbOutcome::Held | VerbOutcome::Deleting | VerbOutcome::Finishing => 409,
+            VerbOutcome::Held
+            | VerbOutcome::Deleting
+            | VerbOutcome::Finishing
+            | VerbOutcome::NotQuarantined => 409,
             VerbOutcome::Loading | VerbOutcome::NotRunning => 503,
             VerbOutcome::Failed => 500,
         }
@@ -246,6 +298,10 @@ impl VerbReport {
                 verb.name()
             ),
             (_, VerbOutcome::Failed) => format!("failed: {} {t}", verb.name()),
+            (_, VerbOutcome::NotQuarantined) => format!(
+                "{t} is not in a quarantine (released meanwhile?); `postern queue` acts on \
+                 ordinary queued mail"
+            ),
             (_, o) => format!("{} {t}: {o:?}", verb.name()),
         };
         if let Some(e) = &self.error {

@@ -37,7 +37,9 @@ pub mod ui;
 pub mod view;
 
 pub use client::{AdminClient, ClientError};
-pub use control::{BoxFuture, QueueControl, QueueStatus, Verb, VerbOutcome, VerbReport};
+pub use control::{
+    BoxFuture, QueueControl, QueueStatus, Verb, VerbContext, VerbOutcome, VerbReport,
+};
 pub use health::{Poisoned, RecheckReport, SpoolHealth, Unreadable};
 pub use server::{
     AdminError, AdminServer, ListBody, MAX_SOCKET_PATH, ShowBody, check_socket_path, start,

@@ -133,6 +133,7 @@ fn hold(
         rcpts,
         via: "spool".into(),
         in_flight: 0,
+        by: String::new(),
     };
     log.emit(
         id,
@@ -169,6 +170,7 @@ fn delete(
             rcpts,
             via: "spool".into(),
             in_flight: 0,
+            by: String::new(),
         }),
     );
     Ok(VerbReport::new(verb, VerbOutcome::Done, (1, n, 0), None))

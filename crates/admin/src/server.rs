@@ -44,7 +44,7 @@ use postern_track::TrackRecord;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::control::{QueueControl, QueueStatus, Verb, VerbOutcome, VerbReport};
+use crate::control::{QueueControl, QueueStatus, Verb, VerbContext, VerbOutcome, VerbReport};
 use crate::health::{RecheckReport, SpoolHealth, Unreadable};
 use crate::settings::AdminSettings;
 use crate::view::{self, Filter, MessageInfo, State as MsgState};
@@ -498,7 +498,16 @@ pub(crate) async fn show_response(
 
 /// Applies `verb`; answers its report with the outcome's HTTP status.
 pub(crate) async fn verb_response(control: &dyn QueueControl, verb: Verb) -> Response {
-    let report = match timed(control.apply(verb.clone())).await {
+    verb_response_with(control, verb, VerbContext::default()).await
+}
+
+/// [`verb_response`] with who asks and on what condition.
+pub(crate) async fn verb_response_with(
+    control: &dyn QueueControl,
+    verb: Verb,
+    cx: VerbContext,
+) -> Response {
+    let report = match timed(control.apply_with(verb.clone(), cx)).await {
         Some(r) => r,
         None => VerbReport::outcome(&verb, VerbOutcome::NotRunning),
     };
@@ -513,8 +522,18 @@ pub(crate) async fn id_verb_response(
     id: &str,
     make: fn(QueueId) -> Verb,
 ) -> Response {
+    id_verb_response_with(control, id, make, VerbContext::default()).await
+}
+
+/// [`id_verb_response`] with who asks and on what condition.
+pub(crate) async fn id_verb_response_with(
+    control: &dyn QueueControl,
+    id: &str,
+    make: fn(QueueId) -> Verb,
+    cx: VerbContext,
+) -> Response {
     match parse_id(id) {
-        Ok(id) => verb_response(control, make(id)).await,
+        Ok(id) => verb_response_with(control, make(id), cx).await,
         Err(r) => *r,
     }
 }
@@ -580,44 +599,33 @@ pub(crate) struct QuarantineQuery {
 }
 
 /// The verb, on a message that is in a quarantine (a `409` otherwise: the
-/// quarantine endpoints never touch ordinary queued mail).
+/// quarantine endpoints never touch ordinary queued mail). The check and the
+/// verb are one step for the running server ([`VerbContext::quarantined_only`]).
 pub(crate) async fn quarantined_verb_response(
     control: &dyn QueueControl,
     id: &str,
     make: fn(QueueId) -> Verb,
+    by: String,
 ) -> Response {
-    let id = match parse_id(id) {
-        Ok(id) => id,
-        Err(r) => return *r,
+    let cx = VerbContext {
+        by,
+        quarantined_only: true,
     };
-    let Some(found) = timed(control.messages(Some(id))).await else {
-        return stopped();
-    };
-    match found.first() {
-        None => error(
-            StatusCode::NOT_FOUND,
-            format!("not found: {id} (not in the queue)"),
-        ),
-        Some(m) if MessageInfo::of(m, false).quarantine.is_none() => error(
-            StatusCode::CONFLICT,
-            format!("{id} is not in a quarantine; `postern queue` acts on ordinary queued mail"),
-        ),
-        Some(_) => verb_response(control, make(id)).await,
-    }
+    id_verb_response_with(control, id, make, cx).await
 }
 
 async fn quarantine_release(
     State(s): State<Arc<AppState>>,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    quarantined_verb_response(&*s.control, &id, Verb::Release).await
+    quarantined_verb_response(&*s.control, &id, Verb::Release, String::new()).await
 }
 
 async fn quarantine_delete(
     State(s): State<Arc<AppState>>,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    quarantined_verb_response(&*s.control, &id, Verb::Delete).await
+    quarantined_verb_response(&*s.control, &id, Verb::Delete, String::new()).await
 }
 
 async fn flush(State(s): State<Arc<AppState>>, UrlPath(domain): UrlPath<String>) -> Response {

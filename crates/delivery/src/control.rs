@@ -89,6 +89,22 @@ pub enum VerbOutcome {
     Finishing,
     /// The removal (delete) failed; the message stays queued.
     Failed,
+    /// The verb was asked only for a quarantined message
+    /// ([`VerbContext::quarantined_only`]) and this one is not (any more).
+    NotQuarantined,
+}
+
+/// Who asks for a verb, and on what condition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerbContext {
+    /// Who gave the command (an admin user or token and its address), for
+    /// the mail log's `held` / `released` / `deleted` events; empty: not known.
+    pub by: String,
+    /// Act on the message only while it is in a quarantine (the quarantine
+    /// endpoints): checked in the same scheduler step as the verb, so a
+    /// concurrent release cannot turn a quarantine deletion into the deletion
+    /// of ordinary queued mail.
+    pub quarantined_only: bool,
 }
 
 /// What a verb did.

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
-use crate::control::{LoadFailure, MessageView, Verb, VerbReport};
+use crate::control::{LoadFailure, MessageView, Verb, VerbContext, VerbReport};
 use crate::scheduler::{Event, Origin, QueueSnapshot, Scheduler};
 use crate::settings::DeliverySettings;
 use crate::transport::Transport;
@@ -74,8 +74,13 @@ impl std::fmt::Debug for Controller {
 impl Controller {
     /// See [`DeliveryHandle::control`].
     pub async fn control(&self, verb: Verb) -> Option<VerbReport> {
+        self.control_with(verb, VerbContext::default()).await
+    }
+
+    /// A verb with who asks and on what condition ([`VerbContext`]).
+    pub async fn control_with(&self, verb: Verb, cx: VerbContext) -> Option<VerbReport> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Event::Control(verb, Some(tx))).ok()?;
+        self.tx.send(Event::Control(verb, cx, Some(tx))).ok()?;
         rx.await.ok()
     }
 
@@ -175,10 +180,11 @@ impl DeliveryHandle {
     /// of at its scheduled time, without waiting for a report; see
     /// [`DeliveryHandle::control`].
     pub fn retry_now(&self, queue_id: Option<QueueId>) {
-        let _ = self
-            .notifier
-            .tx
-            .send(Event::Control(Verb::Retry(queue_id), None));
+        let _ = self.notifier.tx.send(Event::Control(
+            Verb::Retry(queue_id),
+            VerbContext::default(),
+            None,
+        ));
     }
 
     /// Applies an operator's verb (`postern queue hold|release|delete|retry|

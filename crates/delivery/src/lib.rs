@@ -47,7 +47,7 @@ pub mod tls_plan;
 pub mod transport;
 
 pub use clock::{Clock, SystemClock, TokioClock};
-pub use control::{LoadFailure, MessageView, Verb, VerbOutcome, VerbReport};
+pub use control::{LoadFailure, MessageView, Verb, VerbContext, VerbOutcome, VerbReport};
 pub use handle::{Controller, DeliveryHandle, Notifier, start};
 pub use route::{NextHop, Route, Router};
 pub use scheduler::{Origin, QueueSnapshot};

@@ -323,6 +323,112 @@ impl RetryOne for postern_delivery::DeliveryHandle {
     }
 }
 
+/// Commits a message accepted into a quarantine (`name`; `None`: the
+/// default one), as the content policy or a DMARC quarantine does.
+fn quarantined(spool: &Spool, to: &str, name: Option<&str>) -> QueueId {
+    let mut inc = spool.begin().unwrap();
+    inc.write_all(b"Subject: x\r\n\r\nbody\r\n").unwrap();
+    let env = postern_spool::Envelope {
+        queue_id: *inc.queue_id(),
+        received_at: String::new(),
+        reverse_path: "ceo@spoofed.example".into(),
+        recipients: vec![postern_spool::EnvelopeRecipient {
+            address: to.into(),
+            notify: None,
+            orcpt: None,
+        }],
+        params: MailParams::default(),
+        receipt: postern_spool::Receipt::default(),
+        message_size: 0,
+        added_headers: String::new(),
+        hold: Some("DMARC fail for spoofed.example (p=quarantine)".into()),
+        quarantine: name.map(str::to_owned),
+        require_tls: false,
+        content: Vec::new(),
+        bounce: None,
+        message_id: None,
+        subject: None,
+    };
+    inc.commit(env).unwrap().queue_id
+}
+
+/// The quarantine endpoints' verbs (`VerbContext::quarantined_only`) act
+/// only on quarantined mail, checked in the same scheduler step: a message
+/// released meanwhile is refused, not deleted. Who asked is recorded in the
+/// mail log's `released` / `deleted` events.
+#[tokio::test(start_paused = true)]
+async fn quarantine_verbs_refuse_ordinary_mail_and_record_who_asked() {
+    use postern_delivery::{Verb, VerbContext};
+    let dir = tempfile::tempdir().unwrap();
+    let spool = open_spool(dir.path());
+    let t = Scripted::new(&spool);
+    t.answer("bob@example.net", vec![temp("451 4.3.0 later")]);
+    t.answer("carol@example.org", vec![temp("451 4.3.0 later")]);
+    let (h, mem) = run(slow_retries(dir.path()), &spool, Arc::clone(&t));
+    let ordinary = one(&spool, &["bob@example.net"]);
+    let q = quarantined(&spool, "carol@example.org", None);
+    h.notify(ordinary);
+    h.notify(q);
+    wait_for(&h, "loaded", |s| s.messages == 2 && s.in_flight == 0).await;
+    let c = h.controller();
+    let as_quarantine = |by: &str| VerbContext {
+        by: by.into(),
+        quarantined_only: true,
+    };
+    let alice = "alice (192.0.2.5)";
+    // Ordinary mail: refused, untouched.
+    for v in [Verb::Delete(ordinary), Verb::Release(ordinary)] {
+        let r = c.control_with(v, as_quarantine(alice)).await.unwrap();
+        assert_eq!(r.outcome, VerbOutcome::NotQuarantined);
+    }
+    assert_eq!(h.snapshot().await.unwrap().messages, 2);
+    // The quarantined one is released, and alice is named.
+    let r = c
+        .control_with(Verb::Release(q), as_quarantine(alice))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, VerbOutcome::Done);
+    let released = mem.for_queue_id(&q).into_iter().find_map(|e| match e {
+        MailEvent::Released(a) => Some(a),
+        _ => None,
+    });
+    let a = released.unwrap();
+    assert_eq!((a.via.as_str(), a.by.as_str()), ("admin", alice));
+    // A second admin's "delete from quarantine", racing the release: refused.
+    let r = c
+        .control_with(Verb::Delete(q), as_quarantine("bob (192.0.2.6)"))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, VerbOutcome::NotQuarantined);
+    wait_for(&h, "carol attempted", |s| {
+        s.deferred == 2 && s.in_flight == 0
+    })
+    .await;
+    // The queue's own delete names who asked too.
+    let r = c
+        .control_with(
+            Verb::Delete(ordinary),
+            VerbContext {
+                by: "token:ops (192.0.2.9)".into(),
+                quarantined_only: false,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, VerbOutcome::Done);
+    let MailEvent::Deleted(d) = mem.for_queue_id(&ordinary).pop().unwrap() else {
+        panic!("{:?}", mem.names(&ordinary))
+    };
+    assert_eq!(d.by, "token:ops (192.0.2.9)");
+    // Without a context (the CLI on the socket): no name.
+    assert_eq!(h.delete(q).await.unwrap().outcome, VerbOutcome::Done);
+    let MailEvent::Deleted(d) = mem.for_queue_id(&q).pop().unwrap() else {
+        panic!()
+    };
+    assert!(d.by.is_empty());
+    h.shutdown(Duration::from_secs(5)).await;
+}
+
 /// A message accepted held (a DMARC quarantine, `Envelope::hold`) is not
 /// attempted; released, it is delivered; never released, at the end of its
 /// quarantine's retention it is removed without a DSN (`deleted`, via
@@ -351,33 +457,7 @@ async fn quarantined_messages_wait_for_a_release_or_expire_silently() {
         },
     );
     let (h, mem) = run(s, &spool, Arc::clone(&t));
-    let quarantined = |to: &str, name: Option<&str>| {
-        let mut inc = spool.begin().unwrap();
-        inc.write_all(b"Subject: x\r\n\r\nbody\r\n").unwrap();
-        let mut env = postern_spool::Envelope {
-            queue_id: *inc.queue_id(),
-            received_at: String::new(),
-            reverse_path: "ceo@spoofed.example".into(),
-            recipients: vec![postern_spool::EnvelopeRecipient {
-                address: to.into(),
-                notify: None,
-                orcpt: None,
-            }],
-            params: MailParams::default(),
-            receipt: postern_spool::Receipt::default(),
-            message_size: 0,
-            added_headers: String::new(),
-            hold: Some("DMARC fail for spoofed.example (p=quarantine)".into()),
-            quarantine: name.map(str::to_owned),
-            require_tls: false,
-            content: Vec::new(),
-            bounce: None,
-            message_id: None,
-            subject: None,
-        };
-        env.queue_id = *inc.queue_id();
-        inc.commit(env).unwrap().queue_id
-    };
+    let quarantined = |to: &str, name: Option<&str>| quarantined(&spool, to, name);
     let released = quarantined("bob@example.net", None);
     let expired = quarantined("carol@example.org", Some("policy"));
     let let_go = quarantined("dave@example.com", Some("review"));

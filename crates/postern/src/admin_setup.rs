@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use postern_admin::{
     AdminServer, BoxFuture, QueueControl, QueueStatus, QueuedMessage, RecheckReport, SpoolHealth,
-    Unreadable, Verb, VerbOutcome, VerbReport,
+    Unreadable, Verb, VerbContext, VerbOutcome, VerbReport,
 };
 use postern_delivery::{Controller, DeliveryHandle};
 
@@ -129,8 +129,18 @@ impl QueueControl for DeliveryControl {
     }
 
     fn apply(&self, verb: Verb) -> BoxFuture<'_, Option<VerbReport>> {
+        self.apply_with(verb, VerbContext::default())
+    }
+
+    /// The quarantine check and the verb in one scheduler step; `by` into
+    /// the mail log's `held` / `released` / `deleted` events.
+    fn apply_with(&self, verb: Verb, cx: VerbContext) -> BoxFuture<'_, Option<VerbReport>> {
         Box::pin(async move {
-            let r = self.controller.control(to_delivery(&verb)).await?;
+            let cx = postern_delivery::VerbContext {
+                by: cx.by,
+                quarantined_only: cx.quarantined_only,
+            };
+            let r = self.controller.control_with(to_delivery(&verb), cx).await?;
             Some(VerbReport::new(
                 &verb,
                 outcome(r.outcome),
@@ -185,5 +195,6 @@ fn outcome(o: postern_delivery::VerbOutcome) -> VerbOutcome {
         D::Deleting => VerbOutcome::Deleting,
         D::Finishing => VerbOutcome::Finishing,
         D::Failed => VerbOutcome::Failed,
+        D::NotQuarantined => VerbOutcome::NotQuarantined,
     }
 }

@@ -521,6 +521,10 @@ pub struct QueueAction {
     /// after them).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub in_flight: usize,
+    /// Who gave the command, when known: an admin user or API token and the
+    /// address it came from (`alice (192.0.2.5)`, `token:ci (192.0.2.9)`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub by: String,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference

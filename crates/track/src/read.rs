@@ -106,6 +106,7 @@ mod tests {
                 rcpts: vec!["x@example.net".into()],
                 via: "admin".into(),
                 in_flight: 0,
+                by: String::new(),
             }),
         );
         log.flush();

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::HttpState;
 use super::auth::{AuthVia, Authed, AuthedChange};
-use crate::control::Verb;
+use crate::control::{Verb, VerbContext};
 use crate::server::{self, ListQuery, QuarantineQuery};
 
 /// The `/api/v1` routes.
@@ -131,8 +131,8 @@ pub(crate) async fn hold(
     who: AuthedChange,
     Path(id): Path<String>,
 ) -> Response {
-    audit(&who, "hold", &id);
-    server::id_verb_response(&*s.control, &id, Verb::Hold).await
+    let cx = audit(&who, "hold", &id);
+    server::id_verb_response_with(&*s.control, &id, Verb::Hold, cx).await
 }
 
 /// Releases a held message.
@@ -147,8 +147,8 @@ pub(crate) async fn release(
     who: AuthedChange,
     Path(id): Path<String>,
 ) -> Response {
-    audit(&who, "release", &id);
-    server::id_verb_response(&*s.control, &id, Verb::Release).await
+    let cx = audit(&who, "release", &id);
+    server::id_verb_response_with(&*s.control, &id, Verb::Release, cx).await
 }
 
 /// Retries a message's deferred recipients now.
@@ -163,8 +163,8 @@ pub(crate) async fn retry(
     who: AuthedChange,
     Path(id): Path<String>,
 ) -> Response {
-    audit(&who, "retry", &id);
-    server::id_verb_response(&*s.control, &id, server::RETRY).await
+    let cx = audit(&who, "retry", &id);
+    server::id_verb_response_with(&*s.control, &id, server::RETRY, cx).await
 }
 
 /// Deletes a message (no DSN).
@@ -179,8 +179,8 @@ pub(crate) async fn delete(
     who: AuthedChange,
     Path(id): Path<String>,
 ) -> Response {
-    audit(&who, "delete", &id);
-    server::id_verb_response(&*s.control, &id, Verb::Delete).await
+    let cx = audit(&who, "delete", &id);
+    server::id_verb_response_with(&*s.control, &id, Verb::Delete, cx).await
 }
 
 /// Retries every deferred recipient now.
@@ -247,8 +247,8 @@ pub(crate) async fn quarantine_release(
     who: AuthedChange,
     Path(id): Path<String>,
 ) -> Response {
-    audit(&who, "quarantine release", &id);
-    server::quarantined_verb_response(&*s.control, &id, Verb::Release).await
+    let by = audit(&who, "quarantine release", &id).by;
+    server::quarantined_verb_response(&*s.control, &id, Verb::Release, by).await
 }
 
 /// Deletes a quarantined message (no DSN).
@@ -262,8 +262,8 @@ pub(crate) async fn quarantine_delete(
     who: AuthedChange,
     Path(id): Path<String>,
 ) -> Response {
-    audit(&who, "quarantine delete", &id);
-    server::quarantined_verb_response(&*s.control, &id, Verb::Delete).await
+    let by = audit(&who, "quarantine delete", &id).by;
+    server::quarantined_verb_response(&*s.control, &id, Verb::Delete, by).await
 }
 
 /// A test write and fsync; clears a poisoned spool (`postern spool recheck`).
@@ -276,7 +276,13 @@ pub(crate) async fn recheck(State(s): State<HttpState>, who: AuthedChange) -> Re
     server::recheck_response(&*s.control).await
 }
 
-/// Logs who changed what (the admin audit trail).
-fn audit(who: &AuthedChange, verb: &str, target: &str) {
-    tracing::info!(user = %who.0.user, verb, target, "admin http: queue command");
+/// Logs who changed what (the admin audit trail); the context that records
+/// it in the mail log's queue events too.
+fn audit(who: &AuthedChange, verb: &str, target: &str) -> VerbContext {
+    let by = who.0.by();
+    tracing::info!(user = %who.0.user, by = %by, verb, target, "admin http: queue command");
+    VerbContext {
+        by,
+        quarantined_only: false,
+    }
 }

@@ -23,7 +23,7 @@ use super::format::{list_short, sender};
 use super::queue::{MAX_ROWS, RcptRow, facts_of, timed};
 use super::verbs::{Action, Confirm, Kind, confirmed};
 use super::{Layout, Nav, error_page, render};
-use crate::control::{VerbOutcome, VerbReport};
+use crate::control::{VerbContext, VerbOutcome, VerbReport};
 use crate::health::human_bytes;
 use crate::http::{Authed, AuthedChange, HttpState};
 use crate::view::{self, Filter, MessageInfo};
@@ -263,7 +263,12 @@ pub(crate) async fn verb(
         );
     }
     let v = kind.verb(qid);
-    let report = match timed(state.control.apply(v.clone())).await {
+    // The scheduler checks the quarantine again in the same step as the verb.
+    let cx = VerbContext {
+        by: who.by(),
+        quarantined_only: true,
+    };
+    let report = match timed(state.control.apply_with(v.clone(), cx)).await {
         Some(r) => r,
         None => VerbReport::outcome(&v, VerbOutcome::NotRunning),
     };

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use super::format::{list_short, sender};
 use super::verbs::{Action, Confirm, Kind, confirmed};
 use super::{Layout, Nav, error_page, render};
-use crate::control::{VerbOutcome, VerbReport};
+use crate::control::{VerbContext, VerbOutcome, VerbReport};
 use crate::health::human_bytes;
 use crate::http::{Authed, AuthedChange, HttpState};
 use crate::server::REQUEST_TIMEOUT;
@@ -387,7 +387,11 @@ pub(crate) async fn verb(
         );
     }
     let v = kind.verb(qid);
-    let report = match timed(state.control.apply(v.clone())).await {
+    let cx = VerbContext {
+        by: who.by(),
+        quarantined_only: false,
+    };
+    let report = match timed(state.control.apply_with(v.clone(), cx)).await {
         Some(r) => r,
         None => VerbReport::outcome(&v, VerbOutcome::NotRunning),
     };

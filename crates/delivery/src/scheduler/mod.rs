@@ -67,7 +67,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
-use crate::control::{LoadFailure, MessageView, Verb, VerbOutcome, VerbReport};
+use crate::control::{LoadFailure, MessageView, Verb, VerbContext, VerbOutcome, VerbReport};
 use crate::route::{Route, Router, domain_of};
 use crate::settings::DeliverySettings;
 use crate::transport::{Completion, Job, JobFeed, Transport};
@@ -152,7 +152,7 @@ pub(crate) enum Event {
     Persisted(QueueId),
     Settled(Box<Settled>),
     /// An operator's command; the report goes to the sender, if any.
-    Control(Verb, Option<oneshot::Sender<VerbReport>>),
+    Control(Verb, VerbContext, Option<oneshot::Sender<VerbReport>>),
     /// The messages in the queue (one, with `Some`).
     Inspect(Option<QueueId>, oneshot::Sender<Vec<MessageView>>),
     Snapshot(oneshot::Sender<QueueSnapshot>),
@@ -317,7 +317,7 @@ impl<T: Transport> Scheduler<T> {
                     }
                     Some(Event::Snapshot(tx)) => { let _ = tx.send(self.snapshot()); }
                     Some(Event::LoadFailures(tx)) => { let _ = tx.send(self.load_failures()); }
-                    Some(Event::Control(_, reply)) => Reply(reply).send(VerbReport {
+                    Some(Event::Control(_, _, reply)) => Reply(reply).send(VerbReport {
                         error: Some("the server is shutting down".into()),
                         ..VerbReport::outcome(VerbOutcome::Failed)
                     }),
@@ -344,7 +344,7 @@ impl<T: Transport> Scheduler<T> {
                 self.settle(id);
             }
             Event::Settled(s) => self.on_settled(&s),
-            Event::Control(verb, reply) => self.control(verb, Reply(reply)),
+            Event::Control(verb, cx, reply) => self.control(verb, &cx, Reply(reply)),
             Event::Inspect(which, tx) => {
                 let waiting = self.waiting_rcpts();
                 let view = |(id, m): (&QueueId, &Msg)| m.view(waiting.get(id));
@@ -435,12 +435,12 @@ impl<T: Transport> Scheduler<T> {
                     tracing::info!(queue_id = %id, quarantine = %name, reason = ?m.env.hold,
                         "quarantine: retention ended unreleased; deleted without a DSN");
                     m.delete_via = "quarantine-expiry";
-                    self.delete(id, Reply(None));
+                    self.delete(id, "", Reply(None));
                 }
                 OnExpiry::Release => {
                     tracing::info!(queue_id = %id, quarantine = %name,
                         "quarantine: retention ended; released into delivery");
-                    self.hold(id, false, "quarantine-expiry", Reply(None));
+                    self.hold(id, false, "quarantine-expiry", "", Reply(None));
                 }
             }
             return;

@@ -38,6 +38,8 @@ pub(super) struct Msg {
     pub(super) delete_reply: Option<oneshot::Sender<VerbReport>>,
     /// Who deleted it, for the `deleted` event (`admin`, `quarantine-expiry`).
     pub(super) delete_via: &'static str,
+    /// Who asked for the deletion ([`crate::VerbContext::by`]).
+    pub(super) delete_by: String,
     /// Serialises appends to `state/<id>` from blocking tasks.
     pub(super) file_lock: Arc<Mutex<()>>,
 }
@@ -79,6 +81,7 @@ impl Msg {
             delete_in_flight: 0,
             delete_reply: None,
             delete_via: "admin",
+            delete_by: String::new(),
             file_lock: Arc::new(Mutex::new(())),
         }
     }

@@ -8,18 +8,26 @@ use postern_spool::{Durability, QueueId, RcptStatus, SpoolError, StateRecord};
 use postern_track::{MailEvent, QueueAction};
 
 use crate::clock::ms;
-use crate::control::{Verb, VerbOutcome, VerbReport};
+use crate::control::{Verb, VerbContext, VerbOutcome, VerbReport};
 use crate::route::domain_of;
 use crate::transport::Transport;
 
 use super::{Event, Reply, Scheduler, Settled};
 
 impl<T: Transport> Scheduler<T> {
-    pub(super) fn control(&mut self, verb: Verb, reply: Reply) {
+    pub(super) fn control(&mut self, verb: Verb, cx: &VerbContext, reply: Reply) {
+        if cx.quarantined_only
+            && let Verb::Hold(id) | Verb::Release(id) | Verb::Delete(id) | Verb::Retry(Some(id)) =
+                &verb
+            && self.msgs.get(id).is_some_and(|m| !m.is_quarantined())
+        {
+            reply.send(VerbReport::outcome(VerbOutcome::NotQuarantined));
+            return;
+        }
         match verb {
-            Verb::Hold(id) => self.hold(id, true, "admin", reply),
-            Verb::Release(id) => self.hold(id, false, "admin", reply),
-            Verb::Delete(id) => self.delete(id, reply),
+            Verb::Hold(id) => self.hold(id, true, "admin", &cx.by, reply),
+            Verb::Release(id) => self.hold(id, false, "admin", &cx.by, reply),
+            Verb::Delete(id) => self.delete(id, &cx.by, reply),
             Verb::Retry(Some(id)) if self.unloadable.contains_key(&id) => {
                 let n = self.retry_loads(Some(id));
                 reply.send(VerbReport::done(n, 0, 0));
@@ -121,7 +129,7 @@ impl<T: Transport> Scheduler<T> {
 
     /// `hold` (`held`) or `release` (`!held`): recorded in `state/<id>`
     /// (fsynced) before the answer. `via`: who (`admin`, `quarantine-expiry`).
-    pub(super) fn hold(&mut self, id: QueueId, held: bool, via: &str, reply: Reply) {
+    pub(super) fn hold(&mut self, id: QueueId, held: bool, via: &str, by: &str, reply: Reply) {
         if let Some(o) = self.refusal(&id) {
             reply.send(VerbReport::outcome(o));
             return;
@@ -150,6 +158,7 @@ impl<T: Transport> Scheduler<T> {
             rcpts: m.open_addresses(),
             via: via.into(),
             in_flight: 0,
+            by: by.into(),
         };
         if held {
             self.due.cancel(&id);
@@ -236,9 +245,9 @@ impl<T: Transport> Scheduler<T> {
     }
 
     /// `delete`: see `control.rs`.
-    pub(super) fn delete(&mut self, id: QueueId, reply: Reply) {
+    pub(super) fn delete(&mut self, id: QueueId, by: &str, reply: Reply) {
         if self.unloadable.contains_key(&id) {
-            self.delete_unloadable(id, reply);
+            self.delete_unloadable(id, by, reply);
             return;
         }
         // Gone, or already being removed: nothing left to delete.
@@ -252,6 +261,7 @@ impl<T: Transport> Scheduler<T> {
             return;
         };
         m.deleting = true;
+        by.clone_into(&mut m.delete_by);
         let in_flight = m.busy_count();
         m.delete_in_flight = in_flight;
         if m.jobs_out > 0 {
@@ -289,6 +299,7 @@ impl<T: Transport> Scheduler<T> {
             rcpts: m.open_addresses(),
             via: m.delete_via.into(),
             in_flight: m.delete_in_flight,
+            by: m.delete_by.clone(),
         };
         let reply = Reply(m.delete_reply.take());
         let spool = self.spool.clone();
@@ -340,7 +351,8 @@ impl<T: Transport> Scheduler<T> {
     /// `delete` of a message that could not be loaded: the operator gives up
     /// on it. Its file (and state) are removed without a DSN; its recipients
     /// are unknown, so the `deleted` event names none.
-    fn delete_unloadable(&mut self, id: QueueId, reply: Reply) {
+    fn delete_unloadable(&mut self, id: QueueId, by: &str, reply: Reply) {
+        let by = by.to_owned();
         self.due.cancel(&id);
         let spool = self.spool.clone();
         let log = self.log.clone();
@@ -358,6 +370,7 @@ impl<T: Transport> Scheduler<T> {
                         rcpts: Vec::new(),
                         via: "admin".into(),
                         in_flight: 0,
+                        by,
                     }),
                 );
             } else {

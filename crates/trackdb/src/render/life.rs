@@ -172,7 +172,14 @@ fn record_lines(rec: &TrackRecord, out: &mut String) {
         ),
         MailEvent::Badmail(b) => head(out, &format!("{} → {}", b.reason, b.path)),
         MailEvent::Held(q) | MailEvent::Released(q) | MailEvent::Deleted(q) => {
-            head(out, &format!("{} via {}", q.rcpts.join(", "), q.via));
+            if q.by.is_empty() {
+                head(out, &format!("{} via {}", q.rcpts.join(", "), q.via));
+            } else {
+                head(
+                    out,
+                    &format!("{} via {} by {}", q.rcpts.join(", "), q.via, q.by),
+                );
+            }
         }
         MailEvent::Filtered(f) => {
             head(

@@ -346,7 +346,11 @@ fn mail_row(r: &TrackRecord) -> Row {
         }
         MailEvent::Held(x) | MailEvent::Released(x) | MailEvent::Deleted(x) => {
             row.recipients = x.rcpts.iter().map(|s| lower_addr(s)).collect();
-            row.detail = format!("via {}", x.via);
+            row.detail = if x.by.is_empty() {
+                format!("via {}", x.via)
+            } else {
+                format!("via {} by {}", x.via, x.by)
+            };
         }
         MailEvent::Filtered(f) => {
             let mut parts: Vec<String> = f

@@ -113,6 +113,19 @@ pub struct Authed {
     /// The session's CSRF token (`""` for tokens): put it in forms (`csrf`)
     /// and in `X-CSRF-Token` headers.
     pub csrf: String,
+    /// The client's address (the proxy's, behind a reverse proxy).
+    pub addr: Option<std::net::IpAddr>,
+}
+
+impl Authed {
+    /// Who this is, for the mail log's queue events and the audit trail:
+    /// `alice (192.0.2.5)`, `token:ci (192.0.2.9)`.
+    pub fn by(&self) -> String {
+        match self.addr {
+            Some(ip) => format!("{} ({})", self.user, ip.to_canonical()),
+            None => self.user.clone(),
+        }
+    }
 }
 
 /// For state changes: [`Authed`], and for a session the CSRF, `Origin` and
@@ -324,6 +337,10 @@ pub(crate) async fn identify(State(state): State<HttpState>, req: Request, next:
         .and_then(|v| v.to_str().ok())
         .map(str::trim);
     let mut read_only = false;
+    let addr = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
     let identity = if let Some(value) = bearer {
         match value.split_once(' ') {
             Some((scheme, secret)) if scheme.eq_ignore_ascii_case("bearer") => {
@@ -334,6 +351,7 @@ pub(crate) async fn identify(State(state): State<HttpState>, req: Request, next:
                             user: format!("token:{name}"),
                             via: AuthVia::Token(name),
                             csrf: String::new(),
+                            addr,
                         })
                     }
                     None => Identity::BadToken,
@@ -356,6 +374,7 @@ pub(crate) async fn identify(State(state): State<HttpState>, req: Request, next:
                 user: s.user,
                 via: AuthVia::Session,
                 csrf: s.csrf,
+                addr,
             }),
             None => Identity::Anonymous,
         }
