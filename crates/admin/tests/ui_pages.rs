@@ -2,7 +2,8 @@
 //! dir behind the queue, a real SQLite tracking store filled from real event
 //! constructors, a real user and session. Checks what each page shows, that
 //! hostile text (a `<script>` subject, HTML in replies, HELO names, SANs and
-//! verdicts) is escaped, that every POST form carries the session's CSRF
+//! verdicts) is escaped and that control and bidirectional formatting
+//! characters reach no page, that every POST form carries the session's CSRF
 //! token, that verbs need a confirmation, and that nothing answers without a
 //! session.
 
@@ -511,4 +512,86 @@ async fn the_dashboard_raises_poisoned_spool_and_stopped_delivery() {
     assert!(q.body.contains("role=\"alert\">the queue does not answer"));
     let m = b.get(&format!("/queue/{}", c.seeded.queued)).await;
     assert_eq!(m.status, 503);
+}
+
+/// No control character (but tab, CR, LF) and no bidirectional formatting
+/// character anywhere in `body`.
+fn assert_no_hidden(path: &str, body: &str) {
+    if let Some((i, c)) = body.char_indices().find(|(_, c)| {
+        (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || postern_proto::is_bidi_format(*c)
+    }) {
+        let from = body.floor_char_boundary(i.saturating_sub(60));
+        panic!("{path}: {c:?} at byte {i}, after {:?}", &body[from..i]);
+    }
+}
+
+fn enc(s: &str) -> String {
+    serde_urlencoded::to_string([("v", s)]).unwrap()[2..].to_owned()
+}
+
+/// Mail whose subject, addresses, HELO and client name, replies, rule
+/// details, header preview, quarantine verdict and posture peer names carry
+/// RLO, LRI, PDI, BEL, ESC and NUL: every page kind shows it with each of
+/// those a U+FFFD, none of them as is.
+#[tokio::test]
+async fn bidi_overrides_and_controls_never_reach_a_page() {
+    use ui_support::{BIDI, BIDI_SHOWN, seed_hostile};
+    let c = start(true, true).await;
+    let h = seed_hostile(&c);
+    let mut b = Client::new(c.addr);
+    let token = b.login().await;
+    let (q, qq, t) = (h.queued, h.quarantined, h.tracked);
+    let sender = enc(&format!("{BIDI}@example.com"));
+    // (page, whether it shows the hostile text)
+    let pages: Vec<(String, bool)> = vec![
+        ("/".to_owned(), false),
+        ("/queue".to_owned(), true),
+        (format!("/queue/{q}"), true),
+        ("/quarantine".to_owned(), true),
+        (format!("/quarantine/{qq}"), true),
+        (format!("/track?sender={sender}"), true),
+        (format!("/track?subject={}", enc(BIDI)), true),
+        ("/track?event=rejected".to_owned(), true),
+        (format!("/track/{t}"), true),
+        (
+            format!("/track/{}", enc(&format!("<{BIDI}@example.com>"))),
+            true,
+        ),
+        ("/posture?direction=inbound".to_owned(), true),
+        ("/posture?direction=outbound".to_owned(), true),
+        (format!("/track/{}", enc(BIDI)), true),
+        (format!("/queue?sender={sender}"), true),
+    ];
+    for (p, shows) in &pages {
+        let r = b.get(p).await;
+        assert!(r.status < 500, "{p}: {} {}", r.status, r.body);
+        assert_no_hidden(p, &r.body);
+        if *shows {
+            assert!(
+                r.body.contains(BIDI_SHOWN),
+                "{p} shows the text:\n{}",
+                r.body
+            );
+        }
+    }
+    // The quarantine preview: verdict, header preview, added headers.
+    let qp = b.get(&format!("/quarantine/{qq}")).await.body;
+    assert!(
+        qp.contains(&format!("Received: from {BIDI_SHOWN}")),
+        "added headers"
+    );
+    // The verbs' pages: the confirmation, and what the verb did.
+    for form in [
+        vec![("csrf", token.as_str())],
+        vec![("csrf", &token), ("confirm", "yes")],
+    ] {
+        for path in [
+            format!("/queue/{q}/hold"),
+            format!("/quarantine/{qq}/release"),
+        ] {
+            let r = b.post(&path, &form).await;
+            assert!(r.status < 500, "{path}: {} {}", r.status, r.body);
+            assert_no_hidden(&path, &r.body);
+        }
+    }
 }
