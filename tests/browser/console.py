@@ -18,7 +18,9 @@ Works against any running console (a test router, or `postern serve`):
    confirmation page), the status message saying what happened each time;
 5. the TLS posture page, both tabs;
 6. every page: each visible form field has a label, one <h1>, a <main>;
-7. log out; the dashboard then sends the browser back to the login page.
+7. Swagger UI at /api/docs lists the API's operations, and "Try it out" on
+   whoami answers with the login session;
+8. log out; the dashboard then sends the browser back to the login page.
 
 Prints one line per step and exits 0 when all passed, 1 on the first failure
 (with the page's URL and text), 2 when Chromium or Playwright is missing.
@@ -208,6 +210,26 @@ def posture(page, base):
     step("TLS posture, both tabs")
 
 
+def api_docs(page, base):
+    """Swagger UI at /api/docs renders every operation of the OpenAPI
+    document from the vendored bundle, and "Try it out" on whoami answers
+    with the session (no CDN, no inline script: the CSP holds)."""
+    page.goto(f"{base}/api/docs")
+    page.wait_for_selector(".swagger-ui .opblock", timeout=20000)
+    check("Postern admin API" in page.inner_text(".swagger-ui .info"), "the API's title", page)
+    n = page.locator(".swagger-ui .opblock").count()
+    check(n >= 20, f"every operation listed ({n})", page)
+    op = page.locator("#operations-auth-whoami")
+    op.locator(".opblock-summary").first.click()
+    op.get_by_role("button", name="Try it out").click()
+    op.get_by_role("button", name="Execute").click()
+    body = op.locator(".responses-wrapper .live-responses-table .response-col_description pre").first
+    body.wait_for(timeout=10000)
+    check('"via"' in body.inner_text() and "session" in body.inner_text(),
+          "Try it out answers with the session", page)
+    step(f"Swagger UI at /api/docs: {n} operations, Try it out with the session")
+
+
 def logout(page, base):
     page.goto(f"{base}/")
     with page.expect_navigation():
@@ -256,9 +278,10 @@ def main():
             else:
                 print("skipped: hold and release (no --queue-id and the queue is empty)")
             posture(page, base)
+            api_docs(page, base)
             if args.screenshots:
                 os.makedirs(args.screenshots, exist_ok=True)
-                paths = ["/", "/queue", "/track", "/posture", "/config"]
+                paths = ["/", "/queue", "/track", "/posture", "/config", "/api/docs"]
                 for url in [f"{base}{p}" for p in paths] + extra:
                     page.goto(url)
                     name = re.sub(r"[^a-z0-9]+", "-", url[len(base):].lower()).strip("-")

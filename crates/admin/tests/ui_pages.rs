@@ -595,3 +595,95 @@ async fn bidi_overrides_and_controls_never_reach_a_page() {
         }
     }
 }
+
+fn sha256_hex(data: &[u8]) -> String {
+    use std::fmt::Write as _;
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data)
+        .as_ref()
+        .iter()
+        .fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Swagger UI at `/api/docs`: a session needed; the vendored files served
+/// as recorded in `static/README.md` (checksums); no inline script; the
+/// strict CSP everywhere else, `data:` images added on that page alone.
+#[tokio::test]
+async fn swagger_ui_needs_a_session_and_serves_the_vendored_files() {
+    let c = start(false, false).await;
+    let mut anon = Client::new(c.addr);
+    let r = anon.get("/api/docs").await;
+    assert!(
+        matches!(r.status, 302 | 303 | 401),
+        "{}: {}",
+        r.status,
+        r.body
+    );
+    assert!(!r.body.contains("swagger-ui-bundle"), "{}", r.body);
+
+    let mut b = Client::new(c.addr);
+    let token = b.login().await;
+    let r = b.get("/api/docs").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let csp = |a: &ui_support::Answer| {
+        a.headers
+            .get("content-security-policy")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        csp(&r),
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    );
+    assert_eq!(csp(&b.get("/").await), postern_admin::http::CSP);
+    assert_eq!(csp(&b.get("/api/docs/").await), postern_admin::http::CSP);
+    assert!(
+        r.body
+            .contains(&format!("<meta name=\"postern-csrf\" content=\"{token}\">")),
+        "{}",
+        r.body
+    );
+    // Scripts only from files, ours and the vendored bundle.
+    let scripts: Vec<&str> = r.body.split("<script").skip(1).collect();
+    assert_eq!(scripts.len(), 2, "{}", r.body);
+    for s in &scripts {
+        assert!(
+            s.trim_start().starts_with("src=\"/static/"),
+            "inline script: {s}"
+        );
+    }
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static/README.md"),
+    )
+    .unwrap();
+    for (name, kind) in [
+        ("swagger-ui-bundle.js", "text/javascript"),
+        ("swagger-ui.css", "text/css"),
+        ("htmx.min.js", "text/javascript"),
+    ] {
+        assert!(r.body.contains(&format!("/static/{name}?v=")) || name == "htmx.min.js");
+        let a = b.get(&format!("/static/{name}")).await;
+        assert_eq!(a.status, 200, "{name}");
+        let ct = a.headers.get("content-type").unwrap().to_str().unwrap();
+        assert!(ct.starts_with(kind), "{name}: {ct}");
+        let sum = sha256_hex(a.body.as_bytes());
+        assert!(
+            readme.contains(&sum),
+            "static/README.md does not record {name}'s SHA-256 {sum}"
+        );
+    }
+    let init = b.get("/static/swagger-init.js").await;
+    assert_eq!(init.status, 200);
+    assert!(init.body.contains("url: \"/api/openapi.json\""));
+    assert!(
+        init.body.contains("validatorUrl: null"),
+        "no online validator"
+    );
+    assert!(r.body.contains("/static/swagger-init.js?v="));
+    // The configuration page links it.
+    assert!(b.get("/config").await.body.contains("href=\"/api/docs\""));
+}

@@ -32,6 +32,7 @@
 //! blocks, 2.4.7 focus visible, 4.1.3 status messages); HTTP caching with
 //! ETags (RFC 9110 §8.8.3, §13.1.2; RFC 9111 §5.2.2).
 
+mod apidocs;
 mod assets;
 mod chart;
 mod dashboard;
@@ -68,6 +69,7 @@ pub fn routes() -> Router<HttpState> {
         .route("/quarantine/{id}", get(quarantine::show))
         .route("/quarantine/{id}/{verb}", post(quarantine::verb))
         .route("/config", get(misc::config))
+        .route("/api/docs", get(apidocs::page))
         .route("/static/{name}", get(assets::serve))
 }
 
