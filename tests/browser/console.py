@@ -4,7 +4,7 @@ PyPI `playwright`; never `playwright install`: it downloads browsers).
 
     python3 tests/browser/console.py --base http://127.0.0.1:8025 \
         --user admin --password secret [--queue-id ID] [--recipient ADDR] \
-        [--insecure] [--screenshots DIR]
+        [--hostile] [--insecure] [--screenshots DIR]
 
 Works against any running console (a test router, or `postern serve`):
 
@@ -18,9 +18,11 @@ Works against any running console (a test router, or `postern serve`):
    confirmation page), the status message saying what happened each time;
 5. the TLS posture page, both tabs;
 6. every page: each visible form field has a label, one <h1>, a <main>;
-7. Swagger UI at /api/docs lists the API's operations, and "Try it out" on
+7. with --hostile: mail text with bidi overrides and controls shows as
+   U+FFFD on the queue, quarantine, tracking and posture pages;
+8. Swagger UI at /api/docs lists the API's operations, and "Try it out" on
    whoami answers with the login session;
-8. log out; the dashboard then sends the browser back to the login page.
+9. log out; the dashboard then sends the browser back to the login page.
 
 Prints one line per step and exits 0 when all passed, 1 on the first failure
 (with the page's URL and text), 2 when Chromium or Playwright is missing.
@@ -230,6 +232,23 @@ def api_docs(page, base):
     step(f"Swagger UI at /api/docs: {n} operations, Try it out with the session")
 
 
+HIDDEN = re.compile("[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f"
+                    "\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+
+
+def hostile_text(page, base):
+    """Mail text carrying RLO, LRI, PDI, BEL, ESC and NUL (the test seeds it)
+    reaches the rendered pages only as U+FFFD: nothing reorders or hides what
+    the operator reads."""
+    for path in ["/queue", "/quarantine", "/track?event=rejected", "/posture?direction=inbound"]:
+        page.goto(f"{base}{path}")
+        text = page.inner_text("main")
+        bad = HIDDEN.search(text)
+        check(bad is None, f"{path}: {bad.group(0)!r} reached the page" if bad else "", page)
+        check("inv\ufffdfdp.exe" in text, f"{path}: the hostile text shown with U+FFFD", page)
+    step("hostile text shown with U+FFFD, no bidi override or control character")
+
+
 def logout(page, base):
     page.goto(f"{base}/")
     with page.expect_navigation():
@@ -247,6 +266,8 @@ def main():
     ap.add_argument("--password", required=True)
     ap.add_argument("--queue-id", help="a queued message to hold and release")
     ap.add_argument("--recipient", help="a recipient to find in tracking")
+    ap.add_argument("--hostile", action="store_true",
+                    help="the server holds mail with bidi overrides and controls (the test's seed)")
     ap.add_argument("--screenshots", help="directory for a screenshot of each page")
     ap.add_argument("--insecure", action="store_true",
                     help="accept any TLS certificate (an https:// base with a test certificate)")
@@ -278,6 +299,8 @@ def main():
             else:
                 print("skipped: hold and release (no --queue-id and the queue is empty)")
             posture(page, base)
+            if args.hostile:
+                hostile_text(page, base)
             api_docs(page, base)
             if args.screenshots:
                 os.makedirs(args.screenshots, exist_ok=True)
