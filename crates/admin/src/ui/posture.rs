@@ -26,7 +26,7 @@ use crate::http::{Authed, HttpState};
 use crate::view::parse_age;
 
 /// Peers per page, at most.
-pub(crate) const LIMIT: usize = 500;
+const LIMIT: usize = 500;
 /// The longest look back.
 const MAX_SINCE_SECS: u64 = 366 * 86_400;
 

@@ -62,6 +62,7 @@ impl Form {
     fn parse(raw: &str) -> Self {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).unwrap_or_default();
         let mut f = Form::default();
+        let max_events = event_names().len();
         for (k, v) in pairs {
             let v: String = v.trim().chars().take(MAX_FIELD).collect();
             match k.as_str() {
@@ -69,7 +70,7 @@ impl Form {
                 "recipient" => f.recipient = v,
                 "start" => f.start = v,
                 "end" => f.end = v,
-                "event" if !v.is_empty() && f.events.len() < event_names().len() => {
+                "event" if !v.is_empty() && f.events.len() < max_events => {
                     f.events.push(v);
                 }
                 "queue_id" => f.queue_id = v,
