@@ -4,7 +4,7 @@ PyPI `playwright`; never `playwright install`: it downloads browsers).
 
     python3 tests/browser/console.py --base http://127.0.0.1:8025 \
         --user admin --password secret [--queue-id ID] [--recipient ADDR] \
-        [--insecure] [--screenshots DIR]
+        [--hostile] [--insecure] [--screenshots DIR]
 
 Works against any running console (a test router, or `postern serve`):
 
@@ -18,7 +18,11 @@ Works against any running console (a test router, or `postern serve`):
    confirmation page), the status message saying what happened each time;
 5. the TLS posture page, both tabs;
 6. every page: each visible form field has a label, one <h1>, a <main>;
-7. log out; the dashboard then sends the browser back to the login page.
+7. with --hostile: mail text with bidi overrides and controls shows as
+   U+FFFD on the queue, quarantine, tracking and posture pages;
+8. Swagger UI at /api/docs lists the API's operations, and "Try it out" on
+   whoami answers with the login session;
+9. log out; the dashboard then sends the browser back to the login page.
 
 Prints one line per step and exits 0 when all passed, 1 on the first failure
 (with the page's URL and text), 2 when Chromium or Playwright is missing.
@@ -208,6 +212,43 @@ def posture(page, base):
     step("TLS posture, both tabs")
 
 
+def api_docs(page, base):
+    """Swagger UI at /api/docs renders every operation of the OpenAPI
+    document from the vendored bundle, and "Try it out" on whoami answers
+    with the session (no CDN, no inline script: the CSP holds)."""
+    page.goto(f"{base}/api/docs")
+    page.wait_for_selector(".swagger-ui .opblock", timeout=20000)
+    check("Postern admin API" in page.inner_text(".swagger-ui .info"), "the API's title", page)
+    n = page.locator(".swagger-ui .opblock").count()
+    check(n >= 20, f"every operation listed ({n})", page)
+    op = page.locator("#operations-auth-whoami")
+    op.locator(".opblock-summary").first.click()
+    op.get_by_role("button", name="Try it out").click()
+    op.get_by_role("button", name="Execute").click()
+    body = op.locator(".responses-wrapper .live-responses-table .response-col_description pre").first
+    body.wait_for(timeout=10000)
+    check('"via"' in body.inner_text() and "session" in body.inner_text(),
+          "Try it out answers with the session", page)
+    step(f"Swagger UI at /api/docs: {n} operations, Try it out with the session")
+
+
+HIDDEN = re.compile("[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f"
+                    "\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+
+
+def hostile_text(page, base):
+    """Mail text carrying RLO, LRI, PDI, BEL, ESC and NUL (the test seeds it)
+    reaches the rendered pages only as U+FFFD: nothing reorders or hides what
+    the operator reads."""
+    for path in ["/queue", "/quarantine", "/track?event=rejected", "/posture?direction=inbound"]:
+        page.goto(f"{base}{path}")
+        text = page.inner_text("main")
+        bad = HIDDEN.search(text)
+        check(bad is None, f"{path}: {bad.group(0)!r} reached the page" if bad else "", page)
+        check("inv\ufffdfdp.exe" in text, f"{path}: the hostile text shown with U+FFFD", page)
+    step("hostile text shown with U+FFFD, no bidi override or control character")
+
+
 def logout(page, base):
     page.goto(f"{base}/")
     with page.expect_navigation():
@@ -225,6 +266,8 @@ def main():
     ap.add_argument("--password", required=True)
     ap.add_argument("--queue-id", help="a queued message to hold and release")
     ap.add_argument("--recipient", help="a recipient to find in tracking")
+    ap.add_argument("--hostile", action="store_true",
+                    help="the server holds mail with bidi overrides and controls (the test's seed)")
     ap.add_argument("--screenshots", help="directory for a screenshot of each page")
     ap.add_argument("--insecure", action="store_true",
                     help="accept any TLS certificate (an https:// base with a test certificate)")
@@ -256,9 +299,12 @@ def main():
             else:
                 print("skipped: hold and release (no --queue-id and the queue is empty)")
             posture(page, base)
+            if args.hostile:
+                hostile_text(page, base)
+            api_docs(page, base)
             if args.screenshots:
                 os.makedirs(args.screenshots, exist_ok=True)
-                paths = ["/", "/queue", "/track", "/posture", "/config"]
+                paths = ["/", "/queue", "/track", "/posture", "/config", "/api/docs"]
                 for url in [f"{base}{p}" for p in paths] + extra:
                     page.goto(url)
                     name = re.sub(r"[^a-z0-9]+", "-", url[len(base):].lower()).strip("-")

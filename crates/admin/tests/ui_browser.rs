@@ -3,8 +3,9 @@
 //! runs `tests/browser/console.py` (Playwright for Python driving Debian's
 //! `chromium`): keyboard-only login, dashboard, tracking search by recipient
 //! and the message's TLS evidence, hold (htmx dialog) and release (the
-//! no-JavaScript confirmation page), TLS posture, labels and landmarks, no
-//! console errors (the CSP holds), log out.
+//! no-JavaScript confirmation page), TLS posture, mail text with bidi
+//! overrides and controls shown as U+FFFD, Swagger UI at `/api/docs`, labels
+//! and landmarks, no console errors (the CSP holds), log out.
 //!
 //! `POSTERN_SCREENSHOTS=DIR` keeps a screenshot of each page in DIR.
 //!
@@ -48,6 +49,8 @@ async fn the_console_works_in_a_real_browser() {
         return;
     }
     let c = ui_support::start(true, true).await;
+    // Mail with bidi overrides and controls in every text field.
+    ui_support::seed_hostile(&c);
     let base = format!("http://{}", c.addr);
     let mut cmd = tokio::process::Command::new("python3");
     // POSTERN_SCREENSHOTS=DIR: a screenshot of each page there, to look at.
@@ -67,6 +70,7 @@ async fn the_console_works_in_a_real_browser() {
         ])
         .args(["--queue-id", c.seeded.queued.as_ref()])
         .args(["--recipient", "dave@example.org"])
+        .arg("--hostile")
         .kill_on_drop(true)
         .output()
         .await
@@ -86,6 +90,8 @@ async fn the_console_works_in_a_real_browser() {
         "(JavaScript: dialog confirmation)",
         "(no JavaScript: confirmation page)",
         "ok: TLS posture, both tabs",
+        "ok: hostile text shown with U+FFFD",
+        "ok: Swagger UI at /api/docs",
         "ok: no console errors",
         "ok: log out",
     ] {

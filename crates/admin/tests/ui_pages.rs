@@ -2,7 +2,8 @@
 //! dir behind the queue, a real SQLite tracking store filled from real event
 //! constructors, a real user and session. Checks what each page shows, that
 //! hostile text (a `<script>` subject, HTML in replies, HELO names, SANs and
-//! verdicts) is escaped, that every POST form carries the session's CSRF
+//! verdicts) is escaped and that control and bidirectional formatting
+//! characters reach no page, that every POST form carries the session's CSRF
 //! token, that verbs need a confirmation, and that nothing answers without a
 //! session.
 
@@ -511,4 +512,178 @@ async fn the_dashboard_raises_poisoned_spool_and_stopped_delivery() {
     assert!(q.body.contains("role=\"alert\">the queue does not answer"));
     let m = b.get(&format!("/queue/{}", c.seeded.queued)).await;
     assert_eq!(m.status, 503);
+}
+
+/// No control character (but tab, CR, LF) and no bidirectional formatting
+/// character anywhere in `body`.
+fn assert_no_hidden(path: &str, body: &str) {
+    if let Some((i, c)) = body.char_indices().find(|(_, c)| {
+        (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || postern_proto::is_bidi_format(*c)
+    }) {
+        let from = body.floor_char_boundary(i.saturating_sub(60));
+        panic!("{path}: {c:?} at byte {i}, after {:?}", &body[from..i]);
+    }
+}
+
+fn enc(s: &str) -> String {
+    serde_urlencoded::to_string([("v", s)]).unwrap()[2..].to_owned()
+}
+
+/// Mail whose subject, addresses, HELO and client name, replies, rule
+/// details, header preview, quarantine verdict and posture peer names carry
+/// RLO, LRI, PDI, BEL, ESC and NUL: every page kind shows it with each of
+/// those a U+FFFD, none of them as is.
+#[tokio::test]
+async fn bidi_overrides_and_controls_never_reach_a_page() {
+    use ui_support::{BIDI, BIDI_SHOWN, seed_hostile};
+    let c = start(true, true).await;
+    let h = seed_hostile(&c);
+    let mut b = Client::new(c.addr);
+    let token = b.login().await;
+    let (q, qq, t) = (h.queued, h.quarantined, h.tracked);
+    let sender = enc(&format!("{BIDI}@example.com"));
+    // (page, whether it shows the hostile text)
+    let pages: Vec<(String, bool)> = vec![
+        ("/".to_owned(), false),
+        ("/queue".to_owned(), true),
+        (format!("/queue/{q}"), true),
+        ("/quarantine".to_owned(), true),
+        (format!("/quarantine/{qq}"), true),
+        (format!("/track?sender={sender}"), true),
+        (format!("/track?subject={}", enc(BIDI)), true),
+        ("/track?event=rejected".to_owned(), true),
+        (format!("/track/{t}"), true),
+        (
+            format!("/track/{}", enc(&format!("<{BIDI}@example.com>"))),
+            true,
+        ),
+        ("/posture?direction=inbound".to_owned(), true),
+        ("/posture?direction=outbound".to_owned(), true),
+        (format!("/track/{}", enc(BIDI)), true),
+        (format!("/queue?sender={sender}"), true),
+    ];
+    for (p, shows) in &pages {
+        let r = b.get(p).await;
+        assert!(r.status < 500, "{p}: {} {}", r.status, r.body);
+        assert_no_hidden(p, &r.body);
+        if *shows {
+            assert!(
+                r.body.contains(BIDI_SHOWN),
+                "{p} shows the text:\n{}",
+                r.body
+            );
+        }
+    }
+    // The quarantine preview: verdict, header preview, added headers.
+    let qp = b.get(&format!("/quarantine/{qq}")).await.body;
+    assert!(
+        qp.contains(&format!("Received: from {BIDI_SHOWN}")),
+        "added headers"
+    );
+    // The verbs' pages: the confirmation, and what the verb did.
+    for form in [
+        vec![("csrf", token.as_str())],
+        vec![("csrf", &token), ("confirm", "yes")],
+    ] {
+        for path in [
+            format!("/queue/{q}/hold"),
+            format!("/quarantine/{qq}/release"),
+        ] {
+            let r = b.post(&path, &form).await;
+            assert!(r.status < 500, "{path}: {} {}", r.status, r.body);
+            assert_no_hidden(&path, &r.body);
+        }
+    }
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use std::fmt::Write as _;
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data)
+        .as_ref()
+        .iter()
+        .fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Swagger UI at `/api/docs`: a session needed; the vendored files served
+/// as recorded in `static/README.md` (checksums); no inline script; the
+/// strict CSP everywhere else, `data:` images added on that page alone.
+#[tokio::test]
+async fn swagger_ui_needs_a_session_and_serves_the_vendored_files() {
+    let c = start(false, false).await;
+    let mut anon = Client::new(c.addr);
+    let r = anon.get("/api/docs").await;
+    assert!(
+        matches!(r.status, 302 | 303 | 401),
+        "{}: {}",
+        r.status,
+        r.body
+    );
+    assert!(!r.body.contains("swagger-ui-bundle"), "{}", r.body);
+
+    let mut b = Client::new(c.addr);
+    let token = b.login().await;
+    let r = b.get("/api/docs").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let csp = |a: &ui_support::Answer| {
+        a.headers
+            .get("content-security-policy")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        csp(&r),
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    );
+    assert_eq!(csp(&b.get("/").await), postern_admin::http::CSP);
+    assert_eq!(csp(&b.get("/api/docs/").await), postern_admin::http::CSP);
+    assert!(
+        r.body
+            .contains(&format!("<meta name=\"postern-csrf\" content=\"{token}\">")),
+        "{}",
+        r.body
+    );
+    // Scripts only from files, ours and the vendored bundle.
+    let scripts: Vec<&str> = r.body.split("<script").skip(1).collect();
+    assert_eq!(scripts.len(), 2, "{}", r.body);
+    for s in &scripts {
+        assert!(
+            s.trim_start().starts_with("src=\"/static/"),
+            "inline script: {s}"
+        );
+    }
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static/README.md"),
+    )
+    .unwrap();
+    for (name, kind) in [
+        ("swagger-ui-bundle.js", "text/javascript"),
+        ("swagger-ui.css", "text/css"),
+        ("htmx.min.js", "text/javascript"),
+    ] {
+        assert!(r.body.contains(&format!("/static/{name}?v=")) || name == "htmx.min.js");
+        let a = b.get(&format!("/static/{name}")).await;
+        assert_eq!(a.status, 200, "{name}");
+        let ct = a.headers.get("content-type").unwrap().to_str().unwrap();
+        assert!(ct.starts_with(kind), "{name}: {ct}");
+        let sum = sha256_hex(a.body.as_bytes());
+        assert!(
+            readme.contains(&sum),
+            "static/README.md does not record {name}'s SHA-256 {sum}"
+        );
+    }
+    let init = b.get("/static/swagger-init.js").await;
+    assert_eq!(init.status, 200);
+    assert!(init.body.contains("url: \"/api/openapi.json\""));
+    assert!(
+        init.body.contains("validatorUrl: null"),
+        "no online validator"
+    );
+    assert!(r.body.contains("/static/swagger-init.js?v="));
+    // The configuration page links it.
+    assert!(b.get("/config").await.body.contains("href=\"/api/docs\""));
 }

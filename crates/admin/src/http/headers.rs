@@ -4,7 +4,8 @@
 //! # Security
 //! `Content-Security-Policy: default-src 'self'; frame-ancestors 'none';
 //! base-uri 'none'; form-action 'self'` (no inline script, no framing:
-//! clickjacking), `X-Content-Type-Options: nosniff`, `Referrer-Policy:
+//! clickjacking; `/api/docs` alone also allows `data:` images, for Swagger
+//! UI's icons), `X-Content-Type-Options: nosniff`, `Referrer-Policy:
 //! no-referrer` (ids in URLs stay here), `X-Frame-Options: DENY` for old
 //! browsers, `Cache-Control: no-store` unless the handler chose a cache policy
 //! (static files), and `Strict-Transport-Security` with TLS. Each request has
@@ -31,13 +32,24 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const CSP: &str =
     "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
+/// The Content-Security-Policy of `/api/docs` (the vendored Swagger UI):
+/// [`CSP`] with `data:` images as well — the bundle draws its icons as
+/// `data:image/svg+xml` URIs. Still no inline or foreign script; an image
+/// cannot run any.
+pub const CSP_API_DOCS: &str = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
 /// Adds the security headers.
 pub(crate) async fn security(State(s): State<HttpState>, req: Request, next: Next) -> Response {
+    let csp = if req.uri().path() == "/api/docs" {
+        CSP_API_DOCS
+    } else {
+        CSP
+    };
     let mut r = next.run(req).await;
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
+        HeaderValue::from_static(csp),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

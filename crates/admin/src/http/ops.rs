@@ -78,25 +78,20 @@ pub(crate) async fn readyz(State(s): State<HttpState>) -> Response {
 }
 
 /// The scrape-time gauges: the queue's (read at most once per
-/// [`super::state::SCRAPE_CACHE`]) and the console's (now).
+/// [`super::state::SCRAPE_CACHE`], however many scrapes arrive: the cache's
+/// lock is held while the queue is read, so scrapes that arrive meanwhile
+/// wait and take what it read) and the console's (now).
 pub(crate) async fn scrape(s: &HttpState) -> postern_metrics::Scrape {
-    let cached = s
-        .scrape_cache
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .as_ref()
-        .filter(|(at, _)| at.elapsed() < super::state::SCRAPE_CACHE)
-        .map(|(_, v)| v.clone());
-    let mut out = if let Some(v) = cached {
-        v
-    } else {
-        let v = read_queue(s).await;
-        *s.scrape_cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some((std::time::Instant::now(), v.clone()));
-        v
+    let mut cache = s.scrape_cache.lock().await;
+    let mut out = match cache.as_ref() {
+        Some((at, v)) if at.elapsed() < super::state::SCRAPE_CACHE => v.clone(),
+        _ => {
+            let v = read_queue(s).await;
+            *cache = Some((tokio::time::Instant::now(), v.clone()));
+            v
+        }
     };
+    drop(cache);
     out.mail_log_dropped = s.console.mail_log_dropped();
     out.tracking_behind_bytes = s.console.tracking_behind_bytes();
     out

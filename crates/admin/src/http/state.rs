@@ -91,12 +91,14 @@ pub struct HttpState {
     pub settings: Arc<HttpSettings>,
     /// The mail log, for a queued message's events (`GET /api/v1/queue/{id}`).
     pub mail_log: Option<PathBuf>,
-    /// The last scrape's queue gauges and when they were read: listing the
-    /// queue copies every envelope inside the scheduler, so `/metrics`
-    /// reads it at most once per [`SCRAPE_CACHE`] however often it is asked.
     /// At most [`QUERY_PERMITS`] tracking queries at once.
     pub query_permits: Arc<tokio::sync::Semaphore>,
-    pub scrape_cache: Arc<std::sync::Mutex<Option<(std::time::Instant, postern_metrics::Scrape)>>>,
+    /// The last scrape's queue gauges and when they were read: listing the
+    /// queue copies every envelope inside the scheduler, so `/metrics`
+    /// reads it at most once per [`SCRAPE_CACHE`] however often it is asked
+    /// (held across the read: concurrent scrapes wait for it, not list again).
+    pub scrape_cache:
+        Arc<tokio::sync::Mutex<Option<(tokio::time::Instant, postern_metrics::Scrape)>>>,
 }
 
 /// Tracking queries run at once (API and pages together): each holds a

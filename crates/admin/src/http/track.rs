@@ -12,11 +12,15 @@
 //!
 //! Times (`start`, `end`, `since`) are RFC 3339, or an age (`30m`, `2h`,
 //! `7d`) meaning that long ago. `event` is one name or several separated by
-//! commas. 503 when tracking is off; 404 for an unknown message.
+//! commas. 503 when tracking is off; 404 for an unknown message. A posture
+//! answer holds 200 peers unless `limit` says otherwise, 2000 at most.
 //!
 //! # Security
 //! Every route needs [`Authed`]. Query values are only bound as SQL
-//! parameters by the store; `limit` is capped by the store (10 000).
+//! parameters by the store; a search's `limit` is capped by the store
+//! (10 000), a posture's here (2000). At most `QUERY_PERMITS` queries run at
+//! once (API and pages together); the others wait for a turn, within the
+//! request timeout.
 
 use std::sync::Arc;
 
@@ -80,7 +84,8 @@ pub(crate) struct PostureParams {
     direction: Option<String>,
     /// From (RFC 3339, or an age; default `30d`).
     since: Option<String>,
-    /// Peers at most (0 or absent: all).
+    /// Peers at most: 200 when absent; 2000 at most (a larger value, or 0,
+    /// gives 2000). Most at risk first, so a cut keeps the risky peers.
     limit: Option<usize>,
 }
 
@@ -95,6 +100,16 @@ pub(crate) struct SummaryParams {
 /// Peers in a posture answer without `limit`, and at most.
 const POSTURE_DEFAULT: usize = 200;
 const POSTURE_MAX: usize = 2000;
+
+/// The peers a posture answer may hold for `limit`. Bounded: a flood of
+/// made-up HELO names must not make one answer hold every peer.
+fn posture_limit(limit: Option<usize>) -> usize {
+    match limit {
+        None => POSTURE_DEFAULT,
+        Some(0) => POSTURE_MAX,
+        Some(n) => n.min(POSTURE_MAX),
+    }
+}
 
 /// A query parameter that does not parse: answered 400 with the sentence.
 #[derive(Debug)]
@@ -299,9 +314,7 @@ pub(crate) async fn posture(
     let q = PostureQuery {
         direction,
         since,
-        // Bounded: a flood of made-up HELO names must not make one answer
-        // hold every peer.
-        limit: p.limit.unwrap_or(POSTURE_DEFAULT).clamp(1, POSTURE_MAX),
+        limit: posture_limit(p.limit),
     };
     match with_store(&s, move |st| st.posture(&q)).await {
         Ok(v) => json(&v),

@@ -1,4 +1,4 @@
-//! The console's static files (htmx, the style sheet), embedded in the binary
+//! The console's static files (htmx, the style sheet, Swagger UI), embedded in the binary
 //! and served under `/static/` with a strong ETag and a one-year cache: pages
 //! link them as `/static/NAME?v=ETAG`, so a new build changes the URL.
 //!
@@ -33,6 +33,22 @@ const FILES: &[Asset] = &[
         name: "console.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../../static/console.css"),
+    },
+    // Swagger UI for /api/docs (static/README.md: version and checksums).
+    Asset {
+        name: "swagger-ui-bundle.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../static/swagger-ui-bundle.js"),
+    },
+    Asset {
+        name: "swagger-ui.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../../static/swagger-ui.css"),
+    },
+    Asset {
+        name: "swagger-init.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../static/swagger-init.js"),
     },
     Asset {
         name: "favicon.svg",

@@ -19,6 +19,8 @@
 //! certificate subjects and HELO names come from the network. Templates
 //! escape every value (askama's HTML escaping is on for `.html` templates and
 //! nothing here is marked safe); the chart is built from numbers only. Every
+//! rendered page then passes through [`text::clean_page`]: controls and
+//! bidirectional formatting characters (CVE-2021-42574) become U+FFFD. Every
 //! page needs a session; every state change is a `POST` with the CSRF token and
 //! a confirmation step. No inline script or style, so the admin listener's
 //! `Content-Security-Policy: default-src 'self'` holds. Error messages that
@@ -30,6 +32,7 @@
 //! blocks, 2.4.7 focus visible, 4.1.3 status messages); HTTP caching with
 //! ETags (RFC 9110 §8.8.3, §13.1.2; RFC 9111 §5.2.2).
 
+mod apidocs;
 mod assets;
 mod chart;
 mod dashboard;
@@ -39,6 +42,7 @@ mod misc;
 mod posture;
 mod quarantine;
 mod queue;
+mod text;
 mod track;
 mod verbs;
 
@@ -65,6 +69,7 @@ pub fn routes() -> Router<HttpState> {
         .route("/quarantine/{id}", get(quarantine::show))
         .route("/quarantine/{id}/{verb}", post(quarantine::verb))
         .route("/config", get(misc::config))
+        .route("/api/docs", get(apidocs::page))
         .route("/static/{name}", get(assets::serve))
 }
 
@@ -189,10 +194,12 @@ pub(crate) struct ErrorPage {
     pub links: Vec<(String, String)>,
 }
 
-/// Renders `t` as an HTML answer with `status`.
+/// Renders `t` as an HTML answer with `status`; every page passes through
+/// [`text::clean_page`] (no control or bidi formatting character from the
+/// data reaches the browser).
 pub(crate) fn render<T: Template>(status: StatusCode, t: &T) -> Response {
     match t.render() {
-        Ok(body) => (status, Html(body)).into_response(),
+        Ok(body) => (status, Html(text::clean_page(body))).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "web console: a page could not be rendered");
             (

@@ -3,9 +3,14 @@
 //! certificate verification, DANE / MTA-STS, plaintext retries, messages and
 //! last seen — risky peers first, their risks written out in words.
 //!
+//! At most [`LIMIT`] peers, most at risk first; when more were seen the page
+//! says it shows the first [`LIMIT`] (the store is asked for one more to
+//! know).
+//!
 //! # Security
 //! Peer names come from DNS and HELO: shown escaped. `since` is parsed with
-//! the queue filter's age parser and capped at a year.
+//! the queue filter's age parser and capped at a year. The answer is bounded:
+//! a flood of made-up HELO names cannot make one page hold every peer.
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -20,7 +25,7 @@ use super::{Layout, Nav, error_page, render};
 use crate::http::{Authed, HttpState};
 use crate::view::parse_age;
 
-/// Peers per page.
+/// Peers per page, at most.
 const LIMIT: usize = 500;
 /// The longest look back.
 const MAX_SINCE_SECS: u64 = 366 * 86_400;
@@ -96,6 +101,8 @@ pub(crate) struct PosturePage {
     pub since: String,
     pub peers: Vec<PeerRow>,
     pub at_risk: usize,
+    /// More peers were seen than the page shows ([`LIMIT`]).
+    pub truncated: bool,
 }
 
 /// `GET /posture`.
@@ -130,6 +137,7 @@ pub(crate) async fn page(
                     since,
                     peers: Vec::new(),
                     at_risk: 0,
+                    truncated: false,
                 },
             );
         }
@@ -141,12 +149,20 @@ pub(crate) async fn page(
             Direction::Outbound
         }),
         since: OffsetDateTime::now_utc() - Duration::seconds(i64::try_from(secs).unwrap_or(0)),
-        limit: LIMIT,
+        // One more than shown: whether there are more to say so.
+        limit: LIMIT + 1,
     };
     let mut code = StatusCode::OK;
+    let mut truncated = false;
     let peers: Vec<PeerRow> =
         match store_call(&state.query_permits, &store, move |s| s.posture(&q)).await {
-            Ok(v) => v.iter().map(|p| PeerRow::of(p, inbound)).collect(),
+            Ok(v) => {
+                truncated = v.len() > LIMIT;
+                v.iter()
+                    .take(LIMIT)
+                    .map(|p| PeerRow::of(p, inbound))
+                    .collect()
+            }
             Err(e) => {
                 layout.error = Some(e);
                 code = StatusCode::SERVICE_UNAVAILABLE;
@@ -162,6 +178,7 @@ pub(crate) async fn page(
             since,
             peers,
             at_risk,
+            truncated,
         },
     )
 }

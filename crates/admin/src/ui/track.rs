@@ -13,7 +13,7 @@ use askama::Template;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use postern_track::MailEvent;
+use postern_track::{MailEvent, SessionEvent};
 use postern_trackdb::{EventRow, Evidence, SearchQuery, TlsEvidence};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -28,6 +28,19 @@ const MAX_FIELD: usize = 512;
 const DEFAULT_LIMIT: usize = 100;
 /// The most results one page shows.
 const MAX_LIMIT: usize = 1000;
+
+/// The event names a search may ask for: the message events, then the
+/// session events the gateway records (rejected, throttled, greylisted,
+/// dropped; `deferred` is both).
+fn event_names() -> Vec<&'static str> {
+    let mut names = MailEvent::NAMES.to_vec();
+    names.extend(
+        SessionEvent::NAMES
+            .iter()
+            .filter(|n| !MailEvent::NAMES.contains(n)),
+    );
+    names
+}
 
 /// The form as submitted (echoed back into the inputs).
 #[derive(Debug, Clone, Default)]
@@ -49,6 +62,7 @@ impl Form {
     fn parse(raw: &str) -> Self {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).unwrap_or_default();
         let mut f = Form::default();
+        let max_events = event_names().len();
         for (k, v) in pairs {
             let v: String = v.trim().chars().take(MAX_FIELD).collect();
             match k.as_str() {
@@ -56,7 +70,7 @@ impl Form {
                 "recipient" => f.recipient = v,
                 "start" => f.start = v,
                 "end" => f.end = v,
-                "event" if !v.is_empty() && f.events.len() < MailEvent::NAMES.len() => {
+                "event" if !v.is_empty() && f.events.len() < max_events => {
                     f.events.push(v);
                 }
                 "queue_id" => f.queue_id = v,
@@ -91,11 +105,12 @@ impl Form {
     /// The store query, or what is wrong with the form.
     fn query(&self) -> Result<SearchQuery, String> {
         let opt = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        let names = event_names();
         for e in &self.events {
-            if !MailEvent::NAMES.contains(&e.as_str()) {
+            if !names.contains(&e.as_str()) {
                 return Err(format!(
                     "unknown event {e:?}; allowed: {}",
-                    MailEvent::NAMES.join(", ")
+                    names.join(", ")
                 ));
             }
         }
@@ -210,9 +225,9 @@ pub(crate) async fn search(
         return tracking_off(layout);
     };
     let form = Form::parse(raw.as_deref().unwrap_or(""));
-    let events = MailEvent::NAMES
-        .iter()
-        .map(|n| (*n, form.events.iter().any(|e| e == n)))
+    let events = event_names()
+        .into_iter()
+        .map(|n| (n, form.events.iter().any(|e| e == n)))
         .collect();
     let mut code = StatusCode::OK;
     let mut hits = None;

@@ -32,6 +32,12 @@ use tokio_util::sync::CancellationToken;
 
 /// The subject an attacker chose.
 pub const HOSTILE: &str = "<script>alert('owned')</script>";
+/// Text chosen to hide or reorder what the operator reads: RLO (U+202E),
+/// LRI (U+2066), PDI (U+2069), BEL, ESC (a terminal colour) and NUL
+/// (CVE-2021-42574, "Trojan Source"). Lower case: peer names are lowered.
+pub const BIDI: &str = "inv\u{202E}fdp.exe\u{2066}x\u{2069}\u{7}\u{1b}[31m\0end";
+/// [`BIDI`] as a page shows it: each of those characters a U+FFFD.
+pub const BIDI_SHOWN: &str = "inv\u{FFFD}fdp.exe\u{FFFD}x\u{FFFD}\u{FFFD}\u{FFFD}[31m\u{FFFD}end";
 pub const USER: &str = "admin";
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -103,6 +109,20 @@ impl QueueControl for SpoolControl {
     fn unreadable(&self) -> BoxFuture<'_, Option<Vec<Unreadable>>> {
         let (_, bad) = self.read();
         Box::pin(async move { Some(bad) })
+    }
+
+    /// As the binary does it: the start of the message through
+    /// `view::header_preview`.
+    fn header_preview(&self, queue_id: QueueId) -> BoxFuture<'_, Option<Vec<(String, String)>>> {
+        use std::io::Read as _;
+        let preview = Spool::open(&self.settings).ok().and_then(|(spool, _)| {
+            let msg = spool.open_message(&queue_id).ok()?;
+            let mut buf = Vec::new();
+            let max = postern_admin::view::HEADER_PREVIEW_MAX as u64;
+            msg.take(max).read_to_end(&mut buf).ok()?;
+            Some(postern_admin::view::header_preview(&buf))
+        });
+        Box::pin(async move { preview })
     }
 }
 
@@ -508,4 +528,144 @@ pub fn hidden(html: &str, name: &str) -> Option<String> {
     let start = html.find(&marker)? + marker.len();
     let end = html[start..].find('"')?;
     Some(html[start..start + end].to_owned())
+}
+
+/// What [`seed_hostile`] added.
+pub struct Hostile {
+    /// Queued, from and to [`BIDI`] addresses, [`BIDI`] everywhere.
+    pub queued: QueueId,
+    /// In the `spam` quarantine, with a [`BIDI`] verdict and headers.
+    pub quarantined: QueueId,
+    /// Tracked only: received, filtered, an attempt to a [`BIDI`]
+    /// destination answered with a [`BIDI`] reply, bounced.
+    pub tracked: QueueId,
+}
+
+fn hostile_envelope() -> Envelope {
+    let mut e = envelope(&format!("{BIDI}@example.org"));
+    e.reverse_path = format!("{BIDI}@example.com");
+    e.subject = Some(BIDI.to_owned());
+    e.message_id = Some(format!("<{BIDI}@example.com>"));
+    BIDI.clone_into(&mut e.receipt.helo);
+    e.receipt.client_name = Some(BIDI.to_owned());
+    e.added_headers = format!("Received: from {BIDI}\r\n");
+    e
+}
+
+/// Adds mail whose every text field carries [`BIDI`] to the console's
+/// spool and tracking store (a second connection to the same SQLite file).
+pub fn seed_hostile(c: &Console) -> Hostile {
+    let settings = SpoolSettings::new(c.dir.path().join("spool"));
+    let (spool, _) = Spool::open(&settings).unwrap();
+    let data = format!("Subject: {BIDI}\r\nFrom: {BIDI} <a@example.com>\r\n\r\nhi\r\n");
+    let mut inc = spool.begin().unwrap();
+    inc.write_all(data.as_bytes()).unwrap();
+    let queued = inc.commit(hostile_envelope()).unwrap().queue_id;
+    let mut q = hostile_envelope();
+    q.hold = Some(BIDI.to_owned());
+    q.quarantine = Some("spam".into());
+    q.content = vec![ContentDecision {
+        by: BIDI.to_owned(),
+        verdict: BIDI.to_owned(),
+        action: "quarantine \"spam\"".into(),
+    }];
+    let mut inc = spool.begin().unwrap();
+    inc.write_all(data.as_bytes()).unwrap();
+    let quarantined = inc.commit(q).unwrap().queue_id;
+    drop(spool);
+
+    let store = SqliteStore::open(&c.dir.path().join("tracking.db")).unwrap();
+    let tracked = QueueId::generate();
+    let rcpt = format!("{BIDI}@example.org");
+    let mut received = received(tracked, &rcpt);
+    if let MailEvent::Received(r) = &mut received.event {
+        r.sender = format!("{BIDI}@example.com");
+        BIDI.clone_into(&mut r.helo);
+        r.client_name = Some(BIDI.to_owned());
+        r.subject = Some(BIDI.to_owned());
+        r.message_id = Some(format!("<{BIDI}@example.com>"));
+    }
+    let cause = CauseInfo {
+        id: "smtp.rejected".into(),
+        summary: BIDI.to_owned(),
+        fix: BIDI.to_owned(),
+        detail: BIDI.to_owned(),
+    };
+    let events = vec![
+        received,
+        TrackRecord::new(
+            tracked,
+            MailEvent::Filtered(postern_track::Filtered {
+                decisions: vec![ContentDecision {
+                    by: BIDI.to_owned(),
+                    verdict: BIDI.to_owned(),
+                    action: BIDI.to_owned(),
+                }],
+                require_tls: false,
+            }),
+        ),
+        TrackRecord::new(
+            tracked,
+            MailEvent::Attempt(Box::new(Attempt {
+                rcpts: vec![rcpt.clone()],
+                destination: format!("{BIDI}.example.org"),
+                route: "mx".into(),
+                mx: format!("mx.{BIDI}.example.org"),
+                ip: "198.51.100.9:25".into(),
+                policy: "opportunistic".into(),
+                policy_reason: BIDI.to_owned(),
+                starttls_offered: Some(false),
+                tls: None,
+                downgraded: false,
+                outcome: "bounced".into(),
+                reply: Some(format!("550 5.7.1 {BIDI}")),
+                cause: Some(cause.clone()),
+                attempt: 1,
+                duration_ms: 10,
+            })),
+        ),
+        TrackRecord::new(
+            tracked,
+            MailEvent::Bounced(RcptOutcome {
+                rcpt,
+                mx: format!("mx.{BIDI}.example.org"),
+                ip: "198.51.100.9:25".into(),
+                reply: Some(format!("550 5.7.1 {BIDI}")),
+                status: "5.7.1".into(),
+                cause: Some(cause),
+                attempts: 1,
+                ..RcptOutcome::default()
+            }),
+        ),
+    ];
+    let mut batch: Vec<LogEntry> = events.into_iter().map(LogEntry::Mail).collect();
+    batch.push(LogEntry::Session(postern_track::SessionRecord::new(
+        "ZX1JSBCKZ2AW",
+        1,
+        postern_track::SessionEvent::Rejected(postern_track::SmtpDecision {
+            client: "198.51.100.66".into(),
+            listener: "mx".into(),
+            stage: "rcpt".into(),
+            rule: BIDI.to_owned(),
+            group: Some(BIDI.to_owned()),
+            policy: Some(BIDI.to_owned()),
+            reply: format!("550 5.7.1 {BIDI}"),
+            sender: Some(format!("{BIDI}@example.com")),
+            recipient: Some(format!("{BIDI}@example.org")),
+        }),
+    )));
+    store
+        .index(
+            &batch,
+            &Checkpoint {
+                file_id: 1,
+                offset: 200,
+            },
+        )
+        .unwrap();
+    Hostile {
+        queued,
+        quarantined,
+        tracked,
+    }
 }
