@@ -460,6 +460,21 @@ fn console_tracks_explains_and_measures_the_mail() {
             String::from_utf8_lossy(&o.stdout),
             String::from_utf8_lossy(&o.stderr)
         );
+        // The mail log names who held and released it, and the index shows it.
+        eventually("the hold and the release name the admin", || {
+            let rows = json(
+                &cfg,
+                &["track", "search", "--queue-id", &deferred, "--json"],
+            );
+            ["held", "released"].iter().all(|ev| {
+                rows.as_array().unwrap().iter().any(|r| {
+                    r["event"] == *ev
+                        && r["detail"]
+                            .as_str()
+                            .is_some_and(|d| d.ends_with("by admin (127.0.0.1)"))
+                })
+            })
+        });
     } else {
         assert!(
             std::env::var_os("POSTERN_REQUIRE_TOOLS").is_none(),
