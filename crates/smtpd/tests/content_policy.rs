@@ -743,18 +743,23 @@ async fn an_accept_rule_does_not_let_a_virus_through() {
     );
 }
 
-/// A milter asked at RCPT (`stage = "rcpt"`) refuses one recipient there,
-/// before any data; the others are accepted and the message delivered.
-#[tokio::test]
-async fn a_milter_at_rcpt_refuses_one_recipient_before_data() {
+/// Every packet a milter on 127.0.0.1 received (command byte first).
+type Packets = std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
+
+/// A milter on 127.0.0.1 answering each packet with `answer` (nothing for an
+/// empty answer), recording what it received: (port, packets).
+async fn tcp_milter(answer: fn(&[u8]) -> Vec<u8>) -> (u16, Packets) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    let log = Packets::default();
+    let seen = std::sync::Arc::clone(&log);
     tokio::spawn(async move {
         loop {
             let Ok((mut s, _)) = listener.accept().await else {
                 return;
             };
+            let seen = std::sync::Arc::clone(&seen);
             tokio::spawn(async move {
                 loop {
                     let mut len = [0u8; 4];
@@ -762,24 +767,91 @@ async fn a_milter_at_rcpt_refuses_one_recipient_before_data() {
                         return;
                     }
                     let mut p = vec![0u8; u32::from_be_bytes(len) as usize];
-                    if s.read_exact(&mut p).await.is_err() {
+                    if s.read_exact(&mut p).await.is_err() || p.is_empty() {
                         return;
                     }
-                    let answer = match p[0] {
-                        b'O' => fake_milter::neg_all(),
-                        b'D' | b'Q' | b'A' => Vec::new(),
-                        b'R' if String::from_utf8_lossy(&p[1..]).contains("blocked@") => {
-                            fake_milter::pkt(b'y', b"550 5.7.1 Blocked by the milter\0")
-                        }
-                        _ => fake_milter::pkt(b'c', b""),
-                    };
-                    if !answer.is_empty() && s.write_all(&answer).await.is_err() {
+                    seen.lock().unwrap().push(p.clone());
+                    let a = answer(&p);
+                    if !a.is_empty() && s.write_all(&a).await.is_err() {
                         return;
                     }
                 }
             });
         }
     });
+    (port, log)
+}
+
+/// The macros a milter is sent name the connection as Sendmail and Postfix
+/// do: `{daemon_addr}` / `{if_addr}` (the listener's address), `{client_name}`
+/// (`[ip]` without a confirmed name), `{client_addr}`, and no TLS macros on a
+/// plain session.
+#[tokio::test]
+async fn milters_are_told_the_connection_in_macros() {
+    let (port, log) = tcp_milter(|p| match p[0] {
+        b'O' => fake_milter::neg_all(),
+        b'D' | b'Q' | b'A' => Vec::new(),
+        b'E' => fake_milter::pkt(b'a', b""),
+        _ => fake_milter::pkt(b'c', b""),
+    })
+    .await;
+    let spec = milter_at("m", port);
+    let env = start("", "", move |c| c.milters.push(spec)).await;
+    let r = env
+        .send(
+            "alice@example.org",
+            &["bob@example.com"],
+            &message("hi", "x"),
+        )
+        .await;
+    assert_eq!(r.code, 250, "{r:?}");
+    let packets = log.lock().unwrap().clone();
+    let connect: Vec<String> = packets
+        .iter()
+        .find(|p| p[0] == b'D' && p.get(1) == Some(&b'C'))
+        .map(|p| fake_milter::strings(&p[2..]))
+        .unwrap();
+    let value = |name: &str| {
+        connect
+            .iter()
+            .position(|n| n == name)
+            .map(|i| connect[i + 1].clone())
+    };
+    assert_eq!(
+        value("{daemon_addr}").as_deref(),
+        Some("127.0.0.1"),
+        "{connect:?}"
+    );
+    assert_eq!(value("{if_addr}").as_deref(), Some("127.0.0.1"));
+    assert_eq!(value("{client_addr}").as_deref(), Some("127.0.0.1"));
+    assert_eq!(value("{client_name}").as_deref(), Some("[127.0.0.1]"));
+    assert_eq!(value("{daemon_name}").as_deref(), Some("smtp"));
+    let helo: Vec<String> = packets
+        .iter()
+        .find(|p| p[0] == b'D' && p.get(1) == Some(&b'H'))
+        .map(|p| fake_milter::strings(&p[2..]))
+        .unwrap_or_default();
+    assert!(
+        !helo
+            .iter()
+            .any(|n| n == "{cipher_bits}" || n == "{tls_version}"),
+        "{helo:?}"
+    );
+}
+
+/// A milter asked at RCPT (`stage = "rcpt"`) refuses one recipient there,
+/// before any data; the others are accepted and the message delivered.
+#[tokio::test]
+async fn a_milter_at_rcpt_refuses_one_recipient_before_data() {
+    let (port, _log) = tcp_milter(|p| match p[0] {
+        b'O' => fake_milter::neg_all(),
+        b'D' | b'Q' | b'A' => Vec::new(),
+        b'R' if String::from_utf8_lossy(&p[1..]).contains("blocked@") => {
+            fake_milter::pkt(b'y', b"550 5.7.1 Blocked by the milter\0")
+        }
+        _ => fake_milter::pkt(b'c', b""),
+    })
+    .await;
     let spec = milter_at("gate", port);
     let env = start("", "", move |c| {
         c.milters.push(spec);

@@ -132,10 +132,30 @@ fn engine_name(decisions: &[ContentDecision]) -> &'static str {
 
 use crate::replies::one_line as reply_line;
 
+/// The symmetric key size of a TLS cipher suite, by its IANA name
+/// (`TLS13_AES_256_GCM_SHA384` → 256): Sendmail's `{cipher_bits}`.
+pub(super) fn cipher_bits(suite: &str) -> Option<u32> {
+    let s = suite.to_ascii_uppercase();
+    if s.contains("AES_256") || s.contains("CHACHA20") || s.contains("AES256") {
+        Some(256)
+    } else if s.contains("AES_128") || s.contains("AES128") {
+        Some(128)
+    } else {
+        None
+    }
+}
+
 impl<S> Session<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    /// The address the client connected to, when the listener is bound to
+    /// one (milter `{daemon_addr}`, `{if_addr}`).
+    pub(super) fn daemon_addr(&self) -> Option<std::net::IpAddr> {
+        let ip = self.ctx.listener.addr.ip();
+        (!ip.is_unspecified()).then_some(ip)
+    }
+
     /// Whether the content policy applies to this transaction.
     pub(super) fn content_applies(&self) -> bool {
         let c = &self.ctx.shared.content;
@@ -186,6 +206,10 @@ where
         let mut current: Option<Cow<'_, [u8]>> = message.map(Cow::Borrowed);
         let helo = self.machine.facts().helo.clone();
         let auth_user = self.machine.facts().auth_user.clone();
+        // The forward-confirmed name (rspamd `Hostname`, milter `{client_name}`):
+        // never the HELO or an unconfirmed PTR, which the client controls.
+        let client_name = self.gate.facts.verified.first().cloned();
+        let daemon_addr = self.daemon_addr();
         let hostname = self.ctx.listener.hostname.clone();
         let listener = self.ctx.listener.name.clone();
         let ip = self.peer.ip();
@@ -251,6 +275,15 @@ where
                 tls_version: tls.as_ref().map(|t| t.version.as_str()),
                 tls_cipher: tls.as_ref().map(|t| t.cipher.as_str()),
                 mta_name: Some(hostname.as_str()),
+                // rspamd scores a missing name as unknown (HFILTER_HOSTNAME_UNKNOWN,
+                // RDNS_NONE): when FCrDNS was looked up, say which it is;
+                // when not (no policy needed it) or it failed, say nothing.
+                hostname: self
+                    .gate
+                    .facts
+                    .fcrdns
+                    .done()
+                    .map(|_| client_name.as_deref().unwrap_or("unknown")),
                 ..ScanRequest::default()
             };
             match rspamd.check_bytes(&req, msg).await {
@@ -333,14 +366,17 @@ where
                 let env = postern_milter::Envelope {
                     hostname: &hostname,
                     daemon_name: &listener,
+                    daemon_addr,
                     client_ip: Some(ip),
                     client_port: self.peer.port(),
+                    client_name: client_name.as_deref(),
                     helo: helo.as_deref(),
                     mail_from: &sender,
                     rcpts: &rcpt_now,
                     auth_user: auth_user.as_deref(),
                     tls_version: tls.as_ref().map(|t| t.version.as_str()),
                     cipher: tls.as_ref().map(|t| t.cipher.as_str()),
+                    cipher_bits: tls.as_ref().and_then(|t| cipher_bits(&t.cipher)),
                     ..postern_milter::Envelope::default()
                 };
                 let by = format!("milter:{}", spec.name);
@@ -762,4 +798,21 @@ fn merge(message: &Outcome, group: &Outcome) -> Outcome {
     out.notify.extend(group.notify.iter().cloned());
     out.require_tls |= group.require_tls;
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cipher_bits_by_suite_name() {
+        use super::cipher_bits;
+        assert_eq!(cipher_bits("TLS13_AES_256_GCM_SHA384"), Some(256));
+        assert_eq!(cipher_bits("TLS13_CHACHA20_POLY1305_SHA256"), Some(256));
+        assert_eq!(cipher_bits("TLS13_AES_128_GCM_SHA256"), Some(128));
+        assert_eq!(
+            cipher_bits("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
+            Some(128)
+        );
+        assert_eq!(cipher_bits("ECDHE-RSA-AES256-GCM-SHA384"), Some(256));
+        assert_eq!(cipher_bits("TLS_NULL_WITH_NULL_NULL"), None);
+    }
 }

@@ -102,17 +102,21 @@ where
             .tls
             .as_ref()
             .map(|t| (t.version.clone(), t.cipher.clone()));
+        let client_name = self.gate.facts.verified.first().cloned();
         let env = Envelope {
             hostname: &hostname,
             daemon_name: &listener,
+            daemon_addr: self.daemon_addr(),
             client_ip: Some(self.peer.ip()),
             client_port: self.peer.port(),
+            client_name: client_name.as_deref(),
             helo: facts.helo.as_deref(),
             mail_from: &mail_from,
             rcpts: &rcpts,
             auth_user: facts.auth_user.as_deref(),
             tls_version: tls.as_ref().map(|t| t.0.as_str()),
             cipher: tls.as_ref().map(|t| t.1.as_str()),
+            cipher_bits: tls.as_ref().and_then(|t| super::content::cipher_bits(&t.1)),
             ..Envelope::default()
         };
         for (spec, stage) in content
