@@ -61,6 +61,10 @@ pub struct HttpSettings {
     /// (`[admin] http_public_url`): its origin passes the Origin check, and an
     /// `https` one makes cookies `Secure` with the `__Host-` prefix.
     pub public_url: Option<crate::http::PublicUrl>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client
+    /// (`[admin] http_trusted_proxies`); empty: the connection's peer is the
+    /// client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl HttpSettings {
@@ -76,6 +80,7 @@ impl HttpSettings {
             public_metrics: false,
             names: crate::http::HostNames::default(),
             public_url: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -11,11 +11,15 @@
     dom_id: "#swagger-ui",
     presets: [SwaggerUIBundle.presets.apis],
     deepLinking: false,
+    // Never load a spec or a configuration named in the page's query string
+    // (?url=, ?configUrl=: the XSS vector of CVE-2018-25031).
+    queryConfigEnabled: false,
     // No call to validator.swagger.io: nothing leaves this server.
     validatorUrl: null,
     requestInterceptor: function (req) {
       var method = (req.method || "GET").toUpperCase();
-      if (csrf && method !== "GET" && method !== "HEAD") {
+      var sameOrigin = new URL(req.url, window.location.href).origin === window.location.origin;
+      if (csrf && sameOrigin && method !== "GET" && method !== "HEAD") {
         req.headers["X-CSRF-Token"] = csrf;
       }
       return req;

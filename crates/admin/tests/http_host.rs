@@ -89,13 +89,58 @@ async fn names_not_configured_are_misdirected() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = get(
-        Some("scrape.internal:9090".into()),
+    // A rebinding page can add any Authorization header to its same-origin
+    // requests: a token that does not verify earns no exemption…
+    for path in [
+        "/api/login",
+        "/login",
+        "/api/openapi.json",
         "/api/v1/whoami",
+    ] {
+        let r = get(
+            Some(format!("attacker.example:{port}")),
+            path,
+            vec![("Authorization", "Bearer x".into())],
+        )
+        .await;
+        assert_eq!(r.status, 421, "{path}: {}", r.body);
+    }
+    let r = s
+        .req_as(
+            None,
+            Some(&format!("attacker.example:{port}")),
+            "POST",
+            "/login",
+            &[
+                ("Authorization", "Bearer x"),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            "user=alice&password=guess&csrf=x",
+        )
+        .await;
+    assert_eq!(r.status, 421, "{}", r.body);
+    // …and under our own name a wrong token is refused on every route, the
+    // public ones included (never treated as anonymous).
+    for path in ["/api/login", "/api/v1/whoami", "/api/openapi.json"] {
+        let r = get(
+            Some(format!("localhost:{port}")),
+            path,
+            vec![("Authorization", "Bearer pst_wrong".into())],
+        )
+        .await;
+        assert_eq!(r.status, 401, "{path}: {}", r.body);
+        assert!(
+            r.header("www-authenticate")
+                .is_some_and(|v| v.contains("invalid_token"))
+        );
+    }
+    let r = get(
+        Some("lb.internal".into()),
+        "/readyz",
         vec![("Authorization", "Bearer pst_wrong".into())],
     )
     .await;
-    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.body);
     s.stop().await;
 }
 
@@ -206,5 +251,72 @@ async fn a_distributed_guesser_cannot_lock_the_admin_out() {
     assert_eq!(login_from(lo(200), PASSWORD).await, 429);
     // …but the admin's own address still gets in.
     assert_eq!(login_from(lo(2), PASSWORD).await, 200);
+    s.stop().await;
+}
+
+/// Logs in through a proxy on 127.0.0.1 that says the browser is `client`
+/// (`X-Forwarded-For`); the status.
+async fn login_via_proxy(s: &Server, client: &str, password: &str) -> u16 {
+    let host = s.host();
+    let xff = [("X-Forwarded-For", client)];
+    let pre = s
+        .req_as(None, Some(&host), "GET", "/api/login", &xff, "")
+        .await;
+    let csrf = pre.json()["csrf"].as_str().unwrap().to_owned();
+    let cookie = pre.cookie_pair("postern_login").unwrap();
+    let body =
+        serde_urlencoded::to_string([("user", USER), ("password", password), ("csrf", &csrf)])
+            .unwrap();
+    s.req_as(
+        None,
+        Some(&host),
+        "POST",
+        "/login",
+        &[
+            ("X-Forwarded-For", client),
+            ("Cookie", &cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Accept", "application/json"),
+        ],
+        &body,
+    )
+    .await
+    .status
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_browser_has_its_own_limit() {
+    let s = Server::start_with(
+        |h| h.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()],
+        None,
+        Extras::default(),
+    )
+    .await;
+    // A guesser behind the proxy spends its own address's limit…
+    for _ in 0..MAX_FAILURES {
+        assert_eq!(
+            login_via_proxy(&s, "203.0.113.66", "guess guess guess").await,
+            401
+        );
+    }
+    assert_eq!(login_via_proxy(&s, "203.0.113.66", PASSWORD).await, 429);
+    // …and forging an entry to the left of what the proxy appended does
+    // not give it a new one.
+    assert_eq!(
+        login_via_proxy(&s, "198.51.100.1, 203.0.113.66", PASSWORD).await,
+        429
+    );
+    // The admin, another browser behind the same proxy, gets in.
+    assert_eq!(login_via_proxy(&s, "192.0.2.10", PASSWORD).await, 200);
+    s.stop().await;
+
+    // Without the setting the header is not believed: everyone behind the
+    // proxy is the proxy.
+    let s = Server::start().await;
+    for i in 0..MAX_FAILURES {
+        let forged = format!("203.0.113.{i}");
+        assert_eq!(login_via_proxy(&s, &forged, "guess guess guess").await, 401);
+    }
+    assert_eq!(login_via_proxy(&s, "192.0.2.10", PASSWORD).await, 429);
     s.stop().await;
 }

@@ -445,3 +445,44 @@ async fn at_most_three_tracking_queries_run_at_once() {
     assert_eq!(g.entered, 6);
     assert_eq!(g.most_inside, 3, "never more than three at once");
 }
+
+/// A request cancelled while its query runs (the client went away, or the
+/// request timeout fired) does not give its turn back before the query ends:
+/// the blocking task still holds it, so abandoned queries cannot pile up.
+#[tokio::test]
+async fn an_abandoned_query_keeps_its_turn_until_it_ends() {
+    let store = Arc::new(GatedStore::default());
+    let _open = OpenOnDrop(store.clone());
+    let h = Harness::new(
+        Arc::new(CountingQueue::default()),
+        Some(store.clone()),
+        false,
+    );
+    let tasks: Vec<_> = (0..3)
+        .map(|i| {
+            let (r, t) = (h.router.clone(), h.token.clone());
+            let p = format!("/api/v1/track/search?recipient=x{i}%40example.org");
+            tokio::spawn(async move { get(r, &t, &p).await })
+        })
+        .collect();
+    assert!(until(Duration::from_secs(10), || store.entered() >= 3).await);
+    // Every request is abandoned; the queries go on in the blocking pool.
+    for t in &tasks {
+        t.abort();
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    assert_eq!(
+        h.state.query_permits.available_permits(),
+        0,
+        "the running queries still hold their turns"
+    );
+    // A new request waits for a turn instead of starting a fourth query.
+    let (r, t) = (h.router.clone(), h.token.clone());
+    let late = tokio::spawn(async move { get(r, &t, "/api/v1/track/search?event=held").await });
+    assert!(!until(Duration::from_millis(300), || store.entered() > 3).await);
+    store.open();
+    assert_eq!(late.await.unwrap().0, StatusCode::OK);
+    assert_eq!(store.state.lock().unwrap().most_inside, 3);
+}

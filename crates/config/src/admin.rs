@@ -14,6 +14,7 @@
 //! http_names = ["console.example.com"]    # names browsers use, besides IP addresses,
 //!                                         # localhost and `hostname` (DNS rebinding guard)
 //! http_public_url = "https://console.example.com"  # behind a TLS-ending reverse proxy
+//! http_trusted_proxies = ["127.0.0.1"]    # whose X-Forwarded-For names the client
 //! ```
 //!
 //! The HTTP listener carries passwords and session cookies: on an address
@@ -50,6 +51,7 @@ pub(crate) struct RawAdmin {
     pub public_metrics: Option<Spanned<bool>>,
     pub http_names: Option<Spanned<Vec<Spanned<String>>>>,
     pub http_public_url: Option<Spanned<String>>,
+    pub http_trusted_proxies: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// The admin HTTP listener's settings as configured (`[admin] http…`); the
@@ -75,6 +77,8 @@ pub struct AdminHttp {
     pub names: Vec<String>,
     /// `http_public_url`: where a reverse proxy serves the console.
     pub public_url: Option<postern_admin::http::PublicUrl>,
+    /// `http_trusted_proxies`: whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl AdminHttp {
@@ -91,6 +95,7 @@ impl AdminHttp {
             public_metrics: d.public_metrics,
             names: Vec::new(),
             public_url: None,
+            trusted_proxies: Vec::new(),
         }
     }
 
@@ -109,9 +114,13 @@ impl AdminHttp {
             public_metrics: self.public_metrics,
             names: postern_admin::http::HostNames::new(&self.names),
             public_url: self.public_url.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
         }
     }
 }
+
+/// `http_trusted_proxies` entries at most.
+const MAX_TRUSTED_PROXIES: usize = 64;
 
 /// Shortest and longest session lifetimes accepted.
 const SESSION_MIN: std::time::Duration = std::time::Duration::from_mins(1);
@@ -194,11 +203,13 @@ pub(crate) fn build_http(
         );
     }
     if let Some(list) = &r.http_names {
-        if list.get_ref().len() > postern_admin::http::host::MAX_NAMES {
+        // Room for `hostname` and the public URL's host besides.
+        let max = postern_admin::http::host::MAX_NAMES - 2;
+        if list.get_ref().len() > max {
             return Err(cx.error(
                 list.span(),
                 "admin.http_names",
-                format!("at most {} names", postern_admin::http::host::MAX_NAMES),
+                format!("at most {max} names"),
             ));
         }
         for (i, v) in list.get_ref().iter().enumerate() {
@@ -235,6 +246,29 @@ pub(crate) fn build_http(
             s.names.push(u.host().to_owned());
         }
         s.public_url = Some(u);
+    }
+    if let Some(list) = &r.http_trusted_proxies {
+        if list.get_ref().len() > MAX_TRUSTED_PROXIES {
+            return Err(cx.error(
+                list.span(),
+                "admin.http_trusted_proxies",
+                format!("at most {MAX_TRUSTED_PROXIES} entries"),
+            ));
+        }
+        for (i, v) in list.get_ref().iter().enumerate() {
+            let key = format!("admin.http_trusted_proxies[{i}]");
+            let net = crate::build::parse_network(v.get_ref().trim())
+                .map_err(|e| cx.error(v.span(), key.as_str(), e))?;
+            if net.prefix_len() == 0 {
+                return Err(cx.error(
+                    v.span(),
+                    key.as_str(),
+                    "trusts every address: anyone could name any client in X-Forwarded-For and \
+                     dodge the login limits; allowed: the proxy's own address or network",
+                ));
+            }
+            s.trusted_proxies.push(net);
+        }
     }
     if let Some(v) = &r.public_metrics {
         s.public_metrics = *v.get_ref();
@@ -376,6 +410,17 @@ mod tests {
                 .as_deref(),
             Some("https://proxy.example:8443")
         );
+        let c = load("[admin]\nhttp_trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\n")
+            .unwrap()
+            .config;
+        assert_eq!(c.admin_http.settings(None).trusted_proxies.len(), 2);
+        let e = err("[admin]\nhttp_trusted_proxies = [\"0.0.0.0/0\"]\n");
+        assert!(
+            e.contains("admin.http_trusted_proxies[0]: trusts every address"),
+            "{e}"
+        );
+        let e = err("[admin]\nhttp_trusted_proxies = [\"proxy.example\"]\n");
+        assert!(e.contains("admin.http_trusted_proxies[0]"), "{e}");
         let l = load("[admin]\nhttp_public_url = \"http://proxy.example\"\n").unwrap();
         assert!(
             l.warnings
@@ -426,7 +471,8 @@ mod tests {
             err("[admin]\nport = 8080\n"),
             "postern.toml:12:1: admin.port: unknown key; allowed: \"enabled\", \"socket\", \
              \"http\", \"http_tls\", \"users_file\", \"tokens_file\", \"session_idle\", \
-             \"session_max\", \"public_metrics\", \"http_names\", \"http_public_url\""
+             \"session_max\", \"public_metrics\", \"http_names\", \"http_public_url\", \
+             \"http_trusted_proxies\""
         );
         assert!(
             err("[admin]\nenabled = \"yes\"\n").starts_with("postern.toml:12:11: admin.enabled:")

@@ -303,6 +303,7 @@ mod tests {
                     "tokens_file",
                     "http_names",
                     "http_public_url",
+                    "http_trusted_proxies",
                 ],
             ),
             ("tracking", &["enabled", "database"]),

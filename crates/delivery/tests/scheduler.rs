@@ -613,6 +613,19 @@ async fn a_message_that_cannot_be_loaded_is_retried_and_listed_not_forgotten() {
     assert_eq!(f[0].attempts, 1);
     assert!(f[0].error.contains("Input/output error"), "{}", f[0].error);
     assert!(t.calls().is_empty());
+    // The quarantine verbs do not touch it: not loaded, so not known to be
+    // in a quarantine (the queue's own delete would remove it).
+    let as_quarantine = postern_delivery::VerbContext {
+        by: "alice (192.0.2.5)".into(),
+        quarantined_only: true,
+    };
+    let r = h
+        .controller()
+        .control_with(postern_delivery::Verb::Delete(id), as_quarantine)
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, postern_delivery::VerbOutcome::NotQuarantined);
+    assert_eq!(h.load_failures().await.unwrap().len(), 1);
 
     // The first retry (after 10 s) fails too; the second (20 s later) loads it.
     tokio::time::sleep(Duration::from_secs(11)).await;

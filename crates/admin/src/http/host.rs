@@ -6,9 +6,9 @@
 //! when it is an IP literal, `localhost`, or one of the configured names
 //! ([`HostNames`]: the server's hostname, `[admin] http_names`, the public
 //! URL's host). Any other name gets `421 Misdirected Request` and the name to
-//! add. `/healthz`, `/readyz` and requests carrying `Authorization: Bearer`
-//! pass without the check (load balancers and scrapers use names of their
-//! own; a Bearer token is never sent by a browser on its own).
+//! add. `/healthz`, `/readyz` and requests carrying a valid API token pass
+//! without the check (load balancers and scrapers use names of their own; a
+//! rebinding page does not have a token — a wrong one gets no exemption).
 //!
 //! # Security
 //! DNS rebinding: a page on `attacker.example` whose name is re-pointed at
@@ -90,9 +90,15 @@ impl PublicUrl {
         if !valid_host(host) {
             return Err(PublicUrlError::Host(host.to_owned()));
         }
+        // The origin as browsers serialise it: IPv6 in its canonical text
+        // (RFC 5952), names in lowercase without a trailing dot.
+        let host = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip.to_string(),
+            Err(_) => host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase(),
+        };
         Ok(Self {
             https,
-            host: host.to_ascii_lowercase(),
+            host,
             port: port.filter(|p| *p != if https { 443 } else { 80 }),
         })
     }
@@ -224,12 +230,15 @@ pub fn valid_name(name: &str) -> bool {
 /// The `Host` check (see the module documentation).
 pub(crate) async fn check(State(s): State<HttpState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
+    // Only a token that verifies: a rebinding page can send any
+    // `Authorization` header on its (now same-origin) requests.
     let exempt = matches!(path, "/healthz" | "/readyz")
         || req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| strip_prefix_ci(v, "bearer ").is_some());
+            .and_then(|v| strip_prefix_ci(v.trim(), "bearer "))
+            .is_some_and(|secret| s.auth.tokens.verify_scoped(secret.trim()).is_some());
     if exempt {
         return next.run(req).await;
     }
@@ -271,6 +280,10 @@ mod tests {
         assert_eq!(u.origin(), "https://console.example.com");
         let u = PublicUrl::parse("https://console.example.com:443").unwrap();
         assert_eq!(u.origin(), "https://console.example.com");
+        let u = PublicUrl::parse("https://[2001:DB8:0:0::1]").unwrap();
+        assert_eq!(u.origin(), "https://[2001:db8::1]");
+        let u = PublicUrl::parse("https://Console.Example.com.:8443").unwrap();
+        assert_eq!(u.origin(), "https://console.example.com:8443");
         let u = PublicUrl::parse("HTTP://[2001:db8::1]:8443").unwrap();
         assert!(!u.https());
         assert_eq!(u.origin(), "http://[2001:db8::1]:8443");

@@ -33,6 +33,7 @@
 mod api;
 pub mod auth;
 mod check;
+mod forwarded;
 mod headers;
 pub mod host;
 mod openapi;
@@ -52,6 +53,7 @@ use axum::routing::{get, post};
 pub use api::WhoAmI;
 pub use auth::{Auth, AuthError, AuthVia, Authed, AuthedChange};
 pub use check::config_warnings;
+pub use forwarded::{ClientAddr, client_addr};
 pub use headers::{CSP, REQUEST_TIMEOUT};
 pub use host::{HostNames, PublicUrl, PublicUrlError};
 pub use openapi::document as openapi_document;
@@ -78,6 +80,7 @@ pub fn router(state: HttpState) -> Router {
         .layer(from_fn(headers::limit_body))
         .layer(from_fn(headers::timeout))
         .layer(from_fn_with_state(state.clone(), host::check))
+        .layer(from_fn_with_state(state.clone(), forwarded::resolve))
         .layer(from_fn_with_state(state.clone(), headers::security))
         .with_state(state)
 }

@@ -97,9 +97,15 @@ pub(crate) async fn scrape(s: &HttpState) -> postern_metrics::Scrape {
     out
 }
 
+/// How long one scrape waits for each of the queue listing and the spool's
+/// health: both together well within the request timeout, so the scrape
+/// that holds the cache's lock fills the cache (a slow queue is then read
+/// once per [`super::state::SCRAPE_CACHE`], not once per waiting scrape).
+const QUEUE_READ: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The queue gauges, read now.
 async fn read_queue(s: &HttpState) -> postern_metrics::Scrape {
-    let limit = crate::server::REQUEST_TIMEOUT;
+    let limit = QUEUE_READ;
     let messages = tokio::time::timeout(limit, s.control.messages(None))
         .await
         .ok()

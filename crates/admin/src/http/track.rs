@@ -185,13 +185,18 @@ async fn with_store<T: Send + 'static>(
         ));
     };
     let store: Arc<dyn TrackStore> = store;
-    let Ok(_permit) = s.query_permits.acquire().await else {
+    // The permit goes with the query (see `ui::format::store_call`).
+    let Ok(permit) = Arc::clone(&s.query_permits).acquire_owned().await else {
         return Err(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "tracking store closed",
         ));
     };
-    match tokio::task::spawn_blocking(move || f(&*store)).await {
+    let run = move || {
+        let _permit = permit;
+        f(&*store)
+    };
+    match tokio::task::spawn_blocking(run).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "admin http: tracking store");

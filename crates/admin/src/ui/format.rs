@@ -12,9 +12,11 @@ use postern_track::{MailEvent, TrackRecord};
 use postern_trackdb::{StoreError, TrackStore};
 
 /// Runs a tracking-store query on the blocking pool (the store is sync),
-/// at most `QUERY_PERMITS` (crate::http::state) at a time.
+/// at most `QUERY_PERMITS` (crate::http::state) at a time. The permit goes
+/// with the query into the blocking task: a request cancelled by its timeout
+/// leaves the query running, and it still counts until it ends.
 pub(crate) async fn store_call<T, F>(
-    permits: &tokio::sync::Semaphore,
+    permits: &Arc<tokio::sync::Semaphore>,
     store: &Arc<dyn TrackStore>,
     f: F,
 ) -> Result<T, String>
@@ -22,11 +24,15 @@ where
     T: Send + 'static,
     F: FnOnce(&dyn TrackStore) -> Result<T, StoreError> + Send + 'static,
 {
-    let Ok(_permit) = permits.acquire().await else {
+    let Ok(permit) = Arc::clone(permits).acquire_owned().await else {
         return Err("the tracking store is closed".to_owned());
     };
     let store = Arc::clone(store);
-    match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
+    let run = move || {
+        let _permit = permit;
+        f(store.as_ref())
+    };
+    match tokio::task::spawn_blocking(run).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(format!("the tracking store failed: {e}")),
         Err(_) => Err("the tracking store query was interrupted".to_owned()),

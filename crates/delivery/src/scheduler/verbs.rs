@@ -19,8 +19,11 @@ impl<T: Transport> Scheduler<T> {
         if cx.quarantined_only
             && let Verb::Hold(id) | Verb::Release(id) | Verb::Delete(id) | Verb::Retry(Some(id)) =
                 &verb
-            && self.msgs.get(id).is_some_and(|m| !m.is_quarantined())
+            && !self.msgs.get(id).is_some_and(super::Msg::is_quarantined)
+            && (self.msgs.contains_key(id) || self.unloadable.contains_key(id))
         {
+            // Queued but not quarantined — or not loadable, so not known to
+            // be quarantined: the quarantine verbs leave it alone.
             reply.send(VerbReport::outcome(VerbOutcome::NotQuarantined));
             return;
         }

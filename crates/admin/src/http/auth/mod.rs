@@ -337,10 +337,7 @@ pub(crate) async fn identify(State(state): State<HttpState>, req: Request, next:
         .and_then(|v| v.to_str().ok())
         .map(str::trim);
     let mut read_only = false;
-    let addr = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
+    let addr = req.extensions().get::<super::ClientAddr>().map(|c| c.0);
     let identity = if let Some(value) = bearer {
         match value.split_once(' ') {
             Some((scheme, secret)) if scheme.eq_ignore_ascii_case("bearer") => {
@@ -379,6 +376,14 @@ pub(crate) async fn identify(State(state): State<HttpState>, req: Request, next:
             None => Identity::Anonymous,
         }
     };
+    // A wrong or revoked token is refused here, on every route (public ones
+    // included) but the health probes: a request that presents a token is
+    // answered as that token's or not at all — and the Host check lets only
+    // verified tokens past it, so this is belt and braces.
+    if matches!(identity, Identity::BadToken) && !matches!(req.uri().path(), "/healthz" | "/readyz")
+    {
+        return bad_token();
+    }
     let mut req = req;
     // The login form carries its own (pre-session) CSRF token.
     if let Identity::Authed(a) = &identity
@@ -447,6 +452,16 @@ fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {
         .map(|(_, v)| v)
 }
 
+/// The answer to a wrong or revoked Bearer token (RFC 6750 §3.1).
+fn bad_token() -> Response {
+    let mut r = error(StatusCode::UNAUTHORIZED, "invalid or revoked API token");
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"postern-admin\", error=\"invalid_token\""),
+    );
+    r
+}
+
 /// The 401 answer: a redirect to `/login` for pages, JSON otherwise (with
 /// `HX-Redirect: /login` for htmx requests, which follow it).
 fn unauthenticated(headers: &HeaderMap, why: &str) -> Response {
@@ -471,16 +486,7 @@ impl FromRequestParts<HttpState> for Authed {
     async fn from_request_parts(parts: &mut Parts, _state: &HttpState) -> Result<Self, Response> {
         match parts.extensions.get::<Identity>() {
             Some(Identity::Authed(a)) => Ok(a.clone()),
-            Some(Identity::BadToken) => {
-                let mut r = error(StatusCode::UNAUTHORIZED, "invalid or revoked API token");
-                r.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    header::HeaderValue::from_static(
-                        "Bearer realm=\"postern-admin\", error=\"invalid_token\"",
-                    ),
-                );
-                Err(r)
-            }
+            Some(Identity::BadToken) => Err(bad_token()),
             // Anonymous, or the router was built without `identify`: fail closed.
             _ => Err(unauthenticated(
                 &parts.headers,

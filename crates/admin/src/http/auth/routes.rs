@@ -107,9 +107,12 @@ pub(crate) async fn login(
     Form(form): Form<LoginForm>,
 ) -> Response {
     let auth = &s.auth;
+    // The client (behind a trusted proxy: the address it forwarded).
     let ip = ext
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+        .get::<crate::http::ClientAddr>()
+        .map(|c| c.0)
+        .or_else(|| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()))
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
     if let Err(why) = same_origin(auth, &headers) {
         tracing::warn!(%ip, why, "admin login refused");
         return error(StatusCode::FORBIDDEN, why);
