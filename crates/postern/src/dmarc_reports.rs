@@ -135,6 +135,7 @@ pub(crate) fn start(
     hostname: &str,
     spool: Spool,
     notifier: postern_delivery::Notifier,
+    mail_log: postern_track::MailLog,
 ) -> anyhow::Result<Option<DmarcReports>> {
     if !settings.enabled {
         return Ok(None);
@@ -151,6 +152,7 @@ pub(crate) fn start(
         hostname: hostname.to_owned(),
         spool,
         notifier,
+        mail_log,
     };
     let c = cancel.clone();
     let task = tokio::spawn(async move { job.run(c).await });
@@ -171,6 +173,9 @@ struct Job {
     hostname: String,
     spool: Spool,
     notifier: postern_delivery::Notifier,
+    /// Each queued report gets its `received` event, as pickup and SMTP
+    /// mail do: tracking and metrics see where it came from.
+    mail_log: postern_track::MailLog,
 }
 
 impl Job {
@@ -228,9 +233,18 @@ impl Job {
             let settings = self.settings.clone();
             let spool = self.spool.clone();
             let notifier = self.notifier.clone();
+            let mail_log = self.mail_log.clone();
             let hostname = self.hostname.clone();
             let done = tokio::task::spawn_blocking(move || {
-                let on_queued = move |e: &postern_spool::Envelope| notifier.notify_committed(e);
+                let on_queued = move |e: &postern_spool::Envelope| {
+                    mail_log.emit(
+                        e.queue_id,
+                        postern_track::MailEvent::Received(postern_track::Received::from_envelope(
+                            e,
+                        )),
+                    );
+                    notifier.notify_committed(e);
+                };
                 let sink = SpoolSink {
                     spool: &spool,
                     hostname: &hostname,

@@ -186,6 +186,7 @@ async fn serve(mut loaded: Loaded, path: Option<&Path>) -> anyhow::Result<()> {
         &cfg.delivery.hostname,
         spool.clone(),
         delivery.notifier(),
+        mail_log.clone(),
     )?;
     let notifier = delivery.notifier();
     let received_log = mail_log.clone();

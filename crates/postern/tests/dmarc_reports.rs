@@ -199,6 +199,19 @@ async fn server_catches_up_a_due_day_once() {
     assert_eq!(report.domain(), "a.example");
     assert_eq!(report.records().len(), 1);
     assert_eq!(report.records()[0].count(), 2);
+    // Its life in the mail log starts like any message's: received (from the
+    // report generator), then queued and delivered.
+    let log = std::fs::read_to_string(dir.path().join("data/log/mail.log")).unwrap();
+    let received = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "received" && v["queue_id"] == queue_id.as_str());
+    let received = received.unwrap_or_else(|| panic!("no received event for {queue_id}:\n{log}"));
+    assert_eq!(received["listener"], "dmarc-report", "{received}");
+    assert_eq!(
+        received["sender"], "dmarc-noreply@receiver.example",
+        "{received}"
+    );
     server.stop();
 
     // A restart does not send the day again.
