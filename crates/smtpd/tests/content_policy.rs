@@ -837,6 +837,23 @@ async fn milters_are_told_the_connection_in_macros() {
             .any(|n| n == "{cipher_bits}" || n == "{tls_version}"),
         "{helo:?}"
     );
+    // `i`, from MAIL on: the queue id the message is stored under.
+    let mail: Vec<String> = packets
+        .iter()
+        .find(|p| p[0] == b'D' && p.get(1) == Some(&b'M'))
+        .map(|p| fake_milter::strings(&p[2..]))
+        .unwrap_or_default();
+    let i = mail
+        .iter()
+        .position(|n| n == "i")
+        .map(|k| mail[k + 1].clone());
+    let stored = env.stored();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        i.as_deref(),
+        Some(stored[0].0.queue_id.as_str()),
+        "{mail:?}"
+    );
 }
 
 /// A milter asked at RCPT (`stage = "rcpt"`) refuses one recipient there,

@@ -347,6 +347,14 @@ impl Spool {
     /// [`Spool::admit`] (without a size) when poisoned or below the free-space
     /// floor — after giving back the files kept for reuse and measuring again.
     pub fn begin(&self) -> Result<Incoming, SpoolError> {
+        self.begin_as(QueueId::generate())
+    }
+
+    /// [`Spool::begin`] under a queue id chosen before (the server tells
+    /// content engines the id while the message is still in memory). Should
+    /// a file of that name exist in `tmp/` already (a clock that went back
+    /// across a restart), a new id is used: see [`Incoming::queue_id`].
+    pub fn begin_as(&self, id: QueueId) -> Result<Incoming, SpoolError> {
         match self.admit(None) {
             Err(SpoolError::LowSpace { .. }) if self.release_kept() > 0 => {
                 self.inner.space.forget();
@@ -357,7 +365,7 @@ impl Spool {
         let fs = &self.inner.fs;
         if let Some(kept) = self.inner.reuse.take() {
             match fs.open_rewrite(&kept.path) {
-                Ok(Some(file)) => return self.start(QueueId::generate(), kept.path, file, true),
+                Ok(Some(file)) => return self.start(id, kept.path, file, true),
                 Ok(None) => self.inner.reuse.supported.store(false, Ordering::Relaxed),
                 Err(e) => tracing::warn!(path = %kept.path.display(), error = %e,
                     "spool: cannot reopen a kept file; creating a new one"),
@@ -365,8 +373,9 @@ impl Spool {
             discard_file(fs.as_ref(), &kept.path);
         }
         let mut attempt = 0;
+        let mut next = Some(id);
         let (id, path, file) = loop {
-            let id = QueueId::generate();
+            let id = next.take().unwrap_or_else(QueueId::generate);
             let path = self.inner.tmp_dir.join(id.as_str());
             match fs.create_new(&path) {
                 Ok(file) => break (id, path, file),

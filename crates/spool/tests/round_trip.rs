@@ -280,3 +280,26 @@ fn read_back_before_commit() {
     let stored = incoming.commit(common::envelope(1)).expect("commit");
     assert!(read_body(&spool, &stored.queue_id) == body);
 }
+
+/// `begin_as`: the message is stored under the id chosen before; should a
+/// file of that name already sit in `tmp/`, another id is used rather than
+/// an error.
+#[test]
+fn begin_as_keeps_a_chosen_id() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let spool = open(tmp.path());
+    let chosen = QueueId::generate();
+    let mut incoming = spool.begin_as(chosen).expect("begin");
+    assert_eq!(*incoming.queue_id(), chosen);
+    incoming
+        .write_all(b"Subject: x\r\n\r\nbody\r\n")
+        .expect("write");
+    let stored = incoming.commit(common::envelope(1)).expect("commit");
+    assert_eq!(stored.queue_id, chosen);
+    assert_eq!(spool.envelope(&chosen).expect("envelope"), stored);
+
+    let taken = QueueId::generate();
+    std::fs::write(tmp.path().join("tmp").join(taken.as_str()), b"stale").expect("stale");
+    let incoming = spool.begin_as(taken).expect("begin");
+    assert_ne!(*incoming.queue_id(), taken);
+}

@@ -53,6 +53,8 @@ where
             return;
         };
         let mut envelope = self.envelope_for(tx);
+        // The id the spool file has (or will have): told to the engines.
+        envelope.queue_id = body.queue_id;
         let ids = body
             .ids
             .take()
@@ -439,6 +441,13 @@ where
         for c in commits {
             let spool = self.ctx.spool.clone();
             let trace = body.trace.clone();
+            // The message as received keeps the id chosen at DATA; a copy a
+            // rule split off gets its own.
+            let id = if c.bytes.is_none() {
+                body.queue_id
+            } else {
+                QueueId::generate()
+            };
             let (incoming, data) = match c.bytes {
                 Some(bytes) => (None, bytes),
                 None => original.take().unwrap_or((None, Vec::new())),
@@ -449,7 +458,7 @@ where
             let io = spool.clone();
             let envelope = c.envelope;
             io.execute(move || {
-                let started = incoming.map_or_else(|| begin(&spool, &trace), Ok);
+                let started = incoming.map_or_else(|| begin(&spool, &trace, id), Ok);
                 let inc = match started.and_then(|mut inc| inc.write_all(&data).map(|()| inc)) {
                     Ok(inc) => inc,
                     Err(e) => {

@@ -275,6 +275,7 @@ where
                 tls_version: tls.as_ref().map(|t| t.version.as_str()),
                 tls_cipher: tls.as_ref().map(|t| t.cipher.as_str()),
                 mta_name: Some(hostname.as_str()),
+                queue_id: Some(envelope.queue_id.as_str()),
                 // rspamd scores a missing name as unknown (HFILTER_HOSTNAME_UNKNOWN,
                 // RDNS_NONE): when FCrDNS was looked up, say which it is;
                 // when not (no policy needed it) or it failed, say nothing.
@@ -377,6 +378,7 @@ where
                     tls_version: tls.as_ref().map(|t| t.version.as_str()),
                     cipher: tls.as_ref().map(|t| t.cipher.as_str()),
                     cipher_bits: tls.as_ref().and_then(|t| cipher_bits(&t.cipher)),
+                    queue_id: Some(envelope.queue_id.as_str()),
                     ..postern_milter::Envelope::default()
                 };
                 let by = format!("milter:{}", spec.name);

@@ -43,6 +43,10 @@ const DATA_READ_CHUNK: usize = 32 * 1024;
 
 /// A message body on its way to the spool.
 pub(crate) struct Body {
+    /// The message's queue id, chosen when the data starts: the spool file
+    /// is created under it, and content engines are told it before the
+    /// commit (milter `i`, rspamd `Queue-Id`).
+    pub(super) queue_id: QueueId,
     pub(super) incoming: Option<Incoming>,
     pub(super) pending: Vec<u8>,
     pub(super) total: u64,
@@ -236,8 +240,8 @@ impl DataDeadline {
 }
 
 /// Starts the spool file with our `Received:` header.
-pub(super) fn begin(spool: &Spool, trace: &Trace) -> Result<Incoming, SpoolError> {
-    let mut inc = spool.begin()?;
+pub(super) fn begin(spool: &Spool, trace: &Trace, id: QueueId) -> Result<Incoming, SpoolError> {
+    let mut inc = spool.begin_as(id)?;
     let header = received::render(trace, inc.queue_id().as_str());
     inc.write_all(header.as_bytes())?;
     Ok(inc)
@@ -420,6 +424,7 @@ where
         };
         let facts = self.machine.facts();
         Body {
+            queue_id: QueueId::generate(),
             incoming: None,
             pending: Vec::new(),
             total: 0,
@@ -554,11 +559,12 @@ async fn flush_body(spool: Spool, body: &mut Body) {
         data = scrubbed(data, body.scrub.as_deref());
     }
     let trace = body.trace.clone();
+    let id = body.queue_id;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let io = spool.clone();
     io.execute(move || {
         let written = incoming
-            .map_or_else(|| begin(&spool, &trace), Ok)
+            .map_or_else(|| begin(&spool, &trace, id), Ok)
             .and_then(|mut inc| inc.write_all(&data).map(|()| inc));
         let _ = tx.send(written);
     });
