@@ -18,6 +18,7 @@
 //! spam_quarantine = "spam"
 //! virus_action = "quarantine"       # quarantine | drop | reject
 //! virus_quarantine = "virus"
+//! rspamd_settings = "inbound"       # optional: rspamd Settings-ID (local.d/settings.conf)
 //! ```
 //!
 //! # Security
@@ -110,6 +111,24 @@ pub(crate) fn actions(
     }
     if let Some(v) = &p.virus_action {
         a.virus_action = v.get_ref().0;
+    }
+    if let Some(v) = &p.rspamd_settings {
+        // Sent as an HTTP header value: a settings id as rspamd names them.
+        let id = v.get_ref().trim();
+        let ok = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !ok {
+            return Err(cx.error(
+                v.span(),
+                format!("{key}.rspamd_settings"),
+                "an rspamd settings id: 1 to 64 of A-Z a-z 0-9 _ - . (an entry of rspamd's \
+                 local.d/settings.conf)",
+            ));
+        }
+        a.rspamd_settings = Some(id.to_owned());
     }
     for (raw, slot, name) in [
         (

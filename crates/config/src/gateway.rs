@@ -101,6 +101,7 @@ pub(crate) struct RawMailFlowPolicy {
     pub spam_quarantine: Option<Spanned<String>>,
     pub virus_action: Option<Spanned<Pick<postern_policy::content::VirusAction>>>,
     pub virus_quarantine: Option<Spanned<String>>,
+    pub rspamd_settings: Option<Spanned<String>>,
 }
 
 impl Choice for SpfFailAction {

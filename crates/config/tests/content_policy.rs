@@ -75,7 +75,7 @@ fn mail_flow_policy_content_keys_load_with_defaults() {
     let c = load(&policy(
         "spam_scan = false\nspam_positive = \"reject\"\nspam_suspect = \"quarantine\"\n\
          spam_positive_score = 12\nspam_suspect_score = 4.5\nspam_subject_tag = \"[SPAM]\"\n\
-         virus_action = \"drop\"\nvirus_quarantine = \"policy\"\n",
+         virus_action = \"drop\"\nvirus_quarantine = \"policy\"\nrspamd_settings = \"inbound\"\n",
     ))
     .unwrap()
     .config;
@@ -87,6 +87,7 @@ fn mail_flow_policy_content_keys_load_with_defaults() {
     assert_eq!(a.spam_subject_tag, "[SPAM]");
     assert_eq!(a.virus_action, VirusAction::Drop);
     assert_eq!(a.virus_quarantine, "policy");
+    assert_eq!(a.rspamd_settings.as_deref(), Some("inbound"));
 }
 
 #[test]
@@ -107,6 +108,8 @@ fn bad_content_keys_are_refused_with_their_place() {
     );
     let e = error(&policy("spam_subject_tag = \"a\\r\\nBcc: x\""));
     assert!(e.contains("spam_subject_tag"), "{e}");
+    let e = error(&policy("rspamd_settings = \"a b\\r\\nPass: all\""));
+    assert!(e.contains("rspamd_settings: an rspamd settings id"), "{e}");
 }
 
 /// A directory with a rule file and a dictionary, and the lines that name them.

@@ -138,6 +138,10 @@ pub struct ContentActions {
     pub virus_action: VirusAction,
     /// The quarantine infected messages go to.
     pub virus_quarantine: String,
+    /// An rspamd settings profile for this policy's mail (`Settings-ID`:
+    /// an id from rspamd's `local.d/settings.conf`); `None`: rspamd's own
+    /// choice.
+    pub rspamd_settings: Option<String>,
 }
 
 impl Default for ContentActions {
@@ -155,6 +159,7 @@ impl Default for ContentActions {
             spam_quarantine: "spam".into(),
             virus_action: VirusAction::Quarantine,
             virus_quarantine: "virus".into(),
+            rspamd_settings: None,
         }
     }
 }

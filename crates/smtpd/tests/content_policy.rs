@@ -496,6 +496,60 @@ fn require(tool: &str) -> bool {
     false
 }
 
+/// A mail-flow policy's `rspamd_settings` is sent as `Settings-ID`: the
+/// test rspamd's quiet profile drops `MIME_GOOD`, so the same message scores
+/// differently with it.
+#[tokio::test]
+async fn a_mail_flow_policy_chooses_the_rspamd_settings_profile() {
+    use postern_policy::admission::{Admission, FlowAction, MailFlowPolicy, Matcher, SenderGroup};
+    let Some(rspamd) = engines::Rspamd::get() else {
+        assert!(!require("rspamd"), "rspamd is required");
+        return;
+    };
+    let port = rspamd.normal;
+    let score = |profile: Option<&'static str>| async move {
+        let srv = common::start_with(move |s| {
+            s.content = ContentSettings {
+                rspamd: Some((
+                    rspamd_at(port),
+                    postern_policy::content::OnFailure::TempFail,
+                )),
+                ..ContentSettings::default()
+            };
+            s.relay.accepted_domains = vec!["example.com".into()];
+            let mut p = MailFlowPolicy::new("P", FlowAction::Accept);
+            p.content.rspamd_settings = profile.map(str::to_owned);
+            let all = SenderGroup {
+                name: "ALL".into(),
+                matchers: vec![Matcher::parse("all").unwrap()],
+                policy: 0,
+                listeners: Vec::new(),
+            };
+            s.admission = Admission::new(vec![all], vec![p], Vec::new());
+        })
+        .await;
+        let env = Env {
+            srv,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let r = env
+            .send(
+                "alice@example.org",
+                &["bob@example.com"],
+                &message("hello", "A normal note."),
+            )
+            .await;
+        assert_eq!(r.code, 250, "{}", r.text());
+        let stored = env.stored();
+        postern_proto::header_values(stored[0].0.added_headers.as_bytes(), "X-Spam-Score")
+            .pop()
+            .unwrap()
+    };
+    let plain = score(None).await;
+    let quiet = score(Some(engines::QUIET_SETTINGS)).await;
+    assert_ne!(plain, quiet, "the profile changed nothing");
+}
+
 #[tokio::test]
 async fn rspamd_gtube_is_quarantined_and_clean_mail_tagged_with_its_score() {
     let Some(rspamd) = engines::Rspamd::get() else {

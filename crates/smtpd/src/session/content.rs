@@ -276,6 +276,7 @@ where
                 tls_cipher: tls.as_ref().map(|t| t.cipher.as_str()),
                 mta_name: Some(hostname.as_str()),
                 queue_id: Some(envelope.queue_id.as_str()),
+                settings_id: a.rspamd_settings.as_deref(),
                 // rspamd scores a missing name as unknown (HFILTER_HOSTNAME_UNKNOWN,
                 // RDNS_NONE): when FCrDNS was looked up, say which it is;
                 // when not (no policy needed it) or it failed, say nothing.
