@@ -286,7 +286,6 @@ where
                     .fcrdns
                     .done()
                     .map(|_| client_name.as_deref().unwrap_or("unknown")),
-                ..ScanRequest::default()
             };
             match rspamd.check_bytes(&req, msg).await {
                 Ok(SpamOutcome::Scanned(v)) => {
