@@ -34,11 +34,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path as UrlPath, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use postern_spool::QueueId;
 use postern_track::TrackRecord;
 use serde::{Deserialize, Serialize};
@@ -180,6 +180,7 @@ pub async fn start(
     let cancel = CancellationToken::new();
     let token = cancel.clone();
     let task = tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<SocketPeer>();
         let serve = axum::serve(listener, app).with_graceful_shutdown(token.cancelled_owned());
         if let Err(e) = serve.await {
             tracing::error!(error = %e, "admin socket: server error");
@@ -553,16 +554,67 @@ async fn retry_all(State(s): State<Arc<AppState>>) -> Response {
     verb_response(&*s.control, Verb::Retry(None)).await
 }
 
-async fn hold(State(s): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> Response {
-    id_verb_response(&*s.control, &id, Verb::Hold).await
+/// Who is on the other end of the admin socket (`SO_PEERCRED`): named in
+/// the mail log's `held` / `released` / `deleted` events as `uid 0 (pid
+/// 4711)`. Only the server's user and root can open the socket (`0600`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SocketPeer {
+    uid: Option<u32>,
+    pid: Option<i32>,
 }
 
-async fn release(State(s): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> Response {
-    id_verb_response(&*s.control, &id, Verb::Release).await
+impl
+    axum::extract::connect_info::Connected<
+        axum::serve::IncomingStream<'_, tokio::net::UnixListener>,
+    > for SocketPeer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::UnixListener>) -> Self {
+        let cred = stream.io().peer_cred().ok();
+        Self {
+            uid: cred.map(|c| c.uid()),
+            pid: cred.and_then(|c| c.pid()),
+        }
+    }
 }
 
-async fn delete(State(s): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> Response {
-    id_verb_response(&*s.control, &id, Verb::Delete).await
+/// The verb's context for a socket request: who, when known.
+fn socket_cx(peer: Option<Extension<ConnectInfo<SocketPeer>>>) -> VerbContext {
+    let by = match peer.map(|Extension(ConnectInfo(p))| p) {
+        Some(SocketPeer {
+            uid: Some(u),
+            pid: Some(p),
+        }) => format!("uid {u} (pid {p})"),
+        Some(SocketPeer { uid: Some(u), .. }) => format!("uid {u}"),
+        _ => String::new(),
+    };
+    VerbContext {
+        by,
+        quarantined_only: false,
+    }
+}
+
+async fn hold(
+    State(s): State<Arc<AppState>>,
+    peer: Option<Extension<ConnectInfo<SocketPeer>>>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    id_verb_response_with(&*s.control, &id, Verb::Hold, socket_cx(peer)).await
+}
+
+async fn release(
+    State(s): State<Arc<AppState>>,
+    peer: Option<Extension<ConnectInfo<SocketPeer>>>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    id_verb_response_with(&*s.control, &id, Verb::Release, socket_cx(peer)).await
+}
+
+async fn delete(
+    State(s): State<Arc<AppState>>,
+    peer: Option<Extension<ConnectInfo<SocketPeer>>>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    id_verb_response_with(&*s.control, &id, Verb::Delete, socket_cx(peer)).await
 }
 
 /// `GET /v1/quarantine[?name=N]`: the quarantined messages (all
@@ -616,16 +668,18 @@ pub(crate) async fn quarantined_verb_response(
 
 async fn quarantine_release(
     State(s): State<Arc<AppState>>,
+    peer: Option<Extension<ConnectInfo<SocketPeer>>>,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    quarantined_verb_response(&*s.control, &id, Verb::Release, String::new()).await
+    quarantined_verb_response(&*s.control, &id, Verb::Release, socket_cx(peer).by).await
 }
 
 async fn quarantine_delete(
     State(s): State<Arc<AppState>>,
+    peer: Option<Extension<ConnectInfo<SocketPeer>>>,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    quarantined_verb_response(&*s.control, &id, Verb::Delete, String::new()).await
+    quarantined_verb_response(&*s.control, &id, Verb::Delete, socket_cx(peer).by).await
 }
 
 async fn flush(State(s): State<Arc<AppState>>, UrlPath(domain): UrlPath<String>) -> Response {

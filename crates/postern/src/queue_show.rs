@@ -271,8 +271,14 @@ fn write_history(out: &mut String, events: &[TrackRecord], has_log: bool) {
             MailEvent::Held(a) | MailEvent::Released(a) | MailEvent::Deleted(a) => {
                 let who = if a.via == "quarantine-expiry" {
                     "at the end of its quarantine (via quarantine-expiry".to_owned()
-                } else {
+                } else if a.by.is_empty() {
                     format!("by the operator (via {}", a.via)
+                } else {
+                    // `by` came from our own admin user/token names and
+                    // addresses, or the socket's peer uid: still cleaned,
+                    // as every logged value shown on a terminal is.
+                    let by: String = a.by.chars().filter(|c| !c.is_control()).collect();
+                    format!("by the operator (via {}, {by}", a.via)
                 };
                 let _ = writeln!(
                     out,

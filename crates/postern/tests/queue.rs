@@ -201,6 +201,26 @@ fn verbs_go_through_the_admin_socket_while_the_server_runs() {
     assert!(refused(&cfg, &["retry", &id]).contains("release it first"));
     assert!(ok(&cfg, &["show", &id]).contains("held since:"));
     assert!(ok(&cfg, &["release", &id]).starts_with(&format!("released {id}")));
+    // The mail log names who gave the command over the socket: the CLI's
+    // user (SO_PEERCRED).
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&cfg, &["show", &id, "--json"])).unwrap();
+    let held = json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "held")
+        .cloned()
+        .unwrap();
+    let by = held["by"].as_str().unwrap_or_default();
+    assert!(by.starts_with("uid ") && by.contains("(pid "), "{held}");
+    let show = ok(&cfg, &["show", &id]);
+    assert!(
+        show.contains(&format!(
+            "held      by the operator (via admin, {by}; 1 recipient(s))"
+        )),
+        "{show}"
+    );
     assert_eq!(
         ok(&cfg, &["release", &id]).trim(),
         format!("not held: {id}")
