@@ -201,37 +201,8 @@ async fn behind_a_tls_ending_proxy() {
 #[tokio::test]
 async fn a_distributed_guesser_cannot_lock_the_admin_out() {
     let s = Server::start().await;
-    let host = s.host();
-    let login_from = |src: IpAddr, password: &'static str| {
-        let (s, host) = (&s, host.clone());
-        async move {
-            let pre = s
-                .req_as(Some(src), Some(&host), "GET", "/api/login", &[], "")
-                .await;
-            let csrf = pre.json()["csrf"].as_str().unwrap().to_owned();
-            let cookie = pre.cookie_pair("postern_login").unwrap();
-            let body = serde_urlencoded::to_string([
-                ("user", USER),
-                ("password", password),
-                ("csrf", &csrf),
-            ])
-            .unwrap();
-            s.req_as(
-                Some(src),
-                Some(&host),
-                "POST",
-                "/login",
-                &[
-                    ("Cookie", &cookie),
-                    ("Content-Type", "application/x-www-form-urlencoded"),
-                    ("Accept", "application/json"),
-                ],
-                &body,
-            )
-            .await
-            .status
-        }
-    };
+    let login_from =
+        |src: IpAddr, password: &'static str| login_status(&s, Some(src), None, password);
     // The admin logs in from 127.0.0.2.
     assert_eq!(login_from(lo(2), PASSWORD).await, 200);
     // Guessers on 127.0.0.10… spend the name's allowance (a few guesses
@@ -254,34 +225,42 @@ async fn a_distributed_guesser_cannot_lock_the_admin_out() {
     s.stop().await;
 }
 
-/// Logs in through a proxy on 127.0.0.1 that says the browser is `client`
-/// (`X-Forwarded-For`); the status.
-async fn login_via_proxy(s: &Server, client: &str, password: &str) -> u16 {
+/// Logs in as the test user from source address `src` (a 127/8 address;
+/// `None`: the system's choice), through a proxy that says the browser is
+/// `forwarded_for` when given (`X-Forwarded-For`); the status.
+async fn login_status(
+    s: &Server,
+    src: Option<IpAddr>,
+    forwarded_for: Option<&str>,
+    password: &str,
+) -> u16 {
     let host = s.host();
-    let xff = [("X-Forwarded-For", client)];
+    let xff: Vec<(&str, &str)> = forwarded_for
+        .map(|c| ("X-Forwarded-For", c))
+        .into_iter()
+        .collect();
     let pre = s
-        .req_as(None, Some(&host), "GET", "/api/login", &xff, "")
+        .req_as(src, Some(&host), "GET", "/api/login", &xff, "")
         .await;
     let csrf = pre.json()["csrf"].as_str().unwrap().to_owned();
     let cookie = pre.cookie_pair("postern_login").unwrap();
     let body =
         serde_urlencoded::to_string([("user", USER), ("password", password), ("csrf", &csrf)])
             .unwrap();
-    s.req_as(
-        None,
-        Some(&host),
-        "POST",
-        "/login",
-        &[
-            ("X-Forwarded-For", client),
-            ("Cookie", &cookie),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("Accept", "application/json"),
-        ],
-        &body,
-    )
-    .await
-    .status
+    let mut headers = xff;
+    headers.extend([
+        ("Cookie", cookie.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Accept", "application/json"),
+    ]);
+    s.req_as(src, Some(&host), "POST", "/login", &headers, &body)
+        .await
+        .status
+}
+
+/// [`login_status`] through a proxy on 127.0.0.1 naming `client`.
+async fn login_via_proxy(s: &Server, client: &str, password: &str) -> u16 {
+    login_status(s, None, Some(client), password).await
 }
 
 #[tokio::test]
