@@ -11,6 +11,10 @@
 //! - Rotation (the path names another inode) → the old file is read to its
 //!   end, then the new one from 0; truncation (the file is shorter than the
 //!   offset) → from 0.
+//! - Rotation while stopped → at start the checkpoint's file is looked for
+//!   beside the path, renamed (`mail.log.1`, by file id) or compressed
+//!   (`mail.log.2.gz`, by its [`FileHead`] fingerprint): its tail is read,
+//!   then every newer rotated file, then the path ([`crate::rotated`]).
 //! - Garbage lines (damaged, overlong, unknown events) are skipped and counted.
 //! - Prunes once at start and every hour when `retention_days > 0`.
 //! - Memory is bounded: one read buffer of [`CHUNK`] bytes and one batch.
@@ -22,6 +26,7 @@
 //! make the indexer buffer without bound). Subjects are removed before
 //! indexing unless `[tracking] subjects` is on.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -34,9 +39,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::entry::LogEntry;
 use crate::error::StoreError;
+use crate::rotated::{self, GzTail, Rotated};
 use crate::settings::TrackingSettings;
 use crate::store::TrackStore;
-use crate::types::Checkpoint;
+use crate::types::{Checkpoint, FileHead};
 
 /// Lines per transaction at most.
 pub const BATCH_LINES: usize = 2_000;
@@ -57,8 +63,6 @@ const RETRY: Duration = Duration::from_secs(1);
 /// thread during a burst (the issue's "never able to slow acceptance";
 /// `docs/benchmarks.md` "Issue 12" for the cost without it).
 const PACE: u32 = 9;
-/// Directory entries looked at for a file rotated while we were stopped.
-const ROTATED_SCAN: usize = 1000;
 /// How long the rotated file must stay unchanged before the indexer moves
 /// to the new one (the server reopens within a second: `MailLog`).
 const ROTATION_SETTLE: Duration = Duration::from_secs(3);
@@ -145,9 +149,12 @@ impl Indexer {
             shared: Arc::clone(&shared),
             subjects: settings.subjects,
             retention_days: settings.retention_days,
-            file: None,
+            source: None,
             file_id: 0,
             offset: 0,
+            head: None,
+            resumed: None,
+            backlog: VecDeque::new(),
             skip_to_newline: false,
             buf: Vec::new(),
             rotation_seen: None,
@@ -214,14 +221,34 @@ impl Drop for Indexer {
 
 /// The identity of a file: inode, with the device folded into the high bits.
 #[cfg(unix)]
-fn file_id(meta: &std::fs::Metadata) -> u64 {
+pub(crate) fn file_id(meta: &std::fs::Metadata) -> u64 {
     use std::os::unix::fs::MetadataExt;
     meta.ino() ^ meta.dev().rotate_left(40)
 }
 
 #[cfg(not(unix))]
-fn file_id(_meta: &std::fs::Metadata) -> u64 {
+pub(crate) fn file_id(_meta: &std::fs::Metadata) -> u64 {
     0
+}
+
+/// What the indexer reads. A rotated file read at start is finished (no
+/// writer): its end moves on to the next one, then to the path.
+enum Source {
+    /// The mail log.
+    Live(File),
+    /// A rotated file read at start, not compressed.
+    Rotated(File),
+    /// A compressed rotated file read at start.
+    Gz(Box<GzTail>),
+}
+
+impl Source {
+    fn plain(&self) -> Option<&File> {
+        match self {
+            Source::Live(f) | Source::Rotated(f) => Some(f),
+            Source::Gz(_) => None,
+        }
+    }
 }
 
 struct Tail {
@@ -230,9 +257,16 @@ struct Tail {
     shared: Arc<Shared>,
     subjects: bool,
     retention_days: u32,
-    file: Option<File>,
+    source: Option<Source>,
     file_id: u64,
     offset: u64,
+    /// The fingerprint of the file being read; `None` until known (taken
+    /// at its first batch).
+    head: Option<FileHead>,
+    /// The checkpoint found at start.
+    resumed: Option<Checkpoint>,
+    /// Newer rotated files still to read at start, oldest first.
+    backlog: VecDeque<Rotated>,
     /// Inside an overlong line: discard up to the next newline.
     skip_to_newline: bool,
     buf: Vec<u8>,
@@ -268,12 +302,18 @@ impl Tail {
                 last_prune = Some(Instant::now());
             }
             if !resumed {
-                match self.store.checkpoint() {
-                    Ok(cp) => {
+                match self
+                    .store
+                    .checkpoint()
+                    .and_then(|cp| Ok((cp, self.store.checkpoint_head()?)))
+                {
+                    Ok((cp, head)) => {
                         resumed = true;
                         if let Some(cp) = cp {
                             self.file_id = cp.file_id;
                             self.offset = cp.offset;
+                            self.head = head;
+                            self.resumed = Some(cp);
                         }
                     }
                     Err(e) => {
@@ -338,96 +378,170 @@ impl Tail {
     /// Opens the mail log (or notices rotation / truncation), reads a chunk
     /// and indexes its complete lines.
     fn step(&mut self) -> Step {
-        if self.file.is_none() {
-            match open(&self.path) {
-                Ok(Some((f, id, len))) => {
-                    // The log was rotated while we were stopped: finish the
-                    // checkpoint's file first, if it is still beside the path
-                    // (`mail.log.1`, `mail.log-20261207`, …); at its end the
-                    // rotation is followed as usual.
-                    if id != self.file_id && self.file_id != 0 && !self.rotated_looked {
-                        self.rotated_looked = true;
-                        if let Some(old) = find_rotated(&self.path, self.file_id) {
-                            tracing::info!(path = %self.path.display(),
-                                "tracking: finishing the rotated mail log first");
-                            self.file = Some(old);
-                            self.update_behind();
-                            return Step::Progress;
-                        }
-                    }
-                    self.rotated_looked = true;
-                    if id != self.file_id || len < self.offset {
-                        // Another file than the checkpoint's, or truncated.
-                        self.file_id = id;
-                        self.offset = 0;
-                        self.skip_to_newline = false;
-                    }
-                    self.file = Some(f);
-                    self.update_behind();
-                }
-                Ok(None) => return Step::Idle, // not created yet
-                Err(e) => {
-                    self.fail(&e);
-                    return Step::Failed;
-                }
-            }
+        if self.source.is_none()
+            && let Some(step) = self.open_next()
+        {
+            return step;
         }
-        match self.read_chunk() {
+        let read = match self.source.as_mut() {
+            Some(Source::Live(f) | Source::Rotated(f)) => read_plain(f, self.offset, &mut self.buf),
+            Some(Source::Gz(g)) => match g.read_chunk(&mut self.buf, CHUNK) {
+                Ok(n) => Ok(n),
+                Err(e) => {
+                    // Once per file: the rest of it is skipped, the next one read.
+                    tracing::warn!(error = %e, "tracking indexer: a rotated mail log");
+                    self.end_rotated();
+                    return Step::Progress;
+                }
+            },
+            None => Ok(0),
+        };
+        match read {
+            Ok(0) if self.catching_up() => {
+                self.end_rotated();
+                Step::Progress
+            }
             Ok(0) => self.check_rotation(),
             Ok(_) => {
                 let step = self.index_buffer();
                 // While catching up, the lag moves with every chunk.
-                if let Some(len) = self
-                    .file
-                    .as_ref()
-                    .and_then(|f| f.metadata().ok())
-                    .map(|m| m.len())
-                {
-                    self.shared
-                        .behind
-                        .store(len.saturating_sub(self.offset), Ordering::Relaxed);
-                }
+                self.update_behind();
                 step
             }
             Err(e) => {
                 self.fail(&e);
-                self.file = None;
+                self.source = None;
                 Step::Failed
             }
         }
     }
 
-    /// The length of the file being read (0 when none is open).
+    /// Opens what comes next: the newer rotated files read at start, then
+    /// the path. `Some` when there is nothing to read now.
+    fn open_next(&mut self) -> Option<Step> {
+        if let Some(next) = self.backlog.pop_front() {
+            self.open_rotated(&next, None);
+            return Some(Step::Progress);
+        }
+        match open(&self.path) {
+            Ok(Some((f, id, len))) => {
+                let mut another = id != self.file_id || len < self.offset;
+                if !self.rotated_looked {
+                    self.rotated_looked = true;
+                    // Our file, unless the inode was reused by another one.
+                    let ours = id == self.file_id
+                        && self.head.is_none_or(|h| rotated::plain_matches(&f, h));
+                    if !ours && let Some(cp) = self.resumed {
+                        // Rotated while we were stopped: finish the
+                        // checkpoint's file first, then the newer ones.
+                        if let Some((old, newer)) =
+                            rotated::catch_up(&self.path, &cp, self.head.as_ref())
+                        {
+                            tracing::info!(path = %self.path.display(), rotated = %old.path.display(),
+                                newer = newer.len(), "tracking: finishing the rotated mail log first");
+                            self.backlog = newer.into();
+                            self.open_rotated(&old, Some(cp.offset));
+                            return Some(Step::Progress);
+                        }
+                        if cp.offset > 0 {
+                            tracing::warn!(path = %self.path.display(),
+                                "tracking: the mail log was rotated while the indexer was stopped and \
+                                 the checkpoint's file is not beside it (renamed or gzip-compressed): \
+                                 its events after the checkpoint are not indexed");
+                        }
+                    }
+                    another |= !ours;
+                }
+                if another {
+                    // Another file than the checkpoint's, or truncated.
+                    self.file_id = id;
+                    self.offset = 0;
+                    self.head = None;
+                    self.skip_to_newline = false;
+                }
+                self.source = Some(Source::Live(f));
+                self.update_behind();
+                None
+            }
+            Ok(None) => Some(Step::Idle), // not created yet
+            Err(e) => {
+                self.fail(&e);
+                Some(Step::Failed)
+            }
+        }
+    }
+
+    /// Starts reading a rotated file: the checkpoint's from its offset
+    /// (`Some`), a newer one from the start.
+    fn open_rotated(&mut self, r: &Rotated, offset: Option<u64>) {
+        if offset.is_none() {
+            self.head = None;
+        }
+        self.offset = offset.unwrap_or(0);
+        self.skip_to_newline = false;
+        let opened = if r.compressed {
+            GzTail::open(&r.path, self.offset).map(|(g, id)| (Source::Gz(Box::new(g)), id))
+        } else {
+            File::open(&r.path).and_then(|f| {
+                let id = file_id(&f.metadata()?);
+                Ok((Source::Rotated(f), id))
+            })
+        };
+        match opened {
+            Ok((source, id)) => {
+                self.file_id = id;
+                self.source = Some(source);
+                self.update_behind();
+            }
+            Err(e) => {
+                tracing::warn!(path = %r.path.display(), error = %e,
+                    "tracking indexer: cannot open a rotated mail log; skipped");
+                self.end_rotated();
+            }
+        }
+    }
+
+    /// The end of a rotated file read at start (or a damaged one): on to
+    /// the next.
+    fn end_rotated(&mut self) {
+        self.source = None;
+        self.skip_to_newline = false;
+    }
+
+    /// Reading a rotated file at start.
+    fn catching_up(&self) -> bool {
+        matches!(self.source, Some(Source::Rotated(_) | Source::Gz(_)))
+    }
+
+    /// The length of the file being read (0 when none is open, or a
+    /// compressed one: it does not grow).
     fn file_len(&self) -> u64 {
-        self.file
+        self.source
             .as_ref()
+            .and_then(Source::plain)
             .and_then(|f| f.metadata().ok())
             .map_or(0, |m| m.len())
     }
 
-    /// Bytes of our file after the offset.
+    /// Bytes of our file after the offset (of a compressed file: its
+    /// compressed bytes not read yet).
     fn update_behind(&self) {
-        if let Some(len) = self
-            .file
-            .as_ref()
-            .and_then(|f| f.metadata().ok())
-            .map(|m| m.len())
-        {
-            self.shared
-                .behind
-                .store(len.saturating_sub(self.offset), Ordering::Relaxed);
-        }
+        let behind = match &self.source {
+            Some(Source::Live(f) | Source::Rotated(f)) => match f.metadata() {
+                Ok(m) => m.len().saturating_sub(self.offset),
+                Err(_) => return,
+            },
+            Some(Source::Gz(g)) => g.behind(),
+            None => return,
+        };
+        self.shared.behind.store(behind, Ordering::Relaxed);
     }
 
     /// At the end of our file: has the path moved on to another file, or
     /// was ours truncated?
     fn check_rotation(&mut self) -> Step {
         let current = std::fs::metadata(&self.path).ok();
-        let ours_len = self
-            .file
-            .as_ref()
-            .and_then(|f| f.metadata().ok())
-            .map_or(0, |m| m.len());
+        let ours_len = self.file_len();
         match current {
             Some(m) if file_id(&m) != self.file_id => {
                 // Rotated. The server notices within a second and reopens
@@ -445,7 +559,7 @@ impl Tail {
                     return Step::Idle;
                 }
                 self.rotation_seen = None;
-                self.file = None;
+                self.source = None;
                 self.shared.behind.store(m.len(), Ordering::Relaxed);
                 Step::Progress
             }
@@ -464,28 +578,43 @@ impl Tail {
         }
     }
 
-    /// Reads up to [`CHUNK`] bytes from the offset into `buf`.
-    fn read_chunk(&mut self) -> std::io::Result<usize> {
-        let Some(f) = self.file.as_mut() else {
-            return Ok(0);
-        };
-        f.seek(SeekFrom::Start(self.offset))?;
-        self.buf.clear();
-        let n = f.take(CHUNK as u64).read_to_end(&mut self.buf)?;
-        Ok(n)
-    }
-
     /// Indexes the complete lines in `buf`, batch by batch, moving the
     /// offset with each committed batch.
     fn index_buffer(&mut self) -> Step {
         let buf = std::mem::take(&mut self.buf);
+        let base = self.offset;
         let step = self.index_lines(&buf);
+        if let Some(Source::Gz(g)) = self.source.as_mut() {
+            // A compressed file cannot seek back: keep what was not consumed.
+            let consumed = usize::try_from(self.offset.saturating_sub(base)).unwrap_or(usize::MAX);
+            g.keep(buf.get(consumed..).unwrap_or_default());
+        }
         self.buf = buf;
         step
     }
 
+    /// The fingerprint of the file being read, from `buf` when it starts
+    /// at byte 0, else read from the file (an uncompressed one).
+    fn take_head(&mut self, base: u64, buf: &[u8]) {
+        if self.head.is_some() {
+            return;
+        }
+        self.head = if base == 0 {
+            rotated::head_of(buf)
+        } else if let Some(Source::Live(f) | Source::Rotated(f)) = self.source.as_mut() {
+            let mut first = Vec::with_capacity(rotated::HEAD_MAX);
+            f.seek(SeekFrom::Start(0))
+                .and_then(|_| f.take(rotated::HEAD_MAX as u64).read_to_end(&mut first))
+                .ok()
+                .and_then(|_| rotated::head_of(&first))
+        } else {
+            None
+        };
+    }
+
     fn index_lines(&mut self, buf: &[u8]) -> Step {
         let base = self.offset;
+        self.take_head(base, buf);
         let mut pos = 0usize;
         if self.skip_to_newline {
             let Some(i) = buf.iter().position(|b| *b == b'\n') else {
@@ -553,21 +682,20 @@ impl Tail {
     /// A partial line at the end: idle, unless the log was rotated (the
     /// writer will never finish that line: skip it).
     fn check_rotation_partial(&mut self) -> Step {
+        if self.catching_up() {
+            // A rotated file read at start ends with a torn line.
+            self.shared.skipped.fetch_add(1, Ordering::Relaxed);
+            self.end_rotated();
+            return Step::Progress;
+        }
         match std::fs::metadata(&self.path) {
             Ok(m) if file_id(&m) != self.file_id => {
                 self.shared.skipped.fetch_add(1, Ordering::Relaxed);
-                self.file = None;
+                self.source = None;
                 Step::Progress
             }
             _ => {
-                let len = self
-                    .file
-                    .as_ref()
-                    .and_then(|f| f.metadata().ok())
-                    .map_or(0, |m| m.len());
-                self.shared
-                    .behind
-                    .store(len.saturating_sub(self.offset), Ordering::Relaxed);
+                self.update_behind();
                 Step::Idle
             }
         }
@@ -579,7 +707,7 @@ impl Tail {
             file_id: self.file_id,
             offset,
         };
-        match self.store.index(batch, &cp) {
+        match self.store.index_with_head(batch, &cp, self.head.as_ref()) {
             Ok(()) => {
                 self.shared
                     .indexed
@@ -623,30 +751,14 @@ fn lower_priority() {
 #[cfg(not(target_os = "linux"))]
 fn lower_priority() {}
 
-/// Opens the log: the file, its identity and length; `None` when absent.
-/// Files beside `path` whose name starts with its name (logrotate's
-/// `mail.log.1`, `mail.log-20261207`; compressed ones cannot be ours) with
-/// the identity `id`. At most [`ROTATED_SCAN`] directory entries are looked at.
-fn find_rotated(path: &Path, id: u64) -> Option<File> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
-    let name = path.file_name()?.to_str()?;
-    for entry in std::fs::read_dir(dir).ok()?.take(ROTATED_SCAN).flatten() {
-        let file_name = entry.file_name();
-        let Some(other) = file_name.to_str() else {
-            continue;
-        };
-        if other == name || !other.starts_with(name) {
-            continue;
-        }
-        if let Ok(f) = File::open(entry.path())
-            && f.metadata().is_ok_and(|m| file_id(&m) == id)
-        {
-            return Some(f);
-        }
-    }
-    None
+/// Reads up to [`CHUNK`] bytes of `f` from `offset` into `buf`.
+fn read_plain(f: &mut File, offset: u64, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    f.seek(SeekFrom::Start(offset))?;
+    buf.clear();
+    f.take(CHUNK as u64).read_to_end(buf)
 }
 
+/// Opens the log: the file, its identity and length; `None` when absent.
 fn open(path: &Path) -> std::io::Result<Option<(File, u64, u64)>> {
     match File::open(path) {
         Ok(f) => {

@@ -25,6 +25,7 @@ mod error;
 mod evidence;
 mod indexer;
 pub mod render;
+mod rotated;
 mod settings;
 mod sqlite;
 mod store;
@@ -37,6 +38,6 @@ pub use settings::TrackingSettings;
 pub use sqlite::SqliteStore;
 pub use store::TrackStore;
 pub use types::{
-    Checkpoint, Direction, EventRow, Evidence, InboundHop, MessageLife, OutboundHop, PeerPosture,
-    PostureQuery, SearchQuery, Summary, TlsEvidence,
+    Checkpoint, Direction, EventRow, Evidence, FileHead, InboundHop, MessageLife, OutboundHop,
+    PeerPosture, PostureQuery, SearchQuery, Summary, TlsEvidence,
 };

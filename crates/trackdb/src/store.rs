@@ -5,7 +5,7 @@
 use crate::entry::LogEntry;
 use crate::error::StoreError;
 use crate::types::{
-    Checkpoint, EventRow, MessageLife, PeerPosture, PostureQuery, SearchQuery, Summary,
+    Checkpoint, EventRow, FileHead, MessageLife, PeerPosture, PostureQuery, SearchQuery, Summary,
 };
 
 /// The tracking store. Synchronous: async callers use `spawn_blocking`.
@@ -16,6 +16,26 @@ pub trait TrackStore: Send + Sync + 'static {
     fn index(&self, batch: &[LogEntry], checkpoint: &Checkpoint) -> Result<(), StoreError>;
     /// Where the indexer stopped reading the mail log; `None` before the first batch.
     fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError>;
+    /// As [`TrackStore::index`], and records in the same transaction the
+    /// fingerprint of the checkpoint's file (how the indexer finds it again
+    /// once logrotate has renamed and compressed it). `None` keeps the
+    /// fingerprint stored for the same `file_id`, and forgets it for another.
+    /// The default ignores the fingerprint (a store that cannot keep it still
+    /// follows uncompressed rotation, by file id).
+    fn index_with_head(
+        &self,
+        batch: &[LogEntry],
+        checkpoint: &Checkpoint,
+        head: Option<&FileHead>,
+    ) -> Result<(), StoreError> {
+        let _ = head;
+        self.index(batch, checkpoint)
+    }
+    /// The fingerprint stored with the checkpoint (`None`: none yet, or a
+    /// store that does not keep it).
+    fn checkpoint_head(&self) -> Result<Option<FileHead>, StoreError> {
+        Ok(None)
+    }
     /// Events matching every filter, newest first.
     fn search(&self, q: &SearchQuery) -> Result<Vec<EventRow>, StoreError>;
     /// A queue id, or a Message-ID (with or without angle brackets).

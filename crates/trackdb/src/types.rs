@@ -14,6 +14,19 @@ pub struct Checkpoint {
     pub offset: u64,
 }
 
+/// The fingerprint of a mail-log file that survives renaming and
+/// compression (logrotate's `compress`: `mail.log.1.gz` is a new inode): the
+/// CRC-32 of its first `len` bytes, taken when the indexer first commits a
+/// checkpoint in it (`len` = up to 4 KiB, always at least its first line, and
+/// every line of the mail log carries a unique event id and its time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileHead {
+    /// Bytes fingerprinted (1 ..= 4096).
+    pub len: u32,
+    /// CRC-32 (IEEE) of those bytes.
+    pub crc32: u32,
+}
+
 /// A search. Every filter set must match; `Default` finds everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SearchQuery {

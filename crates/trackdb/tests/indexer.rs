@@ -5,89 +5,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use postern_spool::QueueId;
-use postern_track::{MailEvent, MailLog, Queued};
-use postern_trackdb::{Indexer, LogEntry, SearchQuery, SqliteStore, TrackStore, TrackingSettings};
-
-const DEADLINE: Duration = Duration::from_secs(20);
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn append(path: &Path, text: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-}
-
-fn total(store: &SqliteStore) -> usize {
-    store
-        .search(&SearchQuery {
-            limit: 10_000,
-            ..SearchQuery::default()
-        })
-        .unwrap()
-        .len()
-}
-
-fn queued(n: usize) -> Vec<LogEntry> {
-    (0..n)
-        .map(|i| {
-            common::rec(
-                QueueId::generate(),
-                "2026-12-01T10:00:00.000Z",
-                MailEvent::Queued(Queued {
-                    sender: format!("s{i}@example.com"),
-                    rcpt_count: 1,
-                    size: 10,
-                    origin: "smtp".into(),
-                }),
-            )
-        })
-        .collect()
-}
-
-struct Setup {
-    dir: tempfile::TempDir,
-    store: Arc<SqliteStore>,
-    settings: TrackingSettings,
-}
-
-impl Setup {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut settings = TrackingSettings::new(dir.path());
-        settings.retention_days = 0;
-        let store = Arc::new(SqliteStore::open(&settings.database).unwrap());
-        Self {
-            dir,
-            store,
-            settings,
-        }
-    }
-
-    fn log(&self) -> std::path::PathBuf {
-        self.dir.path().join("mail.log")
-    }
-
-    fn spawn(&self) -> Indexer {
-        let store: Arc<dyn TrackStore> = self.store.clone();
-        Indexer::spawn(store, self.log(), &self.settings).unwrap()
-    }
-}
+use common::tail::{Setup, append, queued, total, wait_for};
+use postern_track::MailLog;
+use postern_trackdb::{Indexer, LogEntry, SearchQuery, TrackStore};
 
 #[test]
 fn tails_a_real_mail_log_as_it_grows() {

@@ -13,7 +13,7 @@ use super::SqliteStore;
 use super::map::{self, PostureDelta, Row};
 use crate::entry::LogEntry;
 use crate::error::StoreError;
-use crate::types::Checkpoint;
+use crate::types::{Checkpoint, FileHead};
 
 /// Events deleted per pruning transaction.
 const PRUNE_CHUNK: usize = 5_000;
@@ -24,6 +24,7 @@ pub(super) fn index(
     conn: &mut Connection,
     batch: &[LogEntry],
     checkpoint: &Checkpoint,
+    head: Option<&FileHead>,
 ) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     for entry in batch {
@@ -45,15 +46,24 @@ pub(super) fn index(
             add_posture(&tx, p, row.ts_ms)?;
         }
     }
-    tx.execute(
-        "INSERT INTO checkpoint (id, file_id, offset) VALUES (1, ?1, ?2)
-         ON CONFLICT(id) DO UPDATE SET file_id = excluded.file_id, offset = excluded.offset",
-        params![
-            // The same 64 bits: SQLite integers are signed.
-            i64::from_ne_bytes(checkpoint.file_id.to_ne_bytes()),
-            i64::try_from(checkpoint.offset).unwrap_or(i64::MAX)
-        ],
-    )?;
+    // No fingerprint given: keep the one of the same file, forget another's.
+    tx.prepare_cached(
+        "INSERT INTO checkpoint (id, file_id, offset, head_len, head_crc) VALUES (1, ?1, ?2, ?3, ?4)
+         ON CONFLICT(id) DO UPDATE SET
+            head_len = CASE WHEN excluded.head_len IS NOT NULL THEN excluded.head_len
+                            WHEN checkpoint.file_id = excluded.file_id THEN checkpoint.head_len END,
+            head_crc = CASE WHEN excluded.head_len IS NOT NULL THEN excluded.head_crc
+                            WHEN checkpoint.file_id = excluded.file_id THEN checkpoint.head_crc END,
+            file_id = excluded.file_id,
+            offset = excluded.offset",
+    )?
+    .execute(params![
+        // The same 64 bits: SQLite integers are signed.
+        i64::from_ne_bytes(checkpoint.file_id.to_ne_bytes()),
+        i64::try_from(checkpoint.offset).unwrap_or(i64::MAX),
+        head.map(|h| i64::from(h.len)),
+        head.map(|h| i64::from(h.crc32)),
+    ])?;
     tx.commit()?;
     Ok(())
 }

@@ -24,7 +24,7 @@ use crate::entry::LogEntry;
 use crate::error::StoreError;
 use crate::store::TrackStore;
 use crate::types::{
-    Checkpoint, EventRow, MessageLife, PeerPosture, PostureQuery, SearchQuery, Summary,
+    Checkpoint, EventRow, FileHead, MessageLife, PeerPosture, PostureQuery, SearchQuery, Summary,
 };
 
 /// How long a statement waits for a lock before failing (a reader from the
@@ -92,8 +92,7 @@ impl SqliteStore {
             });
         }
         if version < schema::VERSION {
-            conn.execute_batch(schema::V1)?;
-            conn.pragma_update(None, "user_version", schema::VERSION)?;
+            migrate(&conn, version)?;
         }
         Ok(Self {
             path: path.to_path_buf(),
@@ -193,6 +192,25 @@ impl SqliteStore {
     }
 }
 
+/// Takes the database from `version` to [`schema::VERSION`] in one
+/// transaction (a crash leaves the old version, migrated again next time).
+fn migrate(conn: &Connection, version: i64) -> Result<(), StoreError> {
+    let mut sql = String::from("BEGIN IMMEDIATE;\n");
+    for (n, step) in (1..).zip(schema::MIGRATIONS) {
+        if n > version {
+            sql.push_str(step);
+        }
+    }
+    sql.push_str("PRAGMA user_version = ");
+    sql.push_str(&schema::VERSION.to_string());
+    sql.push_str(";\nCOMMIT;");
+    if let Err(e) = conn.execute_batch(&sql) {
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(e.into());
+    }
+    Ok(())
+}
+
 /// Creates `path` 0600 when it does not exist (SQLite would use the umask).
 fn create_private(path: &Path) -> Result<(), StoreError> {
     let mut opts = std::fs::OpenOptions::new();
@@ -211,7 +229,36 @@ fn create_private(path: &Path) -> Result<(), StoreError> {
 
 impl TrackStore for SqliteStore {
     fn index(&self, batch: &[LogEntry], checkpoint: &Checkpoint) -> Result<(), StoreError> {
-        self.write(|conn| index::index(conn, batch, checkpoint))
+        self.write(|conn| index::index(conn, batch, checkpoint, None))
+    }
+
+    fn index_with_head(
+        &self,
+        batch: &[LogEntry],
+        checkpoint: &Checkpoint,
+        head: Option<&FileHead>,
+    ) -> Result<(), StoreError> {
+        self.write(|conn| index::index(conn, batch, checkpoint, head))
+    }
+
+    fn checkpoint_head(&self) -> Result<Option<FileHead>, StoreError> {
+        self.read(|conn| {
+            let head: Option<(Option<i64>, Option<i64>)> = conn
+                .query_row(
+                    "SELECT head_len, head_crc FROM checkpoint WHERE id = 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            Ok(match head {
+                Some((Some(len), Some(crc))) => Some(FileHead {
+                    len: u32::try_from(len).unwrap_or(0),
+                    crc32: u32::try_from(crc).unwrap_or(0),
+                })
+                .filter(|h| h.len > 0),
+                _ => None,
+            })
+        })
     }
 
     fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {

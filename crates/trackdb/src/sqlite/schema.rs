@@ -1,10 +1,22 @@
 //! The SQLite schema (documented for `sqlite3` users in docs/tracking.md).
 //!
 //! Versioned with `PRAGMA user_version`: a newer file is refused
-//! ([`crate::StoreError::Schema`]), an empty one is created.
+//! ([`crate::StoreError::Schema`]), an empty one is created, an older one is
+//! migrated in place ([`MIGRATIONS`], in one transaction).
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
+
+/// What takes a database from version `n - 1` to `n`, for `n` = 1, 2, …
+pub const MIGRATIONS: [&str; 2] = [V1, V2];
+
+/// Version 2: the fingerprint of the checkpoint's file
+/// ([`crate::FileHead`]), so the indexer finds it once compressed.
+/// NULL for a checkpoint written by version 1 (it is filled at the next batch).
+pub const V2: &str = r"
+ALTER TABLE checkpoint ADD COLUMN head_len INTEGER;
+ALTER TABLE checkpoint ADD COLUMN head_crc INTEGER;
+";
 
 /// Version 1.
 pub const V1: &str = r"

@@ -8,6 +8,8 @@ use postern_track::{
 };
 use postern_trackdb::LogEntry;
 
+pub mod tail;
+
 pub fn rec(q: QueueId, ts: &str, event: MailEvent) -> LogEntry {
     LogEntry::Mail(TrackRecord {
         ts: ts.to_owned(),
