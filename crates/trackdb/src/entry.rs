@@ -62,6 +62,43 @@ impl LogEntry {
     }
 }
 
+/// A batch of mail-log lines for [`crate::TrackStore::index_batch`]: the
+/// parsed entries and, beside each, its line as logged when it can be
+/// stored as it is (the JSON record is then not serialised again).
+#[derive(Debug, Default)]
+pub struct Batch<'a> {
+    /// The parsed entries.
+    pub entries: Vec<LogEntry>,
+    /// For each entry (same index), its line without the newline; `None`
+    /// when the entry was changed after parsing (a subject removed) and must
+    /// be serialised. Empty = serialise every entry.
+    pub lines: Vec<Option<&'a str>>,
+}
+
+impl<'a> Batch<'a> {
+    /// Adds an entry with its line (`None`: serialise it).
+    pub fn push(&mut self, entry: LogEntry, line: Option<&'a str>) {
+        self.entries.push(entry);
+        self.lines.push(line);
+    }
+
+    /// Events in the batch.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// No event.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Empties it for the next batch (keeping its allocations).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.lines.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,7 +31,7 @@ mod sqlite;
 mod store;
 mod types;
 
-pub use entry::LogEntry;
+pub use entry::{Batch, LogEntry};
 pub use error::StoreError;
 pub use indexer::{Indexer, IndexerStatus, NICE as INDEXER_NICE};
 pub use settings::TrackingSettings;

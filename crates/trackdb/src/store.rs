@@ -2,7 +2,7 @@
 //! console read from. SQLite implements it ([`crate::SqliteStore`]); a shared
 //! store for several nodes (PostgreSQL) can implement the same trait.
 
-use crate::entry::LogEntry;
+use crate::entry::{Batch, LogEntry};
 use crate::error::StoreError;
 use crate::types::{
     Checkpoint, EventRow, FileHead, MessageLife, PeerPosture, PostureQuery, SearchQuery, Summary,
@@ -16,20 +16,22 @@ pub trait TrackStore: Send + Sync + 'static {
     fn index(&self, batch: &[LogEntry], checkpoint: &Checkpoint) -> Result<(), StoreError>;
     /// Where the indexer stopped reading the mail log; `None` before the first batch.
     fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError>;
-    /// As [`TrackStore::index`], and records in the same transaction the
-    /// fingerprint of the checkpoint's file (how the indexer finds it again
-    /// once logrotate has renamed and compressed it). `None` keeps the
-    /// fingerprint stored for the same `file_id`, and forgets it for another.
-    /// The default ignores the fingerprint (a store that cannot keep it still
+    /// What the indexer calls: as [`TrackStore::index`], with each line as
+    /// logged (stored as the JSON record instead of serialising the entry
+    /// again), and records in the same transaction the fingerprint of the
+    /// checkpoint's file (how the indexer finds it again once logrotate has
+    /// renamed and compressed it). `None` keeps the fingerprint stored for
+    /// the same `file_id`, and forgets it for another. The default ignores
+    /// the lines and the fingerprint (a store that cannot keep it still
     /// follows uncompressed rotation, by file id).
-    fn index_with_head(
+    fn index_batch(
         &self,
-        batch: &[LogEntry],
+        batch: &Batch<'_>,
         checkpoint: &Checkpoint,
         head: Option<&FileHead>,
     ) -> Result<(), StoreError> {
         let _ = head;
-        self.index(batch, checkpoint)
+        self.index(&batch.entries, checkpoint)
     }
     /// The fingerprint stored with the checkpoint (`None`: none yet, or a
     /// store that does not keep it).

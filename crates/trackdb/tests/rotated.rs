@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use common::tail::{Setup, append, queued, total, wait_for};
-use postern_trackdb::{Checkpoint, FileHead, SqliteStore, TrackStore};
+use postern_trackdb::{Batch, Checkpoint, FileHead, SqliteStore, TrackStore};
 
 /// `gzip FILE`: `FILE.gz` (the original removed), as logrotate's `compress`.
 fn gzip(path: &Path) -> PathBuf {
@@ -213,8 +213,8 @@ fn a_reused_inode_is_read_from_the_start() {
     let m = std::fs::metadata(s.log()).unwrap();
     let id = file_id(&m);
     s.store
-        .index_with_head(
-            &[],
+        .index_batch(
+            &Batch::default(),
             &Checkpoint {
                 file_id: id,
                 offset: m.len() / 2,
@@ -261,8 +261,8 @@ fn a_version_1_database_is_migrated() {
     assert_eq!(store.checkpoint_head().unwrap(), None);
     let head = FileHead { len: 9, crc32: 7 };
     store
-        .index_with_head(
-            &[],
+        .index_batch(
+            &Batch::default(),
             &Checkpoint {
                 file_id: 42,
                 offset: len,

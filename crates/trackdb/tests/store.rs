@@ -741,3 +741,107 @@ fn records_from_the_servers_constructors() {
     assert_eq!(p[0].peer, "out.shop.example");
     assert_eq!(p[0].tls_versions, [("TLSv1.2".to_owned(), 1)]);
 }
+
+/// The indexer's path: each line is stored as logged (a field this version
+/// does not know is kept), an entry without its line is serialised.
+#[test]
+fn index_batch_stores_lines_as_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let w = world();
+    let lines: Vec<String> = w
+        .entries
+        .iter()
+        .map(|e| {
+            let json = serde_json::to_string(e).unwrap();
+            // A field of a newer version, at the end of the object.
+            format!("{},\"x_later\":1}}", &json[..json.len() - 1])
+        })
+        .collect();
+    let mut batch = postern_trackdb::Batch::default();
+    for (i, (e, l)) in w.entries.iter().zip(&lines).enumerate() {
+        // The first entry as if changed after parsing: serialised again.
+        batch.push(e.clone(), (i > 0).then_some(l.as_str()));
+    }
+    store
+        .index_batch(
+            &batch,
+            &Checkpoint {
+                file_id: 1,
+                offset: 1,
+            },
+            None,
+        )
+        .unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let stored: Vec<String> = conn
+        .prepare("SELECT record FROM events ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(stored.len(), lines.len());
+    assert_eq!(stored[0], serde_json::to_string(&w.entries[0]).unwrap());
+    assert_eq!(stored[1..], lines[1..]);
+    // Read back as records all the same.
+    let life = store.message(w.delivered.as_str()).unwrap().unwrap();
+    assert!(life.records.len() >= 3, "{life:?}");
+}
+
+/// What later events inherit comes from a cache of the `messages` rows:
+/// after pruning deleted a row, a late event of that message inherits
+/// nothing, as the table says.
+#[test]
+fn a_pruned_message_is_not_inherited_from_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    let q = postern_spool::QueueId::generate();
+    let received = common::rec(
+        q,
+        "2026-12-01T10:00:00Z",
+        postern_track::MailEvent::Received(common::received(
+            "Old@Example.org",
+            &["a@example.com"],
+            "192.0.2.1:4000",
+            None,
+        )),
+    );
+    let cp = Checkpoint {
+        file_id: 1,
+        offset: 1,
+    };
+    store.index(&[received], &cp).unwrap();
+    let deferred = |ts: &str| {
+        common::rec(
+            q,
+            ts,
+            postern_track::MailEvent::Deferred(postern_track::RcptOutcome {
+                rcpt: "a@example.com".into(),
+                status: "4.0.0".into(),
+                attempts: 1,
+                ..postern_track::RcptOutcome::default()
+            }),
+        )
+    };
+    store
+        .index(&[deferred("2026-12-01T10:05:00Z")], &cp)
+        .unwrap();
+    let by_sender = |store: &SqliteStore| {
+        count(
+            store,
+            SearchQuery {
+                sender: Some("old@example.org".into()),
+                ..SearchQuery::default()
+            },
+        )
+    };
+    assert_eq!(by_sender(&store), 2);
+    store.prune(t("2026-12-02T00:00:00Z")).unwrap();
+    assert_eq!(by_sender(&store), 0);
+    store
+        .index(&[deferred("2026-12-03T10:00:00Z")], &cp)
+        .unwrap();
+    assert_eq!(by_sender(&store), 0);
+}

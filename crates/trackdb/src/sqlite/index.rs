@@ -1,16 +1,24 @@
 //! Writing batches (with the checkpoint, in one transaction) and pruning (in
 //! chunks, so the write lock is never held long).
 //!
+//! Per event: the columns are mapped from the parsed entry, the JSON record
+//! is the line as logged when the indexer hands it over (not serialised
+//! again), and what a message's later events inherit (Message-ID, sender,
+//! subject) comes from a bounded cache of the `messages` rows
+//! ([`InheritCache`]) rather than a query per event.
+//!
 //! # Security
 //! Re-indexing is idempotent: `events.event_id` is UNIQUE and a duplicate
 //! line is skipped whole (its recipients and posture counts are not added
 //! twice), so a crash between writing rows and moving the checkpoint can
 //! only cause a harmless re-read.
 
-use rusqlite::{Connection, Transaction, params};
+use std::collections::{HashMap, VecDeque};
 
-use super::SqliteStore;
+use rusqlite::{Transaction, params};
+
 use super::map::{self, PostureDelta, Row};
+use super::{SqliteStore, Writer};
 use crate::entry::LogEntry;
 use crate::error::StoreError;
 use crate::types::{Checkpoint, FileHead};
@@ -18,20 +26,92 @@ use crate::types::{Checkpoint, FileHead};
 /// Events deleted per pruning transaction.
 const PRUNE_CHUNK: usize = 5_000;
 
+/// Messages whose inherited fields are kept in memory (a message's events
+/// come within minutes of each other; older ones are read from the table).
+const INHERIT_CACHED: usize = 16_384;
+
+/// What later events of a message inherit: its `messages` row.
+#[derive(Debug, Clone, Default)]
+struct Inherited {
+    message_id: Option<String>,
+    sender: Option<String>,
+    subject: Option<String>,
+}
+
+/// The `messages` rows of the most recent queue ids, as committed or about
+/// to be (cleared when a batch fails and when pruning deletes rows, so it
+/// never says more than the table). At most [`INHERIT_CACHED`] entries,
+/// the oldest dropped first.
+#[derive(Debug, Default)]
+pub(crate) struct InheritCache {
+    rows: HashMap<String, Inherited>,
+    order: VecDeque<String>,
+}
+
+impl InheritCache {
+    fn get(&self, queue_id: &str) -> Option<&Inherited> {
+        self.rows.get(queue_id)
+    }
+
+    fn put(&mut self, queue_id: &str, row: Inherited) {
+        if let Some(old) = self.rows.get_mut(queue_id) {
+            *old = row;
+            return;
+        }
+        if self.rows.len() >= INHERIT_CACHED
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.rows.remove(&oldest);
+        }
+        self.order.push_back(queue_id.to_owned());
+        self.rows.insert(queue_id.to_owned(), row);
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.rows.clear();
+        self.order.clear();
+    }
+}
+
 const MS_PER_DAY: i64 = 86_400_000;
 
+/// Indexes `batch` (with `lines[i]`, when there, as the record of
+/// `batch[i]`) and moves the checkpoint, in one transaction.
 pub(super) fn index(
-    conn: &mut Connection,
+    w: &mut Writer,
     batch: &[LogEntry],
+    lines: &[Option<&str>],
     checkpoint: &Checkpoint,
     head: Option<&FileHead>,
 ) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
-    for entry in batch {
-        let record = serde_json::to_string(entry)?;
+    let out = index_tx(w, batch, lines, checkpoint, head);
+    if out.is_err() {
+        // Rows of the failed batch may be cached: forget them.
+        w.inherited.clear();
+    }
+    out
+}
+
+fn index_tx(
+    w: &mut Writer,
+    batch: &[LogEntry],
+    lines: &[Option<&str>],
+    checkpoint: &Checkpoint,
+    head: Option<&FileHead>,
+) -> Result<(), StoreError> {
+    let cache = &mut w.inherited;
+    let tx = w.conn.transaction()?;
+    for (i, entry) in batch.iter().enumerate() {
+        let serialised;
+        let record = if let Some(line) = lines.get(i).copied().flatten() {
+            line.trim_end_matches(['\n', '\r'])
+        } else {
+            serialised = serde_json::to_string(entry)?;
+            serialised.as_str()
+        };
         let mut row = map::row(entry);
-        inherit(&tx, entry, &mut row)?;
-        let Some(id) = insert_event(&tx, &row, &record)? else {
+        inherit(&tx, cache, entry, &mut row)?;
+        let Some(id) = insert_event(&tx, &row, record)? else {
             continue; // already indexed
         };
         {
@@ -70,44 +150,72 @@ pub(super) fn index(
 
 /// `received` and `queued` record the message's Message-ID, sender and
 /// subject; later events of the same queue id inherit them.
-fn inherit(tx: &Transaction<'_>, entry: &LogEntry, row: &mut Row) -> Result<(), StoreError> {
+fn inherit(
+    tx: &Transaction<'_>,
+    cache: &mut InheritCache,
+    entry: &LogEntry,
+    row: &mut Row,
+) -> Result<(), StoreError> {
     let LogEntry::Mail(_) = entry else {
         return Ok(());
     };
-    let Some(queue_id) = row.queue_id.clone() else {
+    let Some(queue_id) = row.queue_id.as_deref() else {
         return Ok(());
     };
     if matches!(row.event, "received" | "queued") {
-        tx.prepare_cached(
-            "INSERT INTO messages (queue_id, ts_ms, message_id, sender, subject)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(queue_id) DO UPDATE SET
-                message_id = coalesce(messages.message_id, excluded.message_id),
-                sender = coalesce(messages.sender, excluded.sender),
-                subject = coalesce(messages.subject, excluded.subject)",
-        )?
-        .execute(params![
-            queue_id,
-            row.ts_ms,
-            row.message_id,
-            row.sender,
-            row.subject
-        ])?;
+        // The row as it is after the upsert (the first value of each field wins).
+        let stored = tx
+            .prepare_cached(
+                "INSERT INTO messages (queue_id, ts_ms, message_id, sender, subject)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(queue_id) DO UPDATE SET
+                    message_id = coalesce(messages.message_id, excluded.message_id),
+                    sender = coalesce(messages.sender, excluded.sender),
+                    subject = coalesce(messages.subject, excluded.subject)
+                 RETURNING message_id, sender, subject",
+            )?
+            .query_row(
+                params![queue_id, row.ts_ms, row.message_id, row.sender, row.subject],
+                |r| {
+                    Ok(Inherited {
+                        message_id: r.get(0)?,
+                        sender: r.get(1)?,
+                        subject: r.get(2)?,
+                    })
+                },
+            )?;
+        cache.put(queue_id, stored);
     }
     if row.message_id.is_none() || row.sender.is_none() {
-        let mut st = tx.prepare_cached(
-            "SELECT message_id, sender, subject FROM messages WHERE queue_id = ?1",
-        )?;
-        let mut rows = st.query(params![queue_id])?;
-        if let Some(r) = rows.next()? {
+        let found = if let Some(m) = cache.get(queue_id) {
+            Some(m.clone())
+        } else {
+            let mut st = tx.prepare_cached(
+                "SELECT message_id, sender, subject FROM messages WHERE queue_id = ?1",
+            )?;
+            let mut rows = st.query(params![queue_id])?;
+            let found = match rows.next()? {
+                Some(r) => Some(Inherited {
+                    message_id: r.get(0)?,
+                    sender: r.get(1)?,
+                    subject: r.get(2)?,
+                }),
+                None => None,
+            };
+            if let Some(m) = &found {
+                cache.put(queue_id, m.clone());
+            }
+            found
+        };
+        if let Some(m) = found {
             if row.message_id.is_none() {
-                row.message_id = r.get(0)?;
+                row.message_id = m.message_id;
             }
             if row.sender.is_none() {
-                row.sender = r.get(1)?;
+                row.sender = m.sender;
             }
             if row.subject.is_none() {
-                row.subject = r.get(2)?;
+                row.subject = m.subject;
             }
         }
     }
@@ -219,8 +327,8 @@ pub(super) fn prune(store: &SqliteStore, before: time::OffsetDateTime) -> Result
     let cutoff = map::ms(before);
     let mut total = 0u64;
     loop {
-        let n = store.write(|conn| {
-            let tx = conn.transaction()?;
+        let n = store.write(|w| {
+            let tx = w.conn.transaction()?;
             let ids: Vec<i64> = {
                 let mut st = tx.prepare_cached(
                     "SELECT id FROM events WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2",
@@ -247,17 +355,19 @@ pub(super) fn prune(store: &SqliteStore, before: time::OffsetDateTime) -> Result
             break;
         }
     }
-    store.write(|conn| {
+    store.write(|w| {
         // Whole days only: the aggregate has no finer grain.
-        conn.execute(
+        w.conn.execute(
             "DELETE FROM posture WHERE day < ?1",
             params![cutoff.div_euclid(MS_PER_DAY)],
         )?;
         Ok(())
     })?;
     loop {
-        let n = store.write(|conn| {
-            Ok(conn.execute(
+        let n = store.write(|w| {
+            // Deleted rows must not be inherited from memory either.
+            w.inherited.clear();
+            Ok(w.conn.execute(
                 "DELETE FROM messages WHERE queue_id IN
                     (SELECT queue_id FROM messages WHERE ts_ms < ?1 LIMIT ?2)",
                 params![cutoff, i64::try_from(PRUNE_CHUNK).unwrap_or(i64::MAX)],

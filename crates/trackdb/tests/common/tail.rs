@@ -79,6 +79,23 @@ impl Setup {
         self.dir.path().join("mail.log")
     }
 
+    /// Events stored, and distinct event ids among them (SQL: not capped
+    /// like a search).
+    pub fn counts(&self) -> (usize, usize) {
+        let conn = rusqlite::Connection::open(&self.settings.database).unwrap();
+        conn.query_row(
+            "SELECT count(*), count(DISTINCT event_id) FROM events",
+            [],
+            |r| {
+                Ok((
+                    usize::try_from(r.get::<_, i64>(0)?).unwrap(),
+                    usize::try_from(r.get::<_, i64>(1)?).unwrap(),
+                ))
+            },
+        )
+        .unwrap()
+    }
+
     pub fn spawn(&self) -> Indexer {
         let store: Arc<dyn TrackStore> = self.store.clone();
         Indexer::spawn(store, self.log(), &self.settings).unwrap()
