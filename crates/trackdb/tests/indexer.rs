@@ -204,7 +204,7 @@ fn a_torn_line_left_in_a_rotated_file_is_skipped() {
 #[test]
 fn a_crash_loses_and_duplicates_nothing() {
     // Over two 4 MiB reads, so over two transactions.
-    const N: usize = 25_000;
+    const N: usize = 30_000;
     let s = Setup::new();
     let entries = queued(N);
     append(&s.log(), &common::lines(&entries));
