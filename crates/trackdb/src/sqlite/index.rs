@@ -162,7 +162,16 @@ fn inherit(
     let Some(queue_id) = row.queue_id.as_deref() else {
         return Ok(());
     };
-    if matches!(row.event, "received" | "queued") {
+    // The upsert keeps the first value of each field: when the cached row
+    // already has every field this event brings, it would change nothing
+    // (`queued` right after `received`).
+    let adds = |have: &Option<String>, new: &Option<String>| have.is_none() && new.is_some();
+    let changes = cache.get(queue_id).is_none_or(|m| {
+        adds(&m.message_id, &row.message_id)
+            || adds(&m.sender, &row.sender)
+            || adds(&m.subject, &row.subject)
+    });
+    if matches!(row.event, "received" | "queued") && changes {
         // The row as it is after the upsert (the first value of each field wins).
         let stored = tx
             .prepare_cached(
