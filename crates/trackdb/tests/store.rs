@@ -845,3 +845,56 @@ fn a_pruned_message_is_not_inherited_from_memory() {
         .unwrap();
     assert_eq!(by_sender(&store), 0);
 }
+
+/// A search by Message-ID goes through the message rows: pruning keeps a
+/// message's row while later events of it remain, so they are still found.
+#[test]
+fn message_id_search_after_pruning_the_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    let q = postern_spool::QueueId::generate();
+    let mut received =
+        common::received("a@example.org", &["b@example.com"], "192.0.2.1:4000", None);
+    received.message_id = Some("<late@example.org>".into());
+    let delivered = postern_track::MailEvent::Delivered(postern_track::RcptOutcome {
+        rcpt: "b@example.com".into(),
+        status: "2.0.0".into(),
+        attempts: 3,
+        ..postern_track::RcptOutcome::default()
+    });
+    let cp = Checkpoint {
+        file_id: 1,
+        offset: 1,
+    };
+    store
+        .index(
+            &[
+                common::rec(
+                    q,
+                    "2026-12-01T10:00:00Z",
+                    postern_track::MailEvent::Received(received),
+                ),
+                common::rec(q, "2026-12-03T10:00:00Z", delivered),
+            ],
+            &cp,
+        )
+        .unwrap();
+    let by_mid = |store: &SqliteStore| {
+        ids(
+            store,
+            &SearchQuery {
+                message_id: Some("late@example.org".into()),
+                ..SearchQuery::default()
+            },
+        )
+    };
+    assert_eq!(by_mid(&store).len(), 2);
+    assert_eq!(store.prune(t("2026-12-02T00:00:00Z")).unwrap(), 1);
+    assert_eq!(by_mid(&store), [format!("delivered:{q}")]);
+    let life = store.message("<late@example.org>").unwrap().unwrap();
+    assert_eq!(life.queue_id, q.to_string());
+    // Once its last event is pruned, the row goes too.
+    store.prune(t("2026-12-04T00:00:00Z")).unwrap();
+    assert!(by_mid(&store).is_empty());
+    assert!(store.message("<late@example.org>").unwrap().is_none());
+}
