@@ -150,7 +150,7 @@ fn garbage_lines_are_skipped_and_counted() {
         // Longer than MAX_LINE, within one read chunk.
         "x".repeat(2 * 1024 * 1024),
         // Longer than a whole read chunk.
-        "y".repeat(9 * 1024 * 1024),
+        "y".repeat(17 * 1024 * 1024),
         common::lines(&entries[1..]),
     );
     append(&s.log(), &text);
@@ -203,8 +203,8 @@ fn a_torn_line_left_in_a_rotated_file_is_skipped() {
 
 #[test]
 fn a_crash_loses_and_duplicates_nothing() {
-    // Over two 4 MiB reads, so over two transactions.
-    const N: usize = 30_000;
+    // More lines than one transaction takes (BATCH_LINES): two transactions.
+    const N: usize = 70_000;
     let s = Setup::new();
     let entries = queued(N);
     append(&s.log(), &common::lines(&entries));
