@@ -163,18 +163,12 @@ pub(super) fn search(conn: &Connection, q: &SearchQuery) -> Result<Vec<EventRow>
     if let Some(s) = &q.sender {
         let t = s.trim();
         if t.is_empty() || t == "<>" {
-            common.push("e.sender_rdomain = '' AND e.sender = ''".into());
+            common.push("e.sender = ''".into());
         } else {
             match address_filter(t) {
                 AddressFilter::Exact(a) => {
-                    // One index serves a domain and an address in it.
-                    args.push(Value::Text(map::rdomain_of_address(&a)));
                     args.push(Value::Text(a));
-                    common.push(format!(
-                        "e.sender_rdomain = ?{} AND e.sender = ?{}",
-                        args.len() - 1,
-                        args.len()
-                    ));
+                    common.push(format!("e.sender = ?{}", args.len()));
                 }
                 AddressFilter::Domain(rd) => {
                     alternatives.push(domain_arms("e.sender_rdomain", &rd, &mut args));
