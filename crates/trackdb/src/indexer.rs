@@ -194,10 +194,12 @@ impl Indexer {
         }
     }
 
-    /// Indexes what is in the mail log now, then stops the thread.
-    pub fn stop(mut self) {
+    /// Indexes what is in the mail log now, then stops the thread; returns
+    /// how far it got (the counters include that last catch-up).
+    pub fn stop(mut self) -> IndexerStatus {
         self.shared.drain.store(true, Ordering::Relaxed);
         self.join();
+        self.lag()
     }
 
     fn join(&mut self) {
@@ -571,7 +573,9 @@ impl Tail {
                 Step::Progress
             }
             Some(_) if ours_len < self.offset => {
+                // Truncated (copytruncate): new content, a new fingerprint.
                 self.offset = 0;
+                self.head = None;
                 self.skip_to_newline = false;
                 self.shared.behind.store(ours_len, Ordering::Relaxed);
                 Step::Progress

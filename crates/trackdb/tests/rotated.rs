@@ -37,8 +37,7 @@ fn run_once(s: &Setup) -> (u64, u64) {
         let l = indexer.lag();
         l.behind_bytes == 0 && s.log().exists() && checkpoint_on_path(s)
     });
-    let l = indexer.lag();
-    indexer.stop();
+    let l = indexer.stop();
     assert_eq!(l.last_error, None);
     (l.indexed, l.skipped)
 }
@@ -296,4 +295,23 @@ fn a_version_1_database_is_migrated() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(version, 2);
+}
+
+/// logrotate's `copytruncate` under a running indexer: the file is copied
+/// to `mail.log.1` and truncated in place; the indexer reads it again from
+/// the start and takes the new content's fingerprint, so the next start
+/// does not take the copy for its file (and reads nothing twice).
+#[test]
+fn copytruncate_takes_a_new_fingerprint() {
+    let s = Setup::new();
+    append(&s.log(), &common::lines(&queued(5)));
+    let indexer = s.spawn();
+    wait_for("the first 5", || total(&s.store) == 5);
+    std::fs::copy(s.log(), rotated(&s, ".1")).unwrap();
+    std::fs::write(s.log(), common::lines(&queued(2))).unwrap();
+    wait_for("the truncated file's lines", || total(&s.store) == 7);
+    wait_for("the checkpoint on it", || checkpoint_on_path(&s));
+    indexer.stop();
+    assert_eq!(run_once(&s), (0, 0));
+    assert_eq!(total(&s.store), 7);
 }
