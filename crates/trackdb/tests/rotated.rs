@@ -315,3 +315,17 @@ fn copytruncate_takes_a_new_fingerprint() {
     assert_eq!(run_once(&s), (0, 0));
     assert_eq!(total(&s.store), 7);
 }
+
+/// `copytruncate` while the server was stopped: the copy (`mail.log.1`,
+/// the same fingerprint) holds the tail after the checkpoint; it is read
+/// first, then the truncated file from its start.
+#[test]
+fn copytruncate_while_stopped_reads_the_copy_first() {
+    let s = Setup::new();
+    first_run(&s, 5);
+    append(&s.log(), &common::lines(&queued(3)));
+    std::fs::copy(s.log(), rotated(&s, ".1")).unwrap();
+    std::fs::write(s.log(), common::lines(&queued(2))).unwrap();
+    assert_eq!(run_once(&s), (3 + 2, 0));
+    assert_eq!(total(&s.store), 10);
+}
