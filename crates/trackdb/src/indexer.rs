@@ -57,6 +57,8 @@ pub const POLL: Duration = Duration::from_millis(250);
 /// ≈ 12 % less CPU per event for ≈ 40 MB more memory while catching up
 /// (docs/benchmarks.md "Issue 12").
 pub const CHUNK: usize = 16 * 1024 * 1024;
+/// Read buffer kept while idle; a larger one (a catch-up's) is freed.
+const IDLE_BUF: usize = 1024 * 1024;
 /// Longest line indexed (as `postern_track::read`'s limit).
 pub const MAX_LINE: usize = 1024 * 1024;
 /// The indexer thread's nice value (Linux: `setpriority(2)` applies to one thread).
@@ -356,6 +358,12 @@ impl Tail {
                 Step::Idle => {
                     if self.shared.stopping() {
                         return;
+                    }
+                    // Caught up: give back a catch-up's read buffer (what it
+                    // holds is consumed; a plain file is read again from
+                    // the offset).
+                    if self.buf.capacity() > IDLE_BUF {
+                        self.buf = Vec::new();
                     }
                     self.shared.sleep(POLL);
                 }
