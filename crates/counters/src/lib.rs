@@ -16,8 +16,9 @@
 //! Keys carry attacker-chosen data (client IPs, envelope addresses): they
 //! must be printable ASCII and at most [`MAX_KEY_LEN`] bytes ([`key`] builds
 //! such a key from any parts), and the memory
-//! store holds at most `max_keys` of them (evicting the entries closest to
-//! expiry when full). See ADR 0009.
+//! store holds at most `max_keys` of them (when full evicting greylisting's
+//! first sightings first, bans last, each the closest to expiry first). See
+//! ADR 0009.
 
 pub mod cause;
 mod error;

@@ -9,11 +9,13 @@
 //! Keys carry attacker-chosen data (client IPs, envelope addresses), so the
 //! store is bounded: at most `max_keys` entries. When a shard is full,
 //! expired entries are purged first; if that leaves less than 1/64 of the
-//! shard free, the entries closest to expiry are evicted down to that (a
-//! warning, at most once a minute), so a full store costs amortised O(64)
-//! per new key, not a scan per key. An
-//! attacker who fills the store can so make us forget counters early
-//! (under-count), never reject more; the shard hash is keyed per process
+//! shard free, entries are evicted down to that (a warning, at most once a
+//! minute): greylisting's first sightings first, then other counters and
+//! values, bans last, each the closest to expiry first — so a full store
+//! costs amortised O(64) per new key, not a scan per key. An attacker who
+//! fills the store (greylist triplets are the cheapest keys to make) can so
+//! make us forget counters early (under-count), never reject more, and
+//! cannot push out a ban before everything else; the shard hash is keyed per process
 //! (`RandomState`) against crafted collisions. Expired entries are also
 //! purged lazily: a shard is swept after as many operations as it holds
 //! keys (at least 1024), so the amortised cost stays O(1).
@@ -389,17 +391,32 @@ fn sweep(map: &mut HashMap<String, Entry>, now: Instant) -> usize {
     before - map.len()
 }
 
-/// Removes `n` entries with the soonest expiry (O(len), no key copied).
+/// What an entry is worth keeping when the store is full, lowest first:
+/// greylisting's first sightings (`grey:…`, the cheapest entries for a
+/// sender to create by the thousand), then every other counter and value,
+/// then bans (`ban-…`: forgetting one lets a guesser back in early).
+fn tier(key: &str) -> u8 {
+    if key.starts_with("grey:") {
+        0
+    } else if key.starts_with("ban-") {
+        2
+    } else {
+        1
+    }
+}
+
+/// Removes `n` entries, the lowest [`tier`] first and within a tier the
+/// soonest to expire (O(len), no key copied).
 fn evict_soonest(map: &mut HashMap<String, Entry>, n: usize) -> usize {
     let n = n.min(map.len());
     if n == 0 {
         return 0;
     }
-    let mut expiries: Vec<Instant> = map.values().map(|e| e.expires).collect();
-    let (_, &mut threshold, _) = expiries.select_nth_unstable(n - 1);
+    let mut order: Vec<(u8, Instant)> = map.iter().map(|(k, e)| (tier(k), e.expires)).collect();
+    let (_, &mut threshold, _) = order.select_nth_unstable(n - 1);
     let mut removed = 0;
-    map.retain(|_, e| {
-        if removed < n && e.expires <= threshold {
+    map.retain(|k, e| {
+        if removed < n && (tier(k), e.expires) <= threshold {
             removed += 1;
             false
         } else {
@@ -447,5 +464,27 @@ mod tests {
         let mut left: Vec<_> = map.keys().cloned().collect();
         left.sort();
         assert_eq!(left, ["k0", "k1", "k2", "k3", "k4", "k5", "k6"]);
+    }
+
+    /// A flood of greylisting first sightings (any sender can create them)
+    /// goes before counters, and bans go last, however soon they expire.
+    #[test]
+    fn bans_are_evicted_last_and_greylist_sightings_first() {
+        let now = Instant::now();
+        let mut map = HashMap::new();
+        let value = |secs: u64| Entry {
+            slot: Slot::Value(1),
+            expires: now + Duration::from_secs(secs),
+        };
+        map.insert("ban-ip:192.0.2.0%2F24".to_owned(), value(5));
+        map.insert("rcpt:ip:192.0.2.7".to_owned(), value(50));
+        for i in 0..5 {
+            map.insert(format!("grey:flood{i}"), value(3600));
+        }
+        assert_eq!(evict_soonest(&mut map, 5), 5);
+        assert!(map.keys().all(|k| !k.starts_with("grey:")), "{map:?}");
+        assert_eq!(evict_soonest(&mut map, 1), 1);
+        assert!(map.contains_key("ban-ip:192.0.2.0%2F24"), "{map:?}");
+        assert_eq!(map.len(), 1);
     }
 }
