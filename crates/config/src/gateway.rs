@@ -79,6 +79,7 @@ pub(crate) struct RawMailFlowPolicy {
     pub sender_rate_exceptions: Option<Vec<Spanned<String>>>,
     pub max_invalid_recipients_per_hour: Option<Spanned<Count>>,
     pub dhap_drop: Option<bool>,
+    pub dhap_temporary: Option<bool>,
     pub greylist: Option<bool>,
     pub exempt_from_bans: Option<bool>,
     pub spf: Option<bool>,
@@ -585,6 +586,7 @@ fn flow_policy(
         "max_invalid_recipients_per_hour",
     )?;
     f.dhap_drop = p.dhap_drop.unwrap_or(false);
+    f.dhap_temporary = p.dhap_temporary.unwrap_or(false);
     f.greylist = p.greylist.unwrap_or(false);
     f.exempt_from_bans = p.exempt_from_bans.unwrap_or(false);
     f.verify = AuthChecks {

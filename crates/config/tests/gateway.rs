@@ -42,6 +42,8 @@ max_recipients_per_message = 20
 max_message_size = "1MiB"
 max_concurrent_connections_per_ip = 10
 max_recipients_per_hour_per_ip = 20
+max_invalid_recipients_per_hour = 10
+dhap_temporary = true
 greylist = true
 tls = "optional"
 banner = "Throttled"
@@ -61,6 +63,8 @@ fn a_full_table_loads_without_warnings() {
     let t = &a.policies[1];
     assert_eq!(t.max_message_size, Some(1024 * 1024));
     assert_eq!(t.max_recipients_per_message, Some(20));
+    assert_eq!(t.max_invalid_recipients_per_hour, Some(10));
+    assert!(t.dhap_temporary && !t.dhap_drop);
     assert_eq!(a.policies[0].reply.as_ref().unwrap().code, 550);
     assert_eq!(a.lists[0].weight, 2);
     assert_eq!(a.zones(), ["zen.dnsbl.example"]);

@@ -525,8 +525,9 @@ async fn reclassified_after_starttls_and_auth() {
 
 /// DHAP: unknown recipients (recipient validation) spend the client's budget
 /// of invalid recipients per hour; past it every RCPT gets 550 5.1.1 "too
-/// many invalid recipients", even valid ones, and with `dhap_drop` the
-/// connection closes. A relay-network client is exempt.
+/// many invalid recipients", even valid ones (`451 4.7.1` with
+/// `dhap_temporary`), and with `dhap_drop` the connection closes. A
+/// relay-network client is exempt.
 #[tokio::test]
 async fn directory_harvest_prevention() {
     let dir = tempfile::tempdir().unwrap();
@@ -537,10 +538,14 @@ async fn directory_harvest_prevention() {
     let mut drop = MailFlowPolicy::new("DHAP-DROP", FlowAction::Accept);
     drop.max_invalid_recipients_per_hour = Some(1);
     drop.dhap_drop = true;
-    let policies = vec![dhap, drop];
+    let mut kind = MailFlowPolicy::new("DHAP-TEMP", FlowAction::Accept);
+    kind.max_invalid_recipients_per_hour = Some(1);
+    kind.dhap_temporary = true;
+    let policies = vec![dhap, drop, kind];
     let p = &policies;
     let groups = vec![
         group("DROPPERS", &["127.0.0.19"], "DHAP-DROP", p),
+        group("KIND", &["127.0.0.20"], "DHAP-TEMP", p),
         group("ALL", &["all"], "DHAP", p),
     ];
     let admission = Admission::new(groups, policies, Vec::new());
@@ -583,6 +588,19 @@ async fn directory_harvest_prevention() {
     d.cmd("RCPT TO:<nobody@example.com>", 550).await;
     d.cmd("RCPT TO:<alice@example.com>", 550).await;
     assert!(d.is_closed().await);
+    // dhap_temporary: past the budget every RCPT is told to try later, the
+    // valid one too (a harvester still learns nothing).
+    let mut list = Dialogue::connect_from(ip("127.0.0.20"), addr).await;
+    list.expect(220).await;
+    list.cmd("EHLO lists.test", 250).await;
+    list.cmd("MAIL FROM:<a@b.test>", 250).await;
+    list.cmd("RCPT TO:<stale@example.com>", 550).await;
+    let later = list.cmd("RCPT TO:<alice@example.com>", 451).await;
+    assert_eq!(
+        later.lines[0],
+        "4.7.1 Too many invalid recipients from [127.0.0.20]; try again later"
+    );
+    list.cmd("RCPT TO:<nobody@example.com>", 451).await;
     // A relay-network client is never stopped by DHAP.
     let mut r = Dialogue::connect_from(ip("127.0.0.18"), addr).await;
     r.expect(220).await;

@@ -196,7 +196,11 @@ pub fn at_rcpt(p: &MailFlowPolicy, ip: IpAddr, counts: RcptCounts, exempt: bool)
     if let (Some(max), Some(n)) = (p.max_invalid_recipients_per_hour, counts.invalid)
         && n >= max
     {
-        let reply = replies::harvest(ip);
+        let reply = if p.dhap_temporary {
+            replies::harvest_temporary(ip)
+        } else {
+            replies::harvest(ip)
+        };
         return if p.dhap_drop {
             Decision::Disconnect {
                 rule: "max_invalid_recipients_per_hour",
@@ -291,6 +295,14 @@ mod tests {
                 ..
             }
         ));
+        assert_eq!(r.reply().unwrap().code, 550);
+        p.dhap_temporary = true;
+        let r = at_rcpt(&p, ip(), rc(0, 4), false);
+        let reply = r.reply().unwrap();
+        assert_eq!(
+            (reply.code, reply.enhanced.map(|e| e.to_string())),
+            (451, Some("4.7.1".into()))
+        );
         p.dhap_drop = true;
         assert!(matches!(
             at_rcpt(&p, ip(), rc(0, 4), false),

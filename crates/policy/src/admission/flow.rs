@@ -126,6 +126,11 @@ pub struct MailFlowPolicy {
     pub max_invalid_recipients_per_hour: Option<u64>,
     /// Close the connection when the DHAP budget is spent.
     pub dhap_drop: bool,
+    /// Once the DHAP budget is spent, answer every RCPT `451 4.7.1` (try
+    /// later) instead of `550 5.1.1`: a legitimate sender with many stale
+    /// addresses does not bounce its valid recipients; a harvester still
+    /// learns nothing (every recipient gets the same answer).
+    pub dhap_temporary: bool,
     /// Greylist this policy's clients.
     pub greylist: bool,
     /// Never banned for failed AUTH (monitoring, proxies, partners).
@@ -184,6 +189,7 @@ impl MailFlowPolicy {
             sender_rate_exceptions: Vec::new(),
             max_invalid_recipients_per_hour: None,
             dhap_drop: false,
+            dhap_temporary: false,
             greylist: false,
             exempt_from_bans: false,
             verify: AuthChecks::default(),
@@ -395,6 +401,16 @@ pub mod replies {
             550,
             Some(EnhancedCode::new(5, 1, 1)),
             format!("Too many invalid recipients from [{ip}]"),
+        )
+    }
+
+    /// DHAP with `dhap_temporary`: the same refusal, to be retried later
+    /// (RFC 5321 §4.2.5: a 4xx to RCPT refuses that recipient for now).
+    pub fn harvest_temporary(ip: IpAddr) -> Reply {
+        Reply::new(
+            451,
+            Some(EnhancedCode::new(4, 7, 1)),
+            format!("Too many invalid recipients from [{ip}]; try again later"),
         )
     }
 
