@@ -140,6 +140,7 @@ mod tests {
             helo: Some("client.example".into()),
             tls: None,
             auth_user: auth.then(|| "alice".to_owned()),
+            auth_mechanism: auth.then_some("PLAIN"),
         }
     }
 

@@ -891,6 +891,7 @@ async fn milters_are_told_the_connection_in_macros() {
             .any(|n| n == "{cipher_bits}" || n == "{tls_version}"),
         "{helo:?}"
     );
+    assert!(!mail_has_auth(&packets), "no AUTH, no auth macros");
     // `i`, from MAIL on: the queue id the message is stored under.
     let mail: Vec<String> = packets
         .iter()
@@ -908,6 +909,15 @@ async fn milters_are_told_the_connection_in_macros() {
         Some(stored[0].0.queue_id.as_str()),
         "{mail:?}"
     );
+}
+
+/// Whether the MAIL-stage macros carry `{auth_type}` or `{auth_authen}`.
+fn mail_has_auth(packets: &[Vec<u8>]) -> bool {
+    packets
+        .iter()
+        .filter(|p| p[0] == b'D' && p.get(1) == Some(&b'M'))
+        .flat_map(|p| fake_milter::strings(&p[2..]))
+        .any(|n| n == "{auth_type}" || n == "{auth_authen}")
 }
 
 /// A milter asked at RCPT (`stage = "rcpt"`) refuses one recipient there,

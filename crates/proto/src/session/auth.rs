@@ -59,6 +59,11 @@ impl Session {
         if self.tx.is_some() {
             return self.error(replies::auth_in_transaction());
         }
+        self.pending_mechanism = match mechanism {
+            "PLAIN" => Some("PLAIN"),
+            "LOGIN" => Some("LOGIN"),
+            _ => None,
+        };
         match (mechanism, initial) {
             ("PLAIN", Some(resp)) => self.auth_plain(resp.as_bytes()),
             ("PLAIN", None) => self.prompt(SaslStep::Plain, ""),
@@ -133,9 +138,11 @@ impl Session {
 
     pub(super) fn auth_result(&mut self, outcome: AuthOutcome) {
         let user = self.pending_user.take();
+        let mechanism = self.pending_mechanism.take();
         match outcome {
             AuthOutcome::Success => {
                 self.facts.auth_user = user;
+                self.facts.auth_mechanism = mechanism;
                 self.reply(replies::auth_ok());
             }
             AuthOutcome::Invalid => self.auth_failed(replies::auth_failed()),

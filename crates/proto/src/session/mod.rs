@@ -309,6 +309,8 @@ pub struct Session {
     sasl: Option<auth::SaslStep>,
     /// The user whose credentials are being checked.
     pending_user: Option<String>,
+    /// The mechanism of the AUTH exchange in progress.
+    pending_mechanism: Option<&'static str>,
     /// RFC 5321 §3.1: refused at connect; only QUIT is served.
     refused: bool,
     /// The greeting's text after `ESMTP` ([`Tuning::banner`]).
@@ -336,12 +338,14 @@ impl Session {
                 helo: None,
                 tls,
                 auth_user: None,
+                auth_mechanism: None,
             },
             esmtp: false,
             tx: None,
             waiting: Waiting::Command,
             sasl: None,
             pending_user: None,
+            pending_mechanism: None,
             refused: false,
             banner: None,
             errors: 0,

@@ -72,6 +72,8 @@ pub struct SessionFacts {
     pub tls: Option<TlsInfo>,
     /// The authenticated user (RFC 4954), once AUTH succeeded.
     pub auth_user: Option<String>,
+    /// The SASL mechanism it succeeded with (`PLAIN`, `LOGIN`).
+    pub auth_mechanism: Option<&'static str>,
 }
 
 /// One stage with the facts known there, borrowed from the session.

@@ -467,6 +467,7 @@ fn successful_auth_and_busy_verifier() {
         "235 2.7.0",
     );
     assert_eq!(d.s.facts().auth_user.as_deref(), Some("alice"));
+    assert_eq!(d.s.facts().auth_mechanism, Some("PLAIN"));
     starts(&d.one("AUTH PLAIN"), "503 5.5.1");
 }
 

@@ -347,6 +347,7 @@ impl Session {
         self.facts.tls = Some(info);
         self.facts.helo = None;
         self.facts.auth_user = None;
+        self.facts.auth_mechanism = None;
         self.esmtp = false;
         self.sasl = None;
         self.reset_transaction();

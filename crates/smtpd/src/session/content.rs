@@ -206,6 +206,7 @@ where
         let mut current: Option<Cow<'_, [u8]>> = message.map(Cow::Borrowed);
         let helo = self.machine.facts().helo.clone();
         let auth_user = self.machine.facts().auth_user.clone();
+        let auth_mechanism = self.machine.facts().auth_mechanism;
         // The forward-confirmed name (rspamd `Hostname`, milter `{client_name}`):
         // never the HELO or an unconfirmed PTR, which the client controls.
         let client_name = self.gate.facts.verified.first().cloned();
@@ -378,6 +379,7 @@ where
                     tls_version: tls.as_ref().map(|t| t.version.as_str()),
                     cipher: tls.as_ref().map(|t| t.cipher.as_str()),
                     cipher_bits: tls.as_ref().and_then(|t| cipher_bits(&t.cipher)),
+                    auth_mechanism,
                     queue_id: Some(envelope.queue_id.as_str()),
                     ..postern_milter::Envelope::default()
                 };

@@ -114,6 +114,7 @@ where
             mail_from: &mail_from,
             rcpts: &rcpts,
             auth_user: facts.auth_user.as_deref(),
+            auth_mechanism: facts.auth_mechanism,
             tls_version: tls.as_ref().map(|t| t.0.as_str()),
             cipher: tls.as_ref().map(|t| t.1.as_str()),
             cipher_bits: tls.as_ref().and_then(|t| super::content::cipher_bits(&t.1)),
