@@ -84,9 +84,20 @@ async fn start_as(
 
 impl Env {
     async fn send(&self, from: &str, rcpts: &[&str], message: &str) -> postern_testkit::SmtpReply {
+        self.send_mail(&format!("MAIL FROM:<{from}>"), rcpts, message)
+            .await
+    }
+
+    /// [`Env::send`] with the whole MAIL command (parameters included).
+    async fn send_mail(
+        &self,
+        mail: &str,
+        rcpts: &[&str],
+        message: &str,
+    ) -> postern_testkit::SmtpReply {
         let mut d = self.srv.connect("smtp").await;
         d.cmd("EHLO client.example.org", 250).await;
-        d.cmd(&format!("MAIL FROM:<{from}>"), 250).await;
+        d.cmd(mail, 250).await;
         for r in rcpts {
             d.cmd(&format!("RCPT TO:<{r}>"), 250).await;
         }
@@ -852,8 +863,8 @@ async fn milters_are_told_the_connection_in_macros() {
     let spec = milter_at("m", port);
     let env = start("", "", move |c| c.milters.push(spec)).await;
     let r = env
-        .send(
-            "alice@example.org",
+        .send_mail(
+            "MAIL FROM:<alice@example.org> SIZE=200 BODY=8BITMIME",
             &["bob@example.com"],
             &message("hi", "x"),
         )
@@ -892,6 +903,11 @@ async fn milters_are_told_the_connection_in_macros() {
         "{helo:?}"
     );
     assert!(!mail_has_auth(&packets), "no AUTH, no auth macros");
+    // The MAIL command's parameters follow the address in SMFIC_MAIL.
+    let mail_cmd = packets.iter().find(|p| p[0] == b'M').unwrap();
+    let args = fake_milter::strings(&mail_cmd[1..]);
+    assert_eq!(args[0], "<alice@example.org>", "{args:?}");
+    assert_eq!(args[1..3], ["SIZE=200", "BODY=8BITMIME"], "{args:?}");
     // `i`, from MAIL on: the queue id the message is stored under.
     let mail: Vec<String> = packets
         .iter()

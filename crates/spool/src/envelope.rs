@@ -152,6 +152,32 @@ pub struct MailParams {
     pub envid: Option<String>,
 }
 
+impl MailParams {
+    /// The parameters as the client's MAIL command carried them (`SIZE=…`,
+    /// `BODY=…`, `SMTPUTF8`, `RET=…`, `ENVID=…`): what a milter's `SMFIC_MAIL`
+    /// lists after the address. The values were checked when the command was
+    /// parsed (RFC 5321 §4.1.2 `esmtp-value`, RFC 3461 xtext).
+    pub fn esmtp_args(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(n) = self.size {
+            out.push(format!("SIZE={n}"));
+        }
+        if let Some(b) = &self.body {
+            out.push(format!("BODY={b}"));
+        }
+        if self.smtputf8 {
+            out.push("SMTPUTF8".to_owned());
+        }
+        if let Some(r) = &self.ret {
+            out.push(format!("RET={r}"));
+        }
+        if let Some(e) = &self.envid {
+            out.push(format!("ENVID={e}"));
+        }
+        out
+    }
+}
+
 /// Where and how the message was received.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Receipt {

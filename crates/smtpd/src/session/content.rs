@@ -207,6 +207,7 @@ where
         let helo = self.machine.facts().helo.clone();
         let auth_user = self.machine.facts().auth_user.clone();
         let auth_mechanism = self.machine.facts().auth_mechanism;
+        let mail_args = envelope.params.esmtp_args();
         // The forward-confirmed name (rspamd `Hostname`, milter `{client_name}`):
         // never the HELO or an unconfirmed PTR, which the client controls.
         let client_name = self.gate.facts.verified.first().cloned();
@@ -380,6 +381,7 @@ where
                     cipher: tls.as_ref().map(|t| t.cipher.as_str()),
                     cipher_bits: tls.as_ref().and_then(|t| cipher_bits(&t.cipher)),
                     auth_mechanism,
+                    mail_args: &mail_args,
                     queue_id: Some(envelope.queue_id.as_str()),
                     ..postern_milter::Envelope::default()
                 };
