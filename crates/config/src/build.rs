@@ -1100,9 +1100,27 @@ fn users(raw: Vec<Spanned<RawUser>>, cx: &Ctx<'_>) -> Result<Vec<User>, ConfigEr
         }
         check_password_hash(u.password_hash.get_ref())
             .map_err(|m| cx.error(u.password_hash.span(), key(&p, "password_hash"), m))?;
+        let senders = match u.senders {
+            None => None,
+            Some(list) => {
+                let mut out = Vec::with_capacity(list.len());
+                for (j, v) in list.into_iter().enumerate() {
+                    postern_policy::check_sender_pattern(v.get_ref()).map_err(|e| {
+                        cx.error(
+                            v.span(),
+                            format!("{}[{j}]", key(&p, "senders")),
+                            e.to_string(),
+                        )
+                    })?;
+                    out.push(v.into_inner().trim().to_owned());
+                }
+                Some(out)
+            }
+        };
         out.push(User {
             name: name.clone(),
             password_hash: u.password_hash.into_inner(),
+            senders,
         });
     }
     Ok(out)

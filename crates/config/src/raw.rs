@@ -136,6 +136,7 @@ pub(crate) struct RawRelay {
 pub(crate) struct RawUser {
     pub name: Spanned<String>,
     pub password_hash: Spanned<String>,
+    pub senders: Option<Vec<Spanned<String>>>,
 }
 
 /// `[smtp]`.

@@ -603,3 +603,32 @@ fn value_where_a_table_belongs() {
         "postern.toml:1:8: smtp: expected a table, found string \"ambiguous\""
     );
 }
+
+#[test]
+fn user_senders_are_checked_where_written() {
+    let src = with(&format!(
+        "[[user]]\nname = \"alice\"\npassword_hash = \"{HASH}\"\nsenders = [\"alice@example.com\", \"example.com\"]\n"
+    ));
+    let e = error(&src);
+    assert!(
+        e.starts_with(
+            "postern.toml:14:33: user[0].senders[1]: \"example.com\" is not a sender pattern"
+        ),
+        "{e}"
+    );
+    let ok = with(&format!(
+        "[[user]]\nname = \"alice\"\npassword_hash = \"{HASH}\"\nsenders = [\"alice@example.com\", \"@sales.example.com\"]\n"
+    ));
+    let c = postern_config::load_str(&ok, "postern.toml", std::path::Path::new("/etc/postern"))
+        .unwrap()
+        .config;
+    assert_eq!(
+        c.server.users[0].senders.as_deref(),
+        Some(
+            &[
+                "alice@example.com".to_owned(),
+                "@sales.example.com".to_owned()
+            ][..]
+        )
+    );
+}

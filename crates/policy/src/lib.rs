@@ -18,7 +18,9 @@ pub mod authentication;
 pub mod content;
 pub mod recipients;
 mod relay;
+mod senders;
 mod stages;
 
 pub use relay::{Domains, RcptDecision, RelayPolicy, RelaySettings};
+pub use senders::{BadSenderPattern, SenderLogins, check_sender_pattern, sender_not_owned};
 pub use stages::{Policy, Refusal, relay_denied, sender_routing_denied};

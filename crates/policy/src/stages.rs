@@ -20,9 +20,10 @@
 //! Appendix C (source routes), RFC 3463 X.7.1.
 
 use postern_proto::session::{SessionFacts, Stage, Verdict};
-use postern_proto::{EnhancedCode, ForwardPath, Reply};
+use postern_proto::{EnhancedCode, ForwardPath, Reply, ReversePath};
 
 use crate::relay::{RcptDecision, RelayPolicy, RelaySettings};
+use crate::senders::{SenderLogins, sender_not_owned};
 
 /// The open-relay defence (RFC 5321 §3.6.2); `554 5.7.1`.
 pub fn relay_denied() -> Reply {
@@ -45,6 +46,8 @@ pub enum Refusal {
     RelayDenied,
     /// `%`, `!` or `@` in the local part from an untrusted client.
     SenderRouting,
+    /// An authenticated user's envelope sender not in its `senders` list.
+    SenderNotOwned,
 }
 
 impl Refusal {
@@ -53,6 +56,7 @@ impl Refusal {
         match self {
             Refusal::RelayDenied => "relay_denied",
             Refusal::SenderRouting => "sender_routing",
+            Refusal::SenderNotOwned => "sender_not_owned",
         }
     }
 
@@ -61,6 +65,7 @@ impl Refusal {
         match self {
             Refusal::RelayDenied => relay_denied(),
             Refusal::SenderRouting => sender_routing_denied(),
+            Refusal::SenderNotOwned => sender_not_owned(),
         }
     }
 }
@@ -69,6 +74,7 @@ impl Refusal {
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     relay: RelayPolicy,
+    senders: SenderLogins,
 }
 
 impl Policy {
@@ -76,12 +82,25 @@ impl Policy {
     pub fn new(relay: &RelaySettings) -> Self {
         Self {
             relay: RelayPolicy::new(relay),
+            senders: SenderLogins::default(),
         }
+    }
+
+    /// With the users' sender lists (`[[user]] senders`), checked at MAIL.
+    #[must_use]
+    pub fn with_senders(mut self, senders: SenderLogins) -> Self {
+        self.senders = senders;
+        self
     }
 
     /// The relay rules.
     pub fn relay(&self) -> &RelayPolicy {
         &self.relay
+    }
+
+    /// The users' sender lists.
+    pub fn senders(&self) -> &SenderLogins {
+        &self.senders
     }
 
     /// The client may relay and route: in a relay network, or authenticated.
@@ -99,14 +118,22 @@ impl Policy {
     ) -> (Verdict, Option<Refusal>) {
         let refusal = match stage {
             Stage::Rcpt { to, .. } => self.rcpt(&to.forward_path, facts, relay),
-            Stage::Connect | Stage::Helo { .. } | Stage::Mail { .. } | Stage::DataEnd { .. } => {
-                None
-            }
+            Stage::Mail { from } => self.mail(&from.reverse_path, facts),
+            Stage::Connect | Stage::Helo { .. } | Stage::DataEnd { .. } => None,
         };
         match refusal {
             Some(r) => (Verdict::Refuse(r.to_reply()), Some(r)),
             None => (Verdict::Accept, None),
         }
+    }
+
+    /// An authenticated user's envelope sender must be one of its own
+    /// (`crate::senders`); `<>` always passes.
+    fn mail(&self, from: &ReversePath, facts: &SessionFacts) -> Option<Refusal> {
+        let (Some(user), ReversePath::Mailbox(m)) = (&facts.auth_user, from) else {
+            return None;
+        };
+        (!self.senders.allows(user, &m.local_part, &m.domain)).then_some(Refusal::SenderNotOwned)
     }
 
     fn rcpt(&self, to: &ForwardPath, facts: &SessionFacts, relay: bool) -> Option<Refusal> {

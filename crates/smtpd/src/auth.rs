@@ -226,6 +226,7 @@ mod tests {
         let db = UserDb::new(&[User {
             name: "alice".into(),
             password_hash: hash,
+            senders: None,
         }]);
         let mut memory = Vec::new();
         assert!(db.verify("alice", "s3cret", &mut memory));
@@ -242,6 +243,7 @@ mod tests {
         let db = UserDb::new(&[User {
             name: "bob".into(),
             password_hash: other,
+            senders: None,
         }]);
         assert!(db.verify("bob", "pw", &mut memory));
         assert!(!db.verify("bob", "pW", &mut memory));

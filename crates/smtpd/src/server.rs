@@ -105,13 +105,22 @@ impl Shared {
         Ok(Self {
             mail_auth,
             content,
-            policy: Policy::new(&settings.relay),
+            policy: Policy::new(&settings.relay).with_senders(sender_logins(&settings.users)),
             users: Arc::new(UserDb::new(&settings.users)),
             recipients: crate::recipients::Recipients::new(&settings.relay, &settings.recipients),
             settings,
             tls,
         })
     }
+}
+
+/// The users' sender lists (`[[user]] senders`), for the MAIL check.
+fn sender_logins(users: &[crate::settings::User]) -> postern_policy::SenderLogins {
+    postern_policy::SenderLogins::new(
+        users
+            .iter()
+            .filter_map(|u| u.senders.clone().map(|s| (u.name.clone(), s))),
+    )
 }
 
 impl Shared {
@@ -125,7 +134,7 @@ impl Shared {
             // A trace decides on the session, not on a message's content.
             mail_auth: crate::mailauth::MailAuth::default(),
             content: Arc::new(crate::content::Content::default()),
-            policy: Policy::new(&settings.relay),
+            policy: Policy::new(&settings.relay).with_senders(sender_logins(&settings.users)),
             users: Arc::new(UserDb::new(&settings.users)),
             // Tables and Maildir folders are read; no call-ahead is made.
             recipients: crate::recipients::Recipients::for_trace(

@@ -129,6 +129,9 @@ pub struct User {
     pub name: String,
     /// Argon2 PHC hash string (`$argon2id$...`), as printed by `postern user hash`.
     pub password_hash: String,
+    /// The envelope senders this user may use (`user@domain`, `@domain`,
+    /// `*`; `postern_policy::SenderLogins`); `None`: not restricted.
+    pub senders: Option<Vec<String>>,
 }
 
 /// Format of the session transcript log.

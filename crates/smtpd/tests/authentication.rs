@@ -37,6 +37,14 @@ async fn start() -> Env {
 
 /// [`start`], sealing mail to example.com with `arc` (RFC 8617).
 async fn start_sealing(arc: Option<postern_smtpd::ArcSealSettings>) -> Env {
+    start_full(arc, None).await
+}
+
+/// [`start`] with ARC sealing and the test user's `senders` list.
+async fn start_full(
+    arc: Option<postern_smtpd::ArcSealSettings>,
+    senders: Option<Vec<String>>,
+) -> Env {
     let dns = FakeDns::start().await;
     let keys = tempfile::tempdir().unwrap();
     let (sender_key, _) = generate(Algorithm::Ed25519).unwrap();
@@ -78,6 +86,7 @@ async fn start_sealing(arc: Option<postern_smtpd::ArcSealSettings>) -> Env {
     let srv = common::start_with_services(
         move |s: &mut ServerSettings| {
             s.authentication.arc_seal = arc;
+            s.users[0].senders = senders;
             s.authentication.verify = true;
             s.authentication.nameservers = nameservers;
             s.authentication.dns_timeout = Duration::from_secs(2);
@@ -242,6 +251,39 @@ async fn dns_failure_defers_never_rejects() {
         .await;
     assert_eq!(r.code, 451, "{}", r.text());
     assert!(env.srv.messages().is_empty());
+}
+
+/// A user whose `senders` list names other domains gets no signature of
+/// ours on a `From:` it does not own (a shared server's organisations kept
+/// apart); the message is still accepted, and the transcript says why.
+#[tokio::test]
+async fn a_user_is_not_signed_for_a_from_domain_it_does_not_own() {
+    let env = start_full(None, Some(vec!["alice@other.example".into()])).await;
+    let mut d = env.srv.connect_starttls("submission").await;
+    d.cmd("EHLO laptop", 250).await;
+    let token = base64_plain(common::USER, common::PASSWORD);
+    d.cmd(&format!("AUTH PLAIN {token}"), 235).await;
+    // Its own envelope sender, someone else's From: domain.
+    let body = message("ceo@example.com", "");
+    let r = common::send_message(
+        &mut d,
+        "alice@other.example",
+        "carol@elsewhere.example",
+        &body,
+    )
+    .await;
+    assert_eq!(r.code, 250, "{}", r.text());
+    let msgs = env.srv.messages();
+    assert!(
+        !msgs[0].0.added_headers.contains("DKIM-Signature:"),
+        "{}",
+        msgs[0].0.added_headers
+    );
+    let log = env.srv.transcript_with("not DKIM-signed").await;
+    assert!(
+        log.contains("not DKIM-signed: the From: domain example.com is not one of alice's senders"),
+        "{log}"
+    );
 }
 
 #[tokio::test]

@@ -611,3 +611,48 @@ async fn directory_harvest_prevention() {
     }
     r.cmd("RCPT TO:<alice@example.com>", 250).await;
 }
+
+/// `[[user]] senders`: an authenticated user may use only its own envelope
+/// senders (Postfix `reject_sender_login_mismatch`): its addresses, any
+/// address at a listed `@domain`, and `<>`; anything else is `553 5.7.1`
+/// before any recipient, logged as `sender_not_owned`. Unauthenticated
+/// clients are not affected (they cannot relay anyway).
+#[tokio::test]
+async fn authenticated_users_send_only_as_themselves() {
+    use base64::Engine as _;
+    let srv = common::start_with(|s| {
+        s.users[0].senders = Some(vec![
+            "alice@example.com".into(),
+            "@sales.example.com".into(),
+        ]);
+    })
+    .await;
+    let mut d = srv.connect("smtp").await;
+    d.cmd("EHLO client.test", 250).await;
+    d.cmd("STARTTLS", 220).await;
+    d.upgrade(common::HOST, srv.client_tls()).await.unwrap();
+    d.cmd("EHLO client.test", 250).await;
+    // Before AUTH the list does not apply.
+    d.cmd("MAIL FROM:<ceo@example.com>", 250).await;
+    d.cmd("RSET", 250).await;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(format!(
+        "\0{}\0{}",
+        common::USER,
+        common::PASSWORD
+    ));
+    d.cmd(&format!("AUTH PLAIN {b64}"), 235).await;
+    let r = d.cmd("MAIL FROM:<ceo@example.com>", 553).await;
+    assert_eq!(
+        r.lines[0],
+        "5.7.1 Sender address rejected: not owned by the authenticated user"
+    );
+    d.cmd("MAIL FROM:<alice@example.net>", 553).await;
+    for ok in ["<Alice@Example.COM>", "<anyone@sales.example.com>", "<>"] {
+        d.cmd(&format!("MAIL FROM:{ok}"), 250).await;
+        d.cmd("RSET", 250).await;
+    }
+    d.cmd("MAIL FROM:<alice@example.com>", 250).await;
+    d.cmd("RCPT TO:<bob@elsewhere.test>", 250).await;
+    let log = srv.transcript_with("sender_not_owned").await;
+    assert!(log.contains("mail refused: sender_not_owned"), "{log}");
+}

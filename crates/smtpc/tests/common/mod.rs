@@ -96,6 +96,7 @@ pub async fn start_with(customize: impl FnOnce(&mut ServerSettings)) -> TestServ
         users: vec![User {
             name: USER.into(),
             password_hash: password_hash(),
+            senders: None,
         }],
         vrfy: VrfyMode::Ambiguous,
         max_connections: 100,

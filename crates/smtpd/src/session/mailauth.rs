@@ -493,6 +493,22 @@ where
             });
             return String::new();
         };
+        // An authenticated user with a sender list signs only for its own
+        // domains: on a shared server one organisation's user cannot get
+        // another's signature on a forged From: (which would pass DMARC).
+        if let Some(user) = self.machine.facts().auth_user.clone()
+            && let Some(domain) = postern_auth::signing::from_domain(message)
+            && !shared.policy.senders().allows_domain(&user, &domain)
+        {
+            self.event(&format!(
+                "not DKIM-signed: the From: domain {domain} is not one of {user}'s senders"
+            ));
+            self.in_tx(|| {
+                tracing::warn!(%user, from_domain = %domain,
+                    "not DKIM-signed: From: domain not in the user's senders");
+            });
+            return String::new();
+        }
         match shared.mail_auth.signing.sign(message) {
             Ok((fields, signed)) => {
                 for s in &signed {

@@ -94,6 +94,7 @@ pub fn settings(dir: &std::path::Path) -> ServerSettings {
         users: vec![User {
             name: USER.into(),
             password_hash: password_hash(),
+            senders: None,
         }],
         vrfy: VrfyMode::Ambiguous,
         max_connections: 100,
