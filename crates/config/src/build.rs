@@ -365,6 +365,7 @@ pub(crate) fn build(raw: RawConfig, cx: &mut Ctx<'_>) -> Option<Config> {
 
     // Whole-server warnings.
     maildir_domains_accepted(&delivery, &relay.accepted_domains, cx);
+    users_may_sign_for_any_domain(&users, &authentication.signing, cx);
     if relay.accepted_domains.is_empty() && relay.relay_networks.is_empty() {
         let message = if users.is_empty() {
             "no accepted_domains and no relay_networks (and no users): \
@@ -1144,6 +1145,50 @@ pub(crate) fn check_password_hash(s: &str) -> Result<(), String> {
         return Err(format!("the salt or the hash is missing; {HELP}"));
     }
     Ok(())
+}
+
+/// Keys for several domains sign authenticated mail, and a user has no
+/// `senders` list: that user may send as (and get the signature of) any of
+/// those domains. One warning naming the users (a shared server's
+/// organisations are then not kept apart).
+fn users_may_sign_for_any_domain(
+    users: &[User],
+    signing: &postern_auth::signing::SigningSettings,
+    cx: &mut Ctx<'_>,
+) {
+    use postern_auth::signing::SignFor;
+    let for_users = signing
+        .sign_for
+        .iter()
+        .any(|s| matches!(s, SignFor::Authenticated | SignFor::All));
+    let mut domains: Vec<&str> = signing
+        .keys
+        .iter()
+        .filter(|k| k.sign)
+        .map(|k| k.domain.as_str())
+        .collect();
+    domains.sort_unstable();
+    domains.dedup();
+    let open: Vec<&str> = users
+        .iter()
+        .filter(|u| u.senders.is_none())
+        .map(|u| u.name.as_str())
+        .collect();
+    if !for_users || domains.len() < 2 || open.is_empty() {
+        return;
+    }
+    cx.warn(
+        None,
+        "user.senders",
+        format!(
+            "[[dkim]] keys sign authenticated mail for {} domains ({}) and user(s) {} have no \
+             senders list: each may send as, and be signed for, any of them; give each user \
+             senders = [\"…\"]",
+            domains.len(),
+            domains.join(", "),
+            open.join(", ")
+        ),
+    );
 }
 
 /// A Maildir route for a domain the smtp listener refuses (not in

@@ -268,3 +268,34 @@ fn arc_sealing_names_an_rsa_dkim_key_and_routes_choose_where() {
     ));
     assert!(w.iter().any(|w| w.contains("arc_seal")), "{w:?}");
 }
+
+/// Keys for several domains sign authenticated mail: a user without a
+/// `senders` list is named in a warning (it may be signed for any of them);
+/// with a list for every user, no warning.
+#[test]
+fn users_without_senders_are_named_when_keys_cover_several_domains() {
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$BTwHbFXR2qMv9Ac3sAzfCrM6nyYK1A6B/aq5JG5CHwQ";
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path());
+    let keys = format!(
+        "[[dkim]]\ndomain = \"a.example\"\nselector = \"s1\"\nkey = \"{key}\"\n\
+         [[dkim]]\ndomain = \"b.example\"\nselector = \"s1\"\nkey = \"{key}\"\n"
+    );
+    let user = |senders: &str| {
+        format!("[[user]]\nname = \"alice\"\npassword_hash = \"{HASH}\"\n{senders}")
+    };
+    let warned = |src: &str| {
+        load(&with(src))
+            .unwrap()
+            .warnings
+            .iter()
+            .map(ToString::to_string)
+            .find(|w| w.contains("user.senders"))
+    };
+    let w = warned(&format!("{keys}{}", user(""))).expect("a warning");
+    assert!(
+        w.contains("2 domains (a.example, b.example)") && w.contains("user(s) alice"),
+        "{w}"
+    );
+    assert!(warned(&format!("{keys}{}", user("senders = [\"@a.example\"]\n"))).is_none());
+}
