@@ -261,8 +261,7 @@ async fn a_user_is_not_signed_for_a_from_domain_it_does_not_own() {
     let env = start_full(None, Some(vec!["alice@other.example".into()])).await;
     let mut d = env.srv.connect_starttls("submission").await;
     d.cmd("EHLO laptop", 250).await;
-    let token = base64_plain(common::USER, common::PASSWORD);
-    d.cmd(&format!("AUTH PLAIN {token}"), 235).await;
+    d.cmd(&common::auth_plain(), 235).await;
     // Its own envelope sender, someone else's From: domain.
     let body = message("ceo@example.com", "");
     let r = common::send_message(
@@ -291,8 +290,7 @@ async fn authenticated_mail_is_signed_not_verified() {
     let env = start().await;
     let mut d = env.srv.connect_starttls("submission").await;
     d.cmd("EHLO laptop", 250).await;
-    let token = base64_plain(common::USER, common::PASSWORD);
-    d.cmd(&format!("AUTH PLAIN {token}"), 235).await;
+    d.cmd(&common::auth_plain(), 235).await;
     let body = message("alice@example.com", "");
     let r = common::send_message(
         &mut d,
@@ -344,11 +342,6 @@ async fn authenticated_mail_is_signed_not_verified() {
         "{:?}",
         results.dmarc
     );
-}
-
-fn base64_plain(user: &str, pass: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{pass}"))
 }
 
 /// `spf_at = "mail"` with `spf_fail = "reject"`: a forged envelope sender is
@@ -417,14 +410,7 @@ async fn several_authors_big_headers_and_forgeries_from_our_users() {
 
     let mut d = env.srv.connect_starttls("submission").await;
     d.cmd("EHLO laptop", 250).await;
-    d.cmd(
-        &format!(
-            "AUTH PLAIN {}",
-            base64_plain(common::USER, common::PASSWORD)
-        ),
-        235,
-    )
-    .await;
+    d.cmd(&common::auth_plain(), 235).await;
     let forged =
         "Authentication-Results: (x\\) y) mx.test.example; dmarc=pass header.from=bank.example\r\n";
     let body = message("alice@example.com", forged);

@@ -469,7 +469,6 @@ async fn greylisting_defers_then_passes_and_auto_allows_the_network() {
 /// it encrypts; `listener:` scopes a group.
 #[tokio::test]
 async fn reclassified_after_starttls_and_auth() {
-    use base64::Engine as _;
     let mut clear = MailFlowPolicy::new("CLEARTEXT", FlowAction::Reject);
     clear.reject_at = RejectAt::Rcpt;
     clear.reply = Some(postern_proto::Reply::new(
@@ -507,12 +506,7 @@ async fn reclassified_after_starttls_and_auth() {
     // Not allowed to relay until AUTH puts it in AUTHED.
     d.cmd("RCPT TO:<x@elsewhere.test>", 554).await;
     d.cmd("RSET", 250).await;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(format!(
-        "\0{}\0{}",
-        common::USER,
-        common::PASSWORD
-    ));
-    d.cmd(&format!("AUTH PLAIN {b64}"), 235).await;
+    d.cmd(&common::auth_plain(), 235).await;
     d.cmd("MAIL FROM:<a@b.test>", 250).await;
     d.cmd("RCPT TO:<x@elsewhere.test>", 250).await;
     let log = srv.transcript_with("sender group AUTHED").await;
@@ -619,7 +613,6 @@ async fn directory_harvest_prevention() {
 /// clients are not affected (they cannot relay anyway).
 #[tokio::test]
 async fn authenticated_users_send_only_as_themselves() {
-    use base64::Engine as _;
     let srv = common::start_with(|s| {
         s.users[0].senders = Some(vec![
             "alice@example.com".into(),
@@ -635,12 +628,7 @@ async fn authenticated_users_send_only_as_themselves() {
     // Before AUTH the list does not apply.
     d.cmd("MAIL FROM:<ceo@example.com>", 250).await;
     d.cmd("RSET", 250).await;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(format!(
-        "\0{}\0{}",
-        common::USER,
-        common::PASSWORD
-    ));
-    d.cmd(&format!("AUTH PLAIN {b64}"), 235).await;
+    d.cmd(&common::auth_plain(), 235).await;
     let r = d.cmd("MAIL FROM:<ceo@example.com>", 553).await;
     assert_eq!(
         r.lines[0],

@@ -17,7 +17,7 @@ use postern_smtpd::{
 };
 use postern_testkit::{Dialogue, FakeMx, MxTls};
 
-use common::{PASSWORD, TestServer, USER, start_with};
+use common::{TestServer, start_with};
 
 const UNKNOWN: &str = "5.1.1 <nobody@example.com>: Recipient address rejected: User unknown";
 
@@ -158,11 +158,9 @@ async fn table_refuses_unknown_users_at_rcpt() {
 
 #[tokio::test]
 async fn authenticated_clients_are_validated_too() {
-    use base64::Engine as _;
     let s = setup().await;
     let mut d = s.t.connect_starttls("smtp").await;
-    let plain = base64::engine::general_purpose::STANDARD.encode(format!("\0{USER}\0{PASSWORD}"));
-    d.cmd(&format!("AUTH PLAIN {plain}"), 235).await;
+    d.cmd(&common::auth_plain(), 235).await;
     d.cmd("MAIL FROM:<alice@example.com>", 250).await;
     let r = d.cmd("RCPT TO:<nobody@example.com>", 550).await;
     assert_eq!(r.lines, [UNKNOWN]);

@@ -228,17 +228,14 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 /// The `Host` check (see the module documentation).
-pub(crate) async fn check(State(s): State<HttpState>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
+pub(crate) async fn check(State(s): State<HttpState>, mut req: Request, next: Next) -> Response {
     // Only a token that verifies: a rebinding page can send any
     // `Authorization` header on its (now same-origin) requests.
-    let exempt = matches!(path, "/healthz" | "/readyz")
-        || req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| strip_prefix_ci(v.trim(), "bearer "))
-            .is_some_and(|secret| s.auth.tokens.verify_scoped(secret.trim()).is_some());
+    let exempt = matches!(req.uri().path(), "/healthz" | "/readyz")
+        || matches!(
+            super::auth::bearer_token(&s.auth, &mut req),
+            super::auth::Bearer::Valid(..)
+        );
     if exempt {
         return next.run(req).await;
     }

@@ -21,9 +21,9 @@ use postern_spool::QueueId;
 
 use super::format::{list_short, sender};
 use super::queue::{MAX_ROWS, RcptRow, facts_of, timed};
-use super::verbs::{Action, Confirm, Kind, confirmed};
+use super::verbs::{Action, Kind, confirm_then_apply};
 use super::{Layout, Nav, error_page, render};
-use crate::control::{VerbContext, VerbOutcome, VerbReport};
+use crate::control::VerbReport;
 use crate::health::human_bytes;
 use crate::http::{Authed, AuthedChange, HttpState};
 use crate::view::{self, Filter, MessageInfo};
@@ -249,29 +249,10 @@ pub(crate) async fn verb(
             )],
         );
     }
-    if !confirmed(&body) {
-        let mut layout = layout;
-        layout.title = format!("Confirm: {} {qid}", kind.name());
-        return render(
-            StatusCode::OK,
-            &Confirm {
-                layout,
-                consequence: kind.consequence(true),
-                action: Action::new("/quarantine", &qid, kind),
-                back: format!("/quarantine/{qid}"),
-            },
-        );
-    }
-    let v = kind.verb(qid);
     // The scheduler checks the quarantine again in the same step as the verb.
-    let cx = VerbContext {
-        by: who.by(),
-        quarantined_only: true,
+    let report = match confirm_then_apply(&state, &who, layout, &body, (kind, qid), true).await {
+        Ok(r) => r,
+        Err(page) => return page,
     };
-    let report = match timed(state.control.apply_with(v.clone(), cx)).await {
-        Some(r) => r,
-        None => VerbReport::outcome(&v, VerbOutcome::NotRunning),
-    };
-    tracing::info!(user = %who.user, verb = kind.name(), queue_id = %qid, outcome = ?report.outcome, "web console: quarantine verb");
     preview(&state, &who, &id, Some(&report)).await
 }

@@ -18,9 +18,9 @@ use postern_spool::QueueId;
 use serde::Deserialize;
 
 use super::format::{list_short, sender};
-use super::verbs::{Action, Confirm, Kind, confirmed};
+use super::verbs::{Action, Kind, confirm_then_apply};
 use super::{Layout, Nav, error_page, render};
-use crate::control::{VerbContext, VerbOutcome, VerbReport};
+use crate::control::VerbReport;
 use crate::health::human_bytes;
 use crate::http::{Authed, AuthedChange, HttpState};
 use crate::server::REQUEST_TIMEOUT;
@@ -372,29 +372,9 @@ pub(crate) async fn verb(
             back_links(),
         );
     };
-    if !confirmed(&body) {
-        let action = Action::new("/queue", &qid, kind);
-        let mut layout = layout;
-        layout.title = format!("Confirm: {} {qid}", kind.name());
-        return render(
-            StatusCode::OK,
-            &Confirm {
-                layout,
-                consequence: kind.consequence(false),
-                action,
-                back: format!("/queue/{qid}"),
-            },
-        );
-    }
-    let v = kind.verb(qid);
-    let cx = VerbContext {
-        by: who.by(),
-        quarantined_only: false,
+    let report = match confirm_then_apply(&state, &who, layout, &body, (kind, qid), false).await {
+        Ok(r) => r,
+        Err(page) => return page,
     };
-    let report = match timed(state.control.apply_with(v.clone(), cx)).await {
-        Some(r) => r,
-        None => VerbReport::outcome(&v, VerbOutcome::NotRunning),
-    };
-    tracing::info!(user = %who.user, verb = kind.name(), queue_id = %qid, outcome = ?report.outcome, "web console: queue verb");
     show_page(&state, &who, &id, Some(&report)).await
 }

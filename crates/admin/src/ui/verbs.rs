@@ -133,6 +133,45 @@ pub(crate) struct Confirm {
     pub back: String,
 }
 
+/// The queue and quarantine pages' verb `POST`: without `confirm=yes` the
+/// confirmation page (`Err`); with it, the verb applied as `who` (named in
+/// the mail log; `quarantine`: only while the message is in one, checked by
+/// the scheduler in the same step) and its report, logged.
+pub(crate) async fn confirm_then_apply(
+    state: &crate::http::HttpState,
+    who: &crate::http::Authed,
+    mut layout: Layout,
+    body: &[u8],
+    (kind, qid): (Kind, QueueId),
+    quarantine: bool,
+) -> Result<crate::control::VerbReport, axum::response::Response> {
+    use crate::control::{VerbContext, VerbOutcome, VerbReport};
+    let base = if quarantine { "/quarantine" } else { "/queue" };
+    if !confirmed(body) {
+        layout.title = format!("Confirm: {} {qid}", kind.name());
+        return Err(super::render(
+            axum::http::StatusCode::OK,
+            &Confirm {
+                layout,
+                consequence: kind.consequence(quarantine),
+                action: Action::new(base, &qid, kind),
+                back: format!("{base}/{qid}"),
+            },
+        ));
+    }
+    let v = kind.verb(qid);
+    let cx = VerbContext {
+        by: who.by(),
+        quarantined_only: quarantine,
+    };
+    let report = super::queue::timed(state.control.apply_with(v.clone(), cx))
+        .await
+        .unwrap_or_else(|| VerbReport::outcome(&v, VerbOutcome::NotRunning));
+    tracing::info!(user = %who.user, verb = kind.name(), queue_id = %qid,
+        outcome = ?report.outcome, page = base, "web console: verb");
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

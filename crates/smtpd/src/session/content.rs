@@ -149,13 +149,6 @@ impl<S> Session<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    /// The address the client connected to, when the listener is bound to
-    /// one (milter `{daemon_addr}`, `{if_addr}`).
-    pub(super) fn daemon_addr(&self) -> Option<std::net::IpAddr> {
-        let ip = self.ctx.listener.addr.ip();
-        (!ip.is_unspecified()).then_some(ip)
-    }
-
     /// Whether the content policy applies to this transaction.
     pub(super) fn content_applies(&self) -> bool {
         let c = &self.ctx.shared.content;
@@ -206,12 +199,9 @@ where
         let mut current: Option<Cow<'_, [u8]>> = message.map(Cow::Borrowed);
         let helo = self.machine.facts().helo.clone();
         let auth_user = self.machine.facts().auth_user.clone();
-        let auth_mechanism = self.machine.facts().auth_mechanism;
-        let mail_args = envelope.params.esmtp_args();
         // The forward-confirmed name (rspamd `Hostname`, milter `{client_name}`):
         // never the HELO or an unconfirmed PTR, which the client controls.
         let client_name = self.gate.facts.verified.first().cloned();
-        let daemon_addr = self.daemon_addr();
         let hostname = self.ctx.listener.hostname.clone();
         let listener = self.ctx.listener.name.clone();
         let ip = self.peer.ip();
@@ -361,30 +351,16 @@ where
         // 3. Milters, each seeing the previous one's changes.
         let run_milters = a.milters && !matches!(engine, EngineDisposition::Refuse(_));
         if run_milters && let Some(msg) = current.clone() {
+            let mail_args = envelope.params.esmtp_args();
+            let session = self.milter_facts();
             let mut msg = msg.into_owned();
             let mut changed = false;
             for spec in &content.settings.milters {
                 let rcpt_now: Vec<String> = rcpts.iter().map(|r| r.address.clone()).collect();
                 let parsed = rewrite::split(&msg);
-                let env = postern_milter::Envelope {
-                    hostname: &hostname,
-                    daemon_name: &listener,
-                    daemon_addr,
-                    client_ip: Some(ip),
-                    client_port: self.peer.port(),
-                    client_name: client_name.as_deref(),
-                    helo: helo.as_deref(),
-                    mail_from: &sender,
-                    rcpts: &rcpt_now,
-                    auth_user: auth_user.as_deref(),
-                    tls_version: tls.as_ref().map(|t| t.version.as_str()),
-                    cipher: tls.as_ref().map(|t| t.cipher.as_str()),
-                    cipher_bits: tls.as_ref().and_then(|t| cipher_bits(&t.cipher)),
-                    auth_mechanism,
-                    mail_args: &mail_args,
-                    queue_id: Some(envelope.queue_id.as_str()),
-                    ..postern_milter::Envelope::default()
-                };
+                let mut env = session.envelope(&sender, &rcpt_now);
+                env.mail_args = &mail_args;
+                env.queue_id = Some(envelope.queue_id.as_str());
                 let by = format!("milter:{}", spec.name);
                 let result =
                     postern_milter::run(spec, &env, &parsed.fields, &msg[parsed.body_at..]).await;

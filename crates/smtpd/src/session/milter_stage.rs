@@ -67,10 +67,71 @@ async fn replay(
     Ok(None)
 }
 
+/// What a milter is told about the session, owned (an [`Envelope`] borrows
+/// it): the same at every stage and at end of data.
+pub(super) struct MilterFacts {
+    hostname: String,
+    listener: String,
+    daemon_addr: Option<std::net::IpAddr>,
+    client: std::net::SocketAddr,
+    /// The forward-confirmed name: never the HELO or an unconfirmed PTR.
+    client_name: Option<String>,
+    helo: Option<String>,
+    auth_user: Option<String>,
+    auth_mechanism: Option<&'static str>,
+    /// TLS version and cipher.
+    tls: Option<(String, String)>,
+}
+
+impl MilterFacts {
+    /// The milter envelope for `mail_from` and `rcpts` (no queue id, no MAIL
+    /// parameters: the end-of-data step adds them).
+    pub(super) fn envelope<'a>(&'a self, mail_from: &'a str, rcpts: &'a [String]) -> Envelope<'a> {
+        let tls = self.tls.as_ref();
+        Envelope {
+            hostname: &self.hostname,
+            daemon_name: &self.listener,
+            daemon_addr: self.daemon_addr,
+            client_ip: Some(self.client.ip()),
+            client_port: self.client.port(),
+            client_name: self.client_name.as_deref(),
+            helo: self.helo.as_deref(),
+            mail_from,
+            rcpts,
+            auth_user: self.auth_user.as_deref(),
+            auth_mechanism: self.auth_mechanism,
+            tls_version: tls.map(|t| t.0.as_str()),
+            cipher: tls.map(|t| t.1.as_str()),
+            cipher_bits: tls.and_then(|t| super::content::cipher_bits(&t.1)),
+            ..Envelope::default()
+        }
+    }
+}
+
 impl<S> Session<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    /// The session's facts for a milter ([`MilterFacts`]).
+    pub(super) fn milter_facts(&self) -> MilterFacts {
+        let facts = self.machine.facts();
+        MilterFacts {
+            hostname: self.ctx.listener.hostname.clone(),
+            listener: self.ctx.listener.name.clone(),
+            // The listener's address when bound to one ({daemon_addr}, {if_addr}).
+            daemon_addr: Some(self.ctx.listener.addr.ip()).filter(|ip| !ip.is_unspecified()),
+            client: self.peer,
+            client_name: self.gate.facts.verified.first().cloned(),
+            helo: facts.helo.clone(),
+            auth_user: facts.auth_user.clone(),
+            auth_mechanism: facts.auth_mechanism,
+            tls: self
+                .tls
+                .as_ref()
+                .map(|t| (t.version.clone(), t.cipher.clone())),
+        }
+    }
+
     /// Asks the milters configured for this stage; the first refusal wins.
     pub(super) async fn milter_stage(&mut self, kind: StageKind) -> Option<Verdict> {
         let shared = std::sync::Arc::clone(&self.ctx.shared);
@@ -81,7 +142,6 @@ where
         {
             return None;
         }
-        let facts = self.machine.facts().clone();
         let (mail_from, rcpt) = match self.machine.stage() {
             Some(Stage::Mail { from }) => (from.reverse_path.to_string(), None),
             Some(Stage::Rcpt { from, to, .. }) => (
@@ -96,30 +156,8 @@ where
             .to_owned();
         let rcpt = rcpt.map(|r| r.trim_start_matches('<').trim_end_matches('>').to_owned());
         let rcpts: Vec<String> = rcpt.iter().cloned().collect();
-        let hostname = self.ctx.listener.hostname.clone();
-        let listener = self.ctx.listener.name.clone();
-        let tls = self
-            .tls
-            .as_ref()
-            .map(|t| (t.version.clone(), t.cipher.clone()));
-        let client_name = self.gate.facts.verified.first().cloned();
-        let env = Envelope {
-            hostname: &hostname,
-            daemon_name: &listener,
-            daemon_addr: self.daemon_addr(),
-            client_ip: Some(self.peer.ip()),
-            client_port: self.peer.port(),
-            client_name: client_name.as_deref(),
-            helo: facts.helo.as_deref(),
-            mail_from: &mail_from,
-            rcpts: &rcpts,
-            auth_user: facts.auth_user.as_deref(),
-            auth_mechanism: facts.auth_mechanism,
-            tls_version: tls.as_ref().map(|t| t.0.as_str()),
-            cipher: tls.as_ref().map(|t| t.1.as_str()),
-            cipher_bits: tls.as_ref().and_then(|t| super::content::cipher_bits(&t.1)),
-            ..Envelope::default()
-        };
+        let session = self.milter_facts();
+        let env = session.envelope(&mail_from, &rcpts);
         for (spec, stage) in content
             .settings
             .milters

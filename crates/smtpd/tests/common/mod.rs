@@ -232,6 +232,13 @@ impl TestServer {
 }
 
 /// Sends one complete plaintext transaction on an EHLO'd dialogue; returns the final reply.
+/// `AUTH PLAIN` with the test user's credentials (RFC 4616).
+pub fn auth_plain() -> String {
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("\0{USER}\0{PASSWORD}"));
+    format!("AUTH PLAIN {token}")
+}
+
 pub async fn send_message(
     d: &mut Dialogue,
     from: &str,

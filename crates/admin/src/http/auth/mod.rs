@@ -327,35 +327,64 @@ fn is_change(m: &Method) -> bool {
     )
 }
 
+/// The request's `Authorization` header checked as an API token, once per
+/// request (the Host check needs it before [`identify`]; the answer is kept
+/// in the request).
+#[derive(Debug, Clone)]
+pub(crate) enum Bearer {
+    /// No `Authorization` header.
+    Absent,
+    /// Another scheme, or a token that does not verify.
+    Invalid,
+    /// A token that verifies: its name and scope.
+    Valid(String, TokenScope),
+}
+
+/// [`Bearer`] for `req`, verified at most once per request.
+pub(crate) fn bearer_token(auth: &Auth, req: &mut Request) -> Bearer {
+    if let Some(b) = req.extensions().get::<Bearer>() {
+        return b.clone();
+    }
+    let b = match req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("").trim())
+    {
+        None => Bearer::Absent,
+        Some(value) => match value.split_once(' ') {
+            Some((scheme, secret)) if scheme.eq_ignore_ascii_case("bearer") => auth
+                .tokens
+                .verify_scoped(secret.trim())
+                .map_or(Bearer::Invalid, |(name, scope)| Bearer::Valid(name, scope)),
+            _ => Bearer::Invalid,
+        },
+    };
+    req.extensions_mut().insert(b.clone());
+    b
+}
+
 /// Middleware: resolves the caller (see the module documentation) and
 /// refuses, with 403, a session's state change that fails a CSRF check.
-pub(crate) async fn identify(State(state): State<HttpState>, req: Request, next: Next) -> Response {
+pub(crate) async fn identify(
+    State(state): State<HttpState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let auth = &state.auth;
+    let bearer = bearer_token(auth, &mut req);
     let headers = req.headers();
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim);
     let mut read_only = false;
     let addr = req.extensions().get::<super::ClientAddr>().map(|c| c.0);
-    let identity = if let Some(value) = bearer {
-        match value.split_once(' ') {
-            Some((scheme, secret)) if scheme.eq_ignore_ascii_case("bearer") => {
-                match auth.tokens.verify_scoped(secret.trim()) {
-                    Some((name, scope)) => {
-                        read_only = scope == TokenScope::Read;
-                        Identity::Authed(Authed {
-                            user: format!("token:{name}"),
-                            via: AuthVia::Token(name),
-                            csrf: String::new(),
-                            addr,
-                        })
-                    }
-                    None => Identity::BadToken,
-                }
-            }
-            _ => Identity::BadToken,
-        }
+    let identity = if let Bearer::Valid(name, scope) = bearer {
+        read_only = scope == TokenScope::Read;
+        Identity::Authed(Authed {
+            user: format!("token:{name}"),
+            via: AuthVia::Token(name),
+            csrf: String::new(),
+            addr,
+        })
+    } else if let Bearer::Invalid = bearer {
+        Identity::BadToken
     } else {
         let id = cookie_value(headers, auth.session_cookie());
         match id.and_then(|id| auth.sessions.get(id).map(|s| (id, s))) {
